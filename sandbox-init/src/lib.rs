@@ -1,0 +1,30 @@
+//! sandbox-init: PID 1 for an AI coding agent's container.
+//!
+//! The boot sequence (see [`boot::run`]) loads the policy, installs the IPv4/IPv6 firewall in one
+//! atomic restore per family, drops every privilege, starts the agent as an unprivileged user and
+//! then supervises it as a proper init. Each module is one stage of that sequence:
+//!
+//! | module | stage |
+//! |---|---|
+//! | [`cli`] | command line and environment |
+//! | [`policy`] | `policy.toml` + legacy line files → validated [`policy::Policy`] |
+//! | [`resolve`] | allowlisted names → addresses (hickory, bounded time) |
+//! | [`firewall`] | pure rule rendering, backend probe, apply, read-back |
+//! | [`home`] | ownership fixes of the agent's home dirs |
+//! | [`secrets`] | `/run/secrets/NAME` → environment |
+//! | [`privilege`] | capability/uid/gid/no_new_privs drop for the agent and for PID 1 |
+//! | [`supervisor`] | signal forwarding, reaping, exit status |
+//! | [`sys`] | the only module with `unsafe`: thin syscall wrappers |
+//! | [`exit`] | the exit-code table |
+
+pub mod boot;
+pub mod cli;
+pub mod exit;
+pub mod firewall;
+pub mod home;
+pub mod policy;
+pub mod privilege;
+pub mod resolve;
+pub mod secrets;
+pub mod supervisor;
+pub mod sys;
