@@ -369,6 +369,13 @@ pub fn image_context(cleanup: &mut Cleanup, name: &str, extra: &[(&str, &Path)])
 /// Builds the `FROM scratch` image holding only sandbox-init (`dockerfiles/sandbox-init.Dockerfile`).
 pub fn build_sandbox_init_image(cleanup: &mut Cleanup) -> Result<String> {
     let bin = sandbox_init_binary();
+    if !bin.is_file() {
+        return Err(DockerError(format!(
+            "failed to find sandbox-init at {}: build it first (cargo build --release -p sandbox-init) \
+             or set JAILOC_SANDBOX_INIT",
+            bin.display()
+        )));
+    }
     let ctx = image_context(cleanup, "sandbox-init", &[("sandbox-init", &bin)]);
     let tag = format!("{}:test", unique("jailoc-e2e-sandbox-init"));
     build_image(

@@ -1,0 +1,500 @@
+//! Docker end-to-end: a guarded agent container on a real engine, checked from the inside.
+//!
+//! Every network here is `internal: true` with its own subnet and is created (and removed) by the
+//! test: "internal services" on 10.232.K.0/24, a "public" host on the documentation range
+//! 198.51.100.0/24, a fake metadata server at 169.254.169.254, and the agent's own network whose
+//! gateway is the host. The agent is the probe (`probe serve 4096`, as a stand-in `opencode`),
+//! driven over HTTP from the test process to the container's address on its internal network.
+//! An unguarded control container on the same networks reaches everything first, so a check that
+//! passes proves the rule, not a broken setup.
+//!
+//! Skips (with the reason) when no engine answers; fails under `CI=true`. Needs the release (or
+//! debug) static `sandbox-init` built first: `cargo build --release -p sandbox-init -p jailoc`.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jailoc_tests::docker::{self, docker, Cleanup};
+use serde_json::Value;
+
+/// The capabilities sandbox-init needs (DESIGN.md); the agent ends with none of them.
+const CAPS: &[&str] = &[
+    "NET_ADMIN",
+    "SETPCAP",
+    "SETUID",
+    "SETGID",
+    "CHOWN",
+    "FOWNER",
+    "DAC_OVERRIDE",
+    "KILL",
+];
+const AGENT_PORT: u16 = 4096;
+
+/// What a check from the guarded agent must see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// `connected`.
+    Reach,
+    /// `refused` or `blocked` (a reject, never a silent drop that runs into a timeout).
+    Rejected,
+}
+
+/// The services and networks around the agent, torn down with `cleanup`.
+struct Lab {
+    cleanup: Cleanup,
+    /// Distinguishes the subnets of the tests in this file (they run one at a time).
+    slot: u8,
+    probe_image: String,
+    svc_net: String,
+    pub_net: String,
+    meta_net: String,
+    /// Internal service, allowlisted on 5432 only; also listens on 80.
+    db: Ipv4Addr,
+    /// Internal service, not allowlisted.
+    intra: Ipv4Addr,
+    /// "Public internet" host (documentation range).
+    public: Ipv4Addr,
+    /// Fake cloud metadata endpoint.
+    metadata: Ipv4Addr,
+    db_container: String,
+    tmp: PathBuf,
+}
+
+impl Lab {
+    fn new(slot: u8) -> Lab {
+        let mut cleanup = Cleanup::new();
+        let tmp = std::env::temp_dir().join(docker::unique("jailoc-e2e"));
+        std::fs::create_dir_all(&tmp).expect("temp dir");
+        cleanup.dir(&tmp);
+        let probe_image = docker::build_probe_image(&mut cleanup).expect("build probe image");
+        let svc_net = docker::unique("jailoc-e2e-svc");
+        let pub_net = docker::unique("jailoc-e2e-pub");
+        let meta_net = docker::unique("jailoc-e2e-meta");
+        docker::create_network(&mut cleanup, &svc_net, &format!("10.232.{slot}.0/24"))
+            .expect("svc network");
+        docker::create_network(
+            &mut cleanup,
+            &pub_net,
+            &format!("198.51.100.{}/27", u32::from(slot) * 32),
+        )
+        .expect("public network");
+        docker::create_network(&mut cleanup, &meta_net, "169.254.169.0/24")
+            .expect("metadata network");
+        let db = Ipv4Addr::new(10, 232, slot, 10);
+        let intra = Ipv4Addr::new(10, 232, slot, 20);
+        let public = Ipv4Addr::new(198, 51, 100, slot * 32 + 10);
+        let metadata = Ipv4Addr::new(169, 254, 169, 254);
+        let mut lab = Lab {
+            cleanup,
+            slot,
+            probe_image,
+            svc_net,
+            pub_net,
+            meta_net,
+            db,
+            intra,
+            public,
+            metadata,
+            db_container: String::new(),
+            tmp,
+        };
+        lab.db_container = lab.service("db", &lab.svc_net.clone(), db, &[5432, 80]);
+        lab.service("intra", &lab.svc_net.clone(), intra, &[80]);
+        lab.service("public", &lab.pub_net.clone(), public, &[80, 443]);
+        lab.service("metadata", &lab.meta_net.clone(), metadata, &[80]);
+        lab
+    }
+
+    /// Starts `probe listen` on `ip` for the given TCP ports; returns the container name.
+    fn service(&mut self, role: &str, net: &str, ip: Ipv4Addr, ports: &[u16]) -> String {
+        let name = docker::unique(&format!("jailoc-e2e-{role}"));
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            &format!("{}={}", docker::LABEL, std::process::id()),
+            "--network",
+            net,
+            "--ip",
+            &ip.to_string(),
+            &self.probe_image,
+            "probe",
+            "listen",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(ports.iter().map(|p| format!("tcp:0.0.0.0:{p}")));
+        self.cleanup.container(&name);
+        docker(&args).expect("start service container");
+        name
+    }
+
+    /// The networks the agent joins besides its own.
+    fn extra_networks(&self) -> [&str; 3] {
+        [&self.svc_net, &self.pub_net, &self.meta_net]
+    }
+
+    /// The workspace policy: open egress, the db allowlisted on 5432 only.
+    fn policy_toml(&self) -> String {
+        format!(
+            "egress = \"open\"\nallowed_hosts = [\"{}:5432\"]\n",
+            self.db
+        )
+    }
+
+    /// Writes the policy into a fresh directory (mounted read-only at /etc/jailoc).
+    fn policy_dir(&self) -> PathBuf {
+        let dir = self.tmp.join(docker::unique("policy"));
+        std::fs::create_dir_all(&dir).expect("policy dir");
+        std::fs::write(dir.join("policy.toml"), self.policy_toml()).expect("policy.toml");
+        dir
+    }
+
+    /// The checks that do not depend on the agent's own network, with what the guarded agent
+    /// must see.
+    fn matrix(&self) -> Vec<(String, String, Expect)> {
+        vec![
+            (
+                "allowlisted db on its allowed port".into(),
+                format!("{}:5432", self.db),
+                Expect::Reach,
+            ),
+            (
+                "allowlisted db on another port".into(),
+                format!("{}:80", self.db),
+                Expect::Rejected,
+            ),
+            (
+                "internal service".into(),
+                format!("{}:80", self.intra),
+                Expect::Rejected,
+            ),
+            (
+                "cloud metadata".into(),
+                format!("{}:80", self.metadata),
+                Expect::Rejected,
+            ),
+            (
+                "public host".into(),
+                format!("{}:80", self.public),
+                Expect::Reach,
+            ),
+            (
+                "public host, second port".into(),
+                format!("{}:443", self.public),
+                Expect::Reach,
+            ),
+        ]
+    }
+
+    /// Creates (not starts) a container on `own_net` plus the lab networks, then starts it, so
+    /// every interface exists before its PID 1 looks at them.
+    fn start_on_networks(&mut self, name: &str, own_net: &str, run_args: &[&str]) {
+        let mut args: Vec<String> = vec![
+            "create".into(),
+            "--name".into(),
+            name.into(),
+            "--label".into(),
+            format!("{}={}", docker::LABEL, std::process::id()),
+            "--network".into(),
+            own_net.into(),
+        ];
+        args.extend(run_args.iter().map(|s| s.to_string()));
+        self.cleanup.container(name);
+        docker(&args).expect("create container");
+        for net in self.extra_networks() {
+            docker(["network", "connect", net, name]).expect("connect network");
+        }
+        docker(["start", name]).expect("start container");
+    }
+
+    /// An unguarded container (the probe image without sandbox-init) on the same networks: it
+    /// must reach every target, otherwise the guarded checks would prove nothing.
+    fn assert_control_reaches_everything(&mut self, own_net: &str) {
+        let name = docker::unique("jailoc-e2e-control");
+        self.start_on_networks(
+            &name,
+            own_net,
+            &[
+                &self.probe_image.clone(),
+                "probe",
+                "serve",
+                &AGENT_PORT.to_string(),
+            ],
+        );
+        let ip = docker::container_ip(&name, own_net).expect("control ip");
+        wait_health(&name, ip);
+        let gateway = GatewayListener::new(&name, own_net);
+        for (what, target, _) in self.matrix().into_iter().chain([gateway.check()]) {
+            let v = probe(ip, &format!("tcp {target}"));
+            assert_eq!(
+                v["result"], "connected",
+                "control (no sandbox-init) must reach {what} ({target}): {v}"
+            );
+        }
+        assert!(gateway.accepted(), "control reached the gateway listener");
+        docker(["rm", "-f", &name]).expect("remove control");
+    }
+
+    /// Runs the whole matrix from the guarded agent at `ip` (on `own_net`, container `name`).
+    fn assert_guarded(&self, name: &str, own_net: &str, ip: Ipv4Addr) {
+        let gateway = GatewayListener::new(name, own_net);
+        let logs_before = docker(["logs", &self.db_container]).unwrap_or_default();
+        for (what, target, expect) in self.matrix().into_iter().chain([gateway.check()]) {
+            let v = probe(ip, &format!("tcp {target}"));
+            let result = v["result"].as_str().unwrap_or("");
+            match expect {
+                Expect::Reach => assert_eq!(
+                    result,
+                    "connected",
+                    "guarded agent must reach {what} ({target}): {v}\n{}",
+                    logs(name)
+                ),
+                Expect::Rejected => assert!(
+                    result == "refused" || result == "blocked",
+                    "guarded agent must be refused (not time out, not connect) for {what} \
+                     ({target}): {v}\n{}",
+                    logs(name)
+                ),
+            }
+        }
+        assert!(
+            !gateway.accepted(),
+            "a connection from the agent arrived at the host's gateway listener"
+        );
+        let db_logs = docker(["logs", &self.db_container]).unwrap_or_default();
+        let new = db_logs.strip_prefix(&logs_before).unwrap_or(&db_logs);
+        assert!(
+            !new.contains("\"local\":\"0.0.0.0:80\""),
+            "the db saw a connection on its non-allowlisted port 80: {new}"
+        );
+        assert_agent_unprivileged(&probe(ip, "status"));
+    }
+}
+
+/// A listener on the host at the gateway address of a network the test created (the host as
+/// seen from the container), on a free port: the agent must not reach it.
+struct GatewayListener {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl GatewayListener {
+    fn new(container: &str, network: &str) -> GatewayListener {
+        let gw = docker::inspect(
+            container,
+            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").Gateway}}}}"),
+        )
+        .expect("gateway");
+        let gw: Ipv4Addr = gw.parse().expect("gateway address");
+        let listener = TcpListener::bind((gw, 0)).expect("bind on the test network's gateway");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local addr");
+        GatewayListener { listener, addr }
+    }
+
+    fn check(&self) -> (String, String, Expect) {
+        (
+            "the host via the network gateway".into(),
+            self.addr.to_string(),
+            Expect::Rejected,
+        )
+    }
+
+    fn accepted(&self) -> bool {
+        self.listener.accept().is_ok()
+    }
+}
+
+/// `GET /probe?args=ARGS` on the agent's probe server.
+fn probe(ip: Ipv4Addr, args: &str) -> Value {
+    let path = format!("/probe?args={}", docker::url_encode(args));
+    let (code, body) = docker::http_get(SocketAddr::from((ip, AGENT_PORT)), &path, None)
+        .unwrap_or_else(|e| panic!("failed to query the probe at {ip} for {args}: {e}"));
+    assert_eq!(code, 200, "probe {args}: {body}");
+    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("probe {args}: {e}: {body}"))
+}
+
+/// Waits until the probe answers `/global/health` (the agent is up behind sandbox-init).
+fn wait_health(name: &str, ip: Ipv4Addr) {
+    let ok = docker::wait_for(Duration::from_secs(30), || {
+        let r = docker::http_get(SocketAddr::from((ip, AGENT_PORT)), "/global/health", None);
+        matches!(r, Ok((200, ref b)) if b.contains("\"healthy\":true")).then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "{name} never answered /global/health\n{}",
+        logs(name)
+    );
+}
+
+fn logs(name: &str) -> String {
+    let out = docker::run_output("docker", ["logs", "--tail", "40", name]);
+    match out {
+        Ok(o) => format!(
+            "--- docker logs {name} ---\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// uid/gid 1000 everywhere, no supplementary groups, all five capability sets empty,
+/// NoNewPrivs set.
+fn assert_agent_unprivileged(status: &Value) {
+    for key in ["uids", "gids"] {
+        let ids: Vec<u64> = status[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("status has {key}: {status}"))
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect();
+        assert_eq!(ids, vec![1000; 4], "{key}: {status}");
+    }
+    let groups = status["groups"].as_array().cloned().unwrap_or_default();
+    assert!(
+        groups.iter().all(|g| g.as_u64() == Some(1000)),
+        "supplementary groups cleared: {status}"
+    );
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status[set], "0000000000000000", "{set} empty: {status}");
+    }
+    assert_eq!(status["NoNewPrivs"], "1", "NoNewPrivs: {status}");
+}
+
+/// `docker run` flags a guarded container needs (docs/e2e.md).
+fn guarded_flags(policy: &Path) -> Vec<String> {
+    let mut f = vec!["--cap-drop".to_string(), "ALL".to_string()];
+    for c in CAPS {
+        f.push("--cap-add".into());
+        f.push((*c).into());
+    }
+    f.extend([
+        "--security-opt".into(),
+        "no-new-privileges".into(),
+        "-v".into(),
+        format!("{}:/etc/jailoc:ro", policy.display()),
+    ]);
+    f
+}
+
+/// Stops the container with SIGTERM and a generous grace period: sandbox-init must forward the
+/// signal, so the agent (the probe, default SIGTERM action) dies of it and the container exits
+/// with 128+15. Without forwarding the engine would SIGKILL after the grace period: 137.
+fn assert_stop_exits_143(name: &str) {
+    docker(["stop", "-t", "20", name]).expect("docker stop");
+    let code = docker::inspect(name, "{{.State.ExitCode}}").expect("exit code");
+    assert_eq!(code, "143", "exit code after docker stop\n{}", logs(name));
+}
+
+#[test]
+fn e2e_baked_entrypoint_enforces_the_policy() {
+    let Some(_engine) = docker::require_engine("e2e_baked_entrypoint_enforces_the_policy") else {
+        return;
+    };
+    let mut lab = Lab::new(1);
+    let own_net = docker::unique("jailoc-e2e-agent");
+    docker::create_network(
+        &mut lab.cleanup,
+        &own_net,
+        &format!("10.231.{}.0/24", lab.slot),
+    )
+    .expect("agent network");
+    lab.assert_control_reaches_everything(&own_net);
+
+    // The image another agent would ship: sandbox-init from the scratch image as ENTRYPOINT.
+    let si_image = docker::build_sandbox_init_image(&mut lab.cleanup).expect("sandbox-init image");
+    let baked = docker::build_baked_image(&mut lab.cleanup, &si_image, &lab.probe_image.clone())
+        .expect("baked image");
+    let policy = lab.policy_dir();
+    let name = docker::unique("jailoc-e2e-baked");
+    let mut run_args = guarded_flags(&policy);
+    run_args.push(baked);
+    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    lab.start_on_networks(&name, &own_net, &run_args);
+    let ip = docker::container_ip(&name, &own_net).expect("agent ip");
+    wait_health(&name, ip);
+    lab.assert_guarded(&name, &own_net, ip);
+
+    // A restart runs sandbox-init again on a fresh network namespace: same rules.
+    docker(["restart", "-t", "20", &name]).expect("docker restart");
+    let ip = docker::container_ip(&name, &own_net).expect("agent ip after restart");
+    wait_health(&name, ip);
+    lab.assert_guarded(&name, &own_net, ip);
+
+    assert_stop_exits_143(&name);
+}
+
+#[test]
+fn e2e_real_opencode_serves_health_behind_sandbox_init() {
+    let Some(_engine) =
+        docker::require_engine("e2e_real_opencode_serves_health_behind_sandbox_init")
+    else {
+        return;
+    };
+    let tgz = docker::vendored_opencode_tgz();
+    if !tgz.is_file() {
+        let msg = format!("vendored OpenCode tarball missing: {}", tgz.display());
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("skipping: {msg}");
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let tmp = std::env::temp_dir().join(docker::unique("jailoc-e2e-oc"));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    cleanup.dir(&tmp);
+    let opencode = docker::build_opencode_image(&mut cleanup).expect("opencode image");
+    let si_image = docker::build_sandbox_init_image(&mut cleanup).expect("sandbox-init image");
+    let image = docker::build_baked_image(&mut cleanup, &si_image, &opencode).expect("baked");
+    let net = docker::unique("jailoc-e2e-oc");
+    docker::create_network(&mut cleanup, &net, "10.231.9.0/24").expect("network");
+    let policy = tmp.join("policy");
+    std::fs::create_dir_all(&policy).expect("policy dir");
+    let password = docker::unique("pw");
+    let name = docker::unique("jailoc-e2e-opencode");
+    cleanup.container(&name);
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "-d".into(),
+        "--name".into(),
+        name.clone(),
+        "--label".into(),
+        format!("{}={}", docker::LABEL, std::process::id()),
+        "--network".into(),
+        net.clone(),
+        "-e".into(),
+        format!("OPENCODE_SERVER_PASSWORD={password}"),
+    ];
+    args.extend(guarded_flags(&policy));
+    args.push(image);
+    docker(&args).expect("run opencode");
+    let ip = docker::container_ip(&name, &net).expect("ip");
+    let addr = SocketAddr::from((ip, AGENT_PORT));
+    let healthy = docker::wait_for(Duration::from_secs(90), || {
+        match docker::http_get(addr, "/global/health", Some(("opencode", &password))) {
+            Ok((200, body)) => Some(body),
+            _ => None,
+        }
+    });
+    let body = healthy.unwrap_or_else(|| panic!("opencode never became healthy\n{}", logs(&name)));
+    let v: Value = serde_json::from_str(body.trim()).expect("health JSON");
+    assert_eq!(v["healthy"], true, "{body}");
+    assert_eq!(v["version"], "1.18.33", "{body}");
+    let (code, _) = docker::http_get(addr, "/global/health", None).expect("unauthenticated");
+    assert_eq!(code, 401, "no Basic auth must be refused");
+    let (code, _) = docker::http_get(addr, "/global/health", Some(("opencode", "wrong")))
+        .expect("wrong password");
+    assert_eq!(code, 401, "a wrong password must be refused");
+    // The server runs as the agent, not root: its process is owned by UID 1000.
+    let top = docker(["top", &name, "-o", "uid,comm"]).expect("docker top");
+    assert!(
+        top.lines()
+            .any(|l| l.contains("opencode") && l.split_whitespace().next() == Some("1000")),
+        "opencode runs as UID 1000:\n{top}"
+    );
+}
