@@ -498,3 +498,205 @@ fn e2e_real_opencode_serves_health_behind_sandbox_init() {
         "opencode runs as UID 1000:\n{top}"
     );
 }
+
+/// A throwaway user environment for the jailoc CLI: HOME, XDG dirs and a project directory.
+/// The project lives under the Cargo target dir, not /tmp: jailoc mounts project paths at their
+/// own absolute path and (rightly) refuses container-internal ones such as /tmp.
+struct UserEnv {
+    home: PathBuf,
+    config: PathBuf,
+    cache: PathBuf,
+    project: PathBuf,
+}
+
+impl UserEnv {
+    fn new(cleanup: &mut Cleanup) -> UserEnv {
+        let root = docker::profile_dir()
+            .parent()
+            .expect("target dir")
+            .join(docker::unique("jailoc-e2e-user"));
+        cleanup.dir(&root);
+        let env = UserEnv {
+            home: root.join("home"),
+            config: root.join("home/.config"),
+            cache: root.join("home/.cache"),
+            project: root.join("project"),
+        };
+        for d in [&env.home, &env.config, &env.cache, &env.project] {
+            std::fs::create_dir_all(d).expect("user env dir");
+        }
+        env
+    }
+
+    /// Runs `jailoc ARGS...` in the project directory with this environment.
+    fn jailoc(&self, args: &[&str]) -> std::process::Output {
+        let bin = docker::jailoc_binary();
+        std::process::Command::new(&bin)
+            .args(args)
+            .current_dir(&self.project)
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", &self.config)
+            .env("XDG_CACHE_HOME", &self.cache)
+            .env("JAILOC_SANDBOX_INIT", docker::sandbox_init_binary())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("failed to run {}: {e}", bin.display()))
+    }
+
+    /// `jailoc ARGS...`, which must succeed; returns stdout.
+    fn jailoc_ok(&self, args: &[&str]) -> String {
+        let out = self.jailoc(args);
+        assert!(
+            out.status.success(),
+            "jailoc {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// The single agent container of compose project `project`.
+fn compose_container(project: &str) -> String {
+    let filter = format!("label=com.docker.compose.project={project}");
+    let ids = docker([
+        "ps",
+        "-q",
+        "--filter",
+        &filter,
+        "--filter",
+        "label=com.docker.compose.service=opencode",
+    ])
+    .expect("docker ps");
+    let ids: Vec<&str> = ids.lines().collect();
+    assert_eq!(ids.len(), 1, "one opencode container in {project}: {ids:?}");
+    ids[0].to_owned()
+}
+
+/// Containers and networks still labelled with compose project `project`.
+fn compose_leftovers(project: &str) -> String {
+    let filter = format!("label=com.docker.compose.project={project}");
+    let c = docker(["ps", "-aq", "--filter", &filter]).unwrap_or_default();
+    let n = docker(["network", "ls", "-q", "--filter", &filter]).unwrap_or_default();
+    format!("{c}{n}")
+}
+
+#[test]
+fn e2e_jailoc_up_guards_the_workspace() {
+    let Some(_engine) = docker::require_engine("e2e_jailoc_up_guards_the_workspace") else {
+        return;
+    };
+    let mut lab = Lab::new(2);
+    let user = UserEnv::new(&mut lab.cleanup);
+    let workspace = docker::unique("e2e");
+    let project = format!("jailoc-{workspace}");
+    lab.cleanup.compose_project(&project);
+    let own_subnet = format!("10.231.{}.0/24", lab.slot);
+
+    // Control first, on a network shaped like the project's (internal, private subnet).
+    let control_net = docker::unique("jailoc-e2e-ctl");
+    docker::create_network(&mut lab.cleanup, &control_net, "10.231.12.0/24").expect("control net");
+    lab.assert_control_reaches_everything(&control_net);
+
+    let cfg_dir = user.config.join("jailoc");
+    std::fs::create_dir_all(cfg_dir.join("workspaces").join(&workspace)).expect("config dir");
+    std::fs::write(
+        cfg_dir.join("config.toml"),
+        format!(
+            "[workspaces.{workspace}]\npaths = [\"{}\"]\nimage = \"{}\"\nallowed_hosts = [\"{}:5432\"]\n",
+            user.project.display(),
+            lab.probe_image,
+            lab.db
+        ),
+    )
+    .expect("config.toml");
+    // The launcher adds this file as an extra `-f`: the project network becomes internal with
+    // its own subnet, and the agent joins the lab's networks.
+    let [svc, public, meta] = lab.extra_networks();
+    std::fs::write(
+        cfg_dir
+            .join("workspaces")
+            .join(&workspace)
+            .join("compose.override.yml"),
+        format!(
+            "services:\n  opencode:\n    networks:\n      default: {{}}\n      svc: {{}}\n      pub: {{}}\n      meta: {{}}\n\
+             networks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: {own_subnet}\n\
+             \x20 svc:\n    external: true\n    name: {svc}\n\
+             \x20 pub:\n    external: true\n    name: {public}\n\
+             \x20 meta:\n    external: true\n    name: {meta}\n"
+        ),
+    )
+    .expect("compose override");
+
+    user.jailoc_ok(&["up", "-w", &workspace]);
+    let own_net = format!("{project}_default");
+    let check = |lab: &Lab| {
+        let id = compose_container(&project);
+        let ip = docker::container_ip(&id, &own_net).expect("agent ip");
+        wait_health(&id, ip);
+        lab.assert_guarded(&id, &own_net, ip);
+        id
+    };
+    let id = check(&lab);
+
+    // The compose healthcheck turns healthy.
+    let health = docker::wait_for(Duration::from_secs(90), || {
+        let s = docker::inspect(&id, "{{.State.Health.Status}}").ok()?;
+        (s == "healthy").then_some(s)
+    });
+    assert!(
+        health.is_some(),
+        "healthcheck never turned healthy: {}\n{}",
+        docker::inspect(&id, "{{json .State.Health}}").unwrap_or_default(),
+        logs(&id)
+    );
+
+    // `jailoc status` reports it running, with the port the engine actually publishes.
+    let published = docker::inspect(
+        &id,
+        "{{range $p, $b := .HostConfig.PortBindings}}{{range $b}}{{.HostPort}}{{end}}{{end}}",
+    )
+    .expect("port bindings");
+    let status = user.jailoc_ok(&["status", "--json"]);
+    let status: Value = serde_json::from_str(&status).expect("status --json");
+    let entries: Vec<Value> = match &status {
+        Value::Array(a) => a.clone(),
+        Value::Object(o) => o
+            .get("workspaces")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let ours = entries
+        .iter()
+        .find(|w| w["name"] == workspace.as_str())
+        .unwrap_or_else(|| panic!("status lists {workspace}: {status}"));
+    assert!(
+        ours["state"]
+            .as_str()
+            .is_some_and(|s| s.contains("running")),
+        "state running: {ours}"
+    );
+    assert_eq!(
+        ours["port"].as_u64().map(|p| p.to_string()),
+        Some(published),
+        "status port = published port: {ours}"
+    );
+
+    // `jailoc restart` comes back with the same rules.
+    user.jailoc_ok(&["restart", "-w", &workspace]);
+    let id = check(&lab);
+
+    // `docker stop`: SIGTERM reaches the agent through sandbox-init.
+    assert_stop_exits_143(&id);
+
+    // `jailoc down` leaves nothing behind.
+    user.jailoc_ok(&["down", "-w", &workspace]);
+    assert_eq!(
+        compose_leftovers(&project),
+        "",
+        "jailoc down left containers/networks"
+    );
+}
