@@ -1,28 +1,32 @@
 # jailoc's default agent image: OpenCode under sandbox-init.
 #
-# For users with internet access (it pulls rust, node and the npm package). Build it from the
-# repository root, which is the build context (the builder stage compiles sandbox-init from it):
-#
-#   docker build -f dockerfiles/opencode.Dockerfile -t jailoc/opencode .
+# For users with internet access (it pulls rust, node and the npm package). Two build contexts
+# work:
+#   - the repository (the builder stage compiles a static sandbox-init from source); a clean
+#     source tree keeps the context small:
+#       git archive HEAD | docker build -f dockerfiles/opencode.Dockerfile -t jailoc/opencode -
+#   - a directory holding this file and a prebuilt static `sandbox-init` (what the launcher does
+#     when it builds this embedded file): the builder stage just copies it.
 #
 # sandbox-init is the ENTRYPOINT, so a plain `docker run` is guarded too (flags: docs/e2e.md).
 # The launcher embeds this file (include_str!) and bind-mounts its own companion sandbox-init over
 # /usr/local/bin/sandbox-init, so the rules always come from the version that wrote the policy.
 
-ARG RUST_VERSION=1.85
+# The locked dependencies need rustc >= 1.89 (uuid, icu_*); keep in step with CI's toolchain.
+ARG RUST_VERSION=1.95
 ARG NODE_VERSION=22
 ARG DEBIAN_SUITE=bookworm
 
 # --- builder: a static sandbox-init (crt-static comes from .cargo/config.toml) ---------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS sandbox-init-builder
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY .cargo ./.cargo
-COPY launcher ./launcher
-COPY sandbox-init ./sandbox-init
-COPY tests ./tests
-RUN cargo build --release --locked -p sandbox-init \
- && cp target/x86_64-unknown-linux-gnu/release/sandbox-init /sandbox-init
+COPY . .
+RUN if [ -f Cargo.toml ]; then \
+        cargo build --release --locked -p sandbox-init \
+        && cp target/x86_64-unknown-linux-gnu/release/sandbox-init /sandbox-init; \
+    else \
+        install -m 0755 sandbox-init /sandbox-init; \
+    fi
 
 # --- runtime ----------------------------------------------------------------------------------
 FROM node:${NODE_VERSION}-${DEBIAN_SUITE}-slim

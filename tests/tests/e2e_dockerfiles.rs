@@ -134,9 +134,16 @@ fn opencode_image_runs_sandbox_init_as_entrypoint_with_iptables() {
         "the builder compiles sandbox-init in release mode"
     );
     assert!(
-        ins.iter()
-            .any(|i| i.keyword == "COPY" && i.args.contains(".cargo")),
-        "the builder copies .cargo/config.toml (crt-static: the binary must be static)"
+        ins.iter().any(|i| i.keyword == "RUN"
+            && i.args
+                .contains("cp target/x86_64-unknown-linux-gnu/release/sandbox-init /sandbox-init")),
+        "the builder takes the static target's binary (.cargo/config.toml: crt-static)"
+    );
+    assert!(
+        ins.iter().any(|i| i.keyword == "RUN"
+            && i.args
+                .contains("install -m 0755 sandbox-init /sandbox-init")),
+        "a context with a prebuilt sandbox-init (the launcher's) works too"
     );
     assert!(
         stage.iter().any(|i| i.keyword == "COPY"
