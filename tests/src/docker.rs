@@ -390,7 +390,13 @@ pub fn build_sandbox_init_image(cleanup: &mut Cleanup) -> Result<String> {
 
 /// Builds the offline base + probe as stand-in `opencode` (`tests/images/probe`).
 pub fn build_probe_image(cleanup: &mut Cleanup) -> Result<String> {
-    let base = ensure_base_image(false)?;
+    build_probe_image_on(cleanup, false)
+}
+
+/// [`build_probe_image`] on the plain base, or on the Docker-in-Docker base (which adds the
+/// `docker` CLI and daemon) when `dind`.
+pub fn build_probe_image_on(cleanup: &mut Cleanup, dind: bool) -> Result<String> {
+    let base = ensure_base_image(dind)?;
     let ctx = image_context(cleanup, "probe", &[("probe", &probe_binary())]);
     let tag = format!("{}:test", unique("jailoc-e2e-probe"));
     build_image(

@@ -507,6 +507,7 @@ struct UserEnv {
     config: PathBuf,
     cache: PathBuf,
     project: PathBuf,
+    extra_env: Vec<(String, String)>,
 }
 
 impl UserEnv {
@@ -521,6 +522,7 @@ impl UserEnv {
             config: root.join("home/.config"),
             cache: root.join("home/.cache"),
             project: root.join("project"),
+            extra_env: Vec::new(),
         };
         for d in [&env.home, &env.config, &env.cache, &env.project] {
             std::fs::create_dir_all(d).expect("user env dir");
@@ -538,6 +540,7 @@ impl UserEnv {
             .env("XDG_CONFIG_HOME", &self.config)
             .env("XDG_CACHE_HOME", &self.cache)
             .env("JAILOC_SANDBOX_INIT", docker::sandbox_init_binary())
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("failed to run {}: {e}", bin.display()))
@@ -582,6 +585,45 @@ fn compose_leftovers(project: &str) -> String {
     format!("{c}{n}")
 }
 
+/// Writes config.toml with one workspace (the user's project, `image`, the db allowlisted on
+/// 5432) and the compose override the launcher adds as an extra `-f`: the project network
+/// becomes internal with its own subnet, and the agent joins the lab's networks.
+/// `extra_config` is appended to the workspace table, `extra_services` to `services:`.
+fn write_workspace(
+    lab: &Lab,
+    user: &UserEnv,
+    workspace: &str,
+    image: &str,
+    own_subnet: &str,
+    extra_config: &str,
+    extra_services: &str,
+) {
+    let cfg_dir = user.config.join("jailoc");
+    let ws_dir = cfg_dir.join("workspaces").join(workspace);
+    std::fs::create_dir_all(&ws_dir).expect("config dir");
+    std::fs::write(
+        cfg_dir.join("config.toml"),
+        format!(
+            "[workspaces.{workspace}]\npaths = [\"{}\"]\nimage = \"{image}\"\nallowed_hosts = [\"{}:5432\"]\n{extra_config}",
+            user.project.display(),
+            lab.db
+        ),
+    )
+    .expect("config.toml");
+    let [svc, public, meta] = lab.extra_networks();
+    std::fs::write(
+        ws_dir.join("compose.override.yml"),
+        format!(
+            "version: \"2.4\"\nservices:\n  opencode:\n    networks:\n      default: {{}}\n      svc: {{}}\n      pub: {{}}\n      meta: {{}}\n{extra_services}\
+             networks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: {own_subnet}\n\
+             \x20 svc:\n    external:\n      name: {svc}\n\
+             \x20 pub:\n    external:\n      name: {public}\n\
+             \x20 meta:\n    external:\n      name: {meta}\n"
+        ),
+    )
+    .expect("compose override");
+}
+
 #[test]
 fn e2e_jailoc_up_guards_the_workspace() {
     let Some(_engine) = docker::require_engine("e2e_jailoc_up_guards_the_workspace") else {
@@ -599,36 +641,15 @@ fn e2e_jailoc_up_guards_the_workspace() {
     docker::create_network(&mut lab.cleanup, &control_net, "10.231.12.0/24").expect("control net");
     lab.assert_control_reaches_everything(&control_net);
 
-    let cfg_dir = user.config.join("jailoc");
-    std::fs::create_dir_all(cfg_dir.join("workspaces").join(&workspace)).expect("config dir");
-    std::fs::write(
-        cfg_dir.join("config.toml"),
-        format!(
-            "[workspaces.{workspace}]\npaths = [\"{}\"]\nimage = \"{}\"\nallowed_hosts = [\"{}:5432\"]\n",
-            user.project.display(),
-            lab.probe_image,
-            lab.db
-        ),
-    )
-    .expect("config.toml");
-    // The launcher adds this file as an extra `-f`: the project network becomes internal with
-    // its own subnet, and the agent joins the lab's networks.
-    let [svc, public, meta] = lab.extra_networks();
-    std::fs::write(
-        cfg_dir
-            .join("workspaces")
-            .join(&workspace)
-            .join("compose.override.yml"),
-        format!(
-            "services:\n  opencode:\n    networks:\n      default: {{}}\n      svc: {{}}\n      pub: {{}}\n      meta: {{}}\n\
-             networks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: {own_subnet}\n\
-             \x20 svc:\n    external: true\n    name: {svc}\n\
-             \x20 pub:\n    external: true\n    name: {public}\n\
-             \x20 meta:\n    external: true\n    name: {meta}\n"
-        ),
-    )
-    .expect("compose override");
-
+    write_workspace(
+        &lab,
+        &user,
+        &workspace,
+        &lab.probe_image,
+        &own_subnet,
+        "",
+        "",
+    );
     user.jailoc_ok(&["up", "-w", &workspace]);
     let own_net = format!("{project}_default");
     let check = |lab: &Lab| {
@@ -693,6 +714,187 @@ fn e2e_jailoc_up_guards_the_workspace() {
     assert_stop_exits_143(&id);
 
     // `jailoc down` leaves nothing behind.
+    user.jailoc_ok(&["down", "-w", &workspace]);
+    assert_eq!(
+        compose_leftovers(&project),
+        "",
+        "jailoc down left containers/networks"
+    );
+}
+
+/// Whether `--privileged` containers start on this engine. Some hosts (e.g. micro-VMs whose
+/// root lacks CAP_SYS_RESOURCE in its bounding set) refuse them with "unable to apply caps".
+fn privileged_works(image: &str) -> bool {
+    docker::run_output("docker", ["run", "--rm", "--privileged", image, "true"])
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `docker exec --user 1000 CONTAINER ARGS...` (never root: root in the agent's container has
+/// NET_ADMIN and could undo the rules); returns (success, stdout+stderr).
+fn exec_as_agent(container: &str, args: &[&str]) -> (bool, String) {
+    let mut a = vec!["exec", "--user", "1000", container];
+    a.extend_from_slice(args);
+    let o = docker::run_output("docker", &a).expect("docker exec");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn e2e_docker_in_docker_sidecar_is_private_and_walled_off() {
+    let Some(_engine) =
+        docker::require_engine("e2e_docker_in_docker_sidecar_is_private_and_walled_off")
+    else {
+        return;
+    };
+    let mut lab = Lab::new(3);
+    // The agent image has the docker CLI (the DinD base) besides the probe.
+    let agent_image =
+        docker::build_probe_image_on(&mut lab.cleanup, true).expect("dind agent image");
+    let dind_image = docker::ensure_base_image(true).expect("dind base");
+    let mut user = UserEnv::new(&mut lab.cleanup);
+    user.extra_env
+        .push(("JAILOC_DIND_IMAGE".into(), dind_image.to_string()));
+    let workspace = docker::unique("e2e-dind");
+    let project = format!("jailoc-{workspace}");
+    lab.cleanup.compose_project(&project);
+    // `privileged: true` is what the launcher asks for; where the engine cannot grant it, give
+    // the sidecar everything it can grant instead (dockerd still runs as root with mounts).
+    let sidecar_override = if privileged_works(dind_image) {
+        String::new()
+    } else {
+        eprintln!(
+            "note: --privileged containers fail on this engine; the sidecar gets cap_add ALL \
+             minus SYS_RESOURCE and unconfined seccomp/apparmor instead"
+        );
+        "  docker:\n    privileged: false\n    cap_add: [\"ALL\"]\n    cap_drop: [\"SYS_RESOURCE\"]\n    security_opt: [\"seccomp=unconfined\", \"apparmor=unconfined\", \"systempaths=unconfined\"]\n".to_string()
+    };
+    write_workspace(
+        &lab,
+        &user,
+        &workspace,
+        &agent_image,
+        &format!("10.231.{}.0/24", lab.slot),
+        "enable_docker = true\n",
+        &sidecar_override,
+    );
+    user.jailoc_ok(&["up", "-w", &workspace]);
+    let agent = compose_container(&project);
+    let own_net = format!("{project}_default");
+    let ip = docker::container_ip(&agent, &own_net).expect("agent ip");
+    wait_health(&agent, ip);
+
+    // The agent reaches its own daemon (DOCKER_HOST from the compose file), not the host's.
+    let sidecar_id = docker::wait_for(Duration::from_secs(90), || {
+        let (ok, out) = exec_as_agent(&agent, &["docker", "info", "--format", "{{.ID}}"]);
+        ok.then(|| out.trim().to_owned())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the agent never reached its Docker daemon: {}",
+            exec_as_agent(&agent, &["docker", "info"]).1
+        )
+    });
+    let host_id = docker(["info", "--format", "{{.ID}}"]).expect("host docker info");
+    assert_ne!(sidecar_id, host_id, "the agent talks to the host's daemon");
+    let (has_sock, _) = exec_as_agent(&agent, &["test", "-e", "/var/run/docker.sock"]);
+    assert!(
+        !has_sock,
+        "the host's Docker socket is visible in the agent"
+    );
+
+    // Give the private daemon an image (no registry: load it as the agent could import one).
+    let sidecar = {
+        let filter = format!("label=com.docker.compose.project={project}");
+        docker([
+            "ps",
+            "-q",
+            "--filter",
+            &filter,
+            "--filter",
+            "label=com.docker.compose.service=docker",
+        ])
+        .expect("sidecar")
+    };
+    // The launcher's dockerd listens on tcp://127.0.0.1:2375 in the shared namespace.
+    let load = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker save {} | docker exec -i -e DOCKER_HOST=tcp://127.0.0.1:2375 {sidecar} docker load 2>&1",
+            lab.probe_image
+        ))
+        .output()
+        .expect("load image into the sidecar");
+    assert!(
+        load.status.success(),
+        "failed to load the probe image into the sidecar: {}",
+        String::from_utf8_lossy(&load.stdout)
+    );
+
+    // A nested container shares the walled-off namespace: the same matrix holds for it.
+    let nested = |target: &str| -> Value {
+        let (_, out) = exec_as_agent(
+            &agent,
+            &[
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                &lab.probe_image,
+                "probe",
+                "tcp",
+                target,
+            ],
+        );
+        let line = out
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("nested probe printed no JSON: {out}"));
+        serde_json::from_str(line).expect("nested probe JSON")
+    };
+    for (what, target, expect) in lab.matrix() {
+        let v = nested(&target);
+        let r = v["result"].as_str().unwrap_or("");
+        match expect {
+            Expect::Reach => assert_eq!(r, "connected", "nested container → {what}: {v}"),
+            Expect::Rejected => assert!(
+                r == "refused" || r == "blocked",
+                "nested container must be refused for {what} ({target}): {v}"
+            ),
+        }
+    }
+
+    // The agent controls a root daemon: a nested container it starts with NET_ADMIN must still
+    // not be able to remove the wall (otherwise enable_docker is a firewall bypass).
+    let (_, flush) = exec_as_agent(
+        &agent,
+        &[
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--cap-add",
+            "NET_ADMIN",
+            &lab.probe_image,
+            "sh",
+            "-c",
+            "iptables-nft -F OUTPUT; iptables-legacy -F OUTPUT; iptables-nft -F; iptables-legacy -F; true",
+        ],
+    );
+    let after = probe(ip, &format!("tcp {}:80", lab.intra));
+    assert!(
+        after["result"] == "refused" || after["result"] == "blocked",
+        "a nested NET_ADMIN container removed the agent's firewall (enable_docker bypass): \
+         {after}\n{flush}"
+    );
+
     user.jailoc_ok(&["down", "-w", &workspace]);
     assert_eq!(
         compose_leftovers(&project),
