@@ -1,0 +1,15 @@
+//! `jailoc restart`: down, regenerate the files, up.
+
+use crate::cli::Cli;
+use crate::context::Context;
+use crate::engine;
+use crate::error::Result;
+
+/// Runs `jailoc restart`.
+pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
+    let (_, ws) = super::load(ctx, cli)?;
+    let engine = engine::detect(ctx)?;
+    super::down::stop(ctx, &ws.name, &engine)?;
+    super::up::start(ctx, &ws, &engine)?;
+    Ok(())
+}
