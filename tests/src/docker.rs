@@ -282,6 +282,11 @@ impl Drop for Cleanup {
                     let _ = docker(["network", "rm", id]);
                 }
             }
+            if let Ok(ids) = docker(["volume", "ls", "-q", "--filter", &filter]) {
+                for id in ids.lines() {
+                    let _ = docker(["volume", "rm", "-f", id]);
+                }
+            }
         }
         for c in self.containers.iter().rev() {
             let _ = docker(["rm", "-f", "-v", c]);

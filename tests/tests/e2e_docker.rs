@@ -577,12 +577,35 @@ fn compose_container(project: &str) -> String {
     ids[0].to_owned()
 }
 
-/// Containers and networks still labelled with compose project `project`.
-fn compose_leftovers(project: &str) -> String {
+/// The volumes (named and anonymous) the containers of compose project `project` use.
+fn compose_volumes(project: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.compose.project={project}");
+    let ids = docker(["ps", "-aq", "--filter", &filter]).unwrap_or_default();
+    ids.lines()
+        .flat_map(|id| {
+            docker::inspect(
+                id,
+                "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+            )
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Containers, networks and the given volumes still present after `jailoc down`.
+fn compose_leftovers(project: &str, volumes: &[String]) -> String {
     let filter = format!("label=com.docker.compose.project={project}");
     let c = docker(["ps", "-aq", "--filter", &filter]).unwrap_or_default();
     let n = docker(["network", "ls", "-q", "--filter", &filter]).unwrap_or_default();
-    format!("{c}{n}")
+    let v: Vec<&str> = volumes
+        .iter()
+        .filter(|v| docker(["volume", "inspect", v.as_str()]).is_ok())
+        .map(String::as_str)
+        .collect();
+    format!("{c}{n}{}", v.join(" "))
 }
 
 /// Writes config.toml with one workspace (the user's project, `image`, the db allowlisted on
@@ -714,11 +737,12 @@ fn e2e_jailoc_up_guards_the_workspace() {
     assert_stop_exits_143(&id);
 
     // `jailoc down` leaves nothing behind.
+    let volumes = compose_volumes(&project);
     user.jailoc_ok(&["down", "-w", &workspace]);
     assert_eq!(
-        compose_leftovers(&project),
+        compose_leftovers(&project, &volumes),
         "",
-        "jailoc down left containers/networks"
+        "jailoc down left containers, networks or volumes behind"
     );
 }
 
@@ -888,10 +912,11 @@ fn e2e_docker_in_docker_sidecar_is_private_and_walled_off() {
          {after}\n{flush}"
     );
 
+    let volumes = compose_volumes(&project);
     user.jailoc_ok(&["down", "-w", &workspace]);
     assert_eq!(
-        compose_leftovers(&project),
+        compose_leftovers(&project, &volumes),
         "",
-        "jailoc down left containers/networks"
+        "jailoc down left containers, networks or volumes behind"
     );
 }
