@@ -274,7 +274,18 @@ impl Drop for Cleanup {
             let filter = format!("label=com.docker.compose.project={project}");
             if let Ok(ids) = docker(["ps", "-aq", "--filter", &filter]) {
                 for id in ids.lines() {
+                    // Compose's anonymous volumes survive `rm -v`: remove them by name.
+                    let volumes = docker([
+                        "inspect",
+                        "-f",
+                        "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+                        id,
+                    ])
+                    .unwrap_or_default();
                     let _ = docker(["rm", "-f", "-v", id]);
+                    for v in volumes.split_whitespace() {
+                        let _ = docker(["volume", "rm", "-f", v]);
+                    }
                 }
             }
             if let Ok(ids) = docker(["network", "ls", "-q", "--filter", &filter]) {

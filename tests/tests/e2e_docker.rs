@@ -491,10 +491,10 @@ fn e2e_real_opencode_serves_health_behind_sandbox_init() {
         .expect("wrong password");
     assert_eq!(code, 401, "a wrong password must be refused");
     // The server runs as the agent, not root: its process is owned by UID 1000.
-    let top = docker(["top", &name, "-o", "uid,comm"]).expect("docker top");
+    let top = docker(["top", &name, "-o", "pid,uid,comm"]).expect("docker top");
     assert!(
         top.lines()
-            .any(|l| l.contains("opencode") && l.split_whitespace().next() == Some("1000")),
+            .any(|l| l.contains("opencode") && l.split_whitespace().nth(1) == Some("1000")),
         "opencode runs as UID 1000:\n{top}"
     );
 }
@@ -715,7 +715,7 @@ fn e2e_jailoc_up_guards_the_workspace() {
     };
     let ours = entries
         .iter()
-        .find(|w| w["name"] == workspace.as_str())
+        .find(|w| w["workspace"] == workspace.as_str())
         .unwrap_or_else(|| panic!("status lists {workspace}: {status}"));
     assert!(
         ours["state"]
