@@ -497,6 +497,9 @@ fn e2e_real_opencode_serves_health_behind_sandbox_init() {
             .any(|l| l.contains("opencode") && l.split_whitespace().nth(1) == Some("1000")),
         "opencode runs as UID 1000:\n{top}"
     );
+    // The real server gets SIGTERM through sandbox-init too (it is not PID 1, so the default
+    // action applies): 143, not the engine's SIGKILL (137) after the grace period.
+    assert_stop_exits_143(&name);
 }
 
 /// A throwaway user environment for the jailoc CLI: HOME, XDG dirs and a project directory.
