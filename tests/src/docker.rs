@@ -132,19 +132,27 @@ pub fn profile_dir() -> PathBuf {
     }
 }
 
-/// Finds a workspace binary: `$env_var` if set, else the release build, else the profile the
-/// tests were built with. The e2e tier wants the static release sandbox-init (what users ship),
-/// so `scripts/test` builds `cargo build --release -p sandbox-init -p jailoc` first.
-pub fn find_binary(name: &str, env_var: &str) -> PathBuf {
+/// Finds a workspace binary: `$env_var` if set, else in the release or the tests' own profile
+/// directory, `prefer_release` deciding which is tried first.
+pub fn find_binary(name: &str, env_var: &str, prefer_release: bool) -> PathBuf {
     if let Some(p) = std::env::var_os(env_var) {
         return PathBuf::from(p);
     }
-    let profile = profile_dir();
-    let release = profile
+    let own = profile_dir().join(name);
+    let release = profile_dir()
         .parent()
         .map(|t| t.join("release").join(name))
-        .filter(|p| p.is_file());
-    release.unwrap_or_else(|| profile.join(name))
+        .unwrap_or_else(|| own.clone());
+    let order = if prefer_release {
+        [release, own]
+    } else {
+        [own, release]
+    };
+    order
+        .iter()
+        .find(|p| p.is_file())
+        .unwrap_or(&order[0])
+        .clone()
 }
 
 /// The probe binary (built with the tests: it is a bin of this package).
@@ -154,14 +162,17 @@ pub fn probe_binary() -> PathBuf {
         .unwrap_or_else(|| profile_dir().join("probe"))
 }
 
-/// The sandbox-init binary the e2e tests put into images (`JAILOC_SANDBOX_INIT` overrides).
+/// The sandbox-init binary the e2e tests put into images (`JAILOC_SANDBOX_INIT` overrides):
+/// the static, size-optimised release build users ship (`cargo build --release -p
+/// sandbox-init`), else the tests' profile.
 pub fn sandbox_init_binary() -> PathBuf {
-    find_binary("sandbox-init", "JAILOC_SANDBOX_INIT")
+    find_binary("sandbox-init", "JAILOC_SANDBOX_INIT", true)
 }
 
-/// The jailoc CLI binary (`JAILOC_BIN` overrides).
+/// The jailoc CLI binary (`JAILOC_BIN` overrides): the tests' own profile first (`cargo build
+/// --workspace --bins` builds it), so a stale release build is not picked up.
 pub fn jailoc_binary() -> PathBuf {
-    find_binary("jailoc", "JAILOC_BIN")
+    find_binary("jailoc", "JAILOC_BIN", false)
 }
 
 /// A fresh token unique to this process and call, usable in docker names (`[a-z0-9-]`).
