@@ -496,9 +496,20 @@ pub fn build_baked_image(
     Ok(tag)
 }
 
-/// Creates an `internal` bridge network with the given subnet (and gateway, if any).
+/// Creates an `internal` bridge network with the given IPv4 subnet.
 pub fn create_network(cleanup: &mut Cleanup, name: &str, subnet: &str) -> Result<()> {
-    docker([
+    create_network_dual(cleanup, name, subnet, None)
+}
+
+/// Creates an `internal` bridge network with an IPv4 subnet and, if given, an IPv6 one.
+pub fn create_network_dual(
+    cleanup: &mut Cleanup,
+    name: &str,
+    subnet: &str,
+    subnet6: Option<&str>,
+) -> Result<()> {
+    let label = format!("{LABEL}={}", std::process::id());
+    let mut args = vec![
         "network",
         "create",
         "--internal",
@@ -507,9 +518,13 @@ pub fn create_network(cleanup: &mut Cleanup, name: &str, subnet: &str) -> Result
         "--subnet",
         subnet,
         "--label",
-        &format!("{LABEL}={}", std::process::id()),
-        name,
-    ])?;
+        &label,
+    ];
+    if let Some(s6) = subnet6 {
+        args.extend(["--ipv6", "--subnet", s6]);
+    }
+    args.push(name);
+    docker(args)?;
     cleanup.network(name);
     Ok(())
 }

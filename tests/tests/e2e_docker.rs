@@ -11,7 +11,7 @@
 //! Skips (with the reason) when no engine answers; fails under `CI=true`. Needs the release (or
 //! debug) static `sandbox-init` built first: `cargo build --release -p sandbox-init -p jailoc`.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,6 +57,10 @@ struct Lab {
     public: Ipv4Addr,
     /// Fake cloud metadata endpoint.
     metadata: Ipv4Addr,
+    /// The internal service's IPv6 (ULA) address.
+    intra6: Ipv6Addr,
+    /// The public host's IPv6 address (documentation range 2001:db8::/32).
+    public6: Ipv6Addr,
     db_container: String,
     tmp: PathBuf,
 }
@@ -71,12 +75,18 @@ impl Lab {
         let svc_net = docker::unique("jailoc-e2e-svc");
         let pub_net = docker::unique("jailoc-e2e-pub");
         let meta_net = docker::unique("jailoc-e2e-meta");
-        docker::create_network(&mut cleanup, &svc_net, &format!("10.232.{slot}.0/24"))
-            .expect("svc network");
-        docker::create_network(
+        docker::create_network_dual(
+            &mut cleanup,
+            &svc_net,
+            &format!("10.232.{slot}.0/24"),
+            Some(&format!("fd00:e2e:{slot}::/64")),
+        )
+        .expect("svc network");
+        docker::create_network_dual(
             &mut cleanup,
             &pub_net,
             &format!("198.51.100.{}/27", u32::from(slot) * 32),
+            Some(&format!("2001:db8:{slot}::/64")),
         )
         .expect("public network");
         docker::create_network(&mut cleanup, &meta_net, "169.254.169.0/24")
@@ -85,6 +95,8 @@ impl Lab {
         let intra = Ipv4Addr::new(10, 232, slot, 20);
         let public = Ipv4Addr::new(198, 51, 100, slot * 32 + 10);
         let metadata = Ipv4Addr::new(169, 254, 169, 254);
+        let intra6 = Ipv6Addr::new(0xfd00, 0xe2e, slot.into(), 0, 0, 0, 0, 0x20);
+        let public6 = Ipv6Addr::new(0x2001, 0xdb8, slot.into(), 0, 0, 0, 0, 0x10);
         let mut lab = Lab {
             cleanup,
             slot,
@@ -96,18 +108,34 @@ impl Lab {
             intra,
             public,
             metadata,
+            intra6,
+            public6,
             db_container: String::new(),
             tmp,
         };
-        lab.db_container = lab.service("db", &lab.svc_net.clone(), db, &[5432, 80]);
-        lab.service("intra", &lab.svc_net.clone(), intra, &[80]);
-        lab.service("public", &lab.pub_net.clone(), public, &[80, 443]);
-        lab.service("metadata", &lab.meta_net.clone(), metadata, &[80]);
+        lab.db_container = lab.service("db", &lab.svc_net.clone(), db, None, &[5432, 80]);
+        lab.service("intra", &lab.svc_net.clone(), intra, Some(intra6), &[80]);
+        lab.service(
+            "public",
+            &lab.pub_net.clone(),
+            public,
+            Some(public6),
+            &[80, 443],
+        );
+        lab.service("metadata", &lab.meta_net.clone(), metadata, None, &[80]);
         lab
     }
 
-    /// Starts `probe listen` on `ip` for the given TCP ports; returns the container name.
-    fn service(&mut self, role: &str, net: &str, ip: Ipv4Addr, ports: &[u16]) -> String {
+    /// Starts `probe listen` on `ip` (and `ip6`) for the given TCP ports (dual-stack `[::]`
+    /// sockets); returns the container name.
+    fn service(
+        &mut self,
+        role: &str,
+        net: &str,
+        ip: Ipv4Addr,
+        ip6: Option<Ipv6Addr>,
+        ports: &[u16],
+    ) -> String {
         let name = docker::unique(&format!("jailoc-e2e-{role}"));
         let mut args: Vec<String> = [
             "run",
@@ -120,14 +148,15 @@ impl Lab {
             net,
             "--ip",
             &ip.to_string(),
-            &self.probe_image,
-            "probe",
-            "listen",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(ports.iter().map(|p| format!("tcp:0.0.0.0:{p}")));
+        if let Some(ip6) = ip6 {
+            args.extend(["--ip6".to_string(), ip6.to_string()]);
+        }
+        args.extend([self.probe_image.clone(), "probe".into(), "listen".into()]);
+        args.extend(ports.iter().map(|p| format!("tcp:[::]:{p}")));
         self.cleanup.container(&name);
         docker(&args).expect("start service container");
         name
@@ -186,6 +215,16 @@ impl Lab {
             (
                 "public host, second port".into(),
                 format!("{}:443", self.public),
+                Expect::Reach,
+            ),
+            (
+                "internal service over IPv6 (ULA)".into(),
+                format!("[{}]:80", self.intra6),
+                Expect::Rejected,
+            ),
+            (
+                "public host over IPv6".into(),
+                format!("[{}]:80", self.public6),
                 Expect::Reach,
             ),
         ]
@@ -269,7 +308,7 @@ impl Lab {
         let db_logs = docker(["logs", &self.db_container]).unwrap_or_default();
         let new = db_logs.strip_prefix(&logs_before).unwrap_or(&db_logs);
         assert!(
-            !new.contains("\"local\":\"0.0.0.0:80\""),
+            !new.contains("\"local\":\"[::]:80\""),
             "the db saw a connection on its non-allowlisted port 80: {new}"
         );
         assert_agent_unprivileged(&probe(ip, "status"));
