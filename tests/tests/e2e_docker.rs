@@ -575,6 +575,11 @@ impl UserEnv {
     /// Runs `jailoc ARGS...` in the project directory with this environment.
     fn jailoc(&self, args: &[&str]) -> std::process::Output {
         let bin = docker::jailoc_binary();
+        assert!(
+            bin.is_file(),
+            "failed to find jailoc at {}: build it first (cargo build -p jailoc) or set JAILOC_BIN",
+            bin.display()
+        );
         std::process::Command::new(&bin)
             .args(args)
             .current_dir(&self.project)
