@@ -32,6 +32,10 @@ Network checks (each prints cmd, target, result, errno, error, ms):
   result: connected | refused (TCP reset / port unreachable) | blocked (EPERM, EACCES,
           EHOSTUNREACH, ENETUNREACH: a firewall reject) | timeout (silence) | reply | error
 
+  batch CHECK...                     run several checks, one per argument, e.g.
+                                     batch 'tcp 10.0.0.1:80' 'ping ::1'; each line gets
+                                     \"check\": the argument
+
 Process checks:
   status                             uid, gid, groups, the five capability sets, NoNewPrivs,
                                      SigBlk, SigIgn, open fds, environment variable names
@@ -64,6 +68,7 @@ fn main() {
         "orphans" => cmd_orphans(&args[1..]),
         "serve" => cmd_serve(&args[1..]),
         "listen" => cmd_listen(&args[1..]),
+        "batch" => cmd_batch(&args[1..]),
         _ => match run_check(&args) {
             Ok(v) => {
                 emit(&v);
@@ -299,6 +304,44 @@ fn connected_udp(addr: SocketAddr, timeout: Duration) -> io::Result<UdpSocket> {
     Ok(sock)
 }
 
+/// Sends `msg` and waits for a datagram `accept` likes; re-sends every 250 ms (a datagram lost
+/// while a neighbour is resolved must not read as "silence") until `timeout`. Errors (EPERM from
+/// a local reject, ICMP errors on the connected socket) end the wait at once.
+fn send_and_wait(
+    sock: &UdpSocket,
+    msg: &[u8],
+    timeout: Duration,
+    accept: impl Fn(&[u8]) -> bool,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        sock.send(msg)?;
+        let resend = Instant::now() + Duration::from_millis(250);
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            let wait = resend.min(deadline).saturating_duration_since(now);
+            if wait.is_zero() {
+                break;
+            }
+            sock.set_read_timeout(Some(wait))?;
+            match sock.recv(buf) {
+                Ok(n) if accept(&buf[..n]) => return Ok(n),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 fn check_udp(target: &str, timeout: Duration) -> Value {
     let addr = match parse_sockaddr(target) {
         Ok(a) => a,
@@ -307,10 +350,8 @@ fn check_udp(target: &str, timeout: Duration) -> Value {
     let started = Instant::now();
     let outcome = (|| {
         let sock = connected_udp(addr, timeout)?;
-        sock.send(b"probe udp\n")?;
         let mut buf = [0u8; 512];
-        sock.recv(&mut buf)?;
-        Ok("reply")
+        send_and_wait(&sock, b"probe udp\n", timeout, |_| true, &mut buf).map(|_| "reply")
     })();
     report("udp", target, started, outcome)
 }
@@ -441,15 +482,17 @@ fn check_dns(name: &str, server: &str, port: u16, qtype: u16, timeout: Duration)
     let mut answer = None;
     let outcome = (|| {
         let sock = connected_udp(target, timeout)?;
-        sock.send(&dns_query(id, name, qtype))?;
         let mut buf = [0u8; 1500];
-        loop {
-            let n = sock.recv(&mut buf)?;
-            if let Some(parsed) = dns_parse(&buf[..n], id) {
-                answer = Some(parsed);
-                return Ok("reply");
-            }
-        }
+        let query = dns_query(id, name, qtype);
+        let n = send_and_wait(
+            &sock,
+            &query,
+            timeout,
+            |m| dns_parse(m, id).is_some(),
+            &mut buf,
+        )?;
+        answer = dns_parse(&buf[..n], id);
+        Ok("reply")
     })();
     let mut v = report("dns", &target_s, started, outcome);
     v["name"] = json!(name);
@@ -551,6 +594,42 @@ fn touch(path: &str) -> Value {
                    "error": e.to_string()})
         }
     }
+}
+
+fn cmd_batch(checks: &[String]) -> i32 {
+    // Checks run concurrently (each has its own socket), so a few silent timeouts do not add
+    // up; results are printed in argument order.
+    let results: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = checks
+            .iter()
+            .map(|check| {
+                scope.spawn(move || {
+                    let args: Vec<String> = check.split_whitespace().map(String::from).collect();
+                    let mut v = match args.first().map(String::as_str) {
+                        Some("tcp" | "udp" | "ping" | "dns" | "status" | "touch") => {
+                            run_check(&args)
+                                .unwrap_or_else(|e| json!({"result": "error", "error": e}))
+                        }
+                        _ => json!({"result": "error",
+                                    "error": "batch runs tcp, udp, ping, dns, status, touch"}),
+                    };
+                    v["check"] = json!(check);
+                    v
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| json!({"result": "error", "error": "panic"}))
+            })
+            .collect()
+    });
+    for v in &results {
+        emit(v);
+    }
+    0
 }
 
 fn cmd_exit(args: &[String]) -> i32 {
