@@ -778,3 +778,263 @@ fn control_without_firewall_everything_is_reachable() {
         "the gateway listeners log nothing"
     );
 }
+
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A config dir with an open policy and `names` allowlisted.
+fn simple_config(lab: &Lab, name: &str, egress: &str, names: &[String]) -> std::path::PathBuf {
+    let home = lab.dir.subdir("home", 0o755);
+    let hosts: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    let policy = format!(
+        "egress = \"{egress}\"\nallowed_hosts = [{}]\n\n[agent]\nuid = 1000\ngid = 1000\nhome = \"{}\"\n",
+        hosts.join(", "),
+        home.display()
+    );
+    config_dir(&lab.dir, name, &[("policy.toml", &policy)])
+}
+
+/// Runs sandbox-init with `probe touch MARKER` as the agent; returns the run and whether the
+/// agent ran.
+fn boot_touch(
+    lab: &Lab,
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+    marker: &str,
+) -> (Run, bool) {
+    let marker = lab.markers.join(marker);
+    let m = marker.display().to_string();
+    let run = lab.sandbox(config, env, &["touch", &m]);
+    eprintln!(
+        "exit {:?} in {:?}; stderr:\n{}",
+        run.code, run.elapsed, run.stderr
+    );
+    let ran = marker.exists();
+    (run, ran)
+}
+
+/// Fails closed on a bad policy: exit 78, a message naming file, line and value, no agent.
+#[test]
+fn bad_policy_exits_78_and_the_agent_never_runs() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let bad_toml = config_dir(
+        &lab.dir,
+        "bad-toml",
+        &[("policy.toml", "egress = \"sideways\"\n")],
+    );
+    let (run, ran) = boot_touch(&lab, &bad_toml, &[], "bad-toml");
+    assert_eq!(run.code, Some(78), "bad egress value: {}", run.stderr);
+    assert!(!ran, "the agent ran despite an invalid policy");
+    assert!(
+        run.stderr.contains("policy.toml") && run.stderr.contains("sideways"),
+        "{}",
+        run.stderr
+    );
+
+    let bad_line = config_dir(
+        &lab.dir,
+        "bad-line",
+        &[("allowed-hosts", "pypi.org\nnot a*host\n")],
+    );
+    let (run, ran) = boot_touch(&lab, &bad_line, &[], "bad-line");
+    assert_eq!(
+        run.code,
+        Some(78),
+        "bad allowed-hosts entry: {}",
+        run.stderr
+    );
+    assert!(!ran, "the agent ran despite an invalid allowed-hosts line");
+    assert!(
+        run.stderr.contains("allowed-hosts")
+            && run.stderr.contains('2')
+            && run.stderr.contains("not a*host"),
+        "the error must name file, line and entry: {}",
+        run.stderr
+    );
+}
+
+/// No iptables binaries on PATH: exit 71 and no agent.
+#[test]
+fn missing_backend_exits_71_and_the_agent_never_runs() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = simple_config(&lab, "config", "open", &[]);
+    let empty = lab.dir.subdir("empty-path", 0o755);
+    let path = empty.display().to_string();
+    let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "no-backend");
+    assert_eq!(run.code, Some(71), "no backend: {}", run.stderr);
+    assert!(!ran, "the agent ran without a firewall backend");
+}
+
+/// Writes fake `*-restore` commands that fail, for the given families, into a dir.
+fn failing_restore_dir(lab: &Lab, name: &str, families: &[&str]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = lab.dir.subdir(name, 0o755);
+    for fam in families {
+        for variant in ["", "-nft", "-legacy"] {
+            let p = dir.join(format!("{fam}{variant}-restore"));
+            std::fs::write(
+                &p,
+                "#!/bin/sh\ncat >/dev/null\necho 'injected failure' >&2\nexit 1\n",
+            )
+            .expect("failed to write a fake restore");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .expect("failed to chmod a fake restore");
+        }
+    }
+    format!("{}:{SYSTEM_PATH}", dir.display())
+}
+
+/// `iptables-restore` fails: exit 71, no agent.
+#[test]
+fn failing_restore_exits_71_and_the_agent_never_runs() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = simple_config(&lab, "config", "open", &[]);
+    let path = failing_restore_dir(&lab, "fake-both", &["iptables", "ip6tables"]);
+    let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "restore-fails");
+    assert_eq!(run.code, Some(71), "failing restore: {}", run.stderr);
+    assert!(!ran, "the agent ran although the rules were not applied");
+}
+
+/// Only the IPv6 restore fails while the agent has a global IPv6 address: exit 71, no agent
+/// (IPv4 rules alone would leave IPv6 wide open).
+#[test]
+fn failing_ipv6_restore_with_ipv6_present_exits_71() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = simple_config(&lab, "config", "open", &[]);
+    let path = failing_restore_dir(&lab, "fake-v6", &["ip6tables"]);
+    let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "v6-restore-fails");
+    assert_eq!(
+        run.code,
+        Some(71),
+        "failing ip6tables-restore: {}",
+        run.stderr
+    );
+    assert!(!ran, "the agent ran with IPv6 unguarded");
+}
+
+/// A resolver that never answers: boot still completes (bounded resolution), the agent runs,
+/// and the unresolved names are reported as warnings. The time is printed, not asserted.
+#[test]
+fn dead_resolver_boot_completes_with_warnings() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    lab.set_resolv_conf(&format!("nameserver {}\n", addr::DEAD_V4));
+    let names: Vec<String> = (0..10).map(|i| format!("dead{i}.lab")).collect();
+    let config = simple_config(&lab, "config", "open", &names);
+    let (run, ran) = boot_touch(&lab, &config, &[], "dead-resolver");
+    eprintln!(
+        "boot with a dead resolver and 10 names took {:?}",
+        run.elapsed
+    );
+    assert_eq!(
+        run.code,
+        Some(0),
+        "boot with a dead resolver: {}",
+        run.stderr
+    );
+    assert!(ran, "the agent did not run");
+    assert!(
+        run.stderr.contains("dead0.lab"),
+        "no warning names the unresolved name: {}",
+        run.stderr
+    );
+}
+
+fn rules(lab: &Lab, cmd: &str) -> String {
+    let out = lab.exec(&lab.agent, &[cmd]);
+    assert!(
+        out.status.success(),
+        "{cmd} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            // Chain counters ([packets:bytes]) change between runs.
+            match l.find(" [") {
+                Some(i) if l.starts_with(':') => l[..i].to_string(),
+                _ => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Booting twice leaves identical rules (no duplicate jumps) and never touches the nat table:
+/// a Docker-DNS-style DNAT rule placed there beforehand survives.
+#[test]
+fn second_boot_leaves_identical_rules_and_keeps_nat() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let dnat = [
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "OUTPUT",
+        "-d",
+        "127.0.0.11",
+        "-p",
+        "udp",
+        "--dport",
+        "53",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        "127.0.0.11:40000",
+    ];
+    let out = lab.exec(&lab.agent, &dnat);
+    assert!(
+        out.status.success(),
+        "failed to add the nat rule: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = simple_config(&lab, "config", "open", &["public.lab".into()]);
+    let (run, ran) = boot_touch(&lab, &config, &[], "first");
+    assert!(
+        run.code == Some(0) && ran,
+        "first boot failed: {}",
+        run.stderr
+    );
+    let (v4, v6) = (rules(&lab, "iptables-save"), rules(&lab, "ip6tables-save"));
+    assert!(
+        v4.contains("--to-destination 127.0.0.11:40000"),
+        "the nat rule is gone:\n{v4}"
+    );
+    assert!(
+        v4.contains("REJECT") && v6.contains("REJECT"),
+        "no reject rules installed:\n{v4}\n{v6}"
+    );
+    let (run, ran) = boot_touch(&lab, &config, &[], "second");
+    assert!(
+        run.code == Some(0) && ran,
+        "second boot failed: {}",
+        run.stderr
+    );
+    assert_eq!(
+        v4,
+        rules(&lab, "iptables-save"),
+        "IPv4 rules changed on the second boot"
+    );
+    assert_eq!(
+        v6,
+        rules(&lab, "ip6tables-save"),
+        "IPv6 rules changed on the second boot"
+    );
+}
