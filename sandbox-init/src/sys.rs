@@ -294,23 +294,44 @@ impl Sys for RealSys {
     }
 
     fn reset_signals(&self) -> Result<(), Errno> {
+        // The raw syscall, not glibc's sigaction: glibc refuses signals 32 and 33 (its own), but
+        // an ignored disposition of those survives exec too and must not reach the agent.
+        let action = KernelSigaction {
+            handler: libc::SIG_DFL,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
         for sig in 1..=libc::SIGRTMAX() {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
-            // SAFETY: a zeroed `sigaction` is valid (empty mask, no flags); SIG_DFL is a valid
-            // handler. Signals glibc reserves for itself fail with EINVAL, which we skip.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &action, std::ptr::null_mut());
-            }
+            // SAFETY: `action` is a live kernel `struct sigaction` (SIG_DFL needs no restorer);
+            // the old action is not requested; 8 is the kernel's sigset size.
+            check(unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &action as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            })?;
         }
         let empty = SigSet::empty();
         // SAFETY: `empty.0` is an initialised sigset; the old mask is not requested.
         check_int(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty.0, std::ptr::null_mut()) })
             .map(drop)
     }
+}
+
+/// The kernel's `struct sigaction` for `rt_sigaction` (x86-64 / generic layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
 }
 
 /// A signal set.
