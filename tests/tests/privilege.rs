@@ -238,36 +238,40 @@ fn raw_sockets_and_network_changes_are_refused() {
         String::from_utf8_lossy(&sb.ns(&["ip", "route", "show", "table", "all"]).stdout)
             .into_owned()
     };
-    let (rules_before, routes_before) = (rules(), routes());
-    assert!(rules_before.contains("192.0.2.99"), "{rules_before}");
-
     // Control: root in the same namespace can open both sockets.
     let control = sb.ns(&["sh", "-c", RAW_SOCKETS]);
     let control = String::from_utf8_lossy(&control.stdout);
     assert_eq!(kv(&control, "packet").as_deref(), Some("0"), "{control}");
     assert_eq!(kv(&control, "raw").as_deref(), Some("0"), "{control}");
 
+    // The agent says it is ready, waits for the go file, then tries everything. "Before" is
+    // read while it waits: sandbox-init's own firewall is in place by then.
+    let go = sb.markers.join("go");
     let script = format!(
-        "{RAW_SOCKETS}\n\
+        "echo '{{\"cmd\":\"ready\"}}'\n\
+         while [ ! -e {go} ]; do sleep 0.02; done\n\
+         {RAW_SOCKETS}\n\
          iptables -F >/dev/null 2>&1; echo flush=$?\n\
          iptables -t filter -D OUTPUT 1 >/dev/null 2>&1; echo delete=$?\n\
          ip route add 203.0.113.0/24 dev lo >/dev/null 2>&1; echo route=$?\n\
          ip route del 198.51.100.0/24 >/dev/null 2>&1; echo route_del=$?\n\
-         ip link set lo down >/dev/null 2>&1; echo link=$?\n"
+         ip link set lo down >/dev/null 2>&1; echo link=$?\n",
+        go = go.display()
     );
-    let run = sb.run("", &["/bin/sh", "-c", &script]);
-    assert_eq!(run.code, Some(0), "{}", describe(&run));
+    let mut running = sb.start("", &["/bin/sh", "-c", &script]);
+    running.wait_for_line("cmd", "ready");
+    let (rules_before, routes_before) = (rules(), routes());
+    assert!(rules_before.contains("192.0.2.99"), "{rules_before}");
+    std::fs::write(&go, "").expect("write go marker");
+    let (code, stdout, stderr) = running.finish_all();
+    let what = format!("exit {code:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert_eq!(code, Some(0), "{what}");
     let eperm = libc::EPERM.to_string();
-    assert_eq!(
-        kv(&run.stdout, "packet"),
-        Some(eperm.clone()),
-        "{}",
-        describe(&run)
-    );
-    assert_eq!(kv(&run.stdout, "raw"), Some(eperm), "{}", describe(&run));
+    assert_eq!(kv(&stdout, "packet"), Some(eperm.clone()), "{what}");
+    assert_eq!(kv(&stdout, "raw"), Some(eperm), "{what}");
     for key in ["flush", "delete", "route", "route_del", "link"] {
-        let rc = kv(&run.stdout, key).unwrap_or_else(|| panic!("{key}: {}", describe(&run)));
-        assert_ne!(rc, "0", "{key} succeeded as the agent: {}", describe(&run));
+        let rc = kv(&stdout, key).unwrap_or_else(|| panic!("{key}: {what}"));
+        assert_ne!(rc, "0", "{key} succeeded as the agent: {what}");
     }
     assert_eq!(rules(), rules_before, "the agent changed the rules");
     assert_eq!(routes(), routes_before, "the agent changed the routes");

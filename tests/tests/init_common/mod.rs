@@ -215,15 +215,23 @@ impl Running {
     }
 
     /// Wait for the end (60 s limit, then kill) and return the exit code and stderr.
-    pub fn finish(mut self) -> (Option<i32>, String) {
+    pub fn finish(self) -> (Option<i32>, String) {
+        let (code, _, err) = self.finish_all();
+        (code, err)
+    }
+
+    /// Like [`Running::finish`], also returning the rest of stdout.
+    pub fn finish_all(mut self) -> (Option<i32>, String, String) {
         use std::io::Read;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut out = String::new();
+                let _ = self.stdout.read_to_string(&mut out);
                 let mut err = String::new();
                 if let Some(mut e) = self.child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                return (status.code(), err);
+                return (status.code(), out, err);
             }
             if self.started.elapsed() > Duration::from_secs(60) {
                 let _ = self.child.kill();
