@@ -560,12 +560,29 @@ impl Lab {
     /// namespace, with a clean environment: `ip netns exec AGENT unshare --pid --fork
     /// --mount-proc env -i PATH=... [env...]`.
     pub fn agent_command(&self, env: &[(&str, &str)]) -> Command {
+        self.agent_command_hiding(env, &[])
+    }
+
+    /// Like [`Lab::agent_command`], with each directory in `hide` covered by an empty one in
+    /// the agent's private mount namespace (e.g. `/usr/sbin`: no iptables binaries at all).
+    pub fn agent_command_hiding(&self, env: &[(&str, &str)], hide: &[&str]) -> Command {
         let mut cmd = Command::new(ip());
         cmd.args(["netns", "exec", &self.agent])
             .arg(which("unshare").expect("unshare not found: apt-get install util-linux"))
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(which("env").expect("env not found"))
-            .arg("-i");
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+        if !hide.is_empty() {
+            let empty = self.dir.subdir("empty", 0o755);
+            cmd.args([
+                "/bin/sh",
+                "-c",
+                r#"empty="$1"; shift; while [ "$1" != -- ]; do mount --bind "$empty" "$1" || exit 99; shift; done; shift; exec "$@""#,
+                "sh",
+            ])
+            .arg(empty)
+            .args(hide)
+            .arg("--");
+        }
+        cmd.arg(which("env").expect("env not found")).arg("-i");
         let mut has_path = false;
         for (k, v) in env {
             has_path |= *k == "PATH";
@@ -591,7 +608,19 @@ impl Lab {
         env: &[(&str, &str)],
         probe_args: &[&str],
     ) -> Run {
-        let mut cmd = self.agent_command(env);
+        self.sandbox_hiding(init, &[], config, env, probe_args)
+    }
+
+    /// Like [`Lab::sandbox_with`], hiding directories (see [`Lab::agent_command_hiding`]).
+    pub fn sandbox_hiding(
+        &self,
+        init: &Path,
+        hide: &[&str],
+        config: &Path,
+        env: &[(&str, &str)],
+        probe_args: &[&str],
+    ) -> Run {
+        let mut cmd = self.agent_command_hiding(env, hide);
         cmd.arg(init)
             .arg("--config-dir")
             .arg(config)
