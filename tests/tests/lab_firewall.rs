@@ -932,6 +932,11 @@ fn failing_restore_exits_71_and_the_agent_never_runs() {
     let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "restore-fails");
     assert_eq!(run.code, Some(71), "failing restore: {}", run.stderr);
     assert!(!ran, "the agent ran although the rules were not applied");
+    assert!(
+        run.stderr.contains("injected failure"),
+        "the injected restore did not run: {}",
+        run.stderr
+    );
 }
 
 /// Only the IPv6 restore fails while the agent has a global IPv6 address: exit 71, no agent
@@ -952,6 +957,11 @@ fn failing_ipv6_restore_with_ipv6_present_exits_71() {
         run.stderr
     );
     assert!(!ran, "the agent ran with IPv6 unguarded");
+    assert!(
+        run.stderr.contains("injected failure"),
+        "the injected restore did not run: {}",
+        run.stderr
+    );
 }
 
 /// A resolver that never answers: boot still completes (bounded resolution), the agent runs,
