@@ -114,6 +114,9 @@ pub struct LabOptions {
     pub extra_hosts: Vec<String>,
     /// Do not start the listeners (benchmarks that only need DNS).
     pub no_listeners: bool,
+    /// A fixed lab id (namespaces `ID-agent`, `ID-gw`, `ID-world`, dir `$TMPDIR/jailoc-lab-ID`)
+    /// for labs that outlive the process (`scripts/lab/up`); default: unique per test.
+    pub id: Option<String>,
 }
 
 /// The outcome of one sandbox-init run.
@@ -243,16 +246,16 @@ impl Lab {
 
     /// Builds the lab. Panics (after cleaning up) if any step fails.
     pub fn with(opts: LabOptions) -> Lab {
-        let id = crate::unique_name("jl");
-        let dir = TempDir::new("jailoc-lab-");
+        let id = opts.id.clone().unwrap_or_else(|| crate::unique_name("jl"));
+        let dir = TempDir::at(std::env::temp_dir().join(format!("jailoc-lab-{id}")));
         let probe = dir.path().join("probe");
         std::fs::copy(crate::probe(), &probe).expect("failed to copy the probe into the lab dir");
         let markers = dir.subdir("markers", 0o1777);
         let mut lab = Lab {
-            agent: format!("{id}a"),
-            gw: format!("{id}g"),
-            world: format!("{id}w"),
-            etc_netns: PathBuf::from("/etc/netns").join(format!("{id}a")),
+            agent: format!("{id}-agent"),
+            gw: format!("{id}-gw"),
+            world: format!("{id}-world"),
+            etc_netns: PathBuf::from("/etc/netns").join(format!("{id}-agent")),
             dns_log: dir.path().join("dnsmasq.log"),
             dir,
             probe,
@@ -432,7 +435,7 @@ impl Lab {
             .arg("listen")
             .args(specs)
             .stdout(file)
-            .stderr(Stdio::piped())
+            .stderr(self.err_file(name))
             .spawn()
             .expect("failed to start the lab listeners");
         self.procs.push(child);
@@ -444,11 +447,10 @@ impl Lab {
                 return;
             }
             if let Some(Ok(Some(st))) = self.procs.last_mut().map(|c| c.try_wait()) {
-                let mut err = String::new();
-                if let Some(e) = self.procs.last_mut().and_then(|c| c.stderr.as_mut()) {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("lab listeners in {name} exited ({st}): {err}");
+                panic!(
+                    "lab listeners in {name} exited ({st}): {}",
+                    self.err_text(name)
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -495,7 +497,7 @@ impl Lab {
             .arg(format!("--addn-hosts={}", hosts_file.display()))
             .arg(format!("--log-facility={}", self.dns_log.display()))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(self.err_file("dnsmasq"))
             .spawn()
             .expect("failed to start dnsmasq");
         self.procs.push(child);
@@ -518,15 +520,26 @@ impl Lab {
                 return;
             }
             if let Some(Ok(Some(st))) = self.procs.last_mut().map(|c| c.try_wait()) {
-                let mut err = String::new();
-                if let Some(e) = self.procs.last_mut().and_then(|c| c.stderr.as_mut()) {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("dnsmasq exited ({st}): {err}");
+                panic!("dnsmasq exited ({st}): {}", self.err_text("dnsmasq"));
             }
             assert!(Instant::now() < deadline, "dnsmasq did not answer");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn err_file(&self, name: &str) -> std::fs::File {
+        std::fs::File::create(self.dir.path().join(format!("{name}.err")))
+            .expect("failed to create a lab log file")
+    }
+
+    fn err_text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.err"))).unwrap_or_default()
+    }
+
+    /// Keeps the lab running after this process exits (`scripts/lab/up`); remove it with
+    /// [`teardown`] (`scripts/lab/down`).
+    pub fn persist(self) {
+        std::mem::forget(self);
     }
 
     /// Replaces the agent's `/etc/resolv.conf` (seen by every later `ip netns exec`).
@@ -547,12 +560,29 @@ impl Lab {
     /// namespace, with a clean environment: `ip netns exec AGENT unshare --pid --fork
     /// --mount-proc env -i PATH=... [env...]`.
     pub fn agent_command(&self, env: &[(&str, &str)]) -> Command {
+        self.agent_command_hiding(env, &[])
+    }
+
+    /// Like [`Lab::agent_command`], with each directory in `hide` covered by an empty one in
+    /// the agent's private mount namespace (e.g. `/usr/sbin`: no iptables binaries at all).
+    pub fn agent_command_hiding(&self, env: &[(&str, &str)], hide: &[&str]) -> Command {
         let mut cmd = Command::new(ip());
         cmd.args(["netns", "exec", &self.agent])
             .arg(which("unshare").expect("unshare not found: apt-get install util-linux"))
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(which("env").expect("env not found"))
-            .arg("-i");
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+        if !hide.is_empty() {
+            let empty = self.dir.subdir("empty", 0o755);
+            cmd.args([
+                "/bin/sh",
+                "-c",
+                r#"empty="$1"; shift; while [ "$1" != -- ]; do mount --bind "$empty" "$1" || exit 99; shift; done; shift; exec "$@""#,
+                "sh",
+            ])
+            .arg(empty)
+            .args(hide)
+            .arg("--");
+        }
+        cmd.arg(which("env").expect("env not found")).arg("-i");
         let mut has_path = false;
         for (k, v) in env {
             has_path |= *k == "PATH";
@@ -578,7 +608,19 @@ impl Lab {
         env: &[(&str, &str)],
         probe_args: &[&str],
     ) -> Run {
-        let mut cmd = self.agent_command(env);
+        self.sandbox_hiding(init, &[], config, env, probe_args)
+    }
+
+    /// Like [`Lab::sandbox_with`], hiding directories (see [`Lab::agent_command_hiding`]).
+    pub fn sandbox_hiding(
+        &self,
+        init: &Path,
+        hide: &[&str],
+        config: &Path,
+        env: &[(&str, &str)],
+        probe_args: &[&str],
+    ) -> Run {
+        let mut cmd = self.agent_command_hiding(env, hide);
         cmd.arg(init)
             .arg("--config-dir")
             .arg(config)
@@ -688,27 +730,43 @@ pub fn run_watchdog(mut cmd: Command, limit: Duration) -> Run {
     }
 }
 
+/// Kills every process in the lab `id`'s namespaces and deletes them, its /etc/netns entry and
+/// its scratch dir. Safe to call for a lab that is partly or not at all there.
+pub fn teardown(id: &str) {
+    remove_namespaces(&[
+        format!("{id}-agent"),
+        format!("{id}-gw"),
+        format!("{id}-world"),
+    ]);
+    let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(format!("{id}-agent")));
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("jailoc-lab-{id}")));
+}
+
+fn remove_namespaces(names: &[String]) {
+    for ns in names {
+        // Anything still running in the namespace (a stray agent, a listener) dies first.
+        if let Ok(out) = Command::new(ip()).args(["netns", "pids", ns]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    // SAFETY: kill(2) with a pid read from `ip netns pids` of our namespace.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = Command::new(ip())
+            .args(["netns", "del", ns])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         for child in &mut self.procs {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for ns in [&self.agent, &self.gw, &self.world] {
-            // Anything still running in the namespace (a stray agent, a listener) dies first.
-            if let Ok(out) = Command::new(ip()).args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if let Ok(pid) = pid.parse::<i32>() {
-                        // SAFETY: kill(2) with a pid read from `ip netns pids` of our namespace.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                    }
-                }
-            }
-            let _ = Command::new(ip())
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
+        remove_namespaces(&[self.agent.clone(), self.gw.clone(), self.world.clone()]);
         let _ = std::fs::remove_dir_all(&self.etc_netns);
     }
 }

@@ -106,6 +106,16 @@ impl TempDir {
         Self { path }
     }
 
+    /// Creates (or reuses) the directory at `path` with mode 0755.
+    pub fn at(path: PathBuf) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("failed to create {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("failed to chmod {}: {e}", path.display()));
+        Self { path }
+    }
+
     /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -8,7 +8,7 @@
 //! rule: the control test shows the same checks succeed (or time out) without sandbox-init.
 
 use jailoc_tests::lab::{addr, Lab, Run};
-use jailoc_tests::{config_dir, require_root};
+use jailoc_tests::{config_dir, require_root, sandbox_init};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -568,12 +568,9 @@ fn sink_key(check: &str) -> Option<String> {
         _ => return None,
     }
     // IPv4-mapped addresses arrive as plain IPv4.
-    let target = target.replace("[::ffff:", "").replace("]:", ":");
-    let target = if target.matches(':').count() > 1 && !target.starts_with('[') {
-        let (a, p) = target.rsplit_once(':')?;
-        format!("[{a}]:{p}")
-    } else {
-        target
+    let target = match target.strip_prefix("[::ffff:") {
+        Some(rest) if rest.contains('.') => rest.replacen("]:", ":", 1),
+        _ => target.to_string(),
     };
     Some(format!("{proto}/{}", strip_scope(&target)))
 }
@@ -855,7 +852,8 @@ fn bad_policy_exits_78_and_the_agent_never_runs() {
     );
 }
 
-/// No iptables binaries on PATH: exit 71 and no agent.
+/// No iptables binaries anywhere (the sbin/bin dirs hidden in the agent's mount namespace):
+/// exit 71 and no agent.
 #[test]
 fn missing_backend_exits_71_and_the_agent_never_runs() {
     if !require_root("lab tier (network namespaces)") {
@@ -863,11 +861,44 @@ fn missing_backend_exits_71_and_the_agent_never_runs() {
     }
     let lab = Lab::up();
     let config = simple_config(&lab, "config", "open", &[]);
-    let empty = lab.dir.subdir("empty-path", 0o755);
-    let path = empty.display().to_string();
-    let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "no-backend");
+    let marker = lab.markers.join("no-backend");
+    let m = marker.display().to_string();
+    let hide = ["/usr/sbin", "/usr/local/sbin"];
+    let run = lab.sandbox_hiding(&sandbox_init(), &hide, &config, &[], &["touch", &m]);
+    eprintln!("exit {:?}; stderr:\n{}", run.code, run.stderr);
     assert_eq!(run.code, Some(71), "no backend: {}", run.stderr);
-    assert!(!ran, "the agent ran without a firewall backend");
+    assert!(!marker.exists(), "the agent ran without a firewall backend");
+}
+
+/// Both backends present but broken (a kernel with neither nf_tables nor legacy iptables):
+/// exit 71 and no agent.
+#[test]
+fn broken_backends_exit_71_and_the_agent_never_runs() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::up();
+    let config = simple_config(&lab, "config", "open", &[]);
+    let dir = lab.dir.subdir("broken", 0o755);
+    for fam in ["iptables", "ip6tables"] {
+        for variant in ["", "-nft", "-legacy"] {
+            for tool in ["", "-save", "-restore"] {
+                let p = dir.join(format!("{fam}{variant}{tool}"));
+                std::fs::write(
+                    &p,
+                    "#!/bin/sh\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
+                )
+                .expect("failed to write a fake iptables");
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                    .expect("failed to chmod a fake iptables");
+            }
+        }
+    }
+    let path = format!("{}:{SYSTEM_PATH}", dir.display());
+    let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "broken-backend");
+    assert_eq!(run.code, Some(71), "broken backends: {}", run.stderr);
+    assert!(!ran, "the agent ran without a working firewall backend");
 }
 
 /// Writes fake `*-restore` commands that fail, for the given families, into a dir.
@@ -901,6 +932,11 @@ fn failing_restore_exits_71_and_the_agent_never_runs() {
     let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "restore-fails");
     assert_eq!(run.code, Some(71), "failing restore: {}", run.stderr);
     assert!(!ran, "the agent ran although the rules were not applied");
+    assert!(
+        run.stderr.contains("injected failure"),
+        "the injected restore did not run: {}",
+        run.stderr
+    );
 }
 
 /// Only the IPv6 restore fails while the agent has a global IPv6 address: exit 71, no agent
@@ -921,6 +957,11 @@ fn failing_ipv6_restore_with_ipv6_present_exits_71() {
         run.stderr
     );
     assert!(!ran, "the agent ran with IPv6 unguarded");
+    assert!(
+        run.stderr.contains("injected failure"),
+        "the injected restore did not run: {}",
+        run.stderr
+    );
 }
 
 /// A resolver that never answers: boot still completes (bounded resolution), the agent runs,
