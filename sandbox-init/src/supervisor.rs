@@ -330,8 +330,10 @@ impl Supervisor {
 
     /// Supervise until the agent has ended; returns the exit code for sandbox-init.
     pub fn run(self) -> i32 {
-        // Whatever boot allocated is gone by now; hand the freed pages back.
+        // Whatever boot allocated is gone by now; hand the freed heap back, and drop the clean
+        // pages of code and read-only data that only boot used (they re-fault if needed).
         sys::release_free_memory();
+        sys::release_clean_file_pages();
         if self.debug {
             log(&format!("supervising: {}", vm_rss()));
         }
