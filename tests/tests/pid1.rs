@@ -161,11 +161,6 @@ fn pid1_keeps_only_cap_kill_while_supervising() {
     assert_eq!(status_field(init, "CapBnd"), "0000000000000000");
     assert_eq!(status_field(init, "CapAmb"), "0000000000000000");
     assert_eq!(status_field(init, "NoNewPrivs"), "1");
-    // Reported for the README's footprint table (the target is a benchmark, not an assertion).
-    eprintln!(
-        "sandbox-init (pid {init}) VmRSS while supervising: {}",
-        status_field(init, "VmRSS")
-    );
     // SAFETY: kill(2) with a pid we just read.
     unsafe { libc::kill(init, libc::SIGTERM) };
     let (exit, stderr) = running.finish();
