@@ -102,7 +102,7 @@ pub trait Sys {
     /// `setresuid(uid, uid, uid)`.
     fn set_uid(&self, uid: u32) -> Result<(), Errno>;
     /// Mark every fd from `first` upwards close-on-exec (`close_range(.., CLOSE_RANGE_CLOEXEC)`,
-    /// falling back to `fcntl` up to `max_fd` on kernels before 5.11).
+    /// falling back to `fcntl` up to `max_fd` where `close_range` is missing or filtered).
     fn cloexec_fds_from(&self, first: RawFd, max_fd: RawFd) -> Result<(), Errno>;
     /// Every signal disposition back to `SIG_DFL` and an empty signal mask.
     fn reset_signals(&self) -> Result<(), Errno>;
@@ -276,10 +276,11 @@ impl Sys for RealSys {
             return Ok(());
         }
         let err = Errno::last();
-        if err.0 != libc::ENOSYS && err.0 != libc::EINVAL {
+        if !matches!(err.0, libc::ENOSYS | libc::EINVAL | libc::EPERM) {
             return Err(err);
         }
-        // Kernels before 5.11: walk the descriptor table up to the limit read before the fork.
+        // Kernels before 5.11 (ENOSYS/EINVAL) or a seccomp profile that does not know the
+        // syscall (EPERM): walk the descriptor table up to the fd found before the fork.
         for fd in first..=max_fd {
             // SAFETY: F_GETFD/F_SETFD on an arbitrary integer either act on an open descriptor's
             // flags or fail with EBADF; no memory is involved.
@@ -498,8 +499,19 @@ pub fn set_child_subreaper() -> Result<(), Errno> {
     prctl(libc::PR_SET_CHILD_SUBREAPER, 1).map(drop)
 }
 
-/// The soft `RLIMIT_NOFILE` minus one: the highest fd number a process can hold.
+/// The highest fd number that needs the close-on-exec fallback: the highest fd open now (from
+/// `/proc/self/fd`; fds opened later by us are close-on-exec anyway), else the soft
+/// `RLIMIT_NOFILE` minus one.
 pub fn max_fd() -> RawFd {
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        let highest = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<RawFd>().ok())
+            .max();
+        if let Some(fd) = highest {
+            return fd;
+        }
+    }
     // SAFETY: all-zero is a valid rlimit value for getrlimit to overwrite.
     let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
     // SAFETY: `limit` is a live rlimit struct.
@@ -785,6 +797,12 @@ Anonymous: 0 kB
                 }
             ]
         );
+    }
+
+    #[test]
+    fn max_fd_sees_an_open_descriptor() {
+        let file = std::fs::File::open("/proc/self/status").expect("open");
+        assert!(max_fd() >= file.as_raw_fd());
     }
 
     #[test]
