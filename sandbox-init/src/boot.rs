@@ -3,7 +3,7 @@
 use crate::cli::{self, Args, Invocation};
 use crate::exit;
 use crate::firewall::{self, CommandRunner, FirewallError, SystemRunner};
-use crate::policy::{self, Host, Policy, PolicyError};
+use crate::policy::{self, Policy, PolicyError};
 use crate::resolve::{self, HickoryLookup, Lookup};
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -121,7 +121,8 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     };
-    let runner = SystemRunner::new(std::env::var_os("PATH"));
+    let mut runner = SystemRunner::new(std::env::var_os("PATH"));
+    runner.debug = log.debug;
     let mut stdout = io::stdout();
     let mut seams = Seams {
         runner: &runner,
@@ -232,15 +233,7 @@ fn resolve_names(
             seams.paths.resolv_conf.display()
         ));
     }
-    let names: Vec<String> = policy
-        .hosts
-        .iter()
-        .filter_map(|h| match &h.host {
-            Host::Name(n) => Some(n.clone()),
-            Host::Addr(_) => None,
-        })
-        .collect();
-    let names = policy::dedup(names);
+    let names = policy.names();
     let hosts = read_or_empty(&seams.paths.hosts);
     let resolution = resolve::resolve(
         &names,

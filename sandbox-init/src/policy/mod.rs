@@ -66,6 +66,17 @@ pub struct Policy {
     pub resolve_timeout: Duration,
 }
 
+impl Policy {
+    /// The allowlisted names to resolve, in policy order, each once.
+    pub fn names(&self) -> Vec<String> {
+        let names = self.hosts.iter().filter_map(|h| match &h.host {
+            Host::Name(n) => Some(n.clone()),
+            Host::Addr(_) => None,
+        });
+        dedup(names.collect())
+    }
+}
+
 /// A policy that cannot be loaded (exit 78).
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
