@@ -137,10 +137,16 @@ impl<'a> Cmd<'a> {
             stdin: None,
         }
     }
-    fn restore(program: &'a str, payload: &'a str) -> Self {
+    /// Legacy iptables takes the global xtables lock: wait for it (`-w`) instead of failing.
+    fn restore(backend: &Backend, program: &'a str, payload: &'a str) -> Self {
+        let args: &'static [&'static str] = if backend.parallel {
+            &["--noflush"]
+        } else {
+            &["-w", "--noflush"]
+        };
         Cmd {
             program,
-            args: &["--noflush"],
+            args,
             stdin: Some(payload),
         }
     }
@@ -237,11 +243,11 @@ pub fn install(
     let restore_v6 = probed
         .save_v6
         .is_ok()
-        .then(|| Cmd::restore(backend.restore6, &rules.v6));
+        .then(|| Cmd::restore(backend, backend.restore6, &rules.v6));
     let (v4, v6) = pair(
         runner,
         backend,
-        Cmd::restore(backend.restore4, &rules.v4),
+        Cmd::restore(backend, backend.restore4, &rules.v4),
         restore_v6,
     );
     v4.map_err(|cause| FirewallError::Restore {
