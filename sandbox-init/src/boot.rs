@@ -21,6 +21,8 @@ pub enum BootError {
     Threads { count: usize },
     #[error("failed to execute {program}: {source}")]
     Exec { program: String, source: io::Error },
+    #[error("failed to print the plan: {0}")]
+    PrintPlan(io::Error),
 }
 
 /// Host paths the boot reads, as parameters so tests can point them elsewhere.
@@ -311,10 +313,7 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
     seams
         .out
         .write_all(text.as_bytes())
-        .map_err(|source| BootError::Exec {
-            program: "--print-plan (stdout)".into(),
-            source,
-        })
+        .map_err(BootError::PrintPlan)
 }
 
 /// TEMPORARY (until engineer "init" lands steps 6-8): exec the agent command as-is, without a
