@@ -356,8 +356,13 @@ pub struct SystemRunner {
 impl SystemRunner {
     /// `path` is the value of `PATH` (the sbin/bin directories are searched after it).
     pub fn new(path: Option<OsString>) -> Self {
+        // Relative PATH entries are ignored: PID 1 runs these as root.
         let mut dirs: Vec<PathBuf> = path
-            .map(|p| std::env::split_paths(&p).collect())
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .filter(|d| d.is_absolute())
+                    .collect()
+            })
             .unwrap_or_default();
         for d in [
             "/usr/local/sbin",
