@@ -158,7 +158,7 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         ));
     }
     log.debug(&format!(
-        "policy loaded from {}: {:?} egress, {} hosts, {} networks",
+        "policy loaded from {}: {} egress, {} hosts, {} networks",
         args.config_dir.display(),
         policy.egress,
         policy.hosts.len(),
@@ -180,17 +180,17 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
 
     // Step 3 — resolve the allowlisted names. Before rendering, because rules hold addresses;
     // before the privilege drop, because the DNS runtime's threads must be gone by then.
-    let resolved = resolve_names(&policy, seams);
+    let (resolution, resolvers) = resolve_names(&policy, seams);
     check_single_threaded(&seams.paths.self_tasks, &log)?;
     log.debug(&format!(
         "resolved {} names ({:?})",
-        resolved.0.addrs.len(),
+        resolution.addrs.len(),
         started.elapsed()
     ));
 
     // Steps 4 and 5 — render both rule sets (pure), apply each family with one restore, and
     // read them back. Before anything of the agent exists, so its first packet is filtered.
-    let (allows, refusals) = firewall::allows(&policy, &resolved.0);
+    let (allows, refusals) = firewall::allows(&policy, &resolution);
     for warning in &refusals {
         log.warn(warning);
     }
@@ -200,14 +200,14 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         &probed,
         policy.egress,
         &allows,
-        &resolved.1,
+        &resolvers,
         ipv6_present,
     )?;
     for warning in &installed.warnings {
         log.warn(warning);
     }
     log.info(&format!(
-        "firewall installed ({} backend, {:?} egress, {} allowlisted destinations, IPv6 {}) in {} ms",
+        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {} ms",
         probed.backend.name,
         policy.egress,
         allows.len(),
@@ -501,7 +501,7 @@ mod tests {
         assert_eq!(world.handed_off.get(), 0);
         let out = String::from_utf8(world.out.clone()).expect("utf8");
         assert!(out.starts_with("# agent: uid 1234 gid 1000 home /home/agent\n# chown to 1234:1000 where the owner is wrong: /home/agent/.config /home/agent/.local /home/agent/.cache\n# resolved a.example: 198.51.100.7\n"), "{out}");
-        assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init IPv4 egress rules (Open egress)\n*filter\n"));
+        assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init: IPv4 rules, open egress\n*filter\n"));
         assert!(out.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -j ACCEPT\n"));
         assert!(out.contains("# ---- IPv6: ip6tables-restore --noflush\n"));
         assert!(out.contains(

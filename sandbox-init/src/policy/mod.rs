@@ -35,6 +35,15 @@ pub enum Egress {
     Allowlist,
 }
 
+impl std::fmt::Display for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Egress::Open => "open",
+            Egress::Allowlist => "allowlist",
+        })
+    }
+}
+
 /// The unprivileged user the agent runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
