@@ -3,7 +3,7 @@
 use crate::cli::{self, Args, Invocation};
 use crate::exit;
 use crate::firewall::{self, CommandRunner, FirewallError, SystemRunner};
-use crate::policy::{self, Host, Policy, PolicyError};
+use crate::policy::{self, Policy, PolicyError};
 use crate::resolve::{self, HickoryLookup, Lookup};
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -25,6 +25,8 @@ pub enum BootError {
     Threads { count: usize },
     #[error("failed to execute {program}: {source}")]
     Exec { program: String, source: io::Error },
+    #[error("failed to print the plan: {0}")]
+    PrintPlan(io::Error),
 }
 
 /// Host paths the boot reads, as parameters so tests can point them elsewhere.
@@ -125,7 +127,8 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     };
-    let runner = SystemRunner::new(std::env::var_os("PATH"));
+    let mut runner = SystemRunner::new(std::env::var_os("PATH"));
+    runner.debug = log.debug;
     let mut stdout = io::stdout();
     // Steps 6-8 need the config dir too (`secret-env` lives there).
     let config_dir = args.config_dir.clone();
@@ -164,7 +167,7 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         ));
     }
     log.debug(&format!(
-        "policy loaded from {}: {:?} egress, {} hosts, {} networks",
+        "policy loaded from {}: {} egress, {} hosts, {} networks",
         args.config_dir.display(),
         policy.egress,
         policy.hosts.len(),
@@ -186,17 +189,17 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
 
     // Step 3 — resolve the allowlisted names. Before rendering, because rules hold addresses;
     // before the privilege drop, because the DNS runtime's threads must be gone by then.
-    let resolved = resolve_names(&policy, seams);
+    let (resolution, resolvers) = resolve_names(&policy, seams);
     check_single_threaded(&seams.paths.self_tasks, &log)?;
     log.debug(&format!(
         "resolved {} names ({:?})",
-        resolved.0.addrs.len(),
+        resolution.addrs.len(),
         started.elapsed()
     ));
 
     // Steps 4 and 5 — render both rule sets (pure), apply each family with one restore, and
     // read them back. Before anything of the agent exists, so its first packet is filtered.
-    let (allows, refusals) = firewall::allows(&policy, &resolved.0);
+    let (allows, refusals) = firewall::allows(&policy, &resolution);
     for warning in &refusals {
         log.warn(warning);
     }
@@ -206,14 +209,14 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         &probed,
         policy.egress,
         &allows,
-        &resolved.1,
+        &resolvers,
         ipv6_present,
     )?;
     for warning in &installed.warnings {
         log.warn(warning);
     }
     log.info(&format!(
-        "firewall installed ({} backend, {:?} egress, {} allowlisted destinations, IPv6 {}) in {} ms",
+        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {} ms",
         probed.backend.name,
         policy.egress,
         allows.len(),
@@ -241,15 +244,7 @@ fn resolve_names(
             seams.paths.resolv_conf.display()
         ));
     }
-    let names: Vec<String> = policy
-        .hosts
-        .iter()
-        .filter_map(|h| match &h.host {
-            Host::Name(n) => Some(n.clone()),
-            Host::Addr(_) => None,
-        })
-        .collect();
-    let names = policy::dedup(names);
+    let names = policy.names();
     let hosts = read_or_empty(&seams.paths.hosts);
     let resolution = resolve::resolve(
         &names,
@@ -327,10 +322,7 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
     seams
         .out
         .write_all(text.as_bytes())
-        .map_err(|source| BootError::Exec {
-            program: "--print-plan (stdout)".into(),
-            source,
-        })
+        .map_err(BootError::PrintPlan)
 }
 
 // ---- Steps 6-8 (engineer "init"): home ownership, secrets, privilege drop, spawn, supervise.
@@ -618,7 +610,7 @@ mod tests {
         assert_eq!(world.handed_off.get(), 0);
         let out = String::from_utf8(world.out.clone()).expect("utf8");
         assert!(out.starts_with("# agent: uid 1234 gid 1000 home /home/agent\n# chown to 1234:1000 where the owner is wrong: /home/agent/.config /home/agent/.local /home/agent/.cache\n# resolved a.example: 198.51.100.7\n"), "{out}");
-        assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init IPv4 egress rules (Open egress)\n*filter\n"));
+        assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init: IPv4 rules, open egress\n*filter\n"));
         assert!(out.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -j ACCEPT\n"));
         assert!(out.contains("# ---- IPv6: ip6tables-restore --noflush\n"));
         assert!(out.contains(
