@@ -46,6 +46,34 @@ fn signals_sent_to_pid1_end_the_agent_with_128_plus_n() {
 }
 
 #[test]
+fn signals_reach_the_agents_own_handlers() {
+    let Some(sb) = Sandbox::new("pid1 forwarding") else {
+        return;
+    };
+    // Signals whose default action does not end the agent (WINCH, CONT) or that it handles:
+    // the trap's exit code proves this exact signal arrived.
+    for (sig, name) in [
+        (libc::SIGWINCH, "WINCH"),
+        (libc::SIGCONT, "CONT"),
+        (libc::SIGQUIT, "QUIT"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGTERM, "TERM"),
+    ] {
+        let script = format!(
+            "trap 'exit 42' {name}\necho '{{\"cmd\":\"ready\"}}'\n\
+             while :; do sleep 0.02; done"
+        );
+        let mut running = sb.start("", &["/bin/sh", "-c", &script]);
+        running.wait_for_line("cmd", "ready");
+        let init = running.init_pid();
+        // SAFETY: kill(2) with a pid we just read and a valid signal number.
+        assert_eq!(unsafe { libc::kill(init, sig) }, 0);
+        let (exit, stderr) = running.finish();
+        assert_eq!(exit, Some(42), "SIG{name} did not reach the trap: {stderr}");
+    }
+}
+
+#[test]
 fn a_hundred_orphans_are_reaped() {
     let Some(sb) = Sandbox::new("pid1 reaping") else {
         return;
