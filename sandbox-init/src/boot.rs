@@ -216,12 +216,12 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         log.warn(warning);
     }
     log.info(&format!(
-        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {} ms",
+        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {:.1} ms",
         probed.backend.name,
         policy.egress,
         allows.len(),
         if installed.v6 { "guarded" } else { "absent" },
-        started.elapsed().as_millis()
+        started.elapsed().as_secs_f64() * 1000.0
     ));
 
     // ---- Steps 6-8 (home ownership, secrets, privilege drop, spawn, supervise): engineer
