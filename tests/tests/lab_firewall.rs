@@ -640,6 +640,7 @@ fn run_matrix(egress: &str) {
     let mut args: Vec<String> = vec!["batch".into()];
     args.extend(cases.iter().map(|c| c.check.clone()));
     args.push(format!("touch {}", marker.display()));
+    args.push("status".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = lab.sandbox(&config, &[], &args);
     eprintln!("sandbox-init stderr:\n{}", run.stderr);
@@ -651,6 +652,17 @@ fn run_matrix(egress: &str) {
         run.stdout
     );
     assert!(marker.exists(), "the agent did not run (no marker)");
+    // The matrix was checked by the unprivileged agent, not by root.
+    let status = run.check("status").expect("no status line from the probe");
+    assert_eq!(status["uid"], 1000, "the agent is not UID 1000: {status}");
+    assert_eq!(
+        status["CapEff"], "0000000000000000",
+        "the agent has capabilities: {status}"
+    );
+    assert_eq!(
+        status["NoNewPrivs"], "1",
+        "no_new_privs is not set: {status}"
+    );
 
     let want = |c: &Case| {
         if egress == "open" {

@@ -36,6 +36,9 @@ Network checks (each prints cmd, target, result, errno, error, ms):
                                      batch 'tcp 10.0.0.1:80' 'ping ::1'; each line gets
                                      \"check\": the argument
 
+  tcp-bench ADDR:PORT N               N sequential TCP connects; prints median/p90/mean in
+                                     microseconds (benchmarks: per-connection rule cost)
+
 Process checks:
   status                             uid, gid, groups, the five capability sets, NoNewPrivs,
                                      SigBlk, SigIgn, open fds, environment variable names
@@ -69,6 +72,7 @@ fn main() {
         "serve" => cmd_serve(&args[1..]),
         "listen" => cmd_listen(&args[1..]),
         "batch" => cmd_batch(&args[1..]),
+        "tcp-bench" => cmd_tcp_bench(&args[1..]),
         _ => match run_check(&args) {
             Ok(v) => {
                 emit(&v);
@@ -629,6 +633,40 @@ fn cmd_batch(checks: &[String]) -> i32 {
     for v in &results {
         emit(v);
     }
+    0
+}
+
+fn cmd_tcp_bench(args: &[String]) -> i32 {
+    let (Some(target), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>()))
+    else {
+        return usage_error("tcp-bench needs ADDR:PORT and a count");
+    };
+    let addr = match parse_sockaddr(target) {
+        Ok(a) => a,
+        Err(e) => return usage_error(&e),
+    };
+    let mut us: Vec<f64> = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let started = Instant::now();
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => {
+                us.push(started.elapsed().as_secs_f64() * 1e6);
+                drop(s);
+            }
+            Err(e) => {
+                emit(&report("tcp-bench", target, started, Err(e)));
+                return 1;
+            }
+        }
+    }
+    us.sort_by(f64::total_cmp);
+    let pick = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+    let mean = us.iter().sum::<f64>() / us.len() as f64;
+    emit(
+        &json!({"cmd": "tcp-bench", "target": target, "count": us.len(),
+                  "median_us": pick(0.5), "p90_us": pick(0.9), "mean_us": mean,
+                  "result": "connected"}),
+    );
     0
 }
 
