@@ -338,7 +338,7 @@ fn init_handoff(config_dir: &Path, policy: &Policy, command: &[OsString], log: &
         command: command.to_vec(),
         debug: log.debug,
     };
-    start_agent(start, &InitPaths::default())
+    start_agent(start, &InitPaths::default(), log)
 }
 
 /// What steps 6–8 need from steps 1–5. Owned, so everything else (policy, resolver, rule sets)
@@ -380,59 +380,58 @@ impl Default for InitPaths {
     }
 }
 
-fn fail(code: i32, err: &dyn std::error::Error) -> i32 {
-    eprintln!("sandbox-init: {err}");
+fn fail(log: &Log, code: i32, err: &dyn std::error::Error) -> i32 {
+    log.error(&err.to_string());
     code
 }
 
 /// Steps 6–8: fix the home dirs, start the agent without any privilege, supervise it. Returns
 /// sandbox-init's exit code: the agent's, or 71/78/126/127 if it could not be started.
-pub fn start_agent(start: AgentStart, paths: &InitPaths) -> i32 {
+pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
     let sys = sys::RealSys;
 
     // Before anything changes: can we drop everything? Without CAP_SETPCAP/SETUID/SETGID the
     // drop would be partial, so refuse here (71) while nothing has been touched yet.
     let creds = match AgentCreds::new(start.uid, start.gid) {
         Ok(creds) => creds,
-        Err(e) => return fail(exit::CONFIG, &e),
+        Err(e) => return fail(log, exit::CONFIG, &e),
     };
     let last_cap = match privilege::read_cap_last_cap(&paths.cap_last_cap) {
         Ok(n) => n,
-        Err(e) => return fail(exit::OS_ERROR, &e),
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
     };
     let ready = match privilege::check_can_drop(&sys, creds, last_cap, sys::max_fd()) {
         Ok(ready) => ready,
-        Err(e) => return fail(exit::OS_ERROR, &e),
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
     };
 
     // Step 6: home dirs, as root and before the agent exists (nobody can race the walk).
-    let mut warn = |w: String| eprintln!("sandbox-init: warning: {w}");
+    let mut warn = |w: String| log.warn(&w);
     match home::fix(&start.home, start.uid, start.gid, &mut warn) {
-        Ok(fixes) if start.debug => {
+        Ok(fixes) => {
             for f in fixes {
-                eprintln!("sandbox-init: home: {} {:?}", f.path.display(), f.action);
+                log.debug(&format!("home: {} {:?}", f.path.display(), f.action));
             }
         }
-        Ok(_) => {}
-        Err(e) => return fail(exit::OS_ERROR, &e),
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
     }
 
     // Step 7: secrets are read as root (they are root-only files), the environment and the
     // exec are prepared in full, then the child drops everything and execs.
     let secret_env = match secrets::load(&start.config_dir, &paths.secrets_dir) {
         Ok(s) => s,
-        Err(e) => return fail(e.exit_code(), &e),
+        Err(e) => return fail(log, e.exit_code(), &e),
     };
     let user = secrets::user_name(&paths.passwd, start.uid);
     let env = secrets::agent_environment(std::env::vars_os(), &start.home, &user, secret_env);
     let prepared = match Prepared::new(&start.command, &env) {
         Ok(p) => p,
-        Err(e) => return fail(e.exit_code(), &e),
+        Err(e) => return fail(log, e.exit_code(), &e),
     };
     drop(env);
     let supervisor = match supervisor::spawn(&ready, prepared, start.debug) {
         Ok(s) => s,
-        Err(e) => return fail(e.exit_code(), &e),
+        Err(e) => return fail(log, e.exit_code(), &e),
     };
     drop(start);
 

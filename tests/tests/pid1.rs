@@ -146,7 +146,7 @@ fn exec_failures_are_126_and_127_with_the_path() {
     assert_eq!(run.code, Some(127), "{}", describe(&run));
     assert!(
         run.stderr.contains(&format!(
-            "sandbox-init: failed to execute the agent {}: no such file or directory",
+            "sandbox-init: error: failed to execute the agent {}: no such file or directory",
             missing.display()
         )),
         "{}",
@@ -166,7 +166,7 @@ fn exec_failures_are_126_and_127_with_the_path() {
     assert_eq!(run.code, Some(126), "{}", describe(&run));
     assert!(
         run.stderr.contains(&format!(
-            "sandbox-init: failed to execute the agent {}: permission denied",
+            "sandbox-init: error: failed to execute the agent {}: permission denied",
             not_exec.display()
         )),
         "{}",
