@@ -279,16 +279,22 @@ fn decode_report(buf: [u8; 8]) -> (DropStep, Errno) {
 fn child(sys: &RealSys, plan: &AgentDrop, command: &Prepared, report: i32) -> ! {
     let failure = match privilege::drop_agent(sys, plan) {
         Err(failure) => failure,
-        Ok(()) => match sys.reset_signals() {
-            Err(errno) => DropFailure {
-                step: DropStep::Signals,
-                errno,
-            },
-            Ok(()) => DropFailure {
-                step: DropStep::Exec,
-                errno: exec_first(command),
-            },
-        },
+        Ok(()) => {
+            // Like tini: the agent gets its own process group and, with a terminal, the
+            // foreground, so Ctrl-C reaches the agent once (not PID 1 and then again forwarded)
+            // and job control works. Best effort: no security property depends on it.
+            let _ = sys.own_process_group();
+            match sys.reset_signals() {
+                Err(errno) => DropFailure {
+                    step: DropStep::Signals,
+                    errno,
+                },
+                Ok(()) => DropFailure {
+                    step: DropStep::Exec,
+                    errno: exec_first(command),
+                },
+            }
+        }
     };
     sys::write_all_raw(report, &encode_report(failure));
     let code = match failure.step {

@@ -194,3 +194,57 @@ fn pid1_keeps_only_cap_kill_while_supervising() {
     let (exit, stderr) = running.finish();
     assert_eq!(exit, Some(143), "{stderr}");
 }
+
+/// The agent's own pid, process group and its terminal's foreground group, from its stat.
+const PGRP_SCRIPT: &str = "set -- $(cat /proc/$$/stat); echo \"pid=$1 pgrp=$5 tpgid=$8\"";
+
+fn pgrp_fields(stdout: &str) -> (String, String, String) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("pid="))
+        .unwrap_or_else(|| panic!("no pid line in {stdout:?}"));
+    let get = |k: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_end_matches('\r').to_owned())
+            .unwrap_or_default()
+    };
+    (get("pid"), get("pgrp"), get("tpgid"))
+}
+
+fn shell_quote(arg: &std::ffi::OsStr) -> String {
+    format!("'{}'", arg.to_string_lossy().replace('\'', "'\\''"))
+}
+
+#[test]
+fn the_agent_gets_its_own_process_group_and_the_terminal() {
+    let Some(sb) = Sandbox::new("pid1 process group") else {
+        return;
+    };
+    // Without a terminal: its own group.
+    let run = sb.run("", &["/bin/sh", "-c", PGRP_SCRIPT]);
+    assert_eq!(run.code, Some(0), "{}", describe(&run));
+    let (pid, pgrp, _) = pgrp_fields(&run.stdout);
+    assert_eq!(pgrp, pid, "{}", describe(&run));
+
+    // With a terminal (script(1) runs the chain on a new pty, as `docker run -t` does): the
+    // agent's group is the foreground group, so Ctrl-C goes to the agent, not to PID 1.
+    let cmd = sb.command("", &["/bin/sh", "-c", PGRP_SCRIPT]);
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(shell_quote)
+        .collect();
+    let out = std::process::Command::new(init_common::tool("script"))
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (package bsdutils)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let (pid, pgrp, tpgid) = pgrp_fields(&stdout);
+    assert_eq!(
+        (pgrp.as_str(), tpgid.as_str()),
+        (pid.as_str(), pid.as_str()),
+        "{stdout}"
+    );
+}
