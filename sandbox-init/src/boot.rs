@@ -60,18 +60,24 @@ pub struct Log {
 }
 
 impl Log {
+    /// Writes one whole line with a single `write` (stderr is unbuffered: `eprintln!` could
+    /// interleave with the agent's output in a container log).
+    fn line(level: &str, msg: &str) {
+        let line = format!("sandbox-init: {level}{msg}\n");
+        let _ = io::stderr().write_all(line.as_bytes());
+    }
     pub fn info(&self, msg: &str) {
-        eprintln!("sandbox-init: {msg}");
+        Self::line("", msg);
     }
     pub fn warn(&self, msg: &str) {
-        eprintln!("sandbox-init: warning: {msg}");
+        Self::line("warning: ", msg);
     }
     pub fn error(&self, msg: &str) {
-        eprintln!("sandbox-init: error: {msg}");
+        Self::line("error: ", msg);
     }
     pub fn debug(&self, msg: &str) {
         if self.debug {
-            eprintln!("sandbox-init: debug: {msg}");
+            Self::line("debug: ", msg);
         }
     }
 }
