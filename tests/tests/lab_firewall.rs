@@ -200,6 +200,36 @@ fn matrix() -> Vec<Case> {
             Pass,
             Live,
         ),
+        // ICMP: a host allowlisted without a port is reachable as a whole; a host:port entry
+        // opens that port only (no ICMP tunnel to it in allowlist mode).
+        case(
+            format!("ping 198.51.100.10 {UDP_T}"),
+            "ICMP to an allowlisted name",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            format!("ping 2001:db8::10 {UDP_T}"),
+            "ICMPv6 to an allowlisted name",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            format!("ping 203.0.113.10 {UDP_T}"),
+            "ICMP to a name:port host",
+            Pass,
+            Block,
+            Live,
+        ),
+        case(
+            format!("ping 10.1.2.3 {UDP_T}"),
+            "ICMP to an internal name:port host",
+            Block,
+            Block,
+            Live,
+        ),
         // Public but not allowlisted.
         case(
             format!("tcp 203.0.113.20:80 {TCP_T}"),
@@ -1089,5 +1119,67 @@ fn second_boot_leaves_identical_rules_and_keeps_nat() {
         v6,
         rules(&lab, "ip6tables-save"),
         "IPv6 rules changed on the second boot"
+    );
+}
+
+/// Inbound connections to a server the agent runs (OpenCode's port) are answered: replies on
+/// established connections pass, over IPv4 and IPv6, in allowlist mode too.
+#[test]
+fn the_agents_server_answers_inbound_connections() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = simple_config(&lab, "config", "allowlist", &[]);
+    let mut cmd = lab.agent_command(&[]);
+    cmd.arg(sandbox_init())
+        .arg("--config-dir")
+        .arg(&config)
+        .arg("--")
+        .arg(&lab.probe)
+        .args(["serve", "4096"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut server = cmd
+        .spawn()
+        .expect("failed to start sandbox-init with probe serve");
+    let probe = lab.probe.display().to_string();
+    let ask = |target: &str| -> Value {
+        let out = lab.exec(
+            &lab.gw,
+            &[
+                &probe,
+                "http",
+                target,
+                "/global/health",
+                "--timeout-ms",
+                "1000",
+            ],
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let v4 = format!("{}:4096", addr::AGENT_V4);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut first = ask(&v4);
+    while first["status"] != 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        first = ask(&v4);
+    }
+    let v6 = ask(&format!("[{}]:4096", addr::AGENT_V6));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        first["status"], 200,
+        "no HTTP answer over IPv4 from the agent's server: {first}"
+    );
+    assert!(
+        first["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("\"healthy\":true")),
+        "{first}"
+    );
+    assert_eq!(
+        v6["status"], 200,
+        "no HTTP answer over IPv6 from the agent's server: {v6}"
     );
 }

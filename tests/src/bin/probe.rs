@@ -27,6 +27,8 @@ Network checks (each prints cmd, target, result, errno, error, ms):
                                      (needs net.ipv4.ping_group_range to include our gid)
   dns NAME --server IP [--type A|AAAA] [--port N] [--timeout-ms N]
                                      one raw DNS query over UDP; prints the answers
+  http ADDR:PORT [PATH] [--timeout-ms N]
+                                     HTTP/1.1 GET; prints the status code and body
   ADDR is an IPv4 or IPv6 address; IPv6 with a port is written [ADDR]:PORT, a link-local
   one may carry a scope: [fe80::1%eth0]:80.
   result: connected | refused (TCP reset / port unreachable) | blocked (EPERM, EACCES,
@@ -124,6 +126,11 @@ fn run_check(args: &[String]) -> Result<Value, String> {
                 opts.timeout(2000)?,
             ))
         }
+        "http" => Ok(check_http(
+            opts.positional(0)?,
+            opts.positionals.get(1).copied().unwrap_or("/"),
+            opts.timeout(2000)?,
+        )),
         "status" => Ok(status()),
         "touch" => Ok(touch(opts.positional(0)?)),
         other => Err(format!("unknown command: {other} (see probe --help)")),
@@ -294,6 +301,35 @@ fn check_tcp(target: &str, timeout: Duration) -> Value {
     let started = Instant::now();
     let outcome = TcpStream::connect_timeout(&addr, timeout).map(|_| "connected");
     report("tcp", target, started, outcome)
+}
+
+fn check_http(target: &str, path: &str, timeout: Duration) -> Value {
+    let addr = match parse_sockaddr(target) {
+        Ok(a) => a,
+        Err(e) => return bad_target("http", target, e),
+    };
+    let started = Instant::now();
+    let mut response = String::new();
+    let outcome = (|| {
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+        )?;
+        stream.read_to_string(&mut response)?;
+        Ok("reply")
+    })();
+    let mut v = report("http", target, started, outcome);
+    if let Some((head, body)) = response.split_once("\r\n\r\n") {
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse::<u16>().ok());
+        v["status"] = json!(code);
+        v["body"] = json!(body.trim_end());
+    }
+    v
 }
 
 /// A connected UDP socket of the right family, with a receive timeout.
@@ -610,12 +646,12 @@ fn cmd_batch(checks: &[String]) -> i32 {
                 scope.spawn(move || {
                     let args: Vec<String> = check.split_whitespace().map(String::from).collect();
                     let mut v = match args.first().map(String::as_str) {
-                        Some("tcp" | "udp" | "ping" | "dns" | "status" | "touch") => {
+                        Some("tcp" | "udp" | "ping" | "dns" | "http" | "status" | "touch") => {
                             run_check(&args)
                                 .unwrap_or_else(|e| json!({"result": "error", "error": e}))
                         }
                         _ => json!({"result": "error",
-                                    "error": "batch runs tcp, udp, ping, dns, status, touch"}),
+                                    "error": "batch runs tcp, udp, ping, dns, http, status, touch"}),
                     };
                     v["check"] = json!(check);
                     v
@@ -843,7 +879,7 @@ fn http_answer(stream: &mut TcpStream) -> io::Result<()> {
                 .unwrap_or_default();
             let args: Vec<String> = args.split_whitespace().map(String::from).collect();
             match args.first().map(String::as_str) {
-                Some("tcp" | "udp" | "ping" | "dns" | "status" | "touch") => {
+                Some("tcp" | "udp" | "ping" | "dns" | "http" | "status" | "touch") => {
                     match run_check(&args) {
                         Ok(v) => (200, v),
                         Err(e) => (400, json!({"result": "error", "error": e})),
@@ -852,7 +888,7 @@ fn http_answer(stream: &mut TcpStream) -> io::Result<()> {
                 _ => (
                     400,
                     json!({"result": "error",
-                           "error": "args must be one of tcp, udp, ping, dns, status, touch"}),
+                           "error": "args must be one of tcp, udp, ping, dns, http, status, touch"}),
                 ),
             }
         }
