@@ -59,9 +59,7 @@ fn normalise_hashes(text: &str) -> String {
         let (head, tail) = rest.split_at(i);
         out.push_str(head);
         let after = &tail[1..];
-        let token_start = head
-            .rfind(|c: char| c == '"' || c == ' ')
-            .map_or(0, |p| p + 1);
+        let token_start = head.rfind(['"', ' ']).map_or(0, |p| p + 1);
         let is_tag = head[token_start..].starts_with("jailoc-")
             && after.len() > 16
             && after[..16].bytes().all(|b| b.is_ascii_hexdigit())
