@@ -40,9 +40,9 @@ pub enum Error {
     NoEngine { detail: String },
     /// The companion binary is missing.
     #[error(
-        "failed to find sandbox-init: looked at $JAILOC_SANDBOX_INIT, next to the jailoc executable{beside} and on PATH; install it next to jailoc (`scripts/install` does) or set JAILOC_SANDBOX_INIT=/path/to/sandbox-init"
+        "failed to find sandbox-init: {detail}; install it next to jailoc (`scripts/install` does) or set JAILOC_SANDBOX_INIT=/path/to/sandbox-init"
     )]
-    NoSandboxInit { beside: String },
+    NoSandboxInit { detail: String },
     /// A process could not be started.
     #[error("failed to run `{command}`: {source}")]
     Spawn {

@@ -107,10 +107,9 @@ pub fn find_sandbox_init(ctx: &Context) -> Result<PathBuf> {
         if p.is_file() {
             return Ok(std::fs::canonicalize(&p).unwrap_or(p));
         }
-        return Err(Error::Other(format!(
-            "failed to find sandbox-init: JAILOC_SANDBOX_INIT={} is not a file",
-            p.display()
-        )));
+        return Err(Error::NoSandboxInit {
+            detail: format!("JAILOC_SANDBOX_INIT={} is not a file", p.display()),
+        });
     }
     if let Some(dir) = &ctx.exe_dir {
         let p = dir.join("sandbox-init");
@@ -126,12 +125,15 @@ pub fn find_sandbox_init(ctx: &Context) -> Result<PathBuf> {
             }
         }
     }
+    let beside = ctx
+        .exe_dir
+        .as_ref()
+        .map(|d| format!(" ({})", d.display()))
+        .unwrap_or_default();
     Err(Error::NoSandboxInit {
-        beside: ctx
-            .exe_dir
-            .as_ref()
-            .map(|d| format!(" ({})", d.display()))
-            .unwrap_or_default(),
+        detail: format!(
+            "it is not next to the jailoc executable{beside} nor on PATH, and JAILOC_SANDBOX_INIT is not set"
+        ),
     })
 }
 
