@@ -356,10 +356,10 @@ fn shell_enters_as_uid_1000_never_root() {
     let env = Env::new();
     env.write_config(APP);
     let o = env.run(&["shell"]);
-    assert_eq!(o.status.code(), Some(70));
+    assert_eq!(o.status.code(), Some(3));
     assert_eq!(
         stderr(&o),
-        "jailoc: failed to enter workspace \"app\": it was never started (run `jailoc up`)\n"
+        "jailoc: failed to open a shell: workspace \"app\" was never started (run `jailoc up`)\n"
     );
     ok(&env.run(&["up"]));
     ok(&env.run(&["shell"]));
