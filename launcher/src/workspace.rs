@@ -172,11 +172,10 @@ pub struct Prepared {
     pub compose_changed: bool,
 }
 
-/// Checks the workspace's paths exist, resolves (and if needed builds) the image, and writes
-/// the policy dir, password file and compose file. The order matters: nothing is written
-/// before every check passed, and the compose file (which `up` runs) comes last.
-pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepared> {
-    // 1. Inputs that must exist on the host (a missing bind source would be created as root).
+/// Checks what must exist on the host before anything runs: the workspace's paths (a missing
+/// bind source would be created by the engine, as root), its secret files and the companion
+/// sandbox-init. Returns sandbox-init's path.
+pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
     for p in &ws.paths {
         if !p.is_dir() {
             return Err(Error::Workspace {
@@ -193,7 +192,15 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
             });
         }
     }
-    let sandbox_init = find_sandbox_init(ctx)?;
+    find_sandbox_init(ctx)
+}
+
+/// Checks the inputs, resolves (and if needed builds) the image, and writes the policy dir,
+/// password file and compose file. The order matters: nothing is written before every check
+/// passed, and the compose file (which `up` runs) comes last.
+pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepared> {
+    // 1. Inputs that must exist on the host.
+    let sandbox_init = check_inputs(ctx, ws)?;
     // 2. The image (may build, streaming the engine's output).
     let image = image::ensure(ctx, engine, ws, &sandbox_init)?;
     // 3. Generated files.
@@ -238,4 +245,124 @@ pub fn render_compose(
         ssh_auth_sock: ssh.as_deref().filter(|_| ws.ssh_auth_sock),
         dind_image: &dind,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use crate::process::{Cmd, Mode, Output, Runner};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    /// Records every command and answers success.
+    struct Recorder(Rc<RefCell<Vec<String>>>);
+
+    impl Runner for Recorder {
+        fn run(&self, cmd: &Cmd, _: Mode) -> std::io::Result<Output> {
+            self.0.borrow_mut().push(cmd.display());
+            Ok(Output::default())
+        }
+    }
+
+    /// A temp dir outside /tmp (workspace paths may not be in the container's /tmp).
+    fn tempdir() -> tempfile::TempDir {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/unit-tmp");
+        std::fs::create_dir_all(&base).expect("mkdir");
+        tempfile::tempdir_in(base).expect("tempdir")
+    }
+
+    fn ctx(root: &Path, log: Rc<RefCell<Vec<String>>>) -> Context {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "HOME".to_string(),
+            root.join("home").to_string_lossy().into_owned(),
+        );
+        let si = root.join("sandbox-init");
+        std::fs::write(&si, "x").expect("write");
+        env.insert(
+            "JAILOC_SANDBOX_INIT".into(),
+            si.to_string_lossy().into_owned(),
+        );
+        Context {
+            env,
+            cwd: root.to_path_buf(),
+            exe_dir: None,
+            runner: Box::new(Recorder(log)),
+            out: Box::new(std::io::sink()),
+            err: Box::new(std::io::sink()),
+            input: Box::new(std::io::empty()),
+            interactive: false,
+        }
+    }
+
+    #[test]
+    fn nothing_runs_or_is_written_when_a_path_is_missing() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let mut c = ctx(&root, log.clone());
+        let home = root.join("home");
+        let cfg = parse_str(
+            "[workspaces.app]\npaths = [\"~/src/missing\"]\n",
+            &root.join("config.toml"),
+            &home,
+        )
+        .expect("config");
+        let ws = crate::config::resolve_workspace(&cfg, "app").expect("ws");
+        let engine = Engine {
+            compose: vec!["docker".into(), "compose".into()],
+            cli: "docker".into(),
+        };
+        let err = prepare(&mut c, &ws, &engine).expect_err("missing path");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "failed to prepare workspace \"app\": path {}/src/missing does not exist or is not a directory",
+                home.display()
+            )
+        );
+        assert!(
+            log.borrow().is_empty(),
+            "nothing spawned: {:?}",
+            log.borrow()
+        );
+        assert!(!home.join(".config/jailoc/workspaces/app").exists());
+        assert!(!home.join(".cache/jailoc/app").exists());
+
+        // With the path present: image inspect (the tag exists), then the files.
+        std::fs::create_dir_all(home.join("src/missing")).expect("mkdir");
+        let p = prepare(&mut c, &ws, &engine).expect("prepare");
+        assert!(p.compose_changed);
+        assert_eq!(log.borrow().len(), 1);
+        assert!(log.borrow()[0].starts_with("docker image inspect --format {{.Id}} jailoc-base:"));
+        assert!(p.files.compose_file.is_file());
+        assert!(p.files.policy_dir.join("policy.toml").is_file());
+        let again = prepare(&mut c, &ws, &engine).expect("prepare");
+        assert!(!again.compose_changed, "unchanged config, unchanged file");
+    }
+
+    #[test]
+    fn selection_prefers_the_deepest_path() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("home/src/app/sub")).expect("mkdir");
+        std::fs::create_dir_all(root.join("home/src/application")).expect("mkdir");
+        let mut c = ctx(&root, Rc::default());
+        let cfg = parse_str(
+            "[workspaces.outer]\npaths = [\"~/src\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n",
+            &root.join("config.toml"),
+            &root.join("home"),
+        )
+        .expect("config");
+        c.cwd = root.join("home/src/app/sub");
+        assert_eq!(select(&c, &cfg, None), "app");
+        // By components, not by string prefix: ~/src/application is not inside ~/src/app.
+        c.cwd = root.join("home/src/application");
+        assert_eq!(select(&c, &cfg, None), "outer");
+        c.cwd = root.clone();
+        assert_eq!(select(&c, &cfg, None), "default");
+        assert_eq!(select(&c, &cfg, Some("x")), "x");
+    }
 }

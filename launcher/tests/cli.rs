@@ -667,3 +667,63 @@ fn help_version_usage_and_completions() {
     ok(&o);
     assert!(stdout(&o).contains("_jailoc()"));
 }
+
+#[test]
+fn bare_jailoc_starts_and_attaches() {
+    let env = Env::new();
+    env.write_config(APP);
+    // No `opencode` on the host: attach inside the container, as the agent.
+    let o = env.run(&[]);
+    ok(&o);
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let log = env.argv_log();
+    assert!(log.contains(" up -d "), "{log}");
+    assert_eq!(
+        log.lines().last().expect("a call"),
+        format!(
+            "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode opencode attach http://127.0.0.1:4096",
+            compose.display()
+        )
+    );
+    // With `opencode` on the host: attach to the published port, password in its environment.
+    write_exec(&env.bin.join("opencode"), FAKE_ENGINE);
+    let o = env.run(&[]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is already running on http://127.0.0.1:4096\n"
+    );
+    let log = env.argv_log();
+    assert_eq!(
+        log.lines().last().expect("a call"),
+        "opencode attach http://127.0.0.1:4096"
+    );
+    let pw = std::fs::read_to_string(env.home.join(".config/jailoc/passwords/app.env"))
+        .expect("password")
+        .trim()
+        .trim_start_matches("OPENCODE_SERVER_PASSWORD=")
+        .to_string();
+    let env_log = std::fs::read_to_string(env.fake.join("env.log")).expect("env log");
+    assert_eq!(
+        env_log,
+        format!("{pw}\n"),
+        "only the host opencode got the password"
+    );
+    assert!(!log.contains(&pw));
+}
+
+#[test]
+fn up_refuses_a_missing_project_directory() {
+    let env = Env::new();
+    env.write_config("[workspaces.app]\npaths = [\"~/src/gone\"]\n");
+    let o = env.run(&["up", "-w", "app"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": path {}/src/gone does not exist or is not a directory\n",
+            env.home.display()
+        )
+    );
+    assert_eq!(env.argv_log(), "");
+}

@@ -36,6 +36,7 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
         }
     }
     let ws = resolve_workspace(&cfg, &name)?;
+    workspace::check_inputs(ctx, &ws)?;
     let engine = engine::detect(ctx)?;
     let prepared = super::up::start(ctx, &ws, &engine)?;
     wait_healthy(ctx, &engine.cli, &ws.name);

@@ -8,6 +8,7 @@ use crate::error::Result;
 /// Runs `jailoc restart`.
 pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
     let (_, ws) = super::load(ctx, cli)?;
+    crate::workspace::check_inputs(ctx, &ws)?;
     let engine = engine::detect(ctx)?;
     super::down::stop(ctx, &ws.name, &engine)?;
     super::up::start(ctx, &ws, &engine)?;
