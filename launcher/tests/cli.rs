@@ -339,6 +339,10 @@ fn password_is_generated_once_and_never_on_a_command_line() {
     );
     let log = env.argv_log();
     assert!(log.contains(" up -d "), "{log}");
+    assert!(
+        log.contains(" down --remove-orphans\n"),
+        "restart keeps volumes: {log}"
+    );
     assert!(!log.contains(&pw), "password leaked onto argv:\n{log}");
     let compose =
         std::fs::read_to_string(env.home.join(".cache/jailoc/app/docker-compose.yml")).expect("c");
@@ -407,7 +411,7 @@ fn status_json_shows_every_workspace_from_one_query() {
     let rows = v.as_array().expect("array");
     let names: Vec<&str> = rows
         .iter()
-        .map(|r| r["workspace"].as_str().expect("name"))
+        .map(|r| r["name"].as_str().expect("name"))
         .collect();
     assert_eq!(names, ["app", "default", "web"]);
     assert_eq!(rows[0]["state"], "running");
@@ -429,6 +433,11 @@ fn status_json_shows_every_workspace_from_one_query() {
     assert!(first[1].contains("running (healthy)"), "{table}");
 
     ok(&env.run(&["down", "-w", "app"]));
+    assert!(
+        env.argv_log()
+            .contains(" down --remove-orphans --volumes\n"),
+        "down removes the sidecar's volume"
+    );
     let o = env.run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(v[0]["state"], "stopped");
