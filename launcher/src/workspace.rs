@@ -251,58 +251,15 @@ pub fn render_compose(
 mod tests {
     use super::*;
     use crate::config::parse_str;
-    use crate::process::{Cmd, Mode, Output, Runner};
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    use std::rc::Rc;
-
-    /// Records every command and answers success.
-    struct Recorder(Rc<RefCell<Vec<String>>>);
-
-    impl Runner for Recorder {
-        fn run(&self, cmd: &Cmd, _: Mode) -> std::io::Result<Output> {
-            self.0.borrow_mut().push(cmd.display());
-            Ok(Output::default())
-        }
-    }
-
-    /// A temp dir outside /tmp (workspace paths may not be in the container's /tmp).
-    fn tempdir() -> tempfile::TempDir {
-        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/unit-tmp");
-        std::fs::create_dir_all(&base).expect("mkdir");
-        tempfile::tempdir_in(base).expect("tempdir")
-    }
-
-    fn ctx(root: &Path, log: Rc<RefCell<Vec<String>>>) -> Context {
-        let mut env = BTreeMap::new();
-        env.insert(
-            "HOME".to_string(),
-            root.join("home").to_string_lossy().into_owned(),
-        );
-        let si = root.join("sandbox-init");
-        std::fs::write(&si, "x").expect("write");
-        env.insert(
-            "JAILOC_SANDBOX_INIT".into(),
-            si.to_string_lossy().into_owned(),
-        );
-        Context {
-            env,
-            cwd: root.to_path_buf(),
-            exe_dir: None,
-            runner: Box::new(Recorder(log)),
-            out: Box::new(std::io::sink()),
-            err: Box::new(std::io::sink()),
-            input: Box::new(std::io::empty()),
-            interactive: false,
-        }
-    }
+    use crate::testutil::{context, tempdir, Recorder};
 
     #[test]
     fn nothing_runs_or_is_written_when_a_path_is_missing() {
         let dir = tempdir();
         let root = std::fs::canonicalize(dir.path()).expect("canonical");
-        let log = Rc::new(RefCell::new(Vec::new()));
-        let mut c = ctx(&root, log.clone());
+        let rec = Recorder::default();
+        let log = rec.0.clone();
+        let (mut c, _, _) = context(&root, rec);
         let home = root.join("home");
         let cfg = parse_str(
             "[workspaces.app]\npaths = [\"~/src/missing\"]\n",
@@ -349,7 +306,7 @@ mod tests {
         let root = std::fs::canonicalize(dir.path()).expect("canonical");
         std::fs::create_dir_all(root.join("home/src/app/sub")).expect("mkdir");
         std::fs::create_dir_all(root.join("home/src/application")).expect("mkdir");
-        let mut c = ctx(&root, Rc::default());
+        let (mut c, _, _) = context(&root, Recorder::default());
         let cfg = parse_str(
             "[workspaces.outer]\npaths = [\"~/src\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n",
             &root.join("config.toml"),
