@@ -242,7 +242,8 @@ pub fn render_compose(
         opencode_config: oc_config.is_dir().then_some(oc_config.as_path()),
         opencode_data: oc_data.is_dir().then_some(oc_data.as_path()),
         gitconfig: (ws.git_config && gitconfig.is_file()).then_some(gitconfig.as_path()),
-        ssh_auth_sock: ssh.as_deref().filter(|_| ws.ssh_auth_sock),
+        // A socket that is gone would make the engine fail (or create a directory there).
+        ssh_auth_sock: ssh.as_deref().filter(|p| ws.ssh_auth_sock && p.exists()),
         dind_image: &dind,
     })
 }

@@ -736,3 +736,19 @@ fn up_refuses_a_missing_project_directory() {
     );
     assert_eq!(env.argv_log(), "");
 }
+
+#[test]
+fn explicit_config_must_exist_and_is_never_created() {
+    let env = Env::new();
+    let missing = env.root.join("nope.toml");
+    let o = env.run(&["--config", &missing.to_string_lossy(), "status"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to load config: {}: failed to read the file: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+    assert!(!missing.exists());
+}

@@ -94,6 +94,7 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
     std::fs::create_dir_all(home.join(".config/opencode")).expect("mkdir");
     std::fs::create_dir_all(home.join(".local/share/opencode")).expect("mkdir");
     std::fs::write(home.join(".gitconfig"), "[user]\n\tname = A\n").expect("write");
+    std::fs::write(root.join("ssh-agent.sock"), "").expect("stand-in socket");
     let sandbox_init = root.join("bin/sandbox-init");
     std::fs::create_dir_all(sandbox_init.parent().expect("parent")).expect("mkdir");
     std::fs::write(&sandbox_init, b"\x7fELF").expect("write");
