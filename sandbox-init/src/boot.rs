@@ -1,6 +1,517 @@
 //! The boot sequence, top to bottom. Each step fails closed: the agent never starts after an error.
 
+use crate::cli::{self, Args, Invocation};
+use crate::exit;
+use crate::firewall::{self, CommandRunner, FirewallError, SystemRunner};
+use crate::policy::{self, Policy, PolicyError};
+use crate::resolve::{self, HickoryLookup, Lookup};
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A boot step that failed; [`exit::for_error`] maps it to the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("failed to load the policy: {0}")]
+    Policy(#[from] PolicyError),
+    #[error("failed to set up the firewall: {0}")]
+    Firewall(#[from] FirewallError),
+    #[error("failed to return to a single thread after resolving names ({count} threads): privileges are per thread")]
+    Threads { count: usize },
+    #[error("failed to execute {program}: {source}")]
+    Exec { program: String, source: io::Error },
+    #[error("failed to print the plan: {0}")]
+    PrintPlan(io::Error),
+}
+
+/// Host paths the boot reads, as parameters so tests can point them elsewhere.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub resolv_conf: PathBuf,
+    pub hosts: PathBuf,
+    /// `/proc/net/if_inet6`: decides whether a missing IPv6 firewall is fatal.
+    pub if_inet6: PathBuf,
+    /// `/proc/self/task`: one entry per thread of this process.
+    pub self_tasks: PathBuf,
+}
+
+impl Paths {
+    /// The real machine's paths.
+    pub fn system() -> Self {
+        Paths {
+            resolv_conf: "/etc/resolv.conf".into(),
+            hosts: "/etc/hosts".into(),
+            if_inet6: "/proc/net/if_inet6".into(),
+            self_tasks: "/proc/self/task".into(),
+        }
+    }
+}
+
+/// One line per event on stderr, `sandbox-init: ...`; debug lines only with
+/// `SANDBOX_INIT_LOG=debug`.
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    pub debug: bool,
+}
+
+impl Log {
+    /// Writes one whole line with a single `write` (stderr is unbuffered: `eprintln!` could
+    /// interleave with the agent's output in a container log).
+    fn line(level: &str, msg: &str) {
+        let line = format!("sandbox-init: {level}{msg}\n");
+        let _ = io::stderr().write_all(line.as_bytes());
+    }
+    pub fn info(&self, msg: &str) {
+        Self::line("", msg);
+    }
+    pub fn warn(&self, msg: &str) {
+        Self::line("warning: ", msg);
+    }
+    pub fn error(&self, msg: &str) {
+        Self::line("error: ", msg);
+    }
+    pub fn debug(&self, msg: &str) {
+        if self.debug {
+            Self::line("debug: ", msg);
+        }
+    }
+}
+
+/// What steps 6-8 receive: the validated policy and the agent's command line. Returns the
+/// exit code sandbox-init ends with.
+pub type Handoff<'a> = &'a dyn Fn(&Policy, &[OsString], &Log) -> Result<i32, BootError>;
+
+/// Everything the boot touches the world through.
+pub struct Seams<'a> {
+    pub runner: &'a dyn CommandRunner,
+    pub lookup: &'a dyn Lookup,
+    pub paths: Paths,
+    pub log: Log,
+    /// Where `--print-plan` writes.
+    pub out: &'a mut dyn Write,
+    /// Steps 6-8 (engineer "init").
+    pub handoff: Handoff<'a>,
+}
+
+impl std::fmt::Debug for Seams<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seams")
+            .field("paths", &self.paths)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// The agent's home dirs whose ownership step 6 fixes.
+pub const HOME_DIRS: &[&str] = &[".config", ".local", ".cache"];
+
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let log = Log {
+        debug: cli::debug_enabled(std::env::var_os("SANDBOX_INIT_LOG").as_deref()),
+    };
+    let args = match cli::parse(
+        std::env::args_os().skip(1),
+        std::env::var_os(cli::CONFIG_DIR_ENV),
+    ) {
+        Ok(Invocation::Run(args)) => args,
+        Ok(Invocation::Help) => {
+            print!("{}", cli::HELP);
+            return 0;
+        }
+        Ok(Invocation::Version) => {
+            println!("sandbox-init {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Err(e) => {
+            log.error(&e.to_string());
+            return exit::USAGE;
+        }
+    };
+    let mut runner = SystemRunner::new(std::env::var_os("PATH"));
+    runner.debug = log.debug;
+    let mut stdout = io::stdout();
+    let mut seams = Seams {
+        runner: &runner,
+        lookup: &HickoryLookup,
+        paths: Paths::system(),
+        log,
+        out: &mut stdout,
+        handoff: &temporary_handoff,
+    };
+    match run(&args, &mut seams) {
+        Ok(code) => code,
+        Err(e) => {
+            log.error(&e.to_string());
+            exit::for_error(&e)
+        }
+    }
+}
+
+/// The boot sequence. Returns the exit code (the agent's, once init's steps are in).
+pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
+    let log = seams.log;
+    let started = Instant::now();
+
+    // Step 1 — load and validate the policy. First, because nothing may change on the machine
+    // on the strength of a policy that turns out to be invalid (exit 78 touches nothing).
+    let policy = policy::load(&args.config_dir)?;
+    if !args.config_dir.is_dir() {
+        log.warn(&format!(
+            "config dir {} does not exist: using the default policy (open egress)",
+            args.config_dir.display()
+        ));
+    }
+    log.debug(&format!(
+        "policy loaded from {}: {} egress, {} hosts, {} networks",
+        args.config_dir.display(),
+        policy.egress,
+        policy.hosts.len(),
+        policy.networks.len()
+    ));
+
+    if args.print_plan {
+        return print_plan(&policy, seams).map(|()| 0);
+    }
+
+    // Step 2 — probe the firewall backend. Before resolving: a container that cannot be
+    // firewalled must fail at once (71), not after spending the resolve bound.
+    let probed = firewall::probe(seams.runner)?;
+    log.debug(&format!(
+        "firewall backend: {} ({:?})",
+        probed.backend.name,
+        started.elapsed()
+    ));
+
+    // Step 3 — resolve the allowlisted names. Before rendering, because rules hold addresses;
+    // before the privilege drop, because the DNS runtime's threads must be gone by then.
+    let (resolution, resolvers) = resolve_names(&policy, seams);
+    check_single_threaded(&seams.paths.self_tasks, &log)?;
+    log.debug(&format!(
+        "resolved {} names ({:?})",
+        resolution.addrs.len(),
+        started.elapsed()
+    ));
+
+    // Steps 4 and 5 — render both rule sets (pure), apply each family with one restore, and
+    // read them back. Before anything of the agent exists, so its first packet is filtered.
+    let (allows, refusals) = firewall::allows(&policy, &resolution);
+    for warning in &refusals {
+        log.warn(warning);
+    }
+    let ipv6_present = firewall::ipv6_present(&read_or_empty(&seams.paths.if_inet6));
+    let installed = firewall::install(
+        seams.runner,
+        &probed,
+        policy.egress,
+        &allows,
+        &resolvers,
+        ipv6_present,
+    )?;
+    for warning in &installed.warnings {
+        log.warn(warning);
+    }
+    log.info(&format!(
+        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {:.1} ms",
+        probed.backend.name,
+        policy.egress,
+        allows.len(),
+        if installed.v6 { "guarded" } else { "absent" },
+        started.elapsed().as_secs_f64() * 1000.0
+    ));
+
+    // ---- Steps 6-8 (home ownership, secrets, privilege drop, spawn, supervise): engineer
+    // "init". They take over from here through the handoff.
+    (seams.handoff)(&policy, &args.command, &log)
+}
+
+/// Step 3's I/O: reads hosts + resolv.conf and resolves. Returns the resolution and the
+/// resolv.conf nameservers (which the rules open on port 53).
+fn resolve_names(
+    policy: &Policy,
+    seams: &Seams<'_>,
+) -> (resolve::Resolution, Vec<std::net::IpAddr>) {
+    let log = seams.log;
+    let resolv_conf = read_or_empty(&seams.paths.resolv_conf);
+    let resolvers = resolve::parse_nameservers(&resolv_conf);
+    if resolvers.is_empty() {
+        log.warn(&format!(
+            "no nameserver in {}: DNS stays blocked",
+            seams.paths.resolv_conf.display()
+        ));
+    }
+    let names = policy.names();
+    let hosts = read_or_empty(&seams.paths.hosts);
+    let resolution = resolve::resolve(
+        &names,
+        &hosts,
+        &resolv_conf,
+        seams.lookup,
+        policy.resolve_timeout,
+    );
+    for warning in &resolution.warnings {
+        log.warn(warning);
+    }
+    (resolution, resolvers)
+}
+
+fn read_or_empty(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Capabilities and prctl state are per thread: after the resolve step the process must be
+/// single-threaded again, or a later privilege drop would miss a thread.
+fn check_single_threaded(tasks: &Path, log: &Log) -> Result<(), BootError> {
+    match std::fs::read_dir(tasks) {
+        Ok(entries) => {
+            let count = entries.count();
+            if count > 1 {
+                return Err(BootError::Threads { count });
+            }
+            Ok(())
+        }
+        Err(e) => {
+            log.debug(&format!("cannot count threads in {}: {e}", tasks.display()));
+            Ok(())
+        }
+    }
+}
+
+/// `--print-plan`: everything the boot would do, changing nothing (no iptables is run; DNS
+/// is only queried).
+fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
+    let (resolution, resolvers) = resolve_names(policy, seams);
+    let (allows, refusals) = firewall::allows(policy, &resolution);
+    let facts = firewall::Facts {
+        resolvers,
+        ..firewall::Facts::default()
+    };
+    let rules = firewall::render(policy.egress, &allows, &facts);
+    let agent = &policy.agent;
+    let mut text = format!(
+        "# agent: uid {} gid {} home {}\n",
+        agent.uid,
+        agent.gid,
+        agent.home.display()
+    );
+    let dirs: Vec<String> = HOME_DIRS
+        .iter()
+        .map(|d| agent.home.join(d).display().to_string())
+        .collect();
+    text.push_str(&format!(
+        "# chown to {}:{} where the owner is wrong: {}\n",
+        agent.uid,
+        agent.gid,
+        dirs.join(" ")
+    ));
+    for (name, addrs) in &resolution.addrs {
+        let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        text.push_str(&format!("# resolved {name}: {}\n", addrs.join(" ")));
+    }
+    for warning in resolution.warnings.iter().chain(&refusals) {
+        text.push_str(&format!("# warning: {warning}\n"));
+    }
+    text.push_str("# ---- IPv4: iptables-restore --noflush\n");
+    text.push_str(&rules.v4);
+    text.push_str("# ---- IPv6: ip6tables-restore --noflush\n");
+    text.push_str(&rules.v6);
+    seams
+        .out
+        .write_all(text.as_bytes())
+        .map_err(BootError::PrintPlan)
+}
+
+/// TEMPORARY (until engineer "init" lands steps 6-8): exec the agent command as-is, without a
+/// privilege drop or supervision, so the binary is usable by the lab today.
+fn temporary_handoff(_policy: &Policy, command: &[OsString], log: &Log) -> Result<i32, BootError> {
+    use std::os::unix::process::CommandExt;
+    log.debug("temporary handoff: exec without privilege drop (init's steps 6-8 not merged yet)");
+    let program = command.first().cloned().unwrap_or_default();
+    let source = std::process::Command::new(&program)
+        .args(&command[1..])
+        .exec();
+    Err(BootError::Exec {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::apply::fake::FakeIptables;
+    use crate::resolve::Answer;
+    use std::cell::{Cell, RefCell};
+    use std::fs;
+    use std::time::Duration;
+
+    struct FakeDns {
+        asked: RefCell<Vec<String>>,
+    }
+
+    impl Lookup for FakeDns {
+        fn lookup(&self, _conf: &str, names: &[String], _bound: Duration) -> Vec<Answer> {
+            self.asked.borrow_mut().extend(names.iter().cloned());
+            names
+                .iter()
+                .map(|_| Ok(vec!["198.51.100.7".parse().expect("ip")]))
+                .collect()
+        }
+    }
+
+    struct World {
+        dir: tempfile::TempDir,
+        dns: FakeDns,
+        handed_off: Cell<usize>,
+        out: Vec<u8>,
+    }
+
+    impl World {
+        fn new(policy_toml: &str) -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let cfg = dir.path().join("cfg");
+            fs::create_dir_all(&cfg).expect("mkdir");
+            fs::write(cfg.join("policy.toml"), policy_toml).expect("write");
+            fs::write(dir.path().join("resolv.conf"), "nameserver 10.0.0.2\n").expect("write");
+            fs::write(dir.path().join("hosts"), "127.0.0.1 localhost\n").expect("write");
+            fs::create_dir_all(dir.path().join("task/1")).expect("mkdir");
+            World {
+                dir,
+                dns: FakeDns {
+                    asked: RefCell::new(vec![]),
+                },
+                handed_off: Cell::new(0),
+                out: vec![],
+            }
+        }
+
+        fn args(&self, print_plan: bool) -> Args {
+            Args {
+                config_dir: self.dir.path().join("cfg"),
+                print_plan,
+                command: vec!["agent".into()],
+            }
+        }
+
+        fn boot(&mut self, runner: &FakeIptables, print_plan: bool) -> Result<i32, BootError> {
+            let args = self.args(print_plan);
+            let handed_off = &self.handed_off;
+            let handoff = |_: &Policy, cmd: &[OsString], _: &Log| {
+                assert_eq!(cmd, ["agent"]);
+                handed_off.set(handed_off.get() + 1);
+                Ok(0)
+            };
+            let p = self.dir.path();
+            let mut seams = Seams {
+                runner,
+                lookup: &self.dns,
+                paths: Paths {
+                    resolv_conf: p.join("resolv.conf"),
+                    hosts: p.join("hosts"),
+                    if_inet6: p.join("if_inet6"),
+                    self_tasks: p.join("task"),
+                },
+                log: Log { debug: false },
+                out: &mut self.out,
+                handoff: &handoff,
+            };
+            run(&args, &mut seams)
+        }
+    }
+
+    #[test]
+    fn a_bad_policy_runs_nothing_and_starts_nothing() {
+        let mut world = World::new("egress = \"sometimes\"\n");
+        let runner = FakeIptables::default();
+        let e = world.boot(&runner, false).expect_err("bad policy");
+        assert_eq!(exit::for_error(&e), 78);
+        assert!(runner.calls.borrow().is_empty());
+        assert!(world.dns.asked.borrow().is_empty());
+        assert_eq!(world.handed_off.get(), 0);
+    }
+
+    #[test]
+    fn no_backend_means_no_dns_no_rules_no_agent() {
+        let mut world = World::new("allowed_hosts = [\"a.example\"]\n");
+        let runner = FakeIptables {
+            missing: vec!["iptables-nft-save", "iptables-legacy-save", "iptables-save"],
+            ..FakeIptables::default()
+        };
+        let e = world.boot(&runner, false).expect_err("no backend");
+        assert_eq!(exit::for_error(&e), 71);
+        assert!(world.dns.asked.borrow().is_empty());
+        assert_eq!(world.handed_off.get(), 0);
+    }
+
+    #[test]
+    fn a_failing_restore_starts_no_agent() {
+        let mut world = World::new("allowed_hosts = [\"a.example\"]\n");
+        let runner = FakeIptables {
+            failing: vec!["iptables-nft-restore"],
+            ..FakeIptables::default()
+        };
+        let e = world.boot(&runner, false).expect_err("restore fails");
+        assert_eq!(exit::for_error(&e), 71);
+        assert_eq!(world.handed_off.get(), 0);
+    }
+
+    #[test]
+    fn ipv6_present_but_unguarded_starts_no_agent() {
+        let mut world = World::new("");
+        fs::write(
+            world.dir.path().join("if_inet6"),
+            "fd000000000000000000000000000002 02 40 00 80 eth0\n",
+        )
+        .expect("write");
+        let runner = FakeIptables {
+            missing: vec!["ip6tables-nft-save"],
+            ..FakeIptables::default()
+        };
+        let e = world.boot(&runner, false).expect_err("v6 unguarded");
+        assert_eq!(exit::for_error(&e), 71);
+        assert_eq!(world.handed_off.get(), 0);
+    }
+
+    #[test]
+    fn a_second_thread_after_resolving_is_fatal() {
+        let mut world = World::new("");
+        fs::create_dir_all(world.dir.path().join("task/2")).expect("mkdir");
+        let runner = FakeIptables::default();
+        let e = world.boot(&runner, false).expect_err("threads");
+        assert_eq!(e.to_string(), "failed to return to a single thread after resolving names (2 threads): privileges are per thread");
+        assert_eq!(world.handed_off.get(), 0);
+    }
+
+    #[test]
+    fn a_good_boot_installs_both_families_then_hands_off_once() {
+        let mut world = World::new("egress = \"allowlist\"\nallowed_hosts = [\"a.example:443\"]\n");
+        let runner = FakeIptables::default();
+        assert_eq!(world.boot(&runner, false).expect("boot"), 0);
+        assert_eq!(world.handed_off.get(), 1);
+        assert_eq!(*world.dns.asked.borrow(), ["a.example"]);
+        assert_eq!(runner.calls.borrow().len(), 6);
+        let v4 = runner.state_v4.borrow();
+        assert!(
+            v4.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -p tcp -m tcp --dport 443 -j ACCEPT")
+        );
+        assert!(v4.contains("-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"));
+    }
+
+    #[test]
+    fn print_plan_changes_nothing_and_shows_both_families_and_the_user() {
+        let mut world = World::new("allowed_hosts = [\"a.example\"]\n[agent]\nuid = 1234\n");
+        let runner = FakeIptables::default();
+        assert_eq!(world.boot(&runner, true).expect("plan"), 0);
+        assert!(runner.calls.borrow().is_empty());
+        assert_eq!(world.handed_off.get(), 0);
+        let out = String::from_utf8(world.out.clone()).expect("utf8");
+        assert!(out.starts_with("# agent: uid 1234 gid 1000 home /home/agent\n# chown to 1234:1000 where the owner is wrong: /home/agent/.config /home/agent/.local /home/agent/.cache\n# resolved a.example: 198.51.100.7\n"), "{out}");
+        assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init: IPv4 rules, open egress\n*filter\n"));
+        assert!(out.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -j ACCEPT\n"));
+        assert!(out.contains("# ---- IPv6: ip6tables-restore --noflush\n"));
+        assert!(out.contains(
+            "-A JAILOC-OUTPUT -d fc00::/7 -j REJECT --reject-with icmp6-adm-prohibited\n"
+        ));
+    }
 }

@@ -1,1 +1,318 @@
-//! TODO(skeleton): resolve
+//! Step 3: allowlisted names → addresses, from the hosts file first and then DNS (hickory), A and
+//! AAAA, all names in parallel, with one bound on the total time.
+//!
+//! The tokio runtime is current-thread and lives only inside [`HickoryLookup::lookup`]:
+//! capabilities and prctl state are per thread, so the process must be single-threaded again
+//! before the privilege drop (the boot sequence checks that after this step).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The outcome for one name: its addresses, or why there are none.
+pub type Answer = Result<Vec<IpAddr>, String>;
+
+/// The seam to DNS. Production uses [`HickoryLookup`]; tests pass a fake.
+pub trait Lookup {
+    /// Resolves every name (A and AAAA) with the servers of `resolv_conf` (its text), returning
+    /// within about `bound`, one answer per name in the order given.
+    fn lookup(&self, resolv_conf: &str, names: &[String], bound: Duration) -> Vec<Answer>;
+}
+
+/// The addresses found for the allowlisted names, in policy order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// Every name that resolved, with its addresses (deduplicated, in answer order).
+    pub addrs: Vec<(String, Vec<IpAddr>)>,
+    /// One line per name that did not resolve (it stays blocked).
+    pub warnings: Vec<String>,
+}
+
+impl Resolution {
+    /// The addresses of `name` (empty if it did not resolve).
+    pub fn get(&self, name: &str) -> &[IpAddr] {
+        self.addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[], |(_, a)| a.as_slice())
+    }
+}
+
+/// Resolves `names`: those in the hosts file (`hosts_text`) are answered from it, like glibc's
+/// "files dns" order; the rest go to `lookup` in one parallel batch bounded by `bound`.
+pub fn resolve(
+    names: &[String],
+    hosts_text: &str,
+    resolv_conf: &str,
+    lookup: &dyn Lookup,
+    bound: Duration,
+) -> Resolution {
+    let hosts = parse_hosts(hosts_text);
+    let to_query: Vec<String> = names
+        .iter()
+        .filter(|n| !hosts.contains_key(n.as_str()))
+        .cloned()
+        .collect();
+    let answers = if to_query.is_empty() {
+        Vec::new()
+    } else {
+        lookup.lookup(resolv_conf, &to_query, bound)
+    };
+    let mut from_dns: HashMap<&str, Answer> = HashMap::new();
+    for (name, answer) in to_query.iter().zip(answers) {
+        from_dns.insert(name, answer);
+    }
+    let mut out = Resolution::default();
+    for name in names {
+        let answer = match hosts.get(name.as_str()) {
+            Some(addrs) => Ok(addrs.clone()),
+            None => from_dns
+                .remove(name.as_str())
+                .unwrap_or_else(|| Err("no answer".to_owned())),
+        };
+        match answer {
+            Ok(addrs) if !addrs.is_empty() => {
+                out.addrs.push((name.clone(), crate::policy::dedup(addrs)))
+            }
+            Ok(_) => out.warnings.push(format!(
+                "failed to resolve {name}: no addresses; it stays blocked"
+            )),
+            Err(cause) => out.warnings.push(format!(
+                "failed to resolve {name}: {cause}; it stays blocked"
+            )),
+        }
+    }
+    out
+}
+
+/// Parses a hosts file into lowercase name → addresses (in file order).
+pub fn parse_hosts(text: &str) -> HashMap<String, Vec<IpAddr>> {
+    let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    for line in text.lines() {
+        let line = line.split_once('#').map_or(line, |(before, _)| before);
+        let mut fields = line.split_whitespace();
+        let Some(addr) = fields
+            .next()
+            .and_then(|a| strip_scope(a).parse::<IpAddr>().ok())
+        else {
+            continue;
+        };
+        for name in fields {
+            let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+            let addrs = map.entry(name).or_default();
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+    }
+    map
+}
+
+/// The `nameserver` addresses of a resolv.conf, in order (the firewall lets DNS reach exactly
+/// these).
+pub fn parse_nameservers(text: &str) -> Vec<IpAddr> {
+    let servers = text.lines().filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        match (fields.next(), fields.next()) {
+            (Some("nameserver"), Some(addr)) => strip_scope(addr).parse::<IpAddr>().ok(),
+            _ => None,
+        }
+    });
+    crate::policy::dedup(servers.collect())
+}
+
+/// `fe80::1%eth0` → `fe80::1`.
+fn strip_scope(addr: &str) -> &str {
+    addr.split_once('%').map_or(addr, |(a, _)| a)
+}
+
+/// DNS through hickory-resolver, configured from a resolv.conf's text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HickoryLookup;
+
+impl Lookup for HickoryLookup {
+    fn lookup(&self, resolv_conf: &str, names: &[String], bound: Duration) -> Vec<Answer> {
+        match lookup_all(resolv_conf, names, bound) {
+            Ok(answers) => answers,
+            Err(cause) => names.iter().map(|_| Err(cause.clone())).collect(),
+        }
+    }
+}
+
+/// How many names are resolved at the same time (each is an A and an AAAA query).
+const MAX_IN_FLIGHT: usize = 32;
+
+/// Locks a mutex that no panicking holder can have poisoned in a way that matters here.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn lookup_all(resolv_conf: &str, names: &[String], bound: Duration) -> Result<Vec<Answer>, String> {
+    use hickory_resolver::config::{LookupIpStrategy, ResolveHosts};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    use hickory_resolver::Resolver;
+
+    let (config, mut opts) = hickory_resolver::system_conf::parse_resolv_conf(resolv_conf)
+        .map_err(|e| format!("failed to read resolv.conf: {e}"))?;
+    // One query may retry once inside the bound; the bound itself is enforced below.
+    opts.timeout = (bound / 2).max(Duration::from_millis(50));
+    opts.attempts = 1;
+    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    opts.use_hosts_file = ResolveHosts::Never; // the hosts file was consulted already
+    opts.cache_size = 0;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| format!("failed to start the DNS runtime: {e}"))?;
+    let answers = runtime.block_on(async {
+        let resolver = Arc::new(
+            Resolver::builder_with_config(config, TokioConnectionProvider::default())
+                .with_options(opts)
+                .build(),
+        );
+        let deadline = tokio::time::Instant::now() + bound;
+        // A fixed pool of workers pulls names from a shared queue: all names are in flight
+        // together up to MAX_IN_FLIGHT, without a burst of thousands of queries that would
+        // overflow the resolver's socket buffer (dropped queries only come back as timeouts).
+        let queue: Arc<Mutex<Vec<(usize, String)>>> = Arc::new(Mutex::new(
+            names.iter().cloned().enumerate().rev().collect(),
+        ));
+        let results: Arc<Mutex<Vec<Option<Answer>>>> =
+            Arc::new(Mutex::new(vec![None; names.len()]));
+        let workers: Vec<_> = (0..names.len().min(MAX_IN_FLIGHT))
+            .map(|_| {
+                let (resolver, queue, results) = (
+                    Arc::clone(&resolver),
+                    Arc::clone(&queue),
+                    Arc::clone(&results),
+                );
+                tokio::spawn(async move {
+                    loop {
+                        // The guard must not live across the await below.
+                        let next = lock(&queue).pop();
+                        let Some((index, name)) = next else { break };
+                        let answer = match resolver.lookup_ip(name).await {
+                            Ok(found) => Ok(found.iter().collect()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        lock(&results)[index] = Some(answer);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            if tokio::time::timeout_at(deadline, worker).await.is_err() {
+                break;
+            }
+        }
+        let timed_out = || Err(format!("timed out after {} ms", bound.as_millis()));
+        let answers: Vec<Answer> = lock(&results)
+            .iter_mut()
+            .map(|a| a.take().unwrap_or_else(timed_out))
+            .collect();
+        answers
+    });
+    // Dropping the runtime cancels unfinished lookups; no thread survives this function.
+    drop(runtime);
+    Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A fake DNS that records what it was asked.
+    struct Fake {
+        table: HashMap<String, Answer>,
+        asked: RefCell<Vec<String>>,
+    }
+
+    impl Lookup for Fake {
+        fn lookup(&self, _conf: &str, names: &[String], _bound: Duration) -> Vec<Answer> {
+            self.asked.borrow_mut().extend(names.iter().cloned());
+            names
+                .iter()
+                .map(|n| {
+                    self.table
+                        .get(n)
+                        .cloned()
+                        .unwrap_or_else(|| Err("NXDOMAIN".into()))
+                })
+                .collect()
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn hosts_file_first_then_dns_and_failures_are_warnings() {
+        let fake = Fake {
+            table: HashMap::from([(
+                "pypi.org".to_owned(),
+                Ok(vec![ip("151.101.0.223"), ip("2a04:4e42::223")]),
+            )]),
+            asked: RefCell::new(Vec::new()),
+        };
+        let hosts =
+            "127.0.0.1 localhost\n172.17.0.1 host.docker.internal # docker\nfd00::9 Six.Example.\n";
+        let names: Vec<String> = [
+            "host.docker.internal",
+            "pypi.org",
+            "gone.example",
+            "six.example",
+        ]
+        .map(String::from)
+        .to_vec();
+        let res = resolve(&names, hosts, "", &fake, Duration::from_secs(1));
+        assert_eq!(*fake.asked.borrow(), ["pypi.org", "gone.example"]);
+        assert_eq!(res.get("host.docker.internal"), [ip("172.17.0.1")]);
+        assert_eq!(
+            res.get("pypi.org"),
+            [ip("151.101.0.223"), ip("2a04:4e42::223")]
+        );
+        assert_eq!(res.get("six.example"), [ip("fd00::9")]);
+        assert!(res.get("gone.example").is_empty());
+        assert_eq!(
+            res.warnings,
+            ["failed to resolve gone.example: NXDOMAIN; it stays blocked"]
+        );
+    }
+
+    #[test]
+    fn nothing_to_ask_means_no_dns_at_all() {
+        let fake = Fake {
+            table: HashMap::new(),
+            asked: RefCell::new(Vec::new()),
+        };
+        let res = resolve(&[], "", "", &fake, Duration::from_secs(1));
+        assert!(fake.asked.borrow().is_empty());
+        assert_eq!(res, Resolution::default());
+    }
+
+    #[test]
+    fn nameservers_in_order_with_scope_stripped() {
+        let conf =
+            "# docker\nsearch corp.example\nnameserver 127.0.0.11\nnameserver fe80::1%eth0\n\
+                    nameserver bogus\noptions ndots:0\nnameserver 127.0.0.11\n";
+        assert_eq!(parse_nameservers(conf), [ip("127.0.0.11"), ip("fe80::1")]);
+    }
+
+    #[test]
+    fn a_resolv_conf_without_servers_fails_every_name_quickly() {
+        let names = ["a.example".to_owned(), "b.example".to_owned()];
+        let answers =
+            HickoryLookup.lookup("search example.com\n", &names, Duration::from_millis(200));
+        assert_eq!(answers.len(), 2);
+        for a in answers {
+            let e = a.expect_err("no servers");
+            assert!(e.starts_with("failed to read resolv.conf: "), "{e}");
+        }
+    }
+}

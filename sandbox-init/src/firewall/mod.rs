@@ -1,1 +1,13 @@
-//! TODO(skeleton): firewall
+//! The firewall: which ranges are blocked ([`ranges`]), the pure rule renderer ([`render`]) and
+//! the thin executor that probes the backend, applies both payloads and reads them back
+//! ([`apply`]).
+
+pub mod apply;
+pub mod ranges;
+pub mod render;
+
+pub use apply::{
+    install, ipv6_present, probe, Backend, CommandRunner, FirewallError, Installed, Output, Probed,
+    SystemRunner, BACKENDS,
+};
+pub use render::{allows, render, Allow, Facts, Family, Hook, RuleSets, CHAIN};

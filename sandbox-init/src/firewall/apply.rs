@@ -1,0 +1,714 @@
+//! The executor: probe the backend, apply each family with one `*-restore --noflush`, read the
+//! result back with `*-save` and check it is exactly what was rendered.
+//!
+//! Process budget per boot: one `iptables-save` (probe and v4 facts), one `ip6tables-save`
+//! (v6 facts), one restore per family, one save per family for the read-back: six in all,
+//! however many rules there are.
+
+use super::render::{self, chain_rules, hook_of, Allow, Facts, Family, Hook, RuleSets, CHAIN};
+use crate::policy::Egress;
+use std::ffi::OsString;
+use std::io::{self, Write as _};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+/// The seam to the outside world: run one program to completion.
+pub trait CommandRunner {
+    /// Runs `program` with `args`, feeding `stdin` if given, and collects its output.
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output>;
+
+    /// Runs several commands that do not depend on each other; results in the same order.
+    /// The default runs them one after the other.
+    fn run_all(&self, cmds: &[Cmd<'_>]) -> Vec<io::Result<Output>> {
+        cmds.iter()
+            .map(|c| self.run(c.program, c.args, c.stdin))
+            .collect()
+    }
+}
+
+/// What a finished command produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One iptables flavour: the four programs it needs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub name: &'static str,
+    pub save4: &'static str,
+    pub restore4: &'static str,
+    pub save6: &'static str,
+    pub restore6: &'static str,
+    /// Whether IPv4 and IPv6 commands may run at the same time (legacy iptables shares one
+    /// xtables lock between the families and fails instead of waiting).
+    pub parallel: bool,
+}
+
+/// Probe order: nf_tables first, then legacy (kernels without nf_tables), then whatever the
+/// image calls plain `iptables-save` (e.g. Alpine).
+pub const BACKENDS: &[Backend] = &[
+    Backend {
+        name: "nft",
+        save4: "iptables-nft-save",
+        restore4: "iptables-nft-restore",
+        save6: "ip6tables-nft-save",
+        restore6: "ip6tables-nft-restore",
+        parallel: true,
+    },
+    Backend {
+        name: "legacy",
+        save4: "iptables-legacy-save",
+        restore4: "iptables-legacy-restore",
+        save6: "ip6tables-legacy-save",
+        restore6: "ip6tables-legacy-restore",
+        parallel: false,
+    },
+    Backend {
+        name: "default",
+        save4: "iptables-save",
+        restore4: "iptables-restore",
+        save6: "ip6tables-save",
+        restore6: "ip6tables-restore",
+        parallel: false,
+    },
+];
+
+/// Why the firewall could not be installed (exit 71).
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    #[error("failed to find a working iptables backend (tried {tried})")]
+    NoBackend { tried: String },
+    #[error("failed to install the {family} rules with {program}: {cause}")]
+    Restore {
+        family: Family,
+        program: &'static str,
+        cause: String,
+    },
+    #[error("failed to read back the {family} rules with {program}: {cause}")]
+    Save {
+        family: Family,
+        program: &'static str,
+        cause: String,
+    },
+    #[error("failed to verify the {family} rules: {detail}")]
+    Mismatch { family: Family, detail: String },
+    #[error("failed to guard IPv6: the container has a non-loopback IPv6 address but no IPv6 rules could be installed: {cause}")]
+    Ipv6Unguarded { cause: String },
+}
+
+/// A working backend and the `iptables-save -t filter` output the probe read.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    pub backend: &'static Backend,
+    pub save_v4: String,
+    /// `ip6tables-save -t filter`, or why it failed (then no IPv6 rules can be installed).
+    pub save_v6: Result<String, String>,
+}
+
+/// What [`install`] did.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The payloads that were applied.
+    pub rules: RuleSets,
+    /// Whether the IPv6 rules are in place.
+    pub v6: bool,
+    /// Non-fatal problems (IPv6 unavailable on a host without IPv6).
+    pub warnings: Vec<String>,
+}
+
+/// One command for [`CommandRunner::run_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct Cmd<'a> {
+    pub program: &'a str,
+    pub args: &'a [&'a str],
+    pub stdin: Option<&'a str>,
+}
+
+impl<'a> Cmd<'a> {
+    fn save(program: &'a str) -> Self {
+        Cmd {
+            program,
+            args: &["-t", "filter"],
+            stdin: None,
+        }
+    }
+    /// Legacy iptables takes the global xtables lock: wait for it (`-w`) instead of failing.
+    fn restore(backend: &Backend, program: &'a str, payload: &'a str) -> Self {
+        let args: &'static [&'static str] = if backend.parallel {
+            &["--noflush"]
+        } else {
+            &["-w", "--noflush"]
+        };
+        Cmd {
+            program,
+            args,
+            stdin: Some(payload),
+        }
+    }
+}
+
+fn ok_or_cause(result: io::Result<Output>) -> Result<String, String> {
+    match result {
+        Ok(out) if out.success => Ok(out.stdout),
+        Ok(out) => {
+            let stderr = out.stderr.trim();
+            Err(if stderr.is_empty() {
+                "exited with an error".to_owned()
+            } else {
+                stderr.replace('\n', "; ")
+            })
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs the IPv4 and (if given) IPv6 command of one stage: concurrently where the backend
+/// allows it (nf_tables), one after the other otherwise (legacy shares one xtables lock).
+fn pair(
+    runner: &dyn CommandRunner,
+    backend: &Backend,
+    v4: Cmd<'_>,
+    v6: Option<Cmd<'_>>,
+) -> (Result<String, String>, Option<Result<String, String>>) {
+    let cmds: Vec<Cmd<'_>> = std::iter::once(v4).chain(v6).collect();
+    let mut results = if backend.parallel {
+        runner.run_all(&cmds)
+    } else {
+        cmds.iter()
+            .map(|c| runner.run(c.program, c.args, c.stdin))
+            .collect()
+    }
+    .into_iter()
+    .map(ok_or_cause);
+    let first = results
+        .next()
+        .unwrap_or_else(|| Err("no result".to_owned()));
+    (first, results.next())
+}
+
+/// Step 2: finds the first backend whose `iptables-save -t filter` works (reading the IPv6
+/// table alongside, as the facts the renderer needs).
+pub fn probe(runner: &dyn CommandRunner) -> Result<Probed, FirewallError> {
+    let mut tried = Vec::new();
+    for backend in BACKENDS {
+        let (v4, v6) = pair(
+            runner,
+            backend,
+            Cmd::save(backend.save4),
+            Some(Cmd::save(backend.save6)),
+        );
+        match v4 {
+            Ok(save_v4) => {
+                let save_v6 = v6
+                    .unwrap_or_else(|| Err("not run".to_owned()))
+                    .map_err(|cause| format!("{}: {cause}", backend.save6));
+                return Ok(Probed {
+                    backend,
+                    save_v4,
+                    save_v6,
+                });
+            }
+            Err(cause) => tried.push(format!("{}: {cause}", backend.save4)),
+        }
+    }
+    Err(FirewallError::NoBackend {
+        tried: tried.join(", "),
+    })
+}
+
+/// Steps 4 and 5: renders with the current hook facts, applies both families and verifies the
+/// read-back. `ipv6_present` makes a missing IPv6 firewall fatal.
+pub fn install(
+    runner: &dyn CommandRunner,
+    probed: &Probed,
+    egress: Egress,
+    allows: &[Allow],
+    resolvers: &[IpAddr],
+    ipv6_present: bool,
+) -> Result<Installed, FirewallError> {
+    let backend = probed.backend;
+    let facts = Facts {
+        resolvers: resolvers.to_vec(),
+        hook_v4: hook_of(&probed.save_v4),
+        hook_v6: probed.save_v6.as_deref().map(hook_of).unwrap_or_default(),
+    };
+    let rules = render::render(egress, allows, &facts);
+
+    // Step 4: one restore per family (the IPv6 one only if ip6tables answered the probe).
+    let restore_v6 = probed
+        .save_v6
+        .is_ok()
+        .then(|| Cmd::restore(backend, backend.restore6, &rules.v6));
+    let (v4, v6) = pair(
+        runner,
+        backend,
+        Cmd::restore(backend, backend.restore4, &rules.v4),
+        restore_v6,
+    );
+    v4.map_err(|cause| FirewallError::Restore {
+        family: Family::V4,
+        program: backend.restore4,
+        cause,
+    })?;
+    let v6_applied = match (&probed.save_v6, v6) {
+        (Err(cause), _) => Err(cause.clone()),
+        (Ok(_), Some(Ok(_))) => Ok(()),
+        (Ok(_), Some(Err(cause))) => Err(format!("{}: {cause}", backend.restore6)),
+        (Ok(_), None) => Err(format!("{}: not run", backend.restore6)),
+    };
+
+    // Step 5: read back what the kernel now holds and compare it with what was rendered.
+    let save_v6 = v6_applied.is_ok().then(|| Cmd::save(backend.save6));
+    let (saved_v4, saved_v6) = pair(runner, backend, Cmd::save(backend.save4), save_v6);
+    let saved_v4 = saved_v4.map_err(|cause| FirewallError::Save {
+        family: Family::V4,
+        program: backend.save4,
+        cause,
+    })?;
+    verify(Family::V4, &rules.v4, &saved_v4)?;
+
+    let mut warnings = Vec::new();
+    let v6 = match (v6_applied, saved_v6) {
+        (Ok(()), Some(saved)) => {
+            let saved = saved.map_err(|cause| FirewallError::Save {
+                family: Family::V6,
+                program: backend.save6,
+                cause,
+            })?;
+            verify(Family::V6, &rules.v6, &saved)?;
+            true
+        }
+        (Ok(()), None) => unreachable!("the IPv6 read-back is run whenever IPv6 was applied"),
+        (Err(cause), _) if ipv6_present => return Err(FirewallError::Ipv6Unguarded { cause }),
+        (Err(cause), _) => {
+            warnings.push(format!(
+                "IPv6 rules not installed (the container has no IPv6 address): {cause}"
+            ));
+            false
+        }
+    };
+    Ok(Installed {
+        rules,
+        v6,
+        warnings,
+    })
+}
+
+/// Checks that our chain holds exactly the rendered rules and `OUTPUT` jumps to it once, first.
+pub fn verify(family: Family, rendered: &str, saved: &str) -> Result<(), FirewallError> {
+    let want = chain_rules(rendered);
+    let have = chain_rules(saved);
+    let mismatch = |detail: String| FirewallError::Mismatch { family, detail };
+    if !saved.lines().any(|l| l.starts_with(&format!(":{CHAIN} "))) {
+        return Err(mismatch(format!("chain {CHAIN} is missing")));
+    }
+    if want != have {
+        let at = want
+            .iter()
+            .zip(&have)
+            .position(|(w, h)| w != h)
+            .unwrap_or(want.len().min(have.len()));
+        let expected = want.get(at).map_or("<end>", String::as_str);
+        let found = have.get(at).map_or("<end>", String::as_str);
+        return Err(mismatch(format!(
+            "rule {} of {CHAIN} differs: expected {expected:?}, found {found:?} ({} rules rendered, {} installed)",
+            at + 1,
+            want.len(),
+            have.len()
+        )));
+    }
+    let hook = hook_of(saved);
+    if hook
+        != (Hook {
+            jumps: 1,
+            first: true,
+        })
+    {
+        return Err(mismatch(format!(
+            "OUTPUT must jump to {CHAIN} exactly once, as its first rule (found {} jumps, first: {})",
+            hook.jumps, hook.first
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `/proc/net/if_inet6` (its text) lists an address on an interface other than `lo`.
+pub fn ipv6_present(if_inet6: &str) -> bool {
+    if_inet6
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .any(|ifname| ifname != "lo")
+}
+
+/// Runs real programs, found on `PATH` or in the usual sbin/bin directories.
+#[derive(Debug, Clone)]
+pub struct SystemRunner {
+    dirs: Vec<PathBuf>,
+    /// Log each command and its duration to stderr (`SANDBOX_INIT_LOG=debug`).
+    pub debug: bool,
+}
+
+impl SystemRunner {
+    /// `path` is the value of `PATH` (the sbin/bin directories are searched after it).
+    pub fn new(path: Option<OsString>) -> Self {
+        // Relative PATH entries are ignored: PID 1 runs these as root.
+        let mut dirs: Vec<PathBuf> = path
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .filter(|d| d.is_absolute())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for d in [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ] {
+            let d = PathBuf::from(d);
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+        SystemRunner { dirs, debug: false }
+    }
+
+    fn find(&self, program: &str) -> Option<PathBuf> {
+        if program.contains('/') {
+            return Some(PathBuf::from(program));
+        }
+        self.dirs
+            .iter()
+            .map(|d| d.join(program))
+            .find(|p| is_file(p))
+    }
+}
+
+fn is_file(path: &Path) -> bool {
+    path.metadata().is_ok_and(|m| m.is_file())
+}
+
+impl SystemRunner {
+    fn spawn(&self, cmd: &Cmd<'_>) -> io::Result<Child> {
+        let path = self
+            .find(cmd.program)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not found"))?;
+        let stdin = if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        Command::new(&path)
+            .args(cmd.args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    }
+
+    fn finish(
+        &self,
+        cmd: &Cmd<'_>,
+        child: io::Result<Child>,
+        started: Instant,
+    ) -> io::Result<Output> {
+        let mut child = child?;
+        if let (Some(text), Some(mut pipe)) = (cmd.stdin, child.stdin.take()) {
+            // Dropping the pipe afterwards closes it, so the child sees end of input.
+            pipe.write_all(text.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        if self.debug {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            eprintln!(
+                "sandbox-init: debug: ran {} {} in {ms:.1} ms",
+                cmd.program,
+                cmd.args.join(" ")
+            );
+        }
+        Ok(Output {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+impl CommandRunner for SystemRunner {
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
+        let cmd = Cmd {
+            program,
+            args,
+            stdin,
+        };
+        let started = Instant::now();
+        self.finish(&cmd, self.spawn(&cmd), started)
+    }
+
+    /// Starts every command first, then feeds and collects them in order. Safe from pipe
+    /// deadlocks: a child blocked on a full stdout pipe only waits for us to reach it, and
+    /// none of them waits for another.
+    fn run_all(&self, cmds: &[Cmd<'_>]) -> Vec<io::Result<Output>> {
+        let started = Instant::now();
+        let children: Vec<io::Result<Child>> = cmds.iter().map(|c| self.spawn(c)).collect();
+        cmds.iter()
+            .zip(children)
+            .map(|(cmd, child)| self.finish(cmd, child, started))
+            .collect()
+    }
+}
+
+/// A recording fake for tests: answers from a script, remembers every call.
+#[cfg(test)]
+pub mod fake {
+    use super::{CommandRunner, Output};
+    use std::cell::RefCell;
+    use std::io;
+
+    /// One recorded call: program, args, stdin.
+    pub type Call = (String, Vec<String>, Option<String>);
+
+    /// Behaves like an iptables that keeps state: restore appends the payload's chain rules
+    /// to the "installed" text per family, save prints it. Programs in `missing` are not found;
+    /// programs in `failing` exit with an error.
+    #[derive(Debug, Default)]
+    pub struct FakeIptables {
+        pub calls: RefCell<Vec<Call>>,
+        pub missing: Vec<&'static str>,
+        pub failing: Vec<&'static str>,
+        pub state_v4: RefCell<String>,
+        pub state_v6: RefCell<String>,
+        /// When set, save prints this instead of the state (to fake a mismatch).
+        pub corrupt_save: Option<String>,
+    }
+
+    impl FakeIptables {
+        pub fn programs(&self) -> Vec<String> {
+            self.calls.borrow().iter().map(|c| c.0.clone()).collect()
+        }
+    }
+
+    impl CommandRunner for FakeIptables {
+        fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
+            self.calls.borrow_mut().push((
+                program.to_owned(),
+                args.iter().map(|a| a.to_string()).collect(),
+                stdin.map(str::to_owned),
+            ));
+            if self.missing.contains(&program) {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "not found"));
+            }
+            if self.failing.contains(&program) {
+                return Ok(Output {
+                    success: false,
+                    stdout: String::new(),
+                    stderr: format!("{program}: boom\n"),
+                });
+            }
+            let state = if program.starts_with("ip6") {
+                &self.state_v6
+            } else {
+                &self.state_v4
+            };
+            if program.ends_with("-restore") {
+                // A faithful-enough model of --noflush: our chain is replaced, jumps edited.
+                let payload = stdin.unwrap_or_default();
+                let mut out: Vec<String> = state
+                    .borrow()
+                    .lines()
+                    .filter(|l| l.starts_with("-A OUTPUT"))
+                    .map(str::to_owned)
+                    .collect();
+                for line in payload.lines() {
+                    if line == "-D OUTPUT -j JAILOC-OUTPUT" {
+                        if let Some(i) = out.iter().position(|l| l == "-A OUTPUT -j JAILOC-OUTPUT")
+                        {
+                            out.remove(i);
+                        }
+                    } else if line == "-I OUTPUT 1 -j JAILOC-OUTPUT" {
+                        out.insert(0, "-A OUTPUT -j JAILOC-OUTPUT".to_owned());
+                    }
+                }
+                let chain: Vec<&str> = payload
+                    .lines()
+                    .filter(|l| l.starts_with("-A JAILOC-OUTPUT"))
+                    .collect();
+                let mut text =
+                    String::from("*filter\n:INPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n");
+                for l in out.iter().map(String::as_str).chain(chain) {
+                    text.push_str(l);
+                    text.push('\n');
+                }
+                text.push_str("COMMIT\n");
+                *state.borrow_mut() = text;
+                return Ok(Output {
+                    success: true,
+                    ..Output::default()
+                });
+            }
+            let stdout = self
+                .corrupt_save
+                .clone()
+                .unwrap_or_else(|| state.borrow().clone());
+            Ok(Output {
+                success: true,
+                stdout,
+                stderr: String::new(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakeIptables;
+    use super::*;
+
+    fn allows() -> Vec<Allow> {
+        vec![Allow {
+            dest: "198.51.100.7/32".parse().expect("net"),
+            port: None,
+        }]
+    }
+
+    fn resolvers() -> Vec<IpAddr> {
+        vec!["127.0.0.11".parse().expect("ip")]
+    }
+
+    #[test]
+    fn probe_falls_back_to_legacy_then_reports_every_try() {
+        let fake = FakeIptables {
+            missing: vec!["iptables-nft-save"],
+            ..FakeIptables::default()
+        };
+        assert_eq!(probe(&fake).expect("legacy").backend.name, "legacy");
+
+        let none = FakeIptables {
+            missing: vec!["iptables-nft-save", "iptables-save"],
+            failing: vec!["iptables-legacy-save"],
+            ..FakeIptables::default()
+        };
+        let e = probe(&none).expect_err("no backend").to_string();
+        assert_eq!(
+            e,
+            "failed to find a working iptables backend (tried iptables-nft-save: not found, \
+             iptables-legacy-save: iptables-legacy-save: boom, iptables-save: not found)"
+        );
+    }
+
+    #[test]
+    fn install_spawns_six_processes_and_is_idempotent() {
+        let fake = FakeIptables::default();
+        let probed = probe(&fake).expect("probe");
+        let first =
+            install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true).expect("install");
+        assert!(first.v6 && first.warnings.is_empty());
+        assert_eq!(
+            fake.programs(),
+            [
+                "iptables-nft-save",
+                "ip6tables-nft-save",
+                "iptables-nft-restore",
+                "ip6tables-nft-restore",
+                "iptables-nft-save",
+                "ip6tables-nft-save"
+            ]
+        );
+        let after_first = fake.state_v4.borrow().clone();
+        assert_eq!(after_first.matches("-A OUTPUT -j JAILOC-OUTPUT").count(), 1);
+
+        // Second boot (e.g. a container restart keeps the netns): same rules, no second jump.
+        let probed = probe(&fake).expect("probe");
+        let second =
+            install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true).expect("again");
+        assert!(!second.rules.v4.contains("-I OUTPUT"));
+        assert_eq!(*fake.state_v4.borrow(), after_first);
+    }
+
+    #[test]
+    fn v6_failure_is_fatal_only_with_an_ipv6_address() {
+        let fake = FakeIptables {
+            failing: vec!["ip6tables-nft-restore"],
+            ..FakeIptables::default()
+        };
+        let probed = probe(&fake).expect("probe");
+        let ok =
+            install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false).expect("no v6");
+        assert!(!ok.v6);
+        assert_eq!(ok.warnings, ["IPv6 rules not installed (the container has no IPv6 address): ip6tables-nft-restore: ip6tables-nft-restore: boom"]);
+        let probed = probe(&fake).expect("probe");
+        let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true)
+            .expect_err("v6 present");
+        assert!(matches!(e, FirewallError::Ipv6Unguarded { .. }), "{e}");
+    }
+
+    #[test]
+    fn v4_restore_failure_stops_before_anything_else() {
+        let fake = FakeIptables {
+            failing: vec!["iptables-nft-restore"],
+            ..FakeIptables::default()
+        };
+        let probed = probe(&fake).expect("probe");
+        let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false)
+            .expect_err("fails");
+        assert_eq!(e.to_string(), "failed to install the IPv4 rules with iptables-nft-restore: iptables-nft-restore: boom");
+        // No read-back after a failed restore: the boot stops right there.
+        assert_eq!(fake.programs().len(), 4);
+    }
+
+    #[test]
+    fn read_back_mismatch_is_an_error() {
+        let fake = FakeIptables {
+            corrupt_save: Some("*filter\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -j JAILOC-OUTPUT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n".into()),
+            ..FakeIptables::default()
+        };
+        let probed = probe(&fake).expect("probe");
+        let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false)
+            .expect_err("mismatch");
+        assert_eq!(
+            e.to_string(),
+            "failed to verify the IPv4 rules: rule 2 of JAILOC-OUTPUT differs: expected \
+             \"-A JAILOC-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\", found \"<end>\" (27 rules rendered, 1 installed)"
+        );
+    }
+
+    #[test]
+    fn verify_demands_one_first_jump() {
+        let rendered =
+            "*filter\n:JAILOC-OUTPUT - [0:0]\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n";
+        let saved = "*filter\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -o eth0 -j ACCEPT\n-A OUTPUT -j JAILOC-OUTPUT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n";
+        let e = verify(Family::V4, rendered, saved)
+            .expect_err("not first")
+            .to_string();
+        assert_eq!(e, "failed to verify the IPv4 rules: OUTPUT must jump to JAILOC-OUTPUT exactly once, as its first rule (found 1 jumps, first: false)");
+        assert!(verify(Family::V4, rendered, "*filter\nCOMMIT\n").is_err());
+    }
+
+    #[test]
+    fn ipv6_presence_ignores_loopback() {
+        let lo = "00000000000000000000000000000001 01 80 10 80       lo\n";
+        let eth = "fe800000000000000000000000000001 02 40 20 80     eth0\n";
+        assert!(!ipv6_present(""));
+        assert!(!ipv6_present(lo));
+        assert!(ipv6_present(&format!("{lo}{eth}")));
+    }
+
+    #[test]
+    fn system_runner_reports_missing_programs() {
+        let runner = SystemRunner::new(Some("/nonexistent".into()));
+        let e = runner
+            .run("no-such-program-jailoc", &[], None)
+            .expect_err("missing");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let out = runner.run("cat", &[], Some("hello")).expect("cat");
+        assert!(out.success);
+        assert_eq!(out.stdout, "hello");
+    }
+}

@@ -1,0 +1,551 @@
+//! Rules as data: a pure function from the policy, the resolved addresses and a few facts about
+//! the machine to two `iptables-restore --noflush` payloads (IPv4, IPv6).
+//!
+//! Everything lives in our own chain [`CHAIN`], hooked from `OUTPUT` by one jump. Declaring the
+//! chain in the payload makes `--noflush` restore empty and refill it, so applying twice leaves
+//! the same rules; the jump is added only when the facts say it is missing (or not first).
+//! Built-in chains' policies and the `nat` table (Docker's embedded DNS) are never touched.
+
+use super::ranges;
+use crate::policy::{Egress, Host, Policy};
+use crate::resolve::Resolution;
+use ipnet::IpNet;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// Our chain in the `filter` table of both families.
+pub const CHAIN: &str = "JAILOC-OUTPUT";
+
+/// ICMPv6 types neighbour discovery needs to send: router solicitation, neighbour solicitation,
+/// neighbour advertisement.
+const ND_TYPES: &[u8] = &[133, 135, 136];
+
+/// One destination the allowlist opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Allow {
+    pub dest: IpNet,
+    /// Only this TCP and UDP port, when set.
+    pub port: Option<u16>,
+}
+
+/// How `OUTPUT` jumps to our chain right now (read from `iptables-save`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hook {
+    /// Number of `-j JAILOC-OUTPUT` rules in `OUTPUT`.
+    pub jumps: usize,
+    /// Whether the first rule of `OUTPUT` is that jump.
+    pub first: bool,
+}
+
+/// Facts about the machine the renderer needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The `nameserver`s of resolv.conf: DNS (53/udp+tcp) may reach exactly these.
+    pub resolvers: Vec<IpAddr>,
+    pub hook_v4: Hook,
+    pub hook_v6: Hook,
+}
+
+/// The two payloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSets {
+    pub v4: String,
+    pub v6: String,
+}
+
+/// Which family a payload is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
+/// Turns the policy and the resolved names into destinations to open. A name whose address
+/// falls in link-local/metadata space is refused with a warning unless `allowed_networks` holds
+/// that range or a part of it covering the address; literal addresses are taken as written.
+pub fn allows(policy: &Policy, resolution: &Resolution) -> (Vec<Allow>, Vec<String>) {
+    let mut allows = Vec::new();
+    let mut warnings = Vec::new();
+    for entry in &policy.hosts {
+        match &entry.host {
+            Host::Addr(addr) => allows.push(Allow {
+                dest: IpNet::from(*addr),
+                port: entry.port,
+            }),
+            Host::Name(name) => {
+                for addr in resolution.get(name) {
+                    if let Some(range) = ranges::refused_range(*addr) {
+                        let covered = policy
+                            .networks
+                            .iter()
+                            .any(|n| n.net.contains(addr) && range.contains(&n.net));
+                        if !covered {
+                            warnings.push(format!(
+                                "refusing {addr} for {name}: it is in {range} (link-local/metadata); \
+                                 add {range} to allowed_networks to allow it"
+                            ));
+                            continue;
+                        }
+                    }
+                    allows.push(Allow {
+                        dest: IpNet::from(*addr),
+                        port: entry.port,
+                    });
+                }
+            }
+        }
+    }
+    for network in &policy.networks {
+        allows.push(Allow {
+            dest: network.net,
+            port: network.port,
+        });
+    }
+    (crate::policy::dedup(allows), warnings)
+}
+
+/// Renders both payloads. Pure: the same inputs always give the same bytes.
+pub fn render(egress: Egress, allows: &[Allow], facts: &Facts) -> RuleSets {
+    RuleSets {
+        v4: render_family(Family::V4, egress, allows, facts),
+        v6: render_family(Family::V6, egress, allows, facts),
+    }
+}
+
+fn in_family(family: Family, net: &IpNet) -> bool {
+    matches!(
+        (family, net),
+        (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_))
+    )
+}
+
+fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts) -> String {
+    let (reject, blocked): (&str, Vec<IpNet>) = match family {
+        Family::V4 => (
+            "icmp-admin-prohibited",
+            ranges::blocked_v4().into_iter().map(IpNet::V4).collect(),
+        ),
+        Family::V6 => (
+            "icmp6-adm-prohibited",
+            ranges::blocked_v6().into_iter().map(IpNet::V6).collect(),
+        ),
+    };
+    // The rule bodies, in the order DESIGN.md prescribes; each becomes `-A JAILOC-OUTPUT ...`.
+    let mut rules = vec!["-o lo -j ACCEPT".to_owned()];
+    rules.push("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_owned());
+    if family == Family::V6 {
+        for t in ND_TYPES {
+            rules.push(format!("-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
+        }
+    }
+    for dest in facts
+        .resolvers
+        .iter()
+        .map(|r| IpNet::from(*r))
+        .filter(|d| in_family(family, d))
+    {
+        rules.push(format!("-d {dest} -p udp -m udp --dport 53 -j ACCEPT"));
+        rules.push(format!("-d {dest} -p tcp -m tcp --dport 53 -j ACCEPT"));
+    }
+    for Allow { dest, port } in allows.iter().filter(|a| in_family(family, &a.dest)) {
+        match port {
+            None => rules.push(format!("-d {dest} -j ACCEPT")),
+            Some(port) => {
+                rules.push(format!("-d {dest} -p tcp -m tcp --dport {port} -j ACCEPT"));
+                rules.push(format!("-d {dest} -p udp -m udp --dport {port} -j ACCEPT"));
+            }
+        }
+    }
+    for dest in blocked {
+        rules.push(format!(
+            "-d {dest} -p tcp -j REJECT --reject-with tcp-reset"
+        ));
+        rules.push(format!("-d {dest} -j REJECT --reject-with {reject}"));
+    }
+    if egress == Egress::Allowlist {
+        rules.push("-p tcp -j REJECT --reject-with tcp-reset".to_owned());
+        rules.push(format!("-j REJECT --reject-with {reject}"));
+    }
+
+    let mut doc = format!(
+        "# jailoc sandbox-init: {family} rules, {egress} egress\n*filter\n:{CHAIN} - [0:0]\n"
+    );
+    for rule in &rules {
+        let _ = writeln!(doc, "-A {CHAIN} {rule}");
+    }
+    let hook = match family {
+        Family::V4 => facts.hook_v4,
+        Family::V6 => facts.hook_v6,
+    };
+    if hook
+        != (Hook {
+            jumps: 1,
+            first: true,
+        })
+    {
+        for _ in 0..hook.jumps {
+            let _ = writeln!(doc, "-D OUTPUT -j {CHAIN}");
+        }
+        let _ = writeln!(doc, "-I OUTPUT 1 -j {CHAIN}");
+    }
+    doc.push_str("COMMIT\n");
+    doc
+}
+
+/// The `-A JAILOC-OUTPUT ...` lines of a payload or of `iptables-save` output, normalised
+/// (addresses canonical, whitespace single) so the two can be compared.
+pub fn chain_rules(text: &str) -> Vec<String> {
+    let prefix = format!("-A {CHAIN} ");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(normalise_rule)
+        .collect()
+}
+
+/// Canonicalises one rule line so that what we render and what any iptables version saves
+/// compare equal: addresses in canonical form, protocol numbers as names, and the implicit
+/// protocol matches (`-m tcp` after `-p tcp`) dropped, since versions differ in printing them.
+pub fn normalise_rule(line: &str) -> String {
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i];
+        let next = tokens.get(i + 1).copied();
+        if token == "-m" && matches!(next, Some("tcp" | "udp" | "icmp" | "icmp6")) {
+            i += 2;
+            continue;
+        }
+        let previous = out.last().map(String::as_str);
+        let canonical = if previous == Some("-p") {
+            match token {
+                "1" => "icmp".to_owned(),
+                "6" => "tcp".to_owned(),
+                "17" => "udp".to_owned(),
+                "58" | "icmpv6" => "ipv6-icmp".to_owned(),
+                other => other.to_owned(),
+            }
+        } else if let Ok(net) = token.parse::<IpNet>() {
+            net.to_string()
+        } else if let Ok(addr) = token.parse::<IpAddr>() {
+            IpNet::from(addr).to_string()
+        } else {
+            token.to_owned()
+        };
+        out.push(canonical);
+        i += 1;
+    }
+    out.join(" ")
+}
+
+/// How `OUTPUT` currently jumps to our chain, from `iptables-save` output.
+pub fn hook_of(save: &str) -> Hook {
+    let jump = format!("-A OUTPUT -j {CHAIN}");
+    let output: Vec<&str> = save
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| l.starts_with("-A OUTPUT "))
+        .collect();
+    Hook {
+        jumps: output.iter().filter(|l| **l == jump).count(),
+        first: output.first().is_some_and(|l| *l == jump),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{parse_host, parse_network};
+
+    fn policy(egress: Egress, hosts: &[&str], networks: &[&str]) -> Policy {
+        Policy {
+            egress,
+            hosts: hosts.iter().map(|h| parse_host(h).expect("host")).collect(),
+            networks: networks
+                .iter()
+                .map(|n| parse_network(n).expect("net"))
+                .collect(),
+            ..Policy::default()
+        }
+    }
+
+    fn resolution(pairs: &[(&str, &[&str])]) -> Resolution {
+        Resolution {
+            addrs: pairs
+                .iter()
+                .map(|(n, a)| {
+                    (
+                        n.to_string(),
+                        a.iter().map(|a| a.parse().expect("ip")).collect(),
+                    )
+                })
+                .collect(),
+            warnings: vec![],
+        }
+    }
+
+    fn facts(resolvers: &[&str]) -> Facts {
+        Facts {
+            resolvers: resolvers.iter().map(|r| r.parse().expect("ip")).collect(),
+            ..Facts::default()
+        }
+    }
+
+    fn position(rules: &str, needle: &str) -> usize {
+        rules
+            .lines()
+            .position(|l| l == needle)
+            .unwrap_or_else(|| panic!("missing {needle:?} in\n{rules}"))
+    }
+
+    #[test]
+    fn dns_to_a_blocked_resolver_comes_before_the_block() {
+        let r = render(Egress::Open, &[], &facts(&["10.0.0.2", "fd00::53"]));
+        let dns = position(
+            &r.v4,
+            "-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT",
+        );
+        let block = position(
+            &r.v4,
+            "-A JAILOC-OUTPUT -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited",
+        );
+        assert!(dns < block);
+        assert!(
+            position(
+                &r.v6,
+                "-A JAILOC-OUTPUT -d fd00::53/128 -p tcp -m tcp --dport 53 -j ACCEPT"
+            ) < position(
+                &r.v6,
+                "-A JAILOC-OUTPUT -d fc00::/7 -p tcp -j REJECT --reject-with tcp-reset"
+            )
+        );
+        // Only port 53 of the resolver: no rule opens the resolver as a whole.
+        assert!(!r.v4.contains("-d 10.0.0.2/32 -j ACCEPT"));
+    }
+
+    #[test]
+    fn order_is_loopback_established_nd_dns_allow_block() {
+        let p = policy(Egress::Allowlist, &["pypi.org"], &[]);
+        let (a, _) = allows(
+            &p,
+            &resolution(&[("pypi.org", &["151.101.0.223", "2a04:4e42::223"])]),
+        );
+        let r = render(p.egress, &a, &facts(&["127.0.0.11"]));
+        let v6 = [
+            "-A JAILOC-OUTPUT -o lo -j ACCEPT",
+            "-A JAILOC-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+            "-A JAILOC-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT",
+            "-A JAILOC-OUTPUT -d 2a04:4e42::223/128 -j ACCEPT",
+            "-A JAILOC-OUTPUT -d fe80::/10 -j REJECT --reject-with icmp6-adm-prohibited",
+            "-A JAILOC-OUTPUT -j REJECT --reject-with icmp6-adm-prohibited",
+        ];
+        let positions: Vec<usize> = v6.iter().map(|l| position(&r.v6, l)).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        assert!(r.v4.lines().last() == Some("COMMIT"));
+        assert!(!r.v4.contains("icmp6") && !r.v4.contains("2a04"));
+        assert!(!r.v6.contains("151.101"));
+    }
+
+    #[test]
+    fn open_egress_has_no_catch_all_and_allowlist_has_one() {
+        let open = render(Egress::Open, &[], &facts(&[]));
+        let closed = render(Egress::Allowlist, &[], &facts(&[]));
+        for rules in [&open.v4, &open.v6] {
+            assert!(!rules.contains("-A JAILOC-OUTPUT -j REJECT"));
+        }
+        assert!(closed.v4.contains("-A JAILOC-OUTPUT -p tcp -j REJECT --reject-with tcp-reset\n-A JAILOC-OUTPUT -j REJECT --reject-with icmp-admin-prohibited\n"));
+    }
+
+    #[test]
+    fn ports_give_tcp_and_udp_rules_only_for_that_port() {
+        let p = policy(
+            Egress::Open,
+            &["[fd00::5]:8080", "10.1.2.3"],
+            &["192.168.5.0/24:5432"],
+        );
+        let (a, _) = allows(&p, &Resolution::default());
+        let r = render(p.egress, &a, &facts(&[]));
+        assert!(r.v6.contains("-A JAILOC-OUTPUT -d fd00::5/128 -p tcp -m tcp --dport 8080 -j ACCEPT\n-A JAILOC-OUTPUT -d fd00::5/128 -p udp -m udp --dport 8080 -j ACCEPT\n"));
+        assert!(r
+            .v4
+            .contains("-A JAILOC-OUTPUT -d 192.168.5.0/24 -p tcp -m tcp --dport 5432 -j ACCEPT\n"));
+        assert!(r.v4.contains("-A JAILOC-OUTPUT -d 10.1.2.3/32 -j ACCEPT\n"));
+        assert!(!r.v6.contains("-d fd00::5/128 -j ACCEPT"));
+    }
+
+    #[test]
+    fn every_blocked_range_gets_a_tcp_reset_and_an_icmp_reject() {
+        let r = render(Egress::Open, &[], &facts(&[]));
+        for net in ranges::blocked_v4() {
+            assert!(r.v4.contains(&format!(
+                "-d {net} -p tcp -j REJECT --reject-with tcp-reset\n"
+            )));
+            assert!(r.v4.contains(&format!(
+                "-d {net} -j REJECT --reject-with icmp-admin-prohibited\n"
+            )));
+        }
+        for net in ranges::blocked_v6() {
+            assert!(r.v6.contains(&format!(
+                "-d {net} -p tcp -j REJECT --reject-with tcp-reset\n"
+            )));
+        }
+        assert!(!r.v4.contains("DROP") && !r.v6.contains("DROP"));
+    }
+
+    #[test]
+    fn never_touches_builtin_policies_or_nat() {
+        let r = render(Egress::Allowlist, &[], &facts(&["127.0.0.11"]));
+        for rules in [&r.v4, &r.v6] {
+            assert!(!rules.contains("*nat"));
+            assert!(
+                !rules.contains(":OUTPUT")
+                    && !rules.contains(":INPUT")
+                    && !rules.contains(":FORWARD")
+            );
+            assert!(!rules.contains("-F") && !rules.contains("-P "));
+        }
+    }
+
+    #[test]
+    fn the_jump_is_added_only_when_missing_or_not_first() {
+        let jump = "-I OUTPUT 1 -j JAILOC-OUTPUT";
+        let with = |hook: Hook| {
+            render(
+                Egress::Open,
+                &[],
+                &Facts {
+                    hook_v4: hook,
+                    ..Facts::default()
+                },
+            )
+            .v4
+        };
+        assert!(with(Hook {
+            jumps: 0,
+            first: false
+        })
+        .contains(jump));
+        assert!(!with(Hook {
+            jumps: 1,
+            first: true
+        })
+        .contains(jump));
+        let moved = with(Hook {
+            jumps: 1,
+            first: false,
+        });
+        assert!(moved.contains("-D OUTPUT -j JAILOC-OUTPUT\n-I OUTPUT 1 -j JAILOC-OUTPUT\n"));
+        let doubled = with(Hook {
+            jumps: 2,
+            first: true,
+        });
+        assert_eq!(doubled.matches("-D OUTPUT -j JAILOC-OUTPUT").count(), 2);
+    }
+
+    #[test]
+    fn hook_of_reads_iptables_save() {
+        let save = "*filter\n:OUTPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -j JAILOC-OUTPUT\n-A OUTPUT -d 1.2.3.4/32 -j ACCEPT\nCOMMIT\n";
+        assert_eq!(
+            hook_of(save),
+            Hook {
+                jumps: 1,
+                first: true
+            }
+        );
+        assert_eq!(
+            hook_of("*filter\n-A OUTPUT -o lo -j ACCEPT\n-A OUTPUT -j JAILOC-OUTPUT\n"),
+            Hook {
+                jumps: 1,
+                first: false
+            }
+        );
+        assert_eq!(hook_of(""), Hook::default());
+    }
+
+    #[test]
+    fn names_resolving_into_metadata_space_are_refused_unless_that_range_is_allowed() {
+        let res = resolution(&[("evil.example", &["169.254.169.254", "93.184.216.34"])]);
+        let p = policy(Egress::Open, &["evil.example"], &[]);
+        let (a, w) = allows(&p, &res);
+        assert_eq!(
+            a,
+            vec![Allow {
+                dest: "93.184.216.34/32".parse().expect("net"),
+                port: None
+            }]
+        );
+        assert_eq!(w, ["refusing 169.254.169.254 for evil.example: it is in 169.254.0.0/16 (link-local/metadata); add 169.254.0.0/16 to allowed_networks to allow it"]);
+
+        let p = policy(Egress::Open, &["evil.example"], &["169.254.169.254/32"]);
+        let (a, w) = allows(&p, &res);
+        assert!(w.is_empty());
+        assert!(a.iter().any(|x| x.dest.to_string() == "169.254.169.254/32"));
+
+        // A wider allowed network (0.0.0.0/0) is not "that range".
+        let p = policy(Egress::Open, &["evil.example"], &["0.0.0.0/0"]);
+        assert_eq!(allows(&p, &res).1.len(), 1);
+
+        // Private space is what allowlisting an internal host is for.
+        let res = resolution(&[("db.corp", &["10.1.2.3"])]);
+        let (a, w) = allows(&policy(Egress::Open, &["db.corp:5432"], &[]), &res);
+        assert!(w.is_empty());
+        assert_eq!(a[0].port, Some(5432));
+    }
+
+    #[test]
+    fn normalise_and_chain_rules() {
+        assert_eq!(
+            normalise_rule("-A JAILOC-OUTPUT  -d 10.0.0.1 -j ACCEPT"),
+            "-A JAILOC-OUTPUT -d 10.0.0.1/32 -j ACCEPT"
+        );
+        assert_eq!(
+            normalise_rule("-A X -d FD00:0::5/128 -j ACCEPT"),
+            "-A X -d fd00::5/128 -j ACCEPT"
+        );
+        // Versions differ in printing implicit matches and protocol names: both forms agree.
+        assert_eq!(
+            normalise_rule("-A X -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"),
+            normalise_rule("-A X -d 10.0.0.2/32 -p 17 --dport 53 -j ACCEPT")
+        );
+        assert_eq!(
+            normalise_rule("-A X -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT"),
+            normalise_rule("-A X -p icmpv6 --icmpv6-type 135 -j ACCEPT")
+        );
+        // But a different port, protocol or target still differs.
+        assert_ne!(
+            normalise_rule("-A X -p tcp -m tcp --dport 53 -j ACCEPT"),
+            normalise_rule("-A X -p udp -m udp --dport 53 -j ACCEPT")
+        );
+        assert_ne!(
+            normalise_rule("-A X -d 10.0.0.0/8 -j ACCEPT"),
+            normalise_rule("-A X -d 10.0.0.0/8 -j REJECT")
+        );
+        let r = render(Egress::Open, &[], &facts(&[]));
+        assert_eq!(chain_rules(&r.v4).len(), 2 + 2 * ranges::BLOCKED_V4.len());
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let p = policy(
+            Egress::Allowlist,
+            &["a.example", "10.0.0.5:22"],
+            &["fd00:1::/64"],
+        );
+        let res = resolution(&[("a.example", &["198.51.100.7", "2001:db8::7"])]);
+        let (a1, _) = allows(&p, &res);
+        let (a2, _) = allows(&p, &res);
+        assert_eq!(
+            render(p.egress, &a1, &facts(&["127.0.0.11"])),
+            render(p.egress, &a2, &facts(&["127.0.0.11"]))
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! The entry grammar of `allowed_hosts` / `allowed_networks` (DESIGN.md "Entry grammar").
+//!
+//! host    = NAME | NAME:PORT | IPv4 | IPv4:PORT | IPv6 | [IPv6]:PORT
+//! network = CIDR | CIDR:PORT
+//!
+//! Names are normalised (lowercase, one trailing dot stripped). A CIDR with host bits set
+//! (`10.0.0.1/8`) is rejected rather than silently widened: a typo must not open more than meant.
+
+use ipnet::IpNet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What an allowlisted host entry names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A DNS name, normalised: lowercase, no trailing dot.
+    Name(String),
+    /// A literal address (never resolved, never refused).
+    Addr(IpAddr),
+}
+
+/// One `allowed_hosts` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostEntry {
+    pub host: Host,
+    /// Limits the rule to this TCP/UDP port.
+    pub port: Option<u16>,
+}
+
+/// One `allowed_networks` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetworkEntry {
+    pub net: IpNet,
+    /// Limits the rule to this TCP/UDP port.
+    pub port: Option<u16>,
+}
+
+/// Why an entry was rejected. The texts are part of the user-facing contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("empty entry")]
+    Empty,
+    #[error("contains a control character")]
+    Control,
+    #[error("contains whitespace")]
+    Whitespace,
+    #[error("wildcards (*) are not supported: list each host name")]
+    Wildcard,
+    #[error("invalid port {0:?} (expected 1-65535)")]
+    Port(String),
+    #[error("a network is not a host: put CIDRs in allowed_networks")]
+    NetworkInHosts,
+    #[error("invalid IPv6 address (write [ADDRESS]:PORT to add a port)")]
+    Ipv6,
+    #[error("invalid bracketed address (expected [IPv6]:PORT)")]
+    Bracket,
+    #[error("invalid IPv4 address")]
+    Ipv4,
+    #[error("invalid host name (letters, digits, '-', '_' and dots; labels of 1-63 characters)")]
+    Name,
+    #[error("missing prefix length (write {0}/{1}, or put a single address in allowed_hosts)")]
+    MissingPrefix(IpAddr, u8),
+    #[error("invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)")]
+    Cidr,
+    #[error("host bits are set (did you mean {0}?)")]
+    HostBits(IpNet),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(name) => f.write_str(name),
+            Host::Addr(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+impl fmt::Display for HostEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.host, self.port) {
+            (Host::Addr(IpAddr::V6(addr)), Some(port)) => write!(f, "[{addr}]:{port}"),
+            (host, Some(port)) => write!(f, "{host}:{port}"),
+            (host, None) => write!(f, "{host}"),
+        }
+    }
+}
+
+impl fmt::Display for NetworkEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.net),
+            None => write!(f, "{}", self.net),
+        }
+    }
+}
+
+/// Rejects what no entry of either kind may contain.
+fn check_characters(entry: &str) -> Result<(), EntryError> {
+    if entry.is_empty() {
+        return Err(EntryError::Empty);
+    }
+    if entry.chars().any(char::is_control) {
+        return Err(EntryError::Control);
+    }
+    if entry.chars().any(char::is_whitespace) {
+        return Err(EntryError::Whitespace);
+    }
+    if entry.contains('*') {
+        return Err(EntryError::Wildcard);
+    }
+    Ok(())
+}
+
+fn parse_port(text: &str) -> Result<u16, EntryError> {
+    let bad = || EntryError::Port(text.to_owned());
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    match text.parse::<u32>() {
+        Ok(port @ 1..=65535) => u16::try_from(port).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+/// Parses and normalises a DNS name (or a dotted IPv4 literal written where a name may be).
+fn parse_name_or_ipv4(text: &str) -> Result<Host, EntryError> {
+    if let Ok(v4) = text.parse::<Ipv4Addr>() {
+        return Ok(Host::Addr(IpAddr::V4(v4)));
+    }
+    let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+    if name.is_empty() || name.len() > 253 {
+        return Err(EntryError::Name);
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    for label in &labels {
+        let ok_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if label.is_empty() || label.len() > 63 || !ok_chars {
+            return Err(EntryError::Name);
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(EntryError::Name);
+        }
+    }
+    // "10.1.2" or "300.1.1.1" is a mistyped address, not a name (no TLD is all digits).
+    if labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(EntryError::Ipv4);
+    }
+    Ok(Host::Name(name))
+}
+
+/// Parses one `allowed_hosts` entry.
+pub fn parse_host(entry: &str) -> Result<HostEntry, EntryError> {
+    check_characters(entry)?;
+    if entry.contains('/') {
+        return Err(EntryError::NetworkInHosts);
+    }
+    if let Some(rest) = entry.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').ok_or(EntryError::Bracket)?;
+        let addr: Ipv6Addr = addr.parse().map_err(|_| EntryError::Bracket)?;
+        let port = match after {
+            "" => None,
+            _ => Some(parse_port(
+                after.strip_prefix(':').ok_or(EntryError::Bracket)?,
+            )?),
+        };
+        return Ok(HostEntry {
+            host: Host::Addr(IpAddr::V6(addr)),
+            port,
+        });
+    }
+    if let Ok(addr) = entry.parse::<IpAddr>() {
+        return Ok(HostEntry {
+            host: Host::Addr(addr),
+            port: None,
+        });
+    }
+    match entry.matches(':').count() {
+        0 => Ok(HostEntry {
+            host: parse_name_or_ipv4(entry)?,
+            port: None,
+        }),
+        1 => {
+            let (host, port) = entry.split_once(':').ok_or(EntryError::Name)?;
+            let port = parse_port(port)?;
+            Ok(HostEntry {
+                host: parse_name_or_ipv4(host)?,
+                port: Some(port),
+            })
+        }
+        _ => Err(EntryError::Ipv6),
+    }
+}
+
+/// Parses one `allowed_networks` entry.
+pub fn parse_network(entry: &str) -> Result<NetworkEntry, EntryError> {
+    check_characters(entry)?;
+    let Some((addr, rest)) = entry.split_once('/') else {
+        return Err(match entry.parse::<IpAddr>() {
+            Ok(addr @ IpAddr::V4(_)) => EntryError::MissingPrefix(addr, 32),
+            Ok(addr @ IpAddr::V6(_)) => EntryError::MissingPrefix(addr, 128),
+            Err(_) => EntryError::Cidr,
+        });
+    };
+    let (len, port) = match rest.split_once(':') {
+        Some((len, port)) => (len, Some(parse_port(port)?)),
+        None => (rest, None),
+    };
+    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EntryError::Cidr);
+    }
+    let addr: IpAddr = addr.parse().map_err(|_| EntryError::Cidr)?;
+    let len: u8 = len.parse().map_err(|_| EntryError::Cidr)?;
+    let net = IpNet::new(addr, len).map_err(|_| EntryError::Cidr)?;
+    if net.trunc() != net {
+        return Err(EntryError::HostBits(net.trunc()));
+    }
+    Ok(NetworkEntry { net, port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(entry: &str) -> String {
+        match parse_host(entry) {
+            Ok(h) => format!("ok {h}"),
+            Err(e) => format!("err {e}"),
+        }
+    }
+
+    fn network(entry: &str) -> String {
+        match parse_network(entry) {
+            Ok(n) => format!("ok {n}"),
+            Err(e) => format!("err {e}"),
+        }
+    }
+
+    #[test]
+    fn host_grammar_table() {
+        let table = [
+            ("pypi.org", "ok pypi.org"),
+            ("PyPI.Org.", "ok pypi.org"),
+            ("db.corp.example:5432", "ok db.corp.example:5432"),
+            ("host.docker.internal:11434", "ok host.docker.internal:11434"),
+            ("localhost", "ok localhost"),
+            ("_srv.example.com", "ok _srv.example.com"),
+            ("10.1.2.3", "ok 10.1.2.3"),
+            ("10.1.2.3:80", "ok 10.1.2.3:80"),
+            ("fd00::5", "ok fd00::5"),
+            ("[fd00::5]:8080", "ok [fd00::5]:8080"),
+            ("[FD00::5]", "ok fd00::5"),
+            ("2001:db8::1", "ok 2001:db8::1"),
+            ("", "err empty entry"),
+            ("a\u{7}b", "err contains a control character"),
+            ("a b", "err contains whitespace"),
+            ("a\tb", "err contains a control character"),
+            ("*.example.com", "err wildcards (*) are not supported: list each host name"),
+            ("example.com:0", "err invalid port \"0\" (expected 1-65535)"),
+            ("example.com:65536", "err invalid port \"65536\" (expected 1-65535)"),
+            ("example.com:", "err invalid port \"\" (expected 1-65535)"),
+            ("example.com:http", "err invalid port \"http\" (expected 1-65535)"),
+            ("example.com:+80", "err invalid port \"+80\" (expected 1-65535)"),
+            ("10.0.0.0/8", "err a network is not a host: put CIDRs in allowed_networks"),
+            ("fd00::5:8080:zz", "err invalid IPv6 address (write [ADDRESS]:PORT to add a port)"),
+            ("[fd00::5]8080", "err invalid bracketed address (expected [IPv6]:PORT)"),
+            ("[10.0.0.1]:80", "err invalid bracketed address (expected [IPv6]:PORT)"),
+            ("[fd00::5", "err invalid bracketed address (expected [IPv6]:PORT)"),
+            ("[fd00::5]:0", "err invalid port \"0\" (expected 1-65535)"),
+            ("300.1.1.1", "err invalid IPv4 address"),
+            ("10.1.2", "err invalid IPv4 address"),
+            ("-bad.example", "err invalid host name (letters, digits, '-', '_' and dots; labels of 1-63 characters)"),
+            ("a..b", "err invalid host name (letters, digits, '-', '_' and dots; labels of 1-63 characters)"),
+            (".", "err invalid host name (letters, digits, '-', '_' and dots; labels of 1-63 characters)"),
+            ("exa!mple.com", "err invalid host name (letters, digits, '-', '_' and dots; labels of 1-63 characters)"),
+            ("ex\u{e4}mple.com", "err invalid host name (letters, digits, '-', '_' and dots; labels of 1-63 characters)"),
+            (":80", "err invalid host name (letters, digits, '-', '_' and dots; labels of 1-63 characters)"),
+        ];
+        for (entry, want) in table {
+            assert_eq!(host(entry), want, "entry {entry:?}");
+        }
+        let long_label = format!("{}.com", "a".repeat(64));
+        assert!(host(&long_label).starts_with("err invalid host name"));
+    }
+
+    #[test]
+    fn network_grammar_table() {
+        let table = [
+            ("10.20.0.0/16", "ok 10.20.0.0/16"),
+            ("192.168.5.0/24:5432", "ok 192.168.5.0/24:5432"),
+            ("fd00:1::/64", "ok fd00:1::/64"),
+            ("FD00:1::/64:443", "ok fd00:1::/64:443"),
+            ("169.254.169.254/32", "ok 169.254.169.254/32"),
+            ("0.0.0.0/0", "ok 0.0.0.0/0"),
+            ("10.0.0.1/8", "err host bits are set (did you mean 10.0.0.0/8?)"),
+            ("fd00::1/64", "err host bits are set (did you mean fd00::/64?)"),
+            ("10.0.0.0/33", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
+            ("fd00::/129", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
+            ("10.0.0.0/", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
+            ("10.0.0/8", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
+            ("example.com/24", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
+            ("10.0.0.0/8/8", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
+            ("example.com", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
+            ("10.1.2.3", "err missing prefix length (write 10.1.2.3/32, or put a single address in allowed_hosts)"),
+            ("fd00::5", "err missing prefix length (write fd00::5/128, or put a single address in allowed_hosts)"),
+            ("10.0.0.0/8:0", "err invalid port \"0\" (expected 1-65535)"),
+            ("10.0.0.0/8:99999", "err invalid port \"99999\" (expected 1-65535)"),
+            ("10.0.0.0/8 ", "err contains whitespace"),
+            ("10.0.0.0/8\u{0}", "err contains a control character"),
+            ("10.*.0.0/16", "err wildcards (*) are not supported: list each host name"),
+            ("", "err empty entry"),
+        ];
+        for (entry, want) in table {
+            assert_eq!(network(entry), want, "entry {entry:?}");
+        }
+    }
+}
