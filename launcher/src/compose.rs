@@ -117,6 +117,9 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
             let _ = writeln!(y, "      {k}: {}", q(v));
         }
     }
+    // So `allowed_hosts = ["host.docker.internal:PORT"]` works on Linux too (Docker Desktop
+    // defines the name itself). The gateway stays blocked unless allowlisted.
+    y.push_str("    extra_hosts:\n      - \"host.docker.internal:host-gateway\"\n");
     limits(&mut y, ws, true);
     if ws.expose_port {
         y.push_str("    ports:\n");

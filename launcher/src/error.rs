@@ -12,6 +12,8 @@ pub mod exit {
     pub const ENGINE_FAILED: i32 = 1;
     /// Bad command line (clap's own code).
     pub const USAGE: i32 = 2;
+    /// The workspace was never started (`shell`, `logs` need a running project).
+    pub const NOT_STARTED: i32 = 3;
     /// No container engine / compose implementation could be found or started.
     pub const NO_ENGINE: i32 = 69;
     /// Internal error (a bug): please report it.
@@ -40,9 +42,9 @@ pub enum Error {
     NoEngine { detail: String },
     /// The companion binary is missing.
     #[error(
-        "failed to find sandbox-init: looked at $JAILOC_SANDBOX_INIT, next to the jailoc executable{beside} and on PATH; install it next to jailoc (`scripts/install` does) or set JAILOC_SANDBOX_INIT=/path/to/sandbox-init"
+        "failed to find sandbox-init: {detail}; install it next to jailoc (`scripts/install` does) or set JAILOC_SANDBOX_INIT=/path/to/sandbox-init"
     )]
-    NoSandboxInit { beside: String },
+    NoSandboxInit { detail: String },
     /// A process could not be started.
     #[error("failed to run `{command}`: {source}")]
     Spawn {
@@ -69,6 +71,9 @@ pub enum Error {
     /// An interactive child (shell, logs -f) ended with this code; passed through unchanged.
     #[error("child exited with code {0}")]
     ChildExit(i32),
+    /// A command that needs the project was run before `jailoc up`.
+    #[error("failed to {what}: workspace {workspace:?} was never started (run `jailoc up`)")]
+    NotStarted { what: String, workspace: String },
     /// Something else; the message says what.
     #[error("{0}")]
     Other(String),
@@ -85,6 +90,7 @@ impl Error {
             Error::CommandFailed { .. } => exit::ENGINE_FAILED,
             Error::File { .. } => exit::IO,
             Error::ChildExit(code) => *code,
+            Error::NotStarted { .. } => exit::NOT_STARTED,
             Error::Other(_) => exit::SOFTWARE,
         }
     }

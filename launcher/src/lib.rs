@@ -20,6 +20,9 @@ pub mod policy;
 pub mod process;
 pub mod workspace;
 
+#[cfg(test)]
+mod testutil;
+
 use std::io::IsTerminal;
 
 use clap::Parser;

@@ -107,10 +107,9 @@ pub fn find_sandbox_init(ctx: &Context) -> Result<PathBuf> {
         if p.is_file() {
             return Ok(std::fs::canonicalize(&p).unwrap_or(p));
         }
-        return Err(Error::Other(format!(
-            "failed to find sandbox-init: JAILOC_SANDBOX_INIT={} is not a file",
-            p.display()
-        )));
+        return Err(Error::NoSandboxInit {
+            detail: format!("JAILOC_SANDBOX_INIT={} is not a file", p.display()),
+        });
     }
     if let Some(dir) = &ctx.exe_dir {
         let p = dir.join("sandbox-init");
@@ -126,12 +125,15 @@ pub fn find_sandbox_init(ctx: &Context) -> Result<PathBuf> {
             }
         }
     }
+    let beside = ctx
+        .exe_dir
+        .as_ref()
+        .map(|d| format!(" ({})", d.display()))
+        .unwrap_or_default();
     Err(Error::NoSandboxInit {
-        beside: ctx
-            .exe_dir
-            .as_ref()
-            .map(|d| format!(" ({})", d.display()))
-            .unwrap_or_default(),
+        detail: format!(
+            "it is not next to the jailoc executable{beside} nor on PATH, and JAILOC_SANDBOX_INIT is not set"
+        ),
     })
 }
 
@@ -170,11 +172,10 @@ pub struct Prepared {
     pub compose_changed: bool,
 }
 
-/// Checks the workspace's paths exist, resolves (and if needed builds) the image, and writes
-/// the policy dir, password file and compose file. The order matters: nothing is written
-/// before every check passed, and the compose file (which `up` runs) comes last.
-pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepared> {
-    // 1. Inputs that must exist on the host (a missing bind source would be created as root).
+/// Checks what must exist on the host before anything runs: the workspace's paths (a missing
+/// bind source would be created by the engine, as root), its secret files and the companion
+/// sandbox-init. Returns sandbox-init's path.
+pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
     for p in &ws.paths {
         if !p.is_dir() {
             return Err(Error::Workspace {
@@ -191,7 +192,15 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
             });
         }
     }
-    let sandbox_init = find_sandbox_init(ctx)?;
+    find_sandbox_init(ctx)
+}
+
+/// Checks the inputs, resolves (and if needed builds) the image, and writes the policy dir,
+/// password file and compose file. The order matters: nothing is written before every check
+/// passed, and the compose file (which `up` runs) comes last.
+pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepared> {
+    // 1. Inputs that must exist on the host.
+    let sandbox_init = check_inputs(ctx, ws)?;
     // 2. The image (may build, streaming the engine's output).
     let image = image::ensure(ctx, engine, ws, &sandbox_init)?;
     // 3. Generated files.
@@ -233,7 +242,85 @@ pub fn render_compose(
         opencode_config: oc_config.is_dir().then_some(oc_config.as_path()),
         opencode_data: oc_data.is_dir().then_some(oc_data.as_path()),
         gitconfig: (ws.git_config && gitconfig.is_file()).then_some(gitconfig.as_path()),
-        ssh_auth_sock: ssh.as_deref().filter(|_| ws.ssh_auth_sock),
+        // A socket that is gone would make the engine fail (or create a directory there).
+        ssh_auth_sock: ssh.as_deref().filter(|p| ws.ssh_auth_sock && p.exists()),
         dind_image: &dind,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+    use crate::testutil::{context, tempdir, Recorder};
+
+    #[test]
+    fn nothing_runs_or_is_written_when_a_path_is_missing() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let rec = Recorder::default();
+        let log = rec.0.clone();
+        let (mut c, _, _) = context(&root, rec);
+        let home = root.join("home");
+        let cfg = parse_str(
+            "[workspaces.app]\npaths = [\"~/src/missing\"]\n",
+            &root.join("config.toml"),
+            &home,
+        )
+        .expect("config");
+        let ws = crate::config::resolve_workspace(&cfg, "app").expect("ws");
+        let engine = Engine {
+            compose: vec!["docker".into(), "compose".into()],
+            cli: "docker".into(),
+        };
+        let err = prepare(&mut c, &ws, &engine).expect_err("missing path");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "failed to prepare workspace \"app\": path {}/src/missing does not exist or is not a directory",
+                home.display()
+            )
+        );
+        assert!(
+            log.borrow().is_empty(),
+            "nothing spawned: {:?}",
+            log.borrow()
+        );
+        assert!(!home.join(".config/jailoc/workspaces/app").exists());
+        assert!(!home.join(".cache/jailoc/app").exists());
+
+        // With the path present: image inspect (the tag exists), then the files.
+        std::fs::create_dir_all(home.join("src/missing")).expect("mkdir");
+        let p = prepare(&mut c, &ws, &engine).expect("prepare");
+        assert!(p.compose_changed);
+        assert_eq!(log.borrow().len(), 1);
+        assert!(log.borrow()[0].starts_with("docker image inspect --format {{.Id}} jailoc-base:"));
+        assert!(p.files.compose_file.is_file());
+        assert!(p.files.policy_dir.join("policy.toml").is_file());
+        let again = prepare(&mut c, &ws, &engine).expect("prepare");
+        assert!(!again.compose_changed, "unchanged config, unchanged file");
+    }
+
+    #[test]
+    fn selection_prefers_the_deepest_path() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("home/src/app/sub")).expect("mkdir");
+        std::fs::create_dir_all(root.join("home/src/application")).expect("mkdir");
+        let (mut c, _, _) = context(&root, Recorder::default());
+        let cfg = parse_str(
+            "[workspaces.outer]\npaths = [\"~/src\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n",
+            &root.join("config.toml"),
+            &root.join("home"),
+        )
+        .expect("config");
+        c.cwd = root.join("home/src/app/sub");
+        assert_eq!(select(&c, &cfg, None), "app");
+        // By components, not by string prefix: ~/src/application is not inside ~/src/app.
+        c.cwd = root.join("home/src/application");
+        assert_eq!(select(&c, &cfg, None), "outer");
+        c.cwd = root.clone();
+        assert_eq!(select(&c, &cfg, None), "default");
+        assert_eq!(select(&c, &cfg, Some("x")), "x");
+    }
 }

@@ -59,9 +59,7 @@ fn normalise_hashes(text: &str) -> String {
         let (head, tail) = rest.split_at(i);
         out.push_str(head);
         let after = &tail[1..];
-        let token_start = head
-            .rfind(|c: char| c == '"' || c == ' ')
-            .map_or(0, |p| p + 1);
+        let token_start = head.rfind(['"', ' ']).map_or(0, |p| p + 1);
         let is_tag = head[token_start..].starts_with("jailoc-")
             && after.len() > 16
             && after[..16].bytes().all(|b| b.is_ascii_hexdigit())
@@ -96,6 +94,7 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
     std::fs::create_dir_all(home.join(".config/opencode")).expect("mkdir");
     std::fs::create_dir_all(home.join(".local/share/opencode")).expect("mkdir");
     std::fs::write(home.join(".gitconfig"), "[user]\n\tname = A\n").expect("write");
+    std::fs::write(root.join("ssh-agent.sock"), "").expect("stand-in socket");
     let sandbox_init = root.join("bin/sandbox-init");
     std::fs::create_dir_all(sandbox_init.parent().expect("parent")).expect("mkdir");
     std::fs::write(&sandbox_init, b"\x7fELF").expect("write");

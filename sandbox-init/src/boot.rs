@@ -3,12 +3,16 @@
 use crate::cli::{self, Args, Invocation};
 use crate::exit;
 use crate::firewall::{self, CommandRunner, FirewallError, SystemRunner};
-use crate::policy::{self, Host, Policy, PolicyError};
+use crate::policy::{self, Policy, PolicyError};
 use crate::resolve::{self, HickoryLookup, Lookup};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use crate::privilege::{self, AgentCreds};
+use crate::supervisor::{self, Prepared};
+use crate::{home, secrets, sys};
 
 /// A boot step that failed; [`exit::for_error`] maps it to the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +25,8 @@ pub enum BootError {
     Threads { count: usize },
     #[error("failed to execute {program}: {source}")]
     Exec { program: String, source: io::Error },
+    #[error("failed to print the plan: {0}")]
+    PrintPlan(io::Error),
 }
 
 /// Host paths the boot reads, as parameters so tests can point them elsewhere.
@@ -54,18 +60,24 @@ pub struct Log {
 }
 
 impl Log {
+    /// Writes one whole line with a single `write` (stderr is unbuffered: `eprintln!` could
+    /// interleave with the agent's output in a container log).
+    fn line(level: &str, msg: &str) {
+        let line = format!("sandbox-init: {level}{msg}\n");
+        let _ = io::stderr().write_all(line.as_bytes());
+    }
     pub fn info(&self, msg: &str) {
-        eprintln!("sandbox-init: {msg}");
+        Self::line("", msg);
     }
     pub fn warn(&self, msg: &str) {
-        eprintln!("sandbox-init: warning: {msg}");
+        Self::line("warning: ", msg);
     }
     pub fn error(&self, msg: &str) {
-        eprintln!("sandbox-init: error: {msg}");
+        Self::line("error: ", msg);
     }
     pub fn debug(&self, msg: &str) {
         if self.debug {
-            eprintln!("sandbox-init: debug: {msg}");
+            Self::line("debug: ", msg);
         }
     }
 }
@@ -121,15 +133,21 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     };
-    let runner = SystemRunner::new(std::env::var_os("PATH"));
+    let mut runner = SystemRunner::new(std::env::var_os("PATH"));
+    runner.debug = log.debug;
     let mut stdout = io::stdout();
+    // Steps 6-8 need the config dir too (`secret-env` lives there).
+    let config_dir = args.config_dir.clone();
+    let init = move |policy: &Policy, command: &[OsString], log: &Log| {
+        Ok(init_handoff(&config_dir, policy, command, log))
+    };
     let mut seams = Seams {
         runner: &runner,
         lookup: &HickoryLookup,
         paths: Paths::system(),
         log,
         out: &mut stdout,
-        handoff: &temporary_handoff,
+        handoff: &init,
     };
     match run(&args, &mut seams) {
         Ok(code) => code,
@@ -155,7 +173,7 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         ));
     }
     log.debug(&format!(
-        "policy loaded from {}: {:?} egress, {} hosts, {} networks",
+        "policy loaded from {}: {} egress, {} hosts, {} networks",
         args.config_dir.display(),
         policy.egress,
         policy.hosts.len(),
@@ -177,17 +195,17 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
 
     // Step 3 — resolve the allowlisted names. Before rendering, because rules hold addresses;
     // before the privilege drop, because the DNS runtime's threads must be gone by then.
-    let resolved = resolve_names(&policy, seams);
+    let (resolution, resolvers) = resolve_names(&policy, seams);
     check_single_threaded(&seams.paths.self_tasks, &log)?;
     log.debug(&format!(
         "resolved {} names ({:?})",
-        resolved.0.addrs.len(),
+        resolution.addrs.len(),
         started.elapsed()
     ));
 
     // Steps 4 and 5 — render both rule sets (pure), apply each family with one restore, and
     // read them back. Before anything of the agent exists, so its first packet is filtered.
-    let (allows, refusals) = firewall::allows(&policy, &resolved.0);
+    let (allows, refusals) = firewall::allows(&policy, &resolution);
     for warning in &refusals {
         log.warn(warning);
     }
@@ -197,19 +215,19 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         &probed,
         policy.egress,
         &allows,
-        &resolved.1,
+        &resolvers,
         ipv6_present,
     )?;
     for warning in &installed.warnings {
         log.warn(warning);
     }
     log.info(&format!(
-        "firewall installed ({} backend, {:?} egress, {} allowlisted destinations, IPv6 {}) in {} ms",
+        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {:.1} ms",
         probed.backend.name,
         policy.egress,
         allows.len(),
         if installed.v6 { "guarded" } else { "absent" },
-        started.elapsed().as_millis()
+        started.elapsed().as_secs_f64() * 1000.0
     ));
 
     // ---- Steps 6-8 (home ownership, secrets, privilege drop, spawn, supervise): engineer
@@ -232,15 +250,7 @@ fn resolve_names(
             seams.paths.resolv_conf.display()
         ));
     }
-    let names: Vec<String> = policy
-        .hosts
-        .iter()
-        .filter_map(|h| match &h.host {
-            Host::Name(n) => Some(n.clone()),
-            Host::Addr(_) => None,
-        })
-        .collect();
-    let names = policy::dedup(names);
+    let names = policy.names();
     let hosts = read_or_empty(&seams.paths.hosts);
     let resolution = resolve::resolve(
         &names,
@@ -318,25 +328,198 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
     seams
         .out
         .write_all(text.as_bytes())
-        .map_err(|source| BootError::Exec {
-            program: "--print-plan (stdout)".into(),
-            source,
-        })
+        .map_err(BootError::PrintPlan)
 }
 
-/// TEMPORARY (until engineer "init" lands steps 6-8): exec the agent command as-is, without a
-/// privilege drop or supervision, so the binary is usable by the lab today.
-fn temporary_handoff(_policy: &Policy, command: &[OsString], log: &Log) -> Result<i32, BootError> {
-    use std::os::unix::process::CommandExt;
-    log.debug("temporary handoff: exec without privilege drop (init's steps 6-8 not merged yet)");
-    let program = command.first().cloned().unwrap_or_default();
-    let source = std::process::Command::new(&program)
-        .args(&command[1..])
-        .exec();
-    Err(BootError::Exec {
-        program: program.to_string_lossy().into_owned(),
-        source,
-    })
+// ---- Steps 6-8 (engineer "init"): home ownership, secrets, privilege drop, spawn, supervise.
+
+/// The handoff from step 5: steps 6-8 for `policy`'s agent. Returns sandbox-init's exit code
+/// (errors of these steps are logged here and mapped through [`exit`]).
+fn init_handoff(config_dir: &Path, policy: &Policy, command: &[OsString], log: &Log) -> i32 {
+    let start = AgentStart {
+        config_dir: config_dir.to_owned(),
+        uid: policy.agent.uid,
+        gid: policy.agent.gid,
+        home: policy.agent.home.clone(),
+        command: command.to_vec(),
+        debug: log.debug,
+    };
+    start_agent(start, &InitPaths::default(), log)
+}
+
+/// What steps 6–8 need from steps 1–5. Owned, so everything else (policy, resolver, rule sets)
+/// can be dropped before PID 1 settles into supervising (memory target: ≤ 2 MiB RSS).
+#[derive(Debug, Clone)]
+pub struct AgentStart {
+    /// The policy dir (for `secret-env`).
+    pub config_dir: PathBuf,
+    /// The agent's uid (policy `[agent] uid`, default 1000).
+    pub uid: u32,
+    /// The agent's gid (policy `[agent] gid`, default 1000).
+    pub gid: u32,
+    /// The agent's home (policy `[agent] home`, default `/home/agent`).
+    pub home: PathBuf,
+    /// The agent's command line.
+    pub command: Vec<OsString>,
+    /// `SANDBOX_INIT_LOG=debug`.
+    pub debug: bool,
+}
+
+/// Host paths steps 6–8 read (parameters so tests can point them elsewhere).
+#[derive(Debug, Clone)]
+pub struct InitPaths {
+    /// Where secrets are mounted (`/run/secrets`).
+    pub secrets_dir: PathBuf,
+    /// The user database (`/etc/passwd`), for the agent's `USER`.
+    pub passwd: PathBuf,
+    /// The kernel's highest capability (`/proc/sys/kernel/cap_last_cap`).
+    pub cap_last_cap: PathBuf,
+}
+
+impl Default for InitPaths {
+    fn default() -> Self {
+        Self {
+            secrets_dir: PathBuf::from("/run/secrets"),
+            passwd: PathBuf::from("/etc/passwd"),
+            cap_last_cap: PathBuf::from("/proc/sys/kernel/cap_last_cap"),
+        }
+    }
+}
+
+fn fail(log: &Log, code: i32, err: &dyn std::error::Error) -> i32 {
+    log.error(&err.to_string());
+    code
+}
+
+/// Steps 6–8: fix the home dirs, start the agent without any privilege, supervise it. Returns
+/// sandbox-init's exit code: the agent's, or 71/78/126/127 if it could not be started.
+pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
+    let sys = sys::RealSys;
+
+    // Before anything changes: can we drop everything? Without CAP_SETPCAP/SETUID/SETGID the
+    // drop would be partial, so refuse here (71) while nothing has been touched yet.
+    let creds = match AgentCreds::new(start.uid, start.gid) {
+        Ok(creds) => creds,
+        Err(e) => return fail(log, exit::CONFIG, &e),
+    };
+    let last_cap = match privilege::read_cap_last_cap(&paths.cap_last_cap) {
+        Ok(n) => n,
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
+    };
+    let ready = match privilege::check_can_drop(&sys, creds, last_cap, sys::max_fd()) {
+        Ok(ready) => ready,
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
+    };
+
+    // Secrets next, still read-only: a missing or invalid one must stop the boot before
+    // anything is changed. Read as root (they are root-only files), before the drop.
+    let secret_env = match secrets::load(&start.config_dir, &paths.secrets_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(log, e.exit_code(), &e),
+    };
+
+    // Step 6: home dirs, as root and before the agent exists (nobody can race the walk).
+    let mut warn = |w: String| log.warn(&w);
+    match home::fix(&start.home, start.uid, start.gid, &mut warn) {
+        Ok(fixes) => {
+            for f in fixes {
+                log.debug(&format!("home: {} {:?}", f.path.display(), f.action));
+            }
+        }
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
+    }
+
+    // Step 7: the environment and the exec are prepared in full, then the child drops
+    // everything and execs.
+    let user = secrets::user_name(&paths.passwd, start.uid);
+    let env = secrets::agent_environment(std::env::vars_os(), &start.home, &user, secret_env);
+    let prepared = match Prepared::new(&start.command, &env) {
+        Ok(p) => p,
+        Err(e) => return fail(log, e.exit_code(), &e),
+    };
+    drop(env);
+    let supervisor = match supervisor::spawn(&ready, prepared, start.debug) {
+        Ok(s) => s,
+        Err(e) => return fail(log, e.exit_code(), &e),
+    };
+    drop(start);
+
+    // Step 8: be init until the agent is gone; from here on errors are logged, never fatal.
+    supervisor.run()
+}
+
+/// Steps 6-8 refuse before changing anything or spawning (the spawning paths themselves are
+/// covered by the privileged tests in `tests/tests/pid1.rs` and `privilege.rs`).
+#[cfg(test)]
+mod init_steps_tests {
+    use super::*;
+    use crate::sys::Sys;
+
+    struct Tmp(PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn setup(tag: &str) -> (Tmp, AgentStart, InitPaths) {
+        let dir =
+            std::env::temp_dir().join(format!("sandbox-init-boot-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("secrets")).expect("mkdir");
+        std::fs::write(dir.join("cap_last_cap"), "40\n").expect("write");
+        let marker = dir.join("ran");
+        let start = AgentStart {
+            config_dir: dir.join("config"),
+            uid: 1000,
+            gid: 1000,
+            home: dir.join("home"),
+            command: vec!["/bin/touch".into(), marker.into()],
+            debug: false,
+        };
+        let paths = InitPaths {
+            secrets_dir: dir.join("secrets"),
+            passwd: dir.join("passwd"),
+            cap_last_cap: dir.join("cap_last_cap"),
+        };
+        (Tmp(dir), start, paths)
+    }
+
+    fn can_drop() -> bool {
+        sys::RealSys
+            .capget()
+            .is_ok_and(|c| c.effective & sys::cap_bit(sys::CAP_SETPCAP) != 0)
+    }
+
+    #[test]
+    fn a_root_agent_is_refused_with_78_before_anything() {
+        let (tmp, start, paths) = setup("root");
+        let start = AgentStart { uid: 0, ..start };
+        assert_eq!(start_agent(start, &paths, &Log { debug: false }), 78);
+        assert!(!tmp.0.join("home").exists(), "nothing may be created");
+        assert!(!tmp.0.join("ran").exists(), "nothing may be spawned");
+    }
+
+    #[test]
+    fn an_invalid_secret_list_stops_before_home_and_spawn() {
+        let (tmp, start, paths) = setup("secret");
+        std::fs::write(tmp.0.join("config/secret-env"), "NOT-A-NAME\n").expect("write");
+        let code = start_agent(start, &paths, &Log { debug: false });
+        // Without the capabilities the check before it refuses first (71); as root the
+        // secret list is what stops it (78). Either way nothing changed and nothing ran.
+        assert_eq!(code, if can_drop() { 78 } else { 71 });
+        assert!(!tmp.0.join("home").exists(), "nothing may be created");
+        assert!(!tmp.0.join("ran").exists(), "nothing may be spawned");
+    }
+
+    #[test]
+    fn an_unreadable_cap_last_cap_is_71() {
+        let (tmp, start, paths) = setup("caplast");
+        std::fs::remove_file(&paths.cap_last_cap).expect("rm");
+        assert_eq!(start_agent(start, &paths, &Log { debug: false }), 71);
+        assert!(!tmp.0.join("home").exists());
+    }
 }
 
 #[cfg(test)]
@@ -509,7 +692,7 @@ mod tests {
         assert_eq!(world.handed_off.get(), 0);
         let out = String::from_utf8(world.out.clone()).expect("utf8");
         assert!(out.starts_with("# agent: uid 1234 gid 1000 home /home/agent\n# chown to 1234:1000 where the owner is wrong: /home/agent/.config /home/agent/.local /home/agent/.cache\n# resolved a.example: 198.51.100.7\n"), "{out}");
-        assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init IPv4 egress rules (Open egress)\n*filter\n"));
+        assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init: IPv4 rules, open egress\n*filter\n"));
         assert!(out.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -j ACCEPT\n"));
         assert!(out.contains("# ---- IPv6: ip6tables-restore --noflush\n"));
         assert!(out.contains(

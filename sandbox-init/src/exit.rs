@@ -25,7 +25,7 @@ pub fn signalled(signal: i32) -> i32 {
 pub fn for_error(error: &BootError) -> i32 {
     match error {
         BootError::Policy(_) => CONFIG,
-        BootError::Firewall(_) | BootError::Threads { .. } => OS_ERROR,
+        BootError::Firewall(_) | BootError::Threads { .. } | BootError::PrintPlan(_) => OS_ERROR,
         BootError::Exec { source, .. } => {
             if source.kind() == std::io::ErrorKind::NotFound {
                 NOT_FOUND
@@ -64,6 +64,8 @@ mod tests {
         });
         assert_eq!(for_error(&firewall), 71);
         assert_eq!(for_error(&BootError::Threads { count: 3 }), 71);
+        let broken_pipe = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert_eq!(for_error(&BootError::PrintPlan(broken_pipe)), 71);
         let missing = BootError::Exec {
             program: "opencode".into(),
             source: io::Error::from(io::ErrorKind::NotFound),

@@ -36,6 +36,7 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
         }
     }
     let ws = resolve_workspace(&cfg, &name)?;
+    workspace::check_inputs(ctx, &ws)?;
     let engine = engine::detect(ctx)?;
     let prepared = super::up::start(ctx, &ws, &engine)?;
     wait_healthy(ctx, &engine.cli, &ws.name);
@@ -88,5 +89,48 @@ fn wait_healthy(ctx: &mut Context, cli: &str, name: &str) {
             }
             _ => std::thread::sleep(Duration::from_millis(500)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{context, tempdir, Recorder};
+
+    #[test]
+    fn offers_to_add_the_current_directory_then_starts_and_attaches() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let project = root.join("home/src/proj");
+        std::fs::create_dir_all(&project).expect("mkdir");
+        let rec = Recorder::default();
+        let log = rec.0.clone();
+        let (mut ctx, out, err) = context(&root, rec);
+        ctx.cwd = project.clone();
+        ctx.interactive = true;
+        ctx.input = Box::new(std::io::Cursor::new(b"y\n".to_vec()));
+        ctx.env
+            .insert("JAILOC_COMPOSE".into(), "docker compose".into());
+        let code = crate::run(["jailoc"], ctx);
+        assert_eq!(code, 0, "stderr: {}", err.text());
+        assert!(err.text().contains(&format!(
+            "jailoc: {} is in no workspace; add it to workspace \"default\"? [y/N] ",
+            project.display()
+        )));
+        let cfg =
+            std::fs::read_to_string(root.join("home/.config/jailoc/config.toml")).expect("config");
+        assert!(cfg.ends_with(&format!(
+            "[workspaces.default]\npaths = [\"{}\"]\n",
+            project.display()
+        )));
+        assert!(out
+            .text()
+            .contains("workspace \"default\" is up on http://127.0.0.1:4096"));
+        let log = log.borrow();
+        assert!(log.iter().any(|l| l.ends_with(" up -d --remove-orphans")));
+        let last = log.last().expect("calls");
+        assert!(
+            last.contains(" exec --user 1000:1000 -e HOME=/home/agent opencode opencode attach http://127.0.0.1:4096"),
+            "{last}"
+        );
     }
 }

@@ -11,11 +11,13 @@ use crate::workspace;
 pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
     let (_, ws) = super::load(ctx, cli)?;
     let engine = engine::detect(ctx)?;
-    stop(ctx, &ws.name, &engine)
+    stop(ctx, &ws.name, &engine, true)
 }
 
 /// Takes the project down if its compose file exists (else there is nothing to stop).
-pub fn stop(ctx: &mut Context, name: &str, engine: &Engine) -> Result<()> {
+/// `volumes` also removes the project's volumes (the DinD sidecar's `/var/lib/docker`); the
+/// agent's data lives in bind mounts, never in volumes.
+pub fn stop(ctx: &mut Context, name: &str, engine: &Engine, volumes: bool) -> Result<()> {
     let files = workspace::files(ctx, name);
     if !files.compose_file.is_file() {
         ctx.say(&format!(
@@ -23,11 +25,11 @@ pub fn stop(ctx: &mut Context, name: &str, engine: &Engine) -> Result<()> {
         ));
         return Ok(());
     }
-    let cmd = engine.compose(
-        &workspace::project(name),
-        &files.compose_args(),
-        &["down", "--remove-orphans"],
-    );
+    let mut args = vec!["down", "--remove-orphans"];
+    if volumes {
+        args.push("--volumes");
+    }
+    let cmd = engine.compose(&workspace::project(name), &files.compose_args(), &args);
     run_checked(
         ctx,
         &cmd,

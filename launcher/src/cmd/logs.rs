@@ -13,10 +13,10 @@ pub fn run(ctx: &mut Context, cli: &Cli, follow: bool) -> Result<()> {
     let engine = engine::detect(ctx)?;
     let files = workspace::files(ctx, &ws.name);
     if !files.compose_file.is_file() {
-        return Err(Error::Other(format!(
-            "failed to show logs: workspace {:?} was never started (run `jailoc up`)",
-            ws.name
-        )));
+        return Err(Error::NotStarted {
+            what: "show logs".into(),
+            workspace: ws.name.clone(),
+        });
     }
     let mut args = vec!["logs"];
     if follow {

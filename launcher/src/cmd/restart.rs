@@ -8,8 +8,10 @@ use crate::error::Result;
 /// Runs `jailoc restart`.
 pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
     let (_, ws) = super::load(ctx, cli)?;
+    crate::workspace::check_inputs(ctx, &ws)?;
     let engine = engine::detect(ctx)?;
-    super::down::stop(ctx, &ws.name, &engine)?;
+    // Keep volumes: a restart should not throw away the DinD sidecar's images.
+    super::down::stop(ctx, &ws.name, &engine, false)?;
     super::up::start(ctx, &ws, &engine)?;
     Ok(())
 }

@@ -39,9 +39,10 @@ pub fn exec_as_agent(ctx: &mut Context, engine: &Engine, name: &str, argv: &[&st
 pub fn exec_cmd(ctx: &Context, engine: &Engine, name: &str, argv: &[&str]) -> Result<Cmd> {
     let files = workspace::files(ctx, name);
     if !files.compose_file.is_file() {
-        return Err(Error::Other(format!(
-            "failed to enter workspace {name:?}: it was never started (run `jailoc up`)"
-        )));
+        return Err(Error::NotStarted {
+            what: "open a shell".into(),
+            workspace: name.into(),
+        });
     }
     let user = format!("{AGENT_UID}:{AGENT_GID}");
     let home = format!("HOME={AGENT_HOME}");

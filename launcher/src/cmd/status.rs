@@ -17,7 +17,8 @@ use crate::workspace;
 /// One row of `status`.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Row {
-    pub workspace: String,
+    /// The workspace's name.
+    pub name: String,
     /// `running`, `exited`, ... or `stopped` when no container exists.
     pub state: String,
     /// `healthy`, `unhealthy`, `starting` or empty.
@@ -45,7 +46,7 @@ pub fn run(ctx: &mut Context, cli: &Cli, json: bool) -> Result<()> {
         let ws = resolve_workspace(&cfg, &name)?;
         let c = containers.get(&name);
         rows.push(Row {
-            workspace: name.clone(),
+            name: name.clone(),
             state: c
                 .map(|c| c.state.clone())
                 .unwrap_or_else(|| "stopped".into()),
@@ -91,7 +92,7 @@ pub fn render_table(rows: &[Row]) -> String {
             format!("{} ({})", r.state, r.health)
         };
         cells.push([
-            r.workspace.clone(),
+            r.name.clone(),
             state,
             r.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             r.egress.clone(),

@@ -73,7 +73,7 @@ impl Parser<'_> {
             // back to the first line mentioning the key.
             self.text
                 .lines()
-                .position(|l| l.contains(key))
+                .position(|l| !l.trim_start().starts_with('#') && l.contains(key))
                 .map(|i| i + 1)
                 .unwrap_or(1)
         } else {

@@ -16,7 +16,6 @@ pub use schema::{Config, Egress, Section};
 
 /// A config problem, always with the file, line and key (and the value in the message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}: {}{message}", file.display(), key_prefix(key))]
 pub struct ConfigError {
     pub file: PathBuf,
     /// 1-based line number.
@@ -26,11 +25,17 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn key_prefix(key: &str) -> String {
-    if key.is_empty() {
-        String::new()
-    } else {
-        format!("{key}: ")
+impl std::fmt::Display for ConfigError {
+    /// `FILE:LINE: KEY: MESSAGE`; the line is left out when unknown (0), the key when empty.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 

@@ -45,13 +45,19 @@ pub fn host_entry(entry: &str) -> Result<(), String> {
         return bad("empty");
     }
     if let Some(rest) = entry.strip_prefix('[') {
-        let Some((ip, port)) = rest.split_once("]:") else {
+        let Some((ip, after)) = rest.split_once(']') else {
             return bad("brackets are only for [IPv6]:PORT");
         };
         if ip.parse::<Ipv6Addr>().is_err() {
             return bad("not an IPv6 address inside the brackets");
         }
-        return port_of(port).map(|_| ()).or_else(|e| bad(&e));
+        return match after {
+            "" => Ok(()),
+            _ => match after.strip_prefix(':') {
+                Some(port) => port_of(port).map(|_| ()).or_else(|e| bad(&e)),
+                None => bad("brackets are only for [IPv6]:PORT"),
+            },
+        };
     }
     if entry.parse::<IpAddr>().is_ok() {
         return Ok(());
@@ -89,7 +95,12 @@ fn host_name(name: &str) -> Result<(), String> {
             return Err(format!("{label:?} is not a valid host name label"));
         }
     }
-    if trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    // "10.1.2" or "300.1.1.1" is a mistyped address, not a name (no TLD is all digits).
+    if trimmed
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err("not a valid IPv4 address".into());
     }
     Ok(())
@@ -254,6 +265,10 @@ mod tests {
             "[fd00::5]:8080",
             "host.docker.internal:11434",
             "Example.COM.",
+            "[FD00::5]",
+            "_srv.example.com",
+            "[FD00::5]",
+            "_srv.example.com",
         ] {
             assert_eq!(host_entry(ok), Ok(()), "{ok}");
         }
@@ -269,7 +284,9 @@ mod tests {
             "1.2.3.999",
             "a..b",
             "x:",
-            "[fd00::1]",
+            "[fd00::1]x",
+            "foo.123",
+            "10.0.0.0/8",
         ] {
             assert!(host_entry(bad).is_err(), "{bad}");
         }

@@ -11,12 +11,21 @@ use std::ffi::OsString;
 use std::io::{self, Write as _};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
 /// The seam to the outside world: run one program to completion.
 pub trait CommandRunner {
     /// Runs `program` with `args`, feeding `stdin` if given, and collects its output.
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output>;
+
+    /// Runs several commands that do not depend on each other; results in the same order.
+    /// The default runs them one after the other.
+    fn run_all(&self, cmds: &[Cmd<'_>]) -> Vec<io::Result<Output>> {
+        cmds.iter()
+            .map(|c| self.run(c.program, c.args, c.stdin))
+            .collect()
+    }
 }
 
 /// What a finished command produced.
@@ -35,6 +44,9 @@ pub struct Backend {
     pub restore4: &'static str,
     pub save6: &'static str,
     pub restore6: &'static str,
+    /// Whether IPv4 and IPv6 commands may run at the same time (legacy iptables shares one
+    /// xtables lock between the families and fails instead of waiting).
+    pub parallel: bool,
 }
 
 /// Probe order: nf_tables first, then legacy (kernels without nf_tables), then whatever the
@@ -46,6 +58,7 @@ pub const BACKENDS: &[Backend] = &[
         restore4: "iptables-nft-restore",
         save6: "ip6tables-nft-save",
         restore6: "ip6tables-nft-restore",
+        parallel: true,
     },
     Backend {
         name: "legacy",
@@ -53,6 +66,7 @@ pub const BACKENDS: &[Backend] = &[
         restore4: "iptables-legacy-restore",
         save6: "ip6tables-legacy-save",
         restore6: "ip6tables-legacy-restore",
+        parallel: false,
     },
     Backend {
         name: "default",
@@ -60,6 +74,7 @@ pub const BACKENDS: &[Backend] = &[
         restore4: "iptables-restore",
         save6: "ip6tables-save",
         restore6: "ip6tables-restore",
+        parallel: false,
     },
 ];
 
@@ -91,6 +106,8 @@ pub enum FirewallError {
 pub struct Probed {
     pub backend: &'static Backend,
     pub save_v4: String,
+    /// `ip6tables-save -t filter`, or why it failed (then no IPv6 rules can be installed).
+    pub save_v6: Result<String, String>,
 }
 
 /// What [`install`] did.
@@ -104,13 +121,39 @@ pub struct Installed {
     pub warnings: Vec<String>,
 }
 
-fn run_ok(
-    runner: &dyn CommandRunner,
-    program: &str,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Result<String, String> {
-    match runner.run(program, args, stdin) {
+/// One command for [`CommandRunner::run_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct Cmd<'a> {
+    pub program: &'a str,
+    pub args: &'a [&'a str],
+    pub stdin: Option<&'a str>,
+}
+
+impl<'a> Cmd<'a> {
+    fn save(program: &'a str) -> Self {
+        Cmd {
+            program,
+            args: &["-t", "filter"],
+            stdin: None,
+        }
+    }
+    /// Legacy iptables takes the global xtables lock: wait for it (`-w`) instead of failing.
+    fn restore(backend: &Backend, program: &'a str, payload: &'a str) -> Self {
+        let args: &'static [&'static str] = if backend.parallel {
+            &["--noflush"]
+        } else {
+            &["-w", "--noflush"]
+        };
+        Cmd {
+            program,
+            args,
+            stdin: Some(payload),
+        }
+    }
+}
+
+fn ok_or_cause(result: io::Result<Output>) -> Result<String, String> {
+    match result {
         Ok(out) if out.success => Ok(out.stdout),
         Ok(out) => {
             let stderr = out.stderr.trim();
@@ -124,12 +167,52 @@ fn run_ok(
     }
 }
 
-/// Step 2: finds the first backend whose `iptables-save -t filter` works.
+/// Runs the IPv4 and (if given) IPv6 command of one stage: concurrently where the backend
+/// allows it (nf_tables), one after the other otherwise (legacy shares one xtables lock).
+fn pair(
+    runner: &dyn CommandRunner,
+    backend: &Backend,
+    v4: Cmd<'_>,
+    v6: Option<Cmd<'_>>,
+) -> (Result<String, String>, Option<Result<String, String>>) {
+    let cmds: Vec<Cmd<'_>> = std::iter::once(v4).chain(v6).collect();
+    let mut results = if backend.parallel {
+        runner.run_all(&cmds)
+    } else {
+        cmds.iter()
+            .map(|c| runner.run(c.program, c.args, c.stdin))
+            .collect()
+    }
+    .into_iter()
+    .map(ok_or_cause);
+    let first = results
+        .next()
+        .unwrap_or_else(|| Err("no result".to_owned()));
+    (first, results.next())
+}
+
+/// Step 2: finds the first backend whose `iptables-save -t filter` works (reading the IPv6
+/// table alongside, as the facts the renderer needs).
 pub fn probe(runner: &dyn CommandRunner) -> Result<Probed, FirewallError> {
     let mut tried = Vec::new();
     for backend in BACKENDS {
-        match run_ok(runner, backend.save4, &["-t", "filter"], None) {
-            Ok(save_v4) => return Ok(Probed { backend, save_v4 }),
+        let (v4, v6) = pair(
+            runner,
+            backend,
+            Cmd::save(backend.save4),
+            Some(Cmd::save(backend.save6)),
+        );
+        match v4 {
+            Ok(save_v4) => {
+                let save_v6 = v6
+                    .unwrap_or_else(|| Err("not run".to_owned()))
+                    .map_err(|cause| format!("{}: {cause}", backend.save6));
+                return Ok(Probed {
+                    backend,
+                    save_v4,
+                    save_v6,
+                });
+            }
             Err(cause) => tried.push(format!("{}: {cause}", backend.save4)),
         }
     }
@@ -149,53 +232,60 @@ pub fn install(
     ipv6_present: bool,
 ) -> Result<Installed, FirewallError> {
     let backend = probed.backend;
-    let save_v6 = run_ok(runner, backend.save6, &["-t", "filter"], None);
     let facts = Facts {
         resolvers: resolvers.to_vec(),
         hook_v4: hook_of(&probed.save_v4),
-        hook_v6: save_v6.as_deref().map(hook_of).unwrap_or_default(),
+        hook_v6: probed.save_v6.as_deref().map(hook_of).unwrap_or_default(),
     };
     let rules = render::render(egress, allows, &facts);
 
-    run_ok(runner, backend.restore4, &["--noflush"], Some(&rules.v4)).map_err(|cause| {
-        FirewallError::Restore {
-            family: Family::V4,
-            program: backend.restore4,
-            cause,
-        }
+    // Step 4: one restore per family (the IPv6 one only if ip6tables answered the probe).
+    let restore_v6 = probed
+        .save_v6
+        .is_ok()
+        .then(|| Cmd::restore(backend, backend.restore6, &rules.v6));
+    let (v4, v6) = pair(
+        runner,
+        backend,
+        Cmd::restore(backend, backend.restore4, &rules.v4),
+        restore_v6,
+    );
+    v4.map_err(|cause| FirewallError::Restore {
+        family: Family::V4,
+        program: backend.restore4,
+        cause,
     })?;
-    let v6_applied = save_v6
-        .map_err(|cause| format!("{}: {cause}", backend.save6))
-        .and_then(|_| {
-            run_ok(runner, backend.restore6, &["--noflush"], Some(&rules.v6))
-                .map_err(|cause| format!("{}: {cause}", backend.restore6))
-        });
+    let v6_applied = match (&probed.save_v6, v6) {
+        (Err(cause), _) => Err(cause.clone()),
+        (Ok(_), Some(Ok(_))) => Ok(()),
+        (Ok(_), Some(Err(cause))) => Err(format!("{}: {cause}", backend.restore6)),
+        (Ok(_), None) => Err(format!("{}: not run", backend.restore6)),
+    };
 
-    let saved_v4 = run_ok(runner, backend.save4, &["-t", "filter"], None).map_err(|cause| {
-        FirewallError::Save {
-            family: Family::V4,
-            program: backend.save4,
-            cause,
-        }
+    // Step 5: read back what the kernel now holds and compare it with what was rendered.
+    let save_v6 = v6_applied.is_ok().then(|| Cmd::save(backend.save6));
+    let (saved_v4, saved_v6) = pair(runner, backend, Cmd::save(backend.save4), save_v6);
+    let saved_v4 = saved_v4.map_err(|cause| FirewallError::Save {
+        family: Family::V4,
+        program: backend.save4,
+        cause,
     })?;
     verify(Family::V4, &rules.v4, &saved_v4)?;
 
     let mut warnings = Vec::new();
-    let v6 = match v6_applied {
-        Ok(_) => {
-            let saved_v6 =
-                run_ok(runner, backend.save6, &["-t", "filter"], None).map_err(|cause| {
-                    FirewallError::Save {
-                        family: Family::V6,
-                        program: backend.save6,
-                        cause,
-                    }
-                })?;
-            verify(Family::V6, &rules.v6, &saved_v6)?;
+    let v6 = match (v6_applied, saved_v6) {
+        (Ok(()), Some(saved)) => {
+            let saved = saved.map_err(|cause| FirewallError::Save {
+                family: Family::V6,
+                program: backend.save6,
+                cause,
+            })?;
+            verify(Family::V6, &rules.v6, &saved)?;
             true
         }
-        Err(cause) if ipv6_present => return Err(FirewallError::Ipv6Unguarded { cause }),
-        Err(cause) => {
+        (Ok(()), None) => unreachable!("the IPv6 read-back is run whenever IPv6 was applied"),
+        (Err(cause), _) if ipv6_present => return Err(FirewallError::Ipv6Unguarded { cause }),
+        (Err(cause), _) => {
             warnings.push(format!(
                 "IPv6 rules not installed (the container has no IPv6 address): {cause}"
             ));
@@ -259,13 +349,20 @@ pub fn ipv6_present(if_inet6: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct SystemRunner {
     dirs: Vec<PathBuf>,
+    /// Log each command and its duration to stderr (`SANDBOX_INIT_LOG=debug`).
+    pub debug: bool,
 }
 
 impl SystemRunner {
     /// `path` is the value of `PATH` (the sbin/bin directories are searched after it).
     pub fn new(path: Option<OsString>) -> Self {
+        // Relative PATH entries are ignored: PID 1 runs these as root.
         let mut dirs: Vec<PathBuf> = path
-            .map(|p| std::env::split_paths(&p).collect())
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .filter(|d| d.is_absolute())
+                    .collect()
+            })
             .unwrap_or_default();
         for d in [
             "/usr/local/sbin",
@@ -280,7 +377,7 @@ impl SystemRunner {
                 dirs.push(d);
             }
         }
-        SystemRunner { dirs }
+        SystemRunner { dirs, debug: false }
     }
 
     fn find(&self, program: &str) -> Option<PathBuf> {
@@ -298,30 +395,73 @@ fn is_file(path: &Path) -> bool {
     path.metadata().is_ok_and(|m| m.is_file())
 }
 
-impl CommandRunner for SystemRunner {
-    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
+impl SystemRunner {
+    fn spawn(&self, cmd: &Cmd<'_>) -> io::Result<Child> {
         let path = self
-            .find(program)
+            .find(cmd.program)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not found"))?;
-        let mut child = Command::new(path)
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+        let stdin = if cmd.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        Command::new(&path)
+            .args(cmd.args)
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            .spawn()
+    }
+
+    fn finish(
+        &self,
+        cmd: &Cmd<'_>,
+        child: io::Result<Child>,
+        started: Instant,
+    ) -> io::Result<Output> {
+        let mut child = child?;
+        if let (Some(text), Some(mut pipe)) = (cmd.stdin, child.stdin.take()) {
+            // Dropping the pipe afterwards closes it, so the child sees end of input.
             pipe.write_all(text.as_bytes())?;
         }
         let out = child.wait_with_output()?;
+        if self.debug {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            eprintln!(
+                "sandbox-init: debug: ran {} {} in {ms:.1} ms",
+                cmd.program,
+                cmd.args.join(" ")
+            );
+        }
         Ok(Output {
             success: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+}
+
+impl CommandRunner for SystemRunner {
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
+        let cmd = Cmd {
+            program,
+            args,
+            stdin,
+        };
+        let started = Instant::now();
+        self.finish(&cmd, self.spawn(&cmd), started)
+    }
+
+    /// Starts every command first, then feeds and collects them in order. Safe from pipe
+    /// deadlocks: a child blocked on a full stdout pipe only waits for us to reach it, and
+    /// none of them waits for another.
+    fn run_all(&self, cmds: &[Cmd<'_>]) -> Vec<io::Result<Output>> {
+        let started = Instant::now();
+        let children: Vec<io::Result<Child>> = cmds.iter().map(|c| self.spawn(c)).collect();
+        cmds.iter()
+            .zip(children)
+            .map(|(cmd, child)| self.finish(cmd, child, started))
+            .collect()
     }
 }
 
@@ -519,10 +659,8 @@ mod tests {
         let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false)
             .expect_err("fails");
         assert_eq!(e.to_string(), "failed to install the IPv4 rules with iptables-nft-restore: iptables-nft-restore: boom");
-        assert_eq!(
-            fake.programs().last().map(String::as_str),
-            Some("iptables-nft-restore")
-        );
+        // No read-back after a failed restore: the boot stops right there.
+        assert_eq!(fake.programs().len(), 4);
     }
 
     #[test]

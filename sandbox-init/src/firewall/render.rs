@@ -129,39 +129,6 @@ fn in_family(family: Family, net: &IpNet) -> bool {
 }
 
 fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts) -> String {
-    let mut out = String::new();
-    let mut rule = |text: &str| {
-        out.push_str("-A ");
-        out.push_str(CHAIN);
-        out.push(' ');
-        out.push_str(text);
-        out.push('\n');
-    };
-    let mut body = Vec::<String>::new();
-    body.push("-o lo -j ACCEPT".into());
-    body.push("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".into());
-    if family == Family::V6 {
-        for t in ND_TYPES {
-            body.push(format!("-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
-        }
-    }
-    for resolver in &facts.resolvers {
-        let dest = IpNet::from(*resolver);
-        if in_family(family, &dest) {
-            body.push(format!("-d {dest} -p udp -m udp --dport 53 -j ACCEPT"));
-            body.push(format!("-d {dest} -p tcp -m tcp --dport 53 -j ACCEPT"));
-        }
-    }
-    for allow in allows.iter().filter(|a| in_family(family, &a.dest)) {
-        let dest = allow.dest;
-        match allow.port {
-            None => body.push(format!("-d {dest} -j ACCEPT")),
-            Some(port) => {
-                body.push(format!("-d {dest} -p tcp -m tcp --dport {port} -j ACCEPT"));
-                body.push(format!("-d {dest} -p udp -m udp --dport {port} -j ACCEPT"));
-            }
-        }
-    }
     let (reject, blocked): (&str, Vec<IpNet>) = match family {
         Family::V4 => (
             "icmp-admin-prohibited",
@@ -172,33 +139,59 @@ fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts
             ranges::blocked_v6().into_iter().map(IpNet::V6).collect(),
         ),
     };
+    // The rule bodies, in the order DESIGN.md prescribes; each becomes `-A JAILOC-OUTPUT ...`.
+    let mut rules = vec!["-o lo -j ACCEPT".to_owned()];
+    rules.push("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_owned());
+    if family == Family::V6 {
+        for t in ND_TYPES {
+            rules.push(format!("-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
+        }
+    }
+    for dest in facts
+        .resolvers
+        .iter()
+        .map(|r| IpNet::from(*r))
+        .filter(|d| in_family(family, d))
+    {
+        rules.push(format!("-d {dest} -p udp -m udp --dport 53 -j ACCEPT"));
+        rules.push(format!("-d {dest} -p tcp -m tcp --dport 53 -j ACCEPT"));
+    }
+    for Allow { dest, port } in allows.iter().filter(|a| in_family(family, &a.dest)) {
+        match port {
+            None => rules.push(format!("-d {dest} -j ACCEPT")),
+            Some(port) => {
+                rules.push(format!("-d {dest} -p tcp -m tcp --dport {port} -j ACCEPT"));
+                rules.push(format!("-d {dest} -p udp -m udp --dport {port} -j ACCEPT"));
+            }
+        }
+    }
     for dest in blocked {
-        body.push(format!(
+        rules.push(format!(
             "-d {dest} -p tcp -j REJECT --reject-with tcp-reset"
         ));
-        body.push(format!("-d {dest} -j REJECT --reject-with {reject}"));
+        rules.push(format!("-d {dest} -j REJECT --reject-with {reject}"));
     }
     if egress == Egress::Allowlist {
-        body.push("-p tcp -j REJECT --reject-with tcp-reset".into());
-        body.push(format!("-j REJECT --reject-with {reject}"));
+        rules.push("-p tcp -j REJECT --reject-with tcp-reset".to_owned());
+        rules.push(format!("-j REJECT --reject-with {reject}"));
     }
-    for line in &body {
-        rule(line);
+
+    let mut doc = format!(
+        "# jailoc sandbox-init: {family} rules, {egress} egress\n*filter\n:{CHAIN} - [0:0]\n"
+    );
+    for rule in &rules {
+        let _ = writeln!(doc, "-A {CHAIN} {rule}");
     }
-    let rules = out;
     let hook = match family {
         Family::V4 => facts.hook_v4,
         Family::V6 => facts.hook_v6,
     };
-    let mut doc = String::new();
-    let _ = writeln!(
-        doc,
-        "# jailoc sandbox-init {family} egress rules ({egress:?} egress)"
-    );
-    doc.push_str("*filter\n");
-    let _ = writeln!(doc, ":{CHAIN} - [0:0]");
-    doc.push_str(&rules);
-    if !(hook.jumps == 1 && hook.first) {
+    if hook
+        != (Hook {
+            jumps: 1,
+            first: true,
+        })
+    {
         for _ in 0..hook.jumps {
             let _ = writeln!(doc, "-D OUTPUT -j {CHAIN}");
         }
@@ -218,20 +211,40 @@ pub fn chain_rules(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Canonicalises every address token of one rule line.
+/// Canonicalises one rule line so that what we render and what any iptables version saves
+/// compare equal: addresses in canonical form, protocol numbers as names, and the implicit
+/// protocol matches (`-m tcp` after `-p tcp`) dropped, since versions differ in printing them.
 pub fn normalise_rule(line: &str) -> String {
-    line.split_whitespace()
-        .map(|token| {
-            if let Ok(net) = token.parse::<IpNet>() {
-                net.to_string()
-            } else if let Ok(addr) = token.parse::<IpAddr>() {
-                IpNet::from(addr).to_string()
-            } else {
-                token.to_owned()
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i];
+        let next = tokens.get(i + 1).copied();
+        if token == "-m" && matches!(next, Some("tcp" | "udp" | "icmp" | "icmp6")) {
+            i += 2;
+            continue;
+        }
+        let previous = out.last().map(String::as_str);
+        let canonical = if previous == Some("-p") {
+            match token {
+                "1" => "icmp".to_owned(),
+                "6" => "tcp".to_owned(),
+                "17" => "udp".to_owned(),
+                "58" | "icmpv6" => "ipv6-icmp".to_owned(),
+                other => other.to_owned(),
             }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        } else if let Ok(net) = token.parse::<IpNet>() {
+            net.to_string()
+        } else if let Ok(addr) = token.parse::<IpAddr>() {
+            IpNet::from(addr).to_string()
+        } else {
+            token.to_owned()
+        };
+        out.push(canonical);
+        i += 1;
+    }
+    out.join(" ")
 }
 
 /// How `OUTPUT` currently jumps to our chain, from `iptables-save` output.
@@ -497,6 +510,24 @@ mod tests {
         assert_eq!(
             normalise_rule("-A X -d FD00:0::5/128 -j ACCEPT"),
             "-A X -d fd00::5/128 -j ACCEPT"
+        );
+        // Versions differ in printing implicit matches and protocol names: both forms agree.
+        assert_eq!(
+            normalise_rule("-A X -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"),
+            normalise_rule("-A X -d 10.0.0.2/32 -p 17 --dport 53 -j ACCEPT")
+        );
+        assert_eq!(
+            normalise_rule("-A X -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT"),
+            normalise_rule("-A X -p icmpv6 --icmpv6-type 135 -j ACCEPT")
+        );
+        // But a different port, protocol or target still differs.
+        assert_ne!(
+            normalise_rule("-A X -p tcp -m tcp --dport 53 -j ACCEPT"),
+            normalise_rule("-A X -p udp -m udp --dport 53 -j ACCEPT")
+        );
+        assert_ne!(
+            normalise_rule("-A X -d 10.0.0.0/8 -j ACCEPT"),
+            normalise_rule("-A X -d 10.0.0.0/8 -j REJECT")
         );
         let r = render(Egress::Open, &[], &facts(&[]));
         assert_eq!(chain_rules(&r.v4).len(), 2 + 2 * ranges::BLOCKED_V4.len());

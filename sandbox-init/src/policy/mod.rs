@@ -35,6 +35,15 @@ pub enum Egress {
     Allowlist,
 }
 
+impl std::fmt::Display for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Egress::Open => "open",
+            Egress::Allowlist => "allowlist",
+        })
+    }
+}
+
 /// The unprivileged user the agent runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
@@ -64,6 +73,17 @@ pub struct Policy {
     pub agent: Agent,
     /// Bound on the resolve step (`resolve_timeout_ms`, 100-30000, default 2000).
     pub resolve_timeout: Duration,
+}
+
+impl Policy {
+    /// The allowlisted names to resolve, in policy order, each once.
+    pub fn names(&self) -> Vec<String> {
+        let names = self.hosts.iter().filter_map(|h| match &h.host {
+            Host::Name(n) => Some(n.clone()),
+            Host::Addr(_) => None,
+        });
+        dedup(names.collect())
+    }
 }
 
 /// A policy that cannot be loaded (exit 78).

@@ -27,10 +27,19 @@ Network checks (each prints cmd, target, result, errno, error, ms):
                                      (needs net.ipv4.ping_group_range to include our gid)
   dns NAME --server IP [--type A|AAAA] [--port N] [--timeout-ms N]
                                      one raw DNS query over UDP; prints the answers
+  http ADDR:PORT [PATH] [--timeout-ms N]
+                                     HTTP/1.1 GET; prints the status code and body
   ADDR is an IPv4 or IPv6 address; IPv6 with a port is written [ADDR]:PORT, a link-local
   one may carry a scope: [fe80::1%eth0]:80.
   result: connected | refused (TCP reset / port unreachable) | blocked (EPERM, EACCES,
           EHOSTUNREACH, ENETUNREACH: a firewall reject) | timeout (silence) | reply | error
+
+  batch CHECK...                     run several checks, one per argument, e.g.
+                                     batch 'tcp 10.0.0.1:80' 'ping ::1'; each line gets
+                                     \"check\": the argument
+
+  tcp-bench ADDR:PORT N               N sequential TCP connects; prints median/p90/mean in
+                                     microseconds (benchmarks: per-connection rule cost)
 
 Process checks:
   status                             uid, gid, groups, the five capability sets, NoNewPrivs,
@@ -64,6 +73,8 @@ fn main() {
         "orphans" => cmd_orphans(&args[1..]),
         "serve" => cmd_serve(&args[1..]),
         "listen" => cmd_listen(&args[1..]),
+        "batch" => cmd_batch(&args[1..]),
+        "tcp-bench" => cmd_tcp_bench(&args[1..]),
         _ => match run_check(&args) {
             Ok(v) => {
                 emit(&v);
@@ -115,6 +126,11 @@ fn run_check(args: &[String]) -> Result<Value, String> {
                 opts.timeout(2000)?,
             ))
         }
+        "http" => Ok(check_http(
+            opts.positional(0)?,
+            opts.positionals.get(1).copied().unwrap_or("/"),
+            opts.timeout(2000)?,
+        )),
         "status" => Ok(status()),
         "touch" => Ok(touch(opts.positional(0)?)),
         other => Err(format!("unknown command: {other} (see probe --help)")),
@@ -287,6 +303,35 @@ fn check_tcp(target: &str, timeout: Duration) -> Value {
     report("tcp", target, started, outcome)
 }
 
+fn check_http(target: &str, path: &str, timeout: Duration) -> Value {
+    let addr = match parse_sockaddr(target) {
+        Ok(a) => a,
+        Err(e) => return bad_target("http", target, e),
+    };
+    let started = Instant::now();
+    let mut response = String::new();
+    let outcome = (|| {
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+        )?;
+        stream.read_to_string(&mut response)?;
+        Ok("reply")
+    })();
+    let mut v = report("http", target, started, outcome);
+    if let Some((head, body)) = response.split_once("\r\n\r\n") {
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse::<u16>().ok());
+        v["status"] = json!(code);
+        v["body"] = json!(body.trim_end());
+    }
+    v
+}
+
 /// A connected UDP socket of the right family, with a receive timeout.
 fn connected_udp(addr: SocketAddr, timeout: Duration) -> io::Result<UdpSocket> {
     let local: SocketAddr = match addr {
@@ -299,6 +344,44 @@ fn connected_udp(addr: SocketAddr, timeout: Duration) -> io::Result<UdpSocket> {
     Ok(sock)
 }
 
+/// Sends `msg` and waits for a datagram `accept` likes; re-sends every 250 ms (a datagram lost
+/// while a neighbour is resolved must not read as "silence") until `timeout`. Errors (EPERM from
+/// a local reject, ICMP errors on the connected socket) end the wait at once.
+fn send_and_wait(
+    sock: &UdpSocket,
+    msg: &[u8],
+    timeout: Duration,
+    accept: impl Fn(&[u8]) -> bool,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        sock.send(msg)?;
+        let resend = Instant::now() + Duration::from_millis(250);
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            let wait = resend.min(deadline).saturating_duration_since(now);
+            if wait.is_zero() {
+                break;
+            }
+            sock.set_read_timeout(Some(wait))?;
+            match sock.recv(buf) {
+                Ok(n) if accept(&buf[..n]) => return Ok(n),
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 fn check_udp(target: &str, timeout: Duration) -> Value {
     let addr = match parse_sockaddr(target) {
         Ok(a) => a,
@@ -307,10 +390,8 @@ fn check_udp(target: &str, timeout: Duration) -> Value {
     let started = Instant::now();
     let outcome = (|| {
         let sock = connected_udp(addr, timeout)?;
-        sock.send(b"probe udp\n")?;
         let mut buf = [0u8; 512];
-        sock.recv(&mut buf)?;
-        Ok("reply")
+        send_and_wait(&sock, b"probe udp\n", timeout, |_| true, &mut buf).map(|_| "reply")
     })();
     report("udp", target, started, outcome)
 }
@@ -441,15 +522,17 @@ fn check_dns(name: &str, server: &str, port: u16, qtype: u16, timeout: Duration)
     let mut answer = None;
     let outcome = (|| {
         let sock = connected_udp(target, timeout)?;
-        sock.send(&dns_query(id, name, qtype))?;
         let mut buf = [0u8; 1500];
-        loop {
-            let n = sock.recv(&mut buf)?;
-            if let Some(parsed) = dns_parse(&buf[..n], id) {
-                answer = Some(parsed);
-                return Ok("reply");
-            }
-        }
+        let query = dns_query(id, name, qtype);
+        let n = send_and_wait(
+            &sock,
+            &query,
+            timeout,
+            |m| dns_parse(m, id).is_some(),
+            &mut buf,
+        )?;
+        answer = dns_parse(&buf[..n], id);
+        Ok("reply")
     })();
     let mut v = report("dns", &target_s, started, outcome);
     v["name"] = json!(name);
@@ -551,6 +634,76 @@ fn touch(path: &str) -> Value {
                    "error": e.to_string()})
         }
     }
+}
+
+fn cmd_batch(checks: &[String]) -> i32 {
+    // Checks run concurrently (each has its own socket), so a few silent timeouts do not add
+    // up; results are printed in argument order.
+    let results: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = checks
+            .iter()
+            .map(|check| {
+                scope.spawn(move || {
+                    let args: Vec<String> = check.split_whitespace().map(String::from).collect();
+                    let mut v = match args.first().map(String::as_str) {
+                        Some("tcp" | "udp" | "ping" | "dns" | "http" | "status" | "touch") => {
+                            run_check(&args)
+                                .unwrap_or_else(|e| json!({"result": "error", "error": e}))
+                        }
+                        _ => json!({"result": "error",
+                                    "error": "batch runs tcp, udp, ping, dns, http, status, touch"}),
+                    };
+                    v["check"] = json!(check);
+                    v
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| json!({"result": "error", "error": "panic"}))
+            })
+            .collect()
+    });
+    for v in &results {
+        emit(v);
+    }
+    0
+}
+
+fn cmd_tcp_bench(args: &[String]) -> i32 {
+    let (Some(target), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>()))
+    else {
+        return usage_error("tcp-bench needs ADDR:PORT and a count");
+    };
+    let addr = match parse_sockaddr(target) {
+        Ok(a) => a,
+        Err(e) => return usage_error(&e),
+    };
+    let mut us: Vec<f64> = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let started = Instant::now();
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(s) => {
+                us.push(started.elapsed().as_secs_f64() * 1e6);
+                drop(s);
+            }
+            Err(e) => {
+                emit(&report("tcp-bench", target, started, Err(e)));
+                return 1;
+            }
+        }
+    }
+    us.sort_by(f64::total_cmp);
+    let pick = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+    let mean = us.iter().sum::<f64>() / us.len() as f64;
+    emit(
+        &json!({"cmd": "tcp-bench", "target": target, "count": us.len(),
+                  "median_us": pick(0.5), "p90_us": pick(0.9), "mean_us": mean,
+                  "result": "connected"}),
+    );
+    0
 }
 
 fn cmd_exit(args: &[String]) -> i32 {
@@ -726,7 +879,7 @@ fn http_answer(stream: &mut TcpStream) -> io::Result<()> {
                 .unwrap_or_default();
             let args: Vec<String> = args.split_whitespace().map(String::from).collect();
             match args.first().map(String::as_str) {
-                Some("tcp" | "udp" | "ping" | "dns" | "status" | "touch") => {
+                Some("tcp" | "udp" | "ping" | "dns" | "http" | "status" | "touch") => {
                     match run_check(&args) {
                         Ok(v) => (200, v),
                         Err(e) => (400, json!({"result": "error", "error": e})),
@@ -735,7 +888,7 @@ fn http_answer(stream: &mut TcpStream) -> io::Result<()> {
                 _ => (
                     400,
                     json!({"result": "error",
-                           "error": "args must be one of tcp, udp, ping, dns, status, touch"}),
+                           "error": "args must be one of tcp, udp, ping, dns, http, status, touch"}),
                 ),
             }
         }

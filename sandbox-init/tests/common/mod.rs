@@ -1,0 +1,102 @@
+//! Shared by the golden and the real-iptables tests: how a fixture case is rendered.
+
+#![allow(dead_code)]
+
+use sandbox_init::firewall::{self, Allow, Facts, RuleSets};
+use sandbox_init::policy::{self, Policy};
+use sandbox_init::resolve::{self, Answer, Lookup};
+use std::collections::HashMap;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// DNS answers read from a case's `resolved` file.
+pub struct FakeDns(HashMap<String, Vec<IpAddr>>);
+
+impl FakeDns {
+    pub fn load(path: &Path) -> Self {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        let mut map = HashMap::new();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            let mut fields = line.split_whitespace();
+            let Some(name) = fields.next() else { continue };
+            let addrs = fields
+                .map(|a| a.parse().expect("address in resolved"))
+                .collect();
+            map.insert(name.to_owned(), addrs);
+        }
+        FakeDns(map)
+    }
+}
+
+impl Lookup for FakeDns {
+    fn lookup(&self, _conf: &str, names: &[String], _bound: Duration) -> Vec<Answer> {
+        names
+            .iter()
+            .map(|n| self.0.get(n).cloned().ok_or_else(|| "NXDOMAIN".to_owned()))
+            .collect()
+    }
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+pub fn cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = fs::read_dir(fixtures().join("policy"))
+        .expect("tests/fixtures/policy")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Everything the renderer needs for one case, computed the way the boot does.
+pub struct Case {
+    pub policy: Policy,
+    pub allows: Vec<Allow>,
+    pub resolvers: Vec<IpAddr>,
+    pub warnings: String,
+}
+
+pub fn load_case(dir: &Path) -> Case {
+    let policy = policy::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let resolv_conf = fs::read_to_string(dir.join("resolv.conf"))
+        .unwrap_or_else(|_| "nameserver 127.0.0.11\n".into());
+    let hosts = fs::read_to_string(dir.join("hosts")).unwrap_or_default();
+    let dns = FakeDns::load(&dir.join("resolved"));
+    let resolution = resolve::resolve(
+        &policy.names(),
+        &hosts,
+        &resolv_conf,
+        &dns,
+        policy.resolve_timeout,
+    );
+    let (allows, refusals) = firewall::allows(&policy, &resolution);
+    let mut warnings = String::new();
+    for w in resolution.warnings.iter().chain(&refusals) {
+        warnings.push_str(w);
+        warnings.push('\n');
+    }
+    Case {
+        policy,
+        allows,
+        resolvers: resolve::parse_nameservers(&resolv_conf),
+        warnings,
+    }
+}
+
+/// Renders one case for a fresh namespace (no jump from OUTPUT yet).
+pub fn render_case(dir: &Path) -> (RuleSets, String) {
+    let case = load_case(dir);
+    let facts = Facts {
+        resolvers: case.resolvers.clone(),
+        ..Facts::default()
+    };
+    (
+        firewall::render(case.policy.egress, &case.allows, &facts),
+        case.warnings,
+    )
+}

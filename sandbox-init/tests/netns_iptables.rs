@@ -1,0 +1,225 @@
+//! Real iptables (root): every golden payload loads into a fresh, link-less network namespace,
+//! and re-applying through the production code path (probe → render with facts → one restore
+//! per family → read-back) leaves `iptables-save` byte-identical, with exactly one jump from
+//! OUTPUT and a Docker-style DNAT rule in `nat` untouched.
+//!
+//! Skips with a printed reason when not root or without `ip`/iptables; fails instead when
+//! `CI=true`. Each namespace is created here, has no links at all (no traffic can leave it) and
+//! is removed by a Drop guard, also when an assertion fails.
+
+mod common;
+
+use common::{cases, load_case};
+use sandbox_init::firewall::{self, CommandRunner, Family, Output, SystemRunner};
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A throwaway network namespace, deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> Self {
+        let name = format!(
+            "jailoc-net-t{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let status = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip netns add");
+        assert!(status.success(), "failed to create netns {name}");
+        Netns { name }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Runs every command inside the namespace; `hidden` programs pretend not to exist (to force
+/// the legacy fallback for real).
+struct NetnsRunner<'a> {
+    ns: &'a Netns,
+    hidden: &'a [&'a str],
+    inner: SystemRunner,
+}
+
+impl CommandRunner for NetnsRunner<'_> {
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
+        if self.hidden.contains(&program) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "hidden by the test",
+            ));
+        }
+        let mut full = vec!["netns", "exec", self.ns.name.as_str(), program];
+        full.extend_from_slice(args);
+        self.inner.run("ip", &full, stdin)
+    }
+}
+
+impl NetnsRunner<'_> {
+    fn ok(&self, program: &str, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self
+            .run(program, args, stdin)
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(out.success, "{program} {args:?} failed: {}", out.stderr);
+        out.stdout
+    }
+
+    /// Full `iptables-save` + `ip6tables-save` (all tables), comment lines dropped (they
+    /// carry timestamps).
+    fn snapshot(&self, save4: &str, save6: &str) -> String {
+        let mut text = self.ok(save4, &[], None);
+        text.push_str(&self.ok(save6, &[], None));
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+}
+
+fn privileged(tool: &str) -> bool {
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let has = |p: &str| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let reason = if !root {
+        "not root".to_owned()
+    } else if !has("ip") && Command::new("ip").arg("-V").output().is_err() {
+        "`ip` (iproute2) is not installed".to_owned()
+    } else if !has(tool) {
+        format!("{tool} is not installed (apt-get install iptables)")
+    } else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("cannot run the real-iptables test: {reason}; CI=true does not allow skipping");
+    }
+    eprintln!("skipping the real-iptables test: {reason}");
+    false
+}
+
+const DNAT: &str =
+    "-A OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.11:53053";
+
+fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
+    let be = firewall::BACKENDS
+        .iter()
+        .find(|b| b.name == backend)
+        .expect("backend");
+    let ns = Netns::new();
+    let runner = NetnsRunner {
+        ns: &ns,
+        hidden,
+        inner: SystemRunner::new(std::env::var_os("PATH")),
+    };
+    let case_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    // Docker's embedded DNS lives in nat: it must survive everything below.
+    let iptables = if backend == "nft" {
+        "iptables-nft"
+    } else {
+        "iptables-legacy"
+    };
+    let dnat: Vec<&str> = DNAT.split(' ').collect();
+    runner.ok(iptables, &[&["-t", "nat"], &dnat[..]].concat(), None);
+
+    // 1. The golden payloads themselves load as they are.
+    let golden4 = fs::read_to_string(dir.join("rules.v4")).expect("rules.v4");
+    let golden6 = fs::read_to_string(dir.join("rules.v6")).expect("rules.v6");
+    runner.ok(be.restore4, &["--noflush"], Some(&golden4));
+    runner.ok(be.restore6, &["--noflush"], Some(&golden6));
+    let first = runner.snapshot(be.save4, be.save6);
+    firewall::apply::verify(
+        Family::V4,
+        &golden4,
+        &runner.ok(be.save4, &["-t", "filter"], None),
+    )
+    .unwrap_or_else(|e| panic!("{case_name} ({backend}): {e}"));
+    firewall::apply::verify(
+        Family::V6,
+        &golden6,
+        &runner.ok(be.save6, &["-t", "filter"], None),
+    )
+    .unwrap_or_else(|e| panic!("{case_name} ({backend}): {e}"));
+
+    // 2. Applying again through the production path changes nothing, twice over.
+    let case = load_case(dir);
+    for round in 2..=3 {
+        let probed = firewall::probe(&runner).unwrap_or_else(|e| panic!("{case_name}: {e}"));
+        assert_eq!(
+            probed.backend.name, backend,
+            "{case_name}: probe picked the wrong backend"
+        );
+        let installed = firewall::install(
+            &runner,
+            &probed,
+            case.policy.egress,
+            &case.allows,
+            &case.resolvers,
+            true,
+        )
+        .unwrap_or_else(|e| panic!("{case_name} ({backend}) round {round}: {e}"));
+        assert!(installed.v6);
+        let again = runner.snapshot(be.save4, be.save6);
+        assert_eq!(
+            first, again,
+            "{case_name} ({backend}): round {round} changed the rules"
+        );
+    }
+    assert_eq!(
+        first.matches("-A OUTPUT -j JAILOC-OUTPUT\n").count(),
+        2,
+        "{case_name}: one jump per family"
+    );
+    assert!(
+        first.contains(&format!("{DNAT}\n")),
+        "{case_name}: the nat DNAT rule is gone"
+    );
+}
+
+#[test]
+fn golden_payloads_apply_idempotently_with_iptables_nft() {
+    if !privileged("iptables-nft-restore") {
+        return;
+    }
+    for dir in cases() {
+        check_case(&dir, "nft", &[]);
+    }
+}
+
+#[test]
+fn golden_payloads_apply_idempotently_with_iptables_legacy_fallback() {
+    if !privileged("iptables-legacy-restore") {
+        return;
+    }
+    let hide_nft = [
+        "iptables-nft-save",
+        "ip6tables-nft-save",
+        "iptables-nft-restore",
+        "ip6tables-nft-restore",
+    ];
+    for dir in cases() {
+        check_case(&dir, "legacy", &hide_nft);
+    }
+}

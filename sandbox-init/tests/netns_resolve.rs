@@ -1,0 +1,263 @@
+//! The real resolver, black-box (root): the built `sandbox-init --print-plan` runs inside a
+//! throwaway, link-less network namespace whose `/etc/resolv.conf` and `/etc/hosts` are
+//! replaced by `ip netns exec` (from `/etc/netns/NAME/`), with dnsmasq answering on the
+//! namespace's own loopback. Nothing leaves the namespace.
+//!
+//! Skips with a reason when not root or without `ip`/`dnsmasq`/iptables; fails instead when
+//! `CI=true`.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A namespace with loopback up, its `/etc/netns/NAME` overrides and (optionally) dnsmasq;
+/// everything is removed on drop.
+struct Lab {
+    name: String,
+    etc: PathBuf,
+    config: tempfile::TempDir,
+    dnsmasq: Option<Child>,
+}
+
+impl Lab {
+    fn new(resolv_conf: &str, hosts: &str) -> Self {
+        let name = format!(
+            "jailoc-net-r{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        assert!(Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip")
+            .success());
+        let etc = PathBuf::from("/etc/netns").join(&name);
+        let lab = Lab {
+            name,
+            etc,
+            config: tempfile::tempdir().expect("tempdir"),
+            dnsmasq: None,
+        };
+        fs::create_dir_all(&lab.etc).expect("mkdir /etc/netns/NAME");
+        fs::write(lab.etc.join("resolv.conf"), resolv_conf).expect("resolv.conf");
+        fs::write(lab.etc.join("hosts"), hosts).expect("hosts");
+        lab.exec(&["ip", "link", "set", "lo", "up"]);
+        lab
+    }
+
+    fn exec(&self, argv: &[&str]) -> Output {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .output()
+            .expect("ip netns exec");
+        assert!(
+            out.status.success(),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// dnsmasq on 127.0.0.1:53 inside the namespace, answering only from `records`.
+    fn start_dnsmasq(&mut self, records: &[&str]) {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.name,
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+        ]);
+        cmd.args([
+            "--no-resolv",
+            "--no-hosts",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+        ]);
+        cmd.args(["--user=root", "--pid-file="]);
+        for r in records {
+            cmd.arg(format!("--host-record={r}"));
+        }
+        self.dnsmasq = Some(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dnsmasq"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let ss = self.exec(&["ss", "-lun"]);
+            if String::from_utf8_lossy(&ss.stdout).contains("127.0.0.1:53 ") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("dnsmasq did not start listening");
+    }
+
+    fn plan(&self, policy_toml: &str) -> (bool, String, String) {
+        fs::write(self.config.path().join("policy.toml"), policy_toml).expect("policy");
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                env!("CARGO_BIN_EXE_sandbox-init"),
+                "--print-plan",
+                "--config-dir",
+            ])
+            .arg(self.config.path())
+            .args(["--", "true"])
+            .output()
+            .expect("sandbox-init");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.dnsmasq.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = fs::remove_dir_all(&self.etc);
+    }
+}
+
+fn privileged() -> bool {
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let has = |p: &str, a: &str| {
+        Command::new(p)
+            .arg(a)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let reason = if !root {
+        "not root"
+    } else if !has("ip", "-V") {
+        "`ip` (iproute2) is not installed"
+    } else if !has("dnsmasq", "--version") {
+        "dnsmasq is not installed (apt-get install dnsmasq-base)"
+    } else if !has("iptables-nft", "--version") {
+        "iptables is not installed"
+    } else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("cannot run the resolver namespace test: {reason}; CI=true does not allow skipping");
+    }
+    eprintln!("skipping the resolver namespace test: {reason}");
+    false
+}
+
+#[test]
+fn names_resolve_from_hosts_then_dns_and_unknown_names_only_warn() {
+    if !privileged() {
+        return;
+    }
+    let mut lab = Lab::new(
+        "nameserver 127.0.0.1\n",
+        "127.0.0.1 localhost\n172.17.0.1 host.docker.internal\n",
+    );
+    lab.start_dnsmasq(&[
+        "dual.lab.example,203.0.113.8,2001:db8::8",
+        "v4.lab.example,198.51.100.7",
+    ]);
+    let (ok, plan, stderr) = lab.plan(
+        "egress = \"allowlist\"\nallowed_hosts = [\"dual.lab.example\", \"V4.lab.example.:443\", \
+         \"host.docker.internal:11434\", \"missing.lab.example\"]\n",
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        plan.contains("# resolved dual.lab.example: 203.0.113.8 2001:db8::8\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("# resolved v4.lab.example: 198.51.100.7\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("# resolved host.docker.internal: 172.17.0.1\n"),
+        "{plan}"
+    );
+    assert!(plan.contains("-A JAILOC-OUTPUT -d 2001:db8::8/128 -j ACCEPT\n"));
+    assert!(
+        plan.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -p tcp -m tcp --dport 443 -j ACCEPT\n")
+    );
+    assert!(
+        plan.contains("-A JAILOC-OUTPUT -d 172.17.0.1/32 -p tcp -m tcp --dport 11434 -j ACCEPT\n")
+    );
+    assert!(plan.contains("-A JAILOC-OUTPUT -d 127.0.0.1/32 -p udp -m udp --dport 53 -j ACCEPT\n"));
+    assert!(
+        stderr.contains("sandbox-init: warning: failed to resolve missing.lab.example: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_dead_resolver_costs_the_bound_and_is_only_a_warning() {
+    if !privileged() {
+        return;
+    }
+    // 127.0.0.53 answers nothing: its packets are dropped inside the namespace, so every query
+    // can only time out (a refused port would fail fast and prove nothing).
+    let lab = Lab::new("nameserver 127.0.0.53\n", "127.0.0.1 localhost\n");
+    lab.exec(&[
+        "iptables-nft",
+        "-A",
+        "INPUT",
+        "-d",
+        "127.0.0.53/32",
+        "-j",
+        "DROP",
+    ]);
+    let (ok, plan, stderr) =
+        lab.plan("allowed_hosts = [\"a.example\", \"b.example\"]\nresolve_timeout_ms = 300\n");
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("sandbox-init: warning: failed to resolve a.example: timed out after 300 ms; it stays blocked"), "{stderr}");
+    assert!(
+        stderr.contains("failed to resolve b.example: timed out after 300 ms"),
+        "{stderr}"
+    );
+    assert!(plan.contains("-A JAILOC-OUTPUT -d 127.0.0.53/32 -p udp -m udp --dport 53 -j ACCEPT\n"));
+}
+
+#[test]
+fn a_dead_first_resolver_does_not_hide_a_live_second_one() {
+    if !privileged() {
+        return;
+    }
+    let mut lab = Lab::new(
+        "nameserver 127.0.0.53\nnameserver 127.0.0.1\n",
+        "127.0.0.1 localhost\n",
+    );
+    lab.exec(&[
+        "iptables-nft",
+        "-A",
+        "INPUT",
+        "-d",
+        "127.0.0.53/32",
+        "-j",
+        "DROP",
+    ]);
+    lab.start_dnsmasq(&["v4.lab.example,198.51.100.7"]);
+    let (ok, plan, stderr) =
+        lab.plan("allowed_hosts = [\"v4.lab.example\"]\nresolve_timeout_ms = 1000\n");
+    assert!(ok, "{stderr}");
+    assert!(
+        plan.contains("# resolved v4.lab.example: 198.51.100.7\n"),
+        "{plan}\n{stderr}"
+    );
+    assert!(!stderr.contains("failed to resolve"), "{stderr}");
+}

@@ -1,0 +1,772 @@
+//! The network-namespace lab (test tier 3).
+//!
+//! [`Lab::up`] builds three throwaway network namespaces joined by veth pairs — and never linked
+//! to the root namespace or any real interface, so nothing a test sends can leave the lab:
+//!
+//! ```text
+//!  agent ──eth0── gw (Docker's gateway = "the host") ──uplink── world
+//!  172.17.0.2      172.17.0.1, fd17::1, fe80::1,                 10.254.0.2, fd99::2
+//!  fd17::2         169.254.1.1; TCP services + UDP sinks         lo: internal hosts (10/8,    
+//!  resolv.conf,    forwards to world                             172.16/12, 192.168/16, 100.64/10,
+//!  hosts replaced                                                metadata, fd00::/8), public hosts
+//!                                                                (documentation ranges), dnsmasq;
+//!                                                                every other destination is a
+//!                                                                silent blackhole
+//! ```
+//!
+//! Every host address in `world` and `gw` runs TCP listeners and UDP echo sinks (the probe's
+//! `listen` sub-command) that log what reached them, so a test can check that blocked flows
+//! arrived nowhere. Unknown destinations (NAT64/6to4 forms, 240/4...) are blackholed without an
+//! ICMP error: without the firewall they time out, so a fast `refused`/`blocked` proves a reject
+//! rule matched. [`Lab`] deletes everything on drop, also when a test panics.
+
+use crate::{probe_lines, which, TempDir};
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Addresses of the lab, shared by the tests and the benchmark scripts (`scripts/lab/up`).
+pub mod addr {
+    /// The agent's own addresses.
+    pub const AGENT_V4: &str = "172.17.0.2";
+    /// The agent's own IPv6 address (a ULA, as on a Docker IPv6 bridge).
+    pub const AGENT_V6: &str = "fd17::2";
+    /// The gateway (= the host) as the agent sees it.
+    pub const GW_V4: &str = "172.17.0.1";
+    /// The gateway's ULA address.
+    pub const GW_V6: &str = "fd17::1";
+    /// The gateway's link-local address on the agent's link (scope `eth0` in the agent).
+    pub const GW_LL6: &str = "fe80::1";
+    /// An IPv4 link-local address on the gateway.
+    pub const GW_LL4: &str = "169.254.1.1";
+    /// Ports the gateway serves on TCP (ssh, http, ollama) and its UDP sinks.
+    pub const GW_TCP_PORTS: &[u16] = &[22, 80, 11434];
+    /// UDP sink ports on the gateway.
+    pub const GW_UDP_PORTS: &[u16] = &[53, 9999];
+
+    /// The lab's DNS server (dnsmasq), on a private address as corporate resolvers are.
+    pub const DNS_V4: &str = "10.53.0.53";
+    /// The lab's DNS server over IPv6.
+    pub const DNS_V6: &str = "fd00:53::53";
+    /// An address in world that answers nothing at all (a dead resolver).
+    pub const DEAD_V4: &str = "10.53.0.99";
+
+    /// Internal hosts: (label, address), one per blocked class.
+    pub const INTERNAL: &[(&str, &str)] = &[
+        ("rfc1918-10", "10.0.0.1"),
+        ("rfc1918-172", "172.16.0.1"),
+        ("rfc1918-172-top", "172.31.255.1"),
+        ("rfc1918-192", "192.168.1.1"),
+        ("cgnat", "100.64.0.1"),
+        ("metadata", "169.254.169.254"),
+        ("azure-wireserver", "168.63.129.16"),
+        ("benchmarking", "198.18.0.1"),
+        ("ietf-192.0.0", "192.0.0.8"),
+        ("ula", "fd00::1"),
+        ("ula-fc", "fc00::1"),
+    ];
+    /// An internal host reached only through the allowlisted name `internal.lab` on port 5432.
+    pub const INTERNAL_ALLOWED: &str = "10.1.2.3";
+    /// An internal IPv6 host allowlisted as `[fd00::5]:443`.
+    pub const INTERNAL_ALLOWED_V6: &str = "fd00::5";
+    /// A host inside the allowlisted network `192.168.5.0/24:5432`.
+    pub const NET_ALLOWED_V4: &str = "192.168.5.5";
+    /// A host inside the allowlisted network `fd00:1::/64`.
+    pub const NET_ALLOWED_V6: &str = "fd00:1::1";
+
+    /// Public hosts (documentation ranges play the internet).
+    pub const PUBLIC: &[&str] = &[
+        "192.0.2.10",
+        "192.0.2.20",
+        "198.51.100.10",
+        "203.0.113.10",
+        "203.0.113.20",
+        "2001:db8::10",
+        "2001:db8:1::20",
+        // NAT64 and 6to4 forms of public 198.51.100.10: these must stay reachable.
+        "64:ff9b::c633:640a",
+        "2002:c633:640a::1",
+    ];
+    /// TCP ports every world host serves.
+    pub const TCP_PORTS: &[u16] = &[80, 443, 5432, 8080];
+    /// UDP echo sinks on every world host.
+    pub const UDP_PORTS: &[u16] = &[53, 9999];
+}
+
+/// Lab names served by dnsmasq (`name`, addresses). Tests may add more via [`LabOptions`].
+pub const LAB_NAMES: &[(&str, &[&str])] = &[
+    ("public.lab", &["198.51.100.10", "2001:db8::10"]),
+    ("api.lab", &["203.0.113.10"]),
+    ("v6only.lab", &["2001:db8:1::20"]),
+    ("internal.lab", &["10.1.2.3"]),
+    ("metadata.lab", &["169.254.169.254"]),
+    ("ula.lab", &["fd00::5"]),
+];
+
+/// What to build besides the fixed topology.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Extra `name → address` records for dnsmasq (served from an addn-hosts file).
+    pub extra_names: Vec<(String, String)>,
+    /// Extra IPv4 addresses to give world (on its loopback) (with the same listeners).
+    pub extra_hosts: Vec<String>,
+    /// Do not start the listeners (benchmarks that only need DNS).
+    pub no_listeners: bool,
+    /// A fixed lab id (namespaces `ID-agent`, `ID-gw`, `ID-world`, dir `$TMPDIR/jailoc-lab-ID`)
+    /// for labs that outlive the process (`scripts/lab/up`); default: unique per test.
+    pub id: Option<String>,
+}
+
+/// The outcome of one sandbox-init run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status of the `ip netns exec ... unshare ... sandbox-init` process chain.
+    pub status: ExitStatus,
+    /// Exit code (None if killed by a signal or by the watchdog).
+    pub code: Option<i32>,
+    /// The probe's stdout.
+    pub stdout: String,
+    /// sandbox-init's (and the probe's) stderr.
+    pub stderr: String,
+    /// Parsed probe lines.
+    pub lines: Vec<Value>,
+    /// How long the whole run took.
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// The probe line whose `check` field is `check` (from `probe batch`).
+    pub fn check(&self, check: &str) -> Option<&Value> {
+        self.lines
+            .iter()
+            .find(|l| l.get("check").and_then(Value::as_str) == Some(check))
+    }
+}
+
+/// A running lab; dropping it kills its processes and deletes its namespaces.
+#[derive(Debug)]
+pub struct Lab {
+    /// The agent's network namespace.
+    pub agent: String,
+    /// The gateway/host namespace.
+    pub gw: String,
+    /// The world namespace (internal and public hosts, dnsmasq).
+    pub world: String,
+    /// Scratch dir (0755): probe copy, configs, logs.
+    pub dir: TempDir,
+    /// The probe, copied to a world-readable path so UID 1000 can run it.
+    pub probe: PathBuf,
+    /// A directory the agent (any uid) may write markers into.
+    pub markers: PathBuf,
+    etc_netns: PathBuf,
+    procs: Vec<Child>,
+    logs: Vec<PathBuf>,
+    dns_log: PathBuf,
+}
+
+fn ip() -> PathBuf {
+    which("ip").expect("iproute2 (`ip`) not found: apt-get install iproute2")
+}
+
+/// Runs a command, panicking with its stderr if it fails (lab set-up must not half-work).
+fn sh(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "failed to run {cmd:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ip -n NS -batch -` with the given commands.
+fn ip_batch(ns: &str, cmds: &[String]) {
+    use std::io::Write;
+    let mut child = Command::new(ip())
+        .args(["-n", ns, "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("failed to run ip -batch");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(cmds.join("\n").as_bytes())
+        .expect("failed to write ip batch");
+    drop(stdin);
+    let out = child.wait_with_output().expect("failed to wait for ip");
+    assert!(
+        out.status.success(),
+        "failed to configure namespace {ns}: {}\ncommands:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        cmds.join("\n")
+    );
+}
+
+/// Writes sysctls inside a namespace (they are per network namespace).
+fn sysctls(ns: &str, kv: &[(&str, &str)]) {
+    let script: String = kv
+        .iter()
+        .map(|(k, v)| format!("echo '{v}' > /proc/sys/{} && ", k.replace('.', "/")))
+        .collect::<String>()
+        + "true";
+    sh(Command::new(ip()).args(["netns", "exec", ns, "sh", "-c", &script]));
+}
+
+fn is_v6(a: &str) -> bool {
+    a.contains(':')
+}
+
+fn host_cidr(a: &str) -> String {
+    if is_v6(a) {
+        format!("{a}/128")
+    } else {
+        format!("{a}/32")
+    }
+}
+
+fn sock(a: &str, port: u16) -> String {
+    if is_v6(a) {
+        format!("[{a}]:{port}")
+    } else {
+        format!("{a}:{port}")
+    }
+}
+
+impl Lab {
+    /// Builds the lab with the default names and listeners.
+    pub fn up() -> Lab {
+        Self::with(LabOptions::default())
+    }
+
+    /// Builds the lab. Panics (after cleaning up) if any step fails.
+    pub fn with(opts: LabOptions) -> Lab {
+        let id = opts.id.clone().unwrap_or_else(|| crate::unique_name("jl"));
+        let dir = TempDir::at(std::env::temp_dir().join(format!("jailoc-lab-{id}")));
+        let probe = dir.path().join("probe");
+        std::fs::copy(crate::probe(), &probe).expect("failed to copy the probe into the lab dir");
+        let markers = dir.subdir("markers", 0o1777);
+        let mut lab = Lab {
+            agent: format!("{id}-agent"),
+            gw: format!("{id}-gw"),
+            world: format!("{id}-world"),
+            etc_netns: PathBuf::from("/etc/netns").join(format!("{id}-agent")),
+            dns_log: dir.path().join("dnsmasq.log"),
+            dir,
+            probe,
+            markers,
+            procs: Vec::new(),
+            logs: Vec::new(),
+        };
+        // From here on, a panic drops `lab`, which removes whatever exists so far.
+        lab.build(&opts);
+        lab
+    }
+
+    fn build(&mut self, opts: &LabOptions) {
+        use addr::*;
+        for ns in [&self.agent, &self.gw, &self.world] {
+            sh(Command::new(ip()).args(["netns", "add", ns]));
+        }
+        // No duplicate address detection: addresses are usable at once. Ping sockets for every
+        // group in the agent's namespace, as Docker sets net.ipv4.ping_group_range.
+        let no_dad = [
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_ra", "0"),
+        ];
+        sysctls(
+            &self.agent,
+            &[
+                &no_dad[..],
+                &[("net.ipv4.ping_group_range", "0 2147483647")],
+            ]
+            .concat(),
+        );
+        sysctls(
+            &self.gw,
+            &[
+                &no_dad[..],
+                &[
+                    ("net.ipv4.ip_forward", "1"),
+                    ("net.ipv6.conf.all.forwarding", "1"),
+                ],
+            ]
+            .concat(),
+        );
+        sysctls(&self.world, &no_dad);
+
+        // The agent: one veth to the gateway, default routes through it.
+        ip_batch(
+            &self.agent,
+            &[
+                "link set lo up".into(),
+                format!("link add eth0 type veth peer name eth0 netns {}", self.gw),
+                format!("addr add {AGENT_V4}/16 dev eth0"),
+                format!("addr add {AGENT_V6}/64 dev eth0 nodad"),
+                "link set eth0 up".into(),
+                format!("route add default via {GW_V4}"),
+                format!("route add ::/0 via {GW_V6}"),
+            ],
+        );
+        // The gateway: the agent's link with the addresses Docker's host has, an uplink to world.
+        ip_batch(
+            &self.gw,
+            &[
+                "link set lo up".into(),
+                format!(
+                    "link add uplink type veth peer name uplink netns {}",
+                    self.world
+                ),
+                format!("addr add {GW_V4}/16 dev eth0"),
+                format!("addr add {GW_V6}/64 dev eth0 nodad"),
+                format!("addr add {GW_LL6}/64 dev eth0 nodad"),
+                format!("addr add {GW_LL4}/32 dev eth0"),
+                "link set eth0 up".into(),
+                "addr add 10.254.0.1/30 dev uplink".into(),
+                "addr add fd99::1/64 dev uplink nodad".into(),
+                "link set uplink up".into(),
+                "route add default via 10.254.0.2".into(),
+                "route add ::/0 via fd99::2".into(),
+            ],
+        );
+        // World: every host address on its loopback (no dummy module needed); unknown destinations vanish silently.
+        let mut hosts: Vec<String> = INTERNAL.iter().map(|(_, a)| a.to_string()).collect();
+        hosts.extend(PUBLIC.iter().map(|a| a.to_string()));
+        hosts.extend(
+            [
+                INTERNAL_ALLOWED,
+                INTERNAL_ALLOWED_V6,
+                NET_ALLOWED_V4,
+                NET_ALLOWED_V6,
+            ]
+            .iter()
+            .map(|a| a.to_string()),
+        );
+        hosts.extend(opts.extra_hosts.iter().cloned());
+        let mut cmds: Vec<String> = vec![
+            "link set lo up".into(),
+            "addr add 10.254.0.2/30 dev uplink".into(),
+            "addr add fd99::2/64 dev uplink nodad".into(),
+            "link set uplink up".into(),
+            format!("route add 172.17.0.0/16 via 10.254.0.1"),
+            "route add fd17::/64 via fd99::1".into(),
+            "route add blackhole default".into(),
+            "route add blackhole ::/0".into(),
+        ];
+        for a in hosts
+            .iter()
+            .chain([DNS_V4.to_string(), DNS_V6.to_string()].iter())
+        {
+            let nodad = if is_v6(a) { " nodad" } else { "" };
+            cmds.push(format!("addr add {} dev lo{nodad}", host_cidr(a)));
+        }
+        ip_batch(&self.world, &cmds);
+
+        // The agent's /etc/resolv.conf and /etc/hosts: `ip netns exec` bind-mounts the files in
+        // /etc/netns/NAME/ over /etc/ in a private mount namespace.
+        std::fs::create_dir_all(&self.etc_netns).expect("failed to create /etc/netns/<agent>");
+        self.set_resolv_conf(&format!(
+            "nameserver {DNS_V4}\nnameserver {DNS_V6}\noptions timeout:1 attempts:1\n"
+        ));
+        std::fs::write(
+            self.etc_netns.join("hosts"),
+            "127.0.0.1 localhost\n::1 localhost ip6-localhost\n192.0.2.20 hosts-only.lab\n",
+        )
+        .expect("failed to write the agent's hosts file");
+
+        if !opts.no_listeners {
+            // Gateway services and sinks.
+            let mut specs = Vec::new();
+            for a in [GW_V4, GW_V6, GW_LL4] {
+                specs.extend(GW_TCP_PORTS.iter().map(|p| format!("tcp:{}", sock(a, *p))));
+                specs.extend(GW_UDP_PORTS.iter().map(|p| format!("udp:{}", sock(a, *p))));
+            }
+            let ll = format!("{GW_LL6}%eth0");
+            specs.extend(
+                GW_TCP_PORTS
+                    .iter()
+                    .map(|p| format!("tcp:{}", sock(&ll, *p))),
+            );
+            specs.extend(
+                GW_UDP_PORTS
+                    .iter()
+                    .map(|p| format!("udp:{}", sock(&ll, *p))),
+            );
+            self.listen(&self.gw.clone(), "gw", &specs);
+            // World hosts, plus a TCP service on the resolver's address (not port 53).
+            let mut specs = Vec::new();
+            for a in &hosts {
+                specs.extend(TCP_PORTS.iter().map(|p| format!("tcp:{}", sock(a, *p))));
+                specs.extend(UDP_PORTS.iter().map(|p| format!("udp:{}", sock(a, *p))));
+            }
+            for a in [DNS_V4, DNS_V6] {
+                specs.push(format!("tcp:{}", sock(a, 80)));
+                specs.push(format!("udp:{}", sock(a, 9999)));
+            }
+            self.listen(&self.world.clone(), "world", &specs);
+        }
+        self.start_dns(opts);
+        // Resolve every neighbour once now, so the first datagrams of a test are not queued
+        // behind neighbour discovery (and the entries then stay usable).
+        let probe = self.probe.display().to_string();
+        for (ns, peers) in [
+            (&self.agent, [GW_V4, GW_V6]),
+            (&self.world, ["10.254.0.1", "fd99::1"]),
+        ] {
+            for peer in peers {
+                self.exec(ns, &[&probe, "ping", peer]);
+            }
+        }
+    }
+
+    /// Starts `probe listen` in a namespace and waits until every socket is bound.
+    fn listen(&mut self, ns: &str, name: &str, specs: &[String]) {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("failed to create a listener log");
+        let child = Command::new(ip())
+            .args(["netns", "exec", ns])
+            .arg(&self.probe)
+            .arg("listen")
+            .args(specs)
+            .stdout(file)
+            .stderr(self.err_file(name))
+            .spawn()
+            .expect("failed to start the lab listeners");
+        self.procs.push(child);
+        self.logs.push(log.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("\"listening\"") {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.procs.last_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "lab listeners in {name} exited ({st}): {}",
+                    self.err_text(name)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lab listeners in {name} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts dnsmasq in world, answering only the lab's names, and waits until it answers.
+    fn start_dns(&mut self, opts: &LabOptions) {
+        use addr::*;
+        let dnsmasq = which("dnsmasq")
+            .or_else(|| Some(PathBuf::from("/usr/sbin/dnsmasq")).filter(|p| p.is_file()))
+            .expect("dnsmasq not found: apt-get install dnsmasq-base");
+        let mut hosts = String::new();
+        for (name, addrs) in LAB_NAMES {
+            for a in *addrs {
+                hosts.push_str(&format!("{a} {name}\n"));
+            }
+        }
+        for (name, a) in &opts.extra_names {
+            hosts.push_str(&format!("{a} {name}\n"));
+        }
+        let hosts_file = self.dir.write("dnsmasq.hosts", &hosts);
+        let child = Command::new(ip())
+            .args(["netns", "exec", &self.world])
+            .arg(dnsmasq)
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--user=root",
+                "--group=root",
+                "--bind-interfaces",
+                "--local=/lab/",
+                "--cache-size=10000",
+                "--log-queries",
+            ])
+            .arg(format!("--listen-address={DNS_V4}"))
+            .arg(format!("--listen-address={DNS_V6}"))
+            .arg(format!("--addn-hosts={}", hosts_file.display()))
+            .arg(format!("--log-facility={}", self.dns_log.display()))
+            .stdout(Stdio::null())
+            .stderr(self.err_file("dnsmasq"))
+            .spawn()
+            .expect("failed to start dnsmasq");
+        self.procs.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new(ip())
+                .args(["netns", "exec", &self.world])
+                .arg(&self.probe)
+                .args([
+                    "dns",
+                    "public.lab",
+                    "--server",
+                    DNS_V4,
+                    "--timeout-ms",
+                    "200",
+                ])
+                .output()
+                .expect("failed to run the probe");
+            if String::from_utf8_lossy(&out.stdout).contains("198.51.100.10") {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.procs.last_mut().map(|c| c.try_wait()) {
+                panic!("dnsmasq exited ({st}): {}", self.err_text("dnsmasq"));
+            }
+            assert!(Instant::now() < deadline, "dnsmasq did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn err_file(&self, name: &str) -> std::fs::File {
+        std::fs::File::create(self.dir.path().join(format!("{name}.err")))
+            .expect("failed to create a lab log file")
+    }
+
+    fn err_text(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.err"))).unwrap_or_default()
+    }
+
+    /// Keeps the lab running after this process exits (`scripts/lab/up`); remove it with
+    /// [`teardown`] (`scripts/lab/down`).
+    pub fn persist(self) {
+        std::mem::forget(self);
+    }
+
+    /// Replaces the agent's `/etc/resolv.conf` (seen by every later `ip netns exec`).
+    pub fn set_resolv_conf(&self, text: &str) {
+        std::fs::write(self.etc_netns.join("resolv.conf"), text)
+            .expect("failed to write the agent's resolv.conf");
+    }
+
+    /// Appends to the agent's `/etc/hosts`.
+    pub fn add_hosts_entries(&self, text: &str) {
+        let path = self.etc_netns.join("hosts");
+        let mut cur = std::fs::read_to_string(&path).unwrap_or_default();
+        cur.push_str(text);
+        std::fs::write(&path, cur).expect("failed to write the agent's hosts file");
+    }
+
+    /// The command prefix that runs something in the agent's namespace as PID 1 of a fresh pid
+    /// namespace, with a clean environment: `ip netns exec AGENT unshare --pid --fork
+    /// --mount-proc env -i PATH=... [env...]`.
+    pub fn agent_command(&self, env: &[(&str, &str)]) -> Command {
+        self.agent_command_hiding(env, &[])
+    }
+
+    /// Like [`Lab::agent_command`], with each directory in `hide` covered by an empty one in
+    /// the agent's private mount namespace (e.g. `/usr/sbin`: no iptables binaries at all).
+    pub fn agent_command_hiding(&self, env: &[(&str, &str)], hide: &[&str]) -> Command {
+        let mut cmd = Command::new(ip());
+        cmd.args(["netns", "exec", &self.agent])
+            .arg(which("unshare").expect("unshare not found: apt-get install util-linux"))
+            .args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+        if !hide.is_empty() {
+            let empty = self.dir.subdir("empty", 0o755);
+            cmd.args([
+                "/bin/sh",
+                "-c",
+                r#"empty="$1"; shift; while [ "$1" != -- ]; do mount --bind "$empty" "$1" || exit 99; shift; done; shift; exec "$@""#,
+                "sh",
+            ])
+            .arg(empty)
+            .args(hide)
+            .arg("--");
+        }
+        cmd.arg(which("env").expect("env not found")).arg("-i");
+        let mut has_path = false;
+        for (k, v) in env {
+            has_path |= *k == "PATH";
+            cmd.arg(format!("{k}={v}"));
+        }
+        if !has_path {
+            cmd.arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        }
+        cmd
+    }
+
+    /// Runs `sandbox-init --config-dir CONFIG -- PROBE ARGS...` as PID 1 in the agent's
+    /// namespace (60 s watchdog, so a hang fails instead of blocking the suite).
+    pub fn sandbox(&self, config: &Path, env: &[(&str, &str)], probe_args: &[&str]) -> Run {
+        self.sandbox_with(&crate::sandbox_init(), config, env, probe_args)
+    }
+
+    /// Like [`Lab::sandbox`] with an explicit sandbox-init binary.
+    pub fn sandbox_with(
+        &self,
+        init: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+        probe_args: &[&str],
+    ) -> Run {
+        self.sandbox_hiding(init, &[], config, env, probe_args)
+    }
+
+    /// Like [`Lab::sandbox_with`], hiding directories (see [`Lab::agent_command_hiding`]).
+    pub fn sandbox_hiding(
+        &self,
+        init: &Path,
+        hide: &[&str],
+        config: &Path,
+        env: &[(&str, &str)],
+        probe_args: &[&str],
+    ) -> Run {
+        let mut cmd = self.agent_command_hiding(env, hide);
+        cmd.arg(init)
+            .arg("--config-dir")
+            .arg(config)
+            .arg("--")
+            .arg(&self.probe)
+            .args(probe_args);
+        run_watchdog(cmd, Duration::from_secs(60))
+    }
+
+    /// Runs the probe in the agent's namespace without sandbox-init (the control: shows what
+    /// is reachable when no firewall is installed).
+    pub fn probe_unguarded(&self, probe_args: &[&str]) -> Run {
+        let mut cmd = Command::new(ip());
+        cmd.args(["netns", "exec", &self.agent])
+            .arg(&self.probe)
+            .args(probe_args);
+        run_watchdog(cmd, Duration::from_secs(120))
+    }
+
+    /// Runs a command inside one of the lab's namespaces (e.g. `iptables-save` in the agent's).
+    pub fn exec(&self, ns: &str, args: &[&str]) -> std::process::Output {
+        Command::new(ip())
+            .args(["netns", "exec", ns])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("failed to run {args:?} in {ns}: {e}"))
+    }
+
+    /// Everything the gateway's and world's listeners received so far (one JSON object each,
+    /// with `event` = `tcp`|`udp`, `local` = the address:port it arrived on, `peer`).
+    pub fn sink_events(&self) -> Vec<Value> {
+        self.logs
+            .iter()
+            .flat_map(|l| probe_lines(&std::fs::read_to_string(l).unwrap_or_default()))
+            .filter(|v| v.get("event").and_then(Value::as_str) != Some("listening"))
+            .collect()
+    }
+
+    /// Waits (up to 3 s) until the sinks have logged an arrival on `local` (`ADDR:PORT` as the
+    /// probe prints it), so a positive control is not racing the listener's log write.
+    pub fn wait_for_sink(&self, local: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            if self
+                .sink_events()
+                .iter()
+                .any(|e| e.get("local").and_then(Value::as_str) == Some(local))
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// dnsmasq's query log (`query[A] name from ...` lines).
+    pub fn dns_log(&self) -> String {
+        std::fs::read_to_string(&self.dns_log).unwrap_or_default()
+    }
+}
+
+/// Runs a command, capturing output, killing its process group after `limit`.
+pub fn run_watchdog(mut cmd: Command, limit: Duration) -> Run {
+    use std::os::unix::process::CommandExt;
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st;
+        }
+        if started.elapsed() > limit {
+            // SAFETY: kill(2) on the process group we created for this child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            break child.wait().expect("failed to reap a killed child");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let elapsed = started.elapsed();
+    let stdout = t_out.join().unwrap_or_default();
+    let stderr = t_err.join().unwrap_or_default();
+    Run {
+        status,
+        code: status.code(),
+        lines: probe_lines(&stdout),
+        stdout,
+        stderr,
+        elapsed,
+    }
+}
+
+/// Kills every process in the lab `id`'s namespaces and deletes them, its /etc/netns entry and
+/// its scratch dir. Safe to call for a lab that is partly or not at all there.
+pub fn teardown(id: &str) {
+    remove_namespaces(&[
+        format!("{id}-agent"),
+        format!("{id}-gw"),
+        format!("{id}-world"),
+    ]);
+    let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(format!("{id}-agent")));
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("jailoc-lab-{id}")));
+}
+
+fn remove_namespaces(names: &[String]) {
+    for ns in names {
+        // Anything still running in the namespace (a stray agent, a listener) dies first.
+        if let Ok(out) = Command::new(ip()).args(["netns", "pids", ns]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    // SAFETY: kill(2) with a pid read from `ip netns pids` of our namespace.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = Command::new(ip())
+            .args(["netns", "del", ns])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.procs {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        remove_namespaces(&[self.agent.clone(), self.gw.clone(), self.world.clone()]);
+        let _ = std::fs::remove_dir_all(&self.etc_netns);
+    }
+}
