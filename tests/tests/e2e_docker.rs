@@ -762,7 +762,7 @@ fn e2e_jailoc_up_guards_the_workspace() {
     };
     let ours = entries
         .iter()
-        .find(|w| w["workspace"] == workspace.as_str())
+        .find(|w| w["name"] == workspace.as_str() || w["workspace"] == workspace.as_str())
         .unwrap_or_else(|| panic!("status lists {workspace}: {status}"));
     assert!(
         ours["state"]
