@@ -461,7 +461,13 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
     lab.assert_guarded(&name, &own_net, ip);
 
     // A restart runs sandbox-init again on a fresh network namespace: same rules.
+    let started = docker::inspect(&name, "{{.State.StartedAt}}").expect("started at");
     docker(["restart", "-t", "20", &name]).expect("docker restart");
+    assert_ne!(
+        docker::inspect(&name, "{{.State.StartedAt}}").expect("started at"),
+        started,
+        "docker restart did not restart the container"
+    );
     let ip = docker::container_ip(&name, &own_net).expect("agent ip after restart");
     wait_health(&name, ip);
     lab.assert_guarded(&name, &own_net, ip);
@@ -777,8 +783,14 @@ fn e2e_jailoc_up_guards_the_workspace() {
     );
 
     // `jailoc restart` comes back with the same rules.
+    let before = docker::inspect(&id, "{{.Id}} {{.State.StartedAt}}").expect("started at");
     user.jailoc_ok(&["restart", "-w", &workspace]);
     let id = check(&lab);
+    assert_ne!(
+        docker::inspect(&id, "{{.Id}} {{.State.StartedAt}}").expect("started at"),
+        before,
+        "jailoc restart did not restart the agent"
+    );
 
     // `docker stop`: SIGTERM reaches the agent through sandbox-init.
     assert_stop_exits_143(&id);
