@@ -31,6 +31,22 @@ const CAPS: &[&str] = &[
 ];
 const AGENT_PORT: u16 = 4096;
 
+/// The policy's egress mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Egress {
+    Open,
+    Allowlist,
+}
+
+impl Egress {
+    fn as_str(self) -> &'static str {
+        match self {
+            Egress::Open => "open",
+            Egress::Allowlist => "allowlist",
+        }
+    }
+}
+
 /// What a check from the guarded agent must see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -167,25 +183,38 @@ impl Lab {
         [&self.svc_net, &self.pub_net, &self.meta_net]
     }
 
-    /// The workspace policy: open egress, the db allowlisted on 5432 only.
-    fn policy_toml(&self) -> String {
-        format!(
-            "egress = \"open\"\nallowed_hosts = [\"{}:5432\"]\n",
-            self.db
-        )
+    /// The db as an allowlist entry for port 5432: by address, or by its container name, which
+    /// sandbox-init resolves through Docker's embedded DNS (127.0.0.11 in /etc/resolv.conf).
+    fn db_entry(&self, by_name: bool) -> String {
+        if by_name {
+            format!("{}:5432", self.db_container)
+        } else {
+            format!("{}:5432", self.db)
+        }
     }
 
-    /// Writes the policy into a fresh directory (mounted read-only at /etc/jailoc).
-    fn policy_dir(&self) -> PathBuf {
+    /// Writes a policy (`egress`, the db allowlisted on 5432 only) into a fresh directory,
+    /// mounted read-only at /etc/jailoc.
+    fn policy_dir(&self, egress: Egress, db_by_name: bool) -> PathBuf {
         let dir = self.tmp.join(docker::unique("policy"));
         std::fs::create_dir_all(&dir).expect("policy dir");
-        std::fs::write(dir.join("policy.toml"), self.policy_toml()).expect("policy.toml");
+        let toml = format!(
+            "egress = \"{}\"\nallowed_hosts = [\"{}\"]\n",
+            egress.as_str(),
+            self.db_entry(db_by_name)
+        );
+        std::fs::write(dir.join("policy.toml"), toml).expect("policy.toml");
         dir
     }
 
-    /// The checks that do not depend on the agent's own network, with what the guarded agent
-    /// must see.
-    fn matrix(&self) -> Vec<(String, String, Expect)> {
+    /// The checks that do not depend on the agent's own network, with what a guarded agent
+    /// under `egress` must see.
+    fn matrix(&self, egress: Egress) -> Vec<(String, String, Expect)> {
+        // Public hosts: reachable in open egress, walled off like the rest in allowlist egress.
+        let public = match egress {
+            Egress::Open => Expect::Reach,
+            Egress::Allowlist => Expect::Rejected,
+        };
         vec![
             (
                 "allowlisted db on its allowed port".into(),
@@ -207,15 +236,11 @@ impl Lab {
                 format!("{}:80", self.metadata),
                 Expect::Rejected,
             ),
-            (
-                "public host".into(),
-                format!("{}:80", self.public),
-                Expect::Reach,
-            ),
+            ("public host".into(), format!("{}:80", self.public), public),
             (
                 "public host, second port".into(),
                 format!("{}:443", self.public),
-                Expect::Reach,
+                public,
             ),
             (
                 "internal service over IPv6 (ULA)".into(),
@@ -225,7 +250,7 @@ impl Lab {
             (
                 "public host over IPv6".into(),
                 format!("[{}]:80", self.public6),
-                Expect::Reach,
+                public,
             ),
         ]
     }
@@ -268,7 +293,11 @@ impl Lab {
         let ip = docker::container_ip(&name, own_net).expect("control ip");
         wait_health(&name, ip);
         let gateway = GatewayListener::new(&name, own_net);
-        for (what, target, _) in self.matrix().into_iter().chain([gateway.check()]) {
+        for (what, target, _) in self
+            .matrix(Egress::Open)
+            .into_iter()
+            .chain([gateway.check()])
+        {
             let v = probe(ip, &format!("tcp {target}"));
             assert_eq!(
                 v["result"], "connected",
@@ -280,10 +309,10 @@ impl Lab {
     }
 
     /// Runs the whole matrix from the guarded agent at `ip` (on `own_net`, container `name`).
-    fn assert_guarded(&self, name: &str, own_net: &str, ip: Ipv4Addr) {
+    fn assert_guarded(&self, name: &str, own_net: &str, ip: Ipv4Addr, egress: Egress) {
         let gateway = GatewayListener::new(name, own_net);
         let logs_before = docker(["logs", &self.db_container]).unwrap_or_default();
-        for (what, target, expect) in self.matrix().into_iter().chain([gateway.check()]) {
+        for (what, target, expect) in self.matrix(egress).into_iter().chain([gateway.check()]) {
             let v = probe(ip, &format!("tcp {target}"));
             let result = v["result"].as_str().unwrap_or("");
             match expect {
@@ -450,7 +479,21 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
     let si_image = docker::build_sandbox_init_image(&mut lab.cleanup).expect("sandbox-init image");
     let baked = docker::build_baked_image(&mut lab.cleanup, &si_image, &lab.probe_image.clone())
         .expect("baked image");
-    let policy = lab.policy_dir();
+
+    // Allowlist egress, the db allowlisted by name: only it (on 5432) and DNS get through.
+    let policy = lab.policy_dir(Egress::Allowlist, true);
+    let name = docker::unique("jailoc-e2e-baked-allow");
+    let mut run_args = guarded_flags(&policy);
+    run_args.push(baked.clone());
+    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    lab.start_on_networks(&name, &own_net, &run_args);
+    let ip = docker::container_ip(&name, &own_net).expect("agent ip");
+    wait_health(&name, ip);
+    lab.assert_guarded(&name, &own_net, ip, Egress::Allowlist);
+    docker(["rm", "-f", &name]).expect("remove allowlist agent");
+
+    // Open egress, the db allowlisted by address.
+    let policy = lab.policy_dir(Egress::Open, false);
     let name = docker::unique("jailoc-e2e-baked");
     let mut run_args = guarded_flags(&policy);
     run_args.push(baked);
@@ -458,7 +501,7 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
     lab.start_on_networks(&name, &own_net, &run_args);
     let ip = docker::container_ip(&name, &own_net).expect("agent ip");
     wait_health(&name, ip);
-    lab.assert_guarded(&name, &own_net, ip);
+    lab.assert_guarded(&name, &own_net, ip, Egress::Open);
 
     // A restart runs sandbox-init again on a fresh network namespace: same rules.
     let started = docker::inspect(&name, "{{.State.StartedAt}}").expect("started at");
@@ -470,7 +513,7 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
     );
     let ip = docker::container_ip(&name, &own_net).expect("agent ip after restart");
     wait_health(&name, ip);
-    lab.assert_guarded(&name, &own_net, ip);
+    lab.assert_guarded(&name, &own_net, ip, Egress::Open);
 
     assert_stop_exits_143(&name);
 }
@@ -661,8 +704,8 @@ fn compose_leftovers(project: &str, volumes: &[String]) -> String {
     format!("{c}{n}{}", v.join(" "))
 }
 
-/// Writes config.toml with one workspace (the user's project, `image`, the db allowlisted on
-/// 5432) and the compose override the launcher adds as an extra `-f`: the project network
+/// Writes config.toml with one workspace (the user's project, `image`, the db allowlisted by
+/// its container name on 5432) and the compose override the launcher adds as an extra `-f`: the project network
 /// becomes internal with its own subnet, and the agent joins the lab's networks.
 /// `extra_config` is appended to the workspace table, `extra_services` to `services:`.
 fn write_workspace(
@@ -680,9 +723,9 @@ fn write_workspace(
     std::fs::write(
         cfg_dir.join("config.toml"),
         format!(
-            "[workspaces.{workspace}]\npaths = [\"{}\"]\nimage = \"{image}\"\nallowed_hosts = [\"{}:5432\"]\n{extra_config}",
+            "[workspaces.{workspace}]\npaths = [\"{}\"]\nimage = \"{image}\"\nallowed_hosts = [\"{}\"]\n{extra_config}",
             user.project.display(),
-            lab.db
+            lab.db_entry(true)
         ),
     )
     .expect("config.toml");
@@ -732,7 +775,7 @@ fn e2e_jailoc_up_guards_the_workspace() {
         let id = compose_container(&project);
         let ip = docker::container_ip(&id, &own_net).expect("agent ip");
         wait_health(&id, ip);
-        lab.assert_guarded(&id, &own_net, ip);
+        lab.assert_guarded(&id, &own_net, ip, Egress::Open);
         id
     };
     let id = check(&lab);
@@ -935,7 +978,7 @@ fn e2e_docker_in_docker_sidecar_is_private_and_walled_off() {
         serde_json::from_str(line).expect("nested probe JSON")
     };
     // Whatever else it may reach, a nested container never reaches what the agent may not.
-    for (what, target, expect) in lab.matrix() {
+    for (what, target, expect) in lab.matrix(Egress::Open) {
         if expect == Expect::Rejected {
             let v = nested(&target);
             let r = v["result"].as_str().unwrap_or("");
