@@ -8,11 +8,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::merge::Mount;
+use crate::config::schema::{SecretEntry, SecretSource};
 use crate::config::Workspace;
 use crate::policy::AGENT_HOME;
 
 /// Where the companion binary is mounted (and run from) inside the container.
 pub const SANDBOX_INIT_TARGET: &str = "/usr/local/bin/sandbox-init";
+/// Where secrets are mounted (`/run/secrets/NAME`), as sandbox-init expects.
+pub const SECRETS_TARGET: &str = "/run/secrets";
 /// Where the policy directory is mounted.
 pub const POLICY_TARGET: &str = "/etc/jailoc";
 /// The port OpenCode listens on inside the container.
@@ -55,6 +58,8 @@ pub struct ComposeInput<'a> {
     pub policy_dir: &'a Path,
     /// Env file holding `OPENCODE_SERVER_PASSWORD=...` (0600).
     pub password_file: &'a Path,
+    /// Where `from_env` secrets are written (one file per secret name) before `up`.
+    pub secrets_dir: &'a Path,
     /// Host OpenCode config dir, if it exists (mounted read-only).
     pub opencode_config: Option<&'a Path>,
     /// Host OpenCode data dir (auth, sessions), if it exists (mounted read-write).
@@ -104,6 +109,9 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
 
     let mut env: Vec<(String, String)> =
         ws.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // As the Go jailoc: tools and OpenCode plugins can tell they run inside jailoc.
+    env.push(("JAILOC".into(), "1".into()));
+    env.push(("JAILOC_WORKSPACE".into(), ws.name.clone()));
     if ws.enable_docker {
         env.push(("DOCKER_HOST".into(), DIND_HOST.into()));
     }
@@ -206,8 +214,12 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
         bind(inp.sandbox_init, SANDBOX_INIT_TARGET, true),
         bind(inp.policy_dir, POLICY_TARGET, true),
     ];
-    for (name, file) in &ws.secrets {
-        fixed.push(bind(file, &format!("/run/secrets/{name}"), true));
+    for (name, secret) in &ws.secrets {
+        fixed.push(bind(
+            &secret_source(secret, inp.secrets_dir),
+            &format!("{SECRETS_TARGET}/{name}"),
+            true,
+        ));
     }
     for p in &ws.paths {
         fixed.push(bind(p, &path_str(p), false));
@@ -240,6 +252,15 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
     custom.retain(|c| !fixed.iter().any(|f| f.container == c.container));
     fixed.extend(custom);
     fixed
+}
+
+/// The host file mounted for `secret`: its `from_file`, or the file `up` writes for a
+/// `from_env` secret (the value itself never appears in the compose file).
+pub fn secret_source(secret: &SecretEntry, secrets_dir: &Path) -> PathBuf {
+    match &secret.source {
+        SecretSource::HostFile(hp) => hp.path.clone(),
+        SecretSource::HostEnv(_) => secrets_dir.join(&secret.name),
+    }
 }
 
 fn path_str(p: &Path) -> String {

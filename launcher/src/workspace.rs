@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::compose::{self, ComposeInput};
-use crate::config::{self, schema::DEFAULT_WORKSPACE, Config, Workspace};
+use crate::config::schema::{SecretDest, SecretEntry, SecretSource, DEFAULT_WORKSPACE};
+use crate::config::{self, Config, Workspace};
 use crate::context::Context;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -31,7 +32,11 @@ pub fn load_config(ctx: &mut Context, explicit: Option<&Path>) -> Result<Config>
             path.display()
         ));
     }
-    Ok(config::load_file(&path, &ctx.home())?)
+    let cfg = config::load_file(&path, &ctx.home())?;
+    // No process jailoc starts (compose, builds, attach) inherits a `from_env` secret's host
+    // variable: its value reaches the container only as a file under /run/secrets.
+    ctx.hidden_env = cfg.secret_source_vars();
+    Ok(cfg)
 }
 
 /// `-w NAME`, else the workspace with the longest path that contains the current directory
@@ -67,6 +72,9 @@ pub struct Files {
     pub override_file: PathBuf,
     /// `$XDG_CONFIG_HOME/jailoc/passwords/NAME.env` (0600), an env file for compose.
     pub password_file: PathBuf,
+    /// `$XDG_CACHE_HOME/jailoc/NAME/secrets/` (0700): the `from_env` secrets' values, one
+    /// file each, written at `up` and removed at `down`.
+    pub secrets_dir: PathBuf,
 }
 
 /// The files of workspace `name`.
@@ -76,6 +84,7 @@ pub fn files(ctx: &Context, name: &str) -> Files {
         override_file: policy_dir.join("compose.override.yml"),
         policy_dir,
         compose_file: ctx.cache_dir().join(name).join("docker-compose.yml"),
+        secrets_dir: ctx.cache_dir().join(name).join("secrets"),
         password_file: ctx
             .config_dir()
             .join("passwords")
@@ -184,15 +193,103 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
             });
         }
     }
-    for (name, file) in &ws.secrets {
-        if !file.is_file() {
-            return Err(Error::Workspace {
-                workspace: ws.name.clone(),
-                message: format!("secret {name}: file {} does not exist", file.display()),
-            });
-        }
+    for secret in ws.secrets.values() {
+        check_secret_source(ctx, ws, secret)?;
     }
     find_sandbox_init(ctx)
+}
+
+/// Up-time checks of one secret's source (the Go jailoc's): a `from_env` variable must be set
+/// and non-empty; a `from_file` must exist and be a regular file, and for a file destination
+/// (bind-mounted straight to the agent, UID 1000) be world-readable. Errors name the config
+/// file, line, key and value.
+fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> Result<()> {
+    let fail = |what: String| Error::Workspace {
+        workspace: ws.name.clone(),
+        message: format!(
+            "{}:{}: {}: {what}",
+            ws.config_file.display(),
+            secret.line,
+            secret.key
+        ),
+    };
+    match &secret.source {
+        SecretSource::HostEnv(var) => {
+            if ctx.var(var).is_none() {
+                return Err(fail(format!(
+                    "from_env {var:?}: the host environment variable {var} is not set or empty (export it before `jailoc up`)"
+                )));
+            }
+        }
+        SecretSource::HostFile(hp) => {
+            let meta = std::fs::metadata(&hp.path).map_err(|e| {
+                fail(format!(
+                    "from_file {:?}: failed to read {}: {e}",
+                    hp.raw,
+                    hp.path.display()
+                ))
+            })?;
+            if !meta.is_file() {
+                return Err(fail(format!(
+                    "from_file {:?}: {} is not a regular file",
+                    hp.raw,
+                    hp.path.display()
+                )));
+            }
+            if secret.dest == SecretDest::File
+                && fsutil::mode_of(&hp.path).unwrap_or(0) & 0o004 == 0
+            {
+                return Err(fail(format!(
+                    "from_file {:?}: {} is not world-readable (o+r), but a file secret is mounted as it is for the agent (UID 1000) to read: run `chmod o+r {}`, or declare it under secrets.env",
+                    hp.raw,
+                    hp.path.display(),
+                    hp.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes each `from_env` secret's value to its own file in `files.secrets_dir` (atomically;
+/// 0600 for an environment secret, which sandbox-init reads as root; 0444 for a file secret,
+/// which the agent reads itself) and removes files of secrets no longer configured.
+pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Result<()> {
+    let dir = &files.secrets_dir;
+    let mut keep = Vec::new();
+    for secret in ws.secrets.values() {
+        let SecretSource::HostEnv(var) = &secret.source else {
+            continue;
+        };
+        let value = ctx.var(var).unwrap_or_default();
+        let mode = match secret.dest {
+            SecretDest::Env => 0o600,
+            SecretDest::File => 0o444,
+        };
+        let path = dir.join(&secret.name);
+        fsutil::write_if_changed(&path, value.as_bytes(), mode)
+            .map_err(|e| Error::file("write", &path, e))?;
+        keep.push(secret.name.clone());
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the `from_env` secrets' files (at `down`: the values do not outlive the container).
+pub fn remove_secret_files(files: &Files) -> Result<()> {
+    match std::fs::remove_dir_all(&files.secrets_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::file("remove", &files.secrets_dir, e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Checks the inputs, resolves (and if needed builds) the image, and writes the policy dir,
@@ -206,6 +303,7 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     // 3. Generated files.
     let files = files(ctx, &ws.name);
     policy::write_policy_dir(&files.policy_dir, ws)?;
+    write_secret_files(ctx, ws, &files)?;
     ensure_password(&files.password_file)?;
     let yaml = render_compose(ctx, ws, &files, &image, &sandbox_init);
     let compose_changed = fsutil::write_if_changed(&files.compose_file, yaml.as_bytes(), 0o600)
@@ -239,6 +337,7 @@ pub fn render_compose(
         sandbox_init,
         policy_dir: &files.policy_dir,
         password_file: &files.password_file,
+        secrets_dir: &files.secrets_dir,
         opencode_config: oc_config.is_dir().then_some(oc_config.as_path()),
         opencode_data: oc_data.is_dir().then_some(oc_data.as_path()),
         gitconfig: (ws.git_config && gitconfig.is_file()).then_some(gitconfig.as_path()),

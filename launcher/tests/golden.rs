@@ -48,6 +48,7 @@ fn context(root: &Path) -> Context {
         err: Box::new(io::sink()),
         input: Box::new(io::empty()),
         interactive: false,
+        hidden_env: Vec::new(),
     }
 }
 

@@ -56,7 +56,6 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
         // The password travels in the environment, never on the command line.
         cmd.env.push(("OPENCODE_SERVER_PASSWORD".into(), password));
         let out = ctx
-            .runner
             .run(&cmd, Mode::Inherit)
             .map_err(|e| spawn_error(&cmd, e))?;
         return match out.code {
@@ -73,7 +72,7 @@ fn wait_healthy(ctx: &mut Context, cli: &str, name: &str) {
     let start = Instant::now();
     let cmd = ps_cmd(cli, Some(name));
     while start.elapsed() < HEALTH_WAIT {
-        let Ok(out) = ctx.runner.run(&cmd, Mode::Capture) else {
+        let Ok(out) = ctx.run(&cmd, Mode::Capture) else {
             return;
         };
         let agent = parse_ps(&out.stdout)

@@ -2,6 +2,7 @@
 //! values appear by reference (their file), never by value; the password never appears.
 
 use crate::cli::Cli;
+use crate::config::schema::{SecretDest, SecretSource};
 use crate::config::Workspace;
 use crate::context::Context;
 use crate::error::Result;
@@ -85,12 +86,20 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
             None => s.push_str(&format!("{k} = {}\n", toml_str(v))),
         }
     }
-    s.push_str("\n[secrets]\n");
-    for (k, f) in &ws.secrets {
-        s.push_str(&format!(
-            "{k} = {}\n",
-            toml_str(&format!("(file {})", f.display()))
-        ));
+    // Secrets by reference (their source), never by value, grouped like the config file.
+    for dest in [SecretDest::Env, SecretDest::File] {
+        let of_kind: Vec<_> = ws.secrets.values().filter(|e| e.dest == dest).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("\n[secrets.{}]\n", dest.as_str()));
+        for e in of_kind {
+            let source = match &e.source {
+                SecretSource::HostEnv(var) => format!("(from_env {var})"),
+                SecretSource::HostFile(hp) => format!("(from_file {})", hp.path.display()),
+            };
+            s.push_str(&format!("{} = {}\n", e.name, toml_str(&source)));
+        }
     }
     s
 }
