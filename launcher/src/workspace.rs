@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::compose::{self, ComposeInput};
-use crate::config::schema::{SecretDest, SecretEntry, SecretSource, DEFAULT_WORKSPACE};
+use crate::config::schema::{
+    PasswordMode, SecretDest, SecretEntry, SecretSource, DEFAULT_WORKSPACE,
+};
 use crate::config::{self, Config, Workspace};
 use crate::context::Context;
 use crate::engine::Engine;
@@ -36,6 +38,8 @@ pub fn load_config(ctx: &mut Context, explicit: Option<&Path>) -> Result<Config>
     // No process jailoc starts (compose, builds, attach) inherits a `from_env` secret's host
     // variable: its value reaches the container only as a file under /run/secrets.
     ctx.hidden_env = cfg.secret_source_vars();
+    // The password reaches the container through its 0600 env file only.
+    ctx.hidden_env.push(PASSWORD_VAR.to_string());
     Ok(cfg)
 }
 
@@ -146,21 +150,47 @@ pub fn find_sandbox_init(ctx: &Context) -> Result<PathBuf> {
     })
 }
 
-/// The OpenCode server password: generated once (32 random bytes), kept in a 0600 env file.
-/// Returns it; it is never put on a command line.
-pub fn ensure_password(path: &Path) -> Result<String> {
+/// The variable OpenCode reads its server password from (and `password_mode` "env"/"auto"
+/// take it from on the host).
+pub const PASSWORD_VAR: &str = "OPENCODE_SERVER_PASSWORD";
+
+/// The OpenCode server password per `password_mode`, kept in the 0600 env file compose reads
+/// (so it is never on a command line or in the compose file). `file`: generated once (32
+/// random bytes) and reused. `env`: `$OPENCODE_SERVER_PASSWORD`, copied into the file. `auto`:
+/// the variable if set, else the file. Returns the password and whether the file changed (a
+/// running container must then be recreated).
+pub fn ensure_password(ctx: &Context, mode: PasswordMode, path: &Path) -> Result<(String, bool)> {
     const KEY: &str = "OPENCODE_SERVER_PASSWORD=";
+    let from_env = match mode {
+        PasswordMode::File => None,
+        PasswordMode::Env | PasswordMode::Auto => ctx.var(PASSWORD_VAR),
+    };
+    if let Some(pw) = from_env {
+        if pw.contains(['\n', '\r', '\0']) {
+            return Err(Error::Other(format!(
+                "failed to use {PASSWORD_VAR} from the environment: it contains a line break or NUL"
+            )));
+        }
+        let changed = fsutil::write_if_changed(path, format!("{KEY}{pw}\n").as_bytes(), 0o600)
+            .map_err(|e| Error::file("write", path, e))?;
+        return Ok((pw.to_string(), changed));
+    }
+    if mode == PasswordMode::Env {
+        return Err(password_env_missing());
+    }
     if let Ok(text) = std::fs::read_to_string(path) {
         if let Some(pw) = text
             .lines()
             .find_map(|l| l.strip_prefix(KEY))
             .filter(|p| !p.is_empty())
         {
+            let mut changed = false;
             if fsutil::mode_of(path).is_some_and(|m| m != 0o600) {
                 fsutil::write_atomic(path, text.as_bytes(), 0o600)
                     .map_err(|e| Error::file("write", path, e))?;
+                changed = true;
             }
-            return Ok(pw.to_string());
+            return Ok((pw.to_string(), changed));
         }
     }
     let mut bytes = [0u8; 32];
@@ -169,7 +199,13 @@ pub fn ensure_password(path: &Path) -> Result<String> {
     let pw: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     fsutil::write_atomic(path, format!("{KEY}{pw}\n").as_bytes(), 0o600)
         .map_err(|e| Error::file("write", path, e))?;
-    Ok(pw)
+    Ok((pw, true))
+}
+
+fn password_env_missing() -> Error {
+    Error::Other(format!(
+        "failed to read the server password: password_mode = \"env\" but {PASSWORD_VAR} is not set or empty (export it, or use password_mode = \"auto\" or \"file\")"
+    ))
 }
 
 /// What `prepare` produced.
@@ -195,6 +231,15 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
     }
     for secret in ws.secrets.values() {
         check_secret_source(ctx, ws, secret)?;
+    }
+    if ws.password_mode == PasswordMode::Env && ctx.var(PASSWORD_VAR).is_none() {
+        return Err(Error::Workspace {
+            workspace: ws.name.clone(),
+            message: format!(
+                "{}: password_mode: \"env\" needs {PASSWORD_VAR} set in the environment (export it, or use password_mode = \"auto\" or \"file\")",
+                ws.config_file.display()
+            ),
+        });
     }
     find_sandbox_init(ctx)
 }
@@ -304,10 +349,11 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     let files = files(ctx, &ws.name);
     policy::write_policy_dir(&files.policy_dir, ws)?;
     write_secret_files(ctx, ws, &files)?;
-    ensure_password(&files.password_file)?;
+    let (_, password_changed) = ensure_password(ctx, ws.password_mode, &files.password_file)?;
     let yaml = render_compose(ctx, ws, &files, &image, &sandbox_init);
     let compose_changed = fsutil::write_if_changed(&files.compose_file, yaml.as_bytes(), 0o600)
-        .map_err(|e| Error::file("write", &files.compose_file, e))?;
+        .map_err(|e| Error::file("write", &files.compose_file, e))?
+        || password_changed;
     Ok(Prepared {
         files,
         image,

@@ -285,6 +285,30 @@ fn bad_configs_each_give_their_exact_error() {
             "path \"relative/secret\" must be absolute or start with ~/".into(),
         ),
         (
+            "password_mode = \"keyring\"\n",
+            1,
+            "password_mode",
+            "password_mode \"keyring\" is not supported: this jailoc has no OS keyring support; use \"file\" (the password is generated once and stored 0600) or \"env\" (OPENCODE_SERVER_PASSWORD from your environment)".into(),
+        ),
+        (
+            "[image]\nrepository = \"ghcr.io/x/y\"\n",
+            1,
+            "image",
+            "[image] is an early Go jailoc table that is no longer read: move `dockerfile` to [base] and a ready-made `repository` to [defaults] image".into(),
+        ),
+        (
+            "password_mode = \"vault\"\n",
+            1,
+            "password_mode",
+            "invalid password_mode \"vault\": use \"auto\", \"env\" or \"file\"".into(),
+        ),
+        (
+            "[workspaces.a]\nmode = \"attach\"\n",
+            2,
+            "workspaces.a.mode",
+            "invalid mode \"attach\": use \"remote\" (opencode attach on the host), \"exec\" (inside the container) or \"\" (auto)".into(),
+        ),
+        (
             "[defaults.secrets.env.T]\nfrom_fiel = \"/x\"\n",
             2,
             "defaults.secrets.env.T.from_fiel",
@@ -980,4 +1004,102 @@ fn explicit_config_must_exist_and_is_never_created() {
         )
     );
     assert!(!missing.exists());
+}
+
+#[test]
+fn password_mode_env_auto_and_file() {
+    // env: the variable is required, copied into the 0600 env file, never in argv or the
+    // engine's environment; a new value recreates the container.
+    let mut env = Env::new();
+    env.write_config(&format!("password_mode = \"env\"\n{APP}"));
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": {}: password_mode: \"env\" needs OPENCODE_SERVER_PASSWORD set in the environment (export it, or use password_mode = \"auto\" or \"file\")\n",
+            env.config_file().display()
+        )
+    );
+    assert_eq!(env.argv_log(), "");
+    env.set("OPENCODE_SERVER_PASSWORD", "pw-from-env-1");
+    ok(&env.run(&["up"]));
+    let pw_file = env.home.join(".config/jailoc/passwords/app.env");
+    assert_eq!(
+        std::fs::read_to_string(&pw_file).expect("pw"),
+        "OPENCODE_SERVER_PASSWORD=pw-from-env-1\n"
+    );
+    assert_eq!(mode(&pw_file), 0o600);
+    assert!(
+        !env.fake.join("env.log").exists(),
+        "the engine never inherits the password"
+    );
+    assert!(!env.argv_log().contains("pw-from-env"));
+    env.extra.clear();
+    env.set("OPENCODE_SERVER_PASSWORD", "pw-from-env-2");
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n"
+    );
+
+    // file: the variable is ignored; auto: the variable if set, else the stored file.
+    let mut env = Env::new();
+    env.set("OPENCODE_SERVER_PASSWORD", "pw-from-env");
+    env.write_config(&format!("password_mode = \"file\"\n{APP}"));
+    ok(&env.run(&["up"]));
+    let text = std::fs::read_to_string(pw_file_of(&env)).expect("pw");
+    assert!(!text.contains("pw-from-env"), "{text}");
+    assert_eq!(text.trim().len(), "OPENCODE_SERVER_PASSWORD=".len() + 64);
+    env.write_config(APP);
+    ok(&env.run(&["up"]));
+    assert_eq!(
+        std::fs::read_to_string(pw_file_of(&env)).expect("pw"),
+        "OPENCODE_SERVER_PASSWORD=pw-from-env\n"
+    );
+    assert!(stdout(&env.run(&["config"])).contains("password_mode = \"auto\"\n"));
+}
+
+fn pw_file_of(env: &Env) -> PathBuf {
+    env.home.join(".config/jailoc/passwords/app.env")
+}
+
+#[test]
+fn mode_decides_how_bare_jailoc_attaches() {
+    let env = Env::new();
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let exec_line = format!(
+        "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode opencode attach http://127.0.0.1:4096",
+        compose.display()
+    );
+    // remote without a host client: refused before anything runs.
+    env.write_config(&format!("mode = \"remote\"\n{APP}"));
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to prepare workspace \"app\": mode = \"remote\" needs opencode (or opencode-cli) on the host's PATH: install it, or set mode = \"exec\" to attach inside the container\n"
+    );
+    assert_eq!(env.argv_log(), "");
+    // remote finds opencode-cli too (as the Go jailoc does).
+    write_exec(&env.bin.join("opencode-cli"), FAKE_ENGINE);
+    ok(&env.run(&[]));
+    assert_eq!(
+        env.argv_log().lines().last().expect("a call"),
+        "opencode-cli attach http://127.0.0.1:4096"
+    );
+    // exec (the workspace's own mode wins over the top-level one) even with a host client.
+    env.write_config(&format!("mode = \"remote\"\n{APP}mode = \"exec\"\n"));
+    ok(&env.run(&[]));
+    assert_eq!(env.argv_log().lines().last().expect("a call"), exec_line);
+    // remote with an unpublished port cannot work.
+    env.write_config(&format!("{APP}mode = \"remote\"\nexpose_port = false\n"));
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(
+        stderr(&o).contains("but expose_port = false"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -39,6 +39,7 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
         },
     );
     kv("egress", toml_str(ws.egress.as_str()));
+    kv("mode", toml_str(ws.mode.map(|m| m.as_str()).unwrap_or("")));
     kv("image", toml_str(&image::describe(&ws.image)));
     kv(
         "paths",
@@ -72,6 +73,7 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
         "compose_file",
         toml_str(&files.compose_file.to_string_lossy()),
     );
+    kv("password_mode", toml_str(ws.password_mode.as_str()));
     kv(
         "server_password",
         toml_str(&format!("(stored in {})", files.password_file.display())),

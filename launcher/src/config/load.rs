@@ -133,6 +133,13 @@ impl Parser<'_> {
                     }
                 }
                 "mode" => cfg.mode = self.attach_mode(item, key, line)?,
+                "image" => {
+                    return Err(self.err(
+                        line,
+                        key,
+                        "[image] is an early Go jailoc table that is no longer read: move `dockerfile` to [base] and a ready-made `repository` to [defaults] image",
+                    ))
+                }
                 "password_mode" => {
                     let v = self.string(item, key, line)?;
                     cfg.password_mode = match v.as_str() {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::schema::{
-    AttachMode, Config, Egress, HostPath, SecretDest, SecretEntry, Section, DEFAULT_WORKSPACE,
+    AttachMode, Config, Egress, HostPath, PasswordMode, SecretDest, SecretEntry, Section,
+    DEFAULT_WORKSPACE,
 };
 use super::validate;
 use super::ConfigError;
@@ -68,6 +69,8 @@ pub struct Workspace {
     /// Secrets by name (a workspace's entry replaces the defaults' of the same name), each
     /// mounted read-only at `/run/secrets/NAME`.
     pub secrets: BTreeMap<String, SecretEntry>,
+    /// Where the server password comes from (top-level `password_mode`).
+    pub password_mode: PasswordMode,
     /// How bare `jailoc` attaches (`None`: remote if `opencode` is on the host, else exec).
     pub mode: Option<AttachMode>,
     /// The config file (for messages about checks made at `up`).
@@ -188,6 +191,7 @@ pub fn resolve_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigEr
             .unwrap_or_else(|| DEFAULT_MEMORY.to_string()),
         egress: w.egress.or(d.egress).unwrap_or_default(),
         mode: w.mode.or(d.mode).or(cfg.mode),
+        password_mode: cfg.password_mode,
         config_file: cfg.file.clone(),
         implicit,
     })
