@@ -60,12 +60,9 @@ pub struct ComposeInput<'a> {
     pub password_file: &'a Path,
     /// Where `from_env` secrets are written (one file per secret name) before `up`.
     pub secrets_dir: &'a Path,
-    /// Host OpenCode config dir, if it exists (mounted read-only).
-    pub opencode_config: Option<&'a Path>,
-    /// Host OpenCode data dir (auth, sessions), if it exists (mounted read-write).
-    pub opencode_data: Option<&'a Path>,
-    /// `~/.gitconfig`, if `git_config` and it exists.
-    pub gitconfig: Option<&'a Path>,
+    /// The built-in convenience mounts that exist on this host (see [`builtin_mounts`]); the
+    /// user's `mounts` may replace or remove each by container path.
+    pub builtin: &'a [Mount],
     /// `$SSH_AUTH_SOCK`, if `ssh_auth_sock` and it is set.
     pub ssh_auth_sock: Option<&'a Path>,
     pub dind_image: &'a str,
@@ -227,21 +224,7 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
     if let Some(s) = inp.ssh_auth_sock {
         fixed.push(bind(s, "/run/ssh-agent.sock", false));
     }
-    let mut custom: Vec<Mount> = Vec::new();
-    let home = PathBuf::from(AGENT_HOME);
-    if let Some(p) = inp.opencode_config {
-        custom.push(bind(p, &path_str(&home.join(".config/opencode")), true));
-    }
-    if let Some(p) = inp.opencode_data {
-        custom.push(bind(
-            p,
-            &path_str(&home.join(".local/share/opencode")),
-            false,
-        ));
-    }
-    if let Some(p) = inp.gitconfig {
-        custom.push(bind(p, &path_str(&home.join(".gitconfig")), true));
-    }
+    let mut custom: Vec<Mount> = inp.builtin.to_vec();
     for m in &ws.mounts {
         custom.retain(|c| c.container != m.container);
         if m.host.is_some() {
@@ -252,6 +235,89 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
     custom.retain(|c| !fixed.iter().any(|f| f.container == c.container));
     fixed.extend(custom);
     fixed
+}
+
+/// A built-in mount candidate: host path, path under the agent's home, read-only, and whether
+/// the host path must be a directory (else a regular file).
+#[derive(Debug, Clone)]
+pub struct Builtin {
+    pub host: PathBuf,
+    pub under_home: &'static str,
+    pub read_only: bool,
+    pub dir: bool,
+}
+
+/// The built-in mounts, the Go jailoc's plus OpenCode's data dir, each only if it exists:
+/// OpenCode's config (`~/.config/opencode`) and `~/.opencode` (its binary, plugins) are
+/// read-only — unlike the Go jailoc, which mounts them read-write — because the host's OpenCode
+/// loads and runs what is in them, so a writable mount would let the agent plant code on the
+/// host. `~/.claude/transcripts` is read-write, `~/.agents` read-only (as in Go);
+/// OpenCode's data dir (auth, sessions) read-write; the git config read-only.
+pub fn builtin_candidates(
+    home: &Path,
+    opencode_config: &Path,
+    opencode_data: &Path,
+    git_config: bool,
+) -> Vec<Builtin> {
+    let b = |host: PathBuf, under_home: &'static str, read_only: bool, dir: bool| Builtin {
+        host,
+        under_home,
+        read_only,
+        dir,
+    };
+    let mut v = vec![
+        b(
+            opencode_config.to_path_buf(),
+            ".config/opencode",
+            true,
+            true,
+        ),
+        b(home.join(".opencode"), ".opencode", true, true),
+        b(
+            home.join(".claude/transcripts"),
+            ".claude/transcripts",
+            false,
+            true,
+        ),
+        b(home.join(".agents"), ".agents", true, true),
+        b(
+            opencode_data.to_path_buf(),
+            ".local/share/opencode",
+            false,
+            true,
+        ),
+    ];
+    if git_config {
+        v.push(b(home.join(".gitconfig"), ".gitconfig", true, false));
+        v.push(b(
+            home.join(".config/git/config"),
+            ".config/git/config",
+            true,
+            false,
+        ));
+    }
+    v
+}
+
+/// The candidates that exist on the host (a missing bind source would be created by the
+/// engine, as root), as mounts into the agent's home.
+pub fn builtin_mounts(candidates: &[Builtin]) -> Vec<Mount> {
+    let home = PathBuf::from(AGENT_HOME);
+    candidates
+        .iter()
+        .filter(|c| {
+            if c.dir {
+                c.host.is_dir()
+            } else {
+                c.host.is_file()
+            }
+        })
+        .map(|c| Mount {
+            host: Some(c.host.clone()),
+            container: path_str(&home.join(c.under_home)),
+            read_only: c.read_only,
+        })
+        .collect()
 }
 
 /// The host file mounted for `secret`: its `from_file`, or the file `up` writes for a

@@ -369,9 +369,12 @@ pub fn render_compose(
     image: &str,
     sandbox_init: &Path,
 ) -> String {
-    let oc_config = ctx.opencode_config_dir();
-    let oc_data = ctx.opencode_data_dir();
-    let gitconfig = ctx.home().join(".gitconfig");
+    let builtin = compose::builtin_mounts(&compose::builtin_candidates(
+        &ctx.home(),
+        &ctx.opencode_config_dir(),
+        &ctx.opencode_data_dir(),
+        ws.git_config,
+    ));
     let ssh = ctx.var("SSH_AUTH_SOCK").map(PathBuf::from);
     let dind = ctx
         .var("JAILOC_DIND_IMAGE")
@@ -384,9 +387,7 @@ pub fn render_compose(
         policy_dir: &files.policy_dir,
         password_file: &files.password_file,
         secrets_dir: &files.secrets_dir,
-        opencode_config: oc_config.is_dir().then_some(oc_config.as_path()),
-        opencode_data: oc_data.is_dir().then_some(oc_data.as_path()),
-        gitconfig: (ws.git_config && gitconfig.is_file()).then_some(gitconfig.as_path()),
+        builtin: &builtin,
         // A socket that is gone would make the engine fail (or create a directory there).
         ssh_auth_sock: ssh.as_deref().filter(|p| ws.ssh_auth_sock && p.exists()),
         dind_image: &dind,

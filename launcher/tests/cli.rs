@@ -291,6 +291,24 @@ fn bad_configs_each_give_their_exact_error() {
             "password_mode \"keyring\" is not supported: this jailoc has no OS keyring support; use \"file\" (the password is generated once and stored 0600) or \"env\" (OPENCODE_SERVER_PASSWORD from your environment)".into(),
         ),
         (
+            "[defaults]\nmounts = [\"/var/log:/home/agent/logs:ro\"]\n",
+            2,
+            "defaults.mounts",
+            "invalid mount \"/var/log:/home/agent/logs:ro\": path \"/var/log\" would expose the host's system directory /var to the agent".into(),
+        ),
+        (
+            "[workspaces.a]\nmounts = [\"~/data:/opt/data\"]\n",
+            2,
+            "workspaces.a.mounts",
+            "invalid mount \"~/data:/opt/data\": container path \"/opt/data\" is inside /opt, which the container needs for itself (its system, the sandbox's own files)".into(),
+        ),
+        (
+            "[workspaces.a]\nmounts = [\"~/src/app:/home/agent/app\", \"~:/home/agent/me\"]\n",
+            2,
+            "workspaces.a.mounts",
+            format!("invalid mount \"~:/home/agent/me\": path \"~\" (resolves to {home}) would expose your home directory to the agent"),
+        ),
+        (
             "[image]\nrepository = \"ghcr.io/x/y\"\n",
             1,
             "image",

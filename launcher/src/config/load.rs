@@ -478,7 +478,7 @@ impl Parser<'_> {
                 ))
             }
         };
-        let container = paths::check_mount_target(target)
+        let container = paths::check_mount_target(target, &self.home)
             .map_err(|m| self.err(line, key, format!("invalid mount {raw:?}: {m}")))?;
         let host = if host.is_empty() {
             None
