@@ -158,7 +158,6 @@ pub fn ensure(
             ["image", "inspect", "--format", "{{.Id}}", &b.tag],
         );
         let out = ctx
-            .runner
             .run(&inspect, Mode::Capture)
             .map_err(|e| spawn_error(&inspect, e))?;
         if out.success() {

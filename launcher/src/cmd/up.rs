@@ -49,7 +49,6 @@ pub fn start(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepa
 pub fn is_running(ctx: &Context, cli: &str, name: &str) -> Result<bool> {
     let cmd = ps_cmd(cli, Some(name));
     let out = ctx
-        .runner
         .run(&cmd, Mode::Capture)
         .map_err(|e| spawn_error(&cmd, e))?;
     Ok(out.success()

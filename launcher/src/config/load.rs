@@ -7,7 +7,8 @@ use toml_edit::{Item, TableLike, Value};
 
 use super::paths;
 use super::schema::{
-    Config, Egress, HostPath, MountEntry, Section, BASE_KEYS, ROOT_KEYS, SECTION_KEYS,
+    AttachMode, Config, Egress, HostPath, MountEntry, PasswordMode, SecretDest, SecretEntry,
+    SecretSource, Section, BASE_KEYS, ROOT_KEYS, SECRET_KINDS, SECRET_SOURCES, SECTION_KEYS,
 };
 use super::validate;
 use super::{ConfigError, Spanned};
@@ -131,10 +132,146 @@ impl Parser<'_> {
                         cfg.workspaces.insert(name.to_string(), section);
                     }
                 }
+                "mode" => cfg.mode = self.attach_mode(item, key, line)?,
+                "image" => {
+                    return Err(self.err(
+                        line,
+                        key,
+                        "[image] is an early Go jailoc table that is no longer read: move `dockerfile` to [base] and a ready-made `repository` to [defaults] image",
+                    ))
+                }
+                "password_mode" => {
+                    let v = self.string(item, key, line)?;
+                    cfg.password_mode = match v.as_str() {
+                        "" | "auto" => PasswordMode::Auto,
+                        "env" => PasswordMode::Env,
+                        "file" => PasswordMode::File,
+                        "keyring" => {
+                            return Err(self.err(
+                                line,
+                                key,
+                                "password_mode \"keyring\" is not supported: this jailoc has no OS keyring support; use \"file\" (the password is generated once and stored 0600) or \"env\" (OPENCODE_SERVER_PASSWORD from your environment)",
+                            ))
+                        }
+                        _ => {
+                            return Err(self.err(
+                                line,
+                                key,
+                                format!("invalid password_mode {v:?}: use \"auto\", \"env\" or \"file\""),
+                            ))
+                        }
+                    };
+                }
                 _ => return Err(self.unknown(line, key, key, ROOT_KEYS)),
             }
         }
         Ok(cfg)
+    }
+
+    /// `mode = "remote" | "exec" | ""` (empty: decide at attach time).
+    fn attach_mode(&self, item: &Item, key: &str, line: usize) -> R<Option<AttachMode>> {
+        let v = self.string(item, key, line)?;
+        match v.as_str() {
+            "" => Ok(None),
+            "remote" => Ok(Some(AttachMode::Remote)),
+            "exec" => Ok(Some(AttachMode::Exec)),
+            _ => Err(self.err(
+                line,
+                key,
+                format!("invalid mode {v:?}: use \"remote\" (opencode attach on the host), \"exec\" (inside the container) or \"\" (auto)"),
+            )),
+        }
+    }
+
+    /// `secrets`: `[SCOPE.secrets.env.NAME]` / `[SCOPE.secrets.file.NAME]`, each with exactly
+    /// one of `from_env` / `from_file` (the Go jailoc's schema).
+    fn secrets(&self, item: &Item, full: &str, line: usize) -> R<Vec<SecretEntry>> {
+        let t = self.table(item, full, line)?;
+        let mut out: Vec<SecretEntry> = Vec::new();
+        for (kind, sub) in t.iter() {
+            let l = self.key_line(t, kind);
+            let kf = format!("{full}.{kind}");
+            let dest = match kind {
+                "env" => SecretDest::Env,
+                "file" => SecretDest::File,
+                _ if sub.is_str() => {
+                    let v = sub.as_str().unwrap_or_default();
+                    return Err(self.err(
+                        l,
+                        &kf,
+                        format!(
+                            "{kind} = {v:?} is not a secret declaration: write [{full}.env.{kind}] with from_file = {v:?} (the agent gets ${kind}), or [{full}.file.{kind}] for /run/secrets/{kind} only"
+                        ),
+                    ));
+                }
+                _ => return Err(self.unknown(l, &kf, kind, SECRET_KINDS)),
+            };
+            let st = self.table(sub, &kf, l)?;
+            for (name, entry) in st.iter() {
+                let nl = self.key_line(st, name);
+                let key = format!("{kf}.{name}");
+                match dest {
+                    SecretDest::Env => validate::secret_env_name(name),
+                    SecretDest::File => validate::secret_file_name(name),
+                }
+                .map_err(|m| self.err(nl, &key, m))?;
+                let et = self.table(entry, &key, nl)?;
+                let mut from_env = None;
+                let mut from_file = None;
+                for (field, v) in et.iter() {
+                    let fl = self.key_line(et, field);
+                    let ff = format!("{key}.{field}");
+                    match field {
+                        "from_env" => {
+                            let var = self.string(v, &ff, fl)?;
+                            validate::host_var(&var).map_err(|m| self.err(fl, &ff, m))?;
+                            from_env = Some((var, fl));
+                        }
+                        "from_file" => {
+                            let raw = self.string(v, &ff, fl)?;
+                            from_file = Some(self.host_path(&raw, &ff, fl, false)?);
+                        }
+                        _ => return Err(self.unknown(fl, &ff, field, SECRET_SOURCES)),
+                    }
+                }
+                let source = match (from_env, from_file) {
+                    (Some((var, _)), None) => SecretSource::HostEnv(var),
+                    (None, Some(hp)) => SecretSource::HostFile(hp),
+                    (None, None) => {
+                        return Err(self.err(
+                            nl,
+                            &key,
+                            format!("secret {name:?} needs exactly one of from_env = \"HOSTVAR\" or from_file = \"/path\""),
+                        ))
+                    }
+                    (Some((_, fl)), Some(_)) => {
+                        return Err(self.err(
+                            fl,
+                            &key,
+                            format!("secret {name:?}: from_env and from_file are mutually exclusive: keep one"),
+                        ))
+                    }
+                };
+                if let Some(other) = out.iter().find(|e| e.name == name) {
+                    return Err(self.err(
+                        nl,
+                        &key,
+                        format!(
+                            "secret {name:?} is declared in both secrets.env and secrets.file of this table (line {}): only one per scope",
+                            other.line
+                        ),
+                    ));
+                }
+                out.push(SecretEntry {
+                    name: name.to_string(),
+                    dest,
+                    source,
+                    key,
+                    line: nl,
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn unknown(&self, line: usize, full: &str, key: &str, known: &[&str]) -> ConfigError {
@@ -199,17 +336,44 @@ impl Parser<'_> {
                     s.build_context = Some(self.host_path(&v, &full, line, true)?);
                 }
                 "env" => {
-                    let et = self.table(item, &full, line)?;
-                    let mut v = Vec::new();
-                    for (k, val) in et.iter() {
-                        let l = self.key_line(et, k);
-                        let kf = format!("{full}.{k}");
-                        validate::env_name(k).map_err(|m| self.err(l, &kf, m))?;
-                        let value = self.string(val, &kf, l)?;
+                    let mut v: Vec<(String, Spanned<String>)> = Vec::new();
+                    let mut push = |k: &str, value: String, l: usize, kf: &str| -> R<()> {
+                        validate::env_name(k).map_err(|m| self.err(l, kf, m))?;
                         if value.contains('\0') {
-                            return Err(self.err(l, &kf, "value contains a NUL byte"));
+                            return Err(self.err(l, kf, "value contains a NUL byte"));
                         }
+                        v.retain(|(old, _)| old != k);
                         v.push((k.to_string(), Spanned { value, line: l }));
+                        Ok(())
+                    };
+                    if item.is_array() {
+                        // The Go jailoc's form: ["KEY=VALUE", ...].
+                        for e in self.strings(item, &full, line)? {
+                            let Some((k, val)) = e.value.split_once('=') else {
+                                return Err(self.err(
+                                    e.line,
+                                    &full,
+                                    format!("invalid env entry {:?}: use KEY=VALUE", e.value),
+                                ));
+                            };
+                            push(k, val.to_string(), e.line, &format!("{full}.{k}"))?;
+                        }
+                    } else {
+                        // Our table form: { KEY = "VALUE" }.
+                        let et = item.as_table_like().ok_or_else(|| {
+                            self.type_err(
+                                item,
+                                &full,
+                                line,
+                                "an array of \"KEY=VALUE\" strings or a table",
+                            )
+                        })?;
+                        for (k, val) in et.iter() {
+                            let l = self.key_line(et, k);
+                            let kf = format!("{full}.{k}");
+                            let value = self.string(val, &kf, l)?;
+                            push(k, value, l, &kf)?;
+                        }
                     }
                     s.env = Some(v);
                 }
@@ -243,18 +407,8 @@ impl Parser<'_> {
                     let v = self.string(item, &full, line)?;
                     s.memory = Some(validate::memory(&v).map_err(|m| self.err(line, &full, m))?);
                 }
-                "secrets" => {
-                    let st = self.table(item, &full, line)?;
-                    let mut v = Vec::new();
-                    for (k, val) in st.iter() {
-                        let l = self.key_line(st, k);
-                        let kf = format!("{full}.{k}");
-                        validate::env_name(k).map_err(|m| self.err(l, &kf, m))?;
-                        let path = self.string(val, &kf, l)?;
-                        v.push((k.to_string(), self.host_path(&path, &kf, l, true)?));
-                    }
-                    s.secrets = Some(v);
-                }
+                "secrets" => s.secrets = Some(self.secrets(item, &full, line)?),
+                "mode" => s.mode = self.attach_mode(item, &full, line)?,
                 "egress" => {
                     let v = self.string(item, &full, line)?;
                     s.egress = Some(match v.as_str() {
@@ -324,7 +478,7 @@ impl Parser<'_> {
                 ))
             }
         };
-        let container = paths::check_mount_target(target)
+        let container = paths::check_mount_target(target, &self.home)
             .map_err(|m| self.err(line, key, format!("invalid mount {raw:?}: {m}")))?;
         let host = if host.is_empty() {
             None
@@ -438,7 +592,7 @@ mod tests {
             .expect_err("must fail");
         assert_eq!(
             e.to_string(),
-            "/cfg/config.toml:3: workspaces.web.memory: invalid memory \"0m\": use a size of at least 6m like \"512m\" or \"4g\""
+            "/cfg/config.toml:3: workspaces.web.memory: invalid memory \"0m\": use a whole number with an optional k, m or g suffix, at least 6m (e.g. \"512m\" or \"4g\")"
         );
         let e = parse("[defaults]\npahts = 1\n").expect_err("must fail");
         assert_eq!(
@@ -476,7 +630,8 @@ cpu = 1
 [workspaces.web]
 paths = ["/srv/web"]
 mounts = ["/srv/data:/data:ro", ":/home/agent/.gitconfig"]
-secrets = { GH_TOKEN = "/srv/secrets/gh" }
+[workspaces.web.secrets.env.GH_TOKEN]
+from_file = "/srv/secrets/gh"
 "#,
         )
         .expect("parse");
