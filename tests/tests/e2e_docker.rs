@@ -1038,3 +1038,87 @@ fn e2e_docker_in_docker_sidecar_is_private_and_walled_off() {
         "jailoc down left containers, networks or volumes behind"
     );
 }
+
+#[test]
+fn e2e_jailoc_up_runs_the_real_opencode_healthy_with_its_password() {
+    let Some(_engine) =
+        docker::require_engine("e2e_jailoc_up_runs_the_real_opencode_healthy_with_its_password")
+    else {
+        return;
+    };
+    let tgz = docker::vendored_opencode_tgz();
+    if !tgz.is_file() {
+        let msg = format!("vendored OpenCode tarball missing: {}", tgz.display());
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("skipping: {msg}");
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let image = docker::build_opencode_image(&mut cleanup).expect("opencode image");
+    let user = UserEnv::new(&mut cleanup);
+    let workspace = docker::unique("e2e-oc");
+    let project = format!("jailoc-{workspace}");
+    cleanup.compose_project(&project);
+    let cfg_dir = user.config.join("jailoc");
+    let ws_dir = cfg_dir.join("workspaces").join(&workspace);
+    std::fs::create_dir_all(&ws_dir).expect("config dir");
+    std::fs::write(
+        cfg_dir.join("config.toml"),
+        format!(
+            "[workspaces.{workspace}]\npaths = [\"{}\"]\nimage = \"{image}\"\n",
+            user.project.display()
+        ),
+    )
+    .expect("config.toml");
+    std::fs::write(
+        ws_dir.join("compose.override.yml"),
+        "version: \"2.4\"\nnetworks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: 10.231.14.0/24\n",
+    )
+    .expect("compose override");
+
+    user.jailoc_ok(&["up", "-w", &workspace]);
+    let id = compose_container(&project);
+    // The launcher's own healthcheck (Basic auth with the generated password) turns healthy.
+    let health = docker::wait_for(Duration::from_secs(120), || {
+        let s = docker::inspect(&id, "{{.State.Health.Status}}").ok()?;
+        (s == "healthy").then_some(s)
+    });
+    assert!(
+        health.is_some(),
+        "the real OpenCode never turned healthy: {}\n{}",
+        docker::inspect(&id, "{{json .State.Health}}").unwrap_or_default(),
+        logs(&id)
+    );
+    // The password reaches the server through the environment, never a command line.
+    let env = docker::inspect(&id, "{{range .Config.Env}}{{println .}}{{end}}").expect("env");
+    let password = env
+        .lines()
+        .find_map(|l| l.strip_prefix("OPENCODE_SERVER_PASSWORD="))
+        .expect("OPENCODE_SERVER_PASSWORD in the container's environment")
+        .to_owned();
+    assert!(
+        password.len() >= 16,
+        "a generated password, not a placeholder"
+    );
+    let cmdline = docker::inspect(&id, "{{json .Path}} {{json .Args}}").expect("cmdline");
+    assert!(
+        !cmdline.contains(&password),
+        "the password is on the command line: {cmdline}"
+    );
+    let ip = docker::container_ip(&id, &format!("{project}_default")).expect("ip");
+    let addr = SocketAddr::from((ip, AGENT_PORT));
+    let (code, body) =
+        docker::http_get(addr, "/global/health", Some(("opencode", &password))).expect("health");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"healthy\":true"), "{body}");
+    let (code, _) = docker::http_get(addr, "/global/health", None).expect("no auth");
+    assert_eq!(code, 401, "no Basic auth must be refused");
+
+    let volumes = compose_volumes(&project);
+    user.jailoc_ok(&["down", "-w", &workspace]);
+    assert_eq!(
+        compose_leftovers(&project, &volumes),
+        "",
+        "jailoc down left containers, networks or volumes behind"
+    );
+}
