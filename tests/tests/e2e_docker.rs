@@ -1,9 +1,9 @@
 //! Docker end-to-end: a guarded agent container on a real engine, checked from the inside.
 //!
 //! Every network here is `internal: true` with its own subnet and is created (and removed) by the
-//! test: "internal services" on 10.232.K.0/24, a "public" host on the documentation range
-//! 198.51.100.0/24, a fake metadata server at 169.254.169.254, and the agent's own network whose
-//! gateway is the host. The agent is the probe (`probe serve 4096`, as a stand-in `opencode`),
+//! test: "internal services" on 10.232.K.0/24 and fd00:e2e:K::/64, a "public" host on the
+//! documentation ranges 198.51.100.0/24 and 2001:db8::/32, a fake metadata server at
+//! 169.254.169.254, and the agent's own network whose gateway is the host. The agent is the probe (`probe serve 4096`, as a stand-in `opencode`),
 //! driven over HTTP from the test process to the container's address on its internal network.
 //! An unguarded control container on the same networks reaches everything first, so a check that
 //! passes proves the rule, not a broken setup.
@@ -50,7 +50,7 @@ impl Egress {
 /// What a check from the guarded agent must see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
-    /// `connected`.
+    /// `connected` (TCP) or `reply` (UDP echo).
     Reach,
     /// `refused` or `blocked` (a reject, never a silent drop that runs into a timeout).
     Rejected,
