@@ -642,6 +642,11 @@ impl UserEnv {
 
     /// Runs `jailoc ARGS...` in the project directory with this environment.
     fn jailoc(&self, args: &[&str]) -> std::process::Output {
+        self.jailoc_with_input(args, None)
+    }
+
+    /// [`UserEnv::jailoc`] with `input` on stdin (not a terminal).
+    fn jailoc_with_input(&self, args: &[&str], input: Option<&str>) -> std::process::Output {
         let bin = docker::jailoc_binary();
         assert!(
             bin.is_file(),
@@ -656,8 +661,18 @@ impl UserEnv {
             .env("XDG_CACHE_HOME", &self.cache)
             .env("JAILOC_SANDBOX_INIT", docker::sandbox_init_binary())
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                let mut stdin = child.stdin.take().expect("piped stdin");
+                if let Some(text) = input {
+                    std::io::Write::write_all(&mut stdin, text.as_bytes())?;
+                }
+                drop(stdin);
+                child.wait_with_output()
+            })
             .unwrap_or_else(|e| panic!("failed to run {}: {e}", bin.display()))
     }
 
@@ -798,6 +813,40 @@ fn e2e_jailoc_up_guards_the_workspace() {
         id
     };
     let id = check(&lab);
+
+    // `jailoc shell` enters as the agent, never root: no capabilities, and the rules stay.
+    let out = user.jailoc_with_input(
+        &["shell", "-w", &workspace],
+        Some(
+            "id -u\ngrep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status\n\
+             iptables-nft -F 2>&1; iptables-legacy -F 2>&1; echo flushed\nexit\n",
+        ),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("1000\n"),
+        "jailoc shell runs as UID 1000: {text}"
+    );
+    for line in [
+        "CapEff:\t0000000000000000",
+        "CapPrm:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ] {
+        assert!(
+            text.contains(line),
+            "jailoc shell: {line} expected in {text}"
+        );
+    }
+    assert!(
+        text.contains("flushed"),
+        "the shell ran the flush attempt: {text}"
+    );
+    let ip = docker::container_ip(&id, &own_net).expect("agent ip");
+    let v = probe(ip, &format!("tcp {}:80", lab.intra));
+    assert!(
+        v["result"] == "refused" || v["result"] == "blocked",
+        "an iptables flush from `jailoc shell` undid the rules: {v}\n{text}"
+    );
 
     // The compose healthcheck turns healthy.
     let health = docker::wait_for(Duration::from_secs(90), || {
