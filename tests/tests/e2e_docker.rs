@@ -783,7 +783,12 @@ fn e2e_jailoc_up_guards_the_workspace() {
         return;
     };
     let mut lab = Lab::new(2);
-    let user = UserEnv::new(&mut lab.cleanup);
+    let mut user = UserEnv::new(&mut lab.cleanup);
+    // An environment secret: read from the host's environment at `up`, handed to the agent by
+    // sandbox-init, visible nowhere else.
+    let secret = docker::unique("s3cret-value");
+    user.extra_env
+        .push(("E2E_TOKEN_SRC".into(), secret.clone()));
     let workspace = docker::unique("e2e");
     let project = format!("jailoc-{workspace}");
     lab.cleanup.compose_project(&project);
@@ -800,7 +805,7 @@ fn e2e_jailoc_up_guards_the_workspace() {
         &workspace,
         &lab.probe_image,
         &own_subnet,
-        "",
+        &format!("[workspaces.{workspace}.secrets.env.E2E_TOKEN]\nfrom_env = \"E2E_TOKEN_SRC\"\n"),
         "",
     );
     user.jailoc_ok(&["up", "-w", &workspace]);
@@ -813,6 +818,47 @@ fn e2e_jailoc_up_guards_the_workspace() {
         id
     };
     let id = check(&lab);
+
+    // The secret reached the agent's environment, and only that: not the engine's view of the
+    // container, not the compose file, not a file the agent can read.
+    let status = probe(docker::container_ip(&id, &own_net).expect("ip"), "status");
+    assert!(
+        status["env"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|n| n == "E2E_TOKEN")),
+        "the agent has $E2E_TOKEN: {status}"
+    );
+    let inspect = docker(["inspect", &id]).expect("inspect");
+    assert!(
+        !inspect.contains(&secret),
+        "the secret value shows in docker inspect"
+    );
+    let compose_file = user
+        .cache
+        .join("jailoc")
+        .join(&workspace)
+        .join("docker-compose.yml");
+    let compose = std::fs::read_to_string(&compose_file).expect("compose file");
+    assert!(
+        !compose.contains(&secret),
+        "the secret value is in the compose file"
+    );
+    let out = user.jailoc_with_input(
+        &["shell", "-w", &workspace],
+        Some(
+            "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; done | grep '^E2E_TOKEN='\n\
+             cat /run/secrets/E2E_TOKEN 2>&1 || echo unreadable\nexit\n",
+        ),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("E2E_TOKEN={secret}")),
+        "the agent's process has the secret's value: {text}"
+    );
+    assert!(
+        text.contains("unreadable") && !text.contains(&format!("\n{secret}")),
+        "the agent must not read /run/secrets/E2E_TOKEN itself: {text}"
+    );
 
     // `jailoc shell` enters as the agent, never root: no capabilities, and the rules stay.
     let out = user.jailoc_with_input(
