@@ -894,6 +894,23 @@ fn e2e_jailoc_up_guards_the_workspace() {
         "an iptables flush from `jailoc shell` undid the rules: {v}\n{text}"
     );
 
+    // A second `up` leaves the running container alone; `jailoc logs` shows sandbox-init's
+    // own account of the boot.
+    let again = user.jailoc(&["up", "-w", &workspace]);
+    assert!(again.status.success(), "second jailoc up failed: {again:?}");
+    assert_eq!(
+        compose_container(&project),
+        id,
+        "a second jailoc up replaced the running container"
+    );
+    let logs_out = user.jailoc_ok(&["logs", "-w", &workspace]);
+    let logs_err =
+        String::from_utf8_lossy(&user.jailoc(&["logs", "-w", &workspace]).stderr).into_owned();
+    assert!(
+        (logs_out.clone() + &logs_err).contains("sandbox-init: "),
+        "jailoc logs shows sandbox-init's lines: {logs_out}{logs_err}"
+    );
+
     // The compose healthcheck turns healthy.
     let health = docker::wait_for(Duration::from_secs(90), || {
         let s = docker::inspect(&id, "{{.State.Health.Status}}").ok()?;
