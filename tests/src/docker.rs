@@ -541,17 +541,19 @@ pub fn container_ip(container: &str, network: &str) -> Result<Ipv4Addr> {
         .map_err(|e| DockerError(format!("failed to parse ip {ip:?} of {container}: {e}")))
 }
 
-/// The gateway (the host's address) of `network`.
-pub fn network_gateway(network: &str) -> Result<Ipv4Addr> {
+/// The gateway (the host's address) of `network` as `container` sees it.
+pub fn container_gateway(container: &str, network: &str) -> Result<Ipv4Addr> {
     let gw = docker([
-        "network",
         "inspect",
         "-f",
-        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
-        network,
+        &format!("{{{{(index .NetworkSettings.Networks \"{network}\").Gateway}}}}"),
+        container,
     ])?;
-    gw.parse()
-        .map_err(|e| DockerError(format!("failed to parse gateway {gw:?} of {network}: {e}")))
+    gw.parse().map_err(|e| {
+        DockerError(format!(
+            "failed to parse gateway {gw:?} of {network} seen by {container}: {e}"
+        ))
+    })
 }
 
 /// `docker inspect -f FORMAT container`.

@@ -369,12 +369,7 @@ struct GatewayListener {
 
 impl GatewayListener {
     fn new(container: &str, network: &str) -> GatewayListener {
-        let gw = docker::inspect(
-            container,
-            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").Gateway}}}}"),
-        )
-        .expect("gateway");
-        let gw: Ipv4Addr = gw.parse().expect("gateway address");
+        let gw = docker::container_gateway(container, network).expect("gateway");
         let listener = TcpListener::bind((gw, 0)).expect("bind on the test network's gateway");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
@@ -509,7 +504,48 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
     let ip = docker::container_ip(&name, &own_net).expect("agent ip");
     wait_health(&name, ip);
     lab.assert_guarded(&name, &own_net, ip, Egress::Allowlist);
+    let gw = docker::container_gateway(&name, &own_net).expect("gateway");
     docker(["rm", "-f", &name]).expect("remove allowlist agent");
+
+    // A host service is reachable only by allowlisting it, and only on its port: two listeners
+    // on the host side of the agent's network (its gateway), one of them allowlisted.
+    let allowed = TcpListener::bind((gw, 0)).expect("bind allowed host service");
+    let other = TcpListener::bind((gw, 0)).expect("bind other host service");
+    let allowed_addr = allowed.local_addr().expect("addr");
+    let other_addr = other.local_addr().expect("addr");
+    let policy = lab.tmp.join(docker::unique("policy-host"));
+    std::fs::create_dir_all(&policy).expect("policy dir");
+    // The Go jailoc's one-entry-a-line file, which sandbox-init still reads.
+    std::fs::write(
+        policy.join("allowed-hosts"),
+        format!("# the host's service\n{allowed_addr}\n"),
+    )
+    .expect("allowed-hosts");
+    let name = docker::unique("jailoc-e2e-baked-host");
+    let mut run_args = guarded_flags(&policy);
+    run_args.push(baked.clone());
+    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+    lab.start_on_networks(&name, &own_net, &run_args);
+    let ip = docker::container_ip(&name, &own_net).expect("agent ip");
+    wait_health(&name, ip);
+    let v = probe(ip, &format!("tcp {allowed_addr}"));
+    assert_eq!(
+        v["result"],
+        "connected",
+        "allowlisted host service: {v}\n{}",
+        logs(&name)
+    );
+    let v = probe(ip, &format!("tcp {other_addr}"));
+    assert!(
+        v["result"] == "refused" || v["result"] == "blocked",
+        "a host port that is not allowlisted must be refused: {v}"
+    );
+    other.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        other.accept().is_err(),
+        "the other host port saw a connection"
+    );
+    docker(["rm", "-f", &name]).expect("remove host-allowlist agent");
 
     // Open egress, the db allowlisted by address.
     let policy = lab.policy_dir(Egress::Open, false);
