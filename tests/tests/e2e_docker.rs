@@ -1270,3 +1270,70 @@ fn e2e_jailoc_up_runs_the_real_opencode_healthy_with_its_password() {
         "jailoc down left containers, networks or volumes behind"
     );
 }
+
+#[test]
+fn e2e_baked_exit_codes_reach_docker() {
+    let Some(_engine) = docker::require_engine("e2e_baked_exit_codes_reach_docker") else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let tmp = std::env::temp_dir().join(docker::unique("jailoc-e2e-exit"));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    cleanup.dir(&tmp);
+    let probe_image = docker::build_probe_image(&mut cleanup).expect("probe image");
+    let si_image = docker::build_sandbox_init_image(&mut cleanup).expect("sandbox-init image");
+    let baked = docker::build_baked_image(&mut cleanup, &si_image, &probe_image).expect("baked");
+    let net = docker::unique("jailoc-e2e-exit");
+    docker::create_network(&mut cleanup, &net, "10.231.15.0/24").expect("network");
+    let good = tmp.join("good");
+    std::fs::create_dir_all(&good).expect("policy dir");
+    let bad = tmp.join("bad");
+    std::fs::create_dir_all(&bad).expect("policy dir");
+    std::fs::write(
+        bad.join("policy.toml"),
+        "egress = \"open\"\nallowed_hosts = [\"*.example.com\"]\n",
+    )
+    .expect("bad policy");
+
+    // (policy dir, command, expected exit code, text the logs must contain)
+    let cases: Vec<(&Path, Vec<&str>, &str, &str)> = vec![
+        // The agent's own line shows it ran (the invalid-policy case checks it did not).
+        (&good, vec!["probe", "exit", "0"], "0", "\"cmd\":\"exit\""),
+        (&good, vec!["probe", "exit", "42"], "42", "\"cmd\":\"exit\""),
+        (&good, vec!["probe", "kill-self", "KILL"], "137", ""),
+        (&good, vec!["/no/such/agent"], "127", "/no/such/agent"),
+        (&good, vec!["/etc/hostname"], "126", "/etc/hostname"),
+        (&bad, vec!["probe", "exit", "0"], "78", "policy.toml"),
+    ];
+    for (policy, cmd, code, text) in cases {
+        let name = docker::unique("jailoc-e2e-exit");
+        cleanup.container(&name);
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--name".into(),
+            name.clone(),
+            "--label".into(),
+            format!("{}={}", docker::LABEL, std::process::id()),
+            "--network".into(),
+            net.clone(),
+        ];
+        args.extend(guarded_flags(policy));
+        args.push(baked.clone());
+        args.extend(cmd.iter().map(|s| s.to_string()));
+        let _ = docker::run_output("docker", &args).expect("docker run");
+        let got = docker::inspect(&name, "{{.State.ExitCode}}").expect("exit code");
+        let log = logs(&name);
+        assert_eq!(got, code, "{cmd:?} under {}:\n{log}", policy.display());
+        assert!(
+            log.contains(text),
+            "{cmd:?}: logs must mention {text:?}:\n{log}"
+        );
+        if code == "78" {
+            assert!(
+                !log.contains("\"cmd\":\"exit\""),
+                "the agent ran despite an invalid policy:\n{log}"
+            );
+        }
+        docker(["rm", "-f", &name]).expect("remove");
+    }
+}
