@@ -337,6 +337,30 @@ pub fn remove_secret_files(files: &Files) -> Result<()> {
     }
 }
 
+/// Warns when a `mounts` entry makes OpenCode's host config or `~/.opencode` writable (the Go
+/// jailoc's default, and the line in its config template): the agent could then plant code
+/// the host's OpenCode runs.
+fn warn_writable_host_code(ctx: &mut Context, ws: &Workspace) {
+    let dirs = compose::host_code_dirs(&ctx.home(), &ctx.opencode_config_dir());
+    for m in &ws.mounts {
+        let Some(host) = &m.host else { continue };
+        if m.read_only {
+            continue;
+        }
+        if let Some(d) = dirs
+            .iter()
+            .find(|d| host.starts_with(d) || d.starts_with(host))
+        {
+            ctx.warn(&format!(
+                "warning: {} is mounted read-write at {}: the agent can change what your host's OpenCode loads from {} (add :ro to the mount to prevent it)",
+                host.display(),
+                m.container,
+                d.display()
+            ));
+        }
+    }
+}
+
 /// Checks the inputs, resolves (and if needed builds) the image, and writes the policy dir,
 /// password file and compose file. The order matters: nothing is written before every check
 /// passed, and the compose file (which `up` runs) comes last.
@@ -346,6 +370,7 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     // 2. The image (may build, streaming the engine's output).
     let image = image::ensure(ctx, engine, ws, &sandbox_init)?;
     // 3. Generated files.
+    warn_writable_host_code(ctx, ws);
     let files = files(ctx, &ws.name);
     policy::write_policy_dir(&files.policy_dir, ws)?;
     write_secret_files(ctx, ws, &files)?;
@@ -374,6 +399,7 @@ pub fn render_compose(
         &ctx.opencode_config_dir(),
         &ctx.opencode_data_dir(),
         ws.git_config,
+        ws.ssh_auth_sock,
     ));
     let ssh = ctx.var("SSH_AUTH_SOCK").map(PathBuf::from);
     let dind = ctx

@@ -1230,3 +1230,40 @@ fn dockerfile_urls_are_fetched_with_curl() {
         stderr(&o)
     );
 }
+
+/// OpenCode's host config is read-only by default (Go: read-write); the Go template's explicit
+/// read-write mount is honoured, with a warning saying what it allows.
+#[test]
+fn opencode_config_is_read_only_unless_asked_and_then_warned() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.home.join(".config/opencode")).expect("mkdir");
+    std::fs::create_dir_all(env.home.join(".opencode/bin")).expect("mkdir");
+    env.write_config(APP);
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(stderr(&o), "");
+    let compose_file = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let compose = std::fs::read_to_string(&compose_file).expect("compose");
+    for dir in [".config/opencode", ".opencode"] {
+        let mount = format!(
+            "        source: \"{}/{dir}\"\n        target: \"/home/agent/{dir}\"\n        read_only: true\n",
+            env.home.display()
+        );
+        assert!(compose.contains(&mount), "{mount}\n{compose}");
+    }
+    env.write_config(&format!(
+        "[defaults]\nmounts = [\"~/.config/opencode:/home/agent/.config/opencode:rw\"]\n{APP}"
+    ));
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: warning: {h}/.config/opencode is mounted read-write at /home/agent/.config/opencode: the agent can change what your host's OpenCode loads from {h}/.config/opencode (add :ro to the mount to prevent it)\n",
+            h = env.home.display()
+        )
+    );
+    let compose = std::fs::read_to_string(&compose_file).expect("compose");
+    assert!(compose
+        .contains("        target: \"/home/agent/.config/opencode\"\n        read_only: false\n"));
+}

@@ -104,7 +104,10 @@ impl Parser<'_> {
                         match k {
                             "dockerfile" => {
                                 let s = self.string(v, &full, l)?;
-                                cfg.base_dockerfile = Some(self.dockerfile(&s, &full, l)?);
+                                // "" means unset, as in the Go jailoc's template.
+                                if !s.is_empty() {
+                                    cfg.base_dockerfile = Some(self.dockerfile(&s, &full, l)?);
+                                }
                             }
                             _ => return Err(self.unknown(l, &full, k, BASE_KEYS)),
                         }
@@ -321,8 +324,13 @@ impl Parser<'_> {
                     }
                     s.allowed_networks = Some(v);
                 }
+                // For image, dockerfile and build_context, "" means unset (the Go jailoc's
+                // commented template has `image = ""` etc.).
                 "image" => {
                     let v = self.string(item, &full, line)?;
+                    if v.is_empty() {
+                        continue;
+                    }
                     if v.trim().is_empty() || v.contains(char::is_whitespace) {
                         return Err(self.err(line, &full, format!("invalid image {v:?}")));
                     }
@@ -330,11 +338,15 @@ impl Parser<'_> {
                 }
                 "dockerfile" => {
                     let v = self.string(item, &full, line)?;
-                    s.dockerfile = Some(self.dockerfile(&v, &full, line)?);
+                    if !v.is_empty() {
+                        s.dockerfile = Some(self.dockerfile(&v, &full, line)?);
+                    }
                 }
                 "build_context" => {
                     let v = self.string(item, &full, line)?;
-                    s.build_context = Some(self.host_path(&v, &full, line, true)?);
+                    if !v.is_empty() {
+                        s.build_context = Some(self.host_path(&v, &full, line, true)?);
+                    }
                 }
                 "env" => {
                     let mut v: Vec<(String, Spanned<String>)> = Vec::new();
@@ -687,6 +699,55 @@ from_file = "/srv/secrets/gh"
         let mounts = web.mounts.as_ref().expect("mounts");
         assert!(mounts[0].read_only);
         assert_eq!(mounts[1].host, None);
+    }
+
+    /// The Go jailoc's own first-use template, every line uncommented, loads.
+    #[test]
+    fn go_template_uncommented_loads() {
+        let c = parse(
+            r#"mode = ""
+password_mode = "auto"
+[base]
+dockerfile = ""
+[defaults]
+image = ""
+env = ["KEY=VALUE"]
+env_file = []
+mounts = ["~/.config/opencode:/home/agent/.config/opencode:rw"]
+allowed_hosts = ["example.com"]
+allowed_networks = ["10.0.0.0/8"]
+ssh_auth_sock = false
+git_config = true
+expose_port = true
+enable_docker = true
+cpu = 2.0
+memory = "4g"
+[workspaces.default]
+paths = []
+image = ""
+allowed_hosts = []
+allowed_networks = []
+env = ["KEY=VALUE"]
+env_file = []
+mounts = ["~/.config/opencode:/home/agent/.config/opencode:rw"]
+build_context = ""
+dockerfile = ""
+ssh_auth_sock = false
+git_config = true
+expose_port = true
+enable_docker = true
+cpu = 2.0
+memory = "4g"
+"#,
+        )
+        .expect("Go's template");
+        assert_eq!(c.base_dockerfile, None);
+        let d = &c.workspaces["default"];
+        assert_eq!(
+            (&d.image, &d.dockerfile, &d.build_context),
+            (&None, &None, &None)
+        );
+        assert_eq!(c.mode, None);
     }
 
     #[test]
