@@ -844,10 +844,28 @@ from_env = "HOST_NETRC"
         "{dump}"
     );
 
-    // A changed value is picked up; `down` removes the copies.
+    // Unchanged: already running. A changed value is written and the container recreated
+    // (the compose file is the same, so compose alone would keep the old one).
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert!(stdout(&o).contains("already running"), "{}", stdout(&o));
     env.extra.retain(|(k, _)| k != "HOST_TOKEN");
     env.set("HOST_TOKEN", "VALUE-2");
-    ok(&env.run(&["up"]));
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n"
+    );
+    assert!(
+        env.argv_log()
+            .lines()
+            .last()
+            .expect("a call")
+            .ends_with(" up -d --remove-orphans --force-recreate"),
+        "{}",
+        env.argv_log()
+    );
     assert_eq!(
         std::fs::read_to_string(secrets_dir.join("API_TOKEN")).expect("rewritten"),
         "VALUE-2"
