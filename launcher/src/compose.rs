@@ -8,11 +8,14 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::merge::Mount;
+use crate::config::schema::{SecretEntry, SecretSource};
 use crate::config::Workspace;
 use crate::policy::AGENT_HOME;
 
 /// Where the companion binary is mounted (and run from) inside the container.
 pub const SANDBOX_INIT_TARGET: &str = "/usr/local/bin/sandbox-init";
+/// Where secrets are mounted (`/run/secrets/NAME`), as sandbox-init expects.
+pub const SECRETS_TARGET: &str = "/run/secrets";
 /// Where the policy directory is mounted.
 pub const POLICY_TARGET: &str = "/etc/jailoc";
 /// The port OpenCode listens on inside the container.
@@ -55,12 +58,11 @@ pub struct ComposeInput<'a> {
     pub policy_dir: &'a Path,
     /// Env file holding `OPENCODE_SERVER_PASSWORD=...` (0600).
     pub password_file: &'a Path,
-    /// Host OpenCode config dir, if it exists (mounted read-only).
-    pub opencode_config: Option<&'a Path>,
-    /// Host OpenCode data dir (auth, sessions), if it exists (mounted read-write).
-    pub opencode_data: Option<&'a Path>,
-    /// `~/.gitconfig`, if `git_config` and it exists.
-    pub gitconfig: Option<&'a Path>,
+    /// Where `from_env` secrets are written (one file per secret name) before `up`.
+    pub secrets_dir: &'a Path,
+    /// The built-in convenience mounts that exist on this host (see [`builtin_mounts`]); the
+    /// user's `mounts` may replace or remove each by container path.
+    pub builtin: &'a [Mount],
     /// `$SSH_AUTH_SOCK`, if `ssh_auth_sock` and it is set.
     pub ssh_auth_sock: Option<&'a Path>,
     pub dind_image: &'a str,
@@ -104,6 +106,9 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
 
     let mut env: Vec<(String, String)> =
         ws.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // As the Go jailoc: tools and OpenCode plugins can tell they run inside jailoc.
+    env.push(("JAILOC".into(), "1".into()));
+    env.push(("JAILOC_WORKSPACE".into(), ws.name.clone()));
     if ws.enable_docker {
         env.push(("DOCKER_HOST".into(), DIND_HOST.into()));
     }
@@ -206,8 +211,12 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
         bind(inp.sandbox_init, SANDBOX_INIT_TARGET, true),
         bind(inp.policy_dir, POLICY_TARGET, true),
     ];
-    for (name, file) in &ws.secrets {
-        fixed.push(bind(file, &format!("/run/secrets/{name}"), true));
+    for (name, secret) in &ws.secrets {
+        fixed.push(bind(
+            &secret_source(secret, inp.secrets_dir),
+            &format!("{SECRETS_TARGET}/{name}"),
+            true,
+        ));
     }
     for p in &ws.paths {
         fixed.push(bind(p, &path_str(p), false));
@@ -215,21 +224,7 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
     if let Some(s) = inp.ssh_auth_sock {
         fixed.push(bind(s, "/run/ssh-agent.sock", false));
     }
-    let mut custom: Vec<Mount> = Vec::new();
-    let home = PathBuf::from(AGENT_HOME);
-    if let Some(p) = inp.opencode_config {
-        custom.push(bind(p, &path_str(&home.join(".config/opencode")), true));
-    }
-    if let Some(p) = inp.opencode_data {
-        custom.push(bind(
-            p,
-            &path_str(&home.join(".local/share/opencode")),
-            false,
-        ));
-    }
-    if let Some(p) = inp.gitconfig {
-        custom.push(bind(p, &path_str(&home.join(".gitconfig")), true));
-    }
+    let mut custom: Vec<Mount> = inp.builtin.to_vec();
     for m in &ws.mounts {
         custom.retain(|c| c.container != m.container);
         if m.host.is_some() {
@@ -240,6 +235,115 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
     custom.retain(|c| !fixed.iter().any(|f| f.container == c.container));
     fixed.extend(custom);
     fixed
+}
+
+/// A built-in mount candidate: host path, path under the agent's home, read-only, and whether
+/// the host path must be a directory (else a regular file).
+#[derive(Debug, Clone)]
+pub struct Builtin {
+    pub host: PathBuf,
+    pub under_home: &'static str,
+    pub read_only: bool,
+    pub dir: bool,
+}
+
+/// The built-in mounts, the Go jailoc's plus OpenCode's data dir, each only if it exists:
+/// OpenCode's config (`~/.config/opencode`) and `~/.opencode` (its binary, plugins) are
+/// read-only — unlike the Go jailoc, which mounts them read-write — because the host's OpenCode
+/// loads and runs what is in them, so a writable mount would let the agent plant code on the
+/// host. `~/.claude/transcripts` is read-write, `~/.agents` read-only (as in Go);
+/// OpenCode's data dir (auth, sessions) read-write; the git config read-only; with
+/// `ssh_auth_sock`, `~/.ssh/known_hosts` read-only.
+pub fn builtin_candidates(
+    home: &Path,
+    opencode_config: &Path,
+    opencode_data: &Path,
+    git_config: bool,
+    ssh_auth_sock: bool,
+) -> Vec<Builtin> {
+    let b = |host: PathBuf, under_home: &'static str, read_only: bool, dir: bool| Builtin {
+        host,
+        under_home,
+        read_only,
+        dir,
+    };
+    let mut v = vec![
+        b(
+            opencode_config.to_path_buf(),
+            ".config/opencode",
+            true,
+            true,
+        ),
+        b(home.join(".opencode"), ".opencode", true, true),
+        b(
+            home.join(".claude/transcripts"),
+            ".claude/transcripts",
+            false,
+            true,
+        ),
+        b(home.join(".agents"), ".agents", true, true),
+        b(
+            opencode_data.to_path_buf(),
+            ".local/share/opencode",
+            false,
+            true,
+        ),
+    ];
+    if git_config {
+        v.push(b(home.join(".gitconfig"), ".gitconfig", true, false));
+        v.push(b(
+            home.join(".config/git/config"),
+            ".config/git/config",
+            true,
+            false,
+        ));
+    }
+    if ssh_auth_sock {
+        // As the Go jailoc: with the agent forwarded, ssh should know the user's hosts.
+        v.push(b(
+            home.join(".ssh/known_hosts"),
+            ".ssh/known_hosts",
+            true,
+            false,
+        ));
+    }
+    v
+}
+
+/// Host paths the host's OpenCode loads code from: mounting one read-write lets the agent
+/// plant code that runs on the host (worth a warning even when the user asked for it).
+pub fn host_code_dirs(home: &Path, opencode_config: &Path) -> Vec<PathBuf> {
+    vec![opencode_config.to_path_buf(), home.join(".opencode")]
+}
+
+/// The candidates that exist on the host (a missing bind source would be created by the
+/// engine, as root), as mounts into the agent's home.
+pub fn builtin_mounts(candidates: &[Builtin]) -> Vec<Mount> {
+    let home = PathBuf::from(AGENT_HOME);
+    candidates
+        .iter()
+        .filter(|c| {
+            if c.dir {
+                c.host.is_dir()
+            } else {
+                c.host.is_file()
+            }
+        })
+        .map(|c| Mount {
+            host: Some(c.host.clone()),
+            container: path_str(&home.join(c.under_home)),
+            read_only: c.read_only,
+        })
+        .collect()
+}
+
+/// The host file mounted for `secret`: its `from_file`, or the file `up` writes for a
+/// `from_env` secret (the value itself never appears in the compose file).
+pub fn secret_source(secret: &SecretEntry, secrets_dir: &Path) -> PathBuf {
+    match &secret.source {
+        SecretSource::HostFile(hp) => hp.path.clone(),
+        SecretSource::HostEnv(_) => secrets_dir.join(&secret.name),
+    }
 }
 
 fn path_str(p: &Path) -> String {

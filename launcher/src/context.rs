@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::process::Runner;
+use crate::process::{Cmd, Mode, Output, Runner};
 
 /// Everything a command may read from or do to the outside world.
 pub struct Context {
@@ -25,6 +25,8 @@ pub struct Context {
     pub input: Box<dyn std::io::BufRead>,
     /// Whether stdin and stdout are a terminal (prompts and TTY attach only then).
     pub interactive: bool,
+    /// Host variables no child process may inherit (the `from_env` secrets' sources).
+    pub hidden_env: Vec<String>,
 }
 
 impl std::fmt::Debug for Context {
@@ -78,6 +80,21 @@ impl Context {
             Some(v) if Path::new(v).is_absolute() => PathBuf::from(v),
             _ => self.home().join(fallback),
         }
+    }
+
+    /// Runs `cmd` through the runner with the [`hidden_env`](Self::hidden_env) variables
+    /// removed from its environment. Every child process goes through here.
+    pub fn run(&self, cmd: &Cmd, mode: Mode) -> std::io::Result<Output> {
+        if self.hidden_env.is_empty() {
+            return self.runner.run(cmd, mode);
+        }
+        let mut cmd = cmd.clone();
+        for k in &self.hidden_env {
+            if !cmd.env_remove.contains(k) {
+                cmd.env_remove.push(k.clone());
+            }
+        }
+        self.runner.run(&cmd, mode)
     }
 
     /// Writes a line to stdout, ignoring a closed pipe.

@@ -53,7 +53,7 @@ pub fn detect(ctx: &Context) -> Result<Engine> {
     let mut tried = Vec::new();
     for cand in CANDIDATES {
         let cmd = Cmd::new(cand[0], cand[1..].iter().copied()).args(["version"]);
-        match ctx.runner.run(&cmd, Mode::Capture) {
+        match ctx.run(&cmd, Mode::Capture) {
             Ok(out) if out.success() => {
                 let cli = if cand[0] == "podman" {
                     "podman".to_string()
@@ -90,7 +90,7 @@ impl Engine {
 
 /// Runs `cmd`, mapping "could not start" and "non-zero exit" to errors saying `what` failed.
 pub fn run_checked(ctx: &Context, cmd: &Cmd, mode: Mode, what: &str) -> Result<Output> {
-    let out = ctx.runner.run(cmd, mode).map_err(|e| spawn_error(cmd, e))?;
+    let out = ctx.run(cmd, mode).map_err(|e| spawn_error(cmd, e))?;
     if !out.success() {
         let stderr = out.stderr.trim();
         return Err(Error::CommandFailed {

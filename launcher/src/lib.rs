@@ -47,6 +47,7 @@ pub fn main_with_system() -> i32 {
         err: Box::new(std::io::stderr()),
         input: Box::new(std::io::BufReader::new(std::io::stdin())),
         interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
+        hidden_env: Vec::new(),
     };
     run(std::env::args_os(), ctx)
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::config::schema::SecretDest;
 use crate::config::Workspace;
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -37,9 +38,15 @@ pub fn render_policy(ws: &Workspace) -> String {
     s
 }
 
-/// `secret-env`: one secret name a line (sandbox-init reads `/run/secrets/NAME` for each).
+/// `secret-env`: the names of the environment-destination secrets, one a line (sandbox-init
+/// reads `/run/secrets/NAME` for each, as root, and hands it to the agent as `$NAME`).
+/// File-destination secrets are not listed: they stay files.
 pub fn render_secret_env(ws: &Workspace) -> String {
-    ws.secrets.keys().map(|k| format!("{k}\n")).collect()
+    ws.secrets
+        .values()
+        .filter(|s| s.dest == SecretDest::Env)
+        .map(|s| format!("{}\n", s.name))
+        .collect()
 }
 
 /// Writes `policy.toml` and `secret-env` into `dir` atomically (0644: the agent may read its

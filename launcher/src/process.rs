@@ -12,6 +12,8 @@ pub struct Cmd {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Variables of jailoc's own environment the child must not inherit.
+    pub env_remove: Vec<String>,
     pub cwd: Option<PathBuf>,
 }
 
@@ -26,6 +28,7 @@ impl Cmd {
             program: program.to_string(),
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             cwd: None,
         }
     }
@@ -96,6 +99,9 @@ impl Runner for SystemRunner {
     fn run(&self, cmd: &Cmd, mode: Mode) -> io::Result<Output> {
         let mut c = Command::new(&cmd.program);
         c.args(&cmd.args);
+        for k in &cmd.env_remove {
+            c.env_remove(k);
+        }
         for (k, v) in &cmd.env {
             c.env(k, v);
         }

@@ -72,6 +72,7 @@ pub fn context(root: &Path, runner: Recorder) -> (Context, Buf, Buf) {
         err: Box::new(err.clone()),
         input: Box::new(std::io::empty()),
         interactive: false,
+        hidden_env: Vec::new(),
     };
     (ctx, out, err)
 }

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::compose::{self, ComposeInput};
-use crate::config::{self, schema::DEFAULT_WORKSPACE, Config, Workspace};
+use crate::config::schema::{
+    PasswordMode, SecretDest, SecretEntry, SecretSource, DEFAULT_WORKSPACE,
+};
+use crate::config::{self, Config, Workspace};
 use crate::context::Context;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -31,7 +34,13 @@ pub fn load_config(ctx: &mut Context, explicit: Option<&Path>) -> Result<Config>
             path.display()
         ));
     }
-    Ok(config::load_file(&path, &ctx.home())?)
+    let cfg = config::load_file(&path, &ctx.home())?;
+    // No process jailoc starts (compose, builds, attach) inherits a `from_env` secret's host
+    // variable: its value reaches the container only as a file under /run/secrets.
+    ctx.hidden_env = cfg.secret_source_vars();
+    // The password reaches the container through its 0600 env file only.
+    ctx.hidden_env.push(PASSWORD_VAR.to_string());
+    Ok(cfg)
 }
 
 /// `-w NAME`, else the workspace with the longest path that contains the current directory
@@ -67,6 +76,9 @@ pub struct Files {
     pub override_file: PathBuf,
     /// `$XDG_CONFIG_HOME/jailoc/passwords/NAME.env` (0600), an env file for compose.
     pub password_file: PathBuf,
+    /// `$XDG_CACHE_HOME/jailoc/NAME/secrets/` (0700): the `from_env` secrets' values, one
+    /// file each, written at `up` and removed at `down`.
+    pub secrets_dir: PathBuf,
 }
 
 /// The files of workspace `name`.
@@ -76,6 +88,7 @@ pub fn files(ctx: &Context, name: &str) -> Files {
         override_file: policy_dir.join("compose.override.yml"),
         policy_dir,
         compose_file: ctx.cache_dir().join(name).join("docker-compose.yml"),
+        secrets_dir: ctx.cache_dir().join(name).join("secrets"),
         password_file: ctx
             .config_dir()
             .join("passwords")
@@ -137,21 +150,47 @@ pub fn find_sandbox_init(ctx: &Context) -> Result<PathBuf> {
     })
 }
 
-/// The OpenCode server password: generated once (32 random bytes), kept in a 0600 env file.
-/// Returns it; it is never put on a command line.
-pub fn ensure_password(path: &Path) -> Result<String> {
+/// The variable OpenCode reads its server password from (and `password_mode` "env"/"auto"
+/// take it from on the host).
+pub const PASSWORD_VAR: &str = "OPENCODE_SERVER_PASSWORD";
+
+/// The OpenCode server password per `password_mode`, kept in the 0600 env file compose reads
+/// (so it is never on a command line or in the compose file). `file`: generated once (32
+/// random bytes) and reused. `env`: `$OPENCODE_SERVER_PASSWORD`, copied into the file. `auto`:
+/// the variable if set, else the file. Returns the password and whether the file changed (a
+/// running container must then be recreated).
+pub fn ensure_password(ctx: &Context, mode: PasswordMode, path: &Path) -> Result<(String, bool)> {
     const KEY: &str = "OPENCODE_SERVER_PASSWORD=";
+    let from_env = match mode {
+        PasswordMode::File => None,
+        PasswordMode::Env | PasswordMode::Auto => ctx.var(PASSWORD_VAR),
+    };
+    if let Some(pw) = from_env {
+        if pw.contains(['\n', '\r', '\0']) {
+            return Err(Error::Other(format!(
+                "failed to use {PASSWORD_VAR} from the environment: it contains a line break or NUL"
+            )));
+        }
+        let changed = fsutil::write_if_changed(path, format!("{KEY}{pw}\n").as_bytes(), 0o600)
+            .map_err(|e| Error::file("write", path, e))?;
+        return Ok((pw.to_string(), changed));
+    }
+    if mode == PasswordMode::Env {
+        return Err(password_env_missing());
+    }
     if let Ok(text) = std::fs::read_to_string(path) {
         if let Some(pw) = text
             .lines()
             .find_map(|l| l.strip_prefix(KEY))
             .filter(|p| !p.is_empty())
         {
+            let mut changed = false;
             if fsutil::mode_of(path).is_some_and(|m| m != 0o600) {
                 fsutil::write_atomic(path, text.as_bytes(), 0o600)
                     .map_err(|e| Error::file("write", path, e))?;
+                changed = true;
             }
-            return Ok(pw.to_string());
+            return Ok((pw.to_string(), changed));
         }
     }
     let mut bytes = [0u8; 32];
@@ -160,7 +199,13 @@ pub fn ensure_password(path: &Path) -> Result<String> {
     let pw: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     fsutil::write_atomic(path, format!("{KEY}{pw}\n").as_bytes(), 0o600)
         .map_err(|e| Error::file("write", path, e))?;
-    Ok(pw)
+    Ok((pw, true))
+}
+
+fn password_env_missing() -> Error {
+    Error::Other(format!(
+        "failed to read the server password: password_mode = \"env\" but {PASSWORD_VAR} is not set or empty (export it, or use password_mode = \"auto\" or \"file\")"
+    ))
 }
 
 /// What `prepare` produced.
@@ -170,6 +215,9 @@ pub struct Prepared {
     pub image: String,
     /// The compose file's content changed (so a running project must be recreated).
     pub compose_changed: bool,
+    /// A `from_env` secret's value changed: the container must be recreated even though the
+    /// compose file is the same (`up --force-recreate`).
+    pub secrets_changed: bool,
 }
 
 /// Checks what must exist on the host before anything runs: the workspace's paths (a missing
@@ -184,15 +232,139 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
             });
         }
     }
-    for (name, file) in &ws.secrets {
-        if !file.is_file() {
-            return Err(Error::Workspace {
-                workspace: ws.name.clone(),
-                message: format!("secret {name}: file {} does not exist", file.display()),
-            });
-        }
+    for secret in ws.secrets.values() {
+        check_secret_source(ctx, ws, secret)?;
+    }
+    if ws.password_mode == PasswordMode::Env && ctx.var(PASSWORD_VAR).is_none() {
+        return Err(Error::Workspace {
+            workspace: ws.name.clone(),
+            message: format!(
+                "{}: password_mode: \"env\" needs {PASSWORD_VAR} set in the environment (export it, or use password_mode = \"auto\" or \"file\")",
+                ws.config_file.display()
+            ),
+        });
     }
     find_sandbox_init(ctx)
+}
+
+/// Up-time checks of one secret's source (the Go jailoc's): a `from_env` variable must be set
+/// and non-empty; a `from_file` must exist and be a regular file, and for a file destination
+/// (bind-mounted straight to the agent, UID 1000) be world-readable. Errors name the config
+/// file, line, key and value.
+fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> Result<()> {
+    let fail = |what: String| Error::Workspace {
+        workspace: ws.name.clone(),
+        message: format!(
+            "{}:{}: {}: {what}",
+            ws.config_file.display(),
+            secret.line,
+            secret.key
+        ),
+    };
+    match &secret.source {
+        SecretSource::HostEnv(var) => {
+            if ctx.var(var).is_none() {
+                return Err(fail(format!(
+                    "from_env {var:?}: the host environment variable {var} is not set or empty (export it before `jailoc up`)"
+                )));
+            }
+        }
+        SecretSource::HostFile(hp) => {
+            let meta = std::fs::metadata(&hp.path).map_err(|e| {
+                fail(format!(
+                    "from_file {:?}: failed to read {}: {e}",
+                    hp.raw,
+                    hp.path.display()
+                ))
+            })?;
+            if !meta.is_file() {
+                return Err(fail(format!(
+                    "from_file {:?}: {} is not a regular file",
+                    hp.raw,
+                    hp.path.display()
+                )));
+            }
+            if secret.dest == SecretDest::File
+                && fsutil::mode_of(&hp.path).unwrap_or(0) & 0o004 == 0
+            {
+                return Err(fail(format!(
+                    "from_file {:?}: {} is not world-readable (o+r), but a file secret is mounted as it is for the agent (UID 1000) to read: run `chmod o+r {}`, or declare it under secrets.env",
+                    hp.raw,
+                    hp.path.display(),
+                    hp.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes each `from_env` secret's value to its own file in `files.secrets_dir` (atomically;
+/// 0600 for an environment secret, which sandbox-init reads as root; 0444 for a file secret,
+/// which the agent reads itself) and removes files of secrets no longer configured. Returns
+/// whether anything changed: a bind-mounted file is pinned by inode, so a running container
+/// must then be recreated to see the new value.
+pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Result<bool> {
+    let dir = &files.secrets_dir;
+    let mut keep = Vec::new();
+    let mut changed = false;
+    for secret in ws.secrets.values() {
+        let SecretSource::HostEnv(var) = &secret.source else {
+            continue;
+        };
+        let value = ctx.var(var).unwrap_or_default();
+        let mode = match secret.dest {
+            SecretDest::Env => 0o600,
+            SecretDest::File => 0o444,
+        };
+        let path = dir.join(&secret.name);
+        changed |= fsutil::write_if_changed(&path, value.as_bytes(), mode)
+            .map_err(|e| Error::file("write", &path, e))?;
+        keep.push(secret.name.clone());
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Removes the `from_env` secrets' files (at `down`: the values do not outlive the container).
+pub fn remove_secret_files(files: &Files) -> Result<()> {
+    match std::fs::remove_dir_all(&files.secrets_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::file("remove", &files.secrets_dir, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Warns when a `mounts` entry makes OpenCode's host config or `~/.opencode` writable (the Go
+/// jailoc's default, and the line in its config template): the agent could then plant code
+/// the host's OpenCode runs.
+fn warn_writable_host_code(ctx: &mut Context, ws: &Workspace) {
+    let dirs = compose::host_code_dirs(&ctx.home(), &ctx.opencode_config_dir());
+    for m in &ws.mounts {
+        let Some(host) = &m.host else { continue };
+        if m.read_only {
+            continue;
+        }
+        if let Some(d) = dirs
+            .iter()
+            .find(|d| host.starts_with(d) || d.starts_with(host))
+        {
+            ctx.warn(&format!(
+                "warning: {} is mounted read-write at {}: the agent can change what your host's OpenCode loads from {} (add :ro to the mount to prevent it)",
+                host.display(),
+                m.container,
+                d.display()
+            ));
+        }
+    }
 }
 
 /// Checks the inputs, resolves (and if needed builds) the image, and writes the policy dir,
@@ -204,16 +376,20 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     // 2. The image (may build, streaming the engine's output).
     let image = image::ensure(ctx, engine, ws, &sandbox_init)?;
     // 3. Generated files.
+    warn_writable_host_code(ctx, ws);
     let files = files(ctx, &ws.name);
     policy::write_policy_dir(&files.policy_dir, ws)?;
-    ensure_password(&files.password_file)?;
+    let secrets_changed = write_secret_files(ctx, ws, &files)?;
+    let (_, password_changed) = ensure_password(ctx, ws.password_mode, &files.password_file)?;
     let yaml = render_compose(ctx, ws, &files, &image, &sandbox_init);
     let compose_changed = fsutil::write_if_changed(&files.compose_file, yaml.as_bytes(), 0o600)
-        .map_err(|e| Error::file("write", &files.compose_file, e))?;
+        .map_err(|e| Error::file("write", &files.compose_file, e))?
+        || password_changed;
     Ok(Prepared {
         files,
         image,
         compose_changed,
+        secrets_changed,
     })
 }
 
@@ -225,9 +401,13 @@ pub fn render_compose(
     image: &str,
     sandbox_init: &Path,
 ) -> String {
-    let oc_config = ctx.opencode_config_dir();
-    let oc_data = ctx.opencode_data_dir();
-    let gitconfig = ctx.home().join(".gitconfig");
+    let builtin = compose::builtin_mounts(&compose::builtin_candidates(
+        &ctx.home(),
+        &ctx.opencode_config_dir(),
+        &ctx.opencode_data_dir(),
+        ws.git_config,
+        ws.ssh_auth_sock,
+    ));
     let ssh = ctx.var("SSH_AUTH_SOCK").map(PathBuf::from);
     let dind = ctx
         .var("JAILOC_DIND_IMAGE")
@@ -239,9 +419,8 @@ pub fn render_compose(
         sandbox_init,
         policy_dir: &files.policy_dir,
         password_file: &files.password_file,
-        opencode_config: oc_config.is_dir().then_some(oc_config.as_path()),
-        opencode_data: oc_data.is_dir().then_some(oc_data.as_path()),
-        gitconfig: (ws.git_config && gitconfig.is_file()).then_some(gitconfig.as_path()),
+        secrets_dir: &files.secrets_dir,
+        builtin: &builtin,
         // A socket that is gone would make the engine fail (or create a directory there).
         ssh_auth_sock: ssh.as_deref().filter(|p| ws.ssh_auth_sock && p.exists()),
         dind_image: &dind,

@@ -16,6 +16,9 @@ prog="${0##*/}"
   for a in "$@"; do printf ' %s' "$a"; done
   printf '\n'
 } >> "$d/argv.log"
+if [ -n "$FAKE_ENV_DUMP" ]; then
+  export -p >> "$d/env.dump"
+fi
 if [ -n "$OPENCODE_SERVER_PASSWORD" ]; then
   printf '%s\n' "$OPENCODE_SERVER_PASSWORD" >> "$d/env.log"
 fi
@@ -201,7 +204,7 @@ fn bad_configs_each_give_their_exact_error() {
             "[defaults]\n# tiny\nmemory = \"0m\"\n",
             3,
             "defaults.memory",
-            "invalid memory \"0m\": use a size of at least 6m like \"512m\" or \"4g\"".into(),
+            "invalid memory \"0m\": use a whole number with an optional k, m or g suffix, at least 6m (e.g. \"512m\" or \"4g\")".into(),
         ),
         (
             "[workspaces.a]\npaths = []\nallowed_host = [\"x.org\"]\n",
@@ -226,6 +229,108 @@ fn bad_configs_each_give_their_exact_error() {
             2,
             "workspaces.a.egress",
             "invalid egress \"closed\": use \"open\" or \"allowlist\"".into(),
+        ),
+        (
+            "[workspaces.a]\nsecrets = { GH_TOKEN = \"~/gh\" }\n",
+            2,
+            "workspaces.a.secrets.GH_TOKEN",
+            "GH_TOKEN = \"~/gh\" is not a secret declaration: write [workspaces.a.secrets.env.GH_TOKEN] with from_file = \"~/gh\" (the agent gets $GH_TOKEN), or [workspaces.a.secrets.file.GH_TOKEN] for /run/secrets/GH_TOKEN only".into(),
+        ),
+        (
+            "[defaults.secrets.env.TOKEN]\nfrom_env = \"GH_TOKEN\"\nfrom_file = \"/abs/key\"\n",
+            2,
+            "defaults.secrets.env.TOKEN",
+            "secret \"TOKEN\": from_env and from_file are mutually exclusive: keep one".into(),
+        ),
+        (
+            "[defaults.secrets.file.TOKEN]\n",
+            1,
+            "defaults.secrets.file.TOKEN",
+            "secret \"TOKEN\" needs exactly one of from_env = \"HOSTVAR\" or from_file = \"/path\"".into(),
+        ),
+        (
+            "[workspaces.w.secrets.env.TOKEN]\nfrom_env = \"A\"\n[workspaces.w.secrets.file.TOKEN]\nfrom_env = \"B\"\n",
+            3,
+            "workspaces.w.secrets.file.TOKEN",
+            "secret \"TOKEN\" is declared in both secrets.env and secrets.file of this table (line 1): only one per scope".into(),
+        ),
+        (
+            "[defaults.secrets.env.PATH]\nfrom_env = \"X\"\n",
+            1,
+            "defaults.secrets.env.PATH",
+            "\"PATH\" is reserved: the container sets it".into(),
+        ),
+        (
+            "[defaults.secrets.env.gh-token]\nfrom_env = \"X\"\n",
+            1,
+            "defaults.secrets.env.gh-token",
+            "invalid name \"gh-token\": an environment secret's name must match ^[A-Za-z_][A-Za-z0-9_]*$".into(),
+        ),
+        (
+            "[defaults.secrets.file.\"my.secret\"]\nfrom_file = \"/abs/x\"\n",
+            1,
+            "defaults.secrets.file.my.secret",
+            "invalid name \"my.secret\": a file secret's name must match ^[a-zA-Z0-9_-]+$ (it becomes /run/secrets/NAME)".into(),
+        ),
+        (
+            "[defaults.secrets.env.T]\nfrom_env = \"HOST-VAR\"\n",
+            2,
+            "defaults.secrets.env.T.from_env",
+            "invalid from_env \"HOST-VAR\": a host environment variable name must match ^[A-Za-z_][A-Za-z0-9_]*$".into(),
+        ),
+        (
+            "[defaults.secrets.env.T]\nfrom_file = \"relative/secret\"\n",
+            2,
+            "defaults.secrets.env.T.from_file",
+            "path \"relative/secret\" must be absolute or start with ~/".into(),
+        ),
+        (
+            "password_mode = \"keyring\"\n",
+            1,
+            "password_mode",
+            "password_mode \"keyring\" is not supported: this jailoc has no OS keyring support; use \"file\" (the password is generated once and stored 0600) or \"env\" (OPENCODE_SERVER_PASSWORD from your environment)".into(),
+        ),
+        (
+            "[defaults]\nmounts = [\"/var/log:/home/agent/logs:ro\"]\n",
+            2,
+            "defaults.mounts",
+            "invalid mount \"/var/log:/home/agent/logs:ro\": path \"/var/log\" would expose the host's system directory /var to the agent".into(),
+        ),
+        (
+            "[workspaces.a]\nmounts = [\"~/data:/opt/data\"]\n",
+            2,
+            "workspaces.a.mounts",
+            "invalid mount \"~/data:/opt/data\": container path \"/opt/data\" is inside /opt, which the container needs for itself (its system, the sandbox's own files)".into(),
+        ),
+        (
+            "[workspaces.a]\nmounts = [\"~/src/app:/home/agent/app\", \"~:/home/agent/me\"]\n",
+            2,
+            "workspaces.a.mounts",
+            format!("invalid mount \"~:/home/agent/me\": path \"~\" (resolves to {home}) would expose your home directory to the agent"),
+        ),
+        (
+            "[image]\nrepository = \"ghcr.io/x/y\"\n",
+            1,
+            "image",
+            "[image] is an early Go jailoc table that is no longer read: move `dockerfile` to [base] and a ready-made `repository` to [defaults] image".into(),
+        ),
+        (
+            "password_mode = \"vault\"\n",
+            1,
+            "password_mode",
+            "invalid password_mode \"vault\": use \"auto\", \"env\" or \"file\"".into(),
+        ),
+        (
+            "[workspaces.a]\nmode = \"attach\"\n",
+            2,
+            "workspaces.a.mode",
+            "invalid mode \"attach\": use \"remote\" (opencode attach on the host), \"exec\" (inside the container) or \"\" (auto)".into(),
+        ),
+        (
+            "[defaults.secrets.env.T]\nfrom_fiel = \"/x\"\n",
+            2,
+            "defaults.secrets.env.T.from_fiel",
+            "unknown key \"from_fiel\" (did you mean `from_file`?)".into(),
         ),
     ];
     let file = env.config_file();
@@ -618,19 +723,23 @@ fn workspace_follows_the_current_directory() {
 
 #[test]
 fn config_shows_secrets_and_env_files_by_reference() {
-    let env = Env::new();
+    let mut env = Env::new();
     std::fs::create_dir_all(env.home.join("s")).expect("mkdir");
     std::fs::write(env.home.join("s/token"), "TOPSECRET-1").expect("write");
     std::fs::write(env.home.join("s/agent.env"), "API_KEY=TOPSECRET-2\n").expect("write");
+    env.set("HOST_NPM", "TOPSECRET-3");
     env.write_config(
-        "[workspaces.app]\npaths = [\"~/src/app\"]\nsecrets = { GH_TOKEN = \"~/s/token\" }\nenv_file = \"~/s/agent.env\"\nenv = { EDITOR = \"vi\" }\n",
+        "[workspaces.app]\npaths = [\"~/src/app\"]\nenv_file = \"~/s/agent.env\"\nenv = { EDITOR = \"vi\" }\n[workspaces.app.secrets.env.GH_TOKEN]\nfrom_file = \"~/s/token\"\n[workspaces.app.secrets.file.npmrc]\nfrom_env = \"HOST_NPM\"\n",
     );
     let out = stdout(&env.run(&["config"]));
     assert!(!out.contains("TOPSECRET"), "{out}");
-    assert!(out.contains(&format!(
-        "GH_TOKEN = \"(file {}/s/token)\"",
-        env.home.display()
-    )));
+    assert!(
+        out.contains(&format!(
+            "\n[secrets.env]\nGH_TOKEN = \"(from_file {}/s/token)\"\n\n[secrets.file]\nnpmrc = \"(from_env HOST_NPM)\"\n",
+            env.home.display()
+        )),
+        "{out}"
+    );
     assert!(out.contains(&format!(
         "API_KEY = \"(from {}/s/agent.env)\"",
         env.home.display()
@@ -640,7 +749,187 @@ fn config_shows_secrets_and_env_files_by_reference() {
     let secret_env =
         std::fs::read_to_string(env.home.join(".config/jailoc/workspaces/app/secret-env"))
             .expect("secret-env");
-    assert_eq!(secret_env, "GH_TOKEN\n");
+    assert_eq!(secret_env, "GH_TOKEN\n", "file secrets are not exported");
+}
+
+/// The Go jailoc's four secret combinations: each reaches the container as a read-only file at
+/// /run/secrets/NAME; environment ones are listed in secret-env for sandbox-init. A value never
+/// appears in the compose file, on a command line or in the engine's environment.
+#[test]
+fn secrets_reach_the_container_as_files_never_as_values() {
+    let mut env = Env::new();
+    let s = env.home.join("s");
+    std::fs::create_dir_all(&s).expect("mkdir");
+    std::fs::write(s.join("gh"), "VALUE-ENV-FILE\n").expect("write");
+    std::fs::write(s.join("ca.pem"), "VALUE-FILE-FILE").expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(s.join("gh"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        std::fs::set_permissions(s.join("ca.pem"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
+    env.set("HOST_TOKEN", "VALUE-ENV-ENV");
+    env.set("HOST_NETRC", "VALUE-FILE-ENV");
+    env.set("FAKE_ENV_DUMP", "1");
+    env.write_config(
+        r#"[defaults.secrets.env.API_TOKEN]
+from_env = "HOST_TOKEN"
+[defaults.secrets.file.ca]
+from_file = "~/s/ca.pem"
+[workspaces.app]
+paths = ["~/src/app"]
+[workspaces.app.secrets.env.GH_TOKEN]
+from_file = "~/s/gh"
+[workspaces.app.secrets.file.netrc]
+from_env = "HOST_NETRC"
+"#,
+    );
+    ok(&env.run(&["up"]));
+    let policy_dir = env.home.join(".config/jailoc/workspaces/app");
+    assert_eq!(
+        std::fs::read_to_string(policy_dir.join("secret-env")).expect("secret-env"),
+        "API_TOKEN\nGH_TOKEN\n"
+    );
+    let secrets_dir = env.home.join(".cache/jailoc/app/secrets");
+    assert_eq!(mode(&secrets_dir), 0o700);
+    assert_eq!(
+        std::fs::read_to_string(secrets_dir.join("API_TOKEN")).expect("written"),
+        "VALUE-ENV-ENV"
+    );
+    assert_eq!(mode(&secrets_dir.join("API_TOKEN")), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(secrets_dir.join("netrc")).expect("written"),
+        "VALUE-FILE-ENV"
+    );
+    assert_eq!(mode(&secrets_dir.join("netrc")), 0o444);
+    let names: Vec<String> = std::fs::read_dir(&secrets_dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "only from_env secrets are copied: {names:?}"
+    );
+
+    let compose =
+        std::fs::read_to_string(env.home.join(".cache/jailoc/app/docker-compose.yml")).expect("c");
+    for (source, name) in [
+        (secrets_dir.join("API_TOKEN"), "API_TOKEN"),
+        (s.join("ca.pem"), "ca"),
+        (s.join("gh"), "GH_TOKEN"),
+        (secrets_dir.join("netrc"), "netrc"),
+    ] {
+        let mount = format!(
+            "      - type: \"bind\"\n        source: \"{}\"\n        target: \"/run/secrets/{name}\"\n        read_only: true\n",
+            source.display()
+        );
+        assert!(compose.contains(&mount), "{mount}\nnot in:\n{compose}");
+    }
+    let dump = std::fs::read_to_string(env.fake.join("env.dump")).expect("engine env dumped");
+    assert!(dump.contains("FAKE_DIR"), "the dump works: {dump}");
+    for leak in [&compose, &env.argv_log(), &dump] {
+        for value in [
+            "VALUE-ENV-ENV",
+            "VALUE-FILE-ENV",
+            "VALUE-ENV-FILE",
+            "VALUE-FILE-FILE",
+        ] {
+            assert!(!leak.contains(value), "{value} leaked:\n{leak}");
+        }
+    }
+    assert!(
+        !dump.contains("HOST_TOKEN") && !dump.contains("HOST_NETRC"),
+        "{dump}"
+    );
+
+    // Unchanged: already running. A changed value is written and the container recreated
+    // (the compose file is the same, so compose alone would keep the old one).
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert!(stdout(&o).contains("already running"), "{}", stdout(&o));
+    env.extra.retain(|(k, _)| k != "HOST_TOKEN");
+    env.set("HOST_TOKEN", "VALUE-2");
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n"
+    );
+    assert!(
+        env.argv_log()
+            .lines()
+            .last()
+            .expect("a call")
+            .ends_with(" up -d --remove-orphans --force-recreate"),
+        "{}",
+        env.argv_log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(secrets_dir.join("API_TOKEN")).expect("rewritten"),
+        "VALUE-2"
+    );
+    ok(&env.run(&["down"]));
+    assert!(!secrets_dir.exists(), "down removes the secrets' copies");
+}
+
+#[test]
+fn secret_sources_are_checked_at_up() {
+    let mut env = Env::new();
+    let s = env.home.join("s");
+    std::fs::create_dir_all(&s).expect("mkdir");
+    std::fs::write(s.join("private"), "x").expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(s.join("private"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
+    env.set("EMPTY_VAR", "");
+    let file = env.config_file();
+    let home = env.home.display().to_string();
+    let cases = [
+        (
+            "[workspaces.app.secrets.env.GH]\nfrom_env = \"UNSET_VAR\"\n",
+            "4: workspaces.app.secrets.env.GH: from_env \"UNSET_VAR\": the host environment variable UNSET_VAR is not set or empty (export it before `jailoc up`)".to_string(),
+        ),
+        (
+            "[workspaces.app.secrets.file.tok]\nfrom_env = \"EMPTY_VAR\"\n",
+            "4: workspaces.app.secrets.file.tok: from_env \"EMPTY_VAR\": the host environment variable EMPTY_VAR is not set or empty (export it before `jailoc up`)".to_string(),
+        ),
+        (
+            "[workspaces.app.secrets.env.GH]\nfrom_file = \"~/s/missing\"\n",
+            format!("4: workspaces.app.secrets.env.GH: from_file \"~/s/missing\": failed to read {home}/s/missing: No such file or directory (os error 2)"),
+        ),
+        (
+            "[workspaces.app.secrets.env.GH]\nfrom_file = \"~/s\"\n",
+            format!("4: workspaces.app.secrets.env.GH: from_file \"~/s\": {home}/s is not a regular file"),
+        ),
+        (
+            "[workspaces.app.secrets.file.key]\nfrom_file = \"~/s/private\"\n",
+            format!("4: workspaces.app.secrets.file.key: from_file \"~/s/private\": {home}/s/private is not world-readable (o+r), but a file secret is mounted as it is for the agent (UID 1000) to read: run `chmod o+r {home}/s/private`, or declare it under secrets.env"),
+        ),
+    ];
+    for (secret, msg) in cases {
+        env.write_config(&format!("{APP}\n{secret}"));
+        let o = env.run(&["up"]);
+        assert_eq!(o.status.code(), Some(78), "{secret}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "jailoc: failed to prepare workspace \"app\": {}:{msg}\n",
+                file.display()
+            )
+        );
+        assert_eq!(env.argv_log(), "", "nothing runs");
+        // Other commands still work: sources are checked at `up` only.
+        ok(&env.run(&["config"]));
+    }
+    // The same private file is fine for an environment secret: sandbox-init reads it as root.
+    env.write_config(&format!(
+        "{APP}\n[workspaces.app.secrets.env.KEY]\nfrom_file = \"~/s/private\"\n"
+    ));
+    ok(&env.run(&["up"]));
 }
 
 #[test]
@@ -751,4 +1040,248 @@ fn explicit_config_must_exist_and_is_never_created() {
         )
     );
     assert!(!missing.exists());
+}
+
+#[test]
+fn password_mode_env_auto_and_file() {
+    // env: the variable is required, copied into the 0600 env file, never in argv or the
+    // engine's environment; a new value recreates the container.
+    let mut env = Env::new();
+    env.write_config(&format!("password_mode = \"env\"\n{APP}"));
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": {}: password_mode: \"env\" needs OPENCODE_SERVER_PASSWORD set in the environment (export it, or use password_mode = \"auto\" or \"file\")\n",
+            env.config_file().display()
+        )
+    );
+    assert_eq!(env.argv_log(), "");
+    env.set("OPENCODE_SERVER_PASSWORD", "pw-from-env-1");
+    ok(&env.run(&["up"]));
+    let pw_file = env.home.join(".config/jailoc/passwords/app.env");
+    assert_eq!(
+        std::fs::read_to_string(&pw_file).expect("pw"),
+        "OPENCODE_SERVER_PASSWORD=pw-from-env-1\n"
+    );
+    assert_eq!(mode(&pw_file), 0o600);
+    assert!(
+        !env.fake.join("env.log").exists(),
+        "the engine never inherits the password"
+    );
+    assert!(!env.argv_log().contains("pw-from-env"));
+    env.extra.clear();
+    env.set("OPENCODE_SERVER_PASSWORD", "pw-from-env-2");
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n"
+    );
+
+    // file: the variable is ignored; auto: the variable if set, else the stored file.
+    let mut env = Env::new();
+    env.set("OPENCODE_SERVER_PASSWORD", "pw-from-env");
+    env.write_config(&format!("password_mode = \"file\"\n{APP}"));
+    ok(&env.run(&["up"]));
+    let text = std::fs::read_to_string(pw_file_of(&env)).expect("pw");
+    assert!(!text.contains("pw-from-env"), "{text}");
+    assert_eq!(text.trim().len(), "OPENCODE_SERVER_PASSWORD=".len() + 64);
+    env.write_config(APP);
+    ok(&env.run(&["up"]));
+    assert_eq!(
+        std::fs::read_to_string(pw_file_of(&env)).expect("pw"),
+        "OPENCODE_SERVER_PASSWORD=pw-from-env\n"
+    );
+    assert!(stdout(&env.run(&["config"])).contains("password_mode = \"auto\"\n"));
+}
+
+fn pw_file_of(env: &Env) -> PathBuf {
+    env.home.join(".config/jailoc/passwords/app.env")
+}
+
+#[test]
+fn mode_decides_how_bare_jailoc_attaches() {
+    let env = Env::new();
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let exec_line = format!(
+        "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode opencode attach http://127.0.0.1:4096",
+        compose.display()
+    );
+    // remote without a host client: refused before anything runs.
+    env.write_config(&format!("mode = \"remote\"\n{APP}"));
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to prepare workspace \"app\": mode = \"remote\" needs opencode (or opencode-cli) on the host's PATH: install it, or set mode = \"exec\" to attach inside the container\n"
+    );
+    assert_eq!(env.argv_log(), "");
+    // remote finds opencode-cli too (as the Go jailoc does).
+    write_exec(&env.bin.join("opencode-cli"), FAKE_ENGINE);
+    ok(&env.run(&[]));
+    assert_eq!(
+        env.argv_log().lines().last().expect("a call"),
+        "opencode-cli attach http://127.0.0.1:4096"
+    );
+    // exec (the workspace's own mode wins over the top-level one) even with a host client.
+    env.write_config(&format!("mode = \"remote\"\n{APP}mode = \"exec\"\n"));
+    ok(&env.run(&[]));
+    assert_eq!(env.argv_log().lines().last().expect("a call"), exec_line);
+    // remote with an unpublished port cannot work.
+    env.write_config(&format!("{APP}mode = \"remote\"\nexpose_port = false\n"));
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(
+        stderr(&o).contains("but expose_port = false"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+const FAKE_CURL: &str = r#"#!/bin/sh
+# Fake curl: logs its argv, writes $FAKE_CURL_BODY (or a Dockerfile naming the URL) to -o.
+{
+  printf 'curl'
+  for a in "$@"; do printf ' %s' "$a"; done
+  printf '\n'
+} >> "$FAKE_DIR/argv.log"
+out=""; url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift 2 ;;
+    -*) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+if [ -n "$FAKE_CURL_CODE" ]; then echo "curl: (22) The requested URL returned error: 404" >&2; exit "$FAKE_CURL_CODE"; fi
+if [ -n "$FAKE_CURL_BIG" ]; then /usr/bin/head -c 1048577 /dev/zero > "$out"; exit 0; fi
+printf '%s\n' "${FAKE_CURL_BODY:-FROM scratch # $url}" > "$out"
+"#;
+
+#[test]
+fn dockerfile_urls_are_fetched_with_curl() {
+    let mut env = Env::new();
+    write_exec(&env.bin.join("curl"), FAKE_CURL);
+    env.set("FAKE_IMAGE_MISSING", "1");
+    env.write_config(&format!(
+        "[base]\ndockerfile = \"https://example.com/base\"\n{APP}dockerfile = \"https://example.com/app\"\n"
+    ));
+    ok(&env.run(&["up"]));
+    let log = env.argv_log();
+    let cache = env.home.join(".cache/jailoc/dockerfiles");
+    let fetched: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .expect("fetched")
+        .map(|e| e.expect("entry").path().join("Dockerfile"))
+        .collect();
+    assert_eq!(fetched.len(), 2, "{log}");
+    let base = fetched
+        .iter()
+        .find(|p| std::fs::read_to_string(p).expect("read").contains("/base"))
+        .expect("base fetched");
+    let app = fetched.iter().find(|p| *p != base).expect("app fetched");
+    for (file, url) in [
+        (base, "https://example.com/base"),
+        (app, "https://example.com/app"),
+    ] {
+        let curl = format!(
+            "curl -fsSL --max-filesize 1048576 -o {} {url}\n",
+            file.with_extension("part").display()
+        );
+        assert!(log.contains(&curl), "{curl} not in:\n{log}");
+    }
+    // Each is built from its own directory (nothing else in the context).
+    assert!(
+        log.contains(&format!(
+            " -f {} {}\n",
+            base.display(),
+            base.parent().expect("dir").display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            " -f {} --build-arg BASE_IMAGE=jailoc-base:",
+            app.display()
+        )),
+        "{log}"
+    );
+
+    // A failed download stops `up` before anything is built or started.
+    let mut env = Env::new();
+    write_exec(&env.bin.join("curl"), FAKE_CURL);
+    env.set("FAKE_CURL_CODE", "22");
+    env.write_config(&format!(
+        "[base]\ndockerfile = \"https://example.com/gone\"\n{APP}"
+    ));
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("jailoc: failed to download the Dockerfile https://example.com/gone: `curl -fsSL --max-filesize 1048576 -o "), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .ends_with("` exited with code 22: curl: (22) The requested URL returned error: 404\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.argv_log().contains(" build "));
+    assert!(!env.argv_log().contains(" up -d "));
+
+    // More than 1 MiB (a server that ignores --max-filesize) is refused too.
+    env.extra.clear();
+    env.set("FAKE_CURL_BIG", "1");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to download the Dockerfile https://example.com/gone: it is larger than 1 MiB (1048577 bytes)\n"
+    );
+    assert!(!env.argv_log().contains(" up -d "));
+
+    // No curl at all: say what to do.
+    std::fs::remove_file(env.bin.join("curl")).expect("rm");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("could not run curl (No such file or directory (os error 2)); install curl, or download the file yourself and set dockerfile to its path"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// OpenCode's host config is read-only by default (Go: read-write); the Go template's explicit
+/// read-write mount is honoured, with a warning saying what it allows.
+#[test]
+fn opencode_config_is_read_only_unless_asked_and_then_warned() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.home.join(".config/opencode")).expect("mkdir");
+    std::fs::create_dir_all(env.home.join(".opencode/bin")).expect("mkdir");
+    env.write_config(APP);
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(stderr(&o), "");
+    let compose_file = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let compose = std::fs::read_to_string(&compose_file).expect("compose");
+    for dir in [".config/opencode", ".opencode"] {
+        let mount = format!(
+            "        source: \"{}/{dir}\"\n        target: \"/home/agent/{dir}\"\n        read_only: true\n",
+            env.home.display()
+        );
+        assert!(compose.contains(&mount), "{mount}\n{compose}");
+    }
+    env.write_config(&format!(
+        "[defaults]\nmounts = [\"~/.config/opencode:/home/agent/.config/opencode:rw\"]\n{APP}"
+    ));
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: warning: {h}/.config/opencode is mounted read-write at /home/agent/.config/opencode: the agent can change what your host's OpenCode loads from {h}/.config/opencode (add :ro to the mount to prevent it)\n",
+            h = env.home.display()
+        )
+    );
+    let compose = std::fs::read_to_string(&compose_file).expect("compose");
+    assert!(compose
+        .contains("        target: \"/home/agent/.config/opencode\"\n        read_only: false\n"));
 }

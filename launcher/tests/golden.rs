@@ -48,6 +48,7 @@ fn context(root: &Path) -> Context {
         err: Box::new(io::sink()),
         input: Box::new(io::empty()),
         interactive: false,
+        hidden_env: Vec::new(),
     }
 }
 
@@ -86,13 +87,36 @@ fn copy_inputs(case: &Path, to: &Path) {
     }
 }
 
+fn copy_tree(from: &Path, to: &Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in entries {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
 fn render_case(case: &Path) -> Vec<(String, String)> {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let root = std::fs::canonicalize(tmp.path()).expect("canonical");
     let home = root.join("home");
-    // What a typical host has: OpenCode's config and data, a ~/.gitconfig.
-    std::fs::create_dir_all(home.join(".config/opencode")).expect("mkdir");
-    std::fs::create_dir_all(home.join(".local/share/opencode")).expect("mkdir");
+    // What a typical host has: OpenCode's config, data and install dir, Claude transcripts,
+    // shared agent skills, a ~/.gitconfig.
+    for d in [
+        ".config/opencode",
+        ".local/share/opencode",
+        ".opencode/bin",
+        ".claude/transcripts",
+        ".agents",
+    ] {
+        std::fs::create_dir_all(home.join(d)).expect("mkdir");
+    }
     std::fs::write(home.join(".gitconfig"), "[user]\n\tname = A\n").expect("write");
     std::fs::write(root.join("ssh-agent.sock"), "").expect("stand-in socket");
     let sandbox_init = root.join("bin/sandbox-init");
@@ -101,6 +125,8 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
 
     let cfg_dir = root.join("cfg");
     copy_inputs(case, &cfg_dir);
+    // A case's `home/` tree (env files, Dockerfiles) goes into the fake home.
+    copy_tree(&case.join("home"), &home);
     let ctx = context(&root);
     let cfg = config::load_file(&cfg_dir.join("config.toml"), &home)
         .unwrap_or_else(|e| panic!("{}: {e}", case.display()));

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Cli;
 use crate::compose::{CONTAINER_PORT, SERVICE};
 use crate::config::resolve_workspace;
+use crate::config::schema::AttachMode;
 use crate::context::Context;
 use crate::engine::{self, parse_ps, ps_cmd, spawn_error};
 use crate::error::{Error, Result};
@@ -37,26 +38,40 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
     }
     let ws = resolve_workspace(&cfg, &name)?;
     workspace::check_inputs(ctx, &ws)?;
+    // Decide how to attach before starting anything, so a mode that cannot work fails early.
+    let host_opencode = host_opencode(ctx);
+    let remote = match ws.mode {
+        Some(AttachMode::Exec) => None,
+        Some(AttachMode::Remote) => {
+            if !ws.expose_port {
+                return Err(Error::Workspace {
+                    workspace: ws.name.clone(),
+                    message: "mode = \"remote\" attaches to the published port, but expose_port = false: set mode = \"exec\" or expose the port".into(),
+                });
+            }
+            Some(host_opencode.ok_or_else(|| Error::Workspace {
+                workspace: ws.name.clone(),
+                message: "mode = \"remote\" needs opencode (or opencode-cli) on the host's PATH: install it, or set mode = \"exec\" to attach inside the container".into(),
+            })?)
+        }
+        None => host_opencode.filter(|_| ws.expose_port),
+    };
     let engine = engine::detect(ctx)?;
     let prepared = super::up::start(ctx, &ws, &engine)?;
     wait_healthy(ctx, &engine.cli, &ws.name);
-    let host_opencode = ctx
-        .var("PATH")
-        .map(|p| std::env::split_paths(p).any(|d| d.join("opencode").is_file()))
-        .unwrap_or(false);
-    if ws.expose_port && host_opencode {
-        let password = workspace::ensure_password(&prepared.files.password_file)?;
+    if let Some(program) = remote {
+        let (password, _) =
+            workspace::ensure_password(ctx, ws.password_mode, &prepared.files.password_file)?;
         let mut cmd = Cmd::new(
-            "opencode",
+            &program,
             [
                 "attach".to_string(),
                 format!("http://127.0.0.1:{}", ws.port),
             ],
         );
         // The password travels in the environment, never on the command line.
-        cmd.env.push(("OPENCODE_SERVER_PASSWORD".into(), password));
+        cmd.env.push((workspace::PASSWORD_VAR.into(), password));
         let out = ctx
-            .runner
             .run(&cmd, Mode::Inherit)
             .map_err(|e| spawn_error(&cmd, e))?;
         return match out.code {
@@ -68,12 +83,22 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
     super::shell::exec_as_agent(ctx, &engine, &ws.name, &["opencode", "attach", &url])
 }
 
+/// The host's OpenCode client, as the Go jailoc looks for it: `opencode`, else `opencode-cli`
+/// on `PATH`.
+fn host_opencode(ctx: &Context) -> Option<String> {
+    let path = ctx.var("PATH")?;
+    ["opencode", "opencode-cli"]
+        .into_iter()
+        .find(|name| std::env::split_paths(path).any(|d| d.join(name).is_file()))
+        .map(str::to_string)
+}
+
 /// Polls the engine until the agent's health check passes (or gives up quietly).
 fn wait_healthy(ctx: &mut Context, cli: &str, name: &str) {
     let start = Instant::now();
     let cmd = ps_cmd(cli, Some(name));
     while start.elapsed() < HEALTH_WAIT {
-        let Ok(out) = ctx.runner.run(&cmd, Mode::Capture) else {
+        let Ok(out) = ctx.run(&cmd, Mode::Capture) else {
             return;
         };
         let agent = parse_ps(&out.stdout)

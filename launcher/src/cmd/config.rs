@@ -2,6 +2,7 @@
 //! values appear by reference (their file), never by value; the password never appears.
 
 use crate::cli::Cli;
+use crate::config::schema::{SecretDest, SecretSource};
 use crate::config::Workspace;
 use crate::context::Context;
 use crate::error::Result;
@@ -38,6 +39,7 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
         },
     );
     kv("egress", toml_str(ws.egress.as_str()));
+    kv("mode", toml_str(ws.mode.map(|m| m.as_str()).unwrap_or("")));
     kv("image", toml_str(&image::describe(&ws.image)));
     kv(
         "paths",
@@ -71,6 +73,7 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
         "compose_file",
         toml_str(&files.compose_file.to_string_lossy()),
     );
+    kv("password_mode", toml_str(ws.password_mode.as_str()));
     kv(
         "server_password",
         toml_str(&format!("(stored in {})", files.password_file.display())),
@@ -85,12 +88,20 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
             None => s.push_str(&format!("{k} = {}\n", toml_str(v))),
         }
     }
-    s.push_str("\n[secrets]\n");
-    for (k, f) in &ws.secrets {
-        s.push_str(&format!(
-            "{k} = {}\n",
-            toml_str(&format!("(file {})", f.display()))
-        ));
+    // Secrets by reference (their source), never by value, grouped like the config file.
+    for dest in [SecretDest::Env, SecretDest::File] {
+        let of_kind: Vec<_> = ws.secrets.values().filter(|e| e.dest == dest).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        s.push_str(&format!("\n[secrets.{}]\n", dest.as_str()));
+        for e in of_kind {
+            let source = match &e.source {
+                SecretSource::HostEnv(var) => format!("(from_env {var})"),
+                SecretSource::HostFile(hp) => format!("(from_file {})", hp.path.display()),
+            };
+            s.push_str(&format!("{} = {}\n", e.name, toml_str(&source)));
+        }
     }
     s
 }

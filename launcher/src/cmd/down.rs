@@ -36,6 +36,7 @@ pub fn stop(ctx: &mut Context, name: &str, engine: &Engine, volumes: bool) -> Re
         Mode::Inherit,
         &format!("stop workspace {name:?}"),
     )?;
+    workspace::remove_secret_files(&files)?;
     ctx.say(&format!("workspace {name:?} is down"));
     Ok(())
 }

@@ -24,7 +24,6 @@ pub fn run(ctx: &mut Context, cli: &Cli, follow: bool) -> Result<()> {
     }
     let cmd = engine.compose(&workspace::project(&ws.name), &files.compose_args(), &args);
     let out = ctx
-        .runner
         .run(&cmd, Mode::Inherit)
         .map_err(|e| spawn_error(&cmd, e))?;
     match out.code {

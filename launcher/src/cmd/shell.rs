@@ -26,7 +26,6 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
 pub fn exec_as_agent(ctx: &mut Context, engine: &Engine, name: &str, argv: &[&str]) -> Result<()> {
     let cmd = exec_cmd(ctx, engine, name, argv)?;
     let out = ctx
-        .runner
         .run(&cmd, Mode::Inherit)
         .map_err(|e| spawn_error(&cmd, e))?;
     match out.code {

@@ -7,7 +7,9 @@ use toml_edit::{Item, TableLike, Value};
 
 use super::paths;
 use super::schema::{
-    Config, Egress, HostPath, MountEntry, Section, BASE_KEYS, ROOT_KEYS, SECTION_KEYS,
+    AttachMode, Config, DockerfileRef, Egress, HostPath, MountEntry, PasswordMode, SecretDest,
+    SecretEntry, SecretSource, Section, BASE_KEYS, ROOT_KEYS, SECRET_KINDS, SECRET_SOURCES,
+    SECTION_KEYS,
 };
 use super::validate;
 use super::{ConfigError, Spanned};
@@ -102,7 +104,10 @@ impl Parser<'_> {
                         match k {
                             "dockerfile" => {
                                 let s = self.string(v, &full, l)?;
-                                cfg.base_dockerfile = Some(self.host_path(&s, &full, l, true)?);
+                                // "" means unset, as in the Go jailoc's template.
+                                if !s.is_empty() {
+                                    cfg.base_dockerfile = Some(self.dockerfile(&s, &full, l)?);
+                                }
                             }
                             _ => return Err(self.unknown(l, &full, k, BASE_KEYS)),
                         }
@@ -131,10 +136,146 @@ impl Parser<'_> {
                         cfg.workspaces.insert(name.to_string(), section);
                     }
                 }
+                "mode" => cfg.mode = self.attach_mode(item, key, line)?,
+                "image" => {
+                    return Err(self.err(
+                        line,
+                        key,
+                        "[image] is an early Go jailoc table that is no longer read: move `dockerfile` to [base] and a ready-made `repository` to [defaults] image",
+                    ))
+                }
+                "password_mode" => {
+                    let v = self.string(item, key, line)?;
+                    cfg.password_mode = match v.as_str() {
+                        "" | "auto" => PasswordMode::Auto,
+                        "env" => PasswordMode::Env,
+                        "file" => PasswordMode::File,
+                        "keyring" => {
+                            return Err(self.err(
+                                line,
+                                key,
+                                "password_mode \"keyring\" is not supported: this jailoc has no OS keyring support; use \"file\" (the password is generated once and stored 0600) or \"env\" (OPENCODE_SERVER_PASSWORD from your environment)",
+                            ))
+                        }
+                        _ => {
+                            return Err(self.err(
+                                line,
+                                key,
+                                format!("invalid password_mode {v:?}: use \"auto\", \"env\" or \"file\""),
+                            ))
+                        }
+                    };
+                }
                 _ => return Err(self.unknown(line, key, key, ROOT_KEYS)),
             }
         }
         Ok(cfg)
+    }
+
+    /// `mode = "remote" | "exec" | ""` (empty: decide at attach time).
+    fn attach_mode(&self, item: &Item, key: &str, line: usize) -> R<Option<AttachMode>> {
+        let v = self.string(item, key, line)?;
+        match v.as_str() {
+            "" => Ok(None),
+            "remote" => Ok(Some(AttachMode::Remote)),
+            "exec" => Ok(Some(AttachMode::Exec)),
+            _ => Err(self.err(
+                line,
+                key,
+                format!("invalid mode {v:?}: use \"remote\" (opencode attach on the host), \"exec\" (inside the container) or \"\" (auto)"),
+            )),
+        }
+    }
+
+    /// `secrets`: `[SCOPE.secrets.env.NAME]` / `[SCOPE.secrets.file.NAME]`, each with exactly
+    /// one of `from_env` / `from_file` (the Go jailoc's schema).
+    fn secrets(&self, item: &Item, full: &str, line: usize) -> R<Vec<SecretEntry>> {
+        let t = self.table(item, full, line)?;
+        let mut out: Vec<SecretEntry> = Vec::new();
+        for (kind, sub) in t.iter() {
+            let l = self.key_line(t, kind);
+            let kf = format!("{full}.{kind}");
+            let dest = match kind {
+                "env" => SecretDest::Env,
+                "file" => SecretDest::File,
+                _ if sub.is_str() => {
+                    let v = sub.as_str().unwrap_or_default();
+                    return Err(self.err(
+                        l,
+                        &kf,
+                        format!(
+                            "{kind} = {v:?} is not a secret declaration: write [{full}.env.{kind}] with from_file = {v:?} (the agent gets ${kind}), or [{full}.file.{kind}] for /run/secrets/{kind} only"
+                        ),
+                    ));
+                }
+                _ => return Err(self.unknown(l, &kf, kind, SECRET_KINDS)),
+            };
+            let st = self.table(sub, &kf, l)?;
+            for (name, entry) in st.iter() {
+                let nl = self.key_line(st, name);
+                let key = format!("{kf}.{name}");
+                match dest {
+                    SecretDest::Env => validate::secret_env_name(name),
+                    SecretDest::File => validate::secret_file_name(name),
+                }
+                .map_err(|m| self.err(nl, &key, m))?;
+                let et = self.table(entry, &key, nl)?;
+                let mut from_env = None;
+                let mut from_file = None;
+                for (field, v) in et.iter() {
+                    let fl = self.key_line(et, field);
+                    let ff = format!("{key}.{field}");
+                    match field {
+                        "from_env" => {
+                            let var = self.string(v, &ff, fl)?;
+                            validate::host_var(&var).map_err(|m| self.err(fl, &ff, m))?;
+                            from_env = Some((var, fl));
+                        }
+                        "from_file" => {
+                            let raw = self.string(v, &ff, fl)?;
+                            from_file = Some(self.host_path(&raw, &ff, fl, false)?);
+                        }
+                        _ => return Err(self.unknown(fl, &ff, field, SECRET_SOURCES)),
+                    }
+                }
+                let source = match (from_env, from_file) {
+                    (Some((var, _)), None) => SecretSource::HostEnv(var),
+                    (None, Some(hp)) => SecretSource::HostFile(hp),
+                    (None, None) => {
+                        return Err(self.err(
+                            nl,
+                            &key,
+                            format!("secret {name:?} needs exactly one of from_env = \"HOSTVAR\" or from_file = \"/path\""),
+                        ))
+                    }
+                    (Some((_, fl)), Some(_)) => {
+                        return Err(self.err(
+                            fl,
+                            &key,
+                            format!("secret {name:?}: from_env and from_file are mutually exclusive: keep one"),
+                        ))
+                    }
+                };
+                if let Some(other) = out.iter().find(|e| e.name == name) {
+                    return Err(self.err(
+                        nl,
+                        &key,
+                        format!(
+                            "secret {name:?} is declared in both secrets.env and secrets.file of this table (line {}): only one per scope",
+                            other.line
+                        ),
+                    ));
+                }
+                out.push(SecretEntry {
+                    name: name.to_string(),
+                    dest,
+                    source,
+                    key,
+                    line: nl,
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn unknown(&self, line: usize, full: &str, key: &str, known: &[&str]) -> ConfigError {
@@ -183,8 +324,13 @@ impl Parser<'_> {
                     }
                     s.allowed_networks = Some(v);
                 }
+                // For image, dockerfile and build_context, "" means unset (the Go jailoc's
+                // commented template has `image = ""` etc.).
                 "image" => {
                     let v = self.string(item, &full, line)?;
+                    if v.is_empty() {
+                        continue;
+                    }
                     if v.trim().is_empty() || v.contains(char::is_whitespace) {
                         return Err(self.err(line, &full, format!("invalid image {v:?}")));
                     }
@@ -192,24 +338,55 @@ impl Parser<'_> {
                 }
                 "dockerfile" => {
                     let v = self.string(item, &full, line)?;
-                    s.dockerfile = Some(self.host_path(&v, &full, line, true)?);
+                    if !v.is_empty() {
+                        s.dockerfile = Some(self.dockerfile(&v, &full, line)?);
+                    }
                 }
                 "build_context" => {
                     let v = self.string(item, &full, line)?;
-                    s.build_context = Some(self.host_path(&v, &full, line, true)?);
+                    if !v.is_empty() {
+                        s.build_context = Some(self.host_path(&v, &full, line, true)?);
+                    }
                 }
                 "env" => {
-                    let et = self.table(item, &full, line)?;
-                    let mut v = Vec::new();
-                    for (k, val) in et.iter() {
-                        let l = self.key_line(et, k);
-                        let kf = format!("{full}.{k}");
-                        validate::env_name(k).map_err(|m| self.err(l, &kf, m))?;
-                        let value = self.string(val, &kf, l)?;
+                    let mut v: Vec<(String, Spanned<String>)> = Vec::new();
+                    let mut push = |k: &str, value: String, l: usize, kf: &str| -> R<()> {
+                        validate::env_name(k).map_err(|m| self.err(l, kf, m))?;
                         if value.contains('\0') {
-                            return Err(self.err(l, &kf, "value contains a NUL byte"));
+                            return Err(self.err(l, kf, "value contains a NUL byte"));
                         }
+                        v.retain(|(old, _)| old != k);
                         v.push((k.to_string(), Spanned { value, line: l }));
+                        Ok(())
+                    };
+                    if item.is_array() {
+                        // The Go jailoc's form: ["KEY=VALUE", ...].
+                        for e in self.strings(item, &full, line)? {
+                            let Some((k, val)) = e.value.split_once('=') else {
+                                return Err(self.err(
+                                    e.line,
+                                    &full,
+                                    format!("invalid env entry {:?}: use KEY=VALUE", e.value),
+                                ));
+                            };
+                            push(k, val.to_string(), e.line, &format!("{full}.{k}"))?;
+                        }
+                    } else {
+                        // Our table form: { KEY = "VALUE" }.
+                        let et = item.as_table_like().ok_or_else(|| {
+                            self.type_err(
+                                item,
+                                &full,
+                                line,
+                                "an array of \"KEY=VALUE\" strings or a table",
+                            )
+                        })?;
+                        for (k, val) in et.iter() {
+                            let l = self.key_line(et, k);
+                            let kf = format!("{full}.{k}");
+                            let value = self.string(val, &kf, l)?;
+                            push(k, value, l, &kf)?;
+                        }
                     }
                     s.env = Some(v);
                 }
@@ -243,18 +420,8 @@ impl Parser<'_> {
                     let v = self.string(item, &full, line)?;
                     s.memory = Some(validate::memory(&v).map_err(|m| self.err(line, &full, m))?);
                 }
-                "secrets" => {
-                    let st = self.table(item, &full, line)?;
-                    let mut v = Vec::new();
-                    for (k, val) in st.iter() {
-                        let l = self.key_line(st, k);
-                        let kf = format!("{full}.{k}");
-                        validate::env_name(k).map_err(|m| self.err(l, &kf, m))?;
-                        let path = self.string(val, &kf, l)?;
-                        v.push((k.to_string(), self.host_path(&path, &kf, l, true)?));
-                    }
-                    s.secrets = Some(v);
-                }
+                "secrets" => s.secrets = Some(self.secrets(item, &full, line)?),
+                "mode" => s.mode = self.attach_mode(item, &full, line)?,
                 "egress" => {
                     let v = self.string(item, &full, line)?;
                     s.egress = Some(match v.as_str() {
@@ -324,7 +491,7 @@ impl Parser<'_> {
                 ))
             }
         };
-        let container = paths::check_mount_target(target)
+        let container = paths::check_mount_target(target, &self.home)
             .map_err(|m| self.err(line, key, format!("invalid mount {raw:?}: {m}")))?;
         let host = if host.is_empty() {
             None
@@ -342,6 +509,43 @@ impl Parser<'_> {
             container,
             read_only,
         })
+    }
+
+    /// A Dockerfile: `http://` / `https://` with a host is a URL (fetched at `up`); another
+    /// `scheme://` is refused; anything else is a path.
+    fn dockerfile(&self, raw: &str, key: &str, line: usize) -> R<DockerfileRef> {
+        let lower = raw.to_ascii_lowercase();
+        if let Some(rest) = lower
+            .strip_prefix("http://")
+            .or_else(|| lower.strip_prefix("https://"))
+        {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if host.is_empty() || raw.contains(char::is_whitespace) {
+                return Err(self.err(
+                    line,
+                    key,
+                    format!("invalid URL {raw:?}: an http(s) URL needs a host, e.g. https://example.com/Dockerfile"),
+                ));
+            }
+            return Ok(DockerfileRef::Url(Spanned {
+                value: raw.to_string(),
+                line,
+            }));
+        }
+        if let Some((scheme, _)) = raw.split_once("://") {
+            if !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+            {
+                return Err(self.err(
+                    line,
+                    key,
+                    format!("invalid dockerfile {raw:?}: use a path (absolute, ~/ or relative to the config file) or an http(s) URL, not {scheme}://"),
+                ));
+            }
+        }
+        Ok(DockerfileRef::Path(self.host_path(raw, key, line, true)?))
     }
 
     fn host_path(&self, raw: &str, key: &str, line: usize, relative_ok: bool) -> R<HostPath> {
@@ -438,7 +642,7 @@ mod tests {
             .expect_err("must fail");
         assert_eq!(
             e.to_string(),
-            "/cfg/config.toml:3: workspaces.web.memory: invalid memory \"0m\": use a size of at least 6m like \"512m\" or \"4g\""
+            "/cfg/config.toml:3: workspaces.web.memory: invalid memory \"0m\": use a whole number with an optional k, m or g suffix, at least 6m (e.g. \"512m\" or \"4g\")"
         );
         let e = parse("[defaults]\npahts = 1\n").expect_err("must fail");
         assert_eq!(
@@ -476,13 +680,18 @@ cpu = 1
 [workspaces.web]
 paths = ["/srv/web"]
 mounts = ["/srv/data:/data:ro", ":/home/agent/.gitconfig"]
-secrets = { GH_TOKEN = "/srv/secrets/gh" }
+[workspaces.web.secrets.env.GH_TOKEN]
+from_file = "/srv/secrets/gh"
 "#,
         )
         .expect("parse");
         assert_eq!(
-            c.base_dockerfile.expect("base").path,
-            PathBuf::from("/cfg/base.Dockerfile")
+            c.base_dockerfile,
+            Some(DockerfileRef::Path(HostPath {
+                raw: "base.Dockerfile".into(),
+                line: 3,
+                path: PathBuf::from("/cfg/base.Dockerfile")
+            }))
         );
         assert_eq!(c.defaults.egress, Some(Egress::Allowlist));
         assert_eq!(c.defaults.cpu, Some(1.0));
@@ -490,6 +699,89 @@ secrets = { GH_TOKEN = "/srv/secrets/gh" }
         let mounts = web.mounts.as_ref().expect("mounts");
         assert!(mounts[0].read_only);
         assert_eq!(mounts[1].host, None);
+    }
+
+    /// The Go jailoc's own first-use template, every line uncommented, loads.
+    #[test]
+    fn go_template_uncommented_loads() {
+        let c = parse(
+            r#"mode = ""
+password_mode = "auto"
+[base]
+dockerfile = ""
+[defaults]
+image = ""
+env = ["KEY=VALUE"]
+env_file = []
+mounts = ["~/.config/opencode:/home/agent/.config/opencode:rw"]
+allowed_hosts = ["example.com"]
+allowed_networks = ["10.0.0.0/8"]
+ssh_auth_sock = false
+git_config = true
+expose_port = true
+enable_docker = true
+cpu = 2.0
+memory = "4g"
+[workspaces.default]
+paths = []
+image = ""
+allowed_hosts = []
+allowed_networks = []
+env = ["KEY=VALUE"]
+env_file = []
+mounts = ["~/.config/opencode:/home/agent/.config/opencode:rw"]
+build_context = ""
+dockerfile = ""
+ssh_auth_sock = false
+git_config = true
+expose_port = true
+enable_docker = true
+cpu = 2.0
+memory = "4g"
+"#,
+        )
+        .expect("Go's template");
+        assert_eq!(c.base_dockerfile, None);
+        let d = &c.workspaces["default"];
+        assert_eq!(
+            (&d.image, &d.dockerfile, &d.build_context),
+            (&None, &None, &None)
+        );
+        assert_eq!(c.mode, None);
+    }
+
+    #[test]
+    fn dockerfile_urls_and_paths() {
+        let c = parse(
+            "[base]\ndockerfile = \"https://example.com/Dockerfiles/custom\"\n[workspaces.a]\ndockerfile = \"~/a.Dockerfile\"\n[workspaces.b]\ndockerfile = \"HTTP://Example.com:8080/x?y=1\"\n",
+        )
+        .expect("parse");
+        assert_eq!(
+            c.base_dockerfile,
+            Some(DockerfileRef::Url(Spanned {
+                value: "https://example.com/Dockerfiles/custom".into(),
+                line: 2
+            }))
+        );
+        assert!(matches!(
+            &c.workspaces["a"].dockerfile,
+            Some(DockerfileRef::Path(hp)) if hp.path == Path::new("/nonexistent-home/u/a.Dockerfile")
+        ));
+        assert!(matches!(
+            &c.workspaces["b"].dockerfile,
+            Some(DockerfileRef::Url(_))
+        ));
+        for (bad, why) in [
+            ("http:///path", "an http(s) URL needs a host"),
+            ("https://", "an http(s) URL needs a host"),
+            ("ftp://example.com/Dockerfile", "not ftp://"),
+            ("file:///etc/Dockerfile", "not file://"),
+        ] {
+            let e = parse(&format!("[base]\ndockerfile = \"{bad}\"\n")).expect_err(bad);
+            assert_eq!(e.line, 2);
+            assert_eq!(e.key, "base.dockerfile");
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
     }
 
     /// Garbage in, an error (or a config) out: never a panic.

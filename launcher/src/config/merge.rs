@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::schema::{Config, Egress, HostPath, Section, DEFAULT_WORKSPACE};
+use super::schema::{
+    AttachMode, Config, DockerfileRef, Egress, HostPath, PasswordMode, SecretDest, SecretEntry,
+    Section, DEFAULT_WORKSPACE,
+};
 use super::validate;
 use super::ConfigError;
 
@@ -29,16 +32,34 @@ pub enum BaseImage {
     /// A ready-made image reference.
     Ready(String),
     /// `[base] dockerfile`.
-    Dockerfile(PathBuf),
+    Dockerfile(Dockerfile),
     /// The default Dockerfile embedded in the binary.
     Embedded,
+}
+
+/// Where a Dockerfile is: a local file, or a URL that `up` fetches (into the cache) first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dockerfile {
+    Path(PathBuf),
+    Url(String),
+}
+
+impl std::fmt::Display for Dockerfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dockerfile::Path(p) => write!(f, "{}", p.display()),
+            Dockerfile::Url(u) => f.write_str(u),
+        }
+    }
 }
 
 /// A Dockerfile built on top of the base (`FROM ${BASE_IMAGE}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
-    pub dockerfile: PathBuf,
-    pub context: PathBuf,
+    pub dockerfile: Dockerfile,
+    /// The build context; `None` for a URL Dockerfile without `build_context` (an empty
+    /// directory is used).
+    pub context: Option<PathBuf>,
 }
 
 /// The image cascade's outcome.
@@ -63,8 +84,15 @@ pub struct Workspace {
     pub env: BTreeMap<String, String>,
     /// Variables whose final value came from an env file (shown by reference in `config`).
     pub env_from_file: BTreeMap<String, PathBuf>,
-    /// Secrets: name → host file, mounted read-only at `/run/secrets/NAME`.
-    pub secrets: BTreeMap<String, PathBuf>,
+    /// Secrets by name (a workspace's entry replaces the defaults' of the same name), each
+    /// mounted read-only at `/run/secrets/NAME`.
+    pub secrets: BTreeMap<String, SecretEntry>,
+    /// Where the server password comes from (top-level `password_mode`).
+    pub password_mode: PasswordMode,
+    /// How bare `jailoc` attaches (`None`: remote if `opencode` is on the host, else exec).
+    pub mode: Option<AttachMode>,
+    /// The config file (for messages about checks made at `up`).
+    pub config_file: PathBuf,
     pub ssh_auth_sock: bool,
     pub git_config: bool,
     pub expose_port: bool,
@@ -141,16 +169,18 @@ pub fn resolve_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigEr
         });
     }
 
-    let mut secrets = BTreeMap::new();
-    for (k, p) in d.secrets.iter().flatten().chain(w.secrets.iter().flatten()) {
-        secrets.insert(k.clone(), p.path.clone());
+    // secrets: by name; the workspace's entry replaces the defaults' entirely, also across
+    // destinations (the Go jailoc's rule).
+    let mut secrets: BTreeMap<String, SecretEntry> = BTreeMap::new();
+    for e in d.secrets.iter().flatten().chain(w.secrets.iter().flatten()) {
+        secrets.insert(e.name.clone(), e.clone());
     }
-    for k in secrets.keys() {
-        if env.contains_key(k) {
+    for (k, e) in &secrets {
+        if e.dest == SecretDest::Env && env.contains_key(k) {
             return Err(ConfigError {
                 file: cfg.file.clone(),
-                line: 0,
-                key: format!("workspaces.{name}.secrets.{k}"),
+                line: e.line,
+                key: e.key.clone(),
                 message: format!("{k:?} is both a secret and an env variable: keep one"),
             });
         }
@@ -178,6 +208,9 @@ pub fn resolve_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigEr
             .or_else(|| d.memory.clone())
             .unwrap_or_else(|| DEFAULT_MEMORY.to_string()),
         egress: w.egress.or(d.egress).unwrap_or_default(),
+        mode: w.mode.or(d.mode).or(cfg.mode),
+        password_mode: cfg.password_mode,
+        config_file: cfg.file.clone(),
         implicit,
     })
 }
@@ -201,30 +234,40 @@ fn image_plan(cfg: &Config, w: &Section) -> ImagePlan {
     let base = if let Some(img) = &d.image {
         BaseImage::Ready(img.value.clone())
     } else if let Some(df) = &cfg.base_dockerfile {
-        BaseImage::Dockerfile(df.path.clone())
+        BaseImage::Dockerfile(dockerfile_of(df))
     } else {
         BaseImage::Embedded
     };
     ImagePlan { base, overlay }
 }
 
-fn overlay_of(df: &HostPath, ctx: Option<&HostPath>) -> Overlay {
-    let context = match ctx {
-        Some(c) => c.path.clone(),
-        None => df
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/")),
+fn dockerfile_of(df: &DockerfileRef) -> Dockerfile {
+    match df {
+        DockerfileRef::Path(hp) => Dockerfile::Path(hp.path.clone()),
+        DockerfileRef::Url(u) => Dockerfile::Url(u.value.clone()),
+    }
+}
+
+/// The overlay build; without `build_context` the context is the Dockerfile's directory, or
+/// for a URL an empty directory (chosen at `up`, so `None` here).
+fn overlay_of(df: &DockerfileRef, ctx: Option<&HostPath>) -> Overlay {
+    let context = match (ctx, df) {
+        (Some(c), _) => Some(c.path.clone()),
+        (None, DockerfileRef::Path(hp)) => Some(
+            hp.path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/")),
+        ),
+        (None, DockerfileRef::Url(_)) => None,
     };
     Overlay {
-        dockerfile: df.path.clone(),
+        dockerfile: dockerfile_of(df),
         context,
     }
 }
 
-/// Reads a dotenv-style file: `KEY=VALUE` lines, `#` comments, optional `export `, optional
-/// matching quotes around the value.
+/// Reads a Docker-style `.env` file (see [`parse_env`]).
 pub fn read_env_file(f: &HostPath) -> Result<Vec<(String, String)>, ConfigError> {
     let text = std::fs::read_to_string(&f.path).map_err(|e| ConfigError {
         file: f.path.clone(),
@@ -235,7 +278,11 @@ pub fn read_env_file(f: &HostPath) -> Result<Vec<(String, String)>, ConfigError>
     parse_env(&text, &f.path)
 }
 
-/// Parses env-file text (see [`read_env_file`]).
+/// Parses env-file text the way the Go jailoc (and Docker's `.env`) does: `KEY=VALUE` lines,
+/// blank lines and `#` comment lines skipped, a value in `"..."` or `'...'` taken up to its
+/// closing quote, an unquoted value cut at ` #` (inline comment) and trimmed; no variable
+/// expansion (`$` stays literal). Stricter than Go: a line without `=` is an error (Go skips
+/// it silently), and keys are checked like `env` keys. An optional `export ` prefix is allowed.
 pub fn parse_env(text: &str, file: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -255,14 +302,27 @@ pub fn parse_env(text: &str, file: &Path) -> Result<Vec<(String, String)>, Confi
         };
         let k = k.trim();
         validate::env_name(k).map_err(err)?;
-        let v = v.trim();
-        let v = ['"', '\'']
-            .iter()
-            .find_map(|q| v.strip_prefix(*q).and_then(|s| s.strip_suffix(*q)))
-            .unwrap_or(v);
-        out.push((k.to_string(), v.to_string()));
+        out.push((k.to_string(), env_value(v)));
     }
     Ok(out)
+}
+
+/// One `.env` value: quotes stripped (up to the closing quote), else the inline comment cut.
+fn env_value(raw: &str) -> String {
+    let s = raw.trim();
+    for quote in ['"', '\''] {
+        if let Some(rest) = s.strip_prefix(quote) {
+            return match rest.find(quote) {
+                Some(end) => rest[..end].to_string(),
+                None => rest.to_string(),
+            };
+        }
+    }
+    let s = match s.find(" #") {
+        Some(i) => &s[..i],
+        None => s,
+    };
+    s.trim_end_matches([' ', '\t']).to_string()
 }
 
 #[cfg(test)]
@@ -345,35 +405,125 @@ dockerfile = "/srv/b/Dockerfile"
         assert_eq!(plan("b").base, BaseImage::Ready("corp/agent:1".into()));
         assert_eq!(
             plan("b").overlay.expect("overlay").context,
-            PathBuf::from("/srv/b")
+            Some(PathBuf::from("/srv/b"))
         );
         assert_eq!(plan("c").base, BaseImage::Ready("corp/agent:1".into()));
         let c2 = cfg("[base]\ndockerfile = \"/srv/base.Dockerfile\"\n");
         assert_eq!(
             resolve_workspace(&c2, "default").expect("r").image.base,
-            BaseImage::Dockerfile("/srv/base.Dockerfile".into())
+            BaseImage::Dockerfile(Dockerfile::Path("/srv/base.Dockerfile".into()))
         );
     }
 
     #[test]
     fn env_files() {
         let v = parse_env(
-            "# c\nexport A=1\nB=\"two words\"\n\nC='x'\n",
+            "# c\nexport A=1\nB=\"two words\"\n\nC='x'\nD=plain # inline comment\nE=\"q # kept\" # cut\nF=a#b\nG=$HOME/x\n  H = spaced  \nI=\nJ=\"unclosed\n",
             Path::new("/e"),
         )
         .expect("parse");
-        assert_eq!(
-            v,
-            [
-                ("A".into(), "1".into()),
-                ("B".into(), "two words".into()),
-                ("C".into(), "x".into())
-            ]
-        );
+        let want: Vec<(String, String)> = [
+            ("A", "1"),
+            ("B", "two words"),
+            ("C", "x"),
+            ("D", "plain"),
+            ("E", "q # kept"),
+            ("F", "a#b"),
+            ("G", "$HOME/x"),
+            ("H", "spaced"),
+            ("I", ""),
+            ("J", "unclosed"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(v, want);
         let e = parse_env("A=1\nnot a line\n", Path::new("/e")).expect_err("must fail");
         assert_eq!(
             e.to_string(),
             "/e:2: env_file: invalid line \"not a line\": use KEY=VALUE"
+        );
+        let e = parse_env("SSH_AUTH_SOCK=/x\n", Path::new("/e")).expect_err("reserved");
+        assert!(e.to_string().contains("is reserved"), "{e}");
+    }
+
+    #[test]
+    fn secrets_merge_by_name_across_destinations() {
+        let c = cfg(r#"
+[defaults.secrets.env.GH_TOKEN]
+from_env = "HOST_GH"
+[defaults.secrets.file.NETRC]
+from_file = "/srv/netrc"
+[defaults.secrets.env.NPM_TOKEN]
+from_file = "~/npm"
+[workspaces.web]
+paths = ["/srv/web"]
+[workspaces.web.secrets.file.GH_TOKEN]
+from_file = "/srv/gh"
+[workspaces.web.secrets.env.NETRC]
+from_env = "HOST_NETRC"
+"#);
+        let w = resolve_workspace(&c, "web").expect("resolve");
+        let kinds: Vec<(&str, SecretDest)> = w
+            .secrets
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.dest))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("GH_TOKEN", SecretDest::File),
+                ("NETRC", SecretDest::Env),
+                ("NPM_TOKEN", SecretDest::Env)
+            ]
+        );
+        assert_eq!(
+            w.secrets["GH_TOKEN"].key,
+            "workspaces.web.secrets.file.GH_TOKEN"
+        );
+        assert_eq!(
+            w.secrets["NETRC"].source,
+            crate::config::schema::SecretSource::HostEnv("HOST_NETRC".into())
+        );
+        match &w.secrets["NPM_TOKEN"].source {
+            crate::config::schema::SecretSource::HostFile(hp) => {
+                assert_eq!(hp.path, PathBuf::from("/nonexistent-home/u/npm"))
+            }
+            other => panic!("{other:?}"),
+        }
+        // The implicit default workspace inherits the defaults unchanged.
+        let d = resolve_workspace(&c, "default").expect("default");
+        assert_eq!(d.secrets["GH_TOKEN"].dest, SecretDest::Env);
+        let e = resolve_workspace(
+            &cfg("[defaults.secrets.env.A]\nfrom_env = \"X\"\n[workspaces.w]\nenv = [\"A=1\"]\n"),
+            "w",
+        )
+        .expect_err("conflict");
+        assert_eq!(
+            e.to_string(),
+            "/cfg/config.toml:1: defaults.secrets.env.A: \"A\" is both a secret and an env variable: keep one"
+        );
+    }
+
+    #[test]
+    fn go_env_array_and_mode() {
+        let c = cfg(r#"
+mode = "exec"
+[defaults]
+env = ["A=1", "B=x=y", "A=2"]
+[workspaces.r]
+mode = "remote"
+env = ["C="]
+[workspaces.auto]
+"#);
+        let r = resolve_workspace(&c, "r").expect("r");
+        assert_eq!(r.env["A"], "2");
+        assert_eq!(r.env["B"], "x=y");
+        assert_eq!(r.env["C"], "");
+        assert_eq!(r.mode, Some(AttachMode::Remote));
+        assert_eq!(
+            resolve_workspace(&c, "auto").expect("auto").mode,
+            Some(AttachMode::Exec)
         );
     }
 }

@@ -24,10 +24,18 @@ pub const CONTAINER_DIRS: &[&str] = &[
     "/tmp",
 ];
 
-/// Container paths a `mounts` entry must not cover: the guard's own files and the OS.
+/// Container paths a `mounts` entry must not cover (the Go jailoc's list, plus `/lib32` and
+/// `/libx32`): the OS, the guard's own files (`/etc/jailoc`, `/run/secrets`, sandbox-init) and
+/// the DinD sidecar's certificates (`/certs`). `/` itself is refused too.
 pub const MOUNT_TARGET_DENY: &[&str] = &[
-    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sys",
-    "/dev", "/run",
+    "/usr", "/etc", "/var", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
+    "/root", "/proc", "/sys", "/dev", "/run", "/tmp", "/certs",
+];
+
+/// Host system directories no mounted host path may be or lie in (the Go jailoc's list;
+/// `/private` is where macOS keeps `/etc`, `/var` and `/tmp`).
+pub const HOST_SYSTEM_DENY: &[&str] = &[
+    "/boot", "/dev", "/etc", "/private", "/proc", "/sys", "/run", "/var",
 ];
 
 /// Paths under `$HOME` that hold credentials; neither they nor a parent of them may be mounted.
@@ -155,6 +163,11 @@ pub fn check_host_path(raw: &str, resolved: &Path, home: &Path) -> Result<(), St
     if resolved == Path::new("/") {
         return expose("the whole host file system");
     }
+    for dir in HOST_SYSTEM_DENY {
+        if under(resolved, Path::new(dir)) {
+            return expose(&format!("the host's system directory {dir}"));
+        }
+    }
     let homes = homes(home);
     for h in &homes {
         if under(h, resolved) {
@@ -202,21 +215,29 @@ fn resolves_to(raw: &str, resolved: &Path) -> String {
     }
 }
 
-/// Checks the container side of a `mounts` entry.
-pub fn check_mount_target(target: &str) -> Result<String, String> {
-    if !target.starts_with('/') {
+/// Checks the container side of a `mounts` entry. A leading `~` is expanded to the *host's*
+/// home, as the Go jailoc does (the mount then appears at that same path in the container).
+pub fn check_mount_target(target: &str, home: &Path) -> Result<String, String> {
+    let expanded = if target == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = target.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        PathBuf::from(target)
+    };
+    if !expanded.is_absolute() {
         return Err(format!(
             "container path {target:?} must be absolute (e.g. /home/agent/.gitconfig)"
         ));
     }
-    let norm = normalize(Path::new(target));
+    let norm = normalize(&expanded);
     if norm == Path::new("/") {
         return Err("container path \"/\" would replace the whole container".into());
     }
     for dir in MOUNT_TARGET_DENY {
         if under(&norm, Path::new(dir)) {
             return Err(format!(
-                "container path {target:?} is inside {dir}, which holds the container's system and the sandbox's own files"
+                "container path {target:?} is inside {dir}, which the container needs for itself (its system, the sandbox's own files)"
             ));
         }
     }
@@ -279,14 +300,109 @@ mod tests {
 
     #[test]
     fn mount_targets() {
+        let home = Path::new("/home/me");
         assert_eq!(
-            check_mount_target("/home/agent/.gitconfig"),
+            check_mount_target("/home/agent/.gitconfig", home),
             Ok("/home/agent/.gitconfig".into())
         );
-        assert!(check_mount_target("/etc/jailoc").is_err());
-        assert!(check_mount_target("/usr/local/bin/sandbox-init").is_err());
-        assert!(check_mount_target("/x/../etc").is_err());
-        assert!(check_mount_target("rel").is_err());
-        assert!(check_mount_target("/").is_err());
+        assert_eq!(
+            check_mount_target("~/.cache/x", home),
+            Ok("/home/me/.cache/x".into()),
+            "~ is the host's home, as in Go"
+        );
+        for bad in [
+            "/etc/jailoc",
+            "/usr/local/bin/sandbox-init",
+            "/x/../etc",
+            "/var/lib/x",
+            "/opt/tool",
+            "/root",
+            "/tmp/x",
+            "/certs",
+            "/run/secrets/x",
+            "/lib64",
+        ] {
+            assert!(
+                check_mount_target(bad, home)
+                    .expect_err(bad)
+                    .contains("which the container needs for itself"),
+                "{bad}"
+            );
+        }
+        assert!(check_mount_target("rel", home).is_err());
+        assert!(check_mount_target("/", home).is_err());
+        assert!(check_mount_target("~", Path::new("/root")).is_err());
+    }
+
+    #[test]
+    fn host_system_dirs_are_denied() {
+        let home = Path::new("/nonexistent-home/u");
+        for (raw, dir) in [
+            ("/boot", "/boot"),
+            ("/dev/sda", "/dev"),
+            ("/etc", "/etc"),
+            ("/private/etc", "/private"),
+            ("/proc/1", "/proc"),
+            ("/sys", "/sys"),
+            ("/run/user/1000", "/run"),
+            ("/var/lib/docker", "/var"),
+        ] {
+            let p = resolve(raw, home, None).expect("resolve");
+            let e = check_host_path(raw, &p, home).expect_err(raw);
+            assert!(
+                e.ends_with(&format!(
+                    "would expose the host's system directory {dir} to the agent"
+                )),
+                "{raw}: {e}"
+            );
+        }
+        for (raw, what) in [
+            ("~/.ssh/id_ed25519", "~/.ssh"),
+            ("~/.gnupg", "~/.gnupg"),
+            ("~/.aws/credentials", "~/.aws"),
+            ("~/.docker", "~/.docker"),
+            ("~/.config/jailoc", "~/.config/jailoc"),
+            ("~/", "your home directory"),
+            ("/nonexistent-home", "your home directory"),
+        ] {
+            let p = resolve(raw, home, None).expect("resolve");
+            assert!(
+                check_host_path(raw, &p, home)
+                    .expect_err(raw)
+                    .contains(&format!("would expose {what}")),
+                "{raw}"
+            );
+        }
+        for ok in ["/srv/data", "/opt/tools", "/usr/share/dict", "~/notes"] {
+            let p = resolve(ok, home, None).expect("resolve");
+            assert_eq!(check_host_path(ok, &p, home), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn host_deny_list_sees_through_symlinks_and_dotdot() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("tempdir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".ssh")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
+        let link = dir.path().join("data/keys");
+        std::os::unix::fs::symlink(home.join(".ssh"), &link).expect("symlink");
+        let raw = link.to_string_lossy().into_owned();
+        let p = resolve(&raw, &home, None).expect("resolve");
+        assert!(check_host_path(&raw, &p, &home)
+            .expect_err("symlink into ~/.ssh")
+            .contains("would expose ~/.ssh"));
+        let raw = format!("{}/data/../home/.ssh", dir.path().display());
+        let p = resolve(&raw, &home, None).expect("resolve");
+        assert!(check_host_path(&raw, &p, &home)
+            .expect_err("dotdot into ~/.ssh")
+            .contains("would expose ~/.ssh"));
+        let etc_link = dir.path().join("data/etc");
+        std::os::unix::fs::symlink("/etc", &etc_link).expect("symlink");
+        let raw = etc_link.to_string_lossy().into_owned();
+        let p = resolve(&raw, &home, None).expect("resolve");
+        assert!(check_host_path(&raw, &p, &home)
+            .expect_err("symlink to /etc")
+            .contains("(resolves to /etc) would expose the host's system directory /etc"));
     }
 }

@@ -24,10 +24,17 @@ pub const SECTION_KEYS: &[&str] = &[
     "memory",
     "secrets",
     "egress",
+    "mode",
 ];
 
 /// Top-level tables.
-pub const ROOT_KEYS: &[&str] = &["base", "defaults", "workspaces"];
+pub const ROOT_KEYS: &[&str] = &["base", "defaults", "workspaces", "mode", "password_mode"];
+
+/// Keys allowed in `secrets`: the destination sub-tables.
+pub const SECRET_KINDS: &[&str] = &["env", "file"];
+
+/// Keys allowed in one secret entry: its source.
+pub const SECRET_SOURCES: &[&str] = &["from_env", "from_file"];
 
 /// Keys allowed in `[base]`.
 pub const BASE_KEYS: &[&str] = &["dockerfile"];
@@ -52,12 +59,102 @@ impl Egress {
     }
 }
 
+/// How bare `jailoc` attaches (the Go jailoc's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// `opencode attach` on the host, to the published port.
+    Remote,
+    /// `opencode attach` inside the container, as UID 1000.
+    Exec,
+}
+
+impl AttachMode {
+    /// The spelling used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachMode::Remote => "remote",
+            AttachMode::Exec => "exec",
+        }
+    }
+}
+
+/// Where the OpenCode server password comes from (the Go jailoc's `password_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PasswordMode {
+    /// `OPENCODE_SERVER_PASSWORD` from the host environment if set, else the stored file.
+    #[default]
+    Auto,
+    /// Only `OPENCODE_SERVER_PASSWORD` from the host environment; an error if it is unset.
+    Env,
+    /// Only the stored file (generated once, 0600).
+    File,
+}
+
+impl PasswordMode {
+    /// The spelling used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasswordMode::Auto => "auto",
+            PasswordMode::Env => "env",
+            PasswordMode::File => "file",
+        }
+    }
+}
+
+/// Where a secret ends up in the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretDest {
+    /// `secrets.env.NAME`: the agent gets environment variable NAME (sandbox-init reads
+    /// `/run/secrets/NAME` as root and hands it over).
+    Env,
+    /// `secrets.file.NAME`: only the file `/run/secrets/NAME`, never an environment variable.
+    File,
+}
+
+impl SecretDest {
+    /// The sub-table name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretDest::Env => "env",
+            SecretDest::File => "file",
+        }
+    }
+}
+
+/// Where a secret's value comes from on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretSource {
+    /// `from_env = "HOSTVAR"`: a host environment variable, read at `up`.
+    HostEnv(String),
+    /// `from_file = "PATH"`: a host file (absolute or `~/`), bind-mounted.
+    HostFile(HostPath),
+}
+
+/// One secret: `[SCOPE.secrets.DEST.NAME]` with its source, and where it was declared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretEntry {
+    pub name: String,
+    pub dest: SecretDest,
+    pub source: SecretSource,
+    /// The dotted key, e.g. `workspaces.web.secrets.env.GH_TOKEN`.
+    pub key: String,
+    pub line: usize,
+}
+
 /// A host path as written, its line, and what it resolves to (`~`, `..` and symlinks resolved).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostPath {
     pub raw: String,
     pub line: usize,
     pub path: PathBuf,
+}
+
+/// A `dockerfile` value: a local path (absolute, `~/` or relative to the config file), or an
+/// http(s) URL fetched at `up` (the Go jailoc's forms).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DockerfileRef {
+    Path(HostPath),
+    Url(Spanned<String>),
 }
 
 /// A `mounts` entry: `HOST:CONTAINER[:ro|rw]`; an empty HOST removes an inherited mount.
@@ -78,7 +175,7 @@ pub struct Section {
     pub allowed_hosts: Option<Vec<Spanned<String>>>,
     pub allowed_networks: Option<Vec<Spanned<String>>>,
     pub image: Option<Spanned<String>>,
-    pub dockerfile: Option<HostPath>,
+    pub dockerfile: Option<DockerfileRef>,
     pub build_context: Option<HostPath>,
     pub env: Option<Vec<(String, Spanned<String>)>>,
     pub env_file: Option<Vec<HostPath>>,
@@ -88,8 +185,9 @@ pub struct Section {
     pub enable_docker: Option<bool>,
     pub cpu: Option<f64>,
     pub memory: Option<String>,
-    pub secrets: Option<Vec<(String, HostPath)>>,
+    pub secrets: Option<Vec<SecretEntry>>,
     pub egress: Option<Egress>,
+    pub mode: Option<AttachMode>,
 }
 
 /// A whole, validated config file.
@@ -98,7 +196,11 @@ pub struct Config {
     /// The file it was read from (for messages and relative paths).
     pub file: PathBuf,
     /// `[base] dockerfile`.
-    pub base_dockerfile: Option<HostPath>,
+    pub base_dockerfile: Option<DockerfileRef>,
+    /// Top-level `mode` (a workspace's or `[defaults]`' own `mode` wins).
+    pub mode: Option<AttachMode>,
+    /// Top-level `password_mode`.
+    pub password_mode: PasswordMode,
     pub defaults: Section,
     /// Workspaces by name (sorted: the port is `4096 + index`).
     pub workspaces: BTreeMap<String, Section>,
@@ -111,6 +213,22 @@ pub const DEFAULT_WORKSPACE: &str = "default";
 pub const BASE_PORT: u16 = 4096;
 
 impl Config {
+    /// Every host variable a `from_env` secret reads, in any scope: kept out of the environment
+    /// of every process jailoc runs (compose, builds), so a value never reaches the engine.
+    pub fn secret_source_vars(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in std::iter::once(&self.defaults).chain(self.workspaces.values()) {
+            for e in s.secrets.iter().flatten() {
+                if let SecretSource::HostEnv(v) = &e.source {
+                    if !out.contains(v) {
+                        out.push(v.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// All workspace names in sorted order, including the implicit `default`.
     pub fn workspace_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.workspaces.keys().cloned().collect();

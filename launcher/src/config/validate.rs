@@ -12,7 +12,13 @@ pub const RESERVED_ENV: &[&str] = &[
     "SANDBOX_INIT_CONFIG_DIR",
     "DOCKER_HOST",
     "SSH_AUTH_SOCK",
+    "JAILOC",
+    "JAILOC_WORKSPACE",
 ];
+
+/// Names an environment-destination secret may not have, beyond [`RESERVED_ENV`] (the Go
+/// jailoc's list).
+pub const RESERVED_SECRET_ENV: &[&str] = &["PATH", "OPENCODE_LOG"];
 
 /// `^[a-z0-9-]+$`, at most 63 characters (it becomes part of a compose project name).
 pub fn workspace_name(name: &str) -> Result<(), String> {
@@ -170,26 +176,34 @@ fn mask(ip: IpAddr, plen: u8) -> IpAddr {
     }
 }
 
-/// A memory size like `512m` or `4g` (Docker's syntax); returns it normalised to lowercase.
+/// A memory size: the Go jailoc's grammar `^[1-9][0-9]*[kmgKMG]?$` (bytes without a suffix),
+/// and at least 6 MiB, which Docker requires (said here rather than at `up`). Returns it
+/// normalised to lowercase.
 pub fn memory(value: &str) -> Result<String, String> {
-    let v = value.trim().to_ascii_lowercase();
-    let digits_end = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, unit) = v.split_at(digits_end);
-    let unit_ok = matches!(unit, "" | "b" | "k" | "m" | "g");
-    let n: f64 = num.parse().unwrap_or(0.0);
-    let bytes = n * match unit {
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        _ => 1.0,
+    let bad = || {
+        Err(format!(
+            "invalid memory {value:?}: use a whole number with an optional k, m or g suffix, at least 6m (e.g. \"512m\" or \"4g\")"
+        ))
     };
-    // Docker refuses less than 6 MiB; say so here rather than at `up`.
-    if !unit_ok || num.is_empty() || !n.is_finite() || bytes < 6.0 * 1024.0 * 1024.0 {
-        return Err(format!(
-            "invalid memory {value:?}: use a size of at least 6m like \"512m\" or \"4g\""
-        ));
+    let v = value.to_ascii_lowercase();
+    let (num, mult) = match v.as_bytes().last() {
+        Some(b'k') => (&v[..v.len() - 1], 1u128 << 10),
+        Some(b'm') => (&v[..v.len() - 1], 1 << 20),
+        Some(b'g') => (&v[..v.len() - 1], 1 << 30),
+        _ => (v.as_str(), 1),
+    };
+    let grammar = num
+        .bytes()
+        .next()
+        .is_some_and(|b| (b'1'..=b'9').contains(&b))
+        && num.bytes().all(|b| b.is_ascii_digit());
+    if !grammar {
+        return bad();
+    }
+    // Saturate: a number too long for u128 is certainly large enough.
+    let n: u128 = num.parse().unwrap_or(u128::MAX);
+    if n.saturating_mul(mult) < 6 << 20 {
+        return bad();
     }
     Ok(v)
 }
@@ -223,6 +237,52 @@ pub fn env_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The NAME of `secrets.env.NAME`: an environment variable name that neither jailoc,
+/// sandbox-init nor the Go jailoc reserves.
+pub fn secret_env_name(name: &str) -> Result<(), String> {
+    if !is_identifier(name) {
+        return Err(format!(
+            "invalid name {name:?}: an environment secret's name must match ^[A-Za-z_][A-Za-z0-9_]*$"
+        ));
+    }
+    if RESERVED_SECRET_ENV.contains(&name) {
+        return Err(format!("{name:?} is reserved: the container sets it"));
+    }
+    env_name(name)
+}
+
+/// The NAME of `secrets.file.NAME` (the file `/run/secrets/NAME`): `^[a-zA-Z0-9_-]+$`.
+pub fn secret_file_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {name:?}: a file secret's name must match ^[a-zA-Z0-9_-]+$ (it becomes /run/secrets/NAME)"
+        ))
+    }
+}
+
+/// `from_env = "HOSTVAR"`: a host environment variable name.
+pub fn host_var(var: &str) -> Result<(), String> {
+    if is_identifier(var) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid from_env {var:?}: a host environment variable name must match ^[A-Za-z_][A-Za-z0-9_]*$"
+        ))
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The closest candidate to a misspelt key, if any is close enough to be a likely typo.
@@ -324,9 +384,23 @@ mod tests {
     fn memory_and_cpu() {
         assert_eq!(memory("4G"), Ok("4g".into()));
         assert_eq!(memory("512m"), Ok("512m".into()));
-        for bad in ["0m", "", "4x", "m", "1k", "-1g", "1.2.3g"] {
+        assert_eq!(
+            memory("6291456"),
+            Ok("6291456".into()),
+            "plain bytes, as Go"
+        );
+        assert_eq!(memory("6144K"), Ok("6144k".into()));
+        // Go's grammar: no leading zero, no fraction, no "b" unit, no spaces or signs.
+        for bad in [
+            "0m", "", "4x", "m", "-1g", "1.2.3g", "1.5g", "04g", "4gb", " 4g", "+4g", "4 g", "1b",
+        ] {
             assert!(memory(bad).is_err(), "{bad}");
         }
+        // Valid for Go, but below Docker's 6 MiB minimum: refused here rather than at `up`.
+        for tiny in ["1024", "1k", "5m"] {
+            assert!(memory(tiny).is_err(), "{tiny}");
+        }
+        assert!(memory("99999999999999999999999999999999999999999999g").is_ok());
         assert!(cpu(0.0).is_err());
         assert!(cpu(f64::NAN).is_err());
         assert_eq!(cpu(0.5), Ok(0.5));
@@ -343,6 +417,49 @@ mod tests {
         assert!(env_name("1X").is_err());
         assert!(env_name("SANDBOX_INIT_LOG").is_ok());
         assert!(env_name("GITHUB_TOKEN").is_ok());
+        assert!(env_name("JAILOC_WORKSPACE").is_err());
+    }
+
+    #[test]
+    fn secret_names() {
+        for ok in ["TOKEN_1", "_TOKEN", "token", "A"] {
+            assert_eq!(secret_env_name(ok), Ok(()), "{ok}");
+            assert_eq!(host_var(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "1TOKEN",
+            "TOKEN-NAME",
+            "TOKEN.NAME",
+            "TOKEN=1",
+            "TOKEN NAME",
+            "",
+            "A$B",
+        ] {
+            let e = secret_env_name(bad).expect_err(bad);
+            assert!(e.contains("^[A-Za-z_][A-Za-z0-9_]*$"), "{e}");
+            assert!(host_var(bad).is_err(), "{bad}");
+        }
+        for reserved in [
+            "HOME",
+            "PATH",
+            "OPENCODE_LOG",
+            "OPENCODE_SERVER_PASSWORD",
+            "DOCKER_HOST",
+            "SSH_AUTH_SOCK",
+            "JAILOC",
+            "JAILOC_WORKSPACE",
+        ] {
+            let e = secret_env_name(reserved).expect_err(reserved);
+            assert!(e.contains("reserved"), "{e}");
+        }
+        for ok in ["my-secret_1", "NETRC", "gh-token"] {
+            assert_eq!(secret_file_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["my.secret", "dir/token", "", "a b", ".."] {
+            assert!(secret_file_name(bad)
+                .expect_err(bad)
+                .contains("^[a-zA-Z0-9_-]+$"));
+        }
     }
 
     #[test]
