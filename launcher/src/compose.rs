@@ -252,12 +252,14 @@ pub struct Builtin {
 /// read-only — unlike the Go jailoc, which mounts them read-write — because the host's OpenCode
 /// loads and runs what is in them, so a writable mount would let the agent plant code on the
 /// host. `~/.claude/transcripts` is read-write, `~/.agents` read-only (as in Go);
-/// OpenCode's data dir (auth, sessions) read-write; the git config read-only.
+/// OpenCode's data dir (auth, sessions) read-write; the git config read-only; with
+/// `ssh_auth_sock`, `~/.ssh/known_hosts` read-only.
 pub fn builtin_candidates(
     home: &Path,
     opencode_config: &Path,
     opencode_data: &Path,
     git_config: bool,
+    ssh_auth_sock: bool,
 ) -> Vec<Builtin> {
     let b = |host: PathBuf, under_home: &'static str, read_only: bool, dir: bool| Builtin {
         host,
@@ -296,7 +298,22 @@ pub fn builtin_candidates(
             false,
         ));
     }
+    if ssh_auth_sock {
+        // As the Go jailoc: with the agent forwarded, ssh should know the user's hosts.
+        v.push(b(
+            home.join(".ssh/known_hosts"),
+            ".ssh/known_hosts",
+            true,
+            false,
+        ));
+    }
     v
+}
+
+/// Host paths the host's OpenCode loads code from: mounting one read-write lets the agent
+/// plant code that runs on the host (worth a warning even when the user asked for it).
+pub fn host_code_dirs(home: &Path, opencode_config: &Path) -> Vec<PathBuf> {
+    vec![opencode_config.to_path_buf(), home.join(".opencode")]
 }
 
 /// The candidates that exist on the host (a missing bind source would be created by the

@@ -8,7 +8,8 @@ use crate::config::ConfigError;
 pub mod exit {
     /// Success.
     pub const OK: i32 = 0;
-    /// An engine command (compose, build, exec) failed; its own output says why.
+    /// An engine command (compose, build, exec) or a Dockerfile download failed; its own
+    /// output says why.
     pub const ENGINE_FAILED: i32 = 1;
     /// Bad command line (clap's own code).
     pub const USAGE: i32 = 2;
@@ -60,6 +61,9 @@ pub enum Error {
         code: i32,
         stderr: String,
     },
+    /// A Dockerfile URL could not be downloaded.
+    #[error("failed to download the Dockerfile {url}: {reason}")]
+    Fetch { url: String, reason: String },
     /// Reading or writing a file failed.
     #[error("failed to {verb} {path}: {source}")]
     File {
@@ -87,7 +91,7 @@ impl Error {
             Error::NoEngine { .. } => exit::NO_ENGINE,
             Error::NoSandboxInit { .. } => exit::NO_SANDBOX_INIT,
             Error::Spawn { .. } => exit::NO_ENGINE,
-            Error::CommandFailed { .. } => exit::ENGINE_FAILED,
+            Error::CommandFailed { .. } | Error::Fetch { .. } => exit::ENGINE_FAILED,
             Error::File { .. } => exit::IO,
             Error::ChildExit(code) => *code,
             Error::NotStarted { .. } => exit::NOT_STARTED,

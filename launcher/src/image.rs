@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::config::merge::{BaseImage, ImagePlan};
+use crate::config::merge::{BaseImage, Dockerfile, ImagePlan};
 use crate::config::Workspace;
 use crate::context::Context;
 use crate::engine::{run_checked, spawn_error, Engine};
@@ -66,7 +66,102 @@ fn fingerprint(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Plans the image for `plan` (pure apart from reading the Dockerfiles).
+/// Largest Dockerfile fetched from a URL (the Go jailoc's limit).
+pub const MAX_DOCKERFILE_BYTES: u64 = 1 << 20;
+
+fn local(df: &Dockerfile) -> Result<&Path> {
+    match df {
+        Dockerfile::Path(p) => Ok(p),
+        Dockerfile::Url(u) => Err(Error::Other(format!(
+            "internal error: Dockerfile {u} was not fetched before planning"
+        ))),
+    }
+}
+
+/// Replaces every URL Dockerfile in `plan` by a local copy: `curl -fsSL --max-filesize 1048576`
+/// through the context's runner into `cache/dockerfiles/` (fetched on every `up`, so a changed
+/// remote file changes the image tag). Each URL gets its own directory, which is the build
+/// context when none is configured (the Go jailoc uses an empty temporary one).
+pub fn fetch(ctx: &Context, plan: &ImagePlan, cache: &Path) -> Result<ImagePlan> {
+    let get = |df: &Dockerfile| -> Result<Dockerfile> {
+        let Dockerfile::Url(url) = df else {
+            return Ok(df.clone());
+        };
+        // One directory per URL: it is also the build context when none is configured, so it
+        // holds nothing but this Dockerfile.
+        let dest = cache
+            .join("dockerfiles")
+            .join(hash(&[url.as_bytes()]))
+            .join("Dockerfile");
+        let part = dest.with_extension("part");
+        fsutil::create_dir_private(dest.parent().unwrap_or(cache))
+            .map_err(|e| Error::file("create", &dest, e))?;
+        let _ = std::fs::remove_file(&part);
+        let cmd = Cmd::new(
+            "curl",
+            [
+                "-fsSL",
+                "--max-filesize",
+                &MAX_DOCKERFILE_BYTES.to_string(),
+                "-o",
+                &part.to_string_lossy(),
+                url,
+            ],
+        );
+        let out = ctx.run(&cmd, Mode::Capture).map_err(|e| Error::Fetch {
+            url: url.clone(),
+            reason: format!(
+                "could not run curl ({e}); install curl, or download the file yourself and set dockerfile to its path"
+            ),
+        })?;
+        if !out.success() {
+            let _ = std::fs::remove_file(&part);
+            return Err(Error::CommandFailed {
+                what: format!("download the Dockerfile {url}"),
+                command: cmd.display(),
+                code: out.code,
+                stderr: match out.stderr.trim() {
+                    "" => String::new(),
+                    e => format!(": {e}"),
+                },
+            });
+        }
+        let len = std::fs::metadata(&part)
+            .map_err(|e| Error::file("read", &part, e))?
+            .len();
+        if len > MAX_DOCKERFILE_BYTES {
+            let _ = std::fs::remove_file(&part);
+            return Err(Error::Fetch {
+                url: url.clone(),
+                reason: format!("it is larger than 1 MiB ({len} bytes)"),
+            });
+        }
+        std::fs::rename(&part, &dest).map_err(|e| Error::file("write", &dest, e))?;
+        Ok(Dockerfile::Path(dest))
+    };
+    let base = match &plan.base {
+        BaseImage::Dockerfile(df) => BaseImage::Dockerfile(get(df)?),
+        other => other.clone(),
+    };
+    let overlay = match &plan.overlay {
+        None => None,
+        Some(o) => {
+            let dockerfile = get(&o.dockerfile)?;
+            let context = match (&o.context, &dockerfile) {
+                (Some(c), _) => c.clone(),
+                (None, df) => local(df)?.parent().unwrap_or(cache).to_path_buf(),
+            };
+            Some(crate::config::merge::Overlay {
+                dockerfile,
+                context: Some(context),
+            })
+        }
+    };
+    Ok(ImagePlan { base, overlay })
+}
+
+/// Plans the image for `plan` (pure apart from reading the Dockerfiles, which must be local:
+/// see [`fetch`]).
 pub fn plan(
     name: &str,
     plan: &ImagePlan,
@@ -77,6 +172,7 @@ pub fn plan(
     let base = match &plan.base {
         BaseImage::Ready(r) => r.clone(),
         BaseImage::Dockerfile(df) => {
+            let df = local(df)?;
             let ctxdir = df.parent().unwrap_or(Path::new("/")).to_path_buf();
             let tag = format!(
                 "jailoc-base:{}",
@@ -84,7 +180,7 @@ pub fn plan(
             );
             builds.push(Build {
                 tag: tag.clone(),
-                dockerfile: df.clone(),
+                dockerfile: df.to_path_buf(),
                 context: ctxdir,
                 build_args: Vec::new(),
             });
@@ -110,18 +206,22 @@ pub fn plan(
     let image = match &plan.overlay {
         None => base,
         Some(o) => {
+            let dockerfile = local(&o.dockerfile)?;
+            let context = o.context.clone().ok_or_else(|| {
+                Error::Other("internal error: overlay without a build context".into())
+            })?;
             let tag = format!(
                 "jailoc-{name}:{}",
                 hash(&[
                     base.as_bytes(),
-                    &read(&o.dockerfile)?,
-                    o.context.to_string_lossy().as_bytes()
+                    &read(dockerfile)?,
+                    context.to_string_lossy().as_bytes()
                 ])
             );
             builds.push(Build {
                 tag: tag.clone(),
-                dockerfile: o.dockerfile.clone(),
-                context: o.context.clone(),
+                dockerfile: dockerfile.to_path_buf(),
+                context,
                 build_args: vec![("BASE_IMAGE".into(), base)],
             });
             tag
@@ -134,12 +234,12 @@ pub fn plan(
 pub fn describe(plan: &ImagePlan) -> String {
     let base = match &plan.base {
         BaseImage::Ready(r) => r.clone(),
-        BaseImage::Dockerfile(p) => format!("built from {}", p.display()),
+        BaseImage::Dockerfile(p) => format!("built from {p}"),
         BaseImage::Embedded => "built-in OpenCode image".to_string(),
     };
     match &plan.overlay {
         None => base,
-        Some(o) => format!("{base} + {}", o.dockerfile.display()),
+        Some(o) => format!("{base} + {}", o.dockerfile),
     }
 }
 
@@ -151,7 +251,8 @@ pub fn ensure(
     sandbox_init: &Path,
 ) -> Result<String> {
     let embedded_dir = ctx.cache_dir().join("base");
-    let resolved = plan(&ws.name, &ws.image, &embedded_dir, sandbox_init)?;
+    let local_plan = fetch(ctx, &ws.image, &ctx.cache_dir())?;
+    let resolved = plan(&ws.name, &local_plan, &embedded_dir, sandbox_init)?;
     for b in &resolved.builds {
         let inspect = Cmd::new(
             &engine.cli,
@@ -207,8 +308,8 @@ mod tests {
         let p = ImagePlan {
             base: BaseImage::Ready("corp/agent:1".into()),
             overlay: Some(Overlay {
-                dockerfile: df.clone(),
-                context: dir.path().to_path_buf(),
+                dockerfile: Dockerfile::Path(df.clone()),
+                context: Some(dir.path().to_path_buf()),
             }),
         };
         let a = plan("web", &p, dir.path(), &df).expect("plan");

@@ -215,6 +215,9 @@ pub struct Prepared {
     pub image: String,
     /// The compose file's content changed (so a running project must be recreated).
     pub compose_changed: bool,
+    /// A `from_env` secret's value changed: the container must be recreated even though the
+    /// compose file is the same (`up --force-recreate`).
+    pub secrets_changed: bool,
 }
 
 /// Checks what must exist on the host before anything runs: the workspace's paths (a missing
@@ -298,10 +301,13 @@ fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> R
 
 /// Writes each `from_env` secret's value to its own file in `files.secrets_dir` (atomically;
 /// 0600 for an environment secret, which sandbox-init reads as root; 0444 for a file secret,
-/// which the agent reads itself) and removes files of secrets no longer configured.
-pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Result<()> {
+/// which the agent reads itself) and removes files of secrets no longer configured. Returns
+/// whether anything changed: a bind-mounted file is pinned by inode, so a running container
+/// must then be recreated to see the new value.
+pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Result<bool> {
     let dir = &files.secrets_dir;
     let mut keep = Vec::new();
+    let mut changed = false;
     for secret in ws.secrets.values() {
         let SecretSource::HostEnv(var) = &secret.source else {
             continue;
@@ -312,7 +318,7 @@ pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Resul
             SecretDest::File => 0o444,
         };
         let path = dir.join(&secret.name);
-        fsutil::write_if_changed(&path, value.as_bytes(), mode)
+        changed |= fsutil::write_if_changed(&path, value.as_bytes(), mode)
             .map_err(|e| Error::file("write", &path, e))?;
         keep.push(secret.name.clone());
     }
@@ -324,7 +330,7 @@ pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Resul
             }
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Removes the `from_env` secrets' files (at `down`: the values do not outlive the container).
@@ -337,6 +343,30 @@ pub fn remove_secret_files(files: &Files) -> Result<()> {
     }
 }
 
+/// Warns when a `mounts` entry makes OpenCode's host config or `~/.opencode` writable (the Go
+/// jailoc's default, and the line in its config template): the agent could then plant code
+/// the host's OpenCode runs.
+fn warn_writable_host_code(ctx: &mut Context, ws: &Workspace) {
+    let dirs = compose::host_code_dirs(&ctx.home(), &ctx.opencode_config_dir());
+    for m in &ws.mounts {
+        let Some(host) = &m.host else { continue };
+        if m.read_only {
+            continue;
+        }
+        if let Some(d) = dirs
+            .iter()
+            .find(|d| host.starts_with(d) || d.starts_with(host))
+        {
+            ctx.warn(&format!(
+                "warning: {} is mounted read-write at {}: the agent can change what your host's OpenCode loads from {} (add :ro to the mount to prevent it)",
+                host.display(),
+                m.container,
+                d.display()
+            ));
+        }
+    }
+}
+
 /// Checks the inputs, resolves (and if needed builds) the image, and writes the policy dir,
 /// password file and compose file. The order matters: nothing is written before every check
 /// passed, and the compose file (which `up` runs) comes last.
@@ -346,9 +376,10 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     // 2. The image (may build, streaming the engine's output).
     let image = image::ensure(ctx, engine, ws, &sandbox_init)?;
     // 3. Generated files.
+    warn_writable_host_code(ctx, ws);
     let files = files(ctx, &ws.name);
     policy::write_policy_dir(&files.policy_dir, ws)?;
-    write_secret_files(ctx, ws, &files)?;
+    let secrets_changed = write_secret_files(ctx, ws, &files)?;
     let (_, password_changed) = ensure_password(ctx, ws.password_mode, &files.password_file)?;
     let yaml = render_compose(ctx, ws, &files, &image, &sandbox_init);
     let compose_changed = fsutil::write_if_changed(&files.compose_file, yaml.as_bytes(), 0o600)
@@ -358,6 +389,7 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
         files,
         image,
         compose_changed,
+        secrets_changed,
     })
 }
 
@@ -374,6 +406,7 @@ pub fn render_compose(
         &ctx.opencode_config_dir(),
         &ctx.opencode_data_dir(),
         ws.git_config,
+        ws.ssh_auth_sock,
     ));
     let ssh = ctx.var("SSH_AUTH_SOCK").map(PathBuf::from);
     let dind = ctx

@@ -844,10 +844,28 @@ from_env = "HOST_NETRC"
         "{dump}"
     );
 
-    // A changed value is picked up; `down` removes the copies.
+    // Unchanged: already running. A changed value is written and the container recreated
+    // (the compose file is the same, so compose alone would keep the old one).
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert!(stdout(&o).contains("already running"), "{}", stdout(&o));
     env.extra.retain(|(k, _)| k != "HOST_TOKEN");
     env.set("HOST_TOKEN", "VALUE-2");
-    ok(&env.run(&["up"]));
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n"
+    );
+    assert!(
+        env.argv_log()
+            .lines()
+            .last()
+            .expect("a call")
+            .ends_with(" up -d --remove-orphans --force-recreate"),
+        "{}",
+        env.argv_log()
+    );
     assert_eq!(
         std::fs::read_to_string(secrets_dir.join("API_TOKEN")).expect("rewritten"),
         "VALUE-2"
@@ -1120,4 +1138,150 @@ fn mode_decides_how_bare_jailoc_attaches() {
         "{}",
         stderr(&o)
     );
+}
+
+const FAKE_CURL: &str = r#"#!/bin/sh
+# Fake curl: logs its argv, writes $FAKE_CURL_BODY (or a Dockerfile naming the URL) to -o.
+{
+  printf 'curl'
+  for a in "$@"; do printf ' %s' "$a"; done
+  printf '\n'
+} >> "$FAKE_DIR/argv.log"
+out=""; url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift 2 ;;
+    -*) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+if [ -n "$FAKE_CURL_CODE" ]; then echo "curl: (22) The requested URL returned error: 404" >&2; exit "$FAKE_CURL_CODE"; fi
+if [ -n "$FAKE_CURL_BIG" ]; then /usr/bin/head -c 1048577 /dev/zero > "$out"; exit 0; fi
+printf '%s\n' "${FAKE_CURL_BODY:-FROM scratch # $url}" > "$out"
+"#;
+
+#[test]
+fn dockerfile_urls_are_fetched_with_curl() {
+    let mut env = Env::new();
+    write_exec(&env.bin.join("curl"), FAKE_CURL);
+    env.set("FAKE_IMAGE_MISSING", "1");
+    env.write_config(&format!(
+        "[base]\ndockerfile = \"https://example.com/base\"\n{APP}dockerfile = \"https://example.com/app\"\n"
+    ));
+    ok(&env.run(&["up"]));
+    let log = env.argv_log();
+    let cache = env.home.join(".cache/jailoc/dockerfiles");
+    let fetched: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .expect("fetched")
+        .map(|e| e.expect("entry").path().join("Dockerfile"))
+        .collect();
+    assert_eq!(fetched.len(), 2, "{log}");
+    let base = fetched
+        .iter()
+        .find(|p| std::fs::read_to_string(p).expect("read").contains("/base"))
+        .expect("base fetched");
+    let app = fetched.iter().find(|p| *p != base).expect("app fetched");
+    for (file, url) in [
+        (base, "https://example.com/base"),
+        (app, "https://example.com/app"),
+    ] {
+        let curl = format!(
+            "curl -fsSL --max-filesize 1048576 -o {} {url}\n",
+            file.with_extension("part").display()
+        );
+        assert!(log.contains(&curl), "{curl} not in:\n{log}");
+    }
+    // Each is built from its own directory (nothing else in the context).
+    assert!(
+        log.contains(&format!(
+            " -f {} {}\n",
+            base.display(),
+            base.parent().expect("dir").display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            " -f {} --build-arg BASE_IMAGE=jailoc-base:",
+            app.display()
+        )),
+        "{log}"
+    );
+
+    // A failed download stops `up` before anything is built or started.
+    let mut env = Env::new();
+    write_exec(&env.bin.join("curl"), FAKE_CURL);
+    env.set("FAKE_CURL_CODE", "22");
+    env.write_config(&format!(
+        "[base]\ndockerfile = \"https://example.com/gone\"\n{APP}"
+    ));
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("jailoc: failed to download the Dockerfile https://example.com/gone: `curl -fsSL --max-filesize 1048576 -o "), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .ends_with("` exited with code 22: curl: (22) The requested URL returned error: 404\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.argv_log().contains(" build "));
+    assert!(!env.argv_log().contains(" up -d "));
+
+    // More than 1 MiB (a server that ignores --max-filesize) is refused too.
+    env.extra.clear();
+    env.set("FAKE_CURL_BIG", "1");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to download the Dockerfile https://example.com/gone: it is larger than 1 MiB (1048577 bytes)\n"
+    );
+    assert!(!env.argv_log().contains(" up -d "));
+
+    // No curl at all: say what to do.
+    std::fs::remove_file(env.bin.join("curl")).expect("rm");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("could not run curl (No such file or directory (os error 2)); install curl, or download the file yourself and set dockerfile to its path"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// OpenCode's host config is read-only by default (Go: read-write); the Go template's explicit
+/// read-write mount is honoured, with a warning saying what it allows.
+#[test]
+fn opencode_config_is_read_only_unless_asked_and_then_warned() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.home.join(".config/opencode")).expect("mkdir");
+    std::fs::create_dir_all(env.home.join(".opencode/bin")).expect("mkdir");
+    env.write_config(APP);
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(stderr(&o), "");
+    let compose_file = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let compose = std::fs::read_to_string(&compose_file).expect("compose");
+    for dir in [".config/opencode", ".opencode"] {
+        let mount = format!(
+            "        source: \"{}/{dir}\"\n        target: \"/home/agent/{dir}\"\n        read_only: true\n",
+            env.home.display()
+        );
+        assert!(compose.contains(&mount), "{mount}\n{compose}");
+    }
+    env.write_config(&format!(
+        "[defaults]\nmounts = [\"~/.config/opencode:/home/agent/.config/opencode:rw\"]\n{APP}"
+    ));
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: warning: {h}/.config/opencode is mounted read-write at /home/agent/.config/opencode: the agent can change what your host's OpenCode loads from {h}/.config/opencode (add :ro to the mount to prevent it)\n",
+            h = env.home.display()
+        )
+    );
+    let compose = std::fs::read_to_string(&compose_file).expect("compose");
+    assert!(compose
+        .contains("        target: \"/home/agent/.config/opencode\"\n        read_only: false\n"));
 }

@@ -23,17 +23,25 @@ pub fn start(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepa
     let where_ = super::url(ws)
         .map(|u| format!(" on {u}"))
         .unwrap_or_default();
-    if !prepared.compose_changed && is_running(ctx, &engine.cli, &ws.name)? {
+    if !prepared.compose_changed
+        && !prepared.secrets_changed
+        && is_running(ctx, &engine.cli, &ws.name)?
+    {
         ctx.say(&format!(
             "workspace {:?} is already running{where_}",
             ws.name
         ));
         return Ok(prepared);
     }
+    let mut args = vec!["up", "-d", "--remove-orphans"];
+    if prepared.secrets_changed {
+        // Same compose file, new secret value: compose would keep the old container.
+        args.push("--force-recreate");
+    }
     let cmd = engine.compose(
         &workspace::project(&ws.name),
         &prepared.files.compose_args(),
-        &["up", "-d", "--remove-orphans"],
+        &args,
     );
     run_checked(
         ctx,

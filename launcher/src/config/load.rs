@@ -7,8 +7,9 @@ use toml_edit::{Item, TableLike, Value};
 
 use super::paths;
 use super::schema::{
-    AttachMode, Config, Egress, HostPath, MountEntry, PasswordMode, SecretDest, SecretEntry,
-    SecretSource, Section, BASE_KEYS, ROOT_KEYS, SECRET_KINDS, SECRET_SOURCES, SECTION_KEYS,
+    AttachMode, Config, DockerfileRef, Egress, HostPath, MountEntry, PasswordMode, SecretDest,
+    SecretEntry, SecretSource, Section, BASE_KEYS, ROOT_KEYS, SECRET_KINDS, SECRET_SOURCES,
+    SECTION_KEYS,
 };
 use super::validate;
 use super::{ConfigError, Spanned};
@@ -103,7 +104,10 @@ impl Parser<'_> {
                         match k {
                             "dockerfile" => {
                                 let s = self.string(v, &full, l)?;
-                                cfg.base_dockerfile = Some(self.host_path(&s, &full, l, true)?);
+                                // "" means unset, as in the Go jailoc's template.
+                                if !s.is_empty() {
+                                    cfg.base_dockerfile = Some(self.dockerfile(&s, &full, l)?);
+                                }
                             }
                             _ => return Err(self.unknown(l, &full, k, BASE_KEYS)),
                         }
@@ -320,8 +324,13 @@ impl Parser<'_> {
                     }
                     s.allowed_networks = Some(v);
                 }
+                // For image, dockerfile and build_context, "" means unset (the Go jailoc's
+                // commented template has `image = ""` etc.).
                 "image" => {
                     let v = self.string(item, &full, line)?;
+                    if v.is_empty() {
+                        continue;
+                    }
                     if v.trim().is_empty() || v.contains(char::is_whitespace) {
                         return Err(self.err(line, &full, format!("invalid image {v:?}")));
                     }
@@ -329,11 +338,15 @@ impl Parser<'_> {
                 }
                 "dockerfile" => {
                     let v = self.string(item, &full, line)?;
-                    s.dockerfile = Some(self.host_path(&v, &full, line, true)?);
+                    if !v.is_empty() {
+                        s.dockerfile = Some(self.dockerfile(&v, &full, line)?);
+                    }
                 }
                 "build_context" => {
                     let v = self.string(item, &full, line)?;
-                    s.build_context = Some(self.host_path(&v, &full, line, true)?);
+                    if !v.is_empty() {
+                        s.build_context = Some(self.host_path(&v, &full, line, true)?);
+                    }
                 }
                 "env" => {
                     let mut v: Vec<(String, Spanned<String>)> = Vec::new();
@@ -498,6 +511,43 @@ impl Parser<'_> {
         })
     }
 
+    /// A Dockerfile: `http://` / `https://` with a host is a URL (fetched at `up`); another
+    /// `scheme://` is refused; anything else is a path.
+    fn dockerfile(&self, raw: &str, key: &str, line: usize) -> R<DockerfileRef> {
+        let lower = raw.to_ascii_lowercase();
+        if let Some(rest) = lower
+            .strip_prefix("http://")
+            .or_else(|| lower.strip_prefix("https://"))
+        {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if host.is_empty() || raw.contains(char::is_whitespace) {
+                return Err(self.err(
+                    line,
+                    key,
+                    format!("invalid URL {raw:?}: an http(s) URL needs a host, e.g. https://example.com/Dockerfile"),
+                ));
+            }
+            return Ok(DockerfileRef::Url(Spanned {
+                value: raw.to_string(),
+                line,
+            }));
+        }
+        if let Some((scheme, _)) = raw.split_once("://") {
+            if !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b))
+            {
+                return Err(self.err(
+                    line,
+                    key,
+                    format!("invalid dockerfile {raw:?}: use a path (absolute, ~/ or relative to the config file) or an http(s) URL, not {scheme}://"),
+                ));
+            }
+        }
+        Ok(DockerfileRef::Path(self.host_path(raw, key, line, true)?))
+    }
+
     fn host_path(&self, raw: &str, key: &str, line: usize, relative_ok: bool) -> R<HostPath> {
         let base = relative_ok.then_some(self.base.as_path());
         let path = paths::resolve(raw, &self.home, base).map_err(|m| self.err(line, key, m))?;
@@ -636,8 +686,12 @@ from_file = "/srv/secrets/gh"
         )
         .expect("parse");
         assert_eq!(
-            c.base_dockerfile.expect("base").path,
-            PathBuf::from("/cfg/base.Dockerfile")
+            c.base_dockerfile,
+            Some(DockerfileRef::Path(HostPath {
+                raw: "base.Dockerfile".into(),
+                line: 3,
+                path: PathBuf::from("/cfg/base.Dockerfile")
+            }))
         );
         assert_eq!(c.defaults.egress, Some(Egress::Allowlist));
         assert_eq!(c.defaults.cpu, Some(1.0));
@@ -645,6 +699,89 @@ from_file = "/srv/secrets/gh"
         let mounts = web.mounts.as_ref().expect("mounts");
         assert!(mounts[0].read_only);
         assert_eq!(mounts[1].host, None);
+    }
+
+    /// The Go jailoc's own first-use template, every line uncommented, loads.
+    #[test]
+    fn go_template_uncommented_loads() {
+        let c = parse(
+            r#"mode = ""
+password_mode = "auto"
+[base]
+dockerfile = ""
+[defaults]
+image = ""
+env = ["KEY=VALUE"]
+env_file = []
+mounts = ["~/.config/opencode:/home/agent/.config/opencode:rw"]
+allowed_hosts = ["example.com"]
+allowed_networks = ["10.0.0.0/8"]
+ssh_auth_sock = false
+git_config = true
+expose_port = true
+enable_docker = true
+cpu = 2.0
+memory = "4g"
+[workspaces.default]
+paths = []
+image = ""
+allowed_hosts = []
+allowed_networks = []
+env = ["KEY=VALUE"]
+env_file = []
+mounts = ["~/.config/opencode:/home/agent/.config/opencode:rw"]
+build_context = ""
+dockerfile = ""
+ssh_auth_sock = false
+git_config = true
+expose_port = true
+enable_docker = true
+cpu = 2.0
+memory = "4g"
+"#,
+        )
+        .expect("Go's template");
+        assert_eq!(c.base_dockerfile, None);
+        let d = &c.workspaces["default"];
+        assert_eq!(
+            (&d.image, &d.dockerfile, &d.build_context),
+            (&None, &None, &None)
+        );
+        assert_eq!(c.mode, None);
+    }
+
+    #[test]
+    fn dockerfile_urls_and_paths() {
+        let c = parse(
+            "[base]\ndockerfile = \"https://example.com/Dockerfiles/custom\"\n[workspaces.a]\ndockerfile = \"~/a.Dockerfile\"\n[workspaces.b]\ndockerfile = \"HTTP://Example.com:8080/x?y=1\"\n",
+        )
+        .expect("parse");
+        assert_eq!(
+            c.base_dockerfile,
+            Some(DockerfileRef::Url(Spanned {
+                value: "https://example.com/Dockerfiles/custom".into(),
+                line: 2
+            }))
+        );
+        assert!(matches!(
+            &c.workspaces["a"].dockerfile,
+            Some(DockerfileRef::Path(hp)) if hp.path == Path::new("/nonexistent-home/u/a.Dockerfile")
+        ));
+        assert!(matches!(
+            &c.workspaces["b"].dockerfile,
+            Some(DockerfileRef::Url(_))
+        ));
+        for (bad, why) in [
+            ("http:///path", "an http(s) URL needs a host"),
+            ("https://", "an http(s) URL needs a host"),
+            ("ftp://example.com/Dockerfile", "not ftp://"),
+            ("file:///etc/Dockerfile", "not file://"),
+        ] {
+            let e = parse(&format!("[base]\ndockerfile = \"{bad}\"\n")).expect_err(bad);
+            assert_eq!(e.line, 2);
+            assert_eq!(e.key, "base.dockerfile");
+            assert!(e.message.contains(why), "{bad}: {e}");
+        }
     }
 
     /// Garbage in, an error (or a config) out: never a panic.

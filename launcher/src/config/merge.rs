@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::schema::{
-    AttachMode, Config, Egress, HostPath, PasswordMode, SecretDest, SecretEntry, Section,
-    DEFAULT_WORKSPACE,
+    AttachMode, Config, DockerfileRef, Egress, HostPath, PasswordMode, SecretDest, SecretEntry,
+    Section, DEFAULT_WORKSPACE,
 };
 use super::validate;
 use super::ConfigError;
@@ -32,16 +32,34 @@ pub enum BaseImage {
     /// A ready-made image reference.
     Ready(String),
     /// `[base] dockerfile`.
-    Dockerfile(PathBuf),
+    Dockerfile(Dockerfile),
     /// The default Dockerfile embedded in the binary.
     Embedded,
+}
+
+/// Where a Dockerfile is: a local file, or a URL that `up` fetches (into the cache) first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dockerfile {
+    Path(PathBuf),
+    Url(String),
+}
+
+impl std::fmt::Display for Dockerfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dockerfile::Path(p) => write!(f, "{}", p.display()),
+            Dockerfile::Url(u) => f.write_str(u),
+        }
+    }
 }
 
 /// A Dockerfile built on top of the base (`FROM ${BASE_IMAGE}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
-    pub dockerfile: PathBuf,
-    pub context: PathBuf,
+    pub dockerfile: Dockerfile,
+    /// The build context; `None` for a URL Dockerfile without `build_context` (an empty
+    /// directory is used).
+    pub context: Option<PathBuf>,
 }
 
 /// The image cascade's outcome.
@@ -216,24 +234,35 @@ fn image_plan(cfg: &Config, w: &Section) -> ImagePlan {
     let base = if let Some(img) = &d.image {
         BaseImage::Ready(img.value.clone())
     } else if let Some(df) = &cfg.base_dockerfile {
-        BaseImage::Dockerfile(df.path.clone())
+        BaseImage::Dockerfile(dockerfile_of(df))
     } else {
         BaseImage::Embedded
     };
     ImagePlan { base, overlay }
 }
 
-fn overlay_of(df: &HostPath, ctx: Option<&HostPath>) -> Overlay {
-    let context = match ctx {
-        Some(c) => c.path.clone(),
-        None => df
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/")),
+fn dockerfile_of(df: &DockerfileRef) -> Dockerfile {
+    match df {
+        DockerfileRef::Path(hp) => Dockerfile::Path(hp.path.clone()),
+        DockerfileRef::Url(u) => Dockerfile::Url(u.value.clone()),
+    }
+}
+
+/// The overlay build; without `build_context` the context is the Dockerfile's directory, or
+/// for a URL an empty directory (chosen at `up`, so `None` here).
+fn overlay_of(df: &DockerfileRef, ctx: Option<&HostPath>) -> Overlay {
+    let context = match (ctx, df) {
+        (Some(c), _) => Some(c.path.clone()),
+        (None, DockerfileRef::Path(hp)) => Some(
+            hp.path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/")),
+        ),
+        (None, DockerfileRef::Url(_)) => None,
     };
     Overlay {
-        dockerfile: df.path.clone(),
+        dockerfile: dockerfile_of(df),
         context,
     }
 }
@@ -376,13 +405,13 @@ dockerfile = "/srv/b/Dockerfile"
         assert_eq!(plan("b").base, BaseImage::Ready("corp/agent:1".into()));
         assert_eq!(
             plan("b").overlay.expect("overlay").context,
-            PathBuf::from("/srv/b")
+            Some(PathBuf::from("/srv/b"))
         );
         assert_eq!(plan("c").base, BaseImage::Ready("corp/agent:1".into()));
         let c2 = cfg("[base]\ndockerfile = \"/srv/base.Dockerfile\"\n");
         assert_eq!(
             resolve_workspace(&c2, "default").expect("r").image.base,
-            BaseImage::Dockerfile("/srv/base.Dockerfile".into())
+            BaseImage::Dockerfile(Dockerfile::Path("/srv/base.Dockerfile".into()))
         );
     }
 

@@ -149,6 +149,14 @@ pub struct HostPath {
     pub path: PathBuf,
 }
 
+/// A `dockerfile` value: a local path (absolute, `~/` or relative to the config file), or an
+/// http(s) URL fetched at `up` (the Go jailoc's forms).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DockerfileRef {
+    Path(HostPath),
+    Url(Spanned<String>),
+}
+
 /// A `mounts` entry: `HOST:CONTAINER[:ro|rw]`; an empty HOST removes an inherited mount.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MountEntry {
@@ -167,7 +175,7 @@ pub struct Section {
     pub allowed_hosts: Option<Vec<Spanned<String>>>,
     pub allowed_networks: Option<Vec<Spanned<String>>>,
     pub image: Option<Spanned<String>>,
-    pub dockerfile: Option<HostPath>,
+    pub dockerfile: Option<DockerfileRef>,
     pub build_context: Option<HostPath>,
     pub env: Option<Vec<(String, Spanned<String>)>>,
     pub env_file: Option<Vec<HostPath>>,
@@ -188,7 +196,7 @@ pub struct Config {
     /// The file it was read from (for messages and relative paths).
     pub file: PathBuf,
     /// `[base] dockerfile`.
-    pub base_dockerfile: Option<HostPath>,
+    pub base_dockerfile: Option<DockerfileRef>,
     /// Top-level `mode` (a workspace's or `[defaults]`' own `mode` wins).
     pub mode: Option<AttachMode>,
     /// Top-level `password_mode`.
