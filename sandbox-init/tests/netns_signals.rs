@@ -188,7 +188,7 @@ fn sigterm_while_resolving_ends_the_boot_with_143_and_never_starts_the_agent() {
     // The backend has been probed, so resolution (step 3) is what runs now.
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut log = String::new();
-    while !log.contains("sandbox-init: debug: firewall backend: ") {
+    while !log.contains("sandbox-init: debug: firewall backends installed: ") {
         let mut line = String::new();
         if stderr.read_line(&mut line).expect("read stderr") == 0 {
             panic!("sandbox-init ended before resolving:\n{log}");
