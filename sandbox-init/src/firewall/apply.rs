@@ -14,7 +14,9 @@
 //! whether it works shows in its first restore: if that fails and its save fails too, the next
 //! backend is tried (nf_tables → legacy on kernels without nf_tables).
 
-use super::render::{self, chain_rules, hook_of, Allow, Facts, Family, Hook, RuleSets, CHAIN};
+use super::render::{
+    self, chain_rules, hook_of, our_chains, Allow, Facts, Family, Hook, RuleSets, CHAIN,
+};
 use crate::policy::Egress;
 use std::ffi::OsString;
 use std::io::{self, Write as _};
@@ -283,11 +285,14 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    fn render(&self, hook_v4: Option<Hook>, hook_v6: Option<Hook>) -> RuleSets {
+    /// Renders with the facts of the saves (`None`: the fresh form).
+    fn render(&self, save_v4: Option<&str>, save_v6: Option<&str>) -> RuleSets {
         let facts = Facts {
             resolvers: self.resolvers.to_vec(),
-            hook_v4,
-            hook_v6,
+            hook_v4: save_v4.map(hook_of),
+            hook_v6: save_v6.map(hook_of),
+            chains_v4: save_v4.map(our_chains).unwrap_or_default(),
+            chains_v6: save_v6.map(our_chains).unwrap_or_default(),
         };
         render::render(self.egress, self.allows, &facts)
     }
@@ -330,11 +335,13 @@ impl Attempt<'_> {
                     backend.restore4, backend.save4
                 )));
             }
-            let hook = |save: &Option<Result<String, String>>| match save {
-                Some(Ok(text)) => Some(hook_of(text)),
-                _ => None,
-            };
-            let refill = self.render(hook(&save_v4), hook(&save_v6));
+            fn text(save: &Option<Result<String, String>>) -> Option<&str> {
+                match save {
+                    Some(Ok(text)) => Some(text.as_str()),
+                    _ => None,
+                }
+            }
+            let refill = self.render(text(&save_v4), text(&save_v6));
             let refill_v6 = matches!(save_v6, Some(Ok(_)));
             let [again_v4, again_v6] = stage(
                 runner,
@@ -687,7 +694,7 @@ pub mod fake {
                 }
                 let chain: Vec<&str> = payload
                     .lines()
-                    .filter(|l| l.starts_with("-A JAILOC-OUTPUT"))
+                    .filter(|l| l.starts_with("-A JAILOC-"))
                     .collect();
                 let mut text =
                     String::from("*filter\n:INPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n");
