@@ -60,18 +60,24 @@ pub struct Log {
 }
 
 impl Log {
+    /// Writes one whole line with a single `write` (stderr is unbuffered: `eprintln!` could
+    /// interleave with the agent's output in a container log).
+    fn line(level: &str, msg: &str) {
+        let line = format!("sandbox-init: {level}{msg}\n");
+        let _ = io::stderr().write_all(line.as_bytes());
+    }
     pub fn info(&self, msg: &str) {
-        eprintln!("sandbox-init: {msg}");
+        Self::line("", msg);
     }
     pub fn warn(&self, msg: &str) {
-        eprintln!("sandbox-init: warning: {msg}");
+        Self::line("warning: ", msg);
     }
     pub fn error(&self, msg: &str) {
-        eprintln!("sandbox-init: error: {msg}");
+        Self::line("error: ", msg);
     }
     pub fn debug(&self, msg: &str) {
         if self.debug {
-            eprintln!("sandbox-init: debug: {msg}");
+            Self::line("debug: ", msg);
         }
     }
 }
@@ -216,12 +222,12 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         log.warn(warning);
     }
     log.info(&format!(
-        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {} ms",
+        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {:.1} ms",
         probed.backend.name,
         policy.egress,
         allows.len(),
         if installed.v6 { "guarded" } else { "absent" },
-        started.elapsed().as_millis()
+        started.elapsed().as_secs_f64() * 1000.0
     ));
 
     // ---- Steps 6-8 (home ownership, secrets, privilege drop, spawn, supervise): engineer

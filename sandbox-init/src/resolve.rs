@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The outcome for one name: its addresses, or why there are none.
@@ -140,6 +140,16 @@ impl Lookup for HickoryLookup {
     }
 }
 
+/// How many names are resolved at the same time (each is an A and an AAAA query).
+const MAX_IN_FLIGHT: usize = 32;
+
+/// Locks a mutex that no panicking holder can have poisoned in a way that matters here.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn lookup_all(resolv_conf: &str, names: &[String], bound: Duration) -> Result<Vec<Answer>, String> {
     use hickory_resolver::config::{LookupIpStrategy, ResolveHosts};
     use hickory_resolver::name_server::TokioConnectionProvider;
@@ -165,23 +175,45 @@ fn lookup_all(resolv_conf: &str, names: &[String], bound: Duration) -> Result<Ve
                 .build(),
         );
         let deadline = tokio::time::Instant::now() + bound;
-        let tasks: Vec<_> = names
-            .iter()
-            .map(|name| {
-                let resolver = Arc::clone(&resolver);
-                let name = name.clone();
-                tokio::spawn(async move { resolver.lookup_ip(name).await })
+        // A fixed pool of workers pulls names from a shared queue: all names are in flight
+        // together up to MAX_IN_FLIGHT, without a burst of thousands of queries that would
+        // overflow the resolver's socket buffer (dropped queries only come back as timeouts).
+        let queue: Arc<Mutex<Vec<(usize, String)>>> = Arc::new(Mutex::new(
+            names.iter().cloned().enumerate().rev().collect(),
+        ));
+        let results: Arc<Mutex<Vec<Option<Answer>>>> =
+            Arc::new(Mutex::new(vec![None; names.len()]));
+        let workers: Vec<_> = (0..names.len().min(MAX_IN_FLIGHT))
+            .map(|_| {
+                let (resolver, queue, results) = (
+                    Arc::clone(&resolver),
+                    Arc::clone(&queue),
+                    Arc::clone(&results),
+                );
+                tokio::spawn(async move {
+                    loop {
+                        // The guard must not live across the await below.
+                        let next = lock(&queue).pop();
+                        let Some((index, name)) = next else { break };
+                        let answer = match resolver.lookup_ip(name).await {
+                            Ok(found) => Ok(found.iter().collect()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        lock(&results)[index] = Some(answer);
+                    }
+                })
             })
             .collect();
-        let mut answers = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            answers.push(match tokio::time::timeout_at(deadline, task).await {
-                Ok(Ok(Ok(found))) => Ok(found.iter().collect()),
-                Ok(Ok(Err(e))) => Err(e.to_string()),
-                Ok(Err(e)) => Err(format!("lookup task failed: {e}")),
-                Err(_) => Err(format!("timed out after {} ms", bound.as_millis())),
-            });
+        for worker in workers {
+            if tokio::time::timeout_at(deadline, worker).await.is_err() {
+                break;
+            }
         }
+        let timed_out = || Err(format!("timed out after {} ms", bound.as_millis()));
+        let answers: Vec<Answer> = lock(&results)
+            .iter_mut()
+            .map(|a| a.take().unwrap_or_else(timed_out))
+            .collect();
         answers
     });
     // Dropping the runtime cancels unfinished lookups; no thread survives this function.

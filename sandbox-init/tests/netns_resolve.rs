@@ -232,3 +232,32 @@ fn a_dead_resolver_costs_the_bound_and_is_only_a_warning() {
     );
     assert!(plan.contains("-A JAILOC-OUTPUT -d 127.0.0.53/32 -p udp -m udp --dport 53 -j ACCEPT\n"));
 }
+
+#[test]
+fn a_dead_first_resolver_does_not_hide_a_live_second_one() {
+    if !privileged() {
+        return;
+    }
+    let mut lab = Lab::new(
+        "nameserver 127.0.0.53\nnameserver 127.0.0.1\n",
+        "127.0.0.1 localhost\n",
+    );
+    lab.exec(&[
+        "iptables-nft",
+        "-A",
+        "INPUT",
+        "-d",
+        "127.0.0.53/32",
+        "-j",
+        "DROP",
+    ]);
+    lab.start_dnsmasq(&["v4.lab.example,198.51.100.7"]);
+    let (ok, plan, stderr) =
+        lab.plan("allowed_hosts = [\"v4.lab.example\"]\nresolve_timeout_ms = 1000\n");
+    assert!(ok, "{stderr}");
+    assert!(
+        plan.contains("# resolved v4.lab.example: 198.51.100.7\n"),
+        "{plan}\n{stderr}"
+    );
+    assert!(!stderr.contains("failed to resolve"), "{stderr}");
+}

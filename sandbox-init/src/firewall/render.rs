@@ -211,20 +211,40 @@ pub fn chain_rules(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Canonicalises every address token of one rule line.
+/// Canonicalises one rule line so that what we render and what any iptables version saves
+/// compare equal: addresses in canonical form, protocol numbers as names, and the implicit
+/// protocol matches (`-m tcp` after `-p tcp`) dropped, since versions differ in printing them.
 pub fn normalise_rule(line: &str) -> String {
-    line.split_whitespace()
-        .map(|token| {
-            if let Ok(net) = token.parse::<IpNet>() {
-                net.to_string()
-            } else if let Ok(addr) = token.parse::<IpAddr>() {
-                IpNet::from(addr).to_string()
-            } else {
-                token.to_owned()
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i];
+        let next = tokens.get(i + 1).copied();
+        if token == "-m" && matches!(next, Some("tcp" | "udp" | "icmp" | "icmp6")) {
+            i += 2;
+            continue;
+        }
+        let previous = out.last().map(String::as_str);
+        let canonical = if previous == Some("-p") {
+            match token {
+                "1" => "icmp".to_owned(),
+                "6" => "tcp".to_owned(),
+                "17" => "udp".to_owned(),
+                "58" | "icmpv6" => "ipv6-icmp".to_owned(),
+                other => other.to_owned(),
             }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        } else if let Ok(net) = token.parse::<IpNet>() {
+            net.to_string()
+        } else if let Ok(addr) = token.parse::<IpAddr>() {
+            IpNet::from(addr).to_string()
+        } else {
+            token.to_owned()
+        };
+        out.push(canonical);
+        i += 1;
+    }
+    out.join(" ")
 }
 
 /// How `OUTPUT` currently jumps to our chain, from `iptables-save` output.
@@ -490,6 +510,24 @@ mod tests {
         assert_eq!(
             normalise_rule("-A X -d FD00:0::5/128 -j ACCEPT"),
             "-A X -d fd00::5/128 -j ACCEPT"
+        );
+        // Versions differ in printing implicit matches and protocol names: both forms agree.
+        assert_eq!(
+            normalise_rule("-A X -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"),
+            normalise_rule("-A X -d 10.0.0.2/32 -p 17 --dport 53 -j ACCEPT")
+        );
+        assert_eq!(
+            normalise_rule("-A X -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT"),
+            normalise_rule("-A X -p icmpv6 --icmpv6-type 135 -j ACCEPT")
+        );
+        // But a different port, protocol or target still differs.
+        assert_ne!(
+            normalise_rule("-A X -p tcp -m tcp --dport 53 -j ACCEPT"),
+            normalise_rule("-A X -p udp -m udp --dport 53 -j ACCEPT")
+        );
+        assert_ne!(
+            normalise_rule("-A X -d 10.0.0.0/8 -j ACCEPT"),
+            normalise_rule("-A X -d 10.0.0.0/8 -j REJECT")
         );
         let r = render(Egress::Open, &[], &facts(&[]));
         assert_eq!(chain_rules(&r.v4).len(), 2 + 2 * ranges::BLOCKED_V4.len());
