@@ -344,7 +344,7 @@ fn init_handoff(config_dir: &Path, policy: &Policy, command: &[OsString], log: &
         command: command.to_vec(),
         debug: log.debug,
     };
-    start_agent(start, &InitPaths::default())
+    start_agent(start, &InitPaths::default(), log)
 }
 
 /// What steps 6–8 need from steps 1–5. Owned, so everything else (policy, resolver, rule sets)
@@ -386,64 +386,140 @@ impl Default for InitPaths {
     }
 }
 
-fn fail(code: i32, err: &dyn std::error::Error) -> i32 {
-    eprintln!("sandbox-init: {err}");
+fn fail(log: &Log, code: i32, err: &dyn std::error::Error) -> i32 {
+    log.error(&err.to_string());
     code
 }
 
 /// Steps 6–8: fix the home dirs, start the agent without any privilege, supervise it. Returns
 /// sandbox-init's exit code: the agent's, or 71/78/126/127 if it could not be started.
-pub fn start_agent(start: AgentStart, paths: &InitPaths) -> i32 {
+pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
     let sys = sys::RealSys;
 
     // Before anything changes: can we drop everything? Without CAP_SETPCAP/SETUID/SETGID the
     // drop would be partial, so refuse here (71) while nothing has been touched yet.
     let creds = match AgentCreds::new(start.uid, start.gid) {
         Ok(creds) => creds,
-        Err(e) => return fail(exit::CONFIG, &e),
+        Err(e) => return fail(log, exit::CONFIG, &e),
     };
     let last_cap = match privilege::read_cap_last_cap(&paths.cap_last_cap) {
         Ok(n) => n,
-        Err(e) => return fail(exit::OS_ERROR, &e),
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
     };
     let ready = match privilege::check_can_drop(&sys, creds, last_cap, sys::max_fd()) {
         Ok(ready) => ready,
-        Err(e) => return fail(exit::OS_ERROR, &e),
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
+    };
+
+    // Secrets next, still read-only: a missing or invalid one must stop the boot before
+    // anything is changed. Read as root (they are root-only files), before the drop.
+    let secret_env = match secrets::load(&start.config_dir, &paths.secrets_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(log, e.exit_code(), &e),
     };
 
     // Step 6: home dirs, as root and before the agent exists (nobody can race the walk).
-    let mut warn = |w: String| eprintln!("sandbox-init: warning: {w}");
+    let mut warn = |w: String| log.warn(&w);
     match home::fix(&start.home, start.uid, start.gid, &mut warn) {
-        Ok(fixes) if start.debug => {
+        Ok(fixes) => {
             for f in fixes {
-                eprintln!("sandbox-init: home: {} {:?}", f.path.display(), f.action);
+                log.debug(&format!("home: {} {:?}", f.path.display(), f.action));
             }
         }
-        Ok(_) => {}
-        Err(e) => return fail(exit::OS_ERROR, &e),
+        Err(e) => return fail(log, exit::OS_ERROR, &e),
     }
 
-    // Step 7: secrets are read as root (they are root-only files), the environment and the
-    // exec are prepared in full, then the child drops everything and execs.
-    let secret_env = match secrets::load(&start.config_dir, &paths.secrets_dir) {
-        Ok(s) => s,
-        Err(e) => return fail(e.exit_code(), &e),
-    };
+    // Step 7: the environment and the exec are prepared in full, then the child drops
+    // everything and execs.
     let user = secrets::user_name(&paths.passwd, start.uid);
     let env = secrets::agent_environment(std::env::vars_os(), &start.home, &user, secret_env);
     let prepared = match Prepared::new(&start.command, &env) {
         Ok(p) => p,
-        Err(e) => return fail(e.exit_code(), &e),
+        Err(e) => return fail(log, e.exit_code(), &e),
     };
     drop(env);
     let supervisor = match supervisor::spawn(&ready, prepared, start.debug) {
         Ok(s) => s,
-        Err(e) => return fail(e.exit_code(), &e),
+        Err(e) => return fail(log, e.exit_code(), &e),
     };
     drop(start);
 
     // Step 8: be init until the agent is gone; from here on errors are logged, never fatal.
     supervisor.run()
+}
+
+/// Steps 6-8 refuse before changing anything or spawning (the spawning paths themselves are
+/// covered by the privileged tests in `tests/tests/pid1.rs` and `privilege.rs`).
+#[cfg(test)]
+mod init_steps_tests {
+    use super::*;
+    use crate::sys::Sys;
+
+    struct Tmp(PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn setup(tag: &str) -> (Tmp, AgentStart, InitPaths) {
+        let dir =
+            std::env::temp_dir().join(format!("sandbox-init-boot-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("secrets")).expect("mkdir");
+        std::fs::write(dir.join("cap_last_cap"), "40\n").expect("write");
+        let marker = dir.join("ran");
+        let start = AgentStart {
+            config_dir: dir.join("config"),
+            uid: 1000,
+            gid: 1000,
+            home: dir.join("home"),
+            command: vec!["/bin/touch".into(), marker.into()],
+            debug: false,
+        };
+        let paths = InitPaths {
+            secrets_dir: dir.join("secrets"),
+            passwd: dir.join("passwd"),
+            cap_last_cap: dir.join("cap_last_cap"),
+        };
+        (Tmp(dir), start, paths)
+    }
+
+    fn can_drop() -> bool {
+        sys::RealSys
+            .capget()
+            .is_ok_and(|c| c.effective & sys::cap_bit(sys::CAP_SETPCAP) != 0)
+    }
+
+    #[test]
+    fn a_root_agent_is_refused_with_78_before_anything() {
+        let (tmp, start, paths) = setup("root");
+        let start = AgentStart { uid: 0, ..start };
+        assert_eq!(start_agent(start, &paths, &Log { debug: false }), 78);
+        assert!(!tmp.0.join("home").exists(), "nothing may be created");
+        assert!(!tmp.0.join("ran").exists(), "nothing may be spawned");
+    }
+
+    #[test]
+    fn an_invalid_secret_list_stops_before_home_and_spawn() {
+        let (tmp, start, paths) = setup("secret");
+        std::fs::write(tmp.0.join("config/secret-env"), "NOT-A-NAME\n").expect("write");
+        let code = start_agent(start, &paths, &Log { debug: false });
+        // Without the capabilities the check before it refuses first (71); as root the
+        // secret list is what stops it (78). Either way nothing changed and nothing ran.
+        assert_eq!(code, if can_drop() { 78 } else { 71 });
+        assert!(!tmp.0.join("home").exists(), "nothing may be created");
+        assert!(!tmp.0.join("ran").exists(), "nothing may be spawned");
+    }
+
+    #[test]
+    fn an_unreadable_cap_last_cap_is_71() {
+        let (tmp, start, paths) = setup("caplast");
+        std::fs::remove_file(&paths.cap_last_cap).expect("rm");
+        assert_eq!(start_agent(start, &paths, &Log { debug: false }), 71);
+        assert!(!tmp.0.join("home").exists());
+    }
 }
 
 #[cfg(test)]

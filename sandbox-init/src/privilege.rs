@@ -369,6 +369,7 @@ pub(crate) mod double {
         SetUid(u32),
         Cloexec(i32),
         ResetSignals,
+        ProcessGroup,
     }
 
     #[derive(Debug)]
@@ -538,6 +539,10 @@ pub(crate) mod double {
 
         fn reset_signals(&self) -> Result<(), Errno> {
             self.record(Call::ResetSignals)
+        }
+
+        fn own_process_group(&self) -> Result<(), Errno> {
+            self.record(Call::ProcessGroup)
         }
     }
 }

@@ -215,7 +215,7 @@ pub fn spawn(ready: &DropReady, command: Prepared, debug: bool) -> Result<Superv
     // Before the fork, so the agent never runs next to a PID 1 with a full bounding set.
     privilege::harden_supervisor(&sys, ready)?;
     if !ready.has_kill() {
-        log("warning: CAP_KILL is missing: signals cannot be forwarded to the agent");
+        warn("CAP_KILL is missing: signals cannot be forwarded to the agent");
     }
 
     let plan = ready.agent_drop();
@@ -249,7 +249,7 @@ pub fn spawn(ready: &DropReady, command: Prepared, debug: bool) -> Result<Superv
         });
     }
     if debug {
-        log(&format!(
+        debug_log(&format!(
             "started the agent {} as pid {pid}",
             command.program
         ));
@@ -279,16 +279,22 @@ fn decode_report(buf: [u8; 8]) -> (DropStep, Errno) {
 fn child(sys: &RealSys, plan: &AgentDrop, command: &Prepared, report: i32) -> ! {
     let failure = match privilege::drop_agent(sys, plan) {
         Err(failure) => failure,
-        Ok(()) => match sys.reset_signals() {
-            Err(errno) => DropFailure {
-                step: DropStep::Signals,
-                errno,
-            },
-            Ok(()) => DropFailure {
-                step: DropStep::Exec,
-                errno: exec_first(command),
-            },
-        },
+        Ok(()) => {
+            // Like tini: the agent gets its own process group and, with a terminal, the
+            // foreground, so Ctrl-C reaches the agent once (not PID 1 and then again forwarded)
+            // and job control works. Best effort: no security property depends on it.
+            let _ = sys.own_process_group();
+            match sys.reset_signals() {
+                Err(errno) => DropFailure {
+                    step: DropStep::Signals,
+                    errno,
+                },
+                Ok(()) => DropFailure {
+                    step: DropStep::Exec,
+                    errno: exec_first(command),
+                },
+            }
+        }
     };
     sys::write_all_raw(report, &encode_report(failure));
     let code = match failure.step {
@@ -335,7 +341,7 @@ impl Supervisor {
         sys::release_free_memory();
         sys::release_clean_file_pages();
         if self.debug {
-            log(&format!("supervising: {}", vm_rss()));
+            debug_log(&format!("supervising: {}", vm_rss()));
         }
         loop {
             match sys::read_signal(&self.signals) {
@@ -343,7 +349,7 @@ impl Supervisor {
                 Ok((sig, sender)) => self.forward(sig, sender),
                 Err(Errno(libc::EINTR)) | Err(Errno(libc::EAGAIN)) => {}
                 Err(errno) => {
-                    log(&format!(
+                    error(&format!(
                         "failed to read signals: {errno}: no longer forwarding signals, still reaping"
                     ));
                     return self.reap_blocking();
@@ -357,7 +363,7 @@ impl Supervisor {
 
     fn forward(&self, sig: i32, sender: i32) {
         if self.debug {
-            log(&format!(
+            debug_log(&format!(
                 "forwarding {} (from pid {sender}) to the agent",
                 signal_name(sig)
             ));
@@ -366,7 +372,7 @@ impl Supervisor {
             Ok(()) => {}
             // The agent is gone but not reaped yet: the SIGCHLD is on its way.
             Err(Errno(libc::ESRCH)) => {}
-            Err(errno) => log(&format!(
+            Err(errno) => error(&format!(
                 "failed to forward {} to the agent: {errno}",
                 signal_name(sig)
             )),
@@ -382,12 +388,12 @@ impl Supervisor {
                     if pid == self.agent {
                         agent_code = Some(exit_code(status));
                     } else if self.debug {
-                        log(&format!("reaped orphan {pid}"));
+                        debug_log(&format!("reaped orphan {pid}"));
                     }
                 }
                 Ok(None) | Err(Errno(libc::ECHILD)) => return agent_code,
                 Err(errno) => {
-                    log(&format!("failed to reap children: {errno}"));
+                    error(&format!("failed to reap children: {errno}"));
                     return agent_code;
                 }
             }
@@ -403,7 +409,7 @@ impl Supervisor {
                 Err(errno) => {
                     // No child left (cannot happen before the agent is reaped) or worse: give up
                     // the only way that still tells the truth about the agent.
-                    log(&format!("failed to wait for the agent: {errno}"));
+                    error(&format!("failed to wait for the agent: {errno}"));
                     return exit::OS_ERROR;
                 }
             }
@@ -424,8 +430,18 @@ pub fn vm_rss() -> String {
         .unwrap_or_else(|| "VmRSS unknown".to_owned())
 }
 
-fn log(msg: &str) {
-    eprintln!("sandbox-init: {msg}");
+// Same line format as boot's `Log`: `sandbox-init: [error: |warning: |debug: ]...`.
+fn error(msg: &str) {
+    eprintln!("sandbox-init: error: {msg}");
+}
+
+fn warn(msg: &str) {
+    eprintln!("sandbox-init: warning: {msg}");
+}
+
+/// Only called when debug logging is on.
+fn debug_log(msg: &str) {
+    eprintln!("sandbox-init: debug: {msg}");
 }
 
 /// A signal's name for log lines (`SIGTERM`, `SIGRTMIN+3`, ...).

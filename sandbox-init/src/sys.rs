@@ -106,6 +106,9 @@ pub trait Sys {
     fn cloexec_fds_from(&self, first: RawFd, max_fd: RawFd) -> Result<(), Errno>;
     /// Every signal disposition back to `SIG_DFL` and an empty signal mask.
     fn reset_signals(&self) -> Result<(), Errno>;
+    /// `setpgid(0, 0)`, then, if stdin is a terminal, make our group its foreground group
+    /// (`tcsetpgrp`; SIGTTOU must be blocked). Without a terminal only the first part applies.
+    fn own_process_group(&self) -> Result<(), Errno>;
 }
 
 /// The kernel.
@@ -323,6 +326,17 @@ impl Sys for RealSys {
         // SAFETY: `empty.0` is an initialised sigset; the old mask is not requested.
         check_int(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty.0, std::ptr::null_mut()) })
             .map(drop)
+    }
+
+    fn own_process_group(&self) -> Result<(), Errno> {
+        // SAFETY: integer arguments only.
+        check_int(unsafe { libc::setpgid(0, 0) })?;
+        // SAFETY: integer arguments only; fails harmlessly (ENOTTY) when stdin is no terminal.
+        let ret = unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp()) };
+        match check_int(ret) {
+            Err(Errno(libc::ENOTTY | libc::ENXIO | libc::EBADF)) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -46,6 +46,34 @@ fn signals_sent_to_pid1_end_the_agent_with_128_plus_n() {
 }
 
 #[test]
+fn signals_reach_the_agents_own_handlers() {
+    let Some(sb) = Sandbox::new("pid1 forwarding") else {
+        return;
+    };
+    // Signals whose default action does not end the agent (WINCH, CONT) or that it handles:
+    // the trap's exit code proves this exact signal arrived.
+    for (sig, name) in [
+        (libc::SIGWINCH, "WINCH"),
+        (libc::SIGCONT, "CONT"),
+        (libc::SIGQUIT, "QUIT"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGTERM, "TERM"),
+    ] {
+        let script = format!(
+            "trap 'exit 42' {name}\necho '{{\"cmd\":\"ready\"}}'\n\
+             while :; do sleep 0.02; done"
+        );
+        let mut running = sb.start("", &["/bin/sh", "-c", &script]);
+        running.wait_for_line("cmd", "ready");
+        let init = running.init_pid();
+        // SAFETY: kill(2) with a pid we just read and a valid signal number.
+        assert_eq!(unsafe { libc::kill(init, sig) }, 0);
+        let (exit, stderr) = running.finish();
+        assert_eq!(exit, Some(42), "SIG{name} did not reach the trap: {stderr}");
+    }
+}
+
+#[test]
 fn a_hundred_orphans_are_reaped() {
     let Some(sb) = Sandbox::new("pid1 reaping") else {
         return;
@@ -118,7 +146,7 @@ fn exec_failures_are_126_and_127_with_the_path() {
     assert_eq!(run.code, Some(127), "{}", describe(&run));
     assert!(
         run.stderr.contains(&format!(
-            "sandbox-init: failed to execute the agent {}: no such file or directory",
+            "sandbox-init: error: failed to execute the agent {}: no such file or directory",
             missing.display()
         )),
         "{}",
@@ -138,7 +166,7 @@ fn exec_failures_are_126_and_127_with_the_path() {
     assert_eq!(run.code, Some(126), "{}", describe(&run));
     assert!(
         run.stderr.contains(&format!(
-            "sandbox-init: failed to execute the agent {}: permission denied",
+            "sandbox-init: error: failed to execute the agent {}: permission denied",
             not_exec.display()
         )),
         "{}",
@@ -165,4 +193,58 @@ fn pid1_keeps_only_cap_kill_while_supervising() {
     unsafe { libc::kill(init, libc::SIGTERM) };
     let (exit, stderr) = running.finish();
     assert_eq!(exit, Some(143), "{stderr}");
+}
+
+/// The agent's own pid, process group and its terminal's foreground group, from its stat.
+const PGRP_SCRIPT: &str = "set -- $(cat /proc/$$/stat); echo \"pid=$1 pgrp=$5 tpgid=$8\"";
+
+fn pgrp_fields(stdout: &str) -> (String, String, String) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("pid="))
+        .unwrap_or_else(|| panic!("no pid line in {stdout:?}"));
+    let get = |k: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_end_matches('\r').to_owned())
+            .unwrap_or_default()
+    };
+    (get("pid"), get("pgrp"), get("tpgid"))
+}
+
+fn shell_quote(arg: &std::ffi::OsStr) -> String {
+    format!("'{}'", arg.to_string_lossy().replace('\'', "'\\''"))
+}
+
+#[test]
+fn the_agent_gets_its_own_process_group_and_the_terminal() {
+    let Some(sb) = Sandbox::new("pid1 process group") else {
+        return;
+    };
+    // Without a terminal: its own group.
+    let run = sb.run("", &["/bin/sh", "-c", PGRP_SCRIPT]);
+    assert_eq!(run.code, Some(0), "{}", describe(&run));
+    let (pid, pgrp, _) = pgrp_fields(&run.stdout);
+    assert_eq!(pgrp, pid, "{}", describe(&run));
+
+    // With a terminal (script(1) runs the chain on a new pty, as `docker run -t` does): the
+    // agent's group is the foreground group, so Ctrl-C goes to the agent, not to PID 1.
+    let cmd = sb.command("", &["/bin/sh", "-c", PGRP_SCRIPT]);
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(shell_quote)
+        .collect();
+    let out = std::process::Command::new(init_common::tool("script"))
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (package bsdutils)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let (pid, pgrp, tpgid) = pgrp_fields(&stdout);
+    assert_eq!(
+        (pgrp.as_str(), tpgid.as_str()),
+        (pid.as_str(), pid.as_str()),
+        "{stdout}"
+    );
 }

@@ -154,7 +154,9 @@ fn setuid_and_file_capabilities_grant_nothing() {
     assert_eq!(
         control(&suid)["uids"][1],
         0,
-        "setuid copy must work as a control"
+        "control: the setuid copy in {} does not work outside the sandbox (is the temp dir \
+         mounted nosuid? point TMPDIR at a file system without nosuid)",
+        sb.tmp.path().display()
     );
     assert_ne!(
         control(&fcaps_p)["CapPrm"],

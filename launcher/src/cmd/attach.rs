@@ -1,0 +1,136 @@
+//! Bare `jailoc`: resolve the workspace (offering to add the current directory), bring it up,
+//! wait until it is healthy, and attach: `opencode attach` on the host when it is installed and
+//! the port is published, else the same inside the container as UID 1000.
+
+use std::time::{Duration, Instant};
+
+use crate::cli::Cli;
+use crate::compose::{CONTAINER_PORT, SERVICE};
+use crate::config::resolve_workspace;
+use crate::context::Context;
+use crate::engine::{self, parse_ps, ps_cmd, spawn_error};
+use crate::error::{Error, Result};
+use crate::process::{Cmd, Mode};
+use crate::workspace;
+
+/// How long to wait for the server to turn healthy before attaching anyway.
+const HEALTH_WAIT: Duration = Duration::from_secs(90);
+
+/// Runs bare `jailoc`.
+pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
+    let mut cfg = workspace::load_config(ctx, cli.config.as_deref())?;
+    let mut name = workspace::select(ctx, &cfg, cli.workspace.as_deref());
+    let cwd_known = cfg
+        .workspaces
+        .values()
+        .flat_map(|s| s.paths.iter().flatten())
+        .any(|p| ctx.cwd.starts_with(&p.path));
+    if cli.workspace.is_none() && !cwd_known && ctx.interactive {
+        let cwd = ctx.cwd.to_string_lossy().into_owned();
+        let q = format!("{cwd} is in no workspace; add it to workspace {name:?}?");
+        if ctx.confirm(&q) {
+            let file = cfg.file.clone();
+            super::add::add(ctx, &file, &name, &cwd)?;
+            cfg = workspace::load_config(ctx, cli.config.as_deref())?;
+            name = workspace::select(ctx, &cfg, None);
+        }
+    }
+    let ws = resolve_workspace(&cfg, &name)?;
+    workspace::check_inputs(ctx, &ws)?;
+    let engine = engine::detect(ctx)?;
+    let prepared = super::up::start(ctx, &ws, &engine)?;
+    wait_healthy(ctx, &engine.cli, &ws.name);
+    let host_opencode = ctx
+        .var("PATH")
+        .map(|p| std::env::split_paths(p).any(|d| d.join("opencode").is_file()))
+        .unwrap_or(false);
+    if ws.expose_port && host_opencode {
+        let password = workspace::ensure_password(&prepared.files.password_file)?;
+        let mut cmd = Cmd::new(
+            "opencode",
+            [
+                "attach".to_string(),
+                format!("http://127.0.0.1:{}", ws.port),
+            ],
+        );
+        // The password travels in the environment, never on the command line.
+        cmd.env.push(("OPENCODE_SERVER_PASSWORD".into(), password));
+        let out = ctx
+            .runner
+            .run(&cmd, Mode::Inherit)
+            .map_err(|e| spawn_error(&cmd, e))?;
+        return match out.code {
+            0 => Ok(()),
+            c => Err(Error::ChildExit(c)),
+        };
+    }
+    let url = format!("http://127.0.0.1:{CONTAINER_PORT}");
+    super::shell::exec_as_agent(ctx, &engine, &ws.name, &["opencode", "attach", &url])
+}
+
+/// Polls the engine until the agent's health check passes (or gives up quietly).
+fn wait_healthy(ctx: &mut Context, cli: &str, name: &str) {
+    let start = Instant::now();
+    let cmd = ps_cmd(cli, Some(name));
+    while start.elapsed() < HEALTH_WAIT {
+        let Ok(out) = ctx.runner.run(&cmd, Mode::Capture) else {
+            return;
+        };
+        let agent = parse_ps(&out.stdout)
+            .into_iter()
+            .find(|c| c.service == SERVICE);
+        match agent.as_ref().map(|c| c.health.as_str()) {
+            Some("healthy") | None | Some("") => return,
+            Some("unhealthy") => {
+                ctx.warn(&format!(
+                    "workspace {name:?} is unhealthy; see `jailoc logs`"
+                ));
+                return;
+            }
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{context, tempdir, Recorder};
+
+    #[test]
+    fn offers_to_add_the_current_directory_then_starts_and_attaches() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let project = root.join("home/src/proj");
+        std::fs::create_dir_all(&project).expect("mkdir");
+        let rec = Recorder::default();
+        let log = rec.0.clone();
+        let (mut ctx, out, err) = context(&root, rec);
+        ctx.cwd = project.clone();
+        ctx.interactive = true;
+        ctx.input = Box::new(std::io::Cursor::new(b"y\n".to_vec()));
+        ctx.env
+            .insert("JAILOC_COMPOSE".into(), "docker compose".into());
+        let code = crate::run(["jailoc"], ctx);
+        assert_eq!(code, 0, "stderr: {}", err.text());
+        assert!(err.text().contains(&format!(
+            "jailoc: {} is in no workspace; add it to workspace \"default\"? [y/N] ",
+            project.display()
+        )));
+        let cfg =
+            std::fs::read_to_string(root.join("home/.config/jailoc/config.toml")).expect("config");
+        assert!(cfg.ends_with(&format!(
+            "[workspaces.default]\npaths = [\"{}\"]\n",
+            project.display()
+        )));
+        assert!(out
+            .text()
+            .contains("workspace \"default\" is up on http://127.0.0.1:4096"));
+        let log = log.borrow();
+        assert!(log.iter().any(|l| l.ends_with(" up -d --remove-orphans")));
+        let last = log.last().expect("calls");
+        assert!(
+            last.contains(" exec --user 1000:1000 -e HOME=/home/agent opencode opencode attach http://127.0.0.1:4096"),
+            "{last}"
+        );
+    }
+}

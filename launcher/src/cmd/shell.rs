@@ -1,0 +1,56 @@
+//! `jailoc shell`: a shell in the agent's container as UID 1000. Never root: a root `exec` would
+//! get the container's capabilities (NET_ADMIN among them) and could undo the firewall.
+
+use crate::cli::Cli;
+use crate::compose::SERVICE;
+use crate::context::Context;
+use crate::engine::{self, spawn_error, Engine};
+use crate::error::{Error, Result};
+use crate::policy::{AGENT_GID, AGENT_HOME, AGENT_UID};
+use crate::process::{Cmd, Mode};
+use crate::workspace;
+
+/// Runs `jailoc shell`.
+pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
+    let (_, ws) = super::load(ctx, cli)?;
+    let engine = engine::detect(ctx)?;
+    let shell = [
+        "sh",
+        "-c",
+        "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi",
+    ];
+    exec_as_agent(ctx, &engine, &ws.name, &shell)
+}
+
+/// `compose exec --user 1000:1000` into the agent's service, passing the exit code through.
+pub fn exec_as_agent(ctx: &mut Context, engine: &Engine, name: &str, argv: &[&str]) -> Result<()> {
+    let cmd = exec_cmd(ctx, engine, name, argv)?;
+    let out = ctx
+        .runner
+        .run(&cmd, Mode::Inherit)
+        .map_err(|e| spawn_error(&cmd, e))?;
+    match out.code {
+        0 => Ok(()),
+        c => Err(Error::ChildExit(c)),
+    }
+}
+
+/// The exec command line (exposed for tests).
+pub fn exec_cmd(ctx: &Context, engine: &Engine, name: &str, argv: &[&str]) -> Result<Cmd> {
+    let files = workspace::files(ctx, name);
+    if !files.compose_file.is_file() {
+        return Err(Error::NotStarted {
+            what: "open a shell".into(),
+            workspace: name.into(),
+        });
+    }
+    let user = format!("{AGENT_UID}:{AGENT_GID}");
+    let home = format!("HOME={AGENT_HOME}");
+    let mut args = vec!["exec", "--user", &user, "-e", &home];
+    if !ctx.interactive {
+        args.push("-T");
+    }
+    args.push(SERVICE);
+    args.extend_from_slice(argv);
+    Ok(engine.compose(&workspace::project(name), &files.compose_args(), &args))
+}

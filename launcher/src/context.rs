@@ -1,0 +1,103 @@
+//! The context every command runs in: environment, working directory, output streams and the
+//! process runner. Commands touch the machine only through it, so tests can fake all of it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::process::Runner;
+
+/// Everything a command may read from or do to the outside world.
+pub struct Context {
+    /// A snapshot of the environment (never read `std::env` elsewhere).
+    pub env: BTreeMap<String, String>,
+    /// The current directory.
+    pub cwd: PathBuf,
+    /// Where the `jailoc` executable lives (to find the companion `sandbox-init`).
+    pub exe_dir: Option<PathBuf>,
+    /// Runs other programs.
+    pub runner: Box<dyn Runner>,
+    /// Standard output.
+    pub out: Box<dyn Write>,
+    /// Standard error.
+    pub err: Box<dyn Write>,
+    /// Standard input (for the one yes/no prompt).
+    pub input: Box<dyn std::io::BufRead>,
+    /// Whether stdin and stdout are a terminal (prompts and TTY attach only then).
+    pub interactive: bool,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("cwd", &self.cwd)
+            .field("exe_dir", &self.exe_dir)
+            .field("interactive", &self.interactive)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// An environment variable, treating empty as unset.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The user's home directory (`$HOME`).
+    pub fn home(&self) -> PathBuf {
+        self.var("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// `$XDG_CONFIG_HOME/jailoc`, default `~/.config/jailoc`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.xdg("XDG_CONFIG_HOME", ".config").join("jailoc")
+    }
+
+    /// `$XDG_CACHE_HOME/jailoc`, default `~/.cache/jailoc`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.xdg("XDG_CACHE_HOME", ".cache").join("jailoc")
+    }
+
+    /// The host's OpenCode config directory (`$XDG_CONFIG_HOME/opencode`).
+    pub fn opencode_config_dir(&self) -> PathBuf {
+        self.xdg("XDG_CONFIG_HOME", ".config").join("opencode")
+    }
+
+    /// The host's OpenCode data directory (`$XDG_DATA_HOME/opencode`: auth, sessions).
+    pub fn opencode_data_dir(&self) -> PathBuf {
+        self.xdg("XDG_DATA_HOME", ".local/share").join("opencode")
+    }
+
+    fn xdg(&self, var: &str, fallback: &str) -> PathBuf {
+        match self.var(var) {
+            Some(v) if Path::new(v).is_absolute() => PathBuf::from(v),
+            _ => self.home().join(fallback),
+        }
+    }
+
+    /// Writes a line to stdout, ignoring a closed pipe.
+    pub fn say(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// Asks a yes/no question on stderr; only "y"/"yes" is yes.
+    pub fn confirm(&mut self, question: &str) -> bool {
+        let _ = write!(self.err, "jailoc: {question} [y/N] ");
+        let _ = self.err.flush();
+        let mut line = String::new();
+        if self.input.read_line(&mut line).is_err() {
+            return false;
+        }
+        matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    }
+
+    /// Writes a line to stderr prefixed with `jailoc: `.
+    pub fn warn(&mut self, line: &str) {
+        let _ = writeln!(self.err, "jailoc: {line}");
+    }
+}

@@ -1,0 +1,77 @@
+//! Test doubles shared by the unit tests: a recording runner and a fake context.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::rc::Rc;
+
+use crate::context::Context;
+use crate::process::{Cmd, Mode, Output, Runner};
+
+/// Records every command line and answers with exit 0 and no output.
+#[derive(Debug, Default, Clone)]
+pub struct Recorder(pub Rc<RefCell<Vec<String>>>);
+
+impl Runner for Recorder {
+    fn run(&self, cmd: &Cmd, _: Mode) -> std::io::Result<Output> {
+        self.0.borrow_mut().push(cmd.display());
+        Ok(Output::default())
+    }
+}
+
+/// A writer whose bytes the test can read afterwards.
+#[derive(Debug, Default, Clone)]
+pub struct Buf(pub Rc<RefCell<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buf {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+    }
+}
+
+/// A temp dir outside /tmp (workspace paths may not be in the container's /tmp).
+pub fn tempdir() -> tempfile::TempDir {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/unit-tmp");
+    std::fs::create_dir_all(&base).expect("mkdir");
+    tempfile::tempdir_in(base).expect("tempdir")
+}
+
+/// A context with HOME at `root/home`, a stand-in sandbox-init, the given runner, and stdout /
+/// stderr captured in the returned buffers.
+pub fn context(root: &Path, runner: Recorder) -> (Context, Buf, Buf) {
+    let mut env = BTreeMap::new();
+    env.insert(
+        "HOME".to_string(),
+        root.join("home").to_string_lossy().into_owned(),
+    );
+    let si = root.join("sandbox-init");
+    std::fs::write(&si, "x").expect("write");
+    env.insert(
+        "JAILOC_SANDBOX_INIT".into(),
+        si.to_string_lossy().into_owned(),
+    );
+    let (out, err) = (Buf::default(), Buf::default());
+    let ctx = Context {
+        env,
+        cwd: root.to_path_buf(),
+        exe_dir: None,
+        runner: Box::new(runner),
+        out: Box::new(out.clone()),
+        err: Box::new(err.clone()),
+        input: Box::new(std::io::empty()),
+        interactive: false,
+    };
+    (ctx, out, err)
+}

@@ -1,0 +1,754 @@
+//! Black-box tests of the built `jailoc` binary. HOME and the XDG dirs live in a temp dir; a
+//! fake `docker` / `docker-compose` (a shell script using only builtins) on PATH records every
+//! argv and keeps container state in files, so `up` → `status` → `down` behave like an engine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_jailoc");
+
+const FAKE_ENGINE: &str = r#"#!/bin/sh
+# Fake docker / docker-compose for jailoc's CLI tests.
+d="$FAKE_DIR"
+prog="${0##*/}"
+{
+  printf '%s' "$prog"
+  for a in "$@"; do printf ' %s' "$a"; done
+  printf '\n'
+} >> "$d/argv.log"
+if [ -n "$OPENCODE_SERVER_PASSWORD" ]; then
+  printf '%s\n' "$OPENCODE_SERVER_PASSWORD" >> "$d/env.log"
+fi
+compose=""
+if [ "$prog" = docker ] && [ "$1" = compose ]; then
+  if [ -n "$FAKE_NO_COMPOSE_PLUGIN" ]; then
+    echo "docker: unknown command: docker compose" >&2
+    exit 1
+  fi
+  shift
+  compose=1
+fi
+[ "$prog" = docker-compose ] && compose=1
+if [ -n "$compose" ]; then
+  if [ "$1" = version ]; then echo "fake compose"; exit 0; fi
+  project=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      -p) project="$2"; shift 2 ;;
+      -f) shift 2 ;;
+      *) break ;;
+    esac
+  done
+  ws="${project#jailoc-}"
+  case "$1" in
+    up) [ -n "$FAKE_UP_CODE" ] && exit "$FAKE_UP_CODE"; printf running > "$d/state-$ws"; exit 0 ;;
+    down) /bin/rm -f "$d/state-$ws"; exit 0 ;;
+    *) exit "${FAKE_EXEC_CODE:-0}" ;;
+  esac
+fi
+case "$1" in
+  ps)
+    for f in "$d"/state-*; do
+      [ -e "$f" ] || continue
+      ws="${f##*/state-}"
+      printf '{"Image":"img-%s","Labels":"com.docker.compose.project=jailoc-%s,com.docker.compose.service=opencode,dev.jailoc.workspace=%s","Names":"jailoc-%s_opencode_1","State":"running","Status":"Up 1 second (healthy)"}\n' "$ws" "$ws" "$ws" "$ws"
+    done
+    exit 0 ;;
+  image) exit "${FAKE_IMAGE_MISSING:-0}" ;;
+  build) echo "fake build output"; exit 0 ;;
+esac
+exit 0
+"#;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    home: PathBuf,
+    bin: PathBuf,
+    fake: PathBuf,
+    extra: Vec<(String, String)>,
+    cwd: PathBuf,
+}
+
+fn write_exec(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+impl Env {
+    /// A temp HOME with a project at ~/src/app, the fake engine (`docker` with the compose
+    /// plugin and `docker-compose`) on PATH, and a stand-in sandbox-init.
+    fn new() -> Self {
+        // Not under /tmp: /tmp is one of the container directories workspace paths may not use.
+        let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+        let root = std::fs::canonicalize(tmp.path()).expect("canonical");
+        let home = root.join("home");
+        let bin = root.join("bin");
+        let fake = root.join("fake");
+        for d in [&home.join("src/app"), &bin, &fake, &root.join("sbin")] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        write_exec(&bin.join("docker"), FAKE_ENGINE);
+        write_exec(&bin.join("docker-compose"), FAKE_ENGINE);
+        write_exec(&root.join("sbin/sandbox-init"), "#!/bin/sh\nexit 0\n");
+        Env {
+            _tmp: tmp,
+            cwd: home.join("src/app"),
+            root,
+            home,
+            bin,
+            fake,
+            extra: Vec::new(),
+        }
+    }
+
+    fn config_file(&self) -> PathBuf {
+        self.home.join(".config/jailoc/config.toml")
+    }
+
+    fn write_config(&self, text: &str) {
+        let f = self.config_file();
+        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        std::fs::write(f, text.replace("{home}", &self.home.to_string_lossy())).expect("write");
+    }
+
+    fn set(&mut self, k: &str, v: &str) {
+        self.extra.push((k.into(), v.into()));
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("PATH", &self.bin)
+            .env("FAKE_DIR", &self.fake)
+            .env("JAILOC_SANDBOX_INIT", self.root.join("sbin/sandbox-init"))
+            .current_dir(&self.cwd);
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c.output().expect("run jailoc")
+    }
+
+    fn argv_log(&self) -> String {
+        std::fs::read_to_string(self.fake.join("argv.log")).unwrap_or_default()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+const APP: &str = "[workspaces.app]\npaths = [\"~/src/app\"]\n";
+
+#[test]
+fn bad_configs_each_give_their_exact_error() {
+    let env = Env::new();
+    let home = env.home.to_string_lossy().into_owned();
+    let cases: Vec<(&str, usize, &str, String)> = vec![
+        (
+            "[workspaces.Foo_bar]\npaths = []\n",
+            1,
+            "workspaces.Foo_bar",
+            "invalid workspace name \"Foo_bar\": use only lowercase letters, digits and '-' (e.g. \"foo-bar\")".into(),
+        ),
+        (
+            "[workspaces.a]\nallowed_networks = [\"999.0.0.0/99\"]\n",
+            2,
+            "workspaces.a.allowed_networks",
+            "invalid network \"999.0.0.0/99\": \"999.0.0.0\" is not an IP address (use a CIDR like 10.20.0.0/16 or fd00::/64, optionally with :PORT)".into(),
+        ),
+        (
+            "[workspaces.a]\npaths = [\"/etc\"]\n",
+            2,
+            "workspaces.a.paths",
+            "path \"/etc\" is inside /etc, which the container needs for itself (workspace paths are mounted at the same path inside the container)".into(),
+        ),
+        (
+            "[workspaces.a]\nmounts = [\"~/.ssh:/home/agent/.ssh:ro\"]\n",
+            2,
+            "workspaces.a.mounts",
+            format!("invalid mount \"~/.ssh:/home/agent/.ssh:ro\": path \"~/.ssh\" (resolves to {home}/.ssh) would expose ~/.ssh to the agent"),
+        ),
+        (
+            "[workspaces.a]\nimage = \"corp/agent:1\"\ndockerfile = \"Dockerfile\"\n",
+            2,
+            "workspaces.a.image",
+            "image \"corp/agent:1\" cannot be combined with `dockerfile` in the same table: use `image` for a ready-made image, or `dockerfile` to build one".into(),
+        ),
+        (
+            "[defaults]\n# tiny\nmemory = \"0m\"\n",
+            3,
+            "defaults.memory",
+            "invalid memory \"0m\": use a size of at least 6m like \"512m\" or \"4g\"".into(),
+        ),
+        (
+            "[workspaces.a]\npaths = []\nallowed_host = [\"x.org\"]\n",
+            3,
+            "workspaces.a.allowed_host",
+            "unknown key \"allowed_host\" (did you mean `allowed_hosts`?)".into(),
+        ),
+        (
+            "[workspaces.a]\npaths = [\n  \"~/src/app\",\n  \"~/../../../../../../../../../../../../../../etc\",\n]\n",
+            4,
+            "workspaces.a.paths",
+            "path \"~/../../../../../../../../../../../../../../etc\" (resolves to /etc) is inside /etc, which the container needs for itself (workspace paths are mounted at the same path inside the container)".into(),
+        ),
+        (
+            "[workspaces.a]\nenv = { OPENCODE_SERVER_PASSWORD = \"x\" }\n",
+            2,
+            "workspaces.a.env.OPENCODE_SERVER_PASSWORD",
+            "\"OPENCODE_SERVER_PASSWORD\" is reserved: jailoc or sandbox-init sets it".into(),
+        ),
+        (
+            "[workspaces.a]\negress = \"closed\"\n",
+            2,
+            "workspaces.a.egress",
+            "invalid egress \"closed\": use \"open\" or \"allowlist\"".into(),
+        ),
+    ];
+    let file = env.config_file();
+    for (text, line, key, msg) in cases {
+        env.write_config(text);
+        let o = env.run(&["status"]);
+        assert_eq!(o.status.code(), Some(78), "{text}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "jailoc: failed to load config: {}:{line}: {key}: {msg}\n",
+                file.display()
+            ),
+            "config:\n{text}"
+        );
+        assert_eq!(env.argv_log(), "", "nothing runs when the config is bad");
+    }
+}
+
+#[test]
+fn first_use_creates_a_commented_config() {
+    let env = Env::new();
+    let o = env.run(&["config"]);
+    ok(&o);
+    let file = env.config_file();
+    let text = std::fs::read_to_string(&file).expect("created");
+    assert!(text.starts_with("# jailoc configuration."), "{text}");
+    assert!(text.contains("# memory = \"4g\""));
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: created {} with commented defaults\n",
+            file.display()
+        )
+    );
+    assert!(
+        stdout(&o).contains("workspace = \"default\"\n"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn up_twice_says_already_running() {
+    let env = Env::new();
+    env.write_config(APP);
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n"
+    );
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    assert_eq!(mode(&compose), 0o600);
+    let policy = env.home.join(".config/jailoc/workspaces/app/policy.toml");
+    assert!(std::fs::read_to_string(policy)
+        .expect("policy")
+        .contains("egress = \"open\"\n"));
+    let up_line = format!(
+        "docker compose -p jailoc-app -f {} up -d --remove-orphans",
+        compose.display()
+    );
+    assert!(env.argv_log().contains(&up_line), "{}", env.argv_log());
+
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is already running on http://127.0.0.1:4096\n"
+    );
+    assert_eq!(
+        env.argv_log().matches(" up -d ").count(),
+        1,
+        "{}",
+        env.argv_log()
+    );
+
+    // A changed config is applied even though the project runs.
+    env.write_config("[workspaces.app]\npaths = [\"~/src/app\"]\nmemory = \"2g\"\n");
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n"
+    );
+    assert_eq!(env.argv_log().matches(" up -d ").count(), 2);
+}
+
+#[test]
+fn password_is_generated_once_and_never_on_a_command_line() {
+    let env = Env::new();
+    env.write_config(APP);
+    ok(&env.run(&["up"]));
+    let pw_file = env.home.join(".config/jailoc/passwords/app.env");
+    assert_eq!(mode(&pw_file), 0o600);
+    let text = std::fs::read_to_string(&pw_file).expect("password file");
+    let pw = text
+        .trim()
+        .strip_prefix("OPENCODE_SERVER_PASSWORD=")
+        .expect("key")
+        .to_string();
+    assert_eq!(pw.len(), 64);
+    ok(&env.run(&["restart"]));
+    ok(&env.run(&["shell"]));
+    ok(&env.run(&["config"]));
+    assert_eq!(
+        std::fs::read_to_string(&pw_file).expect("same"),
+        text,
+        "kept"
+    );
+    let log = env.argv_log();
+    assert!(log.contains(" up -d "), "{log}");
+    assert!(
+        log.contains(" down --remove-orphans\n"),
+        "restart keeps volumes: {log}"
+    );
+    assert!(!log.contains(&pw), "password leaked onto argv:\n{log}");
+    let compose =
+        std::fs::read_to_string(env.home.join(".cache/jailoc/app/docker-compose.yml")).expect("c");
+    assert!(
+        !compose.contains(&pw),
+        "the compose file refers to the env file"
+    );
+    assert!(compose.contains(&format!("      - \"{}\"\n", pw_file.display())));
+    let config_out = stdout(&env.run(&["config"]));
+    assert!(!config_out.contains(&pw));
+}
+
+#[test]
+fn shell_enters_as_uid_1000_never_root() {
+    let env = Env::new();
+    env.write_config(APP);
+    let o = env.run(&["shell"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to open a shell: workspace \"app\" was never started (run `jailoc up`)\n"
+    );
+    ok(&env.run(&["up"]));
+    ok(&env.run(&["shell"]));
+    let log = env.argv_log();
+    let last = log.lines().last().expect("a call");
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    assert_eq!(
+        last,
+        format!(
+            "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode sh -c if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi",
+            compose.display()
+        )
+    );
+    let mut env2 = env;
+    env2.set("FAKE_EXEC_CODE", "7");
+    assert_eq!(
+        env2.run(&["shell"]).status.code(),
+        Some(7),
+        "exit code passes through"
+    );
+}
+
+#[test]
+fn status_json_shows_every_workspace_from_one_query() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.home.join("src/web")).expect("mkdir");
+    env.write_config(
+        "[workspaces.app]\npaths = [\"~/src/app\"]\n[workspaces.web]\npaths = [\"~/src/web\"]\negress = \"allowlist\"\nexpose_port = false\n",
+    );
+    ok(&env.run(&["up"]));
+    let before = env.argv_log().lines().count();
+    let o = env.run(&["status", "--json"]);
+    ok(&o);
+    let calls: Vec<String> = env
+        .argv_log()
+        .lines()
+        .skip(before)
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        calls,
+        ["docker ps -a --filter label=dev.jailoc.workspace --format {{json .}}"]
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let rows = v.as_array().expect("array");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["app", "default", "web"]);
+    assert_eq!(rows[0]["state"], "running");
+    assert_eq!(rows[0]["health"], "healthy");
+    assert_eq!(rows[0]["port"], 4096);
+    assert_eq!(rows[0]["url"], "http://127.0.0.1:4096");
+    assert_eq!(rows[0]["image"], "img-app");
+    assert_eq!(rows[2]["state"], "stopped");
+    assert_eq!(rows[2]["port"], serde_json::Value::Null);
+    assert_eq!(rows[2]["egress"], "allowlist");
+
+    let table = stdout(&env.run(&["status"]));
+    let first: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        first[0].split_whitespace().collect::<Vec<_>>(),
+        ["WORKSPACE", "STATE", "PORT", "EGRESS", "IMAGE"]
+    );
+    assert!(first[1].starts_with("app "), "{table}");
+    assert!(first[1].contains("running (healthy)"), "{table}");
+
+    ok(&env.run(&["down", "-w", "app"]));
+    assert!(
+        env.argv_log()
+            .contains(" down --remove-orphans --volumes\n"),
+        "down removes the sidecar's volume"
+    );
+    let o = env.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v[0]["state"], "stopped");
+}
+
+#[test]
+fn add_keeps_comments_and_layout() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.home.join("src/other")).expect("mkdir");
+    let original = "# my settings\n[defaults]\nmemory = \"2g\"   # enough\n\n# projects\n[workspaces.app]\npaths = [\"~/src/app\"]  # main\n";
+    env.write_config(original);
+    let o = env.run(&["add", "-w", "app", "../other"]);
+    ok(&o);
+    let other = env.home.join("src/other");
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "added {} to workspace \"app\" in {}\n",
+            other.display(),
+            env.config_file().display()
+        )
+    );
+    let text = std::fs::read_to_string(env.config_file()).expect("read");
+    assert_eq!(
+        text,
+        format!(
+            "# my settings\n[defaults]\nmemory = \"2g\"   # enough\n\n# projects\n[workspaces.app]\npaths = [\"~/src/app\", \"{}\"]  # main\n",
+            other.display()
+        )
+    );
+    // Current directory into a new workspace; a second add is a no-op.
+    let o = env.run(&["add", "-w", "new-one"]);
+    ok(&o);
+    let o = env.run(&["add", "-w", "new-one"]);
+    assert!(stdout(&o).contains("is already in workspace \"new-one\""));
+    let text = std::fs::read_to_string(env.config_file()).expect("read");
+    assert!(
+        text.ends_with(&format!(
+            "\n[workspaces.new-one]\npaths = [\"{}\"]\n",
+            env.cwd.display()
+        )),
+        "{text}"
+    );
+    // A forbidden path is refused and the file left alone.
+    let o = env.run(&["add", "-w", "app", "/etc"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        std::fs::read_to_string(env.config_file()).expect("read"),
+        text
+    );
+}
+
+#[test]
+fn no_engine_installed_says_what_to_install() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    std::fs::remove_file(env.bin.join("docker")).expect("rm");
+    std::fs::remove_file(env.bin.join("docker-compose")).expect("rm");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(69));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to find a container engine: none of `docker compose`, `docker-compose`, `podman compose` works (`docker compose` is not installed; `docker-compose` is not installed; `podman compose` is not installed); install Docker with the Compose plugin (or docker-compose, or Podman with podman-compose), or set JAILOC_COMPOSE to the command to use\n"
+    );
+    let o = env.run(&["status"]);
+    assert_eq!(o.status.code(), Some(69));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to find a container engine: none of `docker compose`, `docker-compose`, `podman compose` works (`docker` is not installed); install Docker with the Compose plugin (or docker-compose, or Podman with podman-compose), or set JAILOC_COMPOSE to the command to use\n"
+    );
+    env.set("JAILOC_COMPOSE", "nerdctl compose");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+}
+
+#[test]
+fn falls_back_to_docker_compose_v1() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    env.set("FAKE_NO_COMPOSE_PLUGIN", "1");
+    ok(&env.run(&["up"]));
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let log = env.argv_log();
+    assert!(
+        log.starts_with("docker compose version\ndocker-compose version\n"),
+        "{log}"
+    );
+    assert!(log.contains(&format!(
+        "docker-compose -p jailoc-app -f {} up -d --remove-orphans\n",
+        compose.display()
+    )));
+}
+
+#[test]
+fn override_file_is_a_second_compose_file() {
+    let env = Env::new();
+    env.write_config(APP);
+    let over = env
+        .home
+        .join(".config/jailoc/workspaces/app/compose.override.yml");
+    std::fs::create_dir_all(over.parent().expect("p")).expect("mkdir");
+    std::fs::write(&over, "version: \"2.4\"\n").expect("write");
+    ok(&env.run(&["up"]));
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    assert!(env.argv_log().contains(&format!(
+        "-p jailoc-app -f {} -f {} up -d",
+        compose.display(),
+        over.display()
+    )));
+}
+
+#[test]
+fn missing_sandbox_init_is_a_clear_error() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    env.set("JAILOC_SANDBOX_INIT", "/nonexistent/sandbox-init");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(72));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to find sandbox-init: JAILOC_SANDBOX_INIT=/nonexistent/sandbox-init is not a file; install it next to jailoc (`scripts/install` does) or set JAILOC_SANDBOX_INIT=/path/to/sandbox-init\n"
+    );
+    assert!(!env.argv_log().contains(" up "), "nothing started");
+}
+
+#[test]
+fn engine_failure_exits_1_and_builds_stream() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    env.set("FAKE_UP_CODE", "3");
+    env.set("FAKE_IMAGE_MISSING", "1");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("fake build output"),
+        "build output reaches the user"
+    );
+    let log = env.argv_log();
+    let build = log
+        .lines()
+        .find(|l| l.starts_with("docker build -t jailoc-base:"))
+        .expect("built the embedded image");
+    let base = env.home.join(".cache/jailoc/base");
+    assert!(build.ends_with(&format!(
+        "-f {}/Dockerfile {}",
+        base.display(),
+        base.display()
+    )));
+    assert!(
+        base.join("sandbox-init").is_file(),
+        "the companion is in the build context"
+    );
+    assert!(
+        stderr(&o).ends_with("` exited with code 3\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).starts_with("jailoc: building image jailoc-base:"));
+}
+
+#[test]
+fn workspace_follows_the_current_directory() {
+    let mut env = Env::new();
+    std::fs::create_dir_all(env.home.join("src/app/deep/er")).expect("mkdir");
+    env.write_config(
+        "[workspaces.all]\npaths = [\"~/src\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n",
+    );
+    env.cwd = env.home.join("src/app/deep/er");
+    assert!(stdout(&env.run(&["config"])).contains("workspace = \"app\"\n"));
+    env.cwd = env.home.join("src");
+    assert!(stdout(&env.run(&["config"])).contains("workspace = \"all\"\n"));
+    env.cwd = env.home.clone();
+    assert!(stdout(&env.run(&["config"])).contains("workspace = \"default\"\n"));
+    let o = env.run(&["config", "-w", "ap"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(stderr(&o).contains("no workspace named \"ap\" (did you mean \"app\"?)"));
+}
+
+#[test]
+fn config_shows_secrets_and_env_files_by_reference() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.home.join("s")).expect("mkdir");
+    std::fs::write(env.home.join("s/token"), "TOPSECRET-1").expect("write");
+    std::fs::write(env.home.join("s/agent.env"), "API_KEY=TOPSECRET-2\n").expect("write");
+    env.write_config(
+        "[workspaces.app]\npaths = [\"~/src/app\"]\nsecrets = { GH_TOKEN = \"~/s/token\" }\nenv_file = \"~/s/agent.env\"\nenv = { EDITOR = \"vi\" }\n",
+    );
+    let out = stdout(&env.run(&["config"]));
+    assert!(!out.contains("TOPSECRET"), "{out}");
+    assert!(out.contains(&format!(
+        "GH_TOKEN = \"(file {}/s/token)\"",
+        env.home.display()
+    )));
+    assert!(out.contains(&format!(
+        "API_KEY = \"(from {}/s/agent.env)\"",
+        env.home.display()
+    )));
+    assert!(out.contains("EDITOR = \"vi\""));
+    ok(&env.run(&["up"]));
+    let secret_env =
+        std::fs::read_to_string(env.home.join(".config/jailoc/workspaces/app/secret-env"))
+            .expect("secret-env");
+    assert_eq!(secret_env, "GH_TOKEN\n");
+}
+
+#[test]
+fn help_version_usage_and_completions() {
+    let env = Env::new();
+    let o = env.run(&["--version"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        format!("jailoc {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let help = stdout(&env.run(&["--help"]));
+    for cmd in [
+        "up",
+        "down",
+        "restart",
+        "status",
+        "logs",
+        "config",
+        "add",
+        "shell",
+        "completions",
+    ] {
+        assert!(
+            help.contains(&format!("\n  {cmd} ")),
+            "{cmd} missing from:\n{help}"
+        );
+    }
+    let o = env.run(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unrecognized subcommand 'frobnicate'"));
+    let o = env.run(&["completions", "bash"]);
+    ok(&o);
+    assert!(stdout(&o).contains("_jailoc()"));
+}
+
+#[test]
+fn bare_jailoc_starts_and_attaches() {
+    let env = Env::new();
+    env.write_config(APP);
+    // No `opencode` on the host: attach inside the container, as the agent.
+    let o = env.run(&[]);
+    ok(&o);
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let log = env.argv_log();
+    assert!(log.contains(" up -d "), "{log}");
+    assert_eq!(
+        log.lines().last().expect("a call"),
+        format!(
+            "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode opencode attach http://127.0.0.1:4096",
+            compose.display()
+        )
+    );
+    // With `opencode` on the host: attach to the published port, password in its environment.
+    write_exec(&env.bin.join("opencode"), FAKE_ENGINE);
+    let o = env.run(&[]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is already running on http://127.0.0.1:4096\n"
+    );
+    let log = env.argv_log();
+    assert_eq!(
+        log.lines().last().expect("a call"),
+        "opencode attach http://127.0.0.1:4096"
+    );
+    let pw = std::fs::read_to_string(env.home.join(".config/jailoc/passwords/app.env"))
+        .expect("password")
+        .trim()
+        .trim_start_matches("OPENCODE_SERVER_PASSWORD=")
+        .to_string();
+    let env_log = std::fs::read_to_string(env.fake.join("env.log")).expect("env log");
+    assert_eq!(
+        env_log,
+        format!("{pw}\n"),
+        "only the host opencode got the password"
+    );
+    assert!(!log.contains(&pw));
+}
+
+#[test]
+fn up_refuses_a_missing_project_directory() {
+    let env = Env::new();
+    env.write_config("[workspaces.app]\npaths = [\"~/src/gone\"]\n");
+    let o = env.run(&["up", "-w", "app"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": path {}/src/gone does not exist or is not a directory\n",
+            env.home.display()
+        )
+    );
+    assert_eq!(env.argv_log(), "");
+}
+
+#[test]
+fn explicit_config_must_exist_and_is_never_created() {
+    let env = Env::new();
+    let missing = env.root.join("nope.toml");
+    let o = env.run(&["--config", &missing.to_string_lossy(), "status"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to load config: {}: failed to read the file: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+    assert!(!missing.exists());
+}
