@@ -246,6 +246,7 @@ impl Lab {
 
     /// Builds the lab. Panics (after cleaning up) if any step fails.
     pub fn with(opts: LabOptions) -> Lab {
+        gc_stale();
         let id = opts.id.clone().unwrap_or_else(|| crate::unique_name("jl"));
         let dir = TempDir::at(std::env::temp_dir().join(format!("jailoc-lab-{id}")));
         let probe = dir.path().join("probe");
@@ -728,6 +729,37 @@ pub fn run_watchdog(mut cmd: Command, limit: Duration) -> Run {
         stderr,
         elapsed,
     }
+}
+
+/// Removes labs left behind by test processes that no longer exist (killed before their Drop
+/// ran): namespaces named `jl<pid>x<n>-...` whose pid is gone. Returns the ids removed.
+pub fn gc_stale() -> Vec<String> {
+    let Ok(out) = Command::new(ip()).args(["netns", "list"]).output() else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|name| {
+            let id = name
+                .strip_suffix("-agent")
+                .or_else(|| name.strip_suffix("-gw"))
+                .or_else(|| name.strip_suffix("-world"))?;
+            let pid = id
+                .strip_prefix("jl")?
+                .split_once('x')?
+                .0
+                .parse::<u32>()
+                .ok()?;
+            (!Path::new(&format!("/proc/{pid}")).exists()).then(|| id.to_string())
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    for id in &ids {
+        teardown(id);
+    }
+    ids
 }
 
 /// Kills every process in the lab `id`'s namespaces and deletes them, its /etc/netns entry and
