@@ -117,6 +117,8 @@ pub struct LabOptions {
     /// A fixed lab id (namespaces `ID-agent`, `ID-gw`, `ID-world`, dir `$TMPDIR/jailoc-lab-ID`)
     /// for labs that outlive the process (`scripts/lab/up`); default: unique per test.
     pub id: Option<String>,
+    /// An IPv4-only agent (IPv6 disabled in its namespace, as in Docker's default networks).
+    pub agent_ipv4_only: bool,
 }
 
 /// The outcome of one sandbox-init run.
@@ -286,6 +288,14 @@ impl Lab {
             &[
                 &no_dad[..],
                 &[("net.ipv4.ping_group_range", "0 2147483647")],
+                if opts.agent_ipv4_only {
+                    &[
+                        ("net.ipv6.conf.all.disable_ipv6", "1"),
+                        ("net.ipv6.conf.default.disable_ipv6", "1"),
+                    ][..]
+                } else {
+                    &[][..]
+                },
             ]
             .concat(),
         );
@@ -303,18 +313,18 @@ impl Lab {
         sysctls(&self.world, &no_dad);
 
         // The agent: one veth to the gateway, default routes through it.
-        ip_batch(
-            &self.agent,
-            &[
-                "link set lo up".into(),
-                format!("link add eth0 type veth peer name eth0 netns {}", self.gw),
-                format!("addr add {AGENT_V4}/16 dev eth0"),
-                format!("addr add {AGENT_V6}/64 dev eth0 nodad"),
-                "link set eth0 up".into(),
-                format!("route add default via {GW_V4}"),
-                format!("route add ::/0 via {GW_V6}"),
-            ],
-        );
+        let mut agent = vec![
+            "link set lo up".into(),
+            format!("link add eth0 type veth peer name eth0 netns {}", self.gw),
+            format!("addr add {AGENT_V4}/16 dev eth0"),
+            "link set eth0 up".into(),
+            format!("route add default via {GW_V4}"),
+        ];
+        if !opts.agent_ipv4_only {
+            agent.push(format!("addr add {AGENT_V6}/64 dev eth0 nodad"));
+            agent.push(format!("route add ::/0 via {GW_V6}"));
+        }
+        ip_batch(&self.agent, &agent);
         // The gateway: the agent's link with the addresses Docker's host has, an uplink to world.
         ip_batch(
             &self.gw,
@@ -421,7 +431,9 @@ impl Lab {
             (&self.world, ["10.254.0.1", "fd99::1"]),
         ] {
             for peer in peers {
-                self.exec(ns, &[&probe, "ping", peer]);
+                if !(opts.agent_ipv4_only && ns == &self.agent && is_v6(peer)) {
+                    self.exec(ns, &[&probe, "ping", peer]);
+                }
             }
         }
     }
