@@ -810,7 +810,7 @@ fn fake_tools(dir: &jailoc_tests::TempDir, bases: &[&str], suffixes: &[&str]) ->
             let p = dir.path().join(format!("{base}{suffix}"));
             std::fs::write(
                 &p,
-                "#!/bin/sh\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
+                "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
             )
             .expect("failed to write a fake tool");
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
@@ -854,6 +854,11 @@ fn ipv4_only_agent_boots_without_ipv6_rules_and_stays_walled_off() {
         run.code,
         Some(0),
         "an IPv4-only agent must boot: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Failed to initialize nft"),
+        "ip6tables-restore was not tried: {}",
         run.stderr
     );
     let res = |c: &str| run.check(c).map(|l| result(l).to_string());
@@ -1028,7 +1033,7 @@ fn broken_backends_exit_71_and_the_agent_never_runs() {
                 let p = dir.join(format!("{fam}{variant}{tool}"));
                 std::fs::write(
                     &p,
-                    "#!/bin/sh\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
+                    "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
                 )
                 .expect("failed to write a fake iptables");
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
