@@ -287,6 +287,35 @@ mod tests {
     }
 
     #[test]
+    fn every_launcher_fixture_secret_env_parses() {
+        // The launcher writes secret-env; both halves must agree on the format.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/launcher");
+        let Ok(cases) = std::fs::read_dir(&root) else {
+            panic!("no launcher fixtures at {}", root.display());
+        };
+        let mut seen = 0;
+        for case in cases.flatten() {
+            let file = case.path().join("expected/secret-env");
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let names = parse_list(&file, &text)
+                .unwrap_or_else(|e| panic!("launcher fixture rejected: {e}"));
+            let listed = text
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .count();
+            assert_eq!(names.len(), listed, "{}", file.display());
+            seen += 1;
+        }
+        assert!(
+            seen > 0,
+            "no secret-env fixture found under {}",
+            root.display()
+        );
+    }
+
+    #[test]
     fn secrets_are_read_and_trailing_newlines_stripped() {
         let t = Tmp::new("read");
         std::fs::write(t.config().join("secret-env"), "API_KEY\nOTHER\n").expect("write");
