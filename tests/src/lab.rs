@@ -50,6 +50,8 @@ pub mod addr {
     pub const DNS_V4: &str = "10.53.0.53";
     /// The lab's DNS server over IPv6.
     pub const DNS_V6: &str = "fd00:53::53";
+    /// The lab's DNS server on a link-local address, as the AWS VPC resolver 169.254.169.253.
+    pub const DNS_LL: &str = "169.254.169.253";
     /// An address in world that answers nothing at all (a dead resolver).
     pub const DEAD_V4: &str = "10.53.0.99";
 
@@ -372,7 +374,7 @@ impl Lab {
         ];
         for a in hosts
             .iter()
-            .chain([DNS_V4.to_string(), DNS_V6.to_string()].iter())
+            .chain([DNS_V4.to_string(), DNS_V6.to_string(), DNS_LL.to_string()].iter())
         {
             let nodad = if is_v6(a) { " nodad" } else { "" };
             cmds.push(format!("addr add {} dev lo{nodad}", host_cidr(a)));
@@ -416,7 +418,7 @@ impl Lab {
                 specs.extend(TCP_PORTS.iter().map(|p| format!("tcp:{}", sock(a, *p))));
                 specs.extend(UDP_PORTS.iter().map(|p| format!("udp:{}", sock(a, *p))));
             }
-            for a in [DNS_V4, DNS_V6] {
+            for a in [DNS_V4, DNS_V6, DNS_LL] {
                 specs.push(format!("tcp:{}", sock(a, 80)));
                 specs.push(format!("udp:{}", sock(a, 9999)));
             }
@@ -507,6 +509,7 @@ impl Lab {
             ])
             .arg(format!("--listen-address={DNS_V4}"))
             .arg(format!("--listen-address={DNS_V6}"))
+            .arg(format!("--listen-address={DNS_LL}"))
             .arg(format!("--addn-hosts={}", hosts_file.display()))
             .arg(format!("--log-facility={}", self.dns_log.display()))
             .stdout(Stdio::null())

@@ -1287,3 +1287,44 @@ fn the_agents_server_answers_inbound_connections() {
         "no HTTP answer over IPv6 from the agent's server: {v6}"
     );
 }
+
+/// A resolver in link-local space (the AWS VPC resolver is 169.254.169.253): DNS to it works and
+/// resolves the allowlist, but only port 53 of it opens, and the metadata address next to it
+/// stays refused. The previous resolver, no longer configured, is refused.
+#[test]
+fn link_local_resolver_opens_port_53_only() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    lab.set_resolv_conf(&format!("nameserver {}\n", addr::DNS_LL));
+    let config = simple_config(&lab, "config", "allowlist", &["public.lab".into()]);
+    let checks = [
+        (
+            format!("dns public.lab --server {} {UDP_T}", addr::DNS_LL),
+            "reply",
+        ),
+        (format!("tcp 198.51.100.10:80 {TCP_T}"), "connected"),
+        (format!("tcp {}:80 {TCP_T}", addr::DNS_LL), "refused"),
+        (format!("udp {}:9999 {UDP_T}", addr::DNS_LL), "blocked"),
+        (format!("tcp 169.254.169.254:80 {TCP_T}"), "refused"),
+        (
+            format!("dns public.lab --server {} {UDP_T}", addr::DNS_V4),
+            "blocked",
+        ),
+    ];
+    let mut args = vec!["batch"];
+    args.extend(checks.iter().map(|(c, _)| c.as_str()));
+    let run = lab.sandbox(&config, &[], &args);
+    assert_eq!(run.code, Some(0), "boot failed: {}", run.stderr);
+    let got: Vec<String> = checks
+        .iter()
+        .map(|(c, _)| {
+            run.check(c)
+                .map(|l| result(l).to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    let want: Vec<&str> = checks.iter().map(|(_, w)| *w).collect();
+    assert_eq!(got, want, "checks: {checks:?}\nstderr: {}", run.stderr);
+}
