@@ -94,7 +94,7 @@ pub mod addr {
     /// TCP ports every world host serves.
     pub const TCP_PORTS: &[u16] = &[80, 443, 5432, 8080];
     /// UDP echo sinks on every world host.
-    pub const UDP_PORTS: &[u16] = &[53, 9999];
+    pub const UDP_PORTS: &[u16] = &[53, 443, 9999];
 }
 
 /// Lab names served by dnsmasq (`name`, addresses). Tests may add more via [`LabOptions`].

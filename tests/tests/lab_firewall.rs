@@ -124,6 +124,13 @@ fn matrix() -> Vec<Case> {
             Live,
         ),
         case(
+            format!("udp 203.0.113.10:443 {UDP_T}"),
+            "allowlisted name:port, UDP",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
             format!("tcp 203.0.113.10:80 {TCP_T}"),
             "other port of a name:port",
             Pass,
