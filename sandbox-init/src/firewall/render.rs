@@ -1,9 +1,16 @@
 //! Rules as data: a pure function from the policy, the resolved addresses and a few facts about
 //! the machine to two `iptables-restore --noflush` payloads (IPv4, IPv6).
 //!
-//! Everything lives in our own chain [`CHAIN`], hooked from `OUTPUT` by one jump. Declaring the
-//! chain in the payload makes `--noflush` restore empty and refill it, so applying twice leaves
-//! the same rules; the jump is added only when the facts say it is missing (or not first).
+//! Everything lives in our own chain [`CHAIN`], hooked from `OUTPUT` by one jump. Two forms:
+//!
+//! - *fresh* (no facts about the current rules: the common case, a new container): `-N` creates
+//!   the chain and `-I OUTPUT 1` adds the jump. If the chain already exists, `-N` fails and the
+//!   whole restore with it, atomically, changing nothing — the executor then falls back to
+//! - *refill* (facts from `iptables-save`): declaring the chain (`:CHAIN - [0:0]`) makes
+//!   `--noflush` restore empty and refill it, and the jump is added only when the facts say it
+//!   is missing (or not first).
+//!
+//! Either way applying twice leaves the same rules with one jump.
 //! Built-in chains' policies and the `nat` table (Docker's embedded DNS) are never touched.
 
 use super::ranges;
@@ -42,8 +49,10 @@ pub struct Hook {
 pub struct Facts {
     /// The `nameserver`s of resolv.conf: DNS (53/udp+tcp) may reach exactly these.
     pub resolvers: Vec<IpAddr>,
-    pub hook_v4: Hook,
-    pub hook_v6: Hook,
+    /// How `OUTPUT` jumps to our chain now, per `iptables-save`; `None` renders the fresh form
+    /// (create the chain with `-N`, which fails atomically if it exists).
+    pub hook_v4: Option<Hook>,
+    pub hook_v6: Option<Hook>,
 }
 
 /// The two payloads.
@@ -176,16 +185,20 @@ fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts
         rules.push(format!("-j REJECT --reject-with {reject}"));
     }
 
-    let mut doc = format!(
-        "# jailoc sandbox-init: {family} rules, {egress} egress\n*filter\n:{CHAIN} - [0:0]\n"
-    );
-    for rule in &rules {
-        let _ = writeln!(doc, "-A {CHAIN} {rule}");
-    }
     let hook = match family {
         Family::V4 => facts.hook_v4,
         Family::V6 => facts.hook_v6,
     };
+    let declare = match hook {
+        None => format!("-N {CHAIN}"),
+        Some(_) => format!(":{CHAIN} - [0:0]"),
+    };
+    let mut doc =
+        format!("# jailoc sandbox-init: {family} rules, {egress} egress\n*filter\n{declare}\n");
+    for rule in &rules {
+        let _ = writeln!(doc, "-A {CHAIN} {rule}");
+    }
+    let hook = hook.unwrap_or_default();
     if hook
         != (Hook {
             jumps: 1,
@@ -423,7 +436,7 @@ mod tests {
                 Egress::Open,
                 &[],
                 &Facts {
-                    hook_v4: hook,
+                    hook_v4: Some(hook),
                     ..Facts::default()
                 },
             )
@@ -449,6 +462,27 @@ mod tests {
             first: true,
         });
         assert_eq!(doubled.matches("-D OUTPUT -j JAILOC-OUTPUT").count(), 2);
+    }
+
+    #[test]
+    fn without_facts_the_chain_is_created_with_n_and_hooked_first() {
+        let fresh = render(Egress::Open, &[], &Facts::default());
+        for doc in [&fresh.v4, &fresh.v6] {
+            assert!(doc.contains("\n*filter\n-N JAILOC-OUTPUT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\n"));
+            assert!(!doc.contains(":JAILOC-OUTPUT"));
+            assert!(doc.ends_with("\n-I OUTPUT 1 -j JAILOC-OUTPUT\nCOMMIT\n"));
+            assert!(!doc.contains("-D OUTPUT"));
+        }
+        let refill = render(
+            Egress::Open,
+            &[],
+            &Facts {
+                hook_v4: Some(Hook::default()),
+                ..Facts::default()
+            },
+        );
+        assert!(refill.v4.contains("\n*filter\n:JAILOC-OUTPUT - [0:0]\n"));
+        assert!(!refill.v4.contains("-N JAILOC-OUTPUT"));
     }
 
     #[test]
