@@ -50,6 +50,8 @@ pub mod addr {
     pub const DNS_V4: &str = "10.53.0.53";
     /// The lab's DNS server over IPv6.
     pub const DNS_V6: &str = "fd00:53::53";
+    /// The lab's DNS server on a link-local address, as the AWS VPC resolver 169.254.169.253.
+    pub const DNS_LL: &str = "169.254.169.253";
     /// An address in world that answers nothing at all (a dead resolver).
     pub const DEAD_V4: &str = "10.53.0.99";
 
@@ -92,7 +94,7 @@ pub mod addr {
     /// TCP ports every world host serves.
     pub const TCP_PORTS: &[u16] = &[80, 443, 5432, 8080];
     /// UDP echo sinks on every world host.
-    pub const UDP_PORTS: &[u16] = &[53, 9999];
+    pub const UDP_PORTS: &[u16] = &[53, 443, 9999];
 }
 
 /// Lab names served by dnsmasq (`name`, addresses). Tests may add more via [`LabOptions`].
@@ -117,6 +119,8 @@ pub struct LabOptions {
     /// A fixed lab id (namespaces `ID-agent`, `ID-gw`, `ID-world`, dir `$TMPDIR/jailoc-lab-ID`)
     /// for labs that outlive the process (`scripts/lab/up`); default: unique per test.
     pub id: Option<String>,
+    /// An IPv4-only agent (IPv6 disabled in its namespace, as in Docker's default networks).
+    pub agent_ipv4_only: bool,
 }
 
 /// The outcome of one sandbox-init run.
@@ -246,6 +250,7 @@ impl Lab {
 
     /// Builds the lab. Panics (after cleaning up) if any step fails.
     pub fn with(opts: LabOptions) -> Lab {
+        gc_stale();
         let id = opts.id.clone().unwrap_or_else(|| crate::unique_name("jl"));
         let dir = TempDir::at(std::env::temp_dir().join(format!("jailoc-lab-{id}")));
         let probe = dir.path().join("probe");
@@ -285,6 +290,14 @@ impl Lab {
             &[
                 &no_dad[..],
                 &[("net.ipv4.ping_group_range", "0 2147483647")],
+                if opts.agent_ipv4_only {
+                    &[
+                        ("net.ipv6.conf.all.disable_ipv6", "1"),
+                        ("net.ipv6.conf.default.disable_ipv6", "1"),
+                    ][..]
+                } else {
+                    &[][..]
+                },
             ]
             .concat(),
         );
@@ -302,18 +315,18 @@ impl Lab {
         sysctls(&self.world, &no_dad);
 
         // The agent: one veth to the gateway, default routes through it.
-        ip_batch(
-            &self.agent,
-            &[
-                "link set lo up".into(),
-                format!("link add eth0 type veth peer name eth0 netns {}", self.gw),
-                format!("addr add {AGENT_V4}/16 dev eth0"),
-                format!("addr add {AGENT_V6}/64 dev eth0 nodad"),
-                "link set eth0 up".into(),
-                format!("route add default via {GW_V4}"),
-                format!("route add ::/0 via {GW_V6}"),
-            ],
-        );
+        let mut agent = vec![
+            "link set lo up".into(),
+            format!("link add eth0 type veth peer name eth0 netns {}", self.gw),
+            format!("addr add {AGENT_V4}/16 dev eth0"),
+            "link set eth0 up".into(),
+            format!("route add default via {GW_V4}"),
+        ];
+        if !opts.agent_ipv4_only {
+            agent.push(format!("addr add {AGENT_V6}/64 dev eth0 nodad"));
+            agent.push(format!("route add ::/0 via {GW_V6}"));
+        }
+        ip_batch(&self.agent, &agent);
         // The gateway: the agent's link with the addresses Docker's host has, an uplink to world.
         ip_batch(
             &self.gw,
@@ -361,7 +374,7 @@ impl Lab {
         ];
         for a in hosts
             .iter()
-            .chain([DNS_V4.to_string(), DNS_V6.to_string()].iter())
+            .chain([DNS_V4.to_string(), DNS_V6.to_string(), DNS_LL.to_string()].iter())
         {
             let nodad = if is_v6(a) { " nodad" } else { "" };
             cmds.push(format!("addr add {} dev lo{nodad}", host_cidr(a)));
@@ -405,7 +418,7 @@ impl Lab {
                 specs.extend(TCP_PORTS.iter().map(|p| format!("tcp:{}", sock(a, *p))));
                 specs.extend(UDP_PORTS.iter().map(|p| format!("udp:{}", sock(a, *p))));
             }
-            for a in [DNS_V4, DNS_V6] {
+            for a in [DNS_V4, DNS_V6, DNS_LL] {
                 specs.push(format!("tcp:{}", sock(a, 80)));
                 specs.push(format!("udp:{}", sock(a, 9999)));
             }
@@ -420,7 +433,9 @@ impl Lab {
             (&self.world, ["10.254.0.1", "fd99::1"]),
         ] {
             for peer in peers {
-                self.exec(ns, &[&probe, "ping", peer]);
+                if !(opts.agent_ipv4_only && ns == &self.agent && is_v6(peer)) {
+                    self.exec(ns, &[&probe, "ping", peer]);
+                }
             }
         }
     }
@@ -494,6 +509,7 @@ impl Lab {
             ])
             .arg(format!("--listen-address={DNS_V4}"))
             .arg(format!("--listen-address={DNS_V6}"))
+            .arg(format!("--listen-address={DNS_LL}"))
             .arg(format!("--addn-hosts={}", hosts_file.display()))
             .arg(format!("--log-facility={}", self.dns_log.display()))
             .stdout(Stdio::null())
@@ -728,6 +744,37 @@ pub fn run_watchdog(mut cmd: Command, limit: Duration) -> Run {
         stderr,
         elapsed,
     }
+}
+
+/// Removes labs left behind by test processes that no longer exist (killed before their Drop
+/// ran): namespaces named `jl<pid>x<n>-...` whose pid is gone. Returns the ids removed.
+pub fn gc_stale() -> Vec<String> {
+    let Ok(out) = Command::new(ip()).args(["netns", "list"]).output() else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|name| {
+            let id = name
+                .strip_suffix("-agent")
+                .or_else(|| name.strip_suffix("-gw"))
+                .or_else(|| name.strip_suffix("-world"))?;
+            let pid = id
+                .strip_prefix("jl")?
+                .split_once('x')?
+                .0
+                .parse::<u32>()
+                .ok()?;
+            (!Path::new(&format!("/proc/{pid}")).exists()).then(|| id.to_string())
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    for id in &ids {
+        teardown(id);
+    }
+    ids
 }
 
 /// Kills every process in the lab `id`'s namespaces and deletes them, its /etc/netns entry and

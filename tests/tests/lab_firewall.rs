@@ -7,7 +7,7 @@
 //! blackholed without an ICMP error), so a fast `refused`/`blocked` can only come from a reject
 //! rule: the control test shows the same checks succeed (or time out) without sandbox-init.
 
-use jailoc_tests::lab::{addr, Lab, Run};
+use jailoc_tests::lab::{addr, Lab, LabOptions, Run};
 use jailoc_tests::{config_dir, require_root, sandbox_init};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -119,6 +119,13 @@ fn matrix() -> Vec<Case> {
         case(
             format!("tcp 203.0.113.10:443 {TCP_T}"),
             "allowlisted name:port",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            format!("udp 203.0.113.10:443 {UDP_T}"),
+            "allowlisted name:port, UDP",
             Pass,
             Pass,
             Live,
@@ -657,6 +664,11 @@ fn table(run: &Run, cases: &[Case], want: impl Fn(&Case) -> Want) -> (String, Ve
 }
 
 fn run_matrix(egress: &str) {
+    run_matrix_with(egress, &[], "nft backend");
+}
+
+/// Runs the matrix with extra environment for sandbox-init; `backend` must appear in its log.
+fn run_matrix_with(egress: &str, env: &[(&str, &str)], backend: &str) {
     if !require_root("lab tier (network namespaces)") {
         return;
     }
@@ -672,8 +684,13 @@ fn run_matrix(egress: &str) {
     args.push(format!("touch {}", marker.display()));
     args.push("status".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = lab.sandbox(&config, &[], &args);
+    let run = lab.sandbox(&config, env, &args);
     eprintln!("sandbox-init stderr:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(backend),
+        "expected the {backend}: {}",
+        run.stderr
+    );
     assert_eq!(
         run.code,
         Some(0),
@@ -774,6 +791,100 @@ fn open_egress_matrix_v4_v6() {
 #[test]
 fn allowlist_egress_matrix_v4_v6() {
     run_matrix("allowlist");
+}
+
+/// Kernels without nf_tables: the nft tools fail, sandbox-init falls back to iptables-legacy,
+/// and the same matrix holds.
+#[test]
+fn open_egress_matrix_on_the_legacy_backend() {
+    let dir = jailoc_tests::TempDir::new("jailoc-nonft-");
+    let path = fake_tools(
+        &dir,
+        &["iptables-nft", "ip6tables-nft"],
+        &["-save", "-restore"],
+    );
+    // Plain `iptables-save` is the nft variant on this distribution: fail it too.
+    fake_tools(&dir, &["iptables", "ip6tables"], &["-save", "-restore"]);
+    run_matrix_with("open", &[("PATH", &path)], "legacy backend");
+}
+
+/// Writes failing stand-ins for `{base}{suffix}` into `dir`; returns a PATH that finds them
+/// first.
+fn fake_tools(dir: &jailoc_tests::TempDir, bases: &[&str], suffixes: &[&str]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    for base in bases {
+        for suffix in suffixes {
+            let p = dir.path().join(format!("{base}{suffix}"));
+            std::fs::write(
+                &p,
+                "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
+            )
+            .expect("failed to write a fake tool");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .expect("failed to chmod a fake tool");
+        }
+    }
+    format!("{}:{SYSTEM_PATH}", dir.path().display())
+}
+
+/// An IPv4-only agent (Docker's default): boot succeeds even when ip6tables cannot work, and the
+/// IPv4 rules are in force.
+#[test]
+fn ipv4_only_agent_boots_without_ipv6_rules_and_stays_walled_off() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::with(LabOptions {
+        agent_ipv4_only: true,
+        ..LabOptions::default()
+    });
+    let config = simple_config(&lab, "config", "open", &["public.lab".into()]);
+    let dir = jailoc_tests::TempDir::new("jailoc-no6-");
+    let path = fake_tools(
+        &dir,
+        &["ip6tables", "ip6tables-nft", "ip6tables-legacy"],
+        &["-restore"],
+    );
+    let run = lab.sandbox(
+        &config,
+        &[("PATH", &path)],
+        &[
+            "batch",
+            "tcp 198.51.100.10:80 --timeout-ms 1500",
+            "tcp 10.0.0.1:80 --timeout-ms 1500",
+            "tcp 172.17.0.1:22 --timeout-ms 1500",
+            "status",
+        ],
+    );
+    eprintln!("stderr:\n{}", run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "an IPv4-only agent must boot: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Failed to initialize nft"),
+        "ip6tables-restore was not tried: {}",
+        run.stderr
+    );
+    let res = |c: &str| run.check(c).map(|l| result(l).to_string());
+    assert_eq!(
+        res("tcp 198.51.100.10:80 --timeout-ms 1500").as_deref(),
+        Some("connected")
+    );
+    assert_eq!(
+        res("tcp 10.0.0.1:80 --timeout-ms 1500").as_deref(),
+        Some("refused")
+    );
+    assert_eq!(
+        res("tcp 172.17.0.1:22 --timeout-ms 1500").as_deref(),
+        Some("refused")
+    );
+    assert_eq!(
+        run.check("status").map(|s| s["uid"].clone()),
+        Some(Value::from(1000))
+    );
 }
 
 /// Without sandbox-init, every Live target answers and every Void target stays silent: so in the
@@ -929,7 +1040,7 @@ fn broken_backends_exit_71_and_the_agent_never_runs() {
                 let p = dir.join(format!("{fam}{variant}{tool}"));
                 std::fs::write(
                     &p,
-                    "#!/bin/sh\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
+                    "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
                 )
                 .expect("failed to write a fake iptables");
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
@@ -1182,4 +1293,45 @@ fn the_agents_server_answers_inbound_connections() {
         v6["status"], 200,
         "no HTTP answer over IPv6 from the agent's server: {v6}"
     );
+}
+
+/// A resolver in link-local space (the AWS VPC resolver is 169.254.169.253): DNS to it works and
+/// resolves the allowlist, but only port 53 of it opens, and the metadata address next to it
+/// stays refused. The previous resolver, no longer configured, is refused.
+#[test]
+fn link_local_resolver_opens_port_53_only() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    lab.set_resolv_conf(&format!("nameserver {}\n", addr::DNS_LL));
+    let config = simple_config(&lab, "config", "allowlist", &["public.lab".into()]);
+    let checks = [
+        (
+            format!("dns public.lab --server {} {UDP_T}", addr::DNS_LL),
+            "reply",
+        ),
+        (format!("tcp 198.51.100.10:80 {TCP_T}"), "connected"),
+        (format!("tcp {}:80 {TCP_T}", addr::DNS_LL), "refused"),
+        (format!("udp {}:9999 {UDP_T}", addr::DNS_LL), "blocked"),
+        (format!("tcp 169.254.169.254:80 {TCP_T}"), "refused"),
+        (
+            format!("dns public.lab --server {} {UDP_T}", addr::DNS_V4),
+            "blocked",
+        ),
+    ];
+    let mut args = vec!["batch"];
+    args.extend(checks.iter().map(|(c, _)| c.as_str()));
+    let run = lab.sandbox(&config, &[], &args);
+    assert_eq!(run.code, Some(0), "boot failed: {}", run.stderr);
+    let got: Vec<String> = checks
+        .iter()
+        .map(|(c, _)| {
+            run.check(c)
+                .map(|l| result(l).to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    let want: Vec<&str> = checks.iter().map(|(_, w)| *w).collect();
+    assert_eq!(got, want, "checks: {checks:?}\nstderr: {}", run.stderr);
 }

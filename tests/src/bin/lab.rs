@@ -3,12 +3,13 @@
 //! `lab up [--id ID] [--names N] [--no-listeners]` builds the same lab the tier-3 tests use and
 //! leaves it running; it prints shell assignments (`LAB_AGENT=...`) to `eval`. `N` extra names
 //! `nI.bench.lab` (each with an A and an AAAA record) are served by the lab's dnsmasq.
-//! `lab down [--id ID]` removes it. The default id is `jlab`.
+//! `lab down [--id ID]` removes it. The default id is `jlab`. `lab gc` removes labs whose test
+//! process was killed before it could clean up.
 
 use jailoc_tests::lab::{self, addr, Lab, LabOptions};
 
 fn usage() -> ! {
-    eprintln!("usage: lab up [--id ID] [--names N] [--no-listeners] | lab down [--id ID]");
+    eprintln!("usage: lab up [--id ID] [--names N] [--no-listeners] | lab down [--id ID] | lab gc");
     std::process::exit(2)
 }
 
@@ -73,6 +74,11 @@ fn main() {
             lab.persist();
         }
         "down" => lab::teardown(&id),
+        "gc" => {
+            for id in lab::gc_stale() {
+                eprintln!("lab: removed stale lab {id}");
+            }
+        }
         _ => usage(),
     }
 }

@@ -975,3 +975,74 @@ fn cmd_listen(args: &[String]) -> i32 {
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_with_ports_and_scopes_parse() {
+        assert_eq!(
+            parse_sockaddr("10.0.0.1:80").ok(),
+            Some("10.0.0.1:80".parse().unwrap_or_else(|_| unreachable!()))
+        );
+        assert_eq!(
+            parse_sockaddr("[2001:db8::1]:443").map(|a| a.to_string()),
+            Ok("[2001:db8::1]:443".to_string())
+        );
+        assert_eq!(
+            parse_sockaddr("[fe80::1%7]:80").map(|a| a.to_string()),
+            Ok("[fe80::1%7]:80".to_string())
+        );
+        assert!(
+            parse_sockaddr("2001:db8::1:80").is_err(),
+            "IPv6 needs brackets"
+        );
+        assert!(parse_sockaddr("10.0.0.1").is_err());
+        assert!(parse_sockaddr("[fe80::1%nosuchif0]:80").is_err());
+    }
+
+    #[test]
+    fn socket_errors_map_to_results() {
+        let e = |n| io::Error::from_raw_os_error(n);
+        assert_eq!(classify(&e(libc::ECONNREFUSED)), "refused");
+        for n in [
+            libc::EPERM,
+            libc::EACCES,
+            libc::EHOSTUNREACH,
+            libc::ENETUNREACH,
+        ] {
+            assert_eq!(classify(&e(n)), "blocked");
+        }
+        assert_eq!(
+            classify(&io::Error::from(io::ErrorKind::TimedOut)),
+            "timeout"
+        );
+        assert_eq!(classify(&e(libc::EINVAL)), "error");
+    }
+
+    #[test]
+    fn dns_answers_are_parsed_from_a_compressed_response() {
+        let mut msg = dns_query(0x1234, "public.lab.", 1);
+        msg[2] = 0x81; // response
+        msg[7] = 2; // two answers
+        for ip in [[198, 51, 100, 10], [198, 51, 100, 11]] {
+            msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            msg.extend_from_slice(&ip);
+        }
+        let (rcode, answers) = dns_parse(&msg, 0x1234).unwrap_or_default();
+        assert_eq!(rcode, 0);
+        assert_eq!(answers, ["198.51.100.10", "198.51.100.11"]);
+        assert!(
+            dns_parse(&msg, 0x4321).is_none(),
+            "another query's answer is ignored"
+        );
+    }
+
+    #[test]
+    fn probe_args_in_urls_are_decoded() {
+        assert_eq!(url_decode("tcp+10.0.0.1:80"), "tcp 10.0.0.1:80");
+        assert_eq!(url_decode("tcp%20%5Bfd00::1%5D:80"), "tcp [fd00::1]:80");
+        assert_eq!(url_decode("100%"), "100%");
+    }
+}
