@@ -1038,153 +1038,205 @@ fn exec_as_agent(container: &str, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// A running `enable_docker` workspace whose private daemon holds the probe image.
+struct DindWorkspace {
+    lab: Lab,
+    user: UserEnv,
+    workspace: String,
+    project: String,
+    agent: String,
+    ip: Ipv4Addr,
+}
+
+impl DindWorkspace {
+    fn up(slot: u8) -> DindWorkspace {
+        let mut lab = Lab::new(slot);
+        // The agent image has the docker CLI (the DinD base) besides the probe.
+        let agent_image =
+            docker::build_probe_image_on(&mut lab.cleanup, true).expect("dind agent image");
+        let dind_image = docker::ensure_base_image(true).expect("dind base");
+        let mut user = UserEnv::new(&mut lab.cleanup);
+        user.extra_env
+            .push(("JAILOC_DIND_IMAGE".into(), dind_image.to_string()));
+        let workspace = docker::unique("e2e-dind");
+        let project = format!("jailoc-{workspace}");
+        lab.cleanup.compose_project(&project);
+        // `privileged: true` is what the launcher asks for; where the engine cannot grant it,
+        // give the sidecar everything it can grant instead (dockerd still runs as root).
+        let sidecar_override = if privileged_works(dind_image) {
+            String::new()
+        } else {
+            eprintln!(
+                "note: --privileged containers fail on this engine; the sidecar gets cap_add ALL \
+                 minus SYS_RESOURCE and unconfined seccomp/apparmor instead"
+            );
+            // Without --privileged the cgroup mounts stay read-only; an empty cgroup2 mount of
+            // its own lets the nested dockerd create cgroups (what `privileged` makes writable).
+            "  docker:\n    privileged: false\n    cap_add: [\"ALL\"]\n    cap_drop: [\"SYS_RESOURCE\"]\n    \
+             security_opt: [\"seccomp=unconfined\", \"apparmor=unconfined\"]\n    \
+             entrypoint: [\"sh\", \"-c\", \"mount -t cgroup2 none /sys/fs/cgroup && exec \\\"$$@\\\"\", \"dind\"]\n"
+                .to_string()
+        };
+        write_workspace(
+            &lab,
+            &user,
+            &workspace,
+            &agent_image,
+            &format!("10.231.{}.0/24", lab.slot),
+            "enable_docker = true\n",
+            &sidecar_override,
+        );
+        user.jailoc_ok(&["up", "-w", &workspace]);
+        let agent = compose_container(&project);
+        let own_net = format!("{project}_default");
+        let ip = docker::container_ip(&agent, &own_net).expect("agent ip");
+        wait_health(&agent, ip);
+        let dw = DindWorkspace {
+            lab,
+            user,
+            workspace,
+            project,
+            agent,
+            ip,
+        };
+        // Wait for the sidecar (it starts once the agent is healthy).
+        docker::wait_for(Duration::from_secs(90), || {
+            dw.agent_docker(&["info", "--format", "{{.ID}}"])
+                .0
+                .then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the agent never reached its Docker daemon: {}",
+                dw.agent_docker(&["info"]).1
+            )
+        });
+        // Give the private daemon an image (no registry): the agent loads it through its own
+        // DOCKER_HOST, as it could import any tarball it builds.
+        let load = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "docker save {} | docker exec -i --user 1000 {} docker load 2>&1",
+                dw.lab.probe_image, dw.agent
+            ))
+            .output()
+            .expect("load image into the sidecar");
+        assert!(
+            load.status.success(),
+            "failed to load the probe image into the sidecar: {}",
+            String::from_utf8_lossy(&load.stdout)
+        );
+        dw
+    }
+
+    /// `docker ARGS...` run by the agent (UID 1000) against its own daemon.
+    fn agent_docker(&self, args: &[&str]) -> (bool, String) {
+        let mut a = vec!["docker"];
+        a.extend_from_slice(args);
+        exec_as_agent(&self.agent, &a)
+    }
+
+    /// `jailoc down`, which must leave nothing behind.
+    fn down(self) {
+        let volumes = compose_volumes(&self.project);
+        self.user.jailoc_ok(&["down", "-w", &self.workspace]);
+        assert_eq!(
+            compose_leftovers(&self.project, &volumes),
+            "",
+            "jailoc down left containers, networks or volumes behind"
+        );
+    }
+}
+
 #[test]
-fn e2e_docker_in_docker_sidecar_is_private_and_walled_off() {
+fn e2e_docker_in_docker_sidecar_is_the_agents_own_and_walled_off() {
     let Some(_engine) =
-        docker::require_engine("e2e_docker_in_docker_sidecar_is_private_and_walled_off")
+        docker::require_engine("e2e_docker_in_docker_sidecar_is_the_agents_own_and_walled_off")
     else {
         return;
     };
-    let mut lab = Lab::new(3);
-    // The agent image has the docker CLI (the DinD base) besides the probe.
-    let agent_image =
-        docker::build_probe_image_on(&mut lab.cleanup, true).expect("dind agent image");
-    let dind_image = docker::ensure_base_image(true).expect("dind base");
-    let mut user = UserEnv::new(&mut lab.cleanup);
-    user.extra_env
-        .push(("JAILOC_DIND_IMAGE".into(), dind_image.to_string()));
-    let workspace = docker::unique("e2e-dind");
-    let project = format!("jailoc-{workspace}");
-    lab.cleanup.compose_project(&project);
-    // `privileged: true` is what the launcher asks for; where the engine cannot grant it, give
-    // the sidecar everything it can grant instead (dockerd still runs as root with mounts).
-    let sidecar_override = if privileged_works(dind_image) {
-        String::new()
-    } else {
-        eprintln!(
-            "note: --privileged containers fail on this engine; the sidecar gets cap_add ALL \
-             minus SYS_RESOURCE and unconfined seccomp/apparmor instead"
-        );
-        // Without --privileged the cgroup mounts stay read-only; an empty cgroup2 mount of its
-        // own lets the nested dockerd create cgroups (what `privileged` makes writable).
-        "  docker:\n    privileged: false\n    cap_add: [\"ALL\"]\n    cap_drop: [\"SYS_RESOURCE\"]\n    \
-         security_opt: [\"seccomp=unconfined\", \"apparmor=unconfined\"]\n    \
-         entrypoint: [\"sh\", \"-c\", \"mount -t cgroup2 none /sys/fs/cgroup && exec \\\"$$@\\\"\", \"dind\"]\n"
-            .to_string()
-    };
-    write_workspace(
-        &lab,
-        &user,
-        &workspace,
-        &agent_image,
-        &format!("10.231.{}.0/24", lab.slot),
-        "enable_docker = true\n",
-        &sidecar_override,
-    );
-    user.jailoc_ok(&["up", "-w", &workspace]);
-    let agent = compose_container(&project);
-    let own_net = format!("{project}_default");
-    let ip = docker::container_ip(&agent, &own_net).expect("agent ip");
-    wait_health(&agent, ip);
+    let dw = DindWorkspace::up(3);
 
     // The agent reaches its own daemon (DOCKER_HOST from the compose file), not the host's.
-    let sidecar_id = docker::wait_for(Duration::from_secs(90), || {
-        let (ok, out) = exec_as_agent(&agent, &["docker", "info", "--format", "{{.ID}}"]);
-        ok.then(|| out.trim().to_owned())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the agent never reached its Docker daemon: {}",
-            exec_as_agent(&agent, &["docker", "info"]).1
-        )
-    });
+    let (_, own_id) = dw.agent_docker(&["info", "--format", "{{.ID}}"]);
     let host_id = docker(["info", "--format", "{{.ID}}"]).expect("host docker info");
-    assert_ne!(sidecar_id, host_id, "the agent talks to the host's daemon");
+    assert_ne!(
+        own_id.trim(),
+        host_id,
+        "the agent talks to the host's daemon"
+    );
     // ... and the host's socket is mounted nowhere in the project.
-    let mounts = docker::inspect(&agent, "{{range .Mounts}}{{.Source}} {{end}}").expect("mounts");
+    let mounts =
+        docker::inspect(&dw.agent, "{{range .Mounts}}{{.Source}} {{end}}").expect("mounts");
     assert!(
         !mounts.contains("docker.sock"),
         "the host's Docker socket is mounted into the agent: {mounts}"
     );
 
-    // Give the private daemon an image (no registry): the agent loads it through its own
-    // DOCKER_HOST, as it could import any tarball it builds.
-    let load = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "docker save {} | docker exec -i --user 1000 {agent} docker load 2>&1",
-            lab.probe_image
-        ))
-        .output()
-        .expect("load image into the sidecar");
-    assert!(
-        load.status.success(),
-        "failed to load the probe image into the sidecar: {}",
-        String::from_utf8_lossy(&load.stdout)
-    );
-
-    let nested = |target: &str| -> Value {
+    // Whatever else it may reach, a nested container never reaches what the agent may not.
+    for (what, target, expect) in dw.lab.matrix(Egress::Open) {
+        if expect != Expect::Rejected {
+            continue;
+        }
         let mut args = vec![
-            "docker",
             "run",
             "--rm",
             "--network",
             "host",
-            &lab.probe_image,
+            dw.lab.probe_image.as_str(),
             "probe",
         ];
         args.extend(target.split_whitespace());
-        let (_, out) = exec_as_agent(&agent, &args);
+        let (_, out) = dw.agent_docker(&args);
         let line = out
             .lines()
             .find(|l| l.starts_with('{'))
             .unwrap_or_else(|| panic!("nested probe printed no JSON: {out}"));
-        serde_json::from_str(line).expect("nested probe JSON")
-    };
-    // Whatever else it may reach, a nested container never reaches what the agent may not.
-    for (what, target, expect) in lab.matrix(Egress::Open) {
-        if expect == Expect::Rejected {
-            let v = nested(&target);
-            let r = v["result"].as_str().unwrap_or("");
-            assert!(
-                r != "connected" && r != "reply",
-                "nested container reached {what} ({target}): {v}"
-            );
-        }
+        let v: Value = serde_json::from_str(line).expect("nested probe JSON");
+        let r = v["result"].as_str().unwrap_or("");
+        assert!(
+            r != "connected" && r != "reply",
+            "nested container reached {what} ({target}): {v}"
+        );
     }
+    dw.down();
+}
 
-    // The agent controls a root daemon: a nested container it starts with NET_ADMIN must still
-    // not be able to remove the wall (otherwise enable_docker is a firewall bypass).
-    let (_, flush) = exec_as_agent(
-        &agent,
-        &[
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "host",
-            "--cap-add",
-            "NET_ADMIN",
-            &lab.probe_image,
-            "sh",
-            "-c",
-            "iptables-nft -F OUTPUT; iptables-legacy -F OUTPUT; iptables-nft -F; iptables-legacy -F; true",
-        ],
+#[test]
+fn e2e_docker_in_docker_cannot_remove_the_agents_firewall() {
+    let Some(_engine) =
+        docker::require_engine("e2e_docker_in_docker_cannot_remove_the_agents_firewall")
+    else {
+        return;
+    };
+    let dw = DindWorkspace::up(4);
+    let before = probe(dw.ip, &format!("tcp {}:80", dw.lab.intra));
+    assert!(
+        before["result"] == "refused" || before["result"] == "blocked",
+        "the agent reaches the internal service before any attempt: {before}"
     );
-    let after = probe(ip, &format!("tcp {}:80", lab.intra));
+    // The agent controls a root daemon: a nested container it starts with NET_ADMIN (in the
+    // daemon's network namespace) must still not be able to remove the agent's rules, or
+    // enable_docker is a firewall bypass.
+    let (_, flush) = dw.agent_docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--cap-add",
+        "NET_ADMIN",
+        &dw.lab.probe_image,
+        "sh",
+        "-c",
+        "iptables-nft -F; iptables-legacy -F; ip6tables-nft -F; ip6tables-legacy -F; true",
+    ]);
+    let after = probe(dw.ip, &format!("tcp {}:80", dw.lab.intra));
     assert!(
         after["result"] == "refused" || after["result"] == "blocked",
         "a nested NET_ADMIN container removed the agent's firewall (enable_docker bypass): \
          {after}\n{flush}"
     );
-
-    let volumes = compose_volumes(&project);
-    user.jailoc_ok(&["down", "-w", &workspace]);
-    assert_eq!(
-        compose_leftovers(&project, &volumes),
-        "",
-        "jailoc down left containers, networks or volumes behind"
-    );
+    dw.down();
 }
 
 #[test]
