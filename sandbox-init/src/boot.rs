@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::privilege::{self, AgentCreds};
-use crate::supervisor::{self, Prepared};
+use crate::supervisor::{self, EarlySignals, Prepared};
 use crate::{home, secrets, sys};
 
 /// A boot step that failed; [`exit::for_error`] maps it to the exit code.
@@ -27,6 +27,10 @@ pub enum BootError {
     Exec { program: String, source: io::Error },
     #[error("failed to print the plan: {0}")]
     PrintPlan(io::Error),
+    #[error("failed to block signals at start: {0}")]
+    Signals(sys::Errno),
+    #[error("not starting the agent: received {} before it was started", supervisor::signal_name(*.signal))]
+    Stopped { signal: i32 },
 }
 
 /// Host paths the boot reads, as parameters so tests can point them elsewhere.
@@ -82,9 +86,12 @@ impl Log {
     }
 }
 
-/// What steps 6-8 receive: the validated policy and the agent's command line. Returns the
-/// exit code sandbox-init ends with.
-pub type Handoff<'a> = &'a dyn Fn(&Policy, &[OsString], &Log) -> Result<i32, BootError>;
+/// Steps 6-8: receive what they need, owned (everything else of steps 1-5 has been dropped by
+/// then), and return the exit code sandbox-init ends with.
+pub type Handoff<'a> = &'a dyn Fn(AgentStart, &Log) -> i32;
+
+/// A stop signal (SIGTERM, SIGINT, ...) received since the last call, if any.
+pub type StopCheck<'a> = &'a dyn Fn() -> Option<i32>;
 
 /// Everything the boot touches the world through.
 pub struct Seams<'a> {
@@ -94,7 +101,9 @@ pub struct Seams<'a> {
     pub log: Log,
     /// Where `--print-plan` writes.
     pub out: &'a mut dyn Write,
-    /// Steps 6-8 (engineer "init").
+    /// Asked between steps: a stop signal means the agent is never started (exit 128+N).
+    pub stop: StopCheck<'a>,
+    /// Steps 6-8.
     pub handoff: Handoff<'a>,
 }
 
@@ -107,13 +116,22 @@ impl std::fmt::Debug for Seams<'_> {
     }
 }
 
-/// The agent's home dirs whose ownership step 6 fixes.
-pub const HOME_DIRS: &[&str] = &[".config", ".local", ".cache"];
-
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
     let log = Log {
         debug: cli::debug_enabled(std::env::var_os("SANDBOX_INIT_LOG").as_deref()),
+    };
+    // First of all, before the policy is even read: block the signals PID 1 supervises. Until
+    // then the kernel drops `docker stop`'s SIGTERM to a pid namespace's init (default
+    // disposition), and Docker would wait 10 s and SIGKILL. Blocked, they stay pending: a stop
+    // signal ends the boot between steps (and cuts DNS short), the rest reach the agent.
+    let early = match EarlySignals::block() {
+        Ok(early) => early,
+        Err(errno) => {
+            let e = BootError::Signals(errno);
+            log.error(&e.to_string());
+            return exit::for_error(&e);
+        }
     };
     let args = match cli::parse(
         std::env::args_os().skip(1),
@@ -136,17 +154,18 @@ pub fn main() -> i32 {
     let mut runner = SystemRunner::new(std::env::var_os("PATH"));
     runner.debug = log.debug;
     let mut stdout = io::stdout();
-    // Steps 6-8 need the config dir too (`secret-env` lives there).
-    let config_dir = args.config_dir.clone();
-    let init = move |policy: &Policy, command: &[OsString], log: &Log| {
-        Ok(init_handoff(&config_dir, policy, command, log))
+    let init = |start: AgentStart, log: &Log| start_agent(start, &InitPaths::default(), log);
+    let stop = || early.take_stop();
+    let lookup = HickoryLookup {
+        interrupt: Some(early.fd()),
     };
     let mut seams = Seams {
         runner: &runner,
-        lookup: &HickoryLookup,
+        lookup: &lookup,
         paths: Paths::system(),
         log,
         out: &mut stdout,
+        stop: &stop,
         handoff: &init,
     };
     match run(&args, &mut seams) {
@@ -158,8 +177,26 @@ pub fn main() -> i32 {
     }
 }
 
-/// The boot sequence. Returns the exit code (the agent's, once init's steps are in).
+/// The boot sequence. Returns the exit code: the agent's, or 0 after `--print-plan`.
 pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
+    // Steps 1-5 in their own function, so that everything they allocated (policy, resolved
+    // addresses, rule sets, iptables output) is freed before PID 1 settles into supervising.
+    match prepare(args, seams)? {
+        Some(start) => Ok((seams.handoff)(start, &seams.log)),
+        None => Ok(0),
+    }
+}
+
+/// A stop signal that arrived during the boot ends it: the agent is never started.
+fn check_stop(seams: &Seams<'_>) -> Result<(), BootError> {
+    match (seams.stop)() {
+        Some(signal) => Err(BootError::Stopped { signal }),
+        None => Ok(()),
+    }
+}
+
+/// Steps 1-5; `None` when `--print-plan` has printed the plan instead.
+fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, BootError> {
     let log = seams.log;
     let started = Instant::now();
 
@@ -180,22 +217,30 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         policy.networks.len()
     ));
 
+    check_stop(seams)?;
+
     if args.print_plan {
-        return print_plan(&policy, seams).map(|()| 0);
+        return print_plan(&policy, seams).map(|()| None);
     }
 
     // Step 2 — probe the firewall backend. Before resolving: a container that cannot be
     // firewalled must fail at once (71), not after spending the resolve bound.
     let probed = firewall::probe(seams.runner)?;
     log.debug(&format!(
-        "firewall backend: {} ({:?})",
-        probed.backend.name,
+        "firewall backends installed: {} ({:?})",
+        probed
+            .candidates
+            .iter()
+            .map(|b| b.name)
+            .collect::<Vec<_>>()
+            .join(", "),
         started.elapsed()
     ));
+    check_stop(seams)?;
 
     // Step 3 — resolve the allowlisted names. Before rendering, because rules hold addresses;
     // before the privilege drop, because the DNS runtime's threads must be gone by then.
-    let (resolution, resolvers) = resolve_names(&policy, seams);
+    let (resolution, resolvers) = resolve_names(&policy, seams)?;
     check_single_threaded(&seams.paths.self_tasks, &log)?;
     log.debug(&format!(
         "resolved {} names ({:?})",
@@ -222,25 +267,37 @@ pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
         log.warn(warning);
     }
     log.info(&format!(
-        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}) in {:.1} ms",
-        probed.backend.name,
+        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}, {} iptables processes) in {:.1} ms",
+        installed.backend.name,
         policy.egress,
         allows.len(),
         if installed.v6 { "guarded" } else { "absent" },
+        installed.processes,
         started.elapsed().as_secs_f64() * 1000.0
     ));
 
-    // ---- Steps 6-8 (home ownership, secrets, privilege drop, spawn, supervise): engineer
-    // "init". They take over from here through the handoff.
-    (seams.handoff)(&policy, &args.command, &log)
+    // Last look before the agent exists. A stop signal after this point stays pending and is
+    // forwarded to the agent right after the spawn, like any signal during supervision.
+    check_stop(seams)?;
+
+    // Steps 6-8 (home ownership, secrets, privilege drop, spawn, supervise) take over through
+    // the handoff, with only what they need.
+    Ok(Some(AgentStart {
+        config_dir: args.config_dir.clone(),
+        uid: policy.agent.uid,
+        gid: policy.agent.gid,
+        home: policy.agent.home.clone(),
+        command: args.command.clone(),
+        debug: log.debug,
+    }))
 }
 
 /// Step 3's I/O: reads hosts + resolv.conf and resolves. Returns the resolution and the
-/// resolv.conf nameservers (which the rules open on port 53).
+/// resolv.conf nameservers (which the rules open on port 53). A stop signal ends it early.
 fn resolve_names(
     policy: &Policy,
     seams: &Seams<'_>,
-) -> (resolve::Resolution, Vec<std::net::IpAddr>) {
+) -> Result<(resolve::Resolution, Vec<std::net::IpAddr>), BootError> {
     let log = seams.log;
     let resolv_conf = read_or_empty(&seams.paths.resolv_conf);
     let resolvers = resolve::parse_nameservers(&resolv_conf);
@@ -259,10 +316,12 @@ fn resolve_names(
         seams.lookup,
         policy.resolve_timeout,
     );
+    // Before the warnings: an interrupted resolution's "failed to resolve" lines are noise.
+    check_stop(seams)?;
     for warning in &resolution.warnings {
         log.warn(warning);
     }
-    (resolution, resolvers)
+    Ok((resolution, resolvers))
 }
 
 fn read_or_empty(path: &Path) -> String {
@@ -290,7 +349,7 @@ fn check_single_threaded(tasks: &Path, log: &Log) -> Result<(), BootError> {
 /// `--print-plan`: everything the boot would do, changing nothing (no iptables is run; DNS
 /// is only queried).
 fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
-    let (resolution, resolvers) = resolve_names(policy, seams);
+    let (resolution, resolvers) = resolve_names(policy, seams)?;
     let (allows, refusals) = firewall::allows(policy, &resolution);
     let facts = firewall::Facts {
         resolvers,
@@ -304,16 +363,7 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
         agent.gid,
         agent.home.display()
     );
-    let dirs: Vec<String> = HOME_DIRS
-        .iter()
-        .map(|d| agent.home.join(d).display().to_string())
-        .collect();
-    text.push_str(&format!(
-        "# chown to {}:{} where the owner is wrong: {}\n",
-        agent.uid,
-        agent.gid,
-        dirs.join(" ")
-    ));
+    text.push_str(&home_plan(&agent.home, agent.uid, agent.gid));
     for (name, addrs) in &resolution.addrs {
         let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         text.push_str(&format!("# resolved {name}: {}\n", addrs.join(" ")));
@@ -331,21 +381,39 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
         .map_err(BootError::PrintPlan)
 }
 
-// ---- Steps 6-8 (engineer "init"): home ownership, secrets, privilege drop, spawn, supervise.
-
-/// The handoff from step 5: steps 6-8 for `policy`'s agent. Returns sandbox-init's exit code
-/// (errors of these steps are logged here and mapped through [`exit`]).
-fn init_handoff(config_dir: &Path, policy: &Policy, command: &[OsString], log: &Log) -> i32 {
-    let start = AgentStart {
-        config_dir: config_dir.to_owned(),
-        uid: policy.agent.uid,
-        gid: policy.agent.gid,
-        home: policy.agent.home.clone(),
-        command: command.to_vec(),
-        debug: log.debug,
+/// Step 6 as `--print-plan` shows it: only the dirs that would really be created or re-owned
+/// (read-only: [`home::plan`] only looks).
+fn home_plan(home: &Path, uid: u32, gid: u32) -> String {
+    let fixes = match home::plan(home, uid, gid) {
+        Ok(fixes) => fixes,
+        Err(e) => return format!("# warning: {e}\n"),
     };
-    start_agent(start, &InitPaths::default(), log)
+    let mut text = String::new();
+    for fix in fixes {
+        let path = fix.path.display();
+        match fix.action {
+            home::Action::Create => {
+                text.push_str(&format!("# create {path} owned by {uid}:{gid}\n"))
+            }
+            home::Action::Chown { .. } => text.push_str(&format!(
+                "# chown {path} and everything below it to {uid}:{gid} (its owner is wrong)\n"
+            )),
+            home::Action::SkipSymlink => text.push_str(&format!(
+                "# warning: {path} is a symlink: it is left alone\n"
+            )),
+            home::Action::AlreadyOwned => {}
+        }
+    }
+    if text.is_empty() {
+        text = format!(
+            "# home dirs under {}: nothing to create or chown\n",
+            home.display()
+        );
+    }
+    text
 }
+
+// ---- Steps 6-8: home ownership, secrets, privilege drop, spawn, supervise.
 
 /// What steps 6–8 need from steps 1–5. Owned, so everything else (policy, resolver, rule sets)
 /// can be dropped before PID 1 settles into supervising (memory target: ≤ 2 MiB RSS).
@@ -550,6 +618,9 @@ mod tests {
         dns: FakeDns,
         handed_off: Cell<usize>,
         out: Vec<u8>,
+        /// A stop signal "arrives" at the n-th stop check (1-based), if set.
+        stop_at: Option<(usize, i32)>,
+        stop_checks: Cell<usize>,
     }
 
     impl World {
@@ -568,6 +639,8 @@ mod tests {
                 },
                 handed_off: Cell::new(0),
                 out: vec![],
+                stop_at: None,
+                stop_checks: Cell::new(0),
             }
         }
 
@@ -582,10 +655,17 @@ mod tests {
         fn boot(&mut self, runner: &FakeIptables, print_plan: bool) -> Result<i32, BootError> {
             let args = self.args(print_plan);
             let handed_off = &self.handed_off;
-            let handoff = |_: &Policy, cmd: &[OsString], _: &Log| {
-                assert_eq!(cmd, ["agent"]);
+            let handoff = |start: AgentStart, _: &Log| {
+                assert_eq!(start.command, ["agent"]);
                 handed_off.set(handed_off.get() + 1);
-                Ok(0)
+                0
+            };
+            let (checks, stop_at) = (&self.stop_checks, self.stop_at);
+            let stop = || {
+                checks.set(checks.get() + 1);
+                stop_at
+                    .filter(|(n, _)| *n == checks.get())
+                    .map(|(_, sig)| sig)
             };
             let p = self.dir.path();
             let mut seams = Seams {
@@ -599,6 +679,7 @@ mod tests {
                 },
                 log: Log { debug: false },
                 out: &mut self.out,
+                stop: &stop,
                 handoff: &handoff,
             };
             run(&args, &mut seams)
@@ -675,7 +756,8 @@ mod tests {
         assert_eq!(world.boot(&runner, false).expect("boot"), 0);
         assert_eq!(world.handed_off.get(), 1);
         assert_eq!(*world.dns.asked.borrow(), ["a.example"]);
-        assert_eq!(runner.calls.borrow().len(), 6);
+        // A fresh container: one restore and one read-back per family, nothing else.
+        assert_eq!(runner.calls.borrow().len(), 4);
         let v4 = runner.state_v4.borrow();
         assert!(
             v4.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -p tcp -m tcp --dport 443 -j ACCEPT")
@@ -691,12 +773,116 @@ mod tests {
         assert!(runner.calls.borrow().is_empty());
         assert_eq!(world.handed_off.get(), 0);
         let out = String::from_utf8(world.out.clone()).expect("utf8");
-        assert!(out.starts_with("# agent: uid 1234 gid 1000 home /home/agent\n# chown to 1234:1000 where the owner is wrong: /home/agent/.config /home/agent/.local /home/agent/.cache\n# resolved a.example: 198.51.100.7\n"), "{out}");
+        assert!(
+            out.starts_with("# agent: uid 1234 gid 1000 home /home/agent\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\n# resolved a.example: 198.51.100.7\n"),
+            "{out}"
+        );
         assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init: IPv4 rules, open egress\n*filter\n"));
         assert!(out.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -j ACCEPT\n"));
         assert!(out.contains("# ---- IPv6: ip6tables-restore --noflush\n"));
         assert!(out.contains(
             "-A JAILOC-OUTPUT -d fc00::/7 -j REJECT --reject-with icmp6-adm-prohibited\n"
         ));
+    }
+
+    #[test]
+    fn print_plan_lists_only_the_home_dirs_that_would_change_and_changes_nothing() {
+        let mut world = World::new("");
+        let home = world.dir.path().join("home");
+        fs::create_dir_all(home.join(".config")).expect("mkdir");
+        let me = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&home).expect("stat"));
+        let my_gid = std::os::unix::fs::MetadataExt::gid(&fs::metadata(&home).expect("stat"));
+        fs::write(
+            world.dir.path().join("cfg/policy.toml"),
+            format!(
+                "[agent]\nuid = {uid}\ngid = {gid}\nhome = \"{}\"\n",
+                home.display(),
+                uid = if me == 0 { 1000 } else { me },
+                gid = if me == 0 { 1000 } else { my_gid },
+            ),
+        )
+        .expect("write");
+        let runner = FakeIptables::default();
+        assert_eq!(world.boot(&runner, true).expect("plan"), 0);
+        assert!(runner.calls.borrow().is_empty(), "no iptables at all");
+        assert_eq!(world.handed_off.get(), 0);
+        let out = String::from_utf8(world.out.clone()).expect("utf8");
+        let h = home.display();
+        if me == 0 {
+            // .config exists but belongs to root, not to the agent (1000).
+            assert!(out.contains(&format!("# chown {h}/.config and everything below it to 1000:1000 (its owner is wrong)\n")), "{out}");
+        } else {
+            assert!(!out.contains(".config"), "already owned: not listed\n{out}");
+        }
+        assert!(
+            out.contains(&format!("# create {h}/.local owned by ")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("# create {h}/.cache owned by ")),
+            "{out}"
+        );
+        assert!(!home.join(".local").exists(), "the plan created nothing");
+        assert!(!home.join(".cache").exists(), "the plan created nothing");
+    }
+
+    #[test]
+    fn print_plan_says_when_nothing_would_change() {
+        assert_eq!(
+            home_plan(
+                Path::new("/proc/self/fdinfo/../nonexistent-jailoc"),
+                1000,
+                1000
+            )
+            .lines()
+            .count(),
+            4,
+            "home and its three dirs would be created"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in [".config", ".local", ".cache"] {
+            fs::create_dir(dir.path().join(d)).expect("mkdir");
+        }
+        let meta = fs::metadata(dir.path()).expect("stat");
+        let (uid, gid) = (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta),
+        );
+        assert_eq!(
+            home_plan(dir.path(), uid, gid),
+            format!(
+                "# home dirs under {}: nothing to create or chown\n",
+                dir.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_stop_signal_during_boot_starts_nothing_and_exits_128_plus_n() {
+        // At each of the checks (after the policy, the backend, DNS, the firewall): the boot
+        // ends with 128+N and the agent is never started.
+        for (at, calls) in [(1, 0), (2, 0), (3, 0), (4, 4)] {
+            let mut world = World::new("allowed_hosts = [\"a.example\"]\n");
+            world.stop_at = Some((at, libc::SIGTERM));
+            let runner = FakeIptables::default();
+            let e = world.boot(&runner, false).expect_err("stopped");
+            assert_eq!(exit::for_error(&e), 143, "check {at}");
+            assert_eq!(
+                e.to_string(),
+                "not starting the agent: received SIGTERM before it was started"
+            );
+            assert_eq!(world.handed_off.get(), 0, "check {at}");
+            assert_eq!(runner.calls.borrow().len(), calls, "check {at}");
+        }
+        let mut world = World::new("");
+        world.stop_at = Some((1, libc::SIGINT));
+        let e = world
+            .boot(&FakeIptables::default(), false)
+            .expect_err("stopped");
+        assert_eq!(exit::for_error(&e), 130);
     }
 }

@@ -25,7 +25,11 @@ pub fn signalled(signal: i32) -> i32 {
 pub fn for_error(error: &BootError) -> i32 {
     match error {
         BootError::Policy(_) => CONFIG,
-        BootError::Firewall(_) | BootError::Threads { .. } | BootError::PrintPlan(_) => OS_ERROR,
+        BootError::Firewall(_)
+        | BootError::Threads { .. }
+        | BootError::PrintPlan(_)
+        | BootError::Signals(_) => OS_ERROR,
+        BootError::Stopped { signal } => signalled(*signal),
         BootError::Exec { source, .. } => {
             if source.kind() == std::io::ErrorKind::NotFound {
                 NOT_FOUND

@@ -6,8 +6,11 @@
 //! before the privilege drop (the boot sequence checks that after this step).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 /// The outcome for one name: its addresses, or why there are none.
@@ -129,11 +132,16 @@ fn strip_scope(addr: &str) -> &str {
 
 /// DNS through hickory-resolver, configured from a resolv.conf's text.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct HickoryLookup;
+pub struct HickoryLookup<'a> {
+    /// Resolution ends early (unfinished names answer "interrupted") as soon as this fd is
+    /// readable: the boot passes its stop-signal fd, so `docker stop` during a slow
+    /// resolution is obeyed at once instead of after the whole bound.
+    pub interrupt: Option<BorrowedFd<'a>>,
+}
 
-impl Lookup for HickoryLookup {
+impl Lookup for HickoryLookup<'_> {
     fn lookup(&self, resolv_conf: &str, names: &[String], bound: Duration) -> Vec<Answer> {
-        match lookup_all(resolv_conf, names, bound) {
+        match lookup_all(resolv_conf, names, bound, self.interrupt) {
             Ok(answers) => answers,
             Err(cause) => names.iter().map(|_| Err(cause.clone())).collect(),
         }
@@ -150,7 +158,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn lookup_all(resolv_conf: &str, names: &[String], bound: Duration) -> Result<Vec<Answer>, String> {
+fn lookup_all(
+    resolv_conf: &str,
+    names: &[String],
+    bound: Duration,
+    interrupt: Option<BorrowedFd<'_>>,
+) -> Result<Vec<Answer>, String> {
     use hickory_resolver::config::{LookupIpStrategy, ResolveHosts};
     use hickory_resolver::name_server::TokioConnectionProvider;
     use hickory_resolver::Resolver;
@@ -204,12 +217,21 @@ fn lookup_all(resolv_conf: &str, names: &[String], bound: Duration) -> Result<Ve
                 })
             })
             .collect();
-        for worker in workers {
-            if tokio::time::timeout_at(deadline, worker).await.is_err() {
-                break;
+        let work = async {
+            for worker in workers {
+                if tokio::time::timeout_at(deadline, worker).await.is_err() {
+                    break;
+                }
             }
-        }
-        let timed_out = || Err(format!("timed out after {} ms", bound.as_millis()));
+        };
+        let interrupted = race(work, readable(interrupt)).await;
+        let timed_out = || {
+            Err(if interrupted {
+                "interrupted by a signal".to_owned()
+            } else {
+                format!("timed out after {} ms", bound.as_millis())
+            })
+        };
         let answers: Vec<Answer> = lock(&results)
             .iter_mut()
             .map(|a| a.take().unwrap_or_else(timed_out))
@@ -219,6 +241,33 @@ fn lookup_all(resolv_conf: &str, names: &[String], bound: Duration) -> Result<Ve
     // Dropping the runtime cancels unfinished lookups; no thread survives this function.
     drop(runtime);
     Ok(answers)
+}
+
+/// Completes when `fd` is readable; never without one.
+async fn readable(fd: Option<BorrowedFd<'_>>) {
+    let Some(fd) = fd else {
+        return std::future::pending().await;
+    };
+    match crate::sys::watch_readable(fd) {
+        Ok(watch) => {
+            let _ = watch.readable().await;
+        }
+        // Cannot watch it: resolution just runs to its bound.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Runs `work` until it completes (false) or `stop` does first (true).
+async fn race(work: impl Future<Output = ()>, stop: impl Future<Output = ()>) -> bool {
+    let mut work = std::pin::pin!(work);
+    let mut stop = std::pin::pin!(stop);
+    std::future::poll_fn(|cx| {
+        if work.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(false);
+        }
+        stop.as_mut().poll(cx).map(|()| true)
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -307,8 +356,11 @@ mod tests {
     #[test]
     fn a_resolv_conf_without_servers_fails_every_name_quickly() {
         let names = ["a.example".to_owned(), "b.example".to_owned()];
-        let answers =
-            HickoryLookup.lookup("search example.com\n", &names, Duration::from_millis(200));
+        let answers = HickoryLookup::default().lookup(
+            "search example.com\n",
+            &names,
+            Duration::from_millis(200),
+        );
         assert_eq!(answers.len(), 2);
         for a in answers {
             let e = a.expect_err("no servers");

@@ -191,6 +191,53 @@ pub fn supervised_signals() -> SigSet {
     set
 }
 
+/// Signals that, arriving before the agent has been started, mean "do not start it": what
+/// `docker stop` (SIGTERM), Ctrl-C (SIGINT), a closed terminal (SIGHUP) and Ctrl-\ (SIGQUIT)
+/// send. sandbox-init then exits with 128+N without spawning anything (fail closed: nobody
+/// asked for an agent that is about to be told to stop).
+pub const STOP_BEFORE_START: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
+
+/// The supervised signals, blocked from the first instruction of the boot on.
+///
+/// The kernel discards a default-disposition signal sent to a pid namespace's init, so until
+/// PID 1 blocks a signal, `docker stop`'s SIGTERM is simply lost and Docker falls back to
+/// SIGKILL after its timeout. Blocked, every signal stays pending: the [`STOP_BEFORE_START`]
+/// ones are read from [`EarlySignals::take_stop`] between boot steps; all others stay pending
+/// until [`spawn`] opens the supervisor's signalfd and are then forwarded to the agent. The
+/// mask is inherited by every thread created afterwards (the DNS runtime's), so no thread can
+/// take a signal away; the agent still starts with an empty mask (the child resets it).
+#[derive(Debug)]
+pub struct EarlySignals {
+    stop: OwnedFd,
+}
+
+impl EarlySignals {
+    /// Blocks [`supervised_signals`] for the process and opens a non-blocking signalfd over
+    /// [`STOP_BEFORE_START`]. Call first thing, before any thread exists.
+    pub fn block() -> Result<Self, Errno> {
+        sys::block_signals(&supervised_signals())?;
+        let mut stop = SigSet::empty();
+        for sig in STOP_BEFORE_START {
+            stop.add(sig);
+        }
+        Ok(Self {
+            stop: sys::signalfd_nonblocking(&stop)?,
+        })
+    }
+
+    /// A stop signal that has arrived since the last call (consuming it), if any.
+    pub fn take_stop(&self) -> Option<i32> {
+        sys::read_signal(&self.stop).ok().map(|(sig, _)| sig)
+    }
+
+    /// The signalfd: readable while a stop signal is pending (the resolver waits on it, so a
+    /// SIGTERM cuts a slow resolution short).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.stop.as_fd()
+    }
+}
+
 /// The running agent and PID 1's signalfd.
 #[derive(Debug)]
 pub struct Supervisor {

@@ -429,6 +429,28 @@ pub fn signalfd(set: &SigSet) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A close-on-exec, non-blocking signalfd for `set`: reading it when none of the signals is
+/// pending fails with `EAGAIN` instead of waiting.
+pub fn signalfd_nonblocking(set: &SigSet) -> Result<OwnedFd, Errno> {
+    // SAFETY: -1 asks for a new descriptor; `set.0` is initialised.
+    let fd =
+        check_int(unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Registers `fd` with the current tokio runtime to wait until it is readable.
+pub fn watch_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::BorrowedFd<'_>>> {
+    // SAFETY: a `BorrowedFd<'a>` is open and refers to the same file description for all of
+    // 'a, and the returned `AsyncFd<BorrowedFd<'a>>` cannot outlive 'a.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+            .map_err(std::io::Error::from)
+    }
+}
+
 /// Block until one signal is read from a signalfd; returns its number and the sender's pid.
 pub fn read_signal(fd: &OwnedFd) -> Result<(i32, i32), Errno> {
     // SAFETY: signalfd_siginfo is plain old data; all-zero is a valid value.

@@ -58,6 +58,10 @@ struct NetnsRunner<'a> {
 }
 
 impl CommandRunner for NetnsRunner<'_> {
+    fn exists(&self, program: &str) -> bool {
+        !self.hidden.contains(&program) && self.inner.exists(program)
+    }
+
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
         if self.hidden.contains(&program) {
             return Err(io::Error::new(
@@ -167,10 +171,6 @@ fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
     let case = load_case(dir);
     for round in 2..=3 {
         let probed = firewall::probe(&runner).unwrap_or_else(|e| panic!("{case_name}: {e}"));
-        assert_eq!(
-            probed.backend.name, backend,
-            "{case_name}: probe picked the wrong backend"
-        );
         let installed = firewall::install(
             &runner,
             &probed,
@@ -180,7 +180,13 @@ fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
             true,
         )
         .unwrap_or_else(|e| panic!("{case_name} ({backend}) round {round}: {e}"));
+        assert_eq!(
+            installed.backend.name, backend,
+            "{case_name}: the wrong backend was used"
+        );
         assert!(installed.v6);
+        // The chain exists: the fresh restores fail atomically and the chain is refilled.
+        assert_eq!(installed.processes, 8, "{case_name} round {round}");
         let again = runner.snapshot(be.save4, be.save6);
         assert_eq!(
             first, again,
@@ -222,4 +228,119 @@ fn golden_payloads_apply_idempotently_with_iptables_legacy_fallback() {
     for dir in cases() {
         check_case(&dir, "legacy", &hide_nft);
     }
+}
+
+/// The common path for real: a namespace without our chain gets both families from one restore
+/// each (plus the read-back), and the nat table and a second run are as on the golden path.
+fn check_fresh(backend: &str, hidden: &[&str]) {
+    let be = firewall::BACKENDS
+        .iter()
+        .find(|b| b.name == backend)
+        .expect("backend");
+    let ns = Netns::new();
+    let runner = NetnsRunner {
+        ns: &ns,
+        hidden,
+        inner: SystemRunner::new(std::env::var_os("PATH")),
+    };
+    let iptables = if backend == "nft" {
+        "iptables-nft"
+    } else {
+        "iptables-legacy"
+    };
+    let dnat: Vec<&str> = DNAT.split(' ').collect();
+    runner.ok(iptables, &[&["-t", "nat"], &dnat[..]].concat(), None);
+    let case = load_case(&cases()[0]);
+    let install = || {
+        let probed = firewall::probe(&runner).expect("probe");
+        firewall::install(
+            &runner,
+            &probed,
+            case.policy.egress,
+            &case.allows,
+            &case.resolvers,
+            true,
+        )
+        .unwrap_or_else(|e| panic!("{backend}: {e}"))
+    };
+    let first = install();
+    assert_eq!(first.backend.name, backend);
+    assert!(first.v6);
+    // Hidden programs count as not installed, so every process here ran for real.
+    assert_eq!(first.processes, 4, "{backend}: a fresh namespace");
+    let after_first = runner.snapshot(be.save4, be.save6);
+    assert_eq!(
+        after_first.matches("-A OUTPUT -j JAILOC-OUTPUT\n").count(),
+        2
+    );
+    assert!(after_first.contains(&format!("{DNAT}\n")));
+    let second = install();
+    assert_eq!(second.processes, 8);
+    assert_eq!(runner.snapshot(be.save4, be.save6), after_first);
+}
+
+#[test]
+fn a_fresh_namespace_takes_one_restore_and_one_save_per_family_with_iptables_nft() {
+    if !privileged("iptables-nft-restore") {
+        return;
+    }
+    check_fresh("nft", &[]);
+}
+
+#[test]
+fn a_fresh_namespace_takes_one_restore_and_one_save_per_family_with_iptables_legacy() {
+    if !privileged("iptables-legacy-restore") {
+        return;
+    }
+    check_fresh(
+        "legacy",
+        &[
+            "iptables-nft-save",
+            "ip6tables-nft-save",
+            "iptables-nft-restore",
+            "ip6tables-nft-restore",
+        ],
+    );
+}
+
+/// A restart with a smaller allowlist in the same namespace: the allowlist sub-chains it no
+/// longer needs are deleted (a leftover would fail the read-back), and the rules are those of
+/// a fresh install of the smaller policy.
+#[test]
+fn a_smaller_allowlist_removes_the_sub_chains_it_no_longer_needs() {
+    if !privileged("iptables-nft-restore") {
+        return;
+    }
+    let big = load_case(&common::fixtures().join("policy/many-networks"));
+    let small = load_case(&common::fixtures().join("policy/mixed"));
+    let install = |runner: &NetnsRunner<'_>, case: &common::Case| {
+        let probed = firewall::probe(runner).expect("probe");
+        firewall::install(
+            runner,
+            &probed,
+            case.policy.egress,
+            &case.allows,
+            &case.resolvers,
+            true,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (ns, fresh_ns) = (Netns::new(), Netns::new());
+    let runner = |ns| NetnsRunner {
+        ns,
+        hidden: &[],
+        inner: SystemRunner::new(std::env::var_os("PATH")),
+    };
+    let (runner, fresh_runner) = (runner(&ns), runner(&fresh_ns));
+    install(&runner, &big);
+    let grown = runner.snapshot("iptables-nft-save", "ip6tables-nft-save");
+    assert!(grown.contains(":JAILOC-A4-0 - [0:0]\n") && grown.contains(":JAILOC-A6-0 - [0:0]\n"));
+    install(&runner, &small);
+    install(&fresh_runner, &small);
+    let shrunk = runner.snapshot("iptables-nft-save", "ip6tables-nft-save");
+    assert!(!shrunk.contains("JAILOC-A"), "{shrunk}");
+    assert_eq!(
+        shrunk,
+        fresh_runner.snapshot("iptables-nft-save", "ip6tables-nft-save")
+    );
 }

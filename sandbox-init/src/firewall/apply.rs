@@ -1,11 +1,22 @@
-//! The executor: probe the backend, apply each family with one `*-restore --noflush`, read the
+//! The executor: pick the backend, apply each family with one `*-restore --noflush`, read the
 //! result back with `*-save` and check it is exactly what was rendered.
 //!
-//! Process budget per boot: one `iptables-save` (probe and v4 facts), one `ip6tables-save`
-//! (v6 facts), one restore per family, one save per family for the read-back: six in all,
-//! however many rules there are.
+//! Process budget per boot, however many rules there are:
+//!
+//! - a fresh container (no `JAILOC-OUTPUT` chain yet, the common case): one restore per family
+//!   in the fresh form (`-N` creates the chain and the jump) and one save per family for the
+//!   read-back — four processes, in two rounds (the families run concurrently on nf_tables);
+//! - the chain exists already (sandbox-init ran before in this network namespace): the fresh
+//!   restore fails atomically, changing nothing; then a save per family reads the current
+//!   jumps and a restore refills the chain (see `render.rs`) — eight processes.
+//!
+//! The backend is chosen without running anything (the first whose programs are installed);
+//! whether it works shows in its first restore: if that fails and its save fails too, the next
+//! backend is tried (nf_tables → legacy on kernels without nf_tables).
 
-use super::render::{self, chain_rules, hook_of, Allow, Facts, Family, Hook, RuleSets, CHAIN};
+use super::render::{
+    self, chain_rules, hook_of, our_chains, Allow, Facts, Family, Hook, RuleSets, CHAIN,
+};
 use crate::policy::Egress;
 use std::ffi::OsString;
 use std::io::{self, Write as _};
@@ -18,6 +29,24 @@ use std::time::Instant;
 pub trait CommandRunner {
     /// Runs `program` with `args`, feeding `stdin` if given, and collects its output.
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output>;
+
+    /// Whether `program` is installed (without running it).
+    fn exists(&self, program: &str) -> bool {
+        let _ = program;
+        true
+    }
+
+    /// Runs each sequence's commands in order, the sequences concurrently where the runner can
+    /// (the default runs everything one after the other); results per sequence, in order.
+    fn run_sequences(&self, seqs: &[&[Cmd<'_>]]) -> Vec<Vec<io::Result<Output>>> {
+        seqs.iter()
+            .map(|seq| {
+                seq.iter()
+                    .map(|c| self.run(c.program, c.args, c.stdin))
+                    .collect()
+            })
+            .collect()
+    }
 
     /// Runs several commands that do not depend on each other; results in the same order.
     /// The default runs them one after the other.
@@ -101,24 +130,25 @@ pub enum FirewallError {
     Ipv6Unguarded { cause: String },
 }
 
-/// A working backend and the `iptables-save -t filter` output the probe read.
+/// The installed backends, in [`BACKENDS`] order; [`install`] uses the first that works.
 #[derive(Debug, Clone)]
 pub struct Probed {
-    pub backend: &'static Backend,
-    pub save_v4: String,
-    /// `ip6tables-save -t filter`, or why it failed (then no IPv6 rules can be installed).
-    pub save_v6: Result<String, String>,
+    pub candidates: Vec<&'static Backend>,
 }
 
 /// What [`install`] did.
 #[derive(Debug, Clone)]
 pub struct Installed {
-    /// The payloads that were applied.
+    /// The backend that worked.
+    pub backend: &'static Backend,
+    /// The payloads that were applied (the last one per family).
     pub rules: RuleSets,
     /// Whether the IPv6 rules are in place.
     pub v6: bool,
     /// Non-fatal problems (IPv6 unavailable on a host without IPv6).
     pub warnings: Vec<String>,
+    /// How many iptables processes the install ran.
+    pub processes: usize,
 }
 
 /// One command for [`CommandRunner::run_all`].
@@ -167,61 +197,97 @@ fn ok_or_cause(result: io::Result<Output>) -> Result<String, String> {
     }
 }
 
-/// Runs the IPv4 and (if given) IPv6 command of one stage: concurrently where the backend
-/// allows it (nf_tables), one after the other otherwise (legacy shares one xtables lock).
-fn pair(
+/// One result per family (IPv4, IPv6); `None` where nothing was run.
+type PerFamily<T> = [Option<T>; 2];
+
+/// Runs the IPv4 and IPv6 command of one stage (either may be absent): concurrently where the
+/// backend allows it (nf_tables), one after the other otherwise (legacy shares one xtables
+/// lock). Counts the processes in `count`.
+fn stage(
     runner: &dyn CommandRunner,
     backend: &Backend,
-    v4: Cmd<'_>,
-    v6: Option<Cmd<'_>>,
-) -> (Result<String, String>, Option<Result<String, String>>) {
-    let cmds: Vec<Cmd<'_>> = std::iter::once(v4).chain(v6).collect();
-    let mut results = if backend.parallel {
-        runner.run_all(&cmds)
+    cmds: PerFamily<Cmd<'_>>,
+    count: &mut usize,
+) -> PerFamily<Result<String, String>> {
+    let present: Vec<Cmd<'_>> = cmds.iter().flatten().copied().collect();
+    *count += present.len();
+    let results = if backend.parallel {
+        runner.run_all(&present)
     } else {
-        cmds.iter()
+        present
+            .iter()
             .map(|c| runner.run(c.program, c.args, c.stdin))
             .collect()
-    }
-    .into_iter()
-    .map(ok_or_cause);
-    let first = results
-        .next()
-        .unwrap_or_else(|| Err("no result".to_owned()));
-    (first, results.next())
-}
-
-/// Step 2: finds the first backend whose `iptables-save -t filter` works (reading the IPv6
-/// table alongside, as the facts the renderer needs).
-pub fn probe(runner: &dyn CommandRunner) -> Result<Probed, FirewallError> {
-    let mut tried = Vec::new();
-    for backend in BACKENDS {
-        let (v4, v6) = pair(
-            runner,
-            backend,
-            Cmd::save(backend.save4),
-            Some(Cmd::save(backend.save6)),
-        );
-        match v4 {
-            Ok(save_v4) => {
-                let save_v6 = v6
-                    .unwrap_or_else(|| Err("not run".to_owned()))
-                    .map_err(|cause| format!("{}: {cause}", backend.save6));
-                return Ok(Probed {
-                    backend,
-                    save_v4,
-                    save_v6,
-                });
-            }
-            Err(cause) => tried.push(format!("{}: {cause}", backend.save4)),
-        }
-    }
-    Err(FirewallError::NoBackend {
-        tried: tried.join(", "),
+    };
+    let mut results = results.into_iter().map(ok_or_cause);
+    cmds.map(|c| {
+        c.map(|_| {
+            results
+                .next()
+                .unwrap_or_else(|| Err("no result".to_owned()))
+        })
     })
 }
 
-/// Steps 4 and 5: renders with the current hook facts, applies both families and verifies the
+/// Runs, per family, a restore of the given payload followed by a save (`-t filter`), the
+/// families concurrently where the backend allows it. Returns per family the restore's and
+/// the save's result.
+fn restore_then_save(
+    runner: &dyn CommandRunner,
+    backend: &Backend,
+    restores: [(&str, &str); 2],
+    count: &mut usize,
+) -> [(Result<String, String>, Result<String, String>); 2] {
+    let [(r4, p4), (r6, p6)] = restores;
+    let v4 = [Cmd::restore(backend, r4, p4), Cmd::save(backend.save4)];
+    let v6 = [Cmd::restore(backend, r6, p6), Cmd::save(backend.save6)];
+    *count += 4;
+    let results = if backend.parallel {
+        runner.run_sequences(&[&v4, &v6])
+    } else {
+        [&v4, &v6]
+            .iter()
+            .map(|seq| {
+                seq.iter()
+                    .map(|c| runner.run(c.program, c.args, c.stdin))
+                    .collect()
+            })
+            .collect()
+    };
+    let mut families = results.into_iter().map(|seq| {
+        let mut seq = seq.into_iter().map(ok_or_cause);
+        let mut next = || seq.next().unwrap_or_else(|| Err("not run".to_owned()));
+        let restore = next();
+        (restore, next())
+    });
+    let mut next = || {
+        families
+            .next()
+            .unwrap_or_else(|| (Err("not run".to_owned()), Err("not run".to_owned())))
+    };
+    [next(), next()]
+}
+
+/// Step 2: the installed backends (their save and restore programs exist), without running
+/// anything: whether one works shows in its first restore.
+pub fn probe(runner: &dyn CommandRunner) -> Result<Probed, FirewallError> {
+    let candidates: Vec<&'static Backend> = BACKENDS
+        .iter()
+        .filter(|b| runner.exists(b.restore4) && runner.exists(b.save4))
+        .collect();
+    if candidates.is_empty() {
+        let tried: Vec<String> = BACKENDS
+            .iter()
+            .map(|b| format!("{}: not found", b.restore4))
+            .collect();
+        return Err(FirewallError::NoBackend {
+            tried: tried.join(", "),
+        });
+    }
+    Ok(Probed { candidates })
+}
+
+/// Steps 4 and 5: applies both families with the first backend that works and verifies the
 /// read-back. `ipv6_present` makes a missing IPv6 firewall fatal.
 pub fn install(
     runner: &dyn CommandRunner,
@@ -231,72 +297,195 @@ pub fn install(
     resolvers: &[IpAddr],
     ipv6_present: bool,
 ) -> Result<Installed, FirewallError> {
-    let backend = probed.backend;
-    let facts = Facts {
-        resolvers: resolvers.to_vec(),
-        hook_v4: hook_of(&probed.save_v4),
-        hook_v6: probed.save_v6.as_deref().map(hook_of).unwrap_or_default(),
-    };
-    let rules = render::render(egress, allows, &facts);
-
-    // Step 4: one restore per family (the IPv6 one only if ip6tables answered the probe).
-    let restore_v6 = probed
-        .save_v6
-        .is_ok()
-        .then(|| Cmd::restore(backend, backend.restore6, &rules.v6));
-    let (v4, v6) = pair(
-        runner,
-        backend,
-        Cmd::restore(backend, backend.restore4, &rules.v4),
-        restore_v6,
-    );
-    v4.map_err(|cause| FirewallError::Restore {
-        family: Family::V4,
-        program: backend.restore4,
-        cause,
-    })?;
-    let v6_applied = match (&probed.save_v6, v6) {
-        (Err(cause), _) => Err(cause.clone()),
-        (Ok(_), Some(Ok(_))) => Ok(()),
-        (Ok(_), Some(Err(cause))) => Err(format!("{}: {cause}", backend.restore6)),
-        (Ok(_), None) => Err(format!("{}: not run", backend.restore6)),
-    };
-
-    // Step 5: read back what the kernel now holds and compare it with what was rendered.
-    let save_v6 = v6_applied.is_ok().then(|| Cmd::save(backend.save6));
-    let (saved_v4, saved_v6) = pair(runner, backend, Cmd::save(backend.save4), save_v6);
-    let saved_v4 = saved_v4.map_err(|cause| FirewallError::Save {
-        family: Family::V4,
-        program: backend.save4,
-        cause,
-    })?;
-    verify(Family::V4, &rules.v4, &saved_v4)?;
-
-    let mut warnings = Vec::new();
-    let v6 = match (v6_applied, saved_v6) {
-        (Ok(()), Some(saved)) => {
-            let saved = saved.map_err(|cause| FirewallError::Save {
-                family: Family::V6,
-                program: backend.save6,
-                cause,
-            })?;
-            verify(Family::V6, &rules.v6, &saved)?;
-            true
+    let mut tried = Vec::new();
+    for backend in &probed.candidates {
+        let attempt = Attempt {
+            runner,
+            backend,
+            egress,
+            allows,
+            resolvers,
+            processes: 0,
+        };
+        match attempt.run(ipv6_present) {
+            Ok(installed) => return Ok(installed),
+            Err(Outcome::Unusable(cause)) => tried.push(cause),
+            Err(Outcome::Failed(e)) => return Err(e),
         }
-        (Ok(()), None) => unreachable!("the IPv6 read-back is run whenever IPv6 was applied"),
-        (Err(cause), _) if ipv6_present => return Err(FirewallError::Ipv6Unguarded { cause }),
-        (Err(cause), _) => {
-            warnings.push(format!(
-                "IPv6 rules not installed (the container has no IPv6 address): {cause}"
-            ));
-            false
-        }
-    };
-    Ok(Installed {
-        rules,
-        v6,
-        warnings,
+    }
+    Err(FirewallError::NoBackend {
+        tried: tried.join(", "),
     })
+}
+
+/// Why one backend's attempt ended without rules.
+enum Outcome {
+    /// Neither its restore nor its save works (e.g. nf_tables missing): try the next one.
+    Unusable(String),
+    /// It works, but installing or verifying failed: fatal.
+    Failed(FirewallError),
+}
+
+struct Attempt<'a> {
+    runner: &'a dyn CommandRunner,
+    backend: &'static Backend,
+    egress: Egress,
+    allows: &'a [Allow],
+    resolvers: &'a [IpAddr],
+    processes: usize,
+}
+
+impl Attempt<'_> {
+    /// Renders with the facts of the saves (`None`: the fresh form).
+    fn render(&self, save_v4: Option<&str>, save_v6: Option<&str>) -> RuleSets {
+        let facts = Facts {
+            resolvers: self.resolvers.to_vec(),
+            hook_v4: save_v4.map(hook_of),
+            hook_v6: save_v6.map(hook_of),
+            chains_v4: save_v4.map(our_chains).unwrap_or_default(),
+            chains_v6: save_v6.map(our_chains).unwrap_or_default(),
+        };
+        render::render(self.egress, self.allows, &facts)
+    }
+
+    fn run(mut self, ipv6_present: bool) -> Result<Installed, Outcome> {
+        let (runner, backend) = (self.runner, self.backend);
+
+        // Step 4, the common case: create the chain and its jump in one atomic restore per
+        // family. On a fresh container that is all; if the chain exists, it changes nothing.
+        // Each family's save follows its own restore at once (families in parallel): after a
+        // restore that worked it is step 5's read-back, after one that failed it is the facts
+        // for the refill below.
+        let fresh = self.render(None, None);
+        let [(fresh_v4, after_v4), (fresh_v6, after_v6)] = restore_then_save(
+            runner,
+            backend,
+            [(backend.restore4, &fresh.v4), (backend.restore6, &fresh.v6)],
+            &mut self.processes,
+        );
+        let mut rules = fresh;
+        let mut readback_v4 = fresh_v4.is_ok().then(|| after_v4.clone());
+        let mut readback_v6 = fresh_v6.is_ok().then(|| after_v6.clone());
+
+        // Where that failed: refill the existing chain using the current jumps the save read.
+        let mut v6_applied: Result<(), String> = Ok(());
+        if fresh_v4.is_err() || fresh_v6.is_err() {
+            let save_v4 = fresh_v4.is_err().then_some(after_v4);
+            let save_v6 = fresh_v6.is_err().then_some(after_v6);
+            if let Some(Err(cause)) = &save_v4 {
+                let restore_cause = fresh_v4.as_ref().err().map_or("", String::as_str);
+                return Err(Outcome::Unusable(format!(
+                    "{}: {restore_cause}; {}: {cause}",
+                    backend.restore4, backend.save4
+                )));
+            }
+            fn text(save: &Option<Result<String, String>>) -> Option<&str> {
+                match save {
+                    Some(Ok(text)) => Some(text.as_str()),
+                    _ => None,
+                }
+            }
+            let refill = self.render(text(&save_v4), text(&save_v6));
+            let refill_v6 = matches!(save_v6, Some(Ok(_)));
+            let [again_v4, again_v6] = stage(
+                runner,
+                backend,
+                [
+                    save_v4
+                        .is_some()
+                        .then(|| Cmd::restore(backend, backend.restore4, &refill.v4)),
+                    refill_v6.then(|| Cmd::restore(backend, backend.restore6, &refill.v6)),
+                ],
+                &mut self.processes,
+            );
+            if let Some(result) = again_v4 {
+                result.map_err(|cause| {
+                    Outcome::Failed(FirewallError::Restore {
+                        family: Family::V4,
+                        program: backend.restore4,
+                        cause,
+                    })
+                })?;
+                rules.v4 = refill.v4;
+            }
+            match (save_v6, again_v6) {
+                (None, _) => {}
+                (Some(Err(cause)), _) => {
+                    let restore_cause = fresh_v6.as_ref().err().map_or("", String::as_str);
+                    v6_applied = Err(format!(
+                        "{}: {restore_cause}; {}: {cause}",
+                        backend.restore6, backend.save6
+                    ));
+                }
+                (Some(Ok(_)), Some(Ok(_))) => rules.v6 = refill.v6,
+                (Some(Ok(_)), Some(Err(cause))) => {
+                    v6_applied = Err(format!("{}: {cause}", backend.restore6))
+                }
+                (Some(Ok(_)), None) => v6_applied = Err(format!("{}: not run", backend.restore6)),
+            }
+        }
+
+        // Step 5: read back what the kernel now holds and compare it with what was rendered
+        // (already done for a family whose fresh restore worked).
+        let [late_v4, late_v6] = stage(
+            runner,
+            backend,
+            [
+                readback_v4.is_none().then(|| Cmd::save(backend.save4)),
+                (v6_applied.is_ok() && readback_v6.is_none()).then(|| Cmd::save(backend.save6)),
+            ],
+            &mut self.processes,
+        );
+        let saved_v4 = readback_v4.take().or(late_v4);
+        let saved_v6 = if v6_applied.is_ok() {
+            readback_v6.take().or(late_v6)
+        } else {
+            None
+        };
+        let failed = Outcome::Failed;
+        let saved_v4 = saved_v4
+            .unwrap_or_else(|| Err("not run".to_owned()))
+            .map_err(|cause| {
+                failed(FirewallError::Save {
+                    family: Family::V4,
+                    program: backend.save4,
+                    cause,
+                })
+            })?;
+        verify(Family::V4, &rules.v4, &saved_v4).map_err(failed)?;
+
+        let mut warnings = Vec::new();
+        let v6 = match (v6_applied, saved_v6) {
+            (Ok(()), Some(saved)) => {
+                let saved = saved.map_err(|cause| {
+                    failed(FirewallError::Save {
+                        family: Family::V6,
+                        program: backend.save6,
+                        cause,
+                    })
+                })?;
+                verify(Family::V6, &rules.v6, &saved).map_err(failed)?;
+                true
+            }
+            (Ok(()), None) => unreachable!("the IPv6 read-back is run whenever IPv6 was applied"),
+            (Err(cause), _) if ipv6_present => {
+                return Err(failed(FirewallError::Ipv6Unguarded { cause }))
+            }
+            (Err(cause), _) => {
+                warnings.push(format!(
+                    "IPv6 rules not installed (the container has no IPv6 address): {cause}"
+                ));
+                false
+            }
+        };
+        Ok(Installed {
+            backend,
+            rules,
+            v6,
+            warnings,
+            processes: self.processes,
+        })
+    }
 }
 
 /// Checks that our chain holds exactly the rendered rules and `OUTPUT` jumps to it once, first.
@@ -442,6 +631,10 @@ impl SystemRunner {
 }
 
 impl CommandRunner for SystemRunner {
+    fn exists(&self, program: &str) -> bool {
+        self.find(program).is_some()
+    }
+
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
         let cmd = Cmd {
             program,
@@ -450,6 +643,31 @@ impl CommandRunner for SystemRunner {
         };
         let started = Instant::now();
         self.finish(&cmd, self.spawn(&cmd), started)
+    }
+
+    /// One scoped thread per sequence after the first (the caller runs the first); all are
+    /// joined before this returns, so the process is single-threaded again afterwards.
+    fn run_sequences(&self, seqs: &[&[Cmd<'_>]]) -> Vec<Vec<io::Result<Output>>> {
+        let run_seq = |seq: &[Cmd<'_>]| -> Vec<io::Result<Output>> {
+            seq.iter()
+                .map(|c| self.run(c.program, c.args, c.stdin))
+                .collect()
+        };
+        std::thread::scope(|scope| {
+            let others: Vec<_> = seqs
+                .iter()
+                .skip(1)
+                .map(|seq| scope.spawn(move || run_seq(seq)))
+                .collect();
+            let first = seqs.first().map(|seq| run_seq(seq));
+            first
+                .into_iter()
+                .chain(others.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| vec![Err(io::Error::other("runner thread panicked"))])
+                }))
+                .collect()
+        })
     }
 
     /// Starts every command first, then feeds and collects them in order. Safe from pipe
@@ -496,6 +714,10 @@ pub mod fake {
     }
 
     impl CommandRunner for FakeIptables {
+        fn exists(&self, program: &str) -> bool {
+            !self.missing.contains(&program)
+        }
+
         fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
             self.calls.borrow_mut().push((
                 program.to_owned(),
@@ -518,8 +740,18 @@ pub mod fake {
                 &self.state_v4
             };
             if program.ends_with("-restore") {
-                // A faithful-enough model of --noflush: our chain is replaced, jumps edited.
+                // A faithful-enough model of --noflush: our chain is replaced, jumps edited;
+                // `-N` of an existing chain fails the whole restore, changing nothing.
                 let payload = stdin.unwrap_or_default();
+                if payload.lines().any(|l| l == "-N JAILOC-OUTPUT")
+                    && state.borrow().contains(":JAILOC-OUTPUT ")
+                {
+                    return Ok(Output {
+                        success: false,
+                        stdout: String::new(),
+                        stderr: format!("{program}: line 3 failed: Chain already exists.\n"),
+                    });
+                }
                 let mut out: Vec<String> = state
                     .borrow()
                     .lines()
@@ -538,7 +770,7 @@ pub mod fake {
                 }
                 let chain: Vec<&str> = payload
                     .lines()
-                    .filter(|l| l.starts_with("-A JAILOC-OUTPUT"))
+                    .filter(|l| l.starts_with("-A JAILOC-"))
                     .collect();
                 let mut text =
                     String::from("*filter\n:INPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n");
@@ -583,37 +815,117 @@ mod tests {
     }
 
     #[test]
-    fn probe_falls_back_to_legacy_then_reports_every_try() {
+    fn probe_runs_nothing_and_lists_the_installed_backends() {
         let fake = FakeIptables {
-            missing: vec!["iptables-nft-save"],
+            missing: vec!["iptables-nft-restore"],
             ..FakeIptables::default()
         };
-        assert_eq!(probe(&fake).expect("legacy").backend.name, "legacy");
+        let names: Vec<&str> = probe(&fake)
+            .expect("legacy")
+            .candidates
+            .iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(names, ["legacy", "default"]);
+        assert!(fake.calls.borrow().is_empty(), "the probe runs no process");
 
         let none = FakeIptables {
-            missing: vec!["iptables-nft-save", "iptables-save"],
-            failing: vec!["iptables-legacy-save"],
+            missing: vec![
+                "iptables-nft-restore",
+                "iptables-legacy-save",
+                "iptables-restore",
+            ],
             ..FakeIptables::default()
         };
         let e = probe(&none).expect_err("no backend").to_string();
         assert_eq!(
             e,
-            "failed to find a working iptables backend (tried iptables-nft-save: not found, \
-             iptables-legacy-save: iptables-legacy-save: boom, iptables-save: not found)"
+            "failed to find a working iptables backend (tried iptables-nft-restore: not found, \
+             iptables-legacy-restore: not found, iptables-restore: not found)"
         );
     }
 
     #[test]
-    fn install_spawns_six_processes_and_is_idempotent() {
+    fn a_backend_whose_restore_and_save_fail_gives_way_to_the_next() {
+        // A kernel without nf_tables: the nft programs are installed but do not work.
+        let fake = FakeIptables {
+            failing: vec![
+                "iptables-nft-restore",
+                "iptables-nft-save",
+                "ip6tables-nft-restore",
+                "ip6tables-nft-save",
+            ],
+            ..FakeIptables::default()
+        };
+        let probed = probe(&fake).expect("probe");
+        let done = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true)
+            .expect("legacy works");
+        assert_eq!(done.backend.name, "legacy");
+        assert!(done.v6);
+
+        let broken = FakeIptables {
+            failing: vec![
+                "iptables-nft-restore",
+                "iptables-nft-save",
+                "iptables-legacy-restore",
+                "iptables-legacy-save",
+                "iptables-restore",
+                "iptables-save",
+            ],
+            ..FakeIptables::default()
+        };
+        let probed = probe(&broken).expect("probe");
+        let e = install(
+            &broken,
+            &probed,
+            Egress::Open,
+            &allows(),
+            &resolvers(),
+            false,
+        )
+        .expect_err("nothing works")
+        .to_string();
+        assert!(
+            e.starts_with("failed to find a working iptables backend (tried iptables-nft-restore: iptables-nft-restore: boom; iptables-nft-save: iptables-nft-save: boom, "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_fresh_container_costs_four_processes_and_a_rerun_is_idempotent() {
         let fake = FakeIptables::default();
         let probed = probe(&fake).expect("probe");
         let first =
             install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true).expect("install");
         assert!(first.v6 && first.warnings.is_empty());
+        // Each family: its restore, then at once its read-back (the families run side by side
+        // with the real runner; the fake runs them in turn).
         assert_eq!(
             fake.programs(),
             [
+                "iptables-nft-restore",
                 "iptables-nft-save",
+                "ip6tables-nft-restore",
+                "ip6tables-nft-save"
+            ]
+        );
+        assert_eq!(first.processes, 4);
+        assert!(first.rules.v4.contains("\n-N JAILOC-OUTPUT\n"));
+        let after_first = fake.state_v4.borrow().clone();
+        assert_eq!(after_first.matches("-A OUTPUT -j JAILOC-OUTPUT").count(), 1);
+
+        // Second boot in the same network namespace: the fresh restore fails atomically, the
+        // chain is refilled from the save's facts: same rules, no second jump.
+        fake.calls.borrow_mut().clear();
+        let probed = probe(&fake).expect("probe");
+        let second =
+            install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true).expect("again");
+        assert_eq!(
+            fake.programs(),
+            [
+                "iptables-nft-restore",
+                "iptables-nft-save",
+                "ip6tables-nft-restore",
                 "ip6tables-nft-save",
                 "iptables-nft-restore",
                 "ip6tables-nft-restore",
@@ -621,14 +933,9 @@ mod tests {
                 "ip6tables-nft-save"
             ]
         );
-        let after_first = fake.state_v4.borrow().clone();
-        assert_eq!(after_first.matches("-A OUTPUT -j JAILOC-OUTPUT").count(), 1);
-
-        // Second boot (e.g. a container restart keeps the netns): same rules, no second jump.
-        let probed = probe(&fake).expect("probe");
-        let second =
-            install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true).expect("again");
+        assert_eq!(second.processes, 8);
         assert!(!second.rules.v4.contains("-I OUTPUT"));
+        assert!(second.rules.v4.contains("\n:JAILOC-OUTPUT - [0:0]\n"));
         assert_eq!(*fake.state_v4.borrow(), after_first);
     }
 
@@ -659,8 +966,18 @@ mod tests {
         let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false)
             .expect_err("fails");
         assert_eq!(e.to_string(), "failed to install the IPv4 rules with iptables-nft-restore: iptables-nft-restore: boom");
-        // No read-back after a failed restore: the boot stops right there.
-        assert_eq!(fake.programs().len(), 4);
+        // The fresh restores, each followed by its save (the facts), then the refill fails:
+        // no read-back after a failed restore, the boot stops right there.
+        assert_eq!(
+            fake.programs(),
+            [
+                "iptables-nft-restore",
+                "iptables-nft-save",
+                "ip6tables-nft-restore",
+                "ip6tables-nft-save",
+                "iptables-nft-restore"
+            ]
+        );
     }
 
     #[test]
@@ -698,6 +1015,24 @@ mod tests {
         assert!(!ipv6_present(""));
         assert!(!ipv6_present(lo));
         assert!(ipv6_present(&format!("{lo}{eth}")));
+    }
+
+    #[test]
+    fn system_runner_runs_sequences_side_by_side_in_order() {
+        let runner = SystemRunner::new(None);
+        let cat = |text| Cmd {
+            program: "cat",
+            args: &[],
+            stdin: Some(text),
+        };
+        let (a, b, c) = (cat("a"), cat("b"), cat("c"));
+        let seqs: [&[Cmd<'_>]; 2] = [&[a, b], &[c]];
+        let out: Vec<Vec<String>> = runner
+            .run_sequences(&seqs)
+            .into_iter()
+            .map(|seq| seq.into_iter().map(|r| r.expect("cat").stdout).collect())
+            .collect();
+        assert_eq!(out, [vec!["a", "b"], vec!["c"]]);
     }
 
     #[test]
