@@ -25,4 +25,15 @@ ensure_system_deps() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${JAILOC_TEST_PACKAGES[@]}" >/dev/null
+  ensure_compose
+}
+
+# The Docker tier drives a Compose engine; the machines it targets run Docker Engine with
+# Debian's docker-compose 1.29 (Compose v2 works too). Install 1.29 when neither answers.
+ensure_compose() {
+  if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> installing docker-compose (no Compose engine answers)"
+  apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
 }
