@@ -192,7 +192,7 @@ pub fn supervised_signals() -> SigSet {
 }
 
 /// Signals that, arriving before the agent has been started, mean "do not start it": what
-/// `docker stop` (SIGTERM), Ctrl-C (SIGINT), a closed terminal (SIGHUP) and Ctrl-\\ (SIGQUIT)
+/// `docker stop` (SIGTERM), Ctrl-C (SIGINT), a closed terminal (SIGHUP) and Ctrl-\ (SIGQUIT)
 /// send. sandbox-init then exits with 128+N without spawning anything (fail closed: nobody
 /// asked for an agent that is about to be told to stop).
 pub const STOP_BEFORE_START: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];

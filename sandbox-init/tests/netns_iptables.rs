@@ -302,3 +302,45 @@ fn a_fresh_namespace_takes_one_restore_and_one_save_per_family_with_iptables_leg
         ],
     );
 }
+
+/// A restart with a smaller allowlist in the same namespace: the allowlist sub-chains it no
+/// longer needs are deleted (a leftover would fail the read-back), and the rules are those of
+/// a fresh install of the smaller policy.
+#[test]
+fn a_smaller_allowlist_removes_the_sub_chains_it_no_longer_needs() {
+    if !privileged("iptables-nft-restore") {
+        return;
+    }
+    let big = load_case(&common::fixtures().join("policy/many-networks"));
+    let small = load_case(&common::fixtures().join("policy/mixed"));
+    let install = |runner: &NetnsRunner<'_>, case: &common::Case| {
+        let probed = firewall::probe(runner).expect("probe");
+        firewall::install(
+            runner,
+            &probed,
+            case.policy.egress,
+            &case.allows,
+            &case.resolvers,
+            true,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (ns, fresh_ns) = (Netns::new(), Netns::new());
+    let runner = |ns| NetnsRunner {
+        ns,
+        hidden: &[],
+        inner: SystemRunner::new(std::env::var_os("PATH")),
+    };
+    let (runner, fresh_runner) = (runner(&ns), runner(&fresh_ns));
+    install(&runner, &big);
+    let grown = runner.snapshot("iptables-nft-save", "ip6tables-nft-save");
+    assert!(grown.contains(":JAILOC-A4-0 - [0:0]\n") && grown.contains(":JAILOC-A6-0 - [0:0]\n"));
+    install(&runner, &small);
+    install(&fresh_runner, &small);
+    let shrunk = runner.snapshot("iptables-nft-save", "ip6tables-nft-save");
+    assert!(!shrunk.contains("JAILOC-A"), "{shrunk}");
+    assert_eq!(
+        shrunk,
+        fresh_runner.snapshot("iptables-nft-save", "ip6tables-nft-save")
+    );
+}

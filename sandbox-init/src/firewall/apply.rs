@@ -14,7 +14,9 @@
 //! whether it works shows in its first restore: if that fails and its save fails too, the next
 //! backend is tried (nf_tables → legacy on kernels without nf_tables).
 
-use super::render::{self, chain_rules, hook_of, Allow, Facts, Family, Hook, RuleSets, CHAIN};
+use super::render::{
+    self, chain_rules, hook_of, our_chains, Allow, Facts, Family, Hook, RuleSets, CHAIN,
+};
 use crate::policy::Egress;
 use std::ffi::OsString;
 use std::io::{self, Write as _};
@@ -32,6 +34,18 @@ pub trait CommandRunner {
     fn exists(&self, program: &str) -> bool {
         let _ = program;
         true
+    }
+
+    /// Runs each sequence's commands in order, the sequences concurrently where the runner can
+    /// (the default runs everything one after the other); results per sequence, in order.
+    fn run_sequences(&self, seqs: &[&[Cmd<'_>]]) -> Vec<Vec<io::Result<Output>>> {
+        seqs.iter()
+            .map(|seq| {
+                seq.iter()
+                    .map(|c| self.run(c.program, c.args, c.stdin))
+                    .collect()
+            })
+            .collect()
     }
 
     /// Runs several commands that do not depend on each other; results in the same order.
@@ -215,6 +229,45 @@ fn stage(
     })
 }
 
+/// Runs, per family, a restore of the given payload followed by a save (`-t filter`), the
+/// families concurrently where the backend allows it. Returns per family the restore's and
+/// the save's result.
+fn restore_then_save(
+    runner: &dyn CommandRunner,
+    backend: &Backend,
+    restores: [(&str, &str); 2],
+    count: &mut usize,
+) -> [(Result<String, String>, Result<String, String>); 2] {
+    let [(r4, p4), (r6, p6)] = restores;
+    let v4 = [Cmd::restore(backend, r4, p4), Cmd::save(backend.save4)];
+    let v6 = [Cmd::restore(backend, r6, p6), Cmd::save(backend.save6)];
+    *count += 4;
+    let results = if backend.parallel {
+        runner.run_sequences(&[&v4, &v6])
+    } else {
+        [&v4, &v6]
+            .iter()
+            .map(|seq| {
+                seq.iter()
+                    .map(|c| runner.run(c.program, c.args, c.stdin))
+                    .collect()
+            })
+            .collect()
+    };
+    let mut families = results.into_iter().map(|seq| {
+        let mut seq = seq.into_iter().map(ok_or_cause);
+        let mut next = || seq.next().unwrap_or_else(|| Err("not run".to_owned()));
+        let restore = next();
+        (restore, next())
+    });
+    let mut next = || {
+        families
+            .next()
+            .unwrap_or_else(|| (Err("not run".to_owned()), Err("not run".to_owned())))
+    };
+    [next(), next()]
+}
+
 /// Step 2: the installed backends (their save and restore programs exist), without running
 /// anything: whether one works shows in its first restore.
 pub fn probe(runner: &dyn CommandRunner) -> Result<Probed, FirewallError> {
@@ -283,11 +336,14 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    fn render(&self, hook_v4: Option<Hook>, hook_v6: Option<Hook>) -> RuleSets {
+    /// Renders with the facts of the saves (`None`: the fresh form).
+    fn render(&self, save_v4: Option<&str>, save_v6: Option<&str>) -> RuleSets {
         let facts = Facts {
             resolvers: self.resolvers.to_vec(),
-            hook_v4,
-            hook_v6,
+            hook_v4: save_v4.map(hook_of),
+            hook_v6: save_v6.map(hook_of),
+            chains_v4: save_v4.map(our_chains).unwrap_or_default(),
+            chains_v6: save_v6.map(our_chains).unwrap_or_default(),
         };
         render::render(self.egress, self.allows, &facts)
     }
@@ -297,32 +353,25 @@ impl Attempt<'_> {
 
         // Step 4, the common case: create the chain and its jump in one atomic restore per
         // family. On a fresh container that is all; if the chain exists, it changes nothing.
+        // Each family's save follows its own restore at once (families in parallel): after a
+        // restore that worked it is step 5's read-back, after one that failed it is the facts
+        // for the refill below.
         let fresh = self.render(None, None);
-        let [fresh_v4, fresh_v6] = stage(
+        let [(fresh_v4, after_v4), (fresh_v6, after_v6)] = restore_then_save(
             runner,
             backend,
-            [
-                Some(Cmd::restore(backend, backend.restore4, &fresh.v4)),
-                Some(Cmd::restore(backend, backend.restore6, &fresh.v6)),
-            ],
+            [(backend.restore4, &fresh.v4), (backend.restore6, &fresh.v6)],
             &mut self.processes,
         );
-        let fresh_v4 = fresh_v4.unwrap_or_else(|| Err("not run".to_owned()));
-        let fresh_v6 = fresh_v6.unwrap_or_else(|| Err("not run".to_owned()));
         let mut rules = fresh;
+        let mut readback_v4 = fresh_v4.is_ok().then(|| after_v4.clone());
+        let mut readback_v6 = fresh_v6.is_ok().then(|| after_v6.clone());
 
-        // Where that failed: read the current jumps and refill the existing chain instead.
+        // Where that failed: refill the existing chain using the current jumps the save read.
         let mut v6_applied: Result<(), String> = Ok(());
         if fresh_v4.is_err() || fresh_v6.is_err() {
-            let [save_v4, save_v6] = stage(
-                runner,
-                backend,
-                [
-                    fresh_v4.is_err().then(|| Cmd::save(backend.save4)),
-                    fresh_v6.is_err().then(|| Cmd::save(backend.save6)),
-                ],
-                &mut self.processes,
-            );
+            let save_v4 = fresh_v4.is_err().then_some(after_v4);
+            let save_v6 = fresh_v6.is_err().then_some(after_v6);
             if let Some(Err(cause)) = &save_v4 {
                 let restore_cause = fresh_v4.as_ref().err().map_or("", String::as_str);
                 return Err(Outcome::Unusable(format!(
@@ -330,11 +379,13 @@ impl Attempt<'_> {
                     backend.restore4, backend.save4
                 )));
             }
-            let hook = |save: &Option<Result<String, String>>| match save {
-                Some(Ok(text)) => Some(hook_of(text)),
-                _ => None,
-            };
-            let refill = self.render(hook(&save_v4), hook(&save_v6));
+            fn text(save: &Option<Result<String, String>>) -> Option<&str> {
+                match save {
+                    Some(Ok(text)) => Some(text.as_str()),
+                    _ => None,
+                }
+            }
+            let refill = self.render(text(&save_v4), text(&save_v6));
             let refill_v6 = matches!(save_v6, Some(Ok(_)));
             let [again_v4, again_v6] = stage(
                 runner,
@@ -374,16 +425,23 @@ impl Attempt<'_> {
             }
         }
 
-        // Step 5: read back what the kernel now holds and compare it with what was rendered.
-        let [saved_v4, saved_v6] = stage(
+        // Step 5: read back what the kernel now holds and compare it with what was rendered
+        // (already done for a family whose fresh restore worked).
+        let [late_v4, late_v6] = stage(
             runner,
             backend,
             [
-                Some(Cmd::save(backend.save4)),
-                v6_applied.is_ok().then(|| Cmd::save(backend.save6)),
+                readback_v4.is_none().then(|| Cmd::save(backend.save4)),
+                (v6_applied.is_ok() && readback_v6.is_none()).then(|| Cmd::save(backend.save6)),
             ],
             &mut self.processes,
         );
+        let saved_v4 = readback_v4.take().or(late_v4);
+        let saved_v6 = if v6_applied.is_ok() {
+            readback_v6.take().or(late_v6)
+        } else {
+            None
+        };
         let failed = Outcome::Failed;
         let saved_v4 = saved_v4
             .unwrap_or_else(|| Err("not run".to_owned()))
@@ -587,6 +645,31 @@ impl CommandRunner for SystemRunner {
         self.finish(&cmd, self.spawn(&cmd), started)
     }
 
+    /// One scoped thread per sequence after the first (the caller runs the first); all are
+    /// joined before this returns, so the process is single-threaded again afterwards.
+    fn run_sequences(&self, seqs: &[&[Cmd<'_>]]) -> Vec<Vec<io::Result<Output>>> {
+        let run_seq = |seq: &[Cmd<'_>]| -> Vec<io::Result<Output>> {
+            seq.iter()
+                .map(|c| self.run(c.program, c.args, c.stdin))
+                .collect()
+        };
+        std::thread::scope(|scope| {
+            let others: Vec<_> = seqs
+                .iter()
+                .skip(1)
+                .map(|seq| scope.spawn(move || run_seq(seq)))
+                .collect();
+            let first = seqs.first().map(|seq| run_seq(seq));
+            first
+                .into_iter()
+                .chain(others.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| vec![Err(io::Error::other("runner thread panicked"))])
+                }))
+                .collect()
+        })
+    }
+
     /// Starts every command first, then feeds and collects them in order. Safe from pipe
     /// deadlocks: a child blocked on a full stdout pipe only waits for us to reach it, and
     /// none of them waits for another.
@@ -687,7 +770,7 @@ pub mod fake {
                 }
                 let chain: Vec<&str> = payload
                     .lines()
-                    .filter(|l| l.starts_with("-A JAILOC-OUTPUT"))
+                    .filter(|l| l.starts_with("-A JAILOC-"))
                     .collect();
                 let mut text =
                     String::from("*filter\n:INPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n");
@@ -815,12 +898,14 @@ mod tests {
         let first =
             install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true).expect("install");
         assert!(first.v6 && first.warnings.is_empty());
+        // Each family: its restore, then at once its read-back (the families run side by side
+        // with the real runner; the fake runs them in turn).
         assert_eq!(
             fake.programs(),
             [
                 "iptables-nft-restore",
-                "ip6tables-nft-restore",
                 "iptables-nft-save",
+                "ip6tables-nft-restore",
                 "ip6tables-nft-save"
             ]
         );
@@ -839,8 +924,8 @@ mod tests {
             fake.programs(),
             [
                 "iptables-nft-restore",
-                "ip6tables-nft-restore",
                 "iptables-nft-save",
+                "ip6tables-nft-restore",
                 "ip6tables-nft-save",
                 "iptables-nft-restore",
                 "ip6tables-nft-restore",
@@ -881,8 +966,18 @@ mod tests {
         let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false)
             .expect_err("fails");
         assert_eq!(e.to_string(), "failed to install the IPv4 rules with iptables-nft-restore: iptables-nft-restore: boom");
-        // No read-back after a failed restore: the boot stops right there.
-        assert_eq!(fake.programs().len(), 4);
+        // The fresh restores, each followed by its save (the facts), then the refill fails:
+        // no read-back after a failed restore, the boot stops right there.
+        assert_eq!(
+            fake.programs(),
+            [
+                "iptables-nft-restore",
+                "iptables-nft-save",
+                "ip6tables-nft-restore",
+                "ip6tables-nft-save",
+                "iptables-nft-restore"
+            ]
+        );
     }
 
     #[test]
@@ -920,6 +1015,24 @@ mod tests {
         assert!(!ipv6_present(""));
         assert!(!ipv6_present(lo));
         assert!(ipv6_present(&format!("{lo}{eth}")));
+    }
+
+    #[test]
+    fn system_runner_runs_sequences_side_by_side_in_order() {
+        let runner = SystemRunner::new(None);
+        let cat = |text| Cmd {
+            program: "cat",
+            args: &[],
+            stdin: Some(text),
+        };
+        let (a, b, c) = (cat("a"), cat("b"), cat("c"));
+        let seqs: [&[Cmd<'_>]; 2] = [&[a, b], &[c]];
+        let out: Vec<Vec<String>> = runner
+            .run_sequences(&seqs)
+            .into_iter()
+            .map(|seq| seq.into_iter().map(|r| r.expect("cat").stdout).collect())
+            .collect();
+        assert_eq!(out, [vec!["a", "b"], vec!["c"]]);
     }
 
     #[test]
