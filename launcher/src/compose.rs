@@ -24,8 +24,15 @@ pub const CONTAINER_PORT: u16 = 4096;
 pub const SERVICE: &str = "opencode";
 /// The Docker-in-Docker sidecar's service name.
 pub const DIND_SERVICE: &str = "docker";
-/// Where the agent finds its private Docker daemon (the sidecar shares its network namespace).
-pub const DIND_HOST: &str = "tcp://127.0.0.1:2375";
+/// The named volume shared by the agent and the sidecar that holds the daemon's socket.
+pub const DIND_VOLUME: &str = "jailoc-docker";
+/// Where [`DIND_VOLUME`] is mounted in both services.
+pub const DIND_SOCKET_DIR: &str = "/run/jailoc-docker";
+/// Where the agent finds its private Docker daemon: a unix socket on [`DIND_VOLUME`], owned by
+/// the agent's group (the sidecar has no network, so there is no TCP to listen on).
+pub const DIND_HOST: &str = "unix:///run/jailoc-docker/docker.sock";
+/// The group that may use the daemon's socket: the agent's (sandbox-init's default gid).
+pub const DIND_SOCKET_GID: u32 = 1000;
 /// Default sidecar image (override with `JAILOC_DIND_IMAGE`).
 pub const DEFAULT_DIND_IMAGE: &str = "docker:27-dind";
 /// Process limit for each container.
@@ -142,6 +149,10 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
         let _ = writeln!(y, "        target: {}", q(&m.container));
         let _ = writeln!(y, "        read_only: {}", m.read_only);
     }
+    if ws.enable_docker {
+        // Read-only: the agent connects to the socket but cannot replace it.
+        dind_socket_volume(&mut y, true);
+    }
     y.push_str("    labels:\n");
     let _ = writeln!(y, "      dev.jailoc.workspace: {}", q(&ws.name));
     let _ = writeln!(y, "      dev.jailoc.port: {}", q(&ws.port.to_string()));
@@ -157,30 +168,42 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
     );
 
     if ws.enable_docker {
-        // The sidecar joins the agent's network namespace, so sandbox-init's OUTPUT rules
-        // wall off its egress too; it starts only once the agent is healthy (rules installed).
-        // Its dockerd runs without bridge and iptables: nested containers must use
-        // `--network host`, i.e. the same walled-off namespace.
+        // The sidecar has no network at all (`network_mode: none`): not the agent's namespace,
+        // where a nested `--network host --cap-add NET_ADMIN` container could flush
+        // sandbox-init's rules, and not a bridge, which would bypass them. Nested containers
+        // therefore have no network either (`--network host` is the sidecar's empty namespace)
+        // and images come in with `docker load` or are built from local context. The agent
+        // talks to the daemon over a unix socket on a volume both mount, usable by its group.
+        // The sidecar mounts nothing of the host: no workspace, policy, secrets or socket.
         let _ = writeln!(y, "  {DIND_SERVICE}:");
         let _ = writeln!(y, "    image: {}", q(inp.dind_image));
-        y.push_str("    privileged: true\n");
-        let _ = writeln!(y, "    network_mode: \"service:{SERVICE}\"");
+        y.push_str(
+            "    privileged: true
+    network_mode: \"none\"\n",
+        );
         let _ = writeln!(
             y,
-            "    command: [\"dockerd\", \"--host={DIND_HOST}\", \"--tls=false\", \"--bridge=none\", \"--iptables=false\", \"--ip6tables=false\"]"
+            "    command: [\"dockerd\", \"--host={DIND_HOST}\", \"--group={DIND_SOCKET_GID}\", \"--bridge=none\", \"--iptables=false\", \"--ip6tables=false\"]"
         );
+        // The docker:dind entrypoint would otherwise generate TLS certificates for a TCP port.
         y.push_str("    environment:\n      DOCKER_TLS_CERTDIR: \"\"\n");
         y.push_str("    restart: \"unless-stopped\"\n");
         limits(&mut y, ws, false);
         y.push_str("    volumes:\n      - \"/var/lib/docker\"\n");
+        dind_socket_volume(&mut y, false);
         y.push_str("    labels:\n");
         let _ = writeln!(y, "      dev.jailoc.workspace: {}", q(&ws.name));
-        let _ = writeln!(
-            y,
-            "    depends_on:\n      {SERVICE}:\n        condition: \"service_healthy\""
-        );
+        let _ = writeln!(y, "volumes:\n  {DIND_VOLUME}: {{}}");
     }
     y
+}
+
+/// The long-form mount of the daemon's socket volume (inside a `volumes:` list).
+fn dind_socket_volume(y: &mut String, read_only: bool) {
+    y.push_str("      - type: \"volume\"\n");
+    let _ = writeln!(y, "        source: {}", q(DIND_VOLUME));
+    let _ = writeln!(y, "        target: {}", q(DIND_SOCKET_DIR));
+    let _ = writeln!(y, "        read_only: {read_only}");
 }
 
 fn limits(y: &mut String, ws: &Workspace, caps: bool) {
@@ -375,6 +398,81 @@ pub fn q(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rendered compose file of a one-workspace config (`extra` appended to its table).
+    fn render_config(extra: &str) -> String {
+        let cfg = crate::config::parse_str(
+            &format!("[workspaces.w]\npaths = [\"/home/u/src/w\"]\n{extra}"),
+            Path::new("/home/u/.config/jailoc/config.toml"),
+            Path::new("/home/u"),
+        )
+        .expect("config");
+        let ws = crate::config::resolve_workspace(&cfg, "w").expect("workspace");
+        render(&ComposeInput {
+            ws: &ws,
+            image: "img",
+            sandbox_init: Path::new("/opt/jailoc/sandbox-init"),
+            policy_dir: Path::new("/home/u/.config/jailoc/workspaces/w"),
+            password_file: Path::new("/home/u/.config/jailoc/passwords/w.env"),
+            secrets_dir: Path::new("/home/u/.cache/jailoc/w/secrets"),
+            builtin: &[],
+            ssh_auth_sock: None,
+            dind_image: DEFAULT_DIND_IMAGE,
+        })
+    }
+
+    /// The DinD sidecar must not share the agent's network namespace (a nested `--network
+    /// host --cap-add NET_ADMIN` container could flush sandbox-init's rules there), must have
+    /// no network of its own, and must mount nothing from the host: only its data and the
+    /// socket volume. The agent reaches it over that socket, never over TCP.
+    #[test]
+    fn dind_sidecar_has_no_network_and_no_host_mounts() {
+        let y = render_config("enable_docker = true\n");
+        let (agent, sidecar) = y
+            .split_once(&format!("\n  {DIND_SERVICE}:\n"))
+            .expect("a sidecar service");
+        assert!(!y.contains("service:opencode"), "{y}");
+        assert!(
+            sidecar.contains("    network_mode: \"none\"\n"),
+            "{sidecar}"
+        );
+        assert!(
+            !sidecar.contains("ports:") && !sidecar.contains("tcp://"),
+            "{sidecar}"
+        );
+        assert!(sidecar.contains(
+            "\"--host=unix:///run/jailoc-docker/docker.sock\", \"--group=1000\", \"--bridge=none\", \"--iptables=false\", \"--ip6tables=false\""
+        ), "{sidecar}");
+        // Its only mounts: the anonymous data volume and the socket volume, no bind mount.
+        assert!(!sidecar.contains("type: \"bind\""), "{sidecar}");
+        assert!(!sidecar.contains("/home/u"), "{sidecar}");
+        assert!(!sidecar.contains("docker.sock\"\n"), "{sidecar}");
+        let sidecar_volumes = "    volumes:\n      - \"/var/lib/docker\"\n      - type: \"volume\"\n        source: \"jailoc-docker\"\n        target: \"/run/jailoc-docker\"\n        read_only: false\n    labels:";
+        assert!(sidecar.contains(sidecar_volumes), "{sidecar}");
+        assert!(
+            sidecar.ends_with("volumes:\n  jailoc-docker: {}\n"),
+            "{sidecar}"
+        );
+        // The agent: the socket volume read-only, DOCKER_HOST on it, no engine socket.
+        assert!(agent.contains(
+            "      - type: \"volume\"\n        source: \"jailoc-docker\"\n        target: \"/run/jailoc-docker\"\n        read_only: true\n"
+        ), "{agent}");
+        assert!(
+            agent.contains(&format!("      DOCKER_HOST: {}\n", q(DIND_HOST))),
+            "{agent}"
+        );
+        assert!(!agent.contains("/var/run/docker.sock"), "{agent}");
+    }
+
+    #[test]
+    fn without_enable_docker_there_is_no_sidecar_or_socket_volume() {
+        let y = render_config("");
+        assert!(
+            !y.contains("jailoc-docker") && !y.contains("DOCKER_HOST"),
+            "{y}"
+        );
+        assert!(!y.contains(&format!("\n  {DIND_SERVICE}:\n")), "{y}");
+    }
 
     #[test]
     fn quoting_blocks_interpolation_and_injection() {

@@ -1173,6 +1173,49 @@ fn e2e_docker_in_docker_sidecar_is_the_agents_own_and_walled_off() {
         "the host's Docker socket is mounted into the agent: {mounts}"
     );
 
+    // The sidecar has no network at all, so it shares nothing with the agent's walled-off
+    // namespace that a nested container could reconfigure.
+    let filter = format!("label=com.docker.compose.project={}", dw.project);
+    let sidecar = docker([
+        "ps",
+        "-q",
+        "--filter",
+        &filter,
+        "--filter",
+        "label=com.docker.compose.service=docker",
+    ])
+    .expect("docker ps");
+    assert_eq!(
+        docker::inspect(sidecar.trim(), "{{.HostConfig.NetworkMode}}")
+            .expect("sidecar network mode")
+            .trim(),
+        "none",
+        "the DinD sidecar has a network"
+    );
+    // A nested container's `--network host` is the sidecar's empty namespace (loopback only),
+    // and its `-v /:/host` is the sidecar's root, which holds nothing of the user's project.
+    let (ok, out) = dw.agent_docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-v",
+        "/:/host",
+        dw.lab.probe_image.as_str(),
+        "sh",
+        "-c",
+        &format!(
+            "ls /sys/class/net; test -e /host{} && echo PROJECT-VISIBLE; true",
+            dw.user.project.display()
+        ),
+    ]);
+    assert!(ok, "nested container failed: {out}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["lo"],
+        "a nested container sees more than loopback, or the user's project"
+    );
+
     // Whatever else it may reach, a nested container never reaches what the agent may not.
     for (what, target, expect) in dw.lab.matrix(Egress::Open) {
         if expect != Expect::Rejected {
