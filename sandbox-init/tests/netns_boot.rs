@@ -10,69 +10,33 @@
 //! Skips with a reason when not root or without `ip`/`unshare`/iptables; fails instead when
 //! `CI=true`.
 
+mod common;
+
+use common::netns::Netns;
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A namespace with loopback up and a resolver (127.0.0.53) whose packets are dropped; removed
 /// on drop.
 struct Lab {
-    name: String,
-    etc: PathBuf,
+    ns: Netns,
     dir: tempfile::TempDir,
 }
 
 impl Lab {
     fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "jailoc-net-s{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let status = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip");
-        assert!(status.success(), "ip netns add {name}");
+        let ns = Netns::with_etc("s", "nameserver 127.0.0.53\n", "127.0.0.1 localhost\n");
+        ns.blackhole("127.0.0.53/32");
         let lab = Lab {
-            etc: PathBuf::from("/etc/netns").join(&name),
-            name,
+            ns,
             dir: tempfile::tempdir().expect("tempdir"),
         };
-        fs::create_dir_all(&lab.etc).expect("mkdir /etc/netns/NAME");
-        fs::write(lab.etc.join("resolv.conf"), "nameserver 127.0.0.53\n").expect("resolv.conf");
-        fs::write(lab.etc.join("hosts"), "127.0.0.1 localhost\n").expect("hosts");
-        lab.exec(&["ip", "link", "set", "lo", "up"]);
-        lab.exec(&[
-            "iptables-nft",
-            "-A",
-            "INPUT",
-            "-d",
-            "127.0.0.53/32",
-            "-j",
-            "DROP",
-        ]);
         // The agent (uid 1000) must be able to leave its marker here.
         fs::set_permissions(lab.dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
         lab
-    }
-
-    fn exec(&self, argv: &[&str]) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv)
-            .output()
-            .expect("ip netns exec");
-        assert!(
-            out.status.success(),
-            "{argv:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 
     /// sandbox-init as PID 1 of a new pid namespace, with `agent` as the agent.
@@ -90,7 +54,7 @@ impl Lab {
         )
         .expect("policy");
         Command::new("ip")
-            .args(["netns", "exec", &self.name])
+            .args(["netns", "exec", &self.ns.name])
             .args(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
             .arg(env!("CARGO_BIN_EXE_sandbox-init"))
             .arg("--config-dir")
@@ -106,49 +70,19 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = fs::remove_dir_all(&self.etc);
-    }
-}
-
 fn privileged() -> bool {
-    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let has = |p: &str, a: &str| {
-        Command::new(p)
-            .arg(a)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let reason = if !root {
-        "not root"
-    } else if !has("ip", "-V") {
-        "`ip` (iproute2) is not installed"
-    } else if !has("unshare", "--version") {
-        "`unshare` (util-linux) is not installed"
-    } else if !has("iptables-nft", "--version") {
-        "iptables is not installed"
-    } else {
-        return true;
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "cannot run the boot-signal namespace test: {reason}; CI=true does not allow skipping"
-        );
-    }
-    eprintln!("skipping the boot-signal namespace test: {reason}");
-    false
+    common::netns::privileged(
+        "boot-signal namespace test",
+        &[
+            ("ip", "-V", "`ip` (iproute2) is not installed"),
+            (
+                "unshare",
+                "--version",
+                "`unshare` (util-linux) is not installed",
+            ),
+            ("iptables-nft", "--version", "iptables is not installed"),
+        ],
+    )
 }
 
 /// The pid (in our pid namespace) of `unshare --fork`'s child, i.e. the namespace's PID 1.

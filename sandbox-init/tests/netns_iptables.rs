@@ -9,45 +9,12 @@
 
 mod common;
 
+use common::netns::Netns;
 use common::{cases, load_case};
 use sandbox_init::firewall::{self, CommandRunner, Family, Output, SystemRunner};
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A throwaway network namespace, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> Self {
-        let name = format!(
-            "jailoc-net-t{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let status = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("run ip netns add");
-        assert!(status.success(), "failed to create netns {name}");
-        Netns { name }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
 
 /// Runs every command inside the namespace; `hidden` programs pretend not to exist (to force
 /// the legacy fallback for real).
@@ -97,27 +64,14 @@ impl NetnsRunner<'_> {
 }
 
 fn privileged(tool: &str) -> bool {
-    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let has = |p: &str| {
-        Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let reason = if !root {
-        "not root".to_owned()
-    } else if !has("ip") && Command::new("ip").arg("-V").output().is_err() {
-        "`ip` (iproute2) is not installed".to_owned()
-    } else if !has(tool) {
-        format!("{tool} is not installed (apt-get install iptables)")
-    } else {
-        return true;
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("cannot run the real-iptables test: {reason}; CI=true does not allow skipping");
-    }
-    eprintln!("skipping the real-iptables test: {reason}");
-    false
+    let missing = format!("{tool} is not installed (apt-get install iptables)");
+    common::netns::privileged(
+        "real-iptables test",
+        &[
+            ("ip", "-V", "`ip` (iproute2) is not installed"),
+            (tool, "--version", &missing),
+        ],
+    )
 }
 
 const DNAT: &str =
@@ -128,7 +82,7 @@ fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
         .iter()
         .find(|b| b.name == backend)
         .expect("backend");
-    let ns = Netns::new();
+    let ns = Netns::new("t");
     let runner = NetnsRunner {
         ns: &ns,
         hidden,
@@ -237,7 +191,7 @@ fn check_fresh(backend: &str, hidden: &[&str]) {
         .iter()
         .find(|b| b.name == backend)
         .expect("backend");
-    let ns = Netns::new();
+    let ns = Netns::new("t");
     let runner = NetnsRunner {
         ns: &ns,
         hidden,
@@ -325,7 +279,7 @@ fn a_smaller_allowlist_removes_the_sub_chains_it_no_longer_needs() {
         )
         .unwrap_or_else(|e| panic!("{e}"))
     };
-    let (ns, fresh_ns) = (Netns::new(), Netns::new());
+    let (ns, fresh_ns) = (Netns::new("t"), Netns::new("t"));
     let runner = |ns| NetnsRunner {
         ns,
         hidden: &[],

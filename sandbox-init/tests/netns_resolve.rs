@@ -6,62 +6,28 @@
 //! Skips with a reason when not root or without `ip`/`dnsmasq`/iptables; fails instead when
 //! `CI=true`.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+mod common;
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+use common::netns::Netns;
+use std::fs;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A namespace with loopback up, its `/etc/netns/NAME` overrides and (optionally) dnsmasq;
 /// everything is removed on drop.
 struct Lab {
-    name: String,
-    etc: PathBuf,
+    ns: Netns,
     config: tempfile::TempDir,
     dnsmasq: Option<Child>,
 }
 
 impl Lab {
     fn new(resolv_conf: &str, hosts: &str) -> Self {
-        let name = format!(
-            "jailoc-net-r{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        assert!(Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip")
-            .success());
-        let etc = PathBuf::from("/etc/netns").join(&name);
-        let lab = Lab {
-            name,
-            etc,
+        Lab {
+            ns: Netns::with_etc("r", resolv_conf, hosts),
             config: tempfile::tempdir().expect("tempdir"),
             dnsmasq: None,
-        };
-        fs::create_dir_all(&lab.etc).expect("mkdir /etc/netns/NAME");
-        fs::write(lab.etc.join("resolv.conf"), resolv_conf).expect("resolv.conf");
-        fs::write(lab.etc.join("hosts"), hosts).expect("hosts");
-        lab.exec(&["ip", "link", "set", "lo", "up"]);
-        lab
-    }
-
-    fn exec(&self, argv: &[&str]) -> Output {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv)
-            .output()
-            .expect("ip netns exec");
-        assert!(
-            out.status.success(),
-            "{argv:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        }
     }
 
     /// dnsmasq on 127.0.0.1:53 inside the namespace, answering only from `records`.
@@ -70,7 +36,7 @@ impl Lab {
         cmd.args([
             "netns",
             "exec",
-            &self.name,
+            &self.ns.name,
             "dnsmasq",
             "--keep-in-foreground",
             "--conf-file=/dev/null",
@@ -93,7 +59,7 @@ impl Lab {
         );
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            let ss = self.exec(&["ss", "-lun"]);
+            let ss = self.ns.exec(&["ss", "-lun"]);
             if String::from_utf8_lossy(&ss.stdout).contains("127.0.0.1:53 ") {
                 return;
             }
@@ -108,7 +74,7 @@ impl Lab {
             .args([
                 "netns",
                 "exec",
-                &self.name,
+                &self.ns.name,
                 env!("CARGO_BIN_EXE_sandbox-init"),
                 "--print-plan",
                 "--config-dir",
@@ -128,37 +94,23 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = fs::remove_dir_all(&self.etc);
+        // Then `ns` deletes the namespace.
     }
 }
 
 fn privileged() -> bool {
-    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    let has = |p: &str, a: &str| {
-        Command::new(p)
-            .arg(a)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let reason = if !root {
-        "not root"
-    } else if !has("ip", "-V") {
-        "`ip` (iproute2) is not installed"
-    } else if !has("dnsmasq", "--version") {
-        "dnsmasq is not installed (apt-get install dnsmasq-base)"
-    } else if !has("iptables-nft", "--version") {
-        "iptables is not installed"
-    } else {
-        return true;
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("cannot run the resolver namespace test: {reason}; CI=true does not allow skipping");
-    }
-    eprintln!("skipping the resolver namespace test: {reason}");
-    false
+    common::netns::privileged(
+        "resolver namespace test",
+        &[
+            ("ip", "-V", "`ip` (iproute2) is not installed"),
+            (
+                "dnsmasq",
+                "--version",
+                "dnsmasq is not installed (apt-get install dnsmasq-base)",
+            ),
+            ("iptables-nft", "--version", "iptables is not installed"),
+        ],
+    )
 }
 
 #[test]
@@ -213,15 +165,7 @@ fn a_dead_resolver_costs_the_bound_and_is_only_a_warning() {
     // 127.0.0.53 answers nothing: its packets are dropped inside the namespace, so every query
     // can only time out (a refused port would fail fast and prove nothing).
     let lab = Lab::new("nameserver 127.0.0.53\n", "127.0.0.1 localhost\n");
-    lab.exec(&[
-        "iptables-nft",
-        "-A",
-        "INPUT",
-        "-d",
-        "127.0.0.53/32",
-        "-j",
-        "DROP",
-    ]);
+    lab.ns.blackhole("127.0.0.53/32");
     let (ok, plan, stderr) =
         lab.plan("allowed_hosts = [\"a.example\", \"b.example\"]\nresolve_timeout_ms = 300\n");
     assert!(ok, "{stderr}");
@@ -242,15 +186,7 @@ fn a_dead_first_resolver_does_not_hide_a_live_second_one() {
         "nameserver 127.0.0.53\nnameserver 127.0.0.1\n",
         "127.0.0.1 localhost\n",
     );
-    lab.exec(&[
-        "iptables-nft",
-        "-A",
-        "INPUT",
-        "-d",
-        "127.0.0.53/32",
-        "-j",
-        "DROP",
-    ]);
+    lab.ns.blackhole("127.0.0.53/32");
     lab.start_dnsmasq(&["v4.lab.example,198.51.100.7"]);
     let (ok, plan, stderr) =
         lab.plan("allowed_hosts = [\"v4.lab.example\"]\nresolve_timeout_ms = 1000\n");

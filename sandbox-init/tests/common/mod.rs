@@ -1,6 +1,9 @@
-//! Shared by the golden and the real-iptables tests: how a fixture case is rendered.
+//! Shared by the golden and the privileged tests: how a fixture case is rendered, and (in
+//! `netns`) the throwaway network namespaces the privileged tests run in.
 
 #![allow(dead_code)]
+
+pub mod netns;
 
 use sandbox_init::firewall::{self, Allow, Facts, RuleSets};
 use sandbox_init::policy::{self, Policy};
