@@ -225,26 +225,20 @@ pub fn names(env: &[(OsString, OsString)]) -> Vec<&OsStr> {
 mod tests {
     use super::*;
 
-    struct Tmp(PathBuf);
+    /// A throwaway directory with empty `config/` and `secrets/` inside.
+    struct Tmp(tempfile::TempDir);
     impl Tmp {
-        fn new(tag: &str) -> Self {
-            let p = std::env::temp_dir()
-                .join(format!("sandbox-init-secrets-{tag}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(p.join("config")).expect("mkdir");
-            std::fs::create_dir_all(p.join("secrets")).expect("mkdir");
-            Self(p)
+        fn new() -> Self {
+            let t = tempfile::tempdir().expect("tempdir");
+            std::fs::create_dir_all(t.path().join("config")).expect("mkdir");
+            std::fs::create_dir_all(t.path().join("secrets")).expect("mkdir");
+            Self(t)
         }
         fn config(&self) -> PathBuf {
-            self.0.join("config")
+            self.0.path().join("config")
         }
         fn secrets(&self) -> PathBuf {
-            self.0.join("secrets")
-        }
-    }
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            self.0.path().join("secrets")
         }
     }
 
@@ -317,7 +311,7 @@ mod tests {
 
     #[test]
     fn secrets_are_read_and_trailing_newlines_stripped() {
-        let t = Tmp::new("read");
+        let t = Tmp::new();
         std::fs::write(t.config().join("secret-env"), "API_KEY\nOTHER\n").expect("write");
         std::fs::write(t.secrets().join("API_KEY"), "s3cr3t\n\n").expect("write");
         std::fs::write(t.secrets().join("OTHER"), "a\nb").expect("write");
@@ -333,13 +327,13 @@ mod tests {
 
     #[test]
     fn no_list_means_no_secrets() {
-        let t = Tmp::new("none");
+        let t = Tmp::new();
         assert!(load(&t.config(), &t.secrets()).expect("load").is_empty());
     }
 
     #[test]
     fn a_missing_secret_is_fatal_and_says_which() {
-        let t = Tmp::new("missing");
+        let t = Tmp::new();
         std::fs::write(t.config().join("secret-env"), "# x\nAPI_KEY\n").expect("write");
         let err = load(&t.config(), &t.secrets()).expect_err("missing");
         assert_eq!(err.exit_code(), 78);
@@ -355,7 +349,7 @@ mod tests {
 
     #[test]
     fn nul_in_a_value_is_refused_without_printing_it() {
-        let t = Tmp::new("nul");
+        let t = Tmp::new();
         std::fs::write(t.config().join("secret-env"), "K\n").expect("write");
         std::fs::write(t.secrets().join("K"), b"ab\0cd").expect("write");
         let err = load(&t.config(), &t.secrets()).expect_err("nul");
@@ -397,8 +391,8 @@ mod tests {
 
     #[test]
     fn user_name_comes_from_passwd_or_defaults() {
-        let t = Tmp::new("passwd");
-        let passwd = t.0.join("passwd");
+        let t = Tmp::new();
+        let passwd = t.0.path().join("passwd");
         std::fs::write(
             &passwd,
             "root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n",
@@ -406,6 +400,6 @@ mod tests {
         .expect("write");
         assert_eq!(user_name(&passwd, 1000), "node");
         assert_eq!(user_name(&passwd, 1001), "agent");
-        assert_eq!(user_name(&t.0.join("absent"), 1000), "agent");
+        assert_eq!(user_name(&t.0.path().join("absent"), 1000), "agent");
     }
 }
