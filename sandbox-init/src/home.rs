@@ -96,24 +96,7 @@ fn inspect(path: &Path) -> Result<Option<fs::Metadata>, HomeError> {
 
 /// What [`fix`] would do, without changing anything (for `--print-plan`).
 pub fn plan(home: &Path, uid: u32, gid: u32) -> Result<Vec<Fix>, HomeError> {
-    let mut out = Vec::new();
-    if inspect(home)?.is_none() {
-        out.push(Fix {
-            path: home.to_owned(),
-            action: Action::Create,
-        });
-    }
-    for name in WRITABLE_DIRS {
-        let path = home.join(name);
-        let action = match inspect(&path)? {
-            None => Action::Create,
-            Some(m) if m.file_type().is_symlink() => Action::SkipSymlink,
-            Some(m) if owned_by(&m, uid, gid) => Action::AlreadyOwned,
-            Some(_) => Action::Chown { changed: 0 },
-        };
-        out.push(Fix { path, action });
-    }
-    Ok(out)
+    walk(home, uid, gid, None)
 }
 
 /// Create/re-own the agent's writable home directories (see the module comment). `warn`
@@ -124,9 +107,22 @@ pub fn fix(
     gid: u32,
     warn: &mut dyn FnMut(String),
 ) -> Result<Vec<Fix>, HomeError> {
+    walk(home, uid, gid, Some(warn))
+}
+
+/// The one decision behind [`plan`] and [`fix`], so the plan cannot drift from what the boot
+/// does: with `apply` (the warning sink) each action is also carried out.
+fn walk(
+    home: &Path,
+    uid: u32,
+    gid: u32,
+    mut apply: Option<&mut dyn FnMut(String)>,
+) -> Result<Vec<Fix>, HomeError> {
     let mut out = Vec::new();
     if inspect(home)?.is_none() {
-        create(home, uid, gid)?;
+        if apply.is_some() {
+            create(home, uid, gid)?;
+        }
         out.push(Fix {
             path: home.to_owned(),
             action: Action::Create,
@@ -134,20 +130,25 @@ pub fn fix(
     }
     for name in WRITABLE_DIRS {
         let path = home.join(name);
-        let action = match inspect(&path)? {
-            None => {
-                create(&path, uid, gid)?;
+        let action = match (inspect(&path)?, apply.as_deref_mut()) {
+            (None, apply) => {
+                if apply.is_some() {
+                    create(&path, uid, gid)?;
+                }
                 Action::Create
             }
-            Some(m) if m.file_type().is_symlink() => {
-                warn(format!(
-                    "not changing the owner of {}: it is a symlink",
-                    path.display()
-                ));
+            (Some(m), warn) if m.file_type().is_symlink() => {
+                if let Some(warn) = warn {
+                    warn(format!(
+                        "not changing the owner of {}: it is a symlink",
+                        path.display()
+                    ));
+                }
                 Action::SkipSymlink
             }
-            Some(m) if owned_by(&m, uid, gid) => Action::AlreadyOwned,
-            Some(m) => Action::Chown {
+            (Some(m), _) if owned_by(&m, uid, gid) => Action::AlreadyOwned,
+            (Some(_), None) => Action::Chown { changed: 0 },
+            (Some(m), Some(warn)) => Action::Chown {
                 changed: chown_tree(&path, &m, uid, gid, warn)?,
             },
         };
@@ -245,22 +246,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    struct Tmp(PathBuf);
-    impl Tmp {
-        fn new(tag: &str) -> Self {
-            let p = std::env::temp_dir()
-                .join(format!("sandbox-init-home-{tag}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&p);
-            fs::create_dir_all(&p).expect("mkdir");
-            Self(p)
-        }
-    }
-    impl Drop for Tmp {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn me() -> (u32, u32) {
         let m = fs::metadata("/proc/self").expect("proc");
         (m.uid(), m.gid())
@@ -272,8 +257,8 @@ mod tests {
 
     #[test]
     fn plan_reports_without_changing() {
-        let t = Tmp::new("plan");
-        let home = t.0.join("home");
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
         let (uid, gid) = me();
         let p = plan(&home, uid, gid).expect("plan");
         assert_eq!(p[0].action, Action::Create);
@@ -283,8 +268,8 @@ mod tests {
 
     #[test]
     fn missing_dirs_are_created_and_owned_dirs_untouched() {
-        let t = Tmp::new("create");
-        let home = t.0.join("home");
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
         fs::create_dir_all(home.join(".cache/big")).expect("mkdir");
         let (uid, gid) = me();
         let mut warnings = Vec::new();
@@ -304,9 +289,9 @@ mod tests {
             eprintln!("skipping: chown to another uid needs root");
             return;
         }
-        let t = Tmp::new("chown");
-        let home = t.0.join("home");
-        let outside = t.0.join("outside");
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
+        let outside = t.path().join("outside");
         fs::create_dir_all(home.join(".cache/a/b")).expect("mkdir");
         fs::create_dir_all(&outside).expect("mkdir");
         fs::write(home.join(".cache/a/b/file"), "x").expect("write");
@@ -345,8 +330,8 @@ mod tests {
             eprintln!("skipping: chown to another uid needs root");
             return;
         }
-        let t = Tmp::new("nowalk");
-        let home = t.0.join("home");
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
         fs::create_dir_all(home.join(".cache/deep")).expect("mkdir");
         std::os::unix::fs::chown(home.join(".cache"), Some(1000), Some(1000)).expect("chown");
         fix(&home, 1000, 1000, &mut |_| {}).expect("fix");
