@@ -107,6 +107,18 @@ pub fn run_checked(ctx: &Context, cmd: &Cmd, mode: Mode, what: &str) -> Result<O
     Ok(out)
 }
 
+/// Runs `cmd` on the user's terminal and passes its exit code through: 0 is success, any other
+/// code becomes [`Error::ChildExit`] (`logs`, `shell`, `attach`).
+pub fn run_passthrough(ctx: &Context, cmd: &Cmd) -> Result<()> {
+    let out = ctx
+        .run(cmd, Mode::Inherit)
+        .map_err(|e| spawn_error(cmd, e))?;
+    match out.code {
+        0 => Ok(()),
+        c => Err(Error::ChildExit(c)),
+    }
+}
+
 /// "Not installed" becomes [`Error::NoEngine`]; anything else stays a spawn error.
 pub fn spawn_error(cmd: &Cmd, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {

@@ -9,7 +9,7 @@ use crate::compose::{CONTAINER_PORT, SERVICE};
 use crate::config::resolve_workspace;
 use crate::config::schema::AttachMode;
 use crate::context::Context;
-use crate::engine::{self, parse_ps, ps_cmd, spawn_error};
+use crate::engine::{self, parse_ps, ps_cmd};
 use crate::error::{Error, Result};
 use crate::process::{Cmd, Mode};
 use crate::workspace;
@@ -71,13 +71,7 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
         );
         // The password travels in the environment, never on the command line.
         cmd.env.push((workspace::PASSWORD_VAR.into(), password));
-        let out = ctx
-            .run(&cmd, Mode::Inherit)
-            .map_err(|e| spawn_error(&cmd, e))?;
-        return match out.code {
-            0 => Ok(()),
-            c => Err(Error::ChildExit(c)),
-        };
+        return engine::run_passthrough(ctx, &cmd);
     }
     let url = format!("http://127.0.0.1:{CONTAINER_PORT}");
     super::shell::exec_as_agent(ctx, &engine, &ws.name, &["opencode", "attach", &url])

@@ -2,9 +2,8 @@
 
 use crate::cli::Cli;
 use crate::context::Context;
-use crate::engine::{self, spawn_error};
+use crate::engine;
 use crate::error::{Error, Result};
-use crate::process::Mode;
 use crate::workspace;
 
 /// Runs `jailoc logs`.
@@ -23,11 +22,5 @@ pub fn run(ctx: &mut Context, cli: &Cli, follow: bool) -> Result<()> {
         args.push("-f");
     }
     let cmd = engine.compose(&workspace::project(&ws.name), &files.compose_args(), &args);
-    let out = ctx
-        .run(&cmd, Mode::Inherit)
-        .map_err(|e| spawn_error(&cmd, e))?;
-    match out.code {
-        0 => Ok(()),
-        c => Err(Error::ChildExit(c)),
-    }
+    engine::run_passthrough(ctx, &cmd)
 }

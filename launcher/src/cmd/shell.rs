@@ -4,10 +4,10 @@
 use crate::cli::Cli;
 use crate::compose::SERVICE;
 use crate::context::Context;
-use crate::engine::{self, spawn_error, Engine};
+use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::policy::{AGENT_GID, AGENT_HOME, AGENT_UID};
-use crate::process::{Cmd, Mode};
+use crate::process::Cmd;
 use crate::workspace;
 
 /// Runs `jailoc shell`.
@@ -25,13 +25,7 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
 /// `compose exec --user 1000:1000` into the agent's service, passing the exit code through.
 pub fn exec_as_agent(ctx: &mut Context, engine: &Engine, name: &str, argv: &[&str]) -> Result<()> {
     let cmd = exec_cmd(ctx, engine, name, argv)?;
-    let out = ctx
-        .run(&cmd, Mode::Inherit)
-        .map_err(|e| spawn_error(&cmd, e))?;
-    match out.code {
-        0 => Ok(()),
-        c => Err(Error::ChildExit(c)),
-    }
+    engine::run_passthrough(ctx, &cmd)
 }
 
 /// The exec command line (exposed for tests).
