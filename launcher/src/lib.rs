@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod image;
 pub mod policy;
 pub mod process;
+pub mod quote;
 pub mod workspace;
 
 #[cfg(test)]

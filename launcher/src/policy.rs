@@ -65,20 +65,7 @@ pub fn write_policy_dir(dir: &Path, ws: &Workspace) -> Result<()> {
 
 /// A TOML basic string.
 pub fn toml_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::quote::double_quoted(s, "$")
 }
 
 fn toml_list(items: &[String]) -> String {
