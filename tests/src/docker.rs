@@ -277,6 +277,30 @@ impl Cleanup {
     pub fn dir(&mut self, dir: &Path) {
         self.dirs.push(dir.to_owned());
     }
+
+    /// A fresh directory `<temp>/<prefix>-…`, deleted on drop.
+    pub fn temp_dir(&mut self, prefix: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        self.dir(&dir);
+        dir
+    }
+
+    /// `docker VERB... --name NAME --label LABEL=<pid> --network NETWORK`: the start of a
+    /// command line creating container `name`, which is removed on drop.
+    pub fn container_args(&mut self, verb: &[&str], name: &str, network: &str) -> Vec<String> {
+        self.container(name);
+        let mut args: Vec<String> = verb.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            "--name".into(),
+            name.into(),
+            "--label".into(),
+            format!("{LABEL}={}", std::process::id()),
+            "--network".into(),
+            network.into(),
+        ]);
+        args
+    }
 }
 
 impl Drop for Cleanup {
@@ -345,23 +369,24 @@ pub fn ensure_base_image(dind: bool) -> Result<&'static str> {
     Ok(if dind { DIND_BASE_IMAGE } else { BASE_IMAGE })
 }
 
-/// `docker build` with the given Dockerfile and context, labelled for cleanup, tag registered
-/// with the guard. The legacy builder is used (docker 20.10 default); `--pull=false` because no
+/// `docker build` with the given Dockerfile and context into a fresh `<name>-…:test` tag (the
+/// one returned), labelled for cleanup, tag registered with the guard. The legacy builder is used (docker 20.10 default); `--pull=false` because no
 /// registry is reachable.
 pub fn build_image(
     cleanup: &mut Cleanup,
-    tag: &str,
+    name: &str,
     dockerfile: &Path,
     context: &Path,
     build_args: &[(&str, &str)],
-) -> Result<()> {
+) -> Result<String> {
+    let tag = format!("{}:test", unique(name));
     let mut args: Vec<String> = vec![
         "build".into(),
         "--quiet".into(),
         "--label".into(),
         format!("{LABEL}={}", std::process::id()),
         "-t".into(),
-        tag.into(),
+        tag.clone(),
         "-f".into(),
         dockerfile.display().to_string(),
     ];
@@ -370,8 +395,8 @@ pub fn build_image(
         args.push(format!("{k}={v}"));
     }
     args.push(context.display().to_string());
-    cleanup.image(tag);
-    docker(&args).map(|_| ())
+    cleanup.image(&tag);
+    docker(&args).map(|_| tag)
 }
 
 /// A temporary build context: a copy of `tests/images/<name>/` plus extra files.
@@ -404,15 +429,13 @@ pub fn build_sandbox_init_image(cleanup: &mut Cleanup) -> Result<String> {
         )));
     }
     let ctx = image_context(cleanup, "sandbox-init", &[("sandbox-init", &bin)]);
-    let tag = format!("{}:test", unique("jailoc-e2e-sandbox-init"));
     build_image(
         cleanup,
-        &tag,
+        "jailoc-e2e-sandbox-init",
         &repo_root().join("dockerfiles/sandbox-init.Dockerfile"),
         &ctx,
         &[],
-    )?;
-    Ok(tag)
+    )
 }
 
 /// Builds the offline base + probe as stand-in `opencode` (`tests/images/probe`).
@@ -425,15 +448,13 @@ pub fn build_probe_image(cleanup: &mut Cleanup) -> Result<String> {
 pub fn build_probe_image_on(cleanup: &mut Cleanup, dind: bool) -> Result<String> {
     let base = ensure_base_image(dind)?;
     let ctx = image_context(cleanup, "probe", &[("probe", &probe_binary())]);
-    let tag = format!("{}:test", unique("jailoc-e2e-probe"));
     build_image(
         cleanup,
-        &tag,
+        "jailoc-e2e-probe",
         &ctx.join("Dockerfile"),
         &ctx,
         &[("BASE", base)],
-    )?;
-    Ok(tag)
+    )
 }
 
 /// The vendored OpenCode npm tarball (`../shared/vendor/`), `JAILOC_OPENCODE_TGZ` overrides.
@@ -463,15 +484,13 @@ pub fn build_opencode_image(cleanup: &mut Cleanup) -> Result<String> {
     std::fs::rename(ctx.join("package/bin/opencode"), ctx.join("opencode"))
         .map_err(|e| DockerError(format!("failed to move the opencode binary: {e}")))?;
     let _ = std::fs::remove_dir_all(ctx.join("package"));
-    let tag = format!("{}:test", unique("jailoc-e2e-opencode"));
     build_image(
         cleanup,
-        &tag,
+        "jailoc-e2e-opencode",
         &ctx.join("Dockerfile"),
         &ctx,
         &[("BASE", base)],
-    )?;
-    Ok(tag)
+    )
 }
 
 /// Builds `tests/images/baked`: `app` with sandbox-init copied from `sandbox_init_image` and set
@@ -482,18 +501,16 @@ pub fn build_baked_image(
     app: &str,
 ) -> Result<String> {
     let ctx = image_context(cleanup, "baked", &[]);
-    let tag = format!("{}:test", unique("jailoc-e2e-baked"));
     build_image(
         cleanup,
-        &tag,
+        "jailoc-e2e-baked",
         &ctx.join("Dockerfile"),
         &ctx,
         &[
             ("SANDBOX_INIT_IMAGE", sandbox_init_image),
             ("APP_IMAGE", app),
         ],
-    )?;
-    Ok(tag)
+    )
 }
 
 /// Creates an `internal` bridge network with the given IPv4 subnet.
