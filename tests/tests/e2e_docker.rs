@@ -84,9 +84,7 @@ struct Lab {
 impl Lab {
     fn new(slot: u8) -> Lab {
         let mut cleanup = Cleanup::new();
-        let tmp = std::env::temp_dir().join(docker::unique("jailoc-e2e"));
-        std::fs::create_dir_all(&tmp).expect("temp dir");
-        cleanup.dir(&tmp);
+        let tmp = cleanup.temp_dir("jailoc-e2e");
         let probe_image = docker::build_probe_image(&mut cleanup).expect("build probe image");
         let svc_net = docker::unique("jailoc-e2e-svc");
         let pub_net = docker::unique("jailoc-e2e-pub");
@@ -153,21 +151,8 @@ impl Lab {
         ports: &[u16],
     ) -> String {
         let name = docker::unique(&format!("jailoc-e2e-{role}"));
-        let mut args: Vec<String> = [
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            &format!("{}={}", docker::LABEL, std::process::id()),
-            "--network",
-            net,
-            "--ip",
-            &ip.to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args = self.cleanup.container_args(&["run", "-d"], &name, net);
+        args.extend(["--ip".to_string(), ip.to_string()]);
         if let Some(ip6) = ip6 {
             args.extend(["--ip6".to_string(), ip6.to_string()]);
         }
@@ -175,7 +160,6 @@ impl Lab {
         args.extend(ports.iter().map(|p| format!("tcp:[::]:{p}")));
         // A UDP echo on every service: blocked UDP must be rejected as fast as TCP.
         args.push("udp:[::]:5353".into());
-        self.cleanup.container(&name);
         docker(&args).expect("start service container");
         name
     }
@@ -275,22 +259,32 @@ impl Lab {
     /// Creates (not starts) a container on `own_net` plus the lab networks, then starts it, so
     /// every interface exists before its PID 1 looks at them.
     fn start_on_networks(&mut self, name: &str, own_net: &str, run_args: &[&str]) {
-        let mut args: Vec<String> = vec![
-            "create".into(),
-            "--name".into(),
-            name.into(),
-            "--label".into(),
-            format!("{}={}", docker::LABEL, std::process::id()),
-            "--network".into(),
-            own_net.into(),
-        ];
+        let mut args = self.cleanup.container_args(&["create"], name, own_net);
         args.extend(run_args.iter().map(|s| s.to_string()));
-        self.cleanup.container(name);
         docker(&args).expect("create container");
         for net in self.extra_networks() {
             docker(["network", "connect", net, name]).expect("connect network");
         }
         docker(["start", name]).expect("start container");
+    }
+
+    /// Starts `image` guarded by `policy` ([`guarded_flags`]) as a fresh `<prefix>-…` container
+    /// on `own_net` plus the lab networks and waits until it serves; returns its name and address.
+    fn start_guarded(
+        &mut self,
+        prefix: &str,
+        own_net: &str,
+        policy: &Path,
+        image: &str,
+    ) -> (String, Ipv4Addr) {
+        let name = docker::unique(prefix);
+        let mut run_args = guarded_flags(policy);
+        run_args.push(image.to_owned());
+        let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
+        self.start_on_networks(&name, own_net, &run_args);
+        let ip = docker::container_ip(&name, own_net).expect("agent ip");
+        wait_health(&name, ip);
+        (name, ip)
     }
 
     /// An unguarded container (the probe image without sandbox-init) on the same networks: it
@@ -496,13 +490,7 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
 
     // Allowlist egress, the db allowlisted by name: only it (on 5432) and DNS get through.
     let policy = lab.policy_dir(Egress::Allowlist, true);
-    let name = docker::unique("jailoc-e2e-baked-allow");
-    let mut run_args = guarded_flags(&policy);
-    run_args.push(baked.clone());
-    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
-    lab.start_on_networks(&name, &own_net, &run_args);
-    let ip = docker::container_ip(&name, &own_net).expect("agent ip");
-    wait_health(&name, ip);
+    let (name, ip) = lab.start_guarded("jailoc-e2e-baked-allow", &own_net, &policy, &baked);
     lab.assert_guarded(&name, &own_net, ip, Egress::Allowlist);
     let gw = docker::container_gateway(&name, &own_net).expect("gateway");
     docker(["rm", "-f", &name]).expect("remove allowlist agent");
@@ -521,13 +509,7 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
         format!("# the host's service\n{allowed_addr}\n"),
     )
     .expect("allowed-hosts");
-    let name = docker::unique("jailoc-e2e-baked-host");
-    let mut run_args = guarded_flags(&policy);
-    run_args.push(baked.clone());
-    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
-    lab.start_on_networks(&name, &own_net, &run_args);
-    let ip = docker::container_ip(&name, &own_net).expect("agent ip");
-    wait_health(&name, ip);
+    let (name, ip) = lab.start_guarded("jailoc-e2e-baked-host", &own_net, &policy, &baked);
     let v = probe(ip, &format!("tcp {allowed_addr}"));
     assert_eq!(
         v["result"],
@@ -549,13 +531,7 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
 
     // Open egress, the db allowlisted by address.
     let policy = lab.policy_dir(Egress::Open, false);
-    let name = docker::unique("jailoc-e2e-baked");
-    let mut run_args = guarded_flags(&policy);
-    run_args.push(baked);
-    let run_args: Vec<&str> = run_args.iter().map(String::as_str).collect();
-    lab.start_on_networks(&name, &own_net, &run_args);
-    let ip = docker::container_ip(&name, &own_net).expect("agent ip");
-    wait_health(&name, ip);
+    let (name, ip) = lab.start_guarded("jailoc-e2e-baked", &own_net, &policy, &baked);
     lab.assert_guarded(&name, &own_net, ip, Egress::Open);
 
     // A restart runs sandbox-init again on a fresh network namespace: same rules.
@@ -573,6 +549,19 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
     assert_stop_exits_143(&name);
 }
 
+/// Whether the vendored OpenCode tarball is there; otherwise prints why the test skips (and
+/// fails under `CI=true`).
+fn vendored_opencode_present() -> bool {
+    let tgz = docker::vendored_opencode_tgz();
+    if !tgz.is_file() {
+        let msg = format!("vendored OpenCode tarball missing: {}", tgz.display());
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("skipping: {msg}");
+        return false;
+    }
+    true
+}
+
 #[test]
 fn e2e_real_opencode_serves_health_behind_sandbox_init() {
     let Some(_engine) =
@@ -580,17 +569,11 @@ fn e2e_real_opencode_serves_health_behind_sandbox_init() {
     else {
         return;
     };
-    let tgz = docker::vendored_opencode_tgz();
-    if !tgz.is_file() {
-        let msg = format!("vendored OpenCode tarball missing: {}", tgz.display());
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("skipping: {msg}");
+    if !vendored_opencode_present() {
         return;
     }
     let mut cleanup = Cleanup::new();
-    let tmp = std::env::temp_dir().join(docker::unique("jailoc-e2e-oc"));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
-    cleanup.dir(&tmp);
+    let tmp = cleanup.temp_dir("jailoc-e2e-oc");
     let opencode = docker::build_opencode_image(&mut cleanup).expect("opencode image");
     let si_image = docker::build_sandbox_init_image(&mut cleanup).expect("sandbox-init image");
     let image = docker::build_baked_image(&mut cleanup, &si_image, &opencode).expect("baked");
@@ -600,19 +583,8 @@ fn e2e_real_opencode_serves_health_behind_sandbox_init() {
     std::fs::create_dir_all(&policy).expect("policy dir");
     let password = docker::unique("pw");
     let name = docker::unique("jailoc-e2e-opencode");
-    cleanup.container(&name);
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "-d".into(),
-        "--name".into(),
-        name.clone(),
-        "--label".into(),
-        format!("{}={}", docker::LABEL, std::process::id()),
-        "--network".into(),
-        net.clone(),
-        "-e".into(),
-        format!("OPENCODE_SERVER_PASSWORD={password}"),
-    ];
+    let mut args = cleanup.container_args(&["run", "-d"], &name, &net);
+    args.extend(["-e".into(), format!("OPENCODE_SERVER_PASSWORD={password}")]);
     args.extend(guarded_flags(&policy));
     args.push(image);
     docker(&args).expect("run opencode");
@@ -772,6 +744,33 @@ fn compose_leftovers(project: &str, volumes: &[String]) -> String {
         .map(String::as_str)
         .collect();
     format!("{c}{n}{}", v.join(" "))
+}
+
+/// `jailoc down -w WORKSPACE`, which must succeed and leave no container, network or volume
+/// of `project` behind.
+fn assert_down_leaves_nothing(user: &UserEnv, workspace: &str, project: &str) {
+    let volumes = compose_volumes(project);
+    user.jailoc_ok(&["down", "-w", workspace]);
+    assert_eq!(
+        compose_leftovers(project, &volumes),
+        "",
+        "jailoc down left containers, networks or volumes behind"
+    );
+}
+
+/// Waits up to `limit` for container `id`'s healthcheck to report healthy; `what` names it in
+/// the failure.
+fn assert_turns_healthy(id: &str, limit: Duration, what: &str) {
+    let health = docker::wait_for(limit, || {
+        let s = docker::inspect(id, "{{.State.Health.Status}}").ok()?;
+        (s == "healthy").then_some(s)
+    });
+    assert!(
+        health.is_some(),
+        "{what} never turned healthy: {}\n{}",
+        docker::inspect(id, "{{json .State.Health}}").unwrap_or_default(),
+        logs(id)
+    );
 }
 
 /// Writes config.toml with one workspace (the user's project, `image`, the db allowlisted by
@@ -948,16 +947,7 @@ fn e2e_jailoc_up_guards_the_workspace() {
     );
 
     // The compose healthcheck turns healthy.
-    let health = docker::wait_for(Duration::from_secs(90), || {
-        let s = docker::inspect(&id, "{{.State.Health.Status}}").ok()?;
-        (s == "healthy").then_some(s)
-    });
-    assert!(
-        health.is_some(),
-        "healthcheck never turned healthy: {}\n{}",
-        docker::inspect(&id, "{{json .State.Health}}").unwrap_or_default(),
-        logs(&id)
-    );
+    assert_turns_healthy(&id, Duration::from_secs(90), "healthcheck");
 
     // `jailoc status` reports it running, with the port the engine actually publishes.
     let published = docker::inspect(
@@ -1006,13 +996,7 @@ fn e2e_jailoc_up_guards_the_workspace() {
     assert_stop_exits_143(&id);
 
     // `jailoc down` leaves nothing behind.
-    let volumes = compose_volumes(&project);
-    user.jailoc_ok(&["down", "-w", &workspace]);
-    assert_eq!(
-        compose_leftovers(&project, &volumes),
-        "",
-        "jailoc down left containers, networks or volumes behind"
-    );
+    assert_down_leaves_nothing(&user, &workspace, &project);
 }
 
 /// Whether `--privileged` containers start on this engine. Some hosts (e.g. micro-VMs whose
@@ -1138,13 +1122,7 @@ impl DindWorkspace {
 
     /// `jailoc down`, which must leave nothing behind.
     fn down(self) {
-        let volumes = compose_volumes(&self.project);
-        self.user.jailoc_ok(&["down", "-w", &self.workspace]);
-        assert_eq!(
-            compose_leftovers(&self.project, &volumes),
-            "",
-            "jailoc down left containers, networks or volumes behind"
-        );
+        assert_down_leaves_nothing(&self.user, &self.workspace, &self.project);
     }
 }
 
@@ -1289,11 +1267,7 @@ fn e2e_jailoc_up_runs_the_real_opencode_healthy_with_its_password() {
     else {
         return;
     };
-    let tgz = docker::vendored_opencode_tgz();
-    if !tgz.is_file() {
-        let msg = format!("vendored OpenCode tarball missing: {}", tgz.display());
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("skipping: {msg}");
+    if !vendored_opencode_present() {
         return;
     }
     let mut cleanup = Cleanup::new();
@@ -1322,16 +1296,7 @@ fn e2e_jailoc_up_runs_the_real_opencode_healthy_with_its_password() {
     user.jailoc_ok(&["up", "-w", &workspace]);
     let id = compose_container(&project);
     // The launcher's own healthcheck (Basic auth with the generated password) turns healthy.
-    let health = docker::wait_for(Duration::from_secs(120), || {
-        let s = docker::inspect(&id, "{{.State.Health.Status}}").ok()?;
-        (s == "healthy").then_some(s)
-    });
-    assert!(
-        health.is_some(),
-        "the real OpenCode never turned healthy: {}\n{}",
-        docker::inspect(&id, "{{json .State.Health}}").unwrap_or_default(),
-        logs(&id)
-    );
+    assert_turns_healthy(&id, Duration::from_secs(120), "the real OpenCode");
     // The password reaches the server through the environment, never a command line.
     let env = docker::inspect(&id, "{{range .Config.Env}}{{println .}}{{end}}").expect("env");
     let password = env
@@ -1357,13 +1322,7 @@ fn e2e_jailoc_up_runs_the_real_opencode_healthy_with_its_password() {
     let (code, _) = docker::http_get(addr, "/global/health", None).expect("no auth");
     assert_eq!(code, 401, "no Basic auth must be refused");
 
-    let volumes = compose_volumes(&project);
-    user.jailoc_ok(&["down", "-w", &workspace]);
-    assert_eq!(
-        compose_leftovers(&project, &volumes),
-        "",
-        "jailoc down left containers, networks or volumes behind"
-    );
+    assert_down_leaves_nothing(&user, &workspace, &project);
 }
 
 #[test]
@@ -1372,9 +1331,7 @@ fn e2e_baked_exit_codes_reach_docker() {
         return;
     };
     let mut cleanup = Cleanup::new();
-    let tmp = std::env::temp_dir().join(docker::unique("jailoc-e2e-exit"));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
-    cleanup.dir(&tmp);
+    let tmp = cleanup.temp_dir("jailoc-e2e-exit");
     let probe_image = docker::build_probe_image(&mut cleanup).expect("probe image");
     let si_image = docker::build_sandbox_init_image(&mut cleanup).expect("sandbox-init image");
     let baked = docker::build_baked_image(&mut cleanup, &si_image, &probe_image).expect("baked");
@@ -1402,16 +1359,7 @@ fn e2e_baked_exit_codes_reach_docker() {
     ];
     for (policy, cmd, code, text) in cases {
         let name = docker::unique("jailoc-e2e-exit");
-        cleanup.container(&name);
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--name".into(),
-            name.clone(),
-            "--label".into(),
-            format!("{}={}", docker::LABEL, std::process::id()),
-            "--network".into(),
-            net.clone(),
-        ];
+        let mut args = cleanup.container_args(&["run"], &name, &net);
         args.extend(guarded_flags(policy));
         args.push(baked.clone());
         args.extend(cmd.iter().map(|s| s.to_string()));
