@@ -11,7 +11,7 @@ mod common;
 
 use common::netns::Netns;
 use common::{cases, load_case};
-use sandbox_init::firewall::{self, CommandRunner, Family, Output, SystemRunner};
+use sandbox_init::firewall::{self, Backend, CommandRunner, Family, Output, SystemRunner};
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -19,9 +19,20 @@ use std::path::Path;
 /// Runs every command inside the namespace; `hidden` programs pretend not to exist (to force
 /// the legacy fallback for real).
 struct NetnsRunner<'a> {
-    ns: &'a Netns,
+    ns: Netns,
     hidden: &'a [&'a str],
     inner: SystemRunner,
+}
+
+impl<'a> NetnsRunner<'a> {
+    /// A fresh namespace of its own.
+    fn new(hidden: &'a [&'a str]) -> Self {
+        NetnsRunner {
+            ns: Netns::new("t"),
+            hidden,
+            inner: SystemRunner::new(std::env::var_os("PATH")),
+        }
+    }
 }
 
 impl CommandRunner for NetnsRunner<'_> {
@@ -77,23 +88,22 @@ fn privileged(tool: &str) -> bool {
 const DNAT: &str =
     "-A OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.11:53053";
 
-fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
+/// The nft tools, hidden to force the legacy fallback.
+const HIDE_NFT: &[&str] = &[
+    "iptables-nft-save",
+    "ip6tables-nft-save",
+    "iptables-nft-restore",
+    "ip6tables-nft-restore",
+];
+
+/// The backend named `backend` and a runner in a fresh namespace holding Docker's embedded-DNS
+/// rule ([`DNAT`]) in nat, which must survive everything the tests do.
+fn docker_like<'a>(backend: &str, hidden: &'a [&'a str]) -> (&'static Backend, NetnsRunner<'a>) {
     let be = firewall::BACKENDS
         .iter()
         .find(|b| b.name == backend)
         .expect("backend");
-    let ns = Netns::new("t");
-    let runner = NetnsRunner {
-        ns: &ns,
-        hidden,
-        inner: SystemRunner::new(std::env::var_os("PATH")),
-    };
-    let case_name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-
-    // Docker's embedded DNS lives in nat: it must survive everything below.
+    let runner = NetnsRunner::new(hidden);
     let iptables = if backend == "nft" {
         "iptables-nft"
     } else {
@@ -101,6 +111,16 @@ fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
     };
     let dnat: Vec<&str> = DNAT.split(' ').collect();
     runner.ok(iptables, &[&["-t", "nat"], &dnat[..]].concat(), None);
+    (be, runner)
+}
+
+fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
+    let case_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Docker's embedded DNS lives in nat: it must survive everything below.
+    let (be, runner) = docker_like(backend, hidden);
 
     // 1. The golden payloads themselves load as they are.
     let golden4 = fs::read_to_string(dir.join("rules.v4")).expect("rules.v4");
@@ -173,37 +193,15 @@ fn golden_payloads_apply_idempotently_with_iptables_legacy_fallback() {
     if !privileged("iptables-legacy-restore") {
         return;
     }
-    let hide_nft = [
-        "iptables-nft-save",
-        "ip6tables-nft-save",
-        "iptables-nft-restore",
-        "ip6tables-nft-restore",
-    ];
     for dir in cases() {
-        check_case(&dir, "legacy", &hide_nft);
+        check_case(&dir, "legacy", HIDE_NFT);
     }
 }
 
 /// The common path for real: a namespace without our chain gets both families from one restore
 /// each (plus the read-back), and the nat table and a second run are as on the golden path.
 fn check_fresh(backend: &str, hidden: &[&str]) {
-    let be = firewall::BACKENDS
-        .iter()
-        .find(|b| b.name == backend)
-        .expect("backend");
-    let ns = Netns::new("t");
-    let runner = NetnsRunner {
-        ns: &ns,
-        hidden,
-        inner: SystemRunner::new(std::env::var_os("PATH")),
-    };
-    let iptables = if backend == "nft" {
-        "iptables-nft"
-    } else {
-        "iptables-legacy"
-    };
-    let dnat: Vec<&str> = DNAT.split(' ').collect();
-    runner.ok(iptables, &[&["-t", "nat"], &dnat[..]].concat(), None);
+    let (be, runner) = docker_like(backend, hidden);
     let case = load_case(&cases()[0]);
     let install = || {
         let probed = firewall::probe(&runner).expect("probe");
@@ -246,15 +244,7 @@ fn a_fresh_namespace_takes_one_restore_and_one_save_per_family_with_iptables_leg
     if !privileged("iptables-legacy-restore") {
         return;
     }
-    check_fresh(
-        "legacy",
-        &[
-            "iptables-nft-save",
-            "ip6tables-nft-save",
-            "iptables-nft-restore",
-            "ip6tables-nft-restore",
-        ],
-    );
+    check_fresh("legacy", HIDE_NFT);
 }
 
 /// A restart with a smaller allowlist in the same namespace: the allowlist sub-chains it no
@@ -279,13 +269,7 @@ fn a_smaller_allowlist_removes_the_sub_chains_it_no_longer_needs() {
         )
         .unwrap_or_else(|e| panic!("{e}"))
     };
-    let (ns, fresh_ns) = (Netns::new("t"), Netns::new("t"));
-    let runner = |ns| NetnsRunner {
-        ns,
-        hidden: &[],
-        inner: SystemRunner::new(std::env::var_os("PATH")),
-    };
-    let (runner, fresh_runner) = (runner(&ns), runner(&fresh_ns));
+    let (runner, fresh_runner) = (NetnsRunner::new(&[]), NetnsRunner::new(&[]));
     install(&runner, &big);
     let grown = runner.snapshot("iptables-nft-save", "ip6tables-nft-save");
     assert!(grown.contains(":JAILOC-A4-0 - [0:0]\n") && grown.contains(":JAILOC-A6-0 - [0:0]\n"));
