@@ -18,7 +18,10 @@ use std::time::Duration;
 use jailoc_tests::docker::{self, docker, Cleanup};
 use serde_json::Value;
 
-/// The capabilities sandbox-init needs (DESIGN.md); the agent ends with none of them.
+/// The capabilities sandbox-init needs (DESIGN.md); the agent ends with none of them. Written
+/// out here on purpose, not taken from the launcher's `compose::CAPABILITIES`: the baked-image
+/// tests prove that sandbox-init works with exactly DESIGN.md's list, whatever the launcher's
+/// copy says.
 const CAPS: &[&str] = &[
     "NET_ADMIN",
     "SETPCAP",
