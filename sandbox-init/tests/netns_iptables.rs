@@ -10,8 +10,10 @@
 mod common;
 
 use common::netns::Netns;
-use common::{cases, load_case};
-use sandbox_init::firewall::{self, Backend, CommandRunner, Family, Output, SystemRunner};
+use common::{cases, load_case, Case};
+use sandbox_init::firewall::{
+    self, Backend, CommandRunner, Family, FirewallError, Installed, Output, SystemRunner,
+};
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -60,6 +62,20 @@ impl NetnsRunner<'_> {
             .unwrap_or_else(|e| panic!("{program}: {e}"));
         assert!(out.success, "{program} {args:?} failed: {}", out.stderr);
         out.stdout
+    }
+
+    /// Probes the backends and installs `case`'s rules through the production path (as the
+    /// boot does, with a read-back).
+    fn install(&self, case: &Case) -> Result<Installed, FirewallError> {
+        let probed = firewall::probe(self)?;
+        firewall::install(
+            self,
+            &probed,
+            case.policy.egress,
+            &case.allows,
+            &case.resolvers,
+            true,
+        )
     }
 
     /// Full `iptables-save` + `ip6tables-save` (all tables), comment lines dropped (they
@@ -144,16 +160,9 @@ fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
     // 2. Applying again through the production path changes nothing, twice over.
     let case = load_case(dir);
     for round in 2..=3 {
-        let probed = firewall::probe(&runner).unwrap_or_else(|e| panic!("{case_name}: {e}"));
-        let installed = firewall::install(
-            &runner,
-            &probed,
-            case.policy.egress,
-            &case.allows,
-            &case.resolvers,
-            true,
-        )
-        .unwrap_or_else(|e| panic!("{case_name} ({backend}) round {round}: {e}"));
+        let installed = runner
+            .install(&case)
+            .unwrap_or_else(|e| panic!("{case_name} ({backend}) round {round}: {e}"));
         assert_eq!(
             installed.backend.name, backend,
             "{case_name}: the wrong backend was used"
@@ -204,16 +213,9 @@ fn check_fresh(backend: &str, hidden: &[&str]) {
     let (be, runner) = docker_like(backend, hidden);
     let case = load_case(&cases()[0]);
     let install = || {
-        let probed = firewall::probe(&runner).expect("probe");
-        firewall::install(
-            &runner,
-            &probed,
-            case.policy.egress,
-            &case.allows,
-            &case.resolvers,
-            true,
-        )
-        .unwrap_or_else(|e| panic!("{backend}: {e}"))
+        runner
+            .install(&case)
+            .unwrap_or_else(|e| panic!("{backend}: {e}"))
     };
     let first = install();
     assert_eq!(first.backend.name, backend);
@@ -257,17 +259,8 @@ fn a_smaller_allowlist_removes_the_sub_chains_it_no_longer_needs() {
     }
     let big = load_case(&common::fixtures().join("policy/many-networks"));
     let small = load_case(&common::fixtures().join("policy/mixed"));
-    let install = |runner: &NetnsRunner<'_>, case: &common::Case| {
-        let probed = firewall::probe(runner).expect("probe");
-        firewall::install(
-            runner,
-            &probed,
-            case.policy.egress,
-            &case.allows,
-            &case.resolvers,
-            true,
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+    let install = |runner: &NetnsRunner<'_>, case: &Case| {
+        runner.install(case).unwrap_or_else(|e| panic!("{e}"))
     };
     let (runner, fresh_runner) = (NetnsRunner::new(&[]), NetnsRunner::new(&[]));
     install(&runner, &big);
