@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use hickory_resolver::config::{ResolverConfig, ResolverOpts};
+
 /// The outcome for one name: its addresses, or why there are none.
 pub type Answer = Result<Vec<IpAddr>, String>;
 
@@ -182,11 +184,6 @@ fn lookup_all(
         .build()
         .map_err(|e| format!("failed to start the DNS runtime: {e}"))?;
     let answers = runtime.block_on(async {
-        let resolver = Arc::new(
-            Resolver::builder_with_config(config, TokioConnectionProvider::default())
-                .with_options(opts)
-                .build(),
-        );
         let deadline = tokio::time::Instant::now() + bound;
         // A fixed pool of workers pulls names from a shared queue: all names are in flight
         // together up to MAX_IN_FLIGHT, without a burst of thousands of queries that would
@@ -196,33 +193,53 @@ fn lookup_all(
         ));
         let results: Arc<Mutex<Vec<Option<Answer>>>> =
             Arc::new(Mutex::new(vec![None; names.len()]));
-        let workers: Vec<_> = (0..names.len().min(MAX_IN_FLIGHT))
-            .map(|_| {
-                let (resolver, queue, results) = (
-                    Arc::clone(&resolver),
-                    Arc::clone(&queue),
-                    Arc::clone(&results),
-                );
-                tokio::spawn(async move {
-                    loop {
-                        // The guard must not live across the await below.
-                        let next = lock(&queue).pop();
-                        let Some((index, name)) = next else { break };
-                        let answer = match resolver.lookup_ip(name).await {
-                            Ok(found) => Ok(found.iter().collect()),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        lock(&results)[index] = Some(answer);
-                    }
-                })
-            })
-            .collect();
         let work = async {
+            let (config, opts) = match names.first() {
+                Some(first) if servers_of(&config).len() > 1 => {
+                    let (config, opts, answer) =
+                        first_server_that_answers(config, opts, first).await;
+                    if let Some(answer) = answer {
+                        lock(&results)[0] = Some(answer);
+                        lock(&queue).pop(); // index 0 is last in the queue
+                    }
+                    (config, opts)
+                }
+                _ => (config, opts),
+            };
+            let resolver = Arc::new(
+                Resolver::builder_with_config(config, TokioConnectionProvider::default())
+                    .with_options(opts)
+                    .build(),
+            );
+            let workers: Vec<_> = (0..names.len().min(MAX_IN_FLIGHT))
+                .map(|_| {
+                    let (resolver, queue, results) = (
+                        Arc::clone(&resolver),
+                        Arc::clone(&queue),
+                        Arc::clone(&results),
+                    );
+                    tokio::spawn(async move {
+                        loop {
+                            // The guard must not live across the await below.
+                            let next = lock(&queue).pop();
+                            let Some((index, name)) = next else { break };
+                            let answer = match resolver.lookup_ip(name).await {
+                                Ok(found) => Ok(found.iter().collect()),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            lock(&results)[index] = Some(answer);
+                        }
+                    })
+                })
+                .collect();
             for worker in workers {
                 if tokio::time::timeout_at(deadline, worker).await.is_err() {
                     break;
                 }
             }
+        };
+        let work = async {
+            let _ = tokio::time::timeout_at(deadline, work).await;
         };
         let interrupted = race(work, readable(interrupt)).await;
         let timed_out = || {
@@ -241,6 +258,94 @@ fn lookup_all(
     // Dropping the runtime cancels unfinished lookups; no thread survives this function.
     drop(runtime);
     Ok(answers)
+}
+
+/// The distinct servers of `config`, in its order (hickory lists each once per protocol).
+fn servers_of(config: &ResolverConfig) -> Vec<std::net::SocketAddr> {
+    let mut servers = Vec::new();
+    for ns in config.name_servers() {
+        if !servers.contains(&ns.socket_addr) {
+            servers.push(ns.socket_addr);
+        }
+    }
+    servers
+}
+
+/// With several servers, asks each of them for `first` at once and moves the first that
+/// answers (addresses or "no such name") to the front; the boot's queries then go to one server
+/// each, in that order, falling over to the next only when one does not answer. Without this,
+/// hickory asks two servers per query (twice the queries and sockets for every name); and one
+/// server per query in resolv.conf order would let a dead first server cost every query its
+/// timeout. Also returns the answer for `first` when there was one.
+async fn first_server_that_answers(
+    config: ResolverConfig,
+    mut opts: ResolverOpts,
+    first: &str,
+) -> (ResolverConfig, ResolverOpts, Option<Answer>) {
+    use hickory_resolver::config::{NameServerConfigGroup, ServerOrderingStrategy};
+    use hickory_resolver::name_server::TokioConnectionProvider;
+    use hickory_resolver::Resolver;
+
+    let servers = servers_of(&config);
+    let mut probes = tokio::task::JoinSet::new();
+    for (index, server) in servers.iter().enumerate() {
+        let group: Vec<_> = config
+            .name_servers()
+            .iter()
+            .filter(|ns| ns.socket_addr == *server)
+            .cloned()
+            .collect();
+        let one = ResolverConfig::from_parts(
+            config.domain().cloned(),
+            config.search().to_vec(),
+            NameServerConfigGroup::from(group),
+        );
+        let resolver = Resolver::builder_with_config(one, TokioConnectionProvider::default())
+            .with_options(opts.clone())
+            .build();
+        let name = first.to_owned();
+        probes.spawn(async move { (index, resolver.lookup_ip(name).await) });
+    }
+    let mut answered = None;
+    while let Some(joined) = probes.join_next().await {
+        let Ok((index, result)) = joined else {
+            continue;
+        };
+        match result {
+            Ok(found) => answered = Some((index, Ok(found.iter().collect()))),
+            Err(e) if e.is_no_records_found() => answered = Some((index, Err(e.to_string()))),
+            Err(_) => continue,
+        }
+        break;
+    }
+    // Dropping the set cancels the other probes.
+    drop(probes);
+    let Some((index, answer)) = answered else {
+        // Nobody answered: the batch tries them all, fastest first, as hickory does.
+        return (config, opts, None);
+    };
+    let front = servers[index];
+    let mut ordered: Vec<_> = config
+        .name_servers()
+        .iter()
+        .filter(|ns| ns.socket_addr == front)
+        .cloned()
+        .collect();
+    ordered.extend(
+        config
+            .name_servers()
+            .iter()
+            .filter(|ns| ns.socket_addr != front)
+            .cloned(),
+    );
+    opts.num_concurrent_reqs = 1;
+    opts.server_ordering_strategy = ServerOrderingStrategy::UserProvidedOrder;
+    let config = ResolverConfig::from_parts(
+        config.domain().cloned(),
+        config.search().to_vec(),
+        NameServerConfigGroup::from(ordered),
+    );
+    (config, opts, Some(answer))
 }
 
 /// Completes when `fd` is readable; never without one.

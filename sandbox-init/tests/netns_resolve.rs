@@ -32,6 +32,11 @@ impl Lab {
 
     /// dnsmasq on 127.0.0.1:53 inside the namespace, answering only from `records`.
     fn start_dnsmasq(&mut self, records: &[&str]) {
+        self.start_dnsmasq_with(records, &[]);
+    }
+
+    /// The same, with more dnsmasq options (more listen addresses, query logging).
+    fn start_dnsmasq_with(&mut self, records: &[&str], extra: &[&str]) {
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns",
@@ -48,6 +53,7 @@ impl Lab {
             "--bind-interfaces",
         ]);
         cmd.args(["--user=root", "--pid-file="]);
+        cmd.args(extra);
         for r in records {
             cmd.arg(format!("--host-record={r}"));
         }
@@ -196,4 +202,54 @@ fn a_dead_first_resolver_does_not_hide_a_live_second_one() {
         "{plan}\n{stderr}"
     );
     assert!(!stderr.contains("failed to resolve"), "{stderr}");
+}
+
+#[test]
+fn with_two_live_resolvers_each_name_is_asked_of_one_of_them() {
+    if !privileged() {
+        return;
+    }
+    // One dnsmasq on both loopback addresses: two resolvers for sandbox-init, one query log.
+    let mut lab = Lab::new(
+        "nameserver 127.0.0.1\nnameserver ::1\n",
+        "127.0.0.1 localhost\n",
+    );
+    let log = lab.config.path().join("queries.log");
+    let names: Vec<String> = (0..40).map(|i| format!("n{i}.lab.example")).collect();
+    let records: Vec<String> = (0..40)
+        .map(|i| format!("n{i}.lab.example,198.51.100.{}", i + 1))
+        .collect();
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
+    let log_arg = format!("--log-facility={}", log.display());
+    lab.start_dnsmasq_with(
+        &records,
+        &["--listen-address=::1", "--log-queries", &log_arg],
+    );
+    let hosts: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let (ok, plan, stderr) = lab.plan(&format!("allowed_hosts = [{}]\n", hosts.join(", ")));
+    assert!(ok, "{stderr}");
+    for (i, name) in names.iter().enumerate() {
+        assert!(
+            plan.contains(&format!("# resolved {name}: 198.51.100.{}\n", i + 1)),
+            "{plan}\n{stderr}"
+        );
+    }
+    // dnsmasq writes its log from its event loop: wait until every name shows up in it.
+    let asked = |name: &str| {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains(&format!("query[A] {name} from ")))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while names.iter().any(|n| asked(n) == 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first name finds out which resolver answers (both are asked once); every other name
+    // goes to that one only. hickory's default asks two servers per query: twice the load on
+    // the user's resolvers for every allowlisted name.
+    assert!(asked(&names[0]) <= 2, "{}", asked(&names[0]));
+    for name in &names[1..] {
+        assert_eq!(asked(name), 1, "{name}");
+    }
 }
