@@ -121,6 +121,9 @@ pub struct LabOptions {
     pub id: Option<String>,
     /// An IPv4-only agent (IPv6 disabled in its namespace, as in Docker's default networks).
     pub agent_ipv4_only: bool,
+    /// dnsmasq without `--log-queries` (benchmarks: the log costs the server CPU on the same
+    /// cores sandbox-init runs on; tests keep it to prove which queries arrived).
+    pub quiet_dns: bool,
 }
 
 /// The outcome of one sandbox-init run.
@@ -505,8 +508,8 @@ impl Lab {
                 "--bind-interfaces",
                 "--local=/lab/",
                 "--cache-size=10000",
-                "--log-queries",
             ])
+            .args((!opts.quiet_dns).then_some("--log-queries"))
             .arg(format!("--listen-address={DNS_V4}"))
             .arg(format!("--listen-address={DNS_V6}"))
             .arg(format!("--listen-address={DNS_LL}"))

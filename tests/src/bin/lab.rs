@@ -9,7 +9,9 @@
 use jailoc_tests::lab::{self, addr, Lab, LabOptions};
 
 fn usage() -> ! {
-    eprintln!("usage: lab up [--id ID] [--names N] [--no-listeners] | lab down [--id ID] | lab gc");
+    eprintln!(
+        "usage: lab up [--id ID] [--names N] [--no-listeners] [--quiet-dns] | lab down [--id ID] | lab gc"
+    );
     std::process::exit(2)
 }
 
@@ -35,6 +37,7 @@ fn main() {
     let mut id = "jlab".to_string();
     let mut names = 0usize;
     let mut no_listeners = false;
+    let mut quiet_dns = false;
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -46,6 +49,7 @@ fn main() {
                     .unwrap_or_else(|| usage())
             }
             "--no-listeners" => no_listeners = true,
+            "--quiet-dns" => quiet_dns = true,
             _ => usage(),
         }
     }
@@ -59,6 +63,7 @@ fn main() {
             let lab = Lab::with(LabOptions {
                 extra_names: bench_names(names),
                 no_listeners,
+                quiet_dns,
                 id: Some(id.clone()),
                 ..LabOptions::default()
             });
