@@ -2,10 +2,11 @@
 # The Debian packages the test tiers need. Sourced by scripts/test; installs only what is missing,
 # and always refreshes the package lists first under CI (a clean machine has stale or none).
 
-# tier 3 (namespace lab): iptables + ip6tables (nft and legacy), ip, dnsmasq, setcap/capsh, setpriv
+# tier 3 (namespace lab): iptables + ip6tables (nft and legacy), ip, dnsmasq, setcap/capsh, setpriv,
+#   perl (raw-socket and ptrace attempts) and script (a pty) — both Essential in Debian, listed anyway
 # tier 4 (Docker end-to-end): debootstrap for the offline base image
 # benchmarks: hyperfine
-JAILOC_TEST_PACKAGES=(iptables iproute2 dnsmasq-base libcap2-bin util-linux procps debootstrap hyperfine ca-certificates)
+JAILOC_TEST_PACKAGES=(iptables iproute2 dnsmasq-base libcap2-bin util-linux bsdutils perl-base procps debootstrap hyperfine ca-certificates)
 
 ensure_system_deps() {
   local missing=()
