@@ -451,6 +451,37 @@ pub fn watch_readable(
     }
 }
 
+/// Waits until at least one of `fds` is readable, or `timeout` passes (rounded up to whole
+/// milliseconds, so a short wait never spins). Returns, per fd, whether it is readable now (or
+/// in an error or hang-up state a read will report); all `false` on timeout or `EINTR`.
+pub fn poll_readable(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: std::time::Duration,
+) -> Result<Vec<bool>, Errno> {
+    let mut polls: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let millis = timeout.as_nanos().div_ceil(1_000_000);
+    let millis = libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `polls` is a live, writable array of exactly `polls.len()` pollfd structs, each
+    // naming an fd borrowed (so open) for the duration of the call.
+    let ret = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, millis) };
+    if ret == -1 {
+        let errno = Errno::last();
+        return if errno.0 == libc::EINTR {
+            Ok(vec![false; fds.len()])
+        } else {
+            Err(errno)
+        };
+    }
+    Ok(polls.iter().map(|p| p.revents != 0).collect())
+}
+
 /// Block until one signal is read from a signalfd; returns its number and the sender's pid.
 pub fn read_signal(fd: &OwnedFd) -> Result<(i32, i32), Errno> {
     // SAFETY: signalfd_siginfo is plain old data; all-zero is a valid value.

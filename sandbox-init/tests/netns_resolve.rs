@@ -253,3 +253,97 @@ fn with_two_live_resolvers_each_name_is_asked_of_one_of_them() {
         assert_eq!(asked(name), 1, "{name}");
     }
 }
+
+#[test]
+fn many_names_are_each_asked_once_and_all_resolve() {
+    if !privileged() {
+        return;
+    }
+    // More queries (2 × 300) than the batch keeps in flight, so its window refills many times.
+    let mut lab = Lab::new("nameserver 127.0.0.1\n", "127.0.0.1 localhost\n");
+    let log = lab.config.path().join("queries.log");
+    let names: Vec<String> = (0..300).map(|i| format!("m{i}.lab.example")).collect();
+    let records: Vec<String> = (0..300)
+        .map(|i| {
+            format!(
+                "m{i}.lab.example,198.51.{}.{},2001:db8::{:x}",
+                i / 250,
+                i % 250 + 1,
+                i + 1
+            )
+        })
+        .collect();
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
+    let log_arg = format!("--log-facility={}", log.display());
+    lab.start_dnsmasq_with(&records, &["--log-queries", &log_arg]);
+    let hosts: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let (ok, plan, stderr) = lab.plan(&format!("allowed_hosts = [{}]\n", hosts.join(", ")));
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("failed to resolve"), "{stderr}");
+    for i in 0..300 {
+        let line = format!(
+            "# resolved m{i}.lab.example: 198.51.{}.{} 2001:db8::{:x}\n",
+            i / 250,
+            i % 250 + 1,
+            i + 1
+        );
+        assert!(plan.contains(&line), "missing {line}");
+    }
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while text().matches("query[AAAA]").count() < 300 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = text();
+    for name in &names {
+        for kind in ["A", "AAAA"] {
+            let asked = text.matches(&format!("query[{kind}] {name} from ")).count();
+            assert_eq!(asked, 1, "{kind} {name} asked {asked} times");
+        }
+    }
+}
+
+#[test]
+fn cnames_search_lists_and_truncated_answers_resolve_like_a_full_resolver() {
+    if !privileged() {
+        return;
+    }
+    // ndots:2 puts one-dot names through the search list; "big" has more addresses than fit a
+    // UDP reply (truncated: only TCP gets them all).
+    let mut lab = Lab::new(
+        "search lab.example\noptions ndots:2\nnameserver 127.0.0.1\n",
+        "127.0.0.1 localhost\n",
+    );
+    let mut records = vec![
+        "edge.cdn.lab.example,203.0.113.80,2001:db8::80".to_owned(),
+        "db.lab.example,198.51.100.5".to_owned(),
+        "api.svc.lab.example,198.51.100.6".to_owned(),
+    ];
+    let big: Vec<String> = (1..=120).map(|i| format!("203.0.113.{i}")).collect();
+    records.extend(big.iter().map(|a| format!("big.lab.example,{a}")));
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
+    lab.start_dnsmasq_with(&records, &["--cname=www.lab.example,edge.cdn.lab.example"]);
+    let (ok, plan, stderr) = lab.plan(
+        "allowed_hosts = [\"www.lab.example\", \"db\", \"api.svc\", \"big.lab.example\", \
+         \"nope.lab.example\"]\n",
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        plan.contains("# resolved www.lab.example: 203.0.113.80 2001:db8::80\n"),
+        "{plan}\n{stderr}"
+    );
+    assert!(plan.contains("# resolved db: 198.51.100.5\n"), "{plan}");
+    assert!(
+        plan.contains("# resolved api.svc: 198.51.100.6\n"),
+        "{plan}"
+    );
+    let line = plan
+        .lines()
+        .find(|l| l.starts_with("# resolved big.lab.example: "))
+        .unwrap_or_else(|| panic!("big.lab.example unresolved: {stderr}"));
+    assert_eq!(line.split(' ').count() - 3, 120, "{line}");
+    assert!(
+        stderr.contains("failed to resolve nope.lab.example: "),
+        "{stderr}"
+    );
+}

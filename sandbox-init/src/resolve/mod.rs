@@ -1,9 +1,18 @@
-//! Step 3: allowlisted names → addresses, from the hosts file first and then DNS (hickory), A and
-//! AAAA, all names in parallel, with one bound on the total time.
+//! Step 3: allowlisted names → addresses, from the hosts file first and then DNS, A and AAAA,
+//! all names in parallel, with one bound on the total time.
 //!
-//! The tokio runtime is current-thread and lives only inside [`HickoryLookup::lookup`]:
-//! capabilities and prctl state are per thread, so the process must be single-threaded again
-//! before the privilege drop (the boot sequence checks that after this step).
+//! DNS takes two passes, both hickory's:
+//!
+//! 1. [`batch`]: every name asked as-is (the search list does not apply to it) goes out at once
+//!    over one socket per nameserver, in a plain `poll` loop; the plain answers (addresses, no
+//!    such name) settle most names within the first half of the bound.
+//! 2. hickory-resolver, for whatever the batch left: names the search list applies to,
+//!    truncated or failed answers, late replies. Its tokio runtime is current-thread and lives
+//!    only inside [`lookup_all`]: capabilities and prctl state are per thread, so the process
+//!    must be single-threaded again before the privilege drop (the boot checks that after
+//!    this step).
+
+pub mod batch;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,9 +20,10 @@ use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{ResolverConfig, ResolverOpts};
+use hickory_resolver::Name;
 
 /// The outcome for one name: its addresses, or why there are none.
 pub type Answer = Result<Vec<IpAddr>, String>;
@@ -132,7 +142,7 @@ fn strip_scope(addr: &str) -> &str {
     addr.split_once('%').map_or(addr, |(a, _)| a)
 }
 
-/// DNS through hickory-resolver, configured from a resolv.conf's text.
+/// DNS through hickory (the batch, then hickory-resolver), configured from a resolv.conf's text.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HickoryLookup<'a> {
     /// Resolution ends early (unfinished names answer "interrupted") as soon as this fd is
@@ -143,11 +153,109 @@ pub struct HickoryLookup<'a> {
 
 impl Lookup for HickoryLookup<'_> {
     fn lookup(&self, resolv_conf: &str, names: &[String], bound: Duration) -> Vec<Answer> {
-        match lookup_all(resolv_conf, names, bound, self.interrupt) {
-            Ok(answers) => answers,
-            Err(cause) => names.iter().map(|_| Err(cause.clone())).collect(),
+        let deadline = Instant::now() + bound;
+        let (config, opts) = match hickory_resolver::system_conf::parse_resolv_conf(resolv_conf) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let cause = format!("failed to read resolv.conf: {e}");
+                return names.iter().map(|_| Err(cause.clone())).collect();
+            }
+        };
+        let mut answers: Vec<Option<Answer>> = vec![None; names.len()];
+
+        // Pass 1: the batch, for the names asked as they are: until half the bound once a
+        // server has replied (the other half is pass 2's), to the end of it if none has.
+        let as_is: Vec<(usize, Name)> = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| asked_as_is(name, opts.ndots).map(|q| (i, q)))
+            .collect();
+        let qnames: Vec<Name> = as_is.iter().map(|(_, q)| q.clone()).collect();
+        let batch = batch::run(
+            &servers_of(&config),
+            &qnames,
+            deadline - bound / 2,
+            deadline,
+            self.interrupt,
+        );
+        // Without a search list a negative answer for the name as-is is final.
+        let negatives_final = config.search().is_empty() && config.domain().is_none();
+        for ((index, _), [v4, v6]) in as_is.iter().zip(batch.answers) {
+            answers[*index] = settle(v4, v6, negatives_final);
         }
+        let unsettled = |answers: &[Option<Answer>]| answers.iter().any(Option::is_none);
+        if batch.interrupted {
+            return fill(answers, "interrupted by a signal");
+        }
+        if batch.asked && !batch.heard_from_a_server {
+            // No server replied to anything: asking them again cannot help.
+            return fill(
+                answers,
+                &format!("timed out after {} ms", bound.as_millis()),
+            );
+        }
+        if !unsettled(&answers) {
+            return answers.into_iter().flatten().collect();
+        }
+
+        // Pass 2: hickory-resolver for the rest, within what is left of the bound.
+        let rest: Vec<usize> = (0..names.len()).filter(|&i| answers[i].is_none()).collect();
+        let rest_names: Vec<String> = rest.iter().map(|&i| names[i].clone()).collect();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let slow = match lookup_all(config, opts, &rest_names, remaining, bound, self.interrupt) {
+            Ok(slow) => slow,
+            Err(cause) => rest.iter().map(|_| Err(cause.clone())).collect(),
+        };
+        for (index, answer) in rest.into_iter().zip(slow) {
+            answers[index] = Some(answer);
+        }
+        fill(answers, "no answer")
     }
+}
+
+/// The name to ask as-is, absolute, when the resolver would ask it as-is first (as hickory and
+/// glibc do: more labels than `ndots`, or written absolute with a final dot); `None` when the
+/// search list comes first.
+fn asked_as_is(name: &str, ndots: usize) -> Option<Name> {
+    let mut name = Name::from_utf8(name).ok()?;
+    if !name.is_fqdn() && usize::from(name.num_labels()) <= ndots {
+        return None;
+    }
+    name.set_fqdn(true);
+    Some(name)
+}
+
+/// One name's answer from its A and AAAA outcomes, like hickory's dual-stack lookup: the
+/// addresses of either family (A first); a failure only when both are negative and that is
+/// final; otherwise `None` (left to hickory-resolver).
+fn settle(
+    v4: Option<batch::Settled>,
+    v6: Option<batch::Settled>,
+    negatives_final: bool,
+) -> Option<Answer> {
+    use batch::Settled::{Addresses, NoData, NoSuchName};
+    match (v4, v6) {
+        (Some(Addresses(mut a)), Some(Addresses(b))) => {
+            a.extend(b);
+            Some(Ok(a))
+        }
+        (Some(Addresses(a)), _) | (_, Some(Addresses(a))) => Some(Ok(a)),
+        (Some(NoSuchName), Some(NoSuchName)) if negatives_final => {
+            Some(Err("no such name (NXDOMAIN)".to_owned()))
+        }
+        (Some(NoSuchName | NoData), Some(NoSuchName | NoData)) if negatives_final => {
+            Some(Err("no A or AAAA record".to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// Every unanswered name gets `cause`.
+fn fill(answers: Vec<Option<Answer>>, cause: &str) -> Vec<Answer> {
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(cause.to_owned())))
+        .collect()
 }
 
 /// How many names are resolved at the same time (each is an A and an AAAA query).
@@ -160,18 +268,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Pass 2: hickory-resolver for `names`, all in parallel (up to [`MAX_IN_FLIGHT`]), within
+/// `bound` (what is left of `total`, the configured bound its timeouts are reported as).
 fn lookup_all(
-    resolv_conf: &str,
+    config: ResolverConfig,
+    mut opts: ResolverOpts,
     names: &[String],
     bound: Duration,
+    total: Duration,
     interrupt: Option<BorrowedFd<'_>>,
 ) -> Result<Vec<Answer>, String> {
     use hickory_resolver::config::{LookupIpStrategy, ResolveHosts};
     use hickory_resolver::name_server::TokioConnectionProvider;
     use hickory_resolver::Resolver;
 
-    let (config, mut opts) = hickory_resolver::system_conf::parse_resolv_conf(resolv_conf)
-        .map_err(|e| format!("failed to read resolv.conf: {e}"))?;
     // One query may retry once inside the bound; the bound itself is enforced below.
     opts.timeout = (bound / 2).max(Duration::from_millis(50));
     opts.attempts = 1;
@@ -246,7 +356,7 @@ fn lookup_all(
             Err(if interrupted {
                 "interrupted by a signal".to_owned()
             } else {
-                format!("timed out after {} ms", bound.as_millis())
+                format!("timed out after {} ms", total.as_millis())
             })
         };
         let answers: Vec<Answer> = lock(&results)
@@ -456,6 +566,46 @@ mod tests {
             "# docker\nsearch corp.example\nnameserver 127.0.0.11\nnameserver fe80::1%eth0\n\
                     nameserver bogus\noptions ndots:0\nnameserver 127.0.0.11\n";
         assert_eq!(parse_nameservers(conf), [ip("127.0.0.11"), ip("fe80::1")]);
+    }
+
+    #[test]
+    fn only_names_beyond_ndots_or_absolute_are_asked_as_is() {
+        let asked = |name: &str, ndots| asked_as_is(name, ndots).map(|n| n.to_string());
+        assert_eq!(
+            asked("api.github.com", 1),
+            Some("api.github.com.".to_owned())
+        );
+        assert_eq!(asked("db", 1), None); // the search list comes first
+        assert_eq!(asked("api.github.com", 5), None); // Kubernetes' ndots:5
+        assert_eq!(asked("db.", 5), Some("db.".to_owned()));
+    }
+
+    #[test]
+    fn a_name_settles_like_a_dual_stack_lookup() {
+        use batch::Settled::{Addresses, NoData, NoSuchName};
+        let v4 = || Some(Addresses(vec![ip("203.0.113.1")]));
+        let v6 = || Some(Addresses(vec![ip("2001:db8::1")]));
+        assert_eq!(
+            settle(v4(), v6(), true),
+            Some(Ok(vec![ip("203.0.113.1"), ip("2001:db8::1")]))
+        );
+        // One family is enough, whatever became of the other.
+        assert_eq!(settle(None, v6(), false), Some(Ok(vec![ip("2001:db8::1")])));
+        assert_eq!(
+            settle(v4(), Some(NoData), false),
+            Some(Ok(vec![ip("203.0.113.1")]))
+        );
+        // Negatives are final only without a search list, and need both families.
+        assert_eq!(
+            settle(Some(NoSuchName), Some(NoSuchName), true),
+            Some(Err("no such name (NXDOMAIN)".to_owned()))
+        );
+        assert_eq!(
+            settle(Some(NoData), Some(NoSuchName), true),
+            Some(Err("no A or AAAA record".to_owned()))
+        );
+        assert_eq!(settle(Some(NoSuchName), Some(NoSuchName), false), None);
+        assert_eq!(settle(Some(NoSuchName), None, true), None);
     }
 
     #[test]
