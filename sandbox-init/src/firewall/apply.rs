@@ -502,8 +502,9 @@ pub fn verify(family: Family, rendered: &str, saved: &str) -> Result<(), Firewal
             .zip(&have)
             .position(|(w, h)| w != h)
             .unwrap_or(want.len().min(have.len()));
-        let expected = want.get(at).map_or("<end>", String::as_str);
-        let found = have.get(at).map_or("<end>", String::as_str);
+        let show =
+            |rule: Option<&render::Rule<'_>>| rule.map_or("<end>".to_owned(), |r| r.to_string());
+        let (expected, found) = (show(want.get(at)), show(have.get(at)));
         return Err(mismatch(format!(
             "rule {} of {CHAIN} differs: expected {expected:?}, found {found:?} ({} rules rendered, {} installed)",
             at + 1,

@@ -113,7 +113,10 @@ pub fn embedded_v4(addr: Ipv6Addr) -> Option<Ipv4Addr> {
 
 /// The refused range `addr` falls in (looking through embedded IPv4 forms), if any.
 pub fn refused_range(addr: IpAddr) -> Option<IpNet> {
-    let refused: Vec<IpNet> = REFUSED_FOR_NAMES.iter().map(|n| net(n)).collect();
+    // Parsed once: this runs for every resolved address.
+    static REFUSED: std::sync::LazyLock<Vec<IpNet>> =
+        std::sync::LazyLock::new(|| REFUSED_FOR_NAMES.iter().map(|n| net(n)).collect());
+    let refused = &*REFUSED;
     let direct = refused.iter().find(|n| n.contains(&addr)).copied();
     direct.or_else(|| match addr {
         IpAddr::V6(v6) => {

@@ -88,6 +88,11 @@ impl std::fmt::Display for Family {
 pub fn allows(policy: &Policy, resolution: &Resolution) -> (Vec<Allow>, Vec<String>) {
     let mut allows = Vec::new();
     let mut warnings = Vec::new();
+    let resolved: std::collections::HashMap<&str, &[IpAddr]> = resolution
+        .addrs
+        .iter()
+        .map(|(name, addrs)| (name.as_str(), addrs.as_slice()))
+        .collect();
     for entry in &policy.hosts {
         match &entry.host {
             Host::Addr(addr) => allows.push(Allow {
@@ -95,7 +100,7 @@ pub fn allows(policy: &Policy, resolution: &Resolution) -> (Vec<Allow>, Vec<Stri
                 port: entry.port,
             }),
             Host::Name(name) => {
-                for addr in resolution.get(name) {
+                for addr in resolved.get(name.as_str()).copied().unwrap_or_default() {
                     if let Some(range) = ranges::refused_range(*addr) {
                         let covered = policy
                             .networks
@@ -332,53 +337,103 @@ pub fn allow_tree(
 }
 
 /// The rules of all our chains (`-A JAILOC-...`) in a payload or in `iptables-save` output,
-/// normalised (addresses canonical, whitespace single) and grouped by chain name (in order
-/// within a chain), so the two can be compared whatever order a save lists chains in.
-pub fn chain_rules(text: &str) -> Vec<String> {
+/// normalised (see [`Rule`]) and grouped by chain name (in order within a chain), so the two
+/// can be compared whatever order a save lists chains in.
+pub fn chain_rules(text: &str) -> Vec<Rule<'_>> {
     let prefix = format!("-A {CHAIN_PREFIX}");
-    let mut rules: Vec<String> = text
+    let mut rules: Vec<Rule<'_>> = text
         .lines()
         .filter(|l| l.starts_with(&prefix))
-        .map(normalise_rule)
+        .map(Rule::parse)
         .collect();
-    rules.sort_by(|a, b| a.split(' ').nth(1).cmp(&b.split(' ').nth(1)));
+    // Stable: rules keep their order within a chain.
+    rules.sort_by(|a, b| a.chain.cmp(b.chain));
     rules
 }
 
-/// Canonicalises one rule line so that what we render and what any iptables version saves
-/// compare equal: addresses in canonical form, protocol numbers as names, and the implicit
-/// protocol matches (`-m tcp` after `-p tcp`) dropped, since versions differ in printing them.
-pub fn normalise_rule(line: &str) -> String {
-    let tokens: Vec<&str> = line.split_whitespace().collect();
-    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    while i < tokens.len() {
-        let token = tokens[i];
-        let next = tokens.get(i + 1).copied();
-        if token == "-m" && matches!(next, Some("tcp" | "udp" | "icmp" | "icmp6")) {
-            i += 2;
-            continue;
-        }
-        let previous = out.last().map(String::as_str);
-        let canonical = if previous == Some("-p") {
-            match token {
-                "1" => "icmp".to_owned(),
-                "6" => "tcp".to_owned(),
-                "17" => "udp".to_owned(),
-                "58" | "icmpv6" => "ipv6-icmp".to_owned(),
-                other => other.to_owned(),
+/// One rule line, canonicalised so that what we render and what any iptables version saves
+/// compare equal: addresses compared as networks (not as text), protocol numbers as names, and
+/// the implicit protocol matches (`-m tcp` after `-p tcp`) dropped, since versions differ in
+/// printing them. Borrowed from the text, so normalising a large read-back costs no copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule<'a> {
+    /// The chain the rule is appended to (`-A CHAIN`).
+    pub chain: &'a str,
+    tokens: Vec<Token<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Word(&'a str),
+    Net(IpNet),
+}
+
+impl<'a> Rule<'a> {
+    /// Normalises one `-A ...` line.
+    pub fn parse(line: &'a str) -> Self {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut tokens: Vec<Token<'a>> = Vec::with_capacity(words.len());
+        let mut i = 0;
+        while i < words.len() {
+            let word = words[i];
+            let next = words.get(i + 1).copied();
+            if word == "-m" && matches!(next, Some("tcp" | "udp" | "icmp" | "icmp6")) {
+                i += 2;
+                continue;
             }
-        } else if let Ok(net) = token.parse::<IpNet>() {
-            net.to_string()
-        } else if let Ok(addr) = token.parse::<IpAddr>() {
-            IpNet::from(addr).to_string()
-        } else {
-            token.to_owned()
-        };
-        out.push(canonical);
-        i += 1;
+            let token = if tokens.last() == Some(&Token::Word("-p")) {
+                Token::Word(match word {
+                    "1" => "icmp",
+                    "6" => "tcp",
+                    "17" => "udp",
+                    "58" | "icmpv6" => "ipv6-icmp",
+                    other => other,
+                })
+            } else {
+                parse_net(word).map_or(Token::Word(word), Token::Net)
+            };
+            tokens.push(token);
+            i += 1;
+        }
+        let chain = words.get(1).copied().unwrap_or_default();
+        Rule { chain, tokens }
     }
-    out.join(" ")
+}
+
+impl std::fmt::Display for Rule<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, token) in self.tokens.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            match token {
+                Token::Word(word) => f.write_str(word)?,
+                Token::Net(net) => write!(f, "{net}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`Rule::parse`] as text (what the read-back's error messages show).
+pub fn normalise_rule(line: &str) -> String {
+    Rule::parse(line).to_string()
+}
+
+/// `ADDR` or `ADDR/LEN` as a network (an address alone is a host network), or `None` for
+/// anything else. Cheap on the keywords that make up most of a read-back's tokens.
+fn parse_net(word: &str) -> Option<IpNet> {
+    if !word.as_bytes().first()?.is_ascii_hexdigit() || !word.contains(['.', ':']) {
+        return None;
+    }
+    let (addr, len) = match word.split_once('/') {
+        Some((addr, len)) => (addr.parse::<IpAddr>().ok()?, Some(len.parse::<u8>().ok()?)),
+        None => (word.parse::<IpAddr>().ok()?, None),
+    };
+    match len {
+        Some(len) => IpNet::new(addr, len).ok(),
+        None => Some(IpNet::from(addr)),
+    }
 }
 
 /// The names of our chains (`JAILOC-...`) declared in `iptables-save` output.

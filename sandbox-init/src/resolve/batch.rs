@@ -19,12 +19,11 @@
 //! opens a socket per query would vary it: ID, port and question are what an off-path spoofer
 //! would have to guess, during the few milliseconds before the agent even exists.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use hickory_resolver::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
 use hickory_resolver::proto::rr::{DNSClass, Name, RData, RecordType};
 
 /// Queries in flight at once: enough to keep a local resolver busy, few enough that its
@@ -73,6 +72,11 @@ struct Pending {
     family: usize,
     qname: Name,
     rtype: RecordType,
+    /// The query on the wire, encoded once; each attempt only writes its ID into it.
+    wire: Vec<u8>,
+    /// The server and ID of the attempt in flight.
+    server: usize,
+    id: u16,
     /// When the attempt in flight went out.
     sent_at: Instant,
     retry_after: Duration,
@@ -117,16 +121,19 @@ pub fn run(
                 family,
                 qname: name.clone(),
                 rtype,
+                wire: encode_query(name, rtype),
+                server: 0,
+                id: 0,
                 sent_at: deadline,
                 retry_after: FIRST_RETRY,
             })
         })
         .collect();
     queue.reverse(); // popped from the back: input order
-    let mut in_flight: HashMap<(usize, u16), Pending> = HashMap::new();
+                     // At most WINDOW entries (plus one probe per server): a linear scan beats hashing here.
+    let mut in_flight: Vec<Pending> = Vec::with_capacity(WINDOW + usable.len());
     // Until a server has replied, only the first query is out, to every server.
     let mut chosen: Option<usize> = (usable.len() == 1).then(|| usable[0]);
-    let mut probe_ids: Vec<(usize, u16)> = Vec::new();
     let mut buf = vec![0u8; 65_536];
 
     loop {
@@ -137,17 +144,16 @@ pub fn run(
                     let Some(mut query) = queue.pop() else { break };
                     let Some(id) = ids.take() else { return batch };
                     send(&sockets, server, &mut query, id, now);
-                    in_flight.insert((server, id), query);
+                    in_flight.push(query);
                 }
             }
-            None if probe_ids.is_empty() => {
+            None if in_flight.is_empty() => {
                 if let Some(first) = queue.pop() {
                     for &server in &usable {
-                        let mut copy = first.clone();
+                        let mut probe = first.clone();
                         let Some(id) = ids.take() else { return batch };
-                        send(&sockets, server, &mut copy, id, now);
-                        probe_ids.push((server, id));
-                        in_flight.insert((server, id), copy);
+                        send(&sockets, server, &mut probe, id, now);
+                        in_flight.push(probe);
                     }
                 }
             }
@@ -167,7 +173,7 @@ pub fn run(
 
         // Sleep until a reply, the next retry, the time limit or the interrupt.
         let next_retry = in_flight
-            .values()
+            .iter()
             .map(|q| q.sent_at + q.retry_after)
             .min()
             .unwrap_or(time_up)
@@ -198,51 +204,61 @@ pub fn run(
             };
             // Drain the socket: a burst of replies costs one poll.
             while let Ok(len) = socket.recv(&mut buf) {
-                let Some((id, settled)) = check_reply(&buf[..len], &in_flight, server) else {
+                let Some((at, settled)) = check_reply(&buf[..len], &in_flight, server) else {
                     continue;
                 };
                 batch.heard_from_a_server = true;
-                let query = in_flight.remove(&(server, id)).expect("checked in flight");
-                ids.release(id);
+                let query = in_flight.swap_remove(at);
+                ids.release(query.id);
                 if chosen.is_none() {
                     // The first server to reply takes the batch; the other probes are dropped.
                     chosen = Some(server);
-                    for key in probe_ids.drain(..) {
-                        if in_flight.remove(&key).is_some() {
-                            ids.release(key.1);
-                        }
+                    for probe in in_flight.drain(..) {
+                        ids.release(probe.id);
                     }
                 }
                 batch.answers[query.name][query.family] = settled;
             }
         }
 
-        // Retry what is overdue, on the next server.
+        // Retry what is overdue, on the next server (while probing: the same one, since every
+        // server already has the question).
         let now = Instant::now();
-        let overdue: Vec<(usize, u16)> = in_flight
-            .iter()
-            .filter(|(_, q)| now >= q.sent_at + q.retry_after)
-            .map(|(key, _)| *key)
-            .collect();
-        for key in overdue {
-            let Some(mut query) = in_flight.remove(&key) else {
-                continue;
-            };
-            ids.release(key.1);
+        for query in in_flight
+            .iter_mut()
+            .filter(|q| now >= q.sent_at + q.retry_after)
+        {
+            ids.release(query.id);
             let server = match chosen {
-                Some(_) => next_server(&usable, key.0),
-                None => key.0, // still probing: every server already has the question
+                Some(_) => next_server(&usable, query.server),
+                None => query.server,
             };
             query.retry_after *= 2;
             let Some(id) = ids.take() else { return batch };
-            send(&sockets, server, &mut query, id, now);
-            if chosen.is_none() {
-                probe_ids.retain(|k| *k != key);
-                probe_ids.push((server, id));
-            }
-            in_flight.insert((server, id), query);
+            send(&sockets, server, query, id, now);
         }
     }
+}
+
+/// The wire form of a recursive query for `name`/`rtype` (class IN) with an EDNS OPT record
+/// announcing [`EDNS_PAYLOAD`]; its ID (the first two bytes) is set per attempt. Built by hand
+/// because it is built for every name: the same bytes hickory's encoder produces (a unit test
+/// checks that), at a fraction of the cost.
+fn encode_query(name: &Name, rtype: RecordType) -> Vec<u8> {
+    // ID 0, flags: RD; one question, no answers or authority, one additional (the OPT).
+    let mut wire = vec![0, 0, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.iter() {
+        wire.push(label.len() as u8); // labels are at most 63 bytes: checked by `Name`
+        wire.extend_from_slice(label);
+    }
+    wire.push(0);
+    wire.extend_from_slice(&u16::from(rtype).to_be_bytes());
+    wire.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+    // OPT: root owner, type 41, class = UDP payload size, TTL 0 (no flags), no options.
+    wire.extend_from_slice(&[0, 0, 41]);
+    wire.extend_from_slice(&EDNS_PAYLOAD.to_be_bytes());
+    wire.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    wire
 }
 
 /// A non-blocking UDP socket on a kernel-chosen port, connected to `server`.
@@ -262,36 +278,35 @@ fn next_server(usable: &[usize], current: usize) -> usize {
     usable[(at + 1) % usable.len()]
 }
 
-/// Sends `query` to `server` with ID `id` and notes the time of the attempt. A send
-/// that fails (a full socket buffer, an unreachable server) counts as a lost datagram: the
-/// attempt is recorded all the same and retried on the next server when it is overdue.
+/// Sends `query` to `server` with ID `id` and notes the attempt. A send that fails (a full
+/// socket buffer, an unreachable server) counts as a lost datagram: the attempt is recorded
+/// all the same and retried on the next server when it is overdue.
 fn send(sockets: &[Option<UdpSocket>], server: usize, query: &mut Pending, id: u16, now: Instant) {
-    let mut message = Message::new();
-    message
-        .set_id(id)
-        .set_message_type(MessageType::Query)
-        .set_recursion_desired(true)
-        .add_query(Query::query(query.qname.clone(), query.rtype));
-    let mut edns = Edns::new();
-    edns.set_max_payload(EDNS_PAYLOAD);
-    message.set_edns(edns);
-    if let (Some(socket), Ok(bytes)) = (sockets[server].as_ref(), message.to_vec()) {
-        let _ = socket.send(&bytes);
+    query.wire[..2].copy_from_slice(&id.to_be_bytes());
+    if let Some(socket) = sockets[server].as_ref() {
+        let _ = socket.send(&query.wire);
     }
+    query.server = server;
+    query.id = id;
     query.sent_at = now;
 }
 
 /// Validates one datagram from `server` against the queries in flight: the ID of one of them,
-/// a response, the same single question. Returns the ID and the outcome (`None`: leave the
-/// query to the slow path), or `None` overall for a datagram to ignore.
+/// a response, the same single question. Returns that query's index in `in_flight` and the
+/// outcome (`None`: leave the query to the slow path), or `None` overall for a datagram to
+/// ignore.
 fn check_reply(
     bytes: &[u8],
-    in_flight: &HashMap<(usize, u16), Pending>,
+    in_flight: &[Pending],
     server: usize,
-) -> Option<(u16, Option<Settled>)> {
+) -> Option<(usize, Option<Settled>)> {
+    // The ID first: anything that matches no query in flight is not worth parsing.
+    let id = u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]);
+    let at = in_flight
+        .iter()
+        .position(|q| q.id == id && q.server == server)?;
+    let query = &in_flight[at];
     let message = Message::from_vec(bytes).ok()?;
-    let id = message.id();
-    let query = in_flight.get(&(server, id))?;
     let [question] = message.queries() else {
         return None;
     };
@@ -303,7 +318,7 @@ fn check_reply(
         return None;
     }
     if message.truncated() {
-        return Some((id, None));
+        return Some((at, None));
     }
     let settled = match message.response_code() {
         ResponseCode::NXDomain => Some(Settled::NoSuchName),
@@ -317,7 +332,7 @@ fn check_reply(
         }
         _ => None,
     };
-    Some((id, settled))
+    Some((at, settled))
 }
 
 /// The addresses of type `rtype` for `qname` in `message`'s answer section, following a CNAME
@@ -349,7 +364,8 @@ fn addresses(message: &Message, qname: &Name, rtype: RecordType) -> Vec<IpAddr> 
 /// Random query IDs from the kernel's generator, each in use at most once at a time.
 struct Ids {
     pool: Vec<u16>,
-    in_use: std::collections::HashSet<u16>,
+    /// One bit per ID.
+    in_use: Vec<u64>,
 }
 
 impl Ids {
@@ -358,7 +374,7 @@ impl Ids {
     fn new() -> Option<Self> {
         let mut ids = Self {
             pool: Vec::new(),
-            in_use: std::collections::HashSet::new(),
+            in_use: vec![0; 1 << 10],
         };
         ids.refill().then_some(ids)
     }
@@ -375,6 +391,15 @@ impl Ids {
         true
     }
 
+    fn bit(id: u16) -> (usize, u64) {
+        (usize::from(id >> 6), 1 << (id & 63))
+    }
+
+    fn is_used(&self, id: u16) -> bool {
+        let (word, bit) = Self::bit(id);
+        self.in_use[word] & bit != 0
+    }
+
     /// A fresh ID; `None` only if the kernel's generator stopped working mid-batch.
     fn take(&mut self) -> Option<u16> {
         loop {
@@ -382,20 +407,24 @@ impl Ids {
                 return None;
             }
             let id = self.pool.pop()?;
-            if self.in_use.insert(id) {
+            if !self.is_used(id) {
+                let (word, bit) = Self::bit(id);
+                self.in_use[word] |= bit;
                 return Some(id);
             }
         }
     }
 
     fn release(&mut self, id: u16) {
-        self.in_use.remove(&id);
+        let (word, bit) = Self::bit(id);
+        self.in_use[word] &= !bit;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_resolver::proto::op::Query;
     use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME};
     use hickory_resolver::proto::rr::Record;
 
@@ -404,18 +433,18 @@ mod tests {
     }
 
     /// One query in flight on server 0 with ID 7.
-    fn in_flight(qname: &str, rtype: RecordType) -> HashMap<(usize, u16), Pending> {
-        HashMap::from([(
-            (0, 7),
-            Pending {
-                name: 0,
-                family: usize::from(rtype == RecordType::AAAA),
-                qname: name(qname),
-                rtype,
-                sent_at: Instant::now(),
-                retry_after: FIRST_RETRY,
-            },
-        )])
+    fn in_flight(qname: &str, rtype: RecordType) -> Vec<Pending> {
+        vec![Pending {
+            name: 0,
+            family: usize::from(rtype == RecordType::AAAA),
+            qname: name(qname),
+            rtype,
+            wire: Vec::new(),
+            server: 0,
+            id: 7,
+            sent_at: Instant::now(),
+            retry_after: FIRST_RETRY,
+        }]
     }
 
     /// A reply with `id`, the question `(qname, rtype)` and `answers`.
@@ -446,10 +475,7 @@ mod tests {
         Record::from_rdata(name(owner), 60, RData::CNAME(CNAME(name(target))))
     }
 
-    fn check(
-        m: &Message,
-        flight: &HashMap<(usize, u16), Pending>,
-    ) -> Option<(u16, Option<Settled>)> {
+    fn check(m: &Message, flight: &[Pending]) -> Option<(usize, Option<Settled>)> {
         check_reply(&m.to_vec().expect("encode"), flight, 0)
     }
 
@@ -474,7 +500,7 @@ mod tests {
         assert_eq!(
             check(&m, &flight),
             Some((
-                7,
+                0,
                 Some(Settled::Addresses(vec![
                     ip("203.0.113.5"),
                     ip("203.0.113.6")
@@ -498,7 +524,7 @@ mod tests {
         );
         assert_eq!(
             check(&m, &flight),
-            Some((7, Some(Settled::Addresses(vec![ip("2001:db8::80")]))))
+            Some((0, Some(Settled::Addresses(vec![ip("2001:db8::80")]))))
         );
         // A chain that loops or ends without an address is "no data", not an error.
         let looped = reply(
@@ -510,7 +536,7 @@ mod tests {
                 cname("b.example.", "www.example."),
             ],
         );
-        assert_eq!(check(&looped, &flight), Some((7, Some(Settled::NoData))));
+        assert_eq!(check(&looped, &flight), Some((0, Some(Settled::NoData))));
     }
 
     #[test]
@@ -547,14 +573,14 @@ mod tests {
         let flight = in_flight("gone.example.", RecordType::A);
         let mut nx = reply(7, "gone.example.", RecordType::A, vec![]);
         nx.set_response_code(ResponseCode::NXDomain);
-        assert_eq!(check(&nx, &flight), Some((7, Some(Settled::NoSuchName))));
+        assert_eq!(check(&nx, &flight), Some((0, Some(Settled::NoSuchName))));
         let empty = reply(7, "gone.example.", RecordType::A, vec![]);
-        assert_eq!(check(&empty, &flight), Some((7, Some(Settled::NoData))));
+        assert_eq!(check(&empty, &flight), Some((0, Some(Settled::NoData))));
         // Server failure, refusal and truncation are left for the full resolver.
         for code in [ResponseCode::ServFail, ResponseCode::Refused] {
             let mut m = reply(7, "gone.example.", RecordType::A, vec![]);
             m.set_response_code(code);
-            assert_eq!(check(&m, &flight), Some((7, None)), "{code:?}");
+            assert_eq!(check(&m, &flight), Some((0, None)), "{code:?}");
         }
         let mut truncated = reply(
             7,
@@ -563,7 +589,7 @@ mod tests {
             vec![a("gone.example.", "203.0.113.1")],
         );
         truncated.set_truncated(true);
-        assert_eq!(check(&truncated, &flight), Some((7, None)));
+        assert_eq!(check(&truncated, &flight), Some((0, None)));
     }
 
     #[test]
@@ -574,6 +600,29 @@ mod tests {
         assert_eq!(taken.len(), 5000);
         let first = *taken.iter().next().expect("one");
         ids.release(first);
-        assert!(!ids.in_use.contains(&first));
+        assert!(!ids.is_used(first));
+    }
+
+    #[test]
+    fn the_hand_encoded_query_is_what_hickory_encodes() {
+        use hickory_resolver::proto::op::Edns;
+        for (qname, rtype) in [
+            ("api.github.com.", RecordType::A),
+            ("n7.bench.lab.", RecordType::AAAA),
+            ("xn--bcher-kva.example.", RecordType::A),
+        ] {
+            let mut message = Message::new();
+            message
+                .set_id(0x1234)
+                .set_message_type(MessageType::Query)
+                .set_recursion_desired(true)
+                .add_query(Query::query(name(qname), rtype));
+            let mut edns = Edns::new();
+            edns.set_max_payload(EDNS_PAYLOAD);
+            message.set_edns(edns);
+            let mut ours = encode_query(&name(qname), rtype);
+            ours[..2].copy_from_slice(&0x1234u16.to_be_bytes());
+            assert_eq!(ours, message.to_vec().expect("encode"), "{qname} {rtype}");
+        }
     }
 }
