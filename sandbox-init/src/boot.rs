@@ -784,9 +784,8 @@ mod tests {
         assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init: IPv4 rules, open egress\n*filter\n"));
         assert!(out.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -j ACCEPT\n"));
         assert!(out.contains("# ---- IPv6: ip6tables-restore --noflush\n"));
-        assert!(out.contains(
-            "-A JAILOC-OUTPUT -d fc00::/7 -j REJECT --reject-with icmp6-adm-prohibited\n"
-        ));
+        assert!(out.contains("-A JAILOC-OUTPUT -d fc00::/7 -j JAILOC-REJECT\n"));
+        assert!(out.contains("-A JAILOC-REJECT -j REJECT --reject-with icmp6-adm-prohibited\n"));
     }
 
     #[test]

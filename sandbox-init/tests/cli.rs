@@ -109,5 +109,6 @@ fn print_plan_shows_both_families_and_the_agent_and_exits_zero() {
     assert!(
         plan.contains("-A JAILOC-OUTPUT -d 2001:db8::5/128 -p tcp -m tcp --dport 443 -j ACCEPT\n")
     );
-    assert!(plan.contains("-A JAILOC-OUTPUT -j REJECT --reject-with icmp6-adm-prohibited\n"));
+    assert!(plan.contains("-A JAILOC-OUTPUT -j JAILOC-REJECT\n"));
+    assert!(plan.contains("-A JAILOC-REJECT -j REJECT --reject-with icmp6-adm-prohibited\n"));
 }

@@ -54,6 +54,9 @@ pub mod addr {
     pub const DNS_LL: &str = "169.254.169.253";
     /// An address in world that answers nothing at all (a dead resolver).
     pub const DEAD_V4: &str = "10.53.0.99";
+    /// The second resolver of `LabOptions::loopback_dns`: on the agent's own loopback, where
+    /// Docker's embedded DNS answers in a user-defined network (Compose's).
+    pub const DNS_LOOPBACK: &str = "127.0.0.11";
 
     /// Internal hosts: (label, address), one per blocked class.
     pub const INTERNAL: &[(&str, &str)] = &[
@@ -124,6 +127,10 @@ pub struct LabOptions {
     /// dnsmasq without `--log-queries` (benchmarks: the log costs the server CPU on the same
     /// cores sandbox-init runs on; tests keep it to prove which queries arrived).
     pub quiet_dns: bool,
+    /// Also serve the lab's names from a second, quiet dnsmasq on the agent namespace's
+    /// loopback ([`addr::DNS_LOOPBACK`]), the layout of a Compose container, whose queries
+    /// never leave its namespace; the routed resolver stays the default in `resolv.conf`.
+    pub loopback_dns: bool,
 }
 
 /// The outcome of one sandbox-init run.
@@ -496,7 +503,7 @@ impl Lab {
         let hosts_file = self.dir.write("dnsmasq.hosts", &hosts);
         let child = Command::new(ip())
             .args(["netns", "exec", &self.world])
-            .arg(dnsmasq)
+            .arg(&dnsmasq)
             .args([
                 "--keep-in-foreground",
                 "--no-resolv",
@@ -536,12 +543,67 @@ impl Lab {
                 .output()
                 .expect("failed to run the probe");
             if String::from_utf8_lossy(&out.stdout).contains("198.51.100.10") {
-                return;
+                break;
             }
             if let Some(Ok(Some(st))) = self.procs.last_mut().map(|c| c.try_wait()) {
                 panic!("dnsmasq exited ({st}): {}", self.err_text("dnsmasq"));
             }
             assert!(Instant::now() < deadline, "dnsmasq did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if opts.loopback_dns {
+            self.start_loopback_dns(&dnsmasq, &hosts_file);
+        }
+    }
+
+    /// The second dnsmasq of [`LabOptions::loopback_dns`], in the agent's namespace, serving
+    /// the same names; waits until it answers.
+    fn start_loopback_dns(&mut self, dnsmasq: &Path, hosts_file: &Path) {
+        use addr::*;
+        let child = Command::new(ip())
+            .args(["netns", "exec", &self.agent])
+            .arg(dnsmasq)
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--user=root",
+                "--group=root",
+                "--bind-interfaces",
+                "--local=/lab/",
+                "--cache-size=10000",
+            ])
+            .arg(format!("--listen-address={DNS_LOOPBACK}"))
+            .arg(format!("--addn-hosts={}", hosts_file.display()))
+            .stdout(Stdio::null())
+            .stderr(self.err_file("dnsmasq-loopback"))
+            .spawn()
+            .expect("failed to start the loopback dnsmasq");
+        self.procs.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new(ip())
+                .args(["netns", "exec", &self.agent])
+                .arg(&self.probe)
+                .args(["dns", "public.lab", "--server", DNS_LOOPBACK])
+                .args(["--timeout-ms", "200"])
+                .output()
+                .expect("failed to run the probe");
+            if String::from_utf8_lossy(&out.stdout).contains("198.51.100.10") {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.procs.last_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "loopback dnsmasq exited ({st}): {}",
+                    self.err_text("dnsmasq-loopback")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the loopback dnsmasq did not answer"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

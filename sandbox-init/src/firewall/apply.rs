@@ -505,9 +505,11 @@ pub fn verify(family: Family, rendered: &str, saved: &str) -> Result<(), Firewal
         let show =
             |rule: Option<&render::Rule<'_>>| rule.map_or("<end>".to_owned(), |r| r.to_string());
         let (expected, found) = (show(want.get(at)), show(have.get(at)));
+        // Name the chain the first difference is in, and the rule's place within it.
+        let chain = want.get(at).or(have.get(at)).map_or(CHAIN, |r| r.chain);
+        let nth = want[..at].iter().filter(|r| r.chain == chain).count() + 1;
         return Err(mismatch(format!(
-            "rule {} of {CHAIN} differs: expected {expected:?}, found {found:?} ({} rules rendered, {} installed)",
-            at + 1,
+            "rule {nth} of {chain} differs: expected {expected:?}, found {found:?} ({} rules rendered, {} installed)",
             want.len(),
             have.len()
         )));
@@ -993,7 +995,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "failed to verify the IPv4 rules: rule 2 of JAILOC-OUTPUT differs: expected \
-             \"-A JAILOC-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\", found \"<end>\" (27 rules rendered, 1 installed)"
+             \"-A JAILOC-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\", found \"<end>\" (18 rules rendered, 1 installed)"
         );
     }
 

@@ -23,6 +23,10 @@ use std::net::IpAddr;
 /// Our chain in the `filter` table of both families.
 pub const CHAIN: &str = "JAILOC-OUTPUT";
 
+/// Where every blocked destination jumps: refuses the packet fast (TCP reset, ICMP
+/// administratively-prohibited otherwise) so a tool fails at once instead of hanging.
+pub const REJECT_CHAIN: &str = "JAILOC-REJECT";
+
 /// ICMPv6 types neighbour discovery needs to send: router solicitation, neighbour solicitation,
 /// neighbour advertisement.
 const ND_TYPES: &[u8] = &[133, 135, 136];
@@ -192,16 +196,20 @@ fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts
         };
         rules.extend(allow_tree(&family_allows, tag, &mut subchains));
     }
+    // Blocked: one rule per range, all jumping to one chain that refuses fast (TCP reset,
+    // ICMP administratively-prohibited otherwise). Half the rules of a reset/prohibited pair
+    // per range, and plain address matches instead of ~100 REJECT targets per boot, which the
+    // kernel installs more slowly (nft's compat layer).
     for dest in blocked {
-        rules.push(format!(
-            "-d {dest} -p tcp -j REJECT --reject-with tcp-reset"
-        ));
-        rules.push(format!("-d {dest} -j REJECT --reject-with {reject}"));
+        rules.push(format!("-d {dest} -j {REJECT_CHAIN}"));
     }
     if egress == Egress::Allowlist {
-        rules.push("-p tcp -j REJECT --reject-with tcp-reset".to_owned());
-        rules.push(format!("-j REJECT --reject-with {reject}"));
+        rules.push(format!("-j {REJECT_CHAIN}"));
     }
+    let refuse = [
+        "-p tcp -j REJECT --reject-with tcp-reset".to_owned(),
+        format!("-j REJECT --reject-with {reject}"),
+    ];
 
     let hook = match family {
         Family::V4 => facts.hook_v4,
@@ -212,8 +220,9 @@ fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts
         Some(_) => format!(":{chain} - [0:0]\n"),
     };
     let mut doc = format!(
-        "# jailoc sandbox-init: {family} rules, {egress} egress\n*filter\n{}",
-        declare(CHAIN)
+        "# jailoc sandbox-init: {family} rules, {egress} egress\n*filter\n{}{}",
+        declare(CHAIN),
+        declare(REJECT_CHAIN)
     );
     for (name, _) in &subchains {
         doc.push_str(&declare(name));
@@ -224,13 +233,18 @@ fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts
     };
     let stale: Vec<&String> = existing
         .iter()
-        .filter(|c| *c != CHAIN && !subchains.iter().any(|(name, _)| name == *c))
+        .filter(|c| {
+            *c != CHAIN && *c != REJECT_CHAIN && !subchains.iter().any(|(name, _)| name == *c)
+        })
         .collect();
     for chain in &stale {
         let _ = writeln!(doc, ":{chain} - [0:0]");
     }
     for rule in &rules {
         let _ = writeln!(doc, "-A {CHAIN} {rule}");
+    }
+    for rule in &refuse {
+        let _ = writeln!(doc, "-A {REJECT_CHAIN} {rule}");
     }
     for (name, body) in &subchains {
         for rule in body {
@@ -513,19 +527,13 @@ mod tests {
             &r.v4,
             "-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT",
         );
-        let block = position(
-            &r.v4,
-            "-A JAILOC-OUTPUT -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited",
-        );
+        let block = position(&r.v4, "-A JAILOC-OUTPUT -d 10.0.0.0/8 -j JAILOC-REJECT");
         assert!(dns < block);
         assert!(
             position(
                 &r.v6,
                 "-A JAILOC-OUTPUT -d fd00::53/128 -p tcp -m tcp --dport 53 -j ACCEPT"
-            ) < position(
-                &r.v6,
-                "-A JAILOC-OUTPUT -d fc00::/7 -p tcp -j REJECT --reject-with tcp-reset"
-            )
+            ) < position(&r.v6, "-A JAILOC-OUTPUT -d fc00::/7 -j JAILOC-REJECT")
         );
         // Only port 53 of the resolver: no rule opens the resolver as a whole.
         assert!(!r.v4.contains("-d 10.0.0.2/32 -j ACCEPT"));
@@ -544,8 +552,8 @@ mod tests {
             "-A JAILOC-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
             "-A JAILOC-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT",
             "-A JAILOC-OUTPUT -d 2a04:4e42::223/128 -j ACCEPT",
-            "-A JAILOC-OUTPUT -d fe80::/10 -j REJECT --reject-with icmp6-adm-prohibited",
-            "-A JAILOC-OUTPUT -j REJECT --reject-with icmp6-adm-prohibited",
+            "-A JAILOC-OUTPUT -d fe80::/10 -j JAILOC-REJECT",
+            "-A JAILOC-OUTPUT -j JAILOC-REJECT",
         ];
         let positions: Vec<usize> = v6.iter().map(|l| position(&r.v6, l)).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
@@ -559,9 +567,15 @@ mod tests {
         let open = render(Egress::Open, &[], &facts(&[]));
         let closed = render(Egress::Allowlist, &[], &facts(&[]));
         for rules in [&open.v4, &open.v6] {
-            assert!(!rules.contains("-A JAILOC-OUTPUT -j REJECT"));
+            assert!(!rules.contains("-A JAILOC-OUTPUT -j JAILOC-REJECT"));
         }
-        assert!(closed.v4.contains("-A JAILOC-OUTPUT -p tcp -j REJECT --reject-with tcp-reset\n-A JAILOC-OUTPUT -j REJECT --reject-with icmp-admin-prohibited\n"));
+        for rules in [&closed.v4, &closed.v6] {
+            let last = rules
+                .lines()
+                .rfind(|l| l.starts_with("-A JAILOC-OUTPUT "))
+                .expect("rules");
+            assert_eq!(last, "-A JAILOC-OUTPUT -j JAILOC-REJECT");
+        }
     }
 
     #[test]
@@ -585,18 +599,37 @@ mod tests {
     fn every_blocked_range_gets_a_tcp_reset_and_an_icmp_reject() {
         let r = render(Egress::Open, &[], &facts(&[]));
         for net in ranges::blocked_v4() {
-            assert!(r.v4.contains(&format!(
-                "-d {net} -p tcp -j REJECT --reject-with tcp-reset\n"
-            )));
-            assert!(r.v4.contains(&format!(
-                "-d {net} -j REJECT --reject-with icmp-admin-prohibited\n"
-            )));
+            assert!(r
+                .v4
+                .contains(&format!("-A JAILOC-OUTPUT -d {net} -j JAILOC-REJECT\n")));
         }
         for net in ranges::blocked_v6() {
-            assert!(r.v6.contains(&format!(
-                "-d {net} -p tcp -j REJECT --reject-with tcp-reset\n"
-            )));
+            assert!(r
+                .v6
+                .contains(&format!("-A JAILOC-OUTPUT -d {net} -j JAILOC-REJECT\n")));
         }
+        // The one place that refuses: a TCP reset, ICMP(v6) admin-prohibited for the rest.
+        let refuse = |rules: &str| -> Vec<String> {
+            rules
+                .lines()
+                .filter(|l| l.starts_with("-A JAILOC-REJECT "))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(
+            refuse(&r.v4),
+            [
+                "-A JAILOC-REJECT -p tcp -j REJECT --reject-with tcp-reset",
+                "-A JAILOC-REJECT -j REJECT --reject-with icmp-admin-prohibited"
+            ]
+        );
+        assert_eq!(
+            refuse(&r.v6),
+            [
+                "-A JAILOC-REJECT -p tcp -j REJECT --reject-with tcp-reset",
+                "-A JAILOC-REJECT -j REJECT --reject-with icmp6-adm-prohibited"
+            ]
+        );
         assert!(!r.v4.contains("DROP") && !r.v6.contains("DROP"));
     }
 
@@ -654,7 +687,9 @@ mod tests {
     fn without_facts_the_chain_is_created_with_n_and_hooked_first() {
         let fresh = render(Egress::Open, &[], &Facts::default());
         for doc in [&fresh.v4, &fresh.v6] {
-            assert!(doc.contains("\n*filter\n-N JAILOC-OUTPUT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\n"));
+            assert!(doc.contains(
+                "\n*filter\n-N JAILOC-OUTPUT\n-N JAILOC-REJECT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\n"
+            ));
             assert!(!doc.contains(":JAILOC-OUTPUT"));
             assert!(doc.ends_with("\n-I OUTPUT 1 -j JAILOC-OUTPUT\nCOMMIT\n"));
             assert!(!doc.contains("-D OUTPUT"));
@@ -681,11 +716,14 @@ mod tests {
                 ..Facts::default()
             },
         );
-        assert!(shrunk
-            .v4
-            .contains("*filter\n:JAILOC-OUTPUT - [0:0]\n:JAILOC-A4-3 - [0:0]\n"));
+        assert!(shrunk.v4.contains(
+            "*filter\n:JAILOC-OUTPUT - [0:0]\n:JAILOC-REJECT - [0:0]\n:JAILOC-A4-3 - [0:0]\n"
+        ));
         assert!(shrunk.v4.ends_with("\n-X JAILOC-A4-3\nCOMMIT\n"));
-        assert_eq!(our_chains(&shrunk.v4), ["JAILOC-OUTPUT", "JAILOC-A4-3"]);
+        assert_eq!(
+            our_chains(&shrunk.v4),
+            ["JAILOC-OUTPUT", "JAILOC-REJECT", "JAILOC-A4-3"]
+        );
     }
 
     #[test]
@@ -767,7 +805,8 @@ mod tests {
             normalise_rule("-A X -d 10.0.0.0/8 -j REJECT")
         );
         let r = render(Egress::Open, &[], &facts(&[]));
-        assert_eq!(chain_rules(&r.v4).len(), 2 + 2 * ranges::BLOCKED_V4.len());
+        // lo, established, one jump per blocked range, and the two refusals.
+        assert_eq!(chain_rules(&r.v4).len(), 2 + ranges::BLOCKED_V4.len() + 2);
     }
 
     #[test]

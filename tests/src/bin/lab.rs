@@ -10,7 +10,7 @@ use jailoc_tests::lab::{self, addr, Lab, LabOptions};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: lab up [--id ID] [--names N] [--no-listeners] [--quiet-dns] | lab down [--id ID] | lab gc"
+        "usage: lab up [--id ID] [--names N] [--no-listeners] [--quiet-dns] [--loopback-dns] | lab down [--id ID] | lab gc"
     );
     std::process::exit(2)
 }
@@ -38,6 +38,7 @@ fn main() {
     let mut names = 0usize;
     let mut no_listeners = false;
     let mut quiet_dns = false;
+    let mut loopback_dns = false;
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -50,6 +51,7 @@ fn main() {
             }
             "--no-listeners" => no_listeners = true,
             "--quiet-dns" => quiet_dns = true,
+            "--loopback-dns" => loopback_dns = true,
             _ => usage(),
         }
     }
@@ -64,6 +66,7 @@ fn main() {
                 extra_names: bench_names(names),
                 no_listeners,
                 quiet_dns,
+                loopback_dns,
                 id: Some(id.clone()),
                 ..LabOptions::default()
             });
@@ -76,6 +79,9 @@ fn main() {
             println!("LAB_MARKERS={}", lab.markers.display());
             println!("LAB_DNS={}", addr::DNS_V4);
             println!("LAB_DEAD_DNS={}", addr::DEAD_V4);
+            if loopback_dns {
+                println!("LAB_LOOPBACK_DNS={}", addr::DNS_LOOPBACK);
+            }
             lab.persist();
         }
         "down" => lab::teardown(&id),
