@@ -501,67 +501,42 @@ impl Lab {
             hosts.push_str(&format!("{a} {name}\n"));
         }
         let hosts_file = self.dir.write("dnsmasq.hosts", &hosts);
-        let child = Command::new(ip())
-            .args(["netns", "exec", &self.world])
-            .arg(&dnsmasq)
-            .args([
-                "--keep-in-foreground",
-                "--no-resolv",
-                "--no-hosts",
-                "--conf-file=/dev/null",
-                "--pid-file=",
-                "--user=root",
-                "--group=root",
-                "--bind-interfaces",
-                "--local=/lab/",
-                "--cache-size=10000",
-            ])
-            .args((!opts.quiet_dns).then_some("--log-queries"))
-            .arg(format!("--listen-address={DNS_V4}"))
-            .arg(format!("--listen-address={DNS_V6}"))
-            .arg(format!("--listen-address={DNS_LL}"))
-            .arg(format!("--addn-hosts={}", hosts_file.display()))
-            .arg(format!("--log-facility={}", self.dns_log.display()))
-            .stdout(Stdio::null())
-            .stderr(self.err_file("dnsmasq"))
-            .spawn()
-            .expect("failed to start dnsmasq");
-        self.procs.push(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new(ip())
-                .args(["netns", "exec", &self.world])
-                .arg(&self.probe)
-                .args([
-                    "dns",
-                    "public.lab",
-                    "--server",
-                    DNS_V4,
-                    "--timeout-ms",
-                    "200",
-                ])
-                .output()
-                .expect("failed to run the probe");
-            if String::from_utf8_lossy(&out.stdout).contains("198.51.100.10") {
-                break;
-            }
-            if let Some(Ok(Some(st))) = self.procs.last_mut().map(|c| c.try_wait()) {
-                panic!("dnsmasq exited ({st}): {}", self.err_text("dnsmasq"));
-            }
-            assert!(Instant::now() < deadline, "dnsmasq did not answer");
-            std::thread::sleep(Duration::from_millis(50));
+        let mut extra = vec![format!("--log-facility={}", self.dns_log.display())];
+        if !opts.quiet_dns {
+            extra.push("--log-queries".to_owned());
         }
+        let world = self.world.clone();
+        self.spawn_dnsmasq(
+            &world,
+            "dnsmasq",
+            &dnsmasq,
+            &[DNS_V4, DNS_V6, DNS_LL],
+            &hosts_file,
+            &extra,
+        );
         if opts.loopback_dns {
-            self.start_loopback_dns(&dnsmasq, &hosts_file);
+            // The second resolver of [`LabOptions::loopback_dns`]: the same names, in the
+            // agent's own namespace.
+            let agent = self.agent.clone();
+            let tag = "dnsmasq-loopback";
+            self.spawn_dnsmasq(&agent, tag, &dnsmasq, &[DNS_LOOPBACK], &hosts_file, &[]);
         }
     }
 
-    /// The second dnsmasq of [`LabOptions::loopback_dns`], in the agent's namespace, serving
-    /// the same names; waits until it answers.
-    fn start_loopback_dns(&mut self, dnsmasq: &Path, hosts_file: &Path) {
-        use addr::*;
+    /// Starts `dnsmasq` in namespace `ns`, answering only the lab's names (`hosts_file`) on the
+    /// `listen` addresses, and waits until it answers on the first of them. Its stderr goes to
+    /// `TAG.err` in the lab dir.
+    fn spawn_dnsmasq(
+        &mut self,
+        ns: &str,
+        tag: &str,
+        dnsmasq: &Path,
+        listen: &[&str],
+        hosts_file: &Path,
+        extra: &[String],
+    ) {
         let child = Command::new(ip())
-            .args(["netns", "exec", &self.agent])
+            .args(["netns", "exec", ns])
             .arg(dnsmasq)
             .args([
                 "--keep-in-foreground",
@@ -575,19 +550,20 @@ impl Lab {
                 "--local=/lab/",
                 "--cache-size=10000",
             ])
-            .arg(format!("--listen-address={DNS_LOOPBACK}"))
+            .args(listen.iter().map(|a| format!("--listen-address={a}")))
             .arg(format!("--addn-hosts={}", hosts_file.display()))
+            .args(extra)
             .stdout(Stdio::null())
-            .stderr(self.err_file("dnsmasq-loopback"))
+            .stderr(self.err_file(tag))
             .spawn()
-            .expect("failed to start the loopback dnsmasq");
+            .unwrap_or_else(|e| panic!("failed to start {tag}: {e}"));
         self.procs.push(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let out = Command::new(ip())
-                .args(["netns", "exec", &self.agent])
+                .args(["netns", "exec", ns])
                 .arg(&self.probe)
-                .args(["dns", "public.lab", "--server", DNS_LOOPBACK])
+                .args(["dns", "public.lab", "--server", listen[0]])
                 .args(["--timeout-ms", "200"])
                 .output()
                 .expect("failed to run the probe");
@@ -595,15 +571,9 @@ impl Lab {
                 return;
             }
             if let Some(Ok(Some(st))) = self.procs.last_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "loopback dnsmasq exited ({st}): {}",
-                    self.err_text("dnsmasq-loopback")
-                );
+                panic!("{tag} exited ({st}): {}", self.err_text(tag));
             }
-            assert!(
-                Instant::now() < deadline,
-                "the loopback dnsmasq did not answer"
-            );
+            assert!(Instant::now() < deadline, "{tag} did not answer");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
