@@ -502,8 +502,9 @@ pub fn verify(family: Family, rendered: &str, saved: &str) -> Result<(), Firewal
             .zip(&have)
             .position(|(w, h)| w != h)
             .unwrap_or(want.len().min(have.len()));
-        let show =
-            |rule: Option<&render::Rule<'_>>| rule.map_or("<end>".to_owned(), |r| r.to_string());
+        let show = |rule: Option<&render::RuleLine<'_>>| {
+            rule.map_or("<end>".to_owned(), |r| r.to_string())
+        };
         let (expected, found) = (show(want.get(at)), show(have.get(at)));
         // Name the chain the first difference is in, and the rule's place within it.
         let chain = want.get(at).or(have.get(at)).map_or(CHAIN, |r| r.chain);

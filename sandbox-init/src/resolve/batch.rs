@@ -261,6 +261,9 @@ fn encode_query(name: &Name, rtype: RecordType) -> Vec<u8> {
     wire
 }
 
+/// The length of the OPT record that ends every query of ours.
+const OPT_RR_LEN: usize = 11;
+
 /// A non-blocking UDP socket on a kernel-chosen port, connected to `server`.
 fn connect(server: SocketAddr) -> std::io::Result<UdpSocket> {
     let local: SocketAddr = match server {
@@ -306,15 +309,17 @@ fn check_reply(
         .iter()
         .position(|q| q.id == id && q.server == server)?;
     let query = &in_flight[at];
-    let message = Message::from_vec(bytes).ok()?;
-    let [question] = message.queries() else {
+    // Then the question, as bytes: one entry (QDCOUNT 1), right after the 12-byte header,
+    // uncompressed, exactly what we sent but for the case of letters (resolvers may echo a
+    // name's case as they got it or not). Cheaper than comparing parsed names, and a
+    // mismatched datagram is dropped before hickory parses it.
+    let question = &query.wire[12..query.wire.len() - OPT_RR_LEN];
+    let echoed = bytes.get(12..12 + question.len())?;
+    if bytes.get(4..6)? != [0, 1] || !echoed.eq_ignore_ascii_case(question) {
         return None;
-    };
-    if message.message_type() != MessageType::Response
-        || question.name() != &query.qname
-        || question.query_type() != query.rtype
-        || question.query_class() != DNSClass::IN
-    {
+    }
+    let message = Message::from_vec(bytes).ok()?;
+    if message.message_type() != MessageType::Response {
         return None;
     }
     if message.truncated() {
@@ -439,7 +444,7 @@ mod tests {
             family: usize::from(rtype == RecordType::AAAA),
             qname: name(qname),
             rtype,
-            wire: Vec::new(),
+            wire: encode_query(&name(qname), rtype),
             server: 0,
             id: 7,
             sent_at: Instant::now(),

@@ -217,7 +217,14 @@ impl Lookup for HickoryLookup<'_> {
 /// glibc do: more labels than `ndots`, or written absolute with a final dot); `None` when the
 /// search list comes first.
 fn asked_as_is(name: &str, ndots: usize) -> Option<Name> {
-    let mut name = Name::from_utf8(name).ok()?;
+    // Policy names are nearly always ASCII: then skip the IDNA mapping (a few thousand
+    // instructions a name). DNS compares names without regard to case.
+    let mut name = if name.is_ascii() {
+        Name::from_ascii(name)
+    } else {
+        Name::from_utf8(name)
+    }
+    .ok()?;
     if !name.is_fqdn() && usize::from(name.num_labels()) <= ndots {
         return None;
     }
