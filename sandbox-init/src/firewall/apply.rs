@@ -1013,6 +1013,31 @@ mod tests {
     }
 
     #[test]
+    fn verify_reads_a_save_that_prints_rules_its_own_way_and_names_the_differing_chain() {
+        let rendered = "*filter\n-N JAILOC-OUTPUT\n-N JAILOC-A6-0\n\
+            -A JAILOC-OUTPUT -d 2001:db8::/32 -j JAILOC-A6-0\n\
+            -A JAILOC-A6-0 -d 2001:db8::5/128 -p tcp -m tcp --dport 443 -j ACCEPT\n\
+            -A JAILOC-A6-0 -d 2001:db8::6/128 -j ACCEPT\n-I OUTPUT 1 -j JAILOC-OUTPUT\nCOMMIT\n";
+        // Chains in another order, an address in another spelling, a protocol number, no
+        // implicit `-m tcp`, trailing blanks: the same rules.
+        let saved = "*filter\n:OUTPUT ACCEPT [0:0]\n:JAILOC-A6-0 - [0:0]\n:JAILOC-OUTPUT - [0:0]\n\
+            -A OUTPUT -j JAILOC-OUTPUT\n\
+            -A JAILOC-A6-0 -d 2001:DB8:0::5/128 -p 6 --dport 443 -j ACCEPT  \n\
+            -A JAILOC-A6-0 -d 2001:db8::6/128 -j ACCEPT\n\
+            -A JAILOC-OUTPUT -d 2001:db8::/32 -j JAILOC-A6-0\nCOMMIT\n";
+        verify(Family::V6, rendered, saved).expect("the same rules");
+        // One address off in the sub-chain: the error points there, not at JAILOC-OUTPUT.
+        let wrong = saved.replace("2001:db8::6/128", "2001:db8::7/128");
+        let e = verify(Family::V6, rendered, &wrong).expect_err("differs");
+        assert_eq!(
+            e.to_string(),
+            "failed to verify the IPv6 rules: rule 2 of JAILOC-A6-0 differs: expected \
+             \"-A JAILOC-A6-0 -d 2001:db8::6/128 -j ACCEPT\", found \
+             \"-A JAILOC-A6-0 -d 2001:db8::7/128 -j ACCEPT\" (3 rules rendered, 3 installed)"
+        );
+    }
+
+    #[test]
     fn ipv6_presence_ignores_loopback() {
         let lo = "00000000000000000000000000000001 01 80 10 80       lo\n";
         let eth = "fe800000000000000000000000000001 02 40 20 80     eth0\n";
