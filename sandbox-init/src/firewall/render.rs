@@ -467,7 +467,8 @@ pub fn normalise_rule(line: &str) -> String {
 /// `ADDR` or `ADDR/LEN` as a network (an address alone is a host network), or `None` for
 /// anything else. Cheap on the keywords that make up most of a read-back's tokens.
 fn parse_net(word: &str) -> Option<IpNet> {
-    if !word.as_bytes().first()?.is_ascii_hexdigit() || !word.contains(['.', ':']) {
+    let first = *word.as_bytes().first()?;
+    if !(first.is_ascii_hexdigit() || first == b':') || !word.contains(['.', ':']) {
         return None;
     }
     let (addr, len) = match word.split_once('/') {
@@ -833,6 +834,11 @@ mod tests {
         assert_ne!(
             normalise_rule("-A X -d 10.0.0.0/8 -j ACCEPT"),
             normalise_rule("-A X -d 10.0.0.0/8 -j REJECT")
+        );
+        // Addresses that start with a colon are addresses too.
+        assert_eq!(
+            normalise_rule("-A X -d ::ffff:0:0/96 -j JAILOC-REJECT"),
+            normalise_rule("-A X -d ::ffff:0.0.0.0/96 -j JAILOC-REJECT")
         );
         let r = render(Egress::Open, &[], &facts(&[]));
         // lo, established, one jump per blocked range, and the two refusals.
