@@ -459,7 +459,7 @@ impl std::fmt::Display for Rule<'_> {
     }
 }
 
-/// [`Rule::parse`] as text (what the read-back's error messages show).
+/// [`Rule::parse`] as text: the normalised form a read-back mismatch reports.
 pub fn normalise_rule(line: &str) -> String {
     Rule::parse(line).to_string()
 }
