@@ -347,3 +347,81 @@ fn cnames_search_lists_and_truncated_answers_resolve_like_a_full_resolver() {
         "{stderr}"
     );
 }
+
+#[test]
+fn lost_replies_are_asked_again_and_every_name_resolves() {
+    if !privileged() {
+        return;
+    }
+    // One dnsmasq on both loopback addresses (two resolvers for sandbox-init, one query log),
+    // and a fifth of its replies dropped on the way back.
+    let mut lab = Lab::new(
+        "nameserver 127.0.0.1\nnameserver ::1\n",
+        "127.0.0.1 localhost\n",
+    );
+    for iptables in ["iptables", "ip6tables"] {
+        let out = lab.ns.exec(&[
+            iptables,
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--sport",
+            "53",
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            "0.2",
+            "-j",
+            "DROP",
+        ]);
+        assert!(out.status.success(), "{iptables}: {out:?}");
+    }
+    let log = lab.config.path().join("queries.log");
+    let names: Vec<String> = (0..50).map(|i| format!("l{i}.lab.example")).collect();
+    let records: Vec<String> = (0..50)
+        .map(|i| format!("l{i}.lab.example,198.51.100.{}", i + 1))
+        .collect();
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
+    let log_arg = format!("--log-facility={}", log.display());
+    lab.start_dnsmasq_with(
+        &records,
+        &["--listen-address=::1", "--log-queries", &log_arg],
+    );
+    let hosts: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let (ok, plan, stderr) = lab.plan(&format!(
+        "allowed_hosts = [{}]\nresolve_timeout_ms = 6000\n",
+        hosts.join(", ")
+    ));
+    assert!(ok, "{stderr}");
+    // Every name resolved: a lost reply costs a retry, not the name.
+    for (i, name) in names.iter().enumerate() {
+        assert!(
+            plan.contains(&format!("# resolved {name}: 198.51.100.{}\n", i + 1)),
+            "{name} unresolved:\n{stderr}"
+        );
+    }
+    // The losses were made up for by asking again (100 queries, a fifth of the replies lost):
+    // some name's A or AAAA query reached dnsmasq more than once. dnsmasq logs from its event
+    // loop, so wait until every name shows up.
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while names
+        .iter()
+        .any(|n| !text().contains(&format!(" {n} from ")))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = text();
+    let asked = |name: &str| {
+        text.matches(&format!("query[A] {name} from ")).count()
+            + text.matches(&format!("query[AAAA] {name} from ")).count()
+    };
+    assert!(
+        names.iter().any(|n| asked(n) > 2),
+        "no query was asked again:\n{text}"
+    );
+}
