@@ -10,6 +10,7 @@ mod common;
 
 use common::netns::Netns;
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,48 @@ impl Lab {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         (out.status.success(), text(&out.stdout), text(&out.stderr))
     }
+}
+
+impl Lab {
+    /// dnsmasq answering `records` and logging every query it gets (with more options in
+    /// `extra`); returns the log's path.
+    fn start_logged_dnsmasq(&mut self, records: &[String], extra: &[&str]) -> PathBuf {
+        let log = self.config.path().join("queries.log");
+        let log_arg = format!("--log-facility={}", log.display());
+        let records: Vec<&str> = records.iter().map(String::as_str).collect();
+        let mut options = vec!["--log-queries", log_arg.as_str()];
+        options.extend(extra);
+        self.start_dnsmasq_with(&records, &options);
+        log
+    }
+}
+
+/// `allowed_hosts = [...]` for a policy.toml.
+fn allowed_hosts(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("allowed_hosts = [{}]\n", quoted.join(", "))
+}
+
+/// The query log once it shows an A and an AAAA query for every name (dnsmasq writes it from
+/// its event loop, a little after answering), or after 5 s.
+fn logged_queries(log: &Path, names: &[String]) -> String {
+    let text = || fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = text();
+        let complete = names
+            .iter()
+            .all(|n| asked(&now, "A", n) > 0 && asked(&now, "AAAA", n) > 0);
+        if complete || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How often the log shows a `kind` (A, AAAA) query for `name`.
+fn asked(log: &str, kind: &str, name: &str) -> usize {
+    log.matches(&format!("query[{kind}] {name} from ")).count()
 }
 
 impl Drop for Lab {
@@ -214,19 +257,12 @@ fn with_two_live_resolvers_each_name_is_asked_of_one_of_them() {
         "nameserver 127.0.0.1\nnameserver ::1\n",
         "127.0.0.1 localhost\n",
     );
-    let log = lab.config.path().join("queries.log");
     let names: Vec<String> = (0..40).map(|i| format!("n{i}.lab.example")).collect();
     let records: Vec<String> = (0..40)
         .map(|i| format!("n{i}.lab.example,198.51.100.{}", i + 1))
         .collect();
-    let records: Vec<&str> = records.iter().map(String::as_str).collect();
-    let log_arg = format!("--log-facility={}", log.display());
-    lab.start_dnsmasq_with(
-        &records,
-        &["--listen-address=::1", "--log-queries", &log_arg],
-    );
-    let hosts: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let (ok, plan, stderr) = lab.plan(&format!("allowed_hosts = [{}]\n", hosts.join(", ")));
+    let log = lab.start_logged_dnsmasq(&records, &["--listen-address=::1"]);
+    let (ok, plan, stderr) = lab.plan(&allowed_hosts(&names));
     assert!(ok, "{stderr}");
     for (i, name) in names.iter().enumerate() {
         assert!(
@@ -234,23 +270,14 @@ fn with_two_live_resolvers_each_name_is_asked_of_one_of_them() {
             "{plan}\n{stderr}"
         );
     }
-    // dnsmasq writes its log from its event loop: wait until every name shows up in it.
-    let asked = |name: &str| {
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        text.lines()
-            .filter(|l| l.contains(&format!("query[A] {name} from ")))
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while names.iter().any(|n| asked(n) == 0) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let log = logged_queries(&log, &names);
+    let asked_a = |name: &str| asked(&log, "A", name);
     // The first name finds out which resolver answers (both are asked once); every other name
     // goes to that one only. hickory's default asks two servers per query: twice the load on
     // the user's resolvers for every allowlisted name.
-    assert!(asked(&names[0]) <= 2, "{}", asked(&names[0]));
+    assert!(asked_a(&names[0]) <= 2, "{}", asked_a(&names[0]));
     for name in &names[1..] {
-        assert_eq!(asked(name), 1, "{name}");
+        assert_eq!(asked_a(name), 1, "{name}");
     }
 }
 
@@ -261,7 +288,6 @@ fn many_names_are_each_asked_once_and_all_resolve() {
     }
     // More queries (2 × 300) than the batch keeps in flight, so its window refills many times.
     let mut lab = Lab::new("nameserver 127.0.0.1\n", "127.0.0.1 localhost\n");
-    let log = lab.config.path().join("queries.log");
     let names: Vec<String> = (0..300).map(|i| format!("m{i}.lab.example")).collect();
     let records: Vec<String> = (0..300)
         .map(|i| {
@@ -273,11 +299,8 @@ fn many_names_are_each_asked_once_and_all_resolve() {
             )
         })
         .collect();
-    let records: Vec<&str> = records.iter().map(String::as_str).collect();
-    let log_arg = format!("--log-facility={}", log.display());
-    lab.start_dnsmasq_with(&records, &["--log-queries", &log_arg]);
-    let hosts: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-    let (ok, plan, stderr) = lab.plan(&format!("allowed_hosts = [{}]\n", hosts.join(", ")));
+    let log = lab.start_logged_dnsmasq(&records, &[]);
+    let (ok, plan, stderr) = lab.plan(&allowed_hosts(&names));
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("failed to resolve"), "{stderr}");
     for i in 0..300 {
@@ -289,15 +312,10 @@ fn many_names_are_each_asked_once_and_all_resolve() {
         );
         assert!(plan.contains(&line), "missing {line}");
     }
-    let text = || fs::read_to_string(&log).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while text().matches("query[AAAA]").count() < 300 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let text = text();
+    let log = logged_queries(&log, &names);
     for name in &names {
         for kind in ["A", "AAAA"] {
-            let asked = text.matches(&format!("query[{kind}] {name} from ")).count();
+            let asked = asked(&log, kind, name);
             assert_eq!(asked, 1, "{kind} {name} asked {asked} times");
         }
     }
@@ -379,21 +397,14 @@ fn lost_replies_are_asked_again_and_every_name_resolves() {
         ]);
         assert!(out.status.success(), "{iptables}: {out:?}");
     }
-    let log = lab.config.path().join("queries.log");
     let names: Vec<String> = (0..50).map(|i| format!("l{i}.lab.example")).collect();
     let records: Vec<String> = (0..50)
         .map(|i| format!("l{i}.lab.example,198.51.100.{}", i + 1))
         .collect();
-    let records: Vec<&str> = records.iter().map(String::as_str).collect();
-    let log_arg = format!("--log-facility={}", log.display());
-    lab.start_dnsmasq_with(
-        &records,
-        &["--listen-address=::1", "--log-queries", &log_arg],
-    );
-    let hosts: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let log = lab.start_logged_dnsmasq(&records, &["--listen-address=::1"]);
     let (ok, plan, stderr) = lab.plan(&format!(
-        "allowed_hosts = [{}]\nresolve_timeout_ms = 6000\n",
-        hosts.join(", ")
+        "{}resolve_timeout_ms = 6000\n",
+        allowed_hosts(&names)
     ));
     assert!(ok, "{stderr}");
     // Every name resolved: a lost reply costs a retry, not the name.
@@ -404,24 +415,12 @@ fn lost_replies_are_asked_again_and_every_name_resolves() {
         );
     }
     // The losses were made up for by asking again (100 queries, a fifth of the replies lost):
-    // some name's A or AAAA query reached dnsmasq more than once. dnsmasq logs from its event
-    // loop, so wait until every name shows up.
-    let text = || fs::read_to_string(&log).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while names
-        .iter()
-        .any(|n| !text().contains(&format!(" {n} from ")))
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let text = text();
-    let asked = |name: &str| {
-        text.matches(&format!("query[A] {name} from ")).count()
-            + text.matches(&format!("query[AAAA] {name} from ")).count()
-    };
+    // some name's A or AAAA query reached dnsmasq more than once.
+    let log = logged_queries(&log, &names);
     assert!(
-        names.iter().any(|n| asked(n) > 2),
-        "no query was asked again:\n{text}"
+        names
+            .iter()
+            .any(|n| asked(&log, "A", n) + asked(&log, "AAAA", n) > 2),
+        "no query was asked again:\n{log}"
     );
 }
