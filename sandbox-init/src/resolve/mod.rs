@@ -165,12 +165,11 @@ impl Lookup for HickoryLookup<'_> {
 
         // Pass 1: the batch, for the names asked as they are: until half the bound once a
         // server has replied (the other half is pass 2's), to the end of it if none has.
-        let as_is: Vec<(usize, Name)> = names
+        let (indices, qnames): (Vec<usize>, Vec<Name>) = names
             .iter()
             .enumerate()
             .filter_map(|(i, name)| asked_as_is(name, opts.ndots).map(|q| (i, q)))
-            .collect();
-        let qnames: Vec<Name> = as_is.iter().map(|(_, q)| q.clone()).collect();
+            .unzip();
         let batch = batch::run(
             &servers_of(&config),
             &qnames,
@@ -180,10 +179,9 @@ impl Lookup for HickoryLookup<'_> {
         );
         // Without a search list a negative answer for the name as-is is final.
         let negatives_final = config.search().is_empty() && config.domain().is_none();
-        for ((index, _), [v4, v6]) in as_is.iter().zip(batch.answers) {
-            answers[*index] = settle(v4, v6, negatives_final);
+        for (index, [v4, v6]) in indices.into_iter().zip(batch.answers) {
+            answers[index] = settle(v4, v6, negatives_final);
         }
-        let unsettled = |answers: &[Option<Answer>]| answers.iter().any(Option::is_none);
         if batch.interrupted {
             return fill(answers, "interrupted by a signal");
         }
@@ -194,12 +192,12 @@ impl Lookup for HickoryLookup<'_> {
                 &format!("timed out after {} ms", bound.as_millis()),
             );
         }
-        if !unsettled(&answers) {
-            return answers.into_iter().flatten().collect();
-        }
 
         // Pass 2: hickory-resolver for the rest, within what is left of the bound.
         let rest: Vec<usize> = (0..names.len()).filter(|&i| answers[i].is_none()).collect();
+        if rest.is_empty() {
+            return answers.into_iter().flatten().collect();
+        }
         let rest_names: Vec<String> = rest.iter().map(|&i| names[i].clone()).collect();
         let remaining = deadline.saturating_duration_since(Instant::now());
         let slow = match lookup_all(config, opts, &rest_names, remaining, bound, self.interrupt) {
