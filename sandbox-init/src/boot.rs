@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::privilege::{self, AgentCreds};
 use crate::supervisor::{self, EarlySignals, Prepared};
+use crate::log::{self, Log};
 use crate::{home, secrets, sys};
 
 /// A boot step that failed; [`exit::for_error`] maps it to the exit code.
@@ -52,36 +53,6 @@ impl Paths {
             hosts: "/etc/hosts".into(),
             if_inet6: "/proc/net/if_inet6".into(),
             self_tasks: "/proc/self/task".into(),
-        }
-    }
-}
-
-/// One line per event on stderr, `sandbox-init: ...`; debug lines only with
-/// `SANDBOX_INIT_LOG=debug`.
-#[derive(Debug, Clone, Copy)]
-pub struct Log {
-    pub debug: bool,
-}
-
-impl Log {
-    /// Writes one whole line with a single `write` (stderr is unbuffered: `eprintln!` could
-    /// interleave with the agent's output in a container log).
-    fn line(level: &str, msg: &str) {
-        let line = format!("sandbox-init: {level}{msg}\n");
-        let _ = io::stderr().write_all(line.as_bytes());
-    }
-    pub fn info(&self, msg: &str) {
-        Self::line("", msg);
-    }
-    pub fn warn(&self, msg: &str) {
-        Self::line("warning: ", msg);
-    }
-    pub fn error(&self, msg: &str) {
-        Self::line("error: ", msg);
-    }
-    pub fn debug(&self, msg: &str) {
-        if self.debug {
-            Self::line("debug: ", msg);
         }
     }
 }
@@ -139,11 +110,11 @@ pub fn main() -> i32 {
     ) {
         Ok(Invocation::Run(args)) => args,
         Ok(Invocation::Help) => {
-            print!("{}", cli::HELP);
+            let _ = log::stdout(cli::HELP);
             return 0;
         }
         Ok(Invocation::Version) => {
-            println!("sandbox-init {}", env!("CARGO_PKG_VERSION"));
+            let _ = log::stdout(&format!("sandbox-init {}\n", env!("CARGO_PKG_VERSION")));
             return 0;
         }
         Err(e) => {
@@ -288,7 +259,6 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         gid: policy.agent.gid,
         home: policy.agent.home.clone(),
         command: args.command.clone(),
-        debug: log.debug,
     }))
 }
 
@@ -429,8 +399,6 @@ pub struct AgentStart {
     pub home: PathBuf,
     /// The agent's command line.
     pub command: Vec<OsString>,
-    /// `SANDBOX_INIT_LOG=debug`.
-    pub debug: bool,
 }
 
 /// Host paths steps 6–8 read (parameters so tests can point them elsewhere).
@@ -506,7 +474,7 @@ pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
         Err(e) => return fail(log, e.exit_code(), &e),
     };
     drop(env);
-    let supervisor = match supervisor::spawn(&ready, prepared, start.debug) {
+    let supervisor = match supervisor::spawn(&ready, prepared, *log) {
         Ok(s) => s,
         Err(e) => return fail(log, e.exit_code(), &e),
     };
@@ -544,7 +512,6 @@ mod init_steps_tests {
             gid: 1000,
             home: dir.join("home"),
             command: vec!["/bin/touch".into(), marker.into()],
-            debug: false,
         };
         let paths = InitPaths {
             secrets_dir: dir.join("secrets"),

@@ -11,6 +11,7 @@
 //! | [`resolve`] | allowlisted names → addresses (hickory, bounded time) |
 //! | [`firewall`] | pure rule rendering, backend probe, apply, read-back |
 //! | [`home`] | ownership fixes of the agent's home dirs |
+//! | [`log`] | the one logger (stderr, write errors ignored) |
 //! | [`secrets`] | `/run/secrets/NAME` → environment |
 //! | [`privilege`] | capability/uid/gid/no_new_privs drop for the agent and for PID 1 |
 //! | [`supervisor`] | signal forwarding, reaping, exit status |
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod exit;
 pub mod firewall;
 pub mod home;
+pub mod log;
 pub mod policy;
 pub mod privilege;
 pub mod resolve;

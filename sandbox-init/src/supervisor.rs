@@ -19,6 +19,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::exit;
+use crate::log::Log;
 use crate::privilege::{self, AgentDrop, DropFailure, DropReady, DropStep, PrivilegeError};
 use crate::sys::{self, CStrArray, Errno, Fork, RealSys, SigSet, Sys, WaitStatus};
 
@@ -243,12 +244,12 @@ impl EarlySignals {
 pub struct Supervisor {
     agent: i32,
     signals: OwnedFd,
-    debug: bool,
+    log: Log,
 }
 
 /// Start the agent. `ready` proves the capability check passed (see
 /// [`privilege::check_can_drop`]); without it there is no way to call this.
-pub fn spawn(ready: &DropReady, command: Prepared, debug: bool) -> Result<Supervisor, SpawnError> {
+pub fn spawn(ready: &DropReady, command: Prepared, log: Log) -> Result<Supervisor, SpawnError> {
     let sys = RealSys;
     let setup = |what: &'static str| move |errno| SpawnError::Setup { what, errno };
 
@@ -262,7 +263,7 @@ pub fn spawn(ready: &DropReady, command: Prepared, debug: bool) -> Result<Superv
     // Before the fork, so the agent never runs next to a PID 1 with a full bounding set.
     privilege::harden_supervisor(&sys, ready)?;
     if !ready.has_kill() {
-        warn("CAP_KILL is missing: signals cannot be forwarded to the agent");
+        log.warn("CAP_KILL is missing: signals cannot be forwarded to the agent");
     }
 
     let plan = ready.agent_drop();
@@ -295,16 +296,14 @@ pub fn spawn(ready: &DropReady, command: Prepared, debug: bool) -> Result<Superv
             step => SpawnError::Drop { step, errno },
         });
     }
-    if debug {
-        debug_log(&format!(
-            "started the agent {} as pid {pid}",
-            command.program
-        ));
-    }
+    log.debug(&format!(
+        "started the agent {} as pid {pid}",
+        command.program
+    ));
     Ok(Supervisor {
         agent: pid,
         signals,
-        debug,
+        log,
     })
 }
 
@@ -387,16 +386,21 @@ impl Supervisor {
         // pages of code and read-only data that only boot used (they re-fault if needed).
         sys::release_free_memory();
         sys::release_clean_file_pages();
-        if self.debug {
-            debug_log(&format!("supervising: {}", vm_rss()));
+        if self.log.debug {
+            self.log.debug(&format!("supervising: {}", vm_rss()));
         }
+        let me = sys::getpid();
         loop {
             match sys::read_signal(&self.signals) {
                 Ok((libc::SIGCHLD, _)) => {}
+                // Raised by the kernel for our own write: SIGPIPE when a log line meets a pipe
+                // nobody reads any more (blocked signals are queued even when ignored). Not the
+                // agent's business, and not logged: that write would raise the next one.
+                Ok((_, sender)) if sender == me => {}
                 Ok((sig, sender)) => self.forward(sig, sender),
                 Err(Errno(libc::EINTR)) | Err(Errno(libc::EAGAIN)) => {}
                 Err(errno) => {
-                    error(&format!(
+                    self.log.error(&format!(
                         "failed to read signals: {errno}: no longer forwarding signals, still reaping"
                     ));
                     return self.reap_blocking();
@@ -409,17 +413,15 @@ impl Supervisor {
     }
 
     fn forward(&self, sig: i32, sender: i32) {
-        if self.debug {
-            debug_log(&format!(
-                "forwarding {} (from pid {sender}) to the agent",
-                signal_name(sig)
-            ));
-        }
+        self.log.debug(&format!(
+            "forwarding {} (from pid {sender}) to the agent",
+            signal_name(sig)
+        ));
         match sys::kill(self.agent, sig) {
             Ok(()) => {}
             // The agent is gone but not reaped yet: the SIGCHLD is on its way.
             Err(Errno(libc::ESRCH)) => {}
-            Err(errno) => error(&format!(
+            Err(errno) => self.log.error(&format!(
                 "failed to forward {} to the agent: {errno}",
                 signal_name(sig)
             )),
@@ -434,13 +436,13 @@ impl Supervisor {
                 Ok(Some((pid, status))) => {
                     if pid == self.agent {
                         agent_code = Some(exit_code(status));
-                    } else if self.debug {
-                        debug_log(&format!("reaped orphan {pid}"));
+                    } else {
+                        self.log.debug(&format!("reaped orphan {pid}"));
                     }
                 }
                 Ok(None) | Err(Errno(libc::ECHILD)) => return agent_code,
                 Err(errno) => {
-                    error(&format!("failed to reap children: {errno}"));
+                    self.log.error(&format!("failed to reap children: {errno}"));
                     return agent_code;
                 }
             }
@@ -456,7 +458,8 @@ impl Supervisor {
                 Err(errno) => {
                     // No child left (cannot happen before the agent is reaped) or worse: give up
                     // the only way that still tells the truth about the agent.
-                    error(&format!("failed to wait for the agent: {errno}"));
+                    self.log
+                        .error(&format!("failed to wait for the agent: {errno}"));
                     return exit::OS_ERROR;
                 }
             }
@@ -475,20 +478,6 @@ pub fn vm_rss() -> String {
         })
         .map(|v| format!("VmRSS {v}"))
         .unwrap_or_else(|| "VmRSS unknown".to_owned())
-}
-
-// Same line format as boot's `Log`: `sandbox-init: [error: |warning: |debug: ]...`.
-fn error(msg: &str) {
-    eprintln!("sandbox-init: error: {msg}");
-}
-
-fn warn(msg: &str) {
-    eprintln!("sandbox-init: warning: {msg}");
-}
-
-/// Only called when debug logging is on.
-fn debug_log(msg: &str) {
-    eprintln!("sandbox-init: debug: {msg}");
 }
 
 /// A signal's name for log lines (`SIGTERM`, `SIGRTMIN+3`, ...).

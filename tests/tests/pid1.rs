@@ -248,3 +248,33 @@ fn the_agent_gets_its_own_process_group_and_the_terminal() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_closed_stderr_does_not_end_pid1_or_the_agent() {
+    let Some(mut sb) = Sandbox::new("pid1 broken stderr") else {
+        return;
+    };
+    // Debug logging: every forwarded signal is a log line.
+    sb.env = vec![("SANDBOX_INIT_LOG".into(), "debug".into())];
+    let go = sb.markers.join("go");
+    let script = format!(
+        "trap 'echo {{\\\"cmd\\\":\\\"got\\\"}}' USR1 WINCH HUP\n\
+         echo '{{\"cmd\":\"ready\"}}'\n\
+         while [ ! -e {} ]; do sleep 0.02; done\nexit 42",
+        go.display()
+    );
+    let mut running = sb.start("", &["/bin/sh", "-c", &script]);
+    running.wait_for_line("cmd", "ready");
+    // Whoever read the container's log went away: every log line now fails with EPIPE.
+    drop(running.child.stderr.take());
+    let init = running.init_pid();
+    for sig in [libc::SIGUSR1, libc::SIGWINCH, libc::SIGHUP, libc::SIGUSR1] {
+        // SAFETY: kill(2) with a pid we just read and a valid signal number.
+        assert_eq!(unsafe { libc::kill(init, sig) }, 0, "signal {sig}");
+        // The agent's trap proves this signal was forwarded (and logged) by a living PID 1.
+        running.wait_for_line("cmd", "got");
+    }
+    std::fs::write(&go, "").expect("write go marker");
+    let (exit, _) = running.finish();
+    assert_eq!(exit, Some(42), "sandbox-init did not pass the agent's code");
+}
