@@ -10,9 +10,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::log::{self, Log};
 use crate::privilege::{self, AgentCreds};
 use crate::supervisor::{self, EarlySignals, Prepared};
-use crate::log::{self, Log};
 use crate::{home, secrets, sys};
 
 /// A boot step that failed; [`exit::for_error`] maps it to the exit code.
@@ -30,6 +30,8 @@ pub enum BootError {
     PrintPlan(io::Error),
     #[error("failed to block signals at start: {0}")]
     Signals(sys::Errno),
+    #[error("failed to mark inherited file descriptors close-on-exec: {0}")]
+    Fds(sys::Errno),
     #[error("not starting the agent: received {} before it was started", supervisor::signal_name(*.signal))]
     Stopped { signal: i32 },
 }
@@ -122,8 +124,14 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     };
-    let mut runner = SystemRunner::new(std::env::var_os("PATH"));
-    runner.debug = log.debug;
+    // Nothing sandbox-init inherited may reach a program it starts (iptables as root, the
+    // agent): every descriptor above 2 becomes close-on-exec (what it opens itself already is).
+    if let Err(errno) = sys::Sys::cloexec_fds_from(&sys::RealSys, 3, sys::max_fd()) {
+        let e = BootError::Fds(errno);
+        log.error(&e.to_string());
+        return exit::for_error(&e);
+    }
+    let runner = SystemRunner::new(log);
     let mut stdout = io::stdout();
     let init = |start: AgentStart, log: &Log| start_agent(start, &InitPaths::default(), log);
     let stop = || early.take_stop();

@@ -28,7 +28,8 @@ pub fn for_error(error: &BootError) -> i32 {
         BootError::Firewall(_)
         | BootError::Threads { .. }
         | BootError::PrintPlan(_)
-        | BootError::Signals(_) => OS_ERROR,
+        | BootError::Signals(_)
+        | BootError::Fds(_) => OS_ERROR,
         BootError::Stopped { signal } => signalled(*signal),
         BootError::Exec { source, .. } => {
             if source.kind() == std::io::ErrorKind::NotFound {

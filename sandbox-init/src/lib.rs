@@ -15,6 +15,7 @@
 //! | [`secrets`] | `/run/secrets/NAME` → environment |
 //! | [`privilege`] | capability/uid/gid/no_new_privs drop for the agent and for PID 1 |
 //! | [`supervisor`] | signal forwarding, reaping, exit status |
+//! | [`trust`] | which files root may run or read (never `PATH`, only root's) |
 //! | [`sys`] | the only module with `unsafe`: thin syscall wrappers |
 //! | [`exit`] | the exit-code table |
 
@@ -30,3 +31,4 @@ pub mod resolve;
 pub mod secrets;
 pub mod supervisor;
 pub mod sys;
+pub mod trust;

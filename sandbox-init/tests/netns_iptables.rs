@@ -14,6 +14,8 @@ use common::{cases, load_case, Case};
 use sandbox_init::firewall::{
     self, Backend, CommandRunner, Family, FirewallError, Installed, Output, SystemRunner,
 };
+use sandbox_init::log::Log;
+use sandbox_init::trust::TrustError;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -32,14 +34,14 @@ impl<'a> NetnsRunner<'a> {
         NetnsRunner {
             ns: Netns::new("t"),
             hidden,
-            inner: SystemRunner::new(std::env::var_os("PATH")),
+            inner: SystemRunner::new(Log::default()),
         }
     }
 }
 
 impl CommandRunner for NetnsRunner<'_> {
-    fn exists(&self, program: &str) -> bool {
-        !self.hidden.contains(&program) && self.inner.exists(program)
+    fn exists(&self, program: &str) -> Result<bool, TrustError> {
+        Ok(!self.hidden.contains(&program) && self.inner.exists(program)?)
     }
 
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {

@@ -617,6 +617,12 @@ impl Lab {
     /// Like [`Lab::agent_command`], with each directory in `hide` covered by an empty one in
     /// the agent's private mount namespace (e.g. `/usr/sbin`: no iptables binaries at all).
     pub fn agent_command_hiding(&self, env: &[(&str, &str)], hide: &[&str]) -> Command {
+        self.agent_command_setup(env, hide, "")
+    }
+
+    /// Like [`Lab::agent_command_hiding`], also running `setup` (shell, as root, in the agent's
+    /// private mount namespace) before the command, e.g. a [`replace_sbin_script`].
+    pub fn agent_command_setup(&self, env: &[(&str, &str)], hide: &[&str], setup: &str) -> Command {
         let mut cmd = Command::new(ip());
         cmd.args(["netns", "exec", &self.agent])
             .arg(which("unshare").expect("unshare not found: apt-get install util-linux"))
@@ -632,6 +638,9 @@ impl Lab {
             .arg(empty)
             .args(hide)
             .arg("--");
+        }
+        if !setup.is_empty() {
+            cmd.args(["/bin/sh", "-c", &format!("{setup}\nexec \"$@\""), "sh"]);
         }
         cmd.arg(which("env").expect("env not found")).arg("-i");
         let mut has_path = false;
@@ -671,7 +680,36 @@ impl Lab {
         env: &[(&str, &str)],
         probe_args: &[&str],
     ) -> Run {
-        let mut cmd = self.agent_command_hiding(env, hide);
+        self.sandbox_setup(init, hide, "", config, env, probe_args)
+    }
+
+    /// Like [`Lab::sandbox`], with programs in `/usr/sbin` swapped for the `(name, file)`
+    /// fakes (see [`replace_sbin_script`]): how a test gives sandbox-init a failing iptables.
+    pub fn sandbox_replacing(
+        &self,
+        fakes: &[(&str, &Path)],
+        config: &Path,
+        env: &[(&str, &str)],
+        probe_args: &[&str],
+    ) -> Run {
+        let setup = if fakes.is_empty() {
+            String::new()
+        } else {
+            replace_sbin_script(fakes)
+        };
+        self.sandbox_setup(&crate::sandbox_init(), &[], &setup, config, env, probe_args)
+    }
+
+    fn sandbox_setup(
+        &self,
+        init: &Path,
+        hide: &[&str],
+        setup: &str,
+        config: &Path,
+        env: &[(&str, &str)],
+        probe_args: &[&str],
+    ) -> Run {
+        let mut cmd = self.agent_command_setup(env, hide, setup);
         cmd.arg(init)
             .arg("--config-dir")
             .arg(config)
@@ -733,6 +771,33 @@ impl Lab {
     pub fn dns_log(&self) -> String {
         std::fs::read_to_string(&self.dns_log).unwrap_or_default()
     }
+}
+
+/// Shell, run as root inside a private mount namespace just before sandbox-init, that swaps
+/// programs in `/usr/sbin` for the files in `fakes` (`(name, file)`). sandbox-init runs only
+/// root-owned programs from the fixed system directories and ignores `PATH`, so this is how a
+/// test puts a failing or recording iptables where it looks: a tmpfs on `/media` (mode 0755,
+/// root's, so trusted) holds a bind mount of the real `/usr/sbin` and a farm of symlinks into
+/// it, in which each fake is a root-owned copy (0755); the farm is then bound over `/usr/sbin`
+/// (`/sbin` is a symlink to it on merged-/usr systems). The real programs stay reachable as
+/// `/media/sbin/NAME` (a fake may `exec` one after recording its call).
+pub fn replace_sbin_script(fakes: &[(&str, &Path)]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut script = String::from(
+        "set -e\nmount -t tmpfs -o mode=755 tmpfs /media\nmkdir -m 755 /media/sbin /media/farm\n\
+         mount --bind /usr/sbin /media/sbin\n\
+         for f in /media/sbin/*; do ln -s \"$f\" /media/farm/; done\n",
+    );
+    for (name, file) in fakes {
+        let target = format!("/media/farm/{name}");
+        script.push_str(&format!(
+            "rm -f {t}\ncp {f} {t}\nchown 0:0 {t}\nchmod 0755 {t}\n",
+            t = quote(&target),
+            f = quote(&file.to_string_lossy()),
+        ));
+    }
+    script.push_str("mount --bind /media/farm /usr/sbin\nset +e\n");
+    script
 }
 
 /// Runs a command, capturing output, killing its process group after `limit`.

@@ -11,6 +11,7 @@ use jailoc_tests::lab::{addr, Lab, LabOptions, Run};
 use jailoc_tests::{config_dir, require_root, sandbox_init};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -667,8 +668,9 @@ fn run_matrix(egress: &str) {
     run_matrix_with(egress, &[], "nft backend");
 }
 
-/// Runs the matrix with extra environment for sandbox-init; `backend` must appear in its log.
-fn run_matrix_with(egress: &str, env: &[(&str, &str)], backend: &str) {
+/// Runs the matrix with programs in `/usr/sbin` swapped for `fakes`; `backend` must appear in
+/// sandbox-init's log.
+fn run_matrix_with(egress: &str, fakes: &[(String, PathBuf)], backend: &str) {
     if !require_root("lab tier (network namespaces)") {
         return;
     }
@@ -684,7 +686,7 @@ fn run_matrix_with(egress: &str, env: &[(&str, &str)], backend: &str) {
     args.push(format!("touch {}", marker.display()));
     args.push("status".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = lab.sandbox(&config, env, &args);
+    let run = lab.sandbox_replacing(&refs(fakes), &config, &[], &args);
     eprintln!("sandbox-init stderr:\n{}", run.stderr);
     assert!(
         run.stderr.contains(backend),
@@ -798,33 +800,47 @@ fn allowlist_egress_matrix_v4_v6() {
 #[test]
 fn open_egress_matrix_on_the_legacy_backend() {
     let dir = jailoc_tests::TempDir::new("jailoc-nonft-");
-    let path = fake_tools(
+    let mut fakes = fake_tools(
         &dir,
         &["iptables-nft", "ip6tables-nft"],
         &["-save", "-restore"],
     );
     // Plain `iptables-save` is the nft variant on this distribution: fail it too.
-    fake_tools(&dir, &["iptables", "ip6tables"], &["-save", "-restore"]);
-    run_matrix_with("open", &[("PATH", &path)], "legacy backend");
+    fakes.extend(fake_tools(
+        &dir,
+        &["iptables", "ip6tables"],
+        &["-save", "-restore"],
+    ));
+    run_matrix_with("open", &fakes, "legacy backend");
 }
 
-/// Writes failing stand-ins for `{base}{suffix}` into `dir`; returns a PATH that finds them
-/// first.
-fn fake_tools(dir: &jailoc_tests::TempDir, bases: &[&str], suffixes: &[&str]) -> String {
-    use std::os::unix::fs::PermissionsExt;
+/// Writes one failing stand-in into `dir` and returns it under every `{base}{suffix}` name, for
+/// [`Lab::sandbox_replacing`] (sandbox-init ignores `PATH`: it runs only root's programs from
+/// the system directories).
+fn fake_tools(
+    dir: &jailoc_tests::TempDir,
+    bases: &[&str],
+    suffixes: &[&str],
+) -> Vec<(String, PathBuf)> {
+    let fake = dir.write(
+        "failing-iptables",
+        "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
+    );
+    let mut fakes = Vec::new();
     for base in bases {
         for suffix in suffixes {
-            let p = dir.path().join(format!("{base}{suffix}"));
-            std::fs::write(
-                &p,
-                "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
-            )
-            .expect("failed to write a fake tool");
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
-                .expect("failed to chmod a fake tool");
+            fakes.push((format!("{base}{suffix}"), fake.clone()));
         }
     }
-    format!("{}:{SYSTEM_PATH}", dir.path().display())
+    fakes
+}
+
+/// `(name, file)` pairs as [`Lab::sandbox_replacing`] takes them.
+fn refs(fakes: &[(String, PathBuf)]) -> Vec<(&str, &Path)> {
+    fakes
+        .iter()
+        .map(|(name, file)| (name.as_str(), file.as_path()))
+        .collect()
 }
 
 /// An IPv4-only agent (Docker's default): boot succeeds even when ip6tables cannot work, and the
@@ -840,14 +856,15 @@ fn ipv4_only_agent_boots_without_ipv6_rules_and_stays_walled_off() {
     });
     let config = simple_config(&lab, "config", "open", &["public.lab".into()]);
     let dir = jailoc_tests::TempDir::new("jailoc-no6-");
-    let path = fake_tools(
+    let fakes = fake_tools(
         &dir,
         &["ip6tables", "ip6tables-nft", "ip6tables-legacy"],
         &["-restore"],
     );
-    let run = lab.sandbox(
+    let run = lab.sandbox_replacing(
+        &refs(&fakes),
         &config,
-        &[("PATH", &path)],
+        &[],
         &[
             "batch",
             "tcp 198.51.100.10:80 --timeout-ms 1500",
@@ -929,8 +946,6 @@ fn control_without_firewall_everything_is_reachable() {
     );
 }
 
-const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 /// A config dir with an open policy and `names` allowlisted.
 fn simple_config(lab: &Lab, name: &str, egress: &str, names: &[String]) -> std::path::PathBuf {
     let home = lab.dir.subdir("home", 0o755);
@@ -948,12 +963,12 @@ fn simple_config(lab: &Lab, name: &str, egress: &str, names: &[String]) -> std::
 fn boot_touch(
     lab: &Lab,
     config: &std::path::Path,
-    env: &[(&str, &str)],
+    fakes: &[(String, PathBuf)],
     marker: &str,
 ) -> (Run, bool) {
     let marker = lab.markers.join(marker);
     let m = marker.display().to_string();
-    let run = lab.sandbox(config, env, &["touch", &m]);
+    let run = lab.sandbox_replacing(&refs(fakes), config, &[], &["touch", &m]);
     eprintln!(
         "exit {:?} in {:?}; stderr:\n{}",
         run.code, run.elapsed, run.stderr
@@ -1030,47 +1045,36 @@ fn broken_backends_exit_71_and_the_agent_never_runs() {
     if !require_root("lab tier (network namespaces)") {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let lab = Lab::up();
     let config = simple_config(&lab, "config", "open", &[]);
-    let dir = lab.dir.subdir("broken", 0o755);
+    let mut fakes = Vec::new();
     for fam in ["iptables", "ip6tables"] {
         for variant in ["", "-nft", "-legacy"] {
-            for tool in ["", "-save", "-restore"] {
-                let p = dir.join(format!("{fam}{variant}{tool}"));
-                std::fs::write(
-                    &p,
-                    "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
-                )
-                .expect("failed to write a fake iptables");
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
-                    .expect("failed to chmod a fake iptables");
-            }
+            fakes.extend(fake_tools(
+                &lab.dir,
+                &[&format!("{fam}{variant}")],
+                &["", "-save", "-restore"],
+            ));
         }
     }
-    let path = format!("{}:{SYSTEM_PATH}", dir.display());
-    let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "broken-backend");
+    let (run, ran) = boot_touch(&lab, &config, &fakes, "broken-backend");
     assert_eq!(run.code, Some(71), "broken backends: {}", run.stderr);
     assert!(!ran, "the agent ran without a working firewall backend");
 }
 
-/// Writes fake `*-restore` commands that fail, for the given families, into a dir.
-fn failing_restore_dir(lab: &Lab, name: &str, families: &[&str]) -> String {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = lab.dir.subdir(name, 0o755);
+/// Fake `*-restore` commands that fail, for the given families (see [`fake_tools`]).
+fn failing_restore_dir(lab: &Lab, name: &str, families: &[&str]) -> Vec<(String, PathBuf)> {
+    let fake = lab.dir.write(
+        name,
+        "#!/bin/sh\ncat >/dev/null\necho 'injected failure' >&2\nexit 1\n",
+    );
+    let mut fakes = Vec::new();
     for fam in families {
         for variant in ["", "-nft", "-legacy"] {
-            let p = dir.join(format!("{fam}{variant}-restore"));
-            std::fs::write(
-                &p,
-                "#!/bin/sh\ncat >/dev/null\necho 'injected failure' >&2\nexit 1\n",
-            )
-            .expect("failed to write a fake restore");
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
-                .expect("failed to chmod a fake restore");
+            fakes.push((format!("{fam}{variant}-restore"), fake.clone()));
         }
     }
-    format!("{}:{SYSTEM_PATH}", dir.display())
+    fakes
 }
 
 /// `iptables-restore` fails: exit 71, no agent.
@@ -1081,8 +1085,8 @@ fn failing_restore_exits_71_and_the_agent_never_runs() {
     }
     let lab = Lab::up();
     let config = simple_config(&lab, "config", "open", &[]);
-    let path = failing_restore_dir(&lab, "fake-both", &["iptables", "ip6tables"]);
-    let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "restore-fails");
+    let fakes = failing_restore_dir(&lab, "fake-both", &["iptables", "ip6tables"]);
+    let (run, ran) = boot_touch(&lab, &config, &fakes, "restore-fails");
     assert_eq!(run.code, Some(71), "failing restore: {}", run.stderr);
     assert!(!ran, "the agent ran although the rules were not applied");
     assert!(
@@ -1101,8 +1105,8 @@ fn failing_ipv6_restore_with_ipv6_present_exits_71() {
     }
     let lab = Lab::up();
     let config = simple_config(&lab, "config", "open", &[]);
-    let path = failing_restore_dir(&lab, "fake-v6", &["ip6tables"]);
-    let (run, ran) = boot_touch(&lab, &config, &[("PATH", &path)], "v6-restore-fails");
+    let fakes = failing_restore_dir(&lab, "fake-v6", &["ip6tables"]);
+    let (run, ran) = boot_touch(&lab, &config, &fakes, "v6-restore-fails");
     assert_eq!(
         run.code,
         Some(71),

@@ -17,53 +17,11 @@
 use super::render::{
     self, chain_rules, hook_of, our_chains, Allow, Facts, Family, Hook, RuleSets, CHAIN,
 };
+use super::runner::{Cmd, CommandRunner, Output};
 use crate::policy::Egress;
-use std::ffi::OsString;
-use std::io::{self, Write as _};
+use crate::trust::TrustError;
+use std::io;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Instant;
-
-/// The seam to the outside world: run one program to completion.
-pub trait CommandRunner {
-    /// Runs `program` with `args`, feeding `stdin` if given, and collects its output.
-    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output>;
-
-    /// Whether `program` is installed (without running it).
-    fn exists(&self, program: &str) -> bool {
-        let _ = program;
-        true
-    }
-
-    /// Runs each sequence's commands in order, the sequences concurrently where the runner can
-    /// (the default runs everything one after the other); results per sequence, in order.
-    fn run_sequences(&self, seqs: &[&[Cmd<'_>]]) -> Vec<Vec<io::Result<Output>>> {
-        seqs.iter()
-            .map(|seq| {
-                seq.iter()
-                    .map(|c| self.run(c.program, c.args, c.stdin))
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// Runs several commands that do not depend on each other; results in the same order.
-    /// The default runs them one after the other.
-    fn run_all(&self, cmds: &[Cmd<'_>]) -> Vec<io::Result<Output>> {
-        cmds.iter()
-            .map(|c| self.run(c.program, c.args, c.stdin))
-            .collect()
-    }
-}
-
-/// What a finished command produced.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Output {
-    pub success: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
 
 /// One iptables flavour: the four programs it needs.
 #[derive(Debug, PartialEq, Eq)]
@@ -128,6 +86,9 @@ pub enum FirewallError {
     Mismatch { family: Family, detail: String },
     #[error("failed to guard IPv6: the container has a non-loopback IPv6 address but no IPv6 rules could be installed: {cause}")]
     Ipv6Unguarded { cause: String },
+    /// An iptables program is installed where anyone but root could have changed it.
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
 }
 
 /// The installed backends, in [`BACKENDS`] order; [`install`] uses the first that works.
@@ -149,14 +110,6 @@ pub struct Installed {
     pub warnings: Vec<String>,
     /// How many iptables processes the install ran.
     pub processes: usize,
-}
-
-/// One command for [`CommandRunner::run_all`].
-#[derive(Debug, Clone, Copy)]
-pub struct Cmd<'a> {
-    pub program: &'a str,
-    pub args: &'a [&'a str],
-    pub stdin: Option<&'a str>,
 }
 
 impl<'a> Cmd<'a> {
@@ -269,12 +222,25 @@ fn restore_then_save(
 }
 
 /// Step 2: the installed backends (their save and restore programs exist), without running
-/// anything: whether one works shows in its first restore.
+/// anything: whether one works shows in its first restore. Every program of every backend
+/// that is installed must be root's (see `trust.rs`), or the boot stops here.
 pub fn probe(runner: &dyn CommandRunner) -> Result<Probed, FirewallError> {
-    let candidates: Vec<&'static Backend> = BACKENDS
-        .iter()
-        .filter(|b| runner.exists(b.restore4) && runner.exists(b.save4))
-        .collect();
+    let mut candidates: Vec<&'static Backend> = Vec::new();
+    for backend in BACKENDS {
+        let mut installed = [false; 4];
+        let programs = [
+            backend.restore4,
+            backend.save4,
+            backend.restore6,
+            backend.save6,
+        ];
+        for (found, program) in installed.iter_mut().zip(programs) {
+            *found = runner.exists(program)?;
+        }
+        if installed[0] && installed[1] {
+            candidates.push(backend);
+        }
+    }
     if candidates.is_empty() {
         let tried: Vec<String> = BACKENDS
             .iter()
@@ -538,155 +504,6 @@ pub fn ipv6_present(if_inet6: &str) -> bool {
         .any(|ifname| ifname != "lo")
 }
 
-/// Runs real programs, found on `PATH` or in the usual sbin/bin directories.
-#[derive(Debug, Clone)]
-pub struct SystemRunner {
-    dirs: Vec<PathBuf>,
-    /// Log each command and its duration to stderr (`SANDBOX_INIT_LOG=debug`).
-    pub debug: bool,
-}
-
-impl SystemRunner {
-    /// `path` is the value of `PATH` (the sbin/bin directories are searched after it).
-    pub fn new(path: Option<OsString>) -> Self {
-        // Relative PATH entries are ignored: PID 1 runs these as root.
-        let mut dirs: Vec<PathBuf> = path
-            .map(|p| {
-                std::env::split_paths(&p)
-                    .filter(|d| d.is_absolute())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for d in [
-            "/usr/local/sbin",
-            "/usr/local/bin",
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-        ] {
-            let d = PathBuf::from(d);
-            if !dirs.contains(&d) {
-                dirs.push(d);
-            }
-        }
-        SystemRunner { dirs, debug: false }
-    }
-
-    fn find(&self, program: &str) -> Option<PathBuf> {
-        if program.contains('/') {
-            return Some(PathBuf::from(program));
-        }
-        self.dirs
-            .iter()
-            .map(|d| d.join(program))
-            .find(|p| is_file(p))
-    }
-}
-
-fn is_file(path: &Path) -> bool {
-    path.metadata().is_ok_and(|m| m.is_file())
-}
-
-impl SystemRunner {
-    fn spawn(&self, cmd: &Cmd<'_>) -> io::Result<Child> {
-        let path = self
-            .find(cmd.program)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not found"))?;
-        let stdin = if cmd.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        };
-        Command::new(&path)
-            .args(cmd.args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-    }
-
-    fn finish(
-        &self,
-        cmd: &Cmd<'_>,
-        child: io::Result<Child>,
-        started: Instant,
-    ) -> io::Result<Output> {
-        let mut child = child?;
-        if let (Some(text), Some(mut pipe)) = (cmd.stdin, child.stdin.take()) {
-            // Dropping the pipe afterwards closes it, so the child sees end of input.
-            pipe.write_all(text.as_bytes())?;
-        }
-        let out = child.wait_with_output()?;
-        if self.debug {
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            eprintln!(
-                "sandbox-init: debug: ran {} {} in {ms:.1} ms",
-                cmd.program,
-                cmd.args.join(" ")
-            );
-        }
-        Ok(Output {
-            success: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
-}
-
-impl CommandRunner for SystemRunner {
-    fn exists(&self, program: &str) -> bool {
-        self.find(program).is_some()
-    }
-
-    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
-        let cmd = Cmd {
-            program,
-            args,
-            stdin,
-        };
-        let started = Instant::now();
-        self.finish(&cmd, self.spawn(&cmd), started)
-    }
-
-    /// One scoped thread per sequence after the first (the caller runs the first); all are
-    /// joined before this returns, so the process is single-threaded again afterwards.
-    fn run_sequences(&self, seqs: &[&[Cmd<'_>]]) -> Vec<Vec<io::Result<Output>>> {
-        let run_seq = |seq: &[Cmd<'_>]| -> Vec<io::Result<Output>> {
-            seq.iter()
-                .map(|c| self.run(c.program, c.args, c.stdin))
-                .collect()
-        };
-        std::thread::scope(|scope| {
-            let others: Vec<_> = seqs
-                .iter()
-                .skip(1)
-                .map(|seq| scope.spawn(move || run_seq(seq)))
-                .collect();
-            let first = seqs.first().map(|seq| run_seq(seq));
-            first
-                .into_iter()
-                .chain(others.into_iter().map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| vec![Err(io::Error::other("runner thread panicked"))])
-                }))
-                .collect()
-        })
-    }
-
-    /// Starts every command first, then feeds and collects them in order. Safe from pipe
-    /// deadlocks: a child blocked on a full stdout pipe only waits for us to reach it, and
-    /// none of them waits for another.
-    fn run_all(&self, cmds: &[Cmd<'_>]) -> Vec<io::Result<Output>> {
-        let started = Instant::now();
-        let children: Vec<io::Result<Child>> = cmds.iter().map(|c| self.spawn(c)).collect();
-        cmds.iter()
-            .zip(children)
-            .map(|(cmd, child)| self.finish(cmd, child, started))
-            .collect()
-    }
-}
-
 /// A recording fake for tests: answers from a script, remembers every call.
 #[cfg(test)]
 pub mod fake {
@@ -709,6 +526,8 @@ pub mod fake {
         pub state_v6: RefCell<String>,
         /// When set, save prints this instead of the state (to fake a mismatch).
         pub corrupt_save: Option<String>,
+        /// Programs installed where the agent could have changed them.
+        pub untrusted: Vec<&'static str>,
     }
 
     impl FakeIptables {
@@ -718,8 +537,16 @@ pub mod fake {
     }
 
     impl CommandRunner for FakeIptables {
-        fn exists(&self, program: &str) -> bool {
-            !self.missing.contains(&program)
+        fn exists(&self, program: &str) -> Result<bool, crate::trust::TrustError> {
+            if self.untrusted.contains(&program) {
+                let path = std::path::Path::new("/usr/sbin").join(program);
+                return Err(crate::trust::TrustError::Untrusted {
+                    at: path.clone(),
+                    path,
+                    why: crate::trust::Why::Owner { uid: 1000, want: 0 },
+                });
+            }
+            Ok(!self.missing.contains(&program))
         }
 
         fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {
@@ -847,6 +674,22 @@ mod tests {
             "failed to find a working iptables backend (tried iptables-nft-restore: not found, \
              iptables-legacy-restore: not found, iptables-restore: not found)"
         );
+    }
+
+    #[test]
+    fn an_untrusted_program_of_any_backend_stops_the_probe() {
+        // Also one the boot would not need (the legacy IPv6 save): what the agent can change,
+        // root does not run, and a boot that finds one says so instead of working around it.
+        let fake = FakeIptables {
+            untrusted: vec!["ip6tables-legacy-save"],
+            ..FakeIptables::default()
+        };
+        let e = probe(&fake).expect_err("untrusted");
+        assert_eq!(
+            e.to_string(),
+            "failed to trust /usr/sbin/ip6tables-legacy-save: it is owned by uid 1000, not by root"
+        );
+        assert!(fake.calls.borrow().is_empty(), "nothing was run");
     }
 
     #[test]
@@ -1044,35 +887,5 @@ mod tests {
         assert!(!ipv6_present(""));
         assert!(!ipv6_present(lo));
         assert!(ipv6_present(&format!("{lo}{eth}")));
-    }
-
-    #[test]
-    fn system_runner_runs_sequences_side_by_side_in_order() {
-        let runner = SystemRunner::new(None);
-        let cat = |text| Cmd {
-            program: "cat",
-            args: &[],
-            stdin: Some(text),
-        };
-        let (a, b, c) = (cat("a"), cat("b"), cat("c"));
-        let seqs: [&[Cmd<'_>]; 2] = [&[a, b], &[c]];
-        let out: Vec<Vec<String>> = runner
-            .run_sequences(&seqs)
-            .into_iter()
-            .map(|seq| seq.into_iter().map(|r| r.expect("cat").stdout).collect())
-            .collect();
-        assert_eq!(out, [vec!["a", "b"], vec!["c"]]);
-    }
-
-    #[test]
-    fn system_runner_reports_missing_programs() {
-        let runner = SystemRunner::new(Some("/nonexistent".into()));
-        let e = runner
-            .run("no-such-program-jailoc", &[], None)
-            .expect_err("missing");
-        assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        let out = runner.run("cat", &[], Some("hello")).expect("cat");
-        assert!(out.success);
-        assert_eq!(out.stdout, "hello");
     }
 }

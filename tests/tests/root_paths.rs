@@ -1,0 +1,211 @@
+//! Every path from the agent to something root runs, reads or re-owns, replayed as an attack:
+//! the agent (uid 1000) plants something where root used to look, and root must not run it,
+//! follow it or change its owner. sandbox-init runs as PID 1 of a fresh pid and mount namespace
+//! inside a throwaway network namespace with only `lo` (see `init_common`), so every mount a
+//! test makes stays in that namespace and ends with it.
+//!
+//! Root only; skips with a reason otherwise, fails when `CI=true`.
+
+mod init_common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use init_common::{describe, path_str, Sandbox};
+use jailoc_tests::lab::{replace_sbin_script, run_watchdog};
+
+/// The `PATH` of a typical image, with the agent's own directory put first by the test.
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Every iptables name sandbox-init may look for, and the multi-call binaries behind them.
+fn iptables_names() -> Vec<String> {
+    let mut names = vec![
+        "xtables-nft-multi".to_owned(),
+        "xtables-legacy-multi".to_owned(),
+    ];
+    for family in ["iptables", "ip6tables"] {
+        for variant in ["", "-nft", "-legacy"] {
+            for tool in ["-save", "-restore"] {
+                names.push(format!("{family}{variant}{tool}"));
+            }
+        }
+    }
+    names
+}
+
+/// A directory the agent owns, as it owns `~/.local/bin`.
+fn agent_dir(sb: &Sandbox, name: &str) -> PathBuf {
+    let dir = sb.tmp.subdir(name, 0o755);
+    chown(&dir, Some(1000), Some(1000)).expect("chown");
+    dir
+}
+
+/// An executable script owned by `uid`.
+fn script(path: &Path, text: &str, uid: u32) {
+    fs::write(path, text).expect("write script");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    chown(path, Some(uid), Some(uid)).expect("chown");
+}
+
+/// Marker files whose name starts with `prefix`.
+fn markers(sb: &Sandbox, prefix: &str) -> Vec<String> {
+    fs::read_dir(&sb.markers)
+        .expect("read markers")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// The boot's rules are in place: in both families `OUTPUT` jumps to `JAILOC-OUTPUT` first,
+/// and the chain holds its rules.
+fn assert_rules_in_place(sb: &Sandbox) {
+    for save in ["iptables-nft-save", "ip6tables-nft-save"] {
+        let out = String::from_utf8_lossy(&sb.ns(&[save, "-t", "filter"]).stdout).into_owned();
+        let first = out.lines().find(|l| l.starts_with("-A OUTPUT"));
+        assert_eq!(first, Some("-A OUTPUT -j JAILOC-OUTPUT"), "{save}:\n{out}");
+        assert!(
+            out.contains("-A JAILOC-OUTPUT -o lo -j ACCEPT\n"),
+            "{save}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn attack_planted_iptables_restore_in_agent_path_is_not_run() {
+    let Some(mut sb) = Sandbox::new("planted iptables on PATH") else {
+        return;
+    };
+    // What the agent leaves in ~/.local/bin, first on the image's PATH, for the next boot:
+    // every iptables name, each leaving a marker and then doing the real job (so nothing
+    // else would give it away).
+    let bin = agent_dir(&sb, "agent-local-bin");
+    for name in iptables_names() {
+        script(
+            &bin.join(&name),
+            &format!(
+                "#!/bin/sh\ntouch {}/planted-{name}\nexec /usr/sbin/{name} \"$@\"\n",
+                sb.markers.display()
+            ),
+            1000,
+        );
+    }
+    // The image's environment pointing iptables' extensions into the agent's directory, and
+    // PID 1 starting in it (a container's working dir is the agent's project).
+    sb.env = vec![
+        ("PATH".into(), format!("{}:{SYSTEM_PATH}", bin.display())),
+        ("XTABLES_LIBDIR".into(), path_str(&bin)),
+    ];
+    let mut cmd = sb.command("", &[&path_str(&sb.probe), "status"]);
+    cmd.current_dir(&bin);
+    let run = run_watchdog(cmd, Duration::from_secs(60));
+    let planted = markers(&sb, "planted-");
+    assert!(
+        planted.is_empty(),
+        "root ran the agent's planted programs: {planted:?}\n{}",
+        describe(&run)
+    );
+    assert_eq!(run.code, Some(0), "{}", describe(&run));
+    assert_rules_in_place(&sb);
+}
+
+#[test]
+fn attack_program_in_a_system_dir_not_owned_by_root_is_refused_with_71() {
+    let Some(sb) = Sandbox::new("untrusted iptables in /usr/sbin") else {
+        return;
+    };
+    // A careless image: root's /usr/sbin, but an iptables-nft-restore the agent's uid owns
+    // (so the agent could rewrite it between boots).
+    let sbin = sb.tmp.subdir("sbin", 0o755);
+    let ran = sb.markers.join("untrusted-ran");
+    for name in ["iptables-nft-restore", "iptables-nft-save"] {
+        script(
+            &sbin.join(name),
+            &format!("#!/bin/sh\ntouch {}\n", ran.display()),
+            1000,
+        );
+    }
+    let agent_ran = sb.markers.join("agent-ran");
+    let run = sb.run(
+        &format!("mount --bind {} /usr/sbin", sbin.display()),
+        &[&path_str(&sb.probe), "touch", &path_str(&agent_ran)],
+    );
+    assert!(
+        !ran.exists(),
+        "root ran a program the agent can rewrite: {}",
+        describe(&run)
+    );
+    assert_eq!(run.code, Some(71), "{}", describe(&run));
+    assert!(
+        run.stderr.contains(
+            "failed to trust /usr/sbin/iptables-nft-restore: it is owned by uid 1000, not by root"
+        ),
+        "{}",
+        describe(&run)
+    );
+    assert!(!agent_ran.exists(), "the agent started without a firewall");
+}
+
+#[test]
+fn iptables_runs_with_a_fixed_environment_in_root_dir_without_inherited_fds() {
+    let Some(mut sb) = Sandbox::new("iptables environment") else {
+        return;
+    };
+    // A recording stand-in for the IPv4 nft programs: it writes down what it was given, then
+    // runs the real one.
+    let log = sb.markers.join("iptables-calls");
+    let spy = sb.tmp.write(
+        "spy",
+        &format!(
+            "#!/bin/sh\n{{ echo \"call $0\"; echo \"cwd $(pwd)\"; \
+             if [ -e /proc/$$/fd/7 ]; then echo 'fd7 open'; else echo 'fd7 closed'; fi; \
+             env | sed 's/^/env /'; }} >> {log}\n\
+             exec /media/sbin/\"$(basename \"$0\")\" \"$@\"\n",
+            log = log.display()
+        ),
+    );
+    let setup = format!(
+        "exec 7</etc/hostname\n{}",
+        replace_sbin_script(&[("iptables-nft-restore", &spy), ("iptables-nft-save", &spy)])
+    );
+    sb.env = vec![
+        ("XTABLES_LIBDIR".into(), "/nonexistent-agent-dir".into()),
+        ("FROM_THE_IMAGE".into(), "1".into()),
+    ];
+    let cwd = agent_dir(&sb, "project");
+    let mut cmd = sb.command(&setup, &[&path_str(&sb.probe), "status"]);
+    cmd.current_dir(&cwd);
+    let run = run_watchdog(cmd, Duration::from_secs(60));
+    assert_eq!(run.code, Some(0), "{}", describe(&run));
+    let calls = fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = calls.lines().collect();
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    assert!(count("call ") >= 2, "the spy was not run:\n{calls}");
+    let cwd_lines: BTreeSet<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("cwd "))
+        .collect();
+    assert_eq!(cwd_lines, BTreeSet::from(["cwd /"]), "{calls}");
+    let fd_lines: BTreeSet<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("fd7 "))
+        .collect();
+    assert_eq!(fd_lines, BTreeSet::from(["fd7 closed"]), "{calls}");
+    // dash adds PWD itself; nothing else may come from the container's environment.
+    let env: BTreeSet<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("env "))
+        .collect();
+    assert_eq!(
+        env,
+        BTreeSet::from(["env PATH=/usr/sbin:/usr/bin:/sbin:/bin", "env PWD=/"]),
+        "{calls}"
+    );
+    assert_rules_in_place(&sb);
+}
