@@ -379,6 +379,9 @@ fn home_plan(home: &Path, uid: u32, gid: u32) -> String {
             home::Action::SkipSymlink => text.push_str(&format!(
                 "# warning: {path} is a symlink: it is left alone\n"
             )),
+            home::Action::SkipNotADirectory => text.push_str(&format!(
+                "# warning: {path} is not a directory: it is left alone\n"
+            )),
             home::Action::AlreadyOwned => {}
         }
     }

@@ -5,21 +5,36 @@
 //!
 //! - a directory whose owner is already right is not looked into (a 5 GB cache is not walked on
 //!   every start);
-//! - only when the top is wrong is the tree below fixed, with `lchown` (symlinks are never
-//!   followed: an agent must not be able to plant `.config -> /etc` and have root chown `/etc`),
-//!   without descending into other filesystems (bind mounts such as a read-only OpenCode config);
-//! - a top that is a symlink is left alone (warning);
+//! - only when the top is wrong is the tree below fixed, walked by file descriptor (`openat`
+//!   with `O_NOFOLLOW | O_DIRECTORY`, `statx`/`fstatat` and `fchownat` with
+//!   `AT_SYMLINK_NOFOLLOW`), so a symlink is never followed: an agent must not be able to plant
+//!   `.config -> /etc` or `.cache/x -> /etc/shadow` and have root re-own the target;
+//! - the walk stops at every mount point below the top (a bind mount, a volume), also one of the
+//!   same file system: its mount id (`statx` `STATX_MNT_ID`, else `/proc/self/mountinfo`) differs
+//!   from the top's. What is mounted there is the user's (host files must keep their owner);
+//! - a regular file with more than one hard link is left as it is: another name of it may be
+//!   outside the tree;
+//! - a top that is a symlink or not a directory is left alone (warning);
 //! - a missing directory (or home) is created, owned by the agent;
 //! - read-only file systems and entries below the top that cannot be changed are warnings: they
 //!   are the user's own mounts. Anything else fails the boot (exit 71).
 
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::sys::{self, EntryKind, EntryStat, Errno};
 
 /// The directories under the agent's home that must belong to the agent.
 pub const WRITABLE_DIRS: [&str; 3] = [".config", ".local", ".cache"];
+
+/// Where the mount table is read when `statx` reports no mount ids (Linux before 5.8).
+const MOUNTINFO: &str = "/proc/self/mountinfo";
 
 /// Errors of the home fix (exit 71).
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +69,10 @@ pub enum HomeError {
     },
 }
 
+fn io_err(errno: Errno) -> io::Error {
+    io::Error::from_raw_os_error(errno.0)
+}
+
 /// What was (or, for `--print-plan`, would be) done to one directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -68,6 +87,8 @@ pub enum Action {
     },
     /// A symlink: left alone.
     SkipSymlink,
+    /// Not a directory (a file, a socket): left alone.
+    SkipNotADirectory,
 }
 
 /// One directory and its action.
@@ -79,19 +100,8 @@ pub struct Fix {
     pub action: Action,
 }
 
-fn owned_by(meta: &fs::Metadata, uid: u32, gid: u32) -> bool {
-    meta.uid() == uid && meta.gid() == gid
-}
-
-fn inspect(path: &Path) -> Result<Option<fs::Metadata>, HomeError> {
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(HomeError::Inspect {
-            path: path.to_owned(),
-            source,
-        }),
-    }
+fn owned_by(st: &EntryStat, uid: u32, gid: u32) -> bool {
+    st.uid == uid && st.gid == gid
 }
 
 /// What [`fix`] would do, without changing anything (for `--print-plan`).
@@ -119,25 +129,44 @@ fn walk(
     mut apply: Option<&mut dyn FnMut(String)>,
 ) -> Result<Vec<Fix>, HomeError> {
     let mut out = Vec::new();
-    if inspect(home)?.is_none() {
-        if apply.is_some() {
-            create(home, uid, gid)?;
+    fn inspect(path: &Path) -> impl Fn(Errno) -> HomeError + '_ {
+        move |errno| HomeError::Inspect {
+            path: path.to_owned(),
+            source: io_err(errno),
         }
-        out.push(Fix {
-            path: home.to_owned(),
-            action: Action::Create,
-        });
     }
+    // The home itself is the policy's (root's) choice: its path is followed as written.
+    let home_fd = match sys::open_dir(home) {
+        Ok(fd) => fd,
+        Err(Errno(libc::ENOENT)) => {
+            out.push(Fix {
+                path: home.to_owned(),
+                action: Action::Create,
+            });
+            if apply.is_none() {
+                out.extend(WRITABLE_DIRS.iter().map(|name| Fix {
+                    path: home.join(name),
+                    action: Action::Create,
+                }));
+                return Ok(out);
+            }
+            create(home, uid, gid)?;
+            sys::open_dir(home).map_err(inspect(home))?
+        }
+        Err(errno) => return Err(inspect(home)(errno)),
+    };
     for name in WRITABLE_DIRS {
         let path = home.join(name);
-        let action = match (inspect(&path)?, apply.as_deref_mut()) {
-            (None, apply) => {
+        let name = OsStr::new(name);
+        let action = match (sys::stat_at(home_fd.as_fd(), name), apply.as_deref_mut()) {
+            (Err(Errno(libc::ENOENT)), apply) => {
                 if apply.is_some() {
-                    create(&path, uid, gid)?;
+                    create_at(&home_fd, name, &path, uid, gid)?;
                 }
                 Action::Create
             }
-            (Some(m), warn) if m.file_type().is_symlink() => {
+            (Err(errno), _) => return Err(inspect(&path)(errno)),
+            (Ok(st), warn) if st.kind == EntryKind::Symlink => {
                 if let Some(warn) = warn {
                     warn(format!(
                         "not changing the owner of {}: it is a symlink",
@@ -146,17 +175,30 @@ fn walk(
                 }
                 Action::SkipSymlink
             }
-            (Some(m), _) if owned_by(&m, uid, gid) => Action::AlreadyOwned,
-            (Some(_), None) => Action::Chown { changed: 0 },
-            (Some(m), Some(warn)) => Action::Chown {
-                changed: chown_tree(&path, &m, uid, gid, warn)?,
-            },
+            (Ok(st), warn) if st.kind != EntryKind::Dir => {
+                if let Some(warn) = warn {
+                    warn(format!(
+                        "not changing the owner of {}: it is not a directory",
+                        path.display()
+                    ));
+                }
+                Action::SkipNotADirectory
+            }
+            (Ok(st), _) if owned_by(&st, uid, gid) => Action::AlreadyOwned,
+            (Ok(_), None) => Action::Chown { changed: 0 },
+            (Ok(_), Some(warn)) => {
+                let top = sys::open_dir_at(home_fd.as_fd(), name).map_err(inspect(&path))?;
+                Action::Chown {
+                    changed: chown_tree(top, &path, uid, gid, warn)?,
+                }
+            }
         };
         out.push(Fix { path, action });
     }
     Ok(out)
 }
 
+/// Creates the home (and its parents), owned by the agent.
 fn create(path: &Path, uid: u32, gid: u32) -> Result<(), HomeError> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -174,77 +216,250 @@ fn create(path: &Path, uid: u32, gid: u32) -> Result<(), HomeError> {
     })
 }
 
-/// Re-own `top` and everything below it on the same filesystem, never following symlinks.
-/// Returns how many entries were changed.
+/// Creates `name` in the home, owned by the agent.
+fn create_at(
+    home: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<(), HomeError> {
+    sys::mkdir_at(home.as_fd(), name, 0o755).map_err(|errno| HomeError::Create {
+        path: path.to_owned(),
+        source: io_err(errno),
+    })?;
+    sys::chown_at(home.as_fd(), name, uid, gid).map_err(|errno| HomeError::Chown {
+        path: path.to_owned(),
+        uid,
+        gid,
+        source: io_err(errno),
+    })
+}
+
+/// How the walk tells a mount point below the top: by mount id where `statx` reports one,
+/// else by the mount table; a different file system is always one.
+enum Mounts {
+    /// The top's file system and mount id.
+    ById { dev: u64, id: u64 },
+    /// The top's file system, its real path and every mount point of the table.
+    ByTable {
+        dev: u64,
+        top: PathBuf,
+        shown: PathBuf,
+        points: HashSet<PathBuf>,
+    },
+    /// Neither works: nothing below the top can be told apart, so nothing below is entered.
+    Unknown,
+}
+
+impl Mounts {
+    fn of(top: &OwnedFd, top_st: &EntryStat, shown: &Path) -> Self {
+        if let Some(id) = top_st.mnt_id {
+            return Mounts::ById {
+                dev: top_st.dev,
+                id,
+            };
+        }
+        let real = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(top)
+        ));
+        match (real, fs::read_to_string(MOUNTINFO)) {
+            (Ok(real), Ok(table)) => Mounts::ByTable {
+                dev: top_st.dev,
+                top: real,
+                shown: shown.to_owned(),
+                points: mount_points(&table),
+            },
+            _ => Mounts::Unknown,
+        }
+    }
+
+    /// Whether the entry `path` (with its stat) is another mount than the top's.
+    fn crosses(&self, st: &EntryStat, path: &Path) -> bool {
+        match self {
+            Mounts::ById { dev, id } => st.dev != *dev || st.mnt_id != Some(*id),
+            Mounts::ByTable {
+                dev,
+                top,
+                shown,
+                points,
+            } => {
+                st.dev != *dev
+                    || path
+                        .strip_prefix(shown)
+                        .map_or(true, |rel| points.contains(&top.join(rel)))
+            }
+            Mounts::Unknown => true,
+        }
+    }
+}
+
+/// The mount points of a `/proc/self/mountinfo` text (field 5, octal escapes undone).
+pub fn mount_points(mountinfo: &str) -> HashSet<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_octal(field)))
+        .collect()
+}
+
+/// `\040` → space, as the kernel escapes space, tab, newline and backslash in mountinfo.
+fn unescape_octal(field: &str) -> OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                let value = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    OsString::from_vec(out)
+}
+
+/// A directory still to be walked: its name in a parent that is kept open until then.
+type Pending = (Rc<OwnedFd>, OsString, PathBuf);
+
+/// Re-own `top` (open, a directory) and everything below it on the same mount, never following
+/// a symlink. Returns how many entries were changed.
 fn chown_tree(
-    top: &Path,
-    top_meta: &fs::Metadata,
+    top: OwnedFd,
+    path: &Path,
     uid: u32,
     gid: u32,
     warn: &mut dyn FnMut(String),
 ) -> Result<u64, HomeError> {
-    let chown = |path: &Path| std::os::unix::fs::lchown(path, Some(uid), Some(gid));
-    match chown(top) {
+    match std::os::unix::fs::fchown(&top, Some(uid), Some(gid)) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
             warn(format!(
                 "not changing the owner of {}: read-only file system",
-                top.display()
+                path.display()
             ));
             return Ok(0);
         }
         Err(source) => {
             return Err(HomeError::Chown {
-                path: top.to_owned(),
+                path: path.to_owned(),
                 uid,
                 gid,
                 source,
             })
         }
     }
-    let device = top_meta.dev();
-    let mut changed = 1;
-    // An explicit stack: a deep cache must not overflow PID 1's stack.
-    let mut dirs = vec![top.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) => {
-                warn(format!("failed to list {}: {e}", dir.display()));
+    let top_st = sys::stat_at(top.as_fd(), OsStr::new("")).map_err(|errno| HomeError::Inspect {
+        path: path.to_owned(),
+        source: io_err(errno),
+    })?;
+    let mounts = Mounts::of(&top, &top_st, path);
+    if matches!(mounts, Mounts::Unknown) {
+        warn(format!(
+            "not changing the owner of anything below {}: cannot tell its mount points apart \
+             (no mount ids from statx, no {MOUNTINFO})",
+            path.display()
+        ));
+        return Ok(1);
+    }
+    let mut walk = Walk {
+        uid,
+        gid,
+        mounts,
+        changed: 1,
+        hardlinked: 0,
+        pending: Vec::new(),
+    };
+    walk.visit(&Rc::new(top), path, warn);
+    // An explicit stack (a deep cache must not overflow PID 1's stack); a directory is opened
+    // only when its turn comes, so a wide tree holds one descriptor per level.
+    while let Some((parent, name, dir_path)) = walk.pending.pop() {
+        let dir = match sys::open_dir_at(parent.as_fd(), &name) {
+            Ok(fd) => Rc::new(fd),
+            Err(errno) => {
+                warn(format!("failed to list {}: {errno}", dir_path.display()));
                 continue;
             }
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            // symlink_metadata: the link itself, never its target.
-            let Ok(meta) = fs::symlink_metadata(&path) else {
+        drop(parent);
+        walk.visit(&dir, &dir_path, warn);
+    }
+    if walk.hardlinked > 0 {
+        warn(format!(
+            "not changing the owner of {} files with more than one hard link below {}: another \
+             name of them may be outside it",
+            walk.hardlinked,
+            path.display()
+        ));
+    }
+    Ok(walk.changed)
+}
+
+struct Walk {
+    uid: u32,
+    gid: u32,
+    mounts: Mounts,
+    changed: u64,
+    hardlinked: u64,
+    pending: Vec<Pending>,
+}
+
+impl Walk {
+    /// Re-owns the entries of `dir` (at `path`) and queues its sub-directories.
+    fn visit(&mut self, dir: &Rc<OwnedFd>, path: &Path, warn: &mut dyn FnMut(String)) {
+        let names = match sys::list_dir(dir.as_fd()) {
+            Ok(names) => names,
+            Err(errno) => {
+                warn(format!("failed to list {}: {errno}", path.display()));
+                return;
+            }
+        };
+        for name in names {
+            let child = path.join(&name);
+            // The entry itself (a symlink is a symlink), never its target.
+            let Ok(st) = sys::stat_at(dir.as_fd(), &name) else {
                 continue;
             };
-            if meta.dev() != device {
-                // Another filesystem (a bind mount, a volume): the user's business.
+            if self.mounts.crosses(&st, &child) {
+                // A bind mount or volume below the top: the user's, left as it is.
                 continue;
             }
-            if !owned_by(&meta, uid, gid) {
-                match chown(&path) {
-                    Ok(()) => changed += 1,
-                    Err(e) => warn(format!(
-                        "failed to change the owner of {} to {uid}:{gid}: {e}",
-                        path.display()
-                    )),
+            if !owned_by(&st, self.uid, self.gid) {
+                if st.kind == EntryKind::File && st.nlink > 1 {
+                    self.hardlinked += 1;
+                } else {
+                    match sys::chown_at(dir.as_fd(), &name, self.uid, self.gid) {
+                        Ok(()) => self.changed += 1,
+                        Err(errno) => warn(format!(
+                            "failed to change the owner of {} to {}:{}: {errno}",
+                            child.display(),
+                            self.uid,
+                            self.gid
+                        )),
+                    }
                 }
             }
-            if meta.file_type().is_dir() {
-                dirs.push(path);
+            if st.kind == EntryKind::Dir {
+                self.pending.push((Rc::clone(dir), name, child));
             }
         }
     }
-    Ok(changed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{symlink, MetadataExt};
 
     fn me() -> (u32, u32) {
         let m = fs::metadata("/proc/self").expect("proc");
@@ -338,5 +553,99 @@ mod tests {
         // The root-owned entry below a correct top stays as it was: we did not walk.
         let deep = fs::metadata(home.join(".cache/deep")).expect("stat");
         assert_eq!(deep.uid(), 0);
+    }
+
+    #[test]
+    fn a_hard_link_to_a_file_outside_keeps_its_owner() {
+        if !is_root() {
+            eprintln!("skipping: chown to another uid needs root");
+            return;
+        }
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
+        fs::create_dir_all(home.join(".cache")).expect("mkdir");
+        let outside = t.path().join("root-file");
+        fs::write(&outside, "root's").expect("write");
+        fs::hard_link(&outside, home.join(".cache/linked")).expect("link");
+        fs::write(home.join(".cache/own"), "x").expect("write");
+        let mut warnings = Vec::new();
+        let fixes = fix(&home, 1000, 1000, &mut |w| warnings.push(w)).expect("fix");
+        assert_eq!(fixes[2].action, Action::Chown { changed: 2 });
+        assert_eq!(fs::metadata(&outside).expect("stat").uid(), 0);
+        assert_eq!(
+            fs::metadata(home.join(".cache/own")).expect("stat").uid(),
+            1000
+        );
+        assert_eq!(
+            warnings,
+            [format!(
+                "not changing the owner of 1 files with more than one hard link below {}: \
+                 another name of them may be outside it",
+                home.join(".cache").display()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_top_that_is_not_a_directory_is_left_alone() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
+        fs::create_dir_all(&home).expect("mkdir");
+        fs::write(home.join(".local"), "not a dir").expect("write");
+        let (uid, gid) = me();
+        assert_eq!(
+            plan(&home, uid + 1, gid)
+                .expect("plan")
+                .iter()
+                .map(|f| f.action.clone())
+                .collect::<Vec<_>>(),
+            [Action::Create, Action::SkipNotADirectory, Action::Create]
+        );
+    }
+
+    #[test]
+    fn mount_points_come_from_mountinfo_with_escapes_undone() {
+        let table = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+35 22 8:1 /srv/x /home/agent/.local/share/x rw - ext4 /dev/sda1 rw
+36 22 0:5 / /home/agent/with\\040space rw - tmpfs tmpfs rw
+";
+        let points = mount_points(table);
+        assert!(points.contains(Path::new("/home/agent/.local/share/x")));
+        assert!(points.contains(Path::new("/home/agent/with space")));
+        assert!(points.contains(Path::new("/")));
+        assert_eq!(points.len(), 3);
+        let by_table = Mounts::ByTable {
+            dev: 7,
+            top: PathBuf::from("/home/agent/.local"),
+            shown: PathBuf::from("/h/.local"),
+            points,
+        };
+        let st = |dev| EntryStat {
+            kind: EntryKind::Dir,
+            uid: 0,
+            gid: 0,
+            nlink: 1,
+            dev,
+            mnt_id: None,
+        };
+        assert!(by_table.crosses(&st(7), Path::new("/h/.local/share/x")));
+        assert!(!by_table.crosses(&st(7), Path::new("/h/.local/share")));
+        assert!(by_table.crosses(&st(8), Path::new("/h/.local/share")));
+        let by_id = Mounts::ById { dev: 7, id: 40 };
+        assert!(!by_id.crosses(
+            &EntryStat {
+                mnt_id: Some(40),
+                ..st(7)
+            },
+            Path::new("/a")
+        ));
+        assert!(by_id.crosses(
+            &EntryStat {
+                mnt_id: Some(41),
+                ..st(7)
+            },
+            Path::new("/a")
+        ));
     }
 }

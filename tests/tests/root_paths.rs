@@ -10,7 +10,7 @@ mod init_common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -72,6 +72,12 @@ fn assert_rules_in_place(sb: &Sandbox) {
             "{save}:\n{out}"
         );
     }
+}
+
+fn owner(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .uid()
 }
 
 #[test]
@@ -208,4 +214,64 @@ fn iptables_runs_with_a_fixed_environment_in_root_dir_without_inherited_fds() {
         "{calls}"
     );
     assert_rules_in_place(&sb);
+}
+
+#[test]
+fn attack_home_fixup_does_not_cross_a_bind_mount_or_follow_symlinks() {
+    let Some(sb) = Sandbox::new("home fix-up attacks") else {
+        return;
+    };
+    // Root's files the agent wants to own: a host directory bind-mounted below .local (on the
+    // same file system as the home), the directory .config was replaced with a symlink to, and
+    // what symlinks inside .cache point at.
+    let host = sb.tmp.subdir("host-dir", 0o755);
+    fs::create_dir_all(host.join("sub")).expect("mkdir");
+    fs::write(host.join("a"), "a").expect("write");
+    fs::write(host.join("sub/b"), "b").expect("write");
+    let etc_like = sb.tmp.subdir("etc-like", 0o755);
+    fs::write(etc_like.join("passwd"), "root:x:0:0::/root:/bin/sh\n").expect("write");
+    let root_file = sb.tmp.write("root-file", "root's\n");
+    let home = &sb.home;
+    fs::create_dir_all(home.join(".local/share/x")).expect("mkdir");
+    fs::create_dir_all(home.join(".cache/deep")).expect("mkdir");
+    symlink(&etc_like, home.join(".config")).expect("symlink");
+    symlink(&root_file, home.join(".cache/link-to-file")).expect("symlink");
+    symlink(&host, home.join(".cache/deep/link-to-dir")).expect("symlink");
+    // .local and .cache belong to root (as Docker creates them): the fix-up walks both.
+    let setup = format!(
+        "mount --bind {} {}",
+        host.display(),
+        home.join(".local/share/x").display()
+    );
+    let run = sb.run(&setup, &[&path_str(&sb.probe), "status"]);
+    for p in [
+        host.clone(),
+        host.join("a"),
+        host.join("sub"),
+        host.join("sub/b"),
+        etc_like.clone(),
+        etc_like.join("passwd"),
+        root_file.clone(),
+    ] {
+        assert_eq!(
+            owner(&p),
+            0,
+            "the home fix-up gave {} to the agent: {}",
+            p.display(),
+            describe(&run)
+        );
+    }
+    assert_eq!(run.code, Some(0), "{}", describe(&run));
+    // And it still did its job on what is really the agent's.
+    for p in [
+        ".local",
+        ".local/share",
+        ".cache",
+        ".cache/deep",
+        ".cache/link-to-file",
+        ".cache/deep/link-to-dir",
+    ] {
+        assert_eq!(owner(&home.join(p)), 1000, "{p}: {}", describe(&run));
+    }
+    assert!(run.stderr.contains("it is a symlink"), "{}", describe(&run));
 }
