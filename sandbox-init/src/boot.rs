@@ -13,6 +13,7 @@ use std::time::Instant;
 use crate::log::{self, Log};
 use crate::privilege::{self, AgentCreds};
 use crate::supervisor::{self, EarlySignals, Prepared};
+use crate::trust::Trust;
 use crate::{home, secrets, sys};
 
 /// A boot step that failed; [`exit::for_error`] maps it to the exit code.
@@ -417,6 +418,8 @@ pub struct AgentStart {
 pub struct InitPaths {
     /// Where secrets are mounted (`/run/secrets`).
     pub secrets_dir: PathBuf,
+    /// What root may read (`/` and root's own files; tests stand in a directory and their uid).
+    pub trust: Trust,
     /// The user database (`/etc/passwd`), for the agent's `USER`.
     pub passwd: PathBuf,
     /// The kernel's highest capability (`/proc/sys/kernel/cap_last_cap`).
@@ -427,6 +430,7 @@ impl Default for InitPaths {
     fn default() -> Self {
         Self {
             secrets_dir: PathBuf::from("/run/secrets"),
+            trust: Trust::system(),
             passwd: PathBuf::from("/etc/passwd"),
             cap_last_cap: PathBuf::from("/proc/sys/kernel/cap_last_cap"),
         }
@@ -460,7 +464,7 @@ pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
 
     // Secrets next, still read-only: a missing or invalid one must stop the boot before
     // anything is changed. Read as root (they are root-only files), before the drop.
-    let secret_env = match secrets::load(&start.config_dir, &paths.secrets_dir) {
+    let secret_env = match secrets::load(&start.config_dir, &paths.secrets_dir, &paths.trust) {
         Ok(s) => s,
         Err(e) => return fail(log, e.exit_code(), &e),
     };
@@ -526,6 +530,7 @@ mod init_steps_tests {
         };
         let paths = InitPaths {
             secrets_dir: dir.join("secrets"),
+            trust: crate::trust::Trust::system(),
             passwd: dir.join("passwd"),
             cap_last_cap: dir.join("cap_last_cap"),
         };

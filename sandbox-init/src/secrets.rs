@@ -4,6 +4,11 @@
 //! blank lines ignored). Each `/run/secrets/NAME` is read as root, before the drop, and handed to
 //! the agent as `NAME`. Trailing newlines are stripped, as the Go jailoc's `$(cat ...)` did.
 //!
+//! Root reads these, so only from a `/run/secrets` that [`Trust`] finds to be root's (it and
+//! every directory above it root-owned, not writable by group or others), and each file with
+//! `O_NOFOLLOW` through that directory's descriptor: an agent that could create
+//! `/run/secrets/NAME -> /etc/shadow` must not have root hand it the target.
+//!
 //! Exit codes: an invalid name, a listed secret that does not exist, or a value with a NUL byte
 //! is a configuration mismatch (the launcher wrote a secret the container was not given) → 78;
 //! a secret that exists but cannot be read (permissions, I/O) is an OS failure → 71. Values never
@@ -15,6 +20,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::exit;
+use crate::sys;
+use crate::trust::{Trust, TrustError};
 
 /// The file in the config dir that lists secret names.
 pub const SECRET_ENV_FILE: &str = "secret-env";
@@ -69,6 +76,22 @@ pub enum SecretsError {
         /// The secret file.
         path: PathBuf,
     },
+    /// The secrets directory is not root's alone.
+    #[error("failed to read the secrets listed in {}: {source}", .list.display())]
+    Untrusted {
+        /// The list file.
+        list: PathBuf,
+        /// What is wrong with the directory.
+        source: TrustError,
+    },
+    /// A secret is a symlink or not a regular file.
+    #[error("failed to read secret {name} from {}: it is not a regular file (a symlink is never followed)", .path.display())]
+    NotAFile {
+        /// The name.
+        name: String,
+        /// The secret file.
+        path: PathBuf,
+    },
     /// A secret file exists but cannot be read.
     #[error("failed to read secret {name} from {}: {source}", .path.display())]
     Read {
@@ -88,7 +111,10 @@ impl SecretsError {
             SecretsError::InvalidName { .. }
             | SecretsError::Missing { .. }
             | SecretsError::Nul { .. } => exit::CONFIG,
-            SecretsError::ReadList { .. } | SecretsError::Read { .. } => exit::OS_ERROR,
+            SecretsError::ReadList { .. }
+            | SecretsError::Read { .. }
+            | SecretsError::Untrusted { .. }
+            | SecretsError::NotAFile { .. } => exit::OS_ERROR,
         }
     }
 }
@@ -135,10 +161,12 @@ pub fn parse_list(path: &Path, text: &str) -> Result<Vec<SecretName>, SecretsErr
 }
 
 /// Read `CONFIG_DIR/secret-env` (absent = no secrets) and every listed secret from
-/// `secrets_dir` (normally `/run/secrets`). Returns (name, value) pairs in list order.
+/// `secrets_dir` (normally `/run/secrets`, as `trust` sees it). Returns (name, value) pairs in
+/// list order.
 pub fn load(
     config_dir: &Path,
     secrets_dir: &Path,
+    trust: &Trust,
 ) -> Result<Vec<(OsString, OsString)>, SecretsError> {
     let list = config_dir.join(SECRET_ENV_FILE);
     let text = match std::fs::read_to_string(&list) {
@@ -147,26 +175,67 @@ pub fn load(
         Err(source) => return Err(SecretsError::ReadList { path: list, source }),
     };
     let names = parse_list(&list, &text)?;
+    let Some(first) = names.first() else {
+        return Ok(Vec::new());
+    };
+    let missing = |SecretName { name, line }: &SecretName| SecretsError::Missing {
+        list: list.clone(),
+        line: *line,
+        name: name.clone(),
+        path: secrets_dir.join(name),
+    };
+    let dir = match trust.dir(secrets_dir) {
+        Ok(real) => real,
+        Err(TrustError::Missing { .. }) => return Err(missing(first)),
+        Err(source) => return Err(SecretsError::Untrusted { list, source }),
+    };
+    let dir = sys::open_dir(&dir).map_err(|errno| SecretsError::Read {
+        name: first.name.clone(),
+        path: secrets_dir.to_owned(),
+        source: io::Error::from_raw_os_error(errno.0),
+    })?;
     let mut out = Vec::with_capacity(names.len());
-    for SecretName { name, line } in names {
-        let path = secrets_dir.join(&name);
-        let mut value = match std::fs::read(&path) {
-            Ok(v) => v,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(SecretsError::Missing {
-                    list,
-                    line,
-                    name,
+    for secret in &names {
+        let name = &secret.name;
+        let path = secrets_dir.join(name);
+        let read = |errno: sys::Errno| SecretsError::Read {
+            name: name.clone(),
+            path: path.clone(),
+            source: io::Error::from_raw_os_error(errno.0),
+        };
+        let fd = match sys::open_file_at(std::os::fd::AsFd::as_fd(&dir), OsStr::new(name)) {
+            Ok(fd) => fd,
+            Err(sys::Errno(libc::ENOENT)) => return Err(missing(secret)),
+            Err(sys::Errno(libc::ELOOP)) => {
+                return Err(SecretsError::NotAFile {
+                    name: name.clone(),
                     path,
                 })
             }
-            Err(source) => return Err(SecretsError::Read { name, path, source }),
+            Err(errno) => return Err(read(errno)),
         };
+        let mut file = std::fs::File::from(fd);
+        let is_file = file
+            .metadata()
+            .map_err(|e| read(sys::Errno(e.raw_os_error().unwrap_or(libc::EIO))))?
+            .is_file();
+        if !is_file {
+            return Err(SecretsError::NotAFile {
+                name: name.clone(),
+                path,
+            });
+        }
+        let mut value = Vec::new();
+        io::Read::read_to_end(&mut file, &mut value)
+            .map_err(|e| read(sys::Errno(e.raw_os_error().unwrap_or(libc::EIO))))?;
         while value.last() == Some(&b'\n') {
             value.pop();
         }
         if value.contains(&0) {
-            return Err(SecretsError::Nul { name, path });
+            return Err(SecretsError::Nul {
+                name: name.clone(),
+                path,
+            });
         }
         out.push((OsString::from(name), OsString::from_vec(value)));
     }
@@ -225,13 +294,18 @@ pub fn names(env: &[(OsString, OsString)]) -> Vec<&OsStr> {
 mod tests {
     use super::*;
 
-    /// A throwaway directory with empty `config/` and `secrets/` inside.
+    /// A throwaway directory with empty `config/` and `secrets/` inside; it stands in for `/`
+    /// (and the test's uid for root) when secrets are read.
     struct Tmp(tempfile::TempDir);
     impl Tmp {
         fn new() -> Self {
+            use std::os::unix::fs::PermissionsExt;
             let t = tempfile::tempdir().expect("tempdir");
             std::fs::create_dir_all(t.path().join("config")).expect("mkdir");
             std::fs::create_dir_all(t.path().join("secrets")).expect("mkdir");
+            for d in [t.path(), &t.path().join("secrets")] {
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            }
             Self(t)
         }
         fn config(&self) -> PathBuf {
@@ -239,6 +313,16 @@ mod tests {
         }
         fn secrets(&self) -> PathBuf {
             self.0.path().join("secrets")
+        }
+        /// Reads the secrets as the boot does, from `/secrets` of this stand-in root.
+        fn load(&self) -> Result<Vec<(OsString, OsString)>, SecretsError> {
+            use std::os::unix::fs::MetadataExt;
+            let me = std::fs::metadata("/proc/self").expect("proc").uid();
+            load(
+                &self.config(),
+                Path::new("/secrets"),
+                &Trust::within(self.0.path(), me),
+            )
         }
     }
 
@@ -315,7 +399,7 @@ mod tests {
         std::fs::write(t.config().join("secret-env"), "API_KEY\nOTHER\n").expect("write");
         std::fs::write(t.secrets().join("API_KEY"), "s3cr3t\n\n").expect("write");
         std::fs::write(t.secrets().join("OTHER"), "a\nb").expect("write");
-        let got = load(&t.config(), &t.secrets()).expect("load");
+        let got = t.load().expect("load");
         assert_eq!(
             got,
             [
@@ -328,21 +412,20 @@ mod tests {
     #[test]
     fn no_list_means_no_secrets() {
         let t = Tmp::new();
-        assert!(load(&t.config(), &t.secrets()).expect("load").is_empty());
+        assert!(t.load().expect("load").is_empty());
     }
 
     #[test]
     fn a_missing_secret_is_fatal_and_says_which() {
         let t = Tmp::new();
         std::fs::write(t.config().join("secret-env"), "# x\nAPI_KEY\n").expect("write");
-        let err = load(&t.config(), &t.secrets()).expect_err("missing");
+        let err = t.load().expect_err("missing");
         assert_eq!(err.exit_code(), 78);
         assert_eq!(
             err.to_string(),
             format!(
-                "failed to read secret API_KEY listed in {}:2: {} does not exist (mount it, or remove the line)",
+                "failed to read secret API_KEY listed in {}:2: /secrets/API_KEY does not exist (mount it, or remove the line)",
                 t.config().join("secret-env").display(),
-                t.secrets().join("API_KEY").display()
             )
         );
     }
@@ -352,7 +435,7 @@ mod tests {
         let t = Tmp::new();
         std::fs::write(t.config().join("secret-env"), "K\n").expect("write");
         std::fs::write(t.secrets().join("K"), b"ab\0cd").expect("write");
-        let err = load(&t.config(), &t.secrets()).expect_err("nul");
+        let err = t.load().expect_err("nul");
         assert!(!err.to_string().contains("ab"));
         assert_eq!(err.exit_code(), 78);
     }
@@ -401,5 +484,56 @@ mod tests {
         assert_eq!(user_name(&passwd, 1000), "node");
         assert_eq!(user_name(&passwd, 1001), "agent");
         assert_eq!(user_name(&t.0.path().join("absent"), 1000), "agent");
+    }
+
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        // Even in a directory that passes the check (how the agent would have got a link in
+        // there is another question): the target is never read.
+        let t = Tmp::new();
+        std::fs::write(t.config().join("secret-env"), "API_KEY\n").expect("write");
+        let target = t.0.path().join("shadow");
+        std::fs::write(&target, "root's\n").expect("write");
+        std::os::unix::fs::symlink(&target, t.secrets().join("API_KEY")).expect("ln");
+        let err = t.load().expect_err("symlink");
+        assert_eq!(err.exit_code(), 71);
+        assert_eq!(
+            err.to_string(),
+            "failed to read secret API_KEY from /secrets/API_KEY: it is not a regular file (a \
+             symlink is never followed)"
+        );
+    }
+
+    #[test]
+    fn a_secrets_dir_others_can_write_is_not_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = Tmp::new();
+        std::fs::write(t.config().join("secret-env"), "API_KEY\n").expect("write");
+        std::fs::write(t.secrets().join("API_KEY"), "v").expect("write");
+        std::fs::set_permissions(t.secrets(), std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod");
+        let err = t.load().expect_err("writable dir");
+        assert_eq!(err.exit_code(), 71);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "failed to read the secrets listed in {}: failed to trust /secrets: it is \
+                 writable by group or others (mode 1777)",
+                t.config().join("secret-env").display()
+            )
+        );
+    }
+
+    #[test]
+    fn no_secrets_dir_is_a_missing_secret() {
+        let t = Tmp::new();
+        std::fs::remove_dir(t.secrets()).expect("rmdir");
+        std::fs::write(t.config().join("secret-env"), "API_KEY\n").expect("write");
+        let err = t.load().expect_err("missing");
+        assert_eq!(err.exit_code(), 78);
+        assert!(
+            err.to_string().contains("/secrets/API_KEY does not exist"),
+            "{err}"
+        );
     }
 }

@@ -275,3 +275,33 @@ fn attack_home_fixup_does_not_cross_a_bind_mount_or_follow_symlinks() {
     }
     assert!(run.stderr.contains("it is a symlink"), "{}", describe(&run));
 }
+
+#[test]
+fn attack_planted_secret_symlink_is_not_read_as_root() {
+    let Some(sb) = Sandbox::new("planted secret symlink") else {
+        return;
+    };
+    sb.write_config("secret-env", "API_KEY\n");
+    let root_only = sb.tmp.write("root-only", "root's own secret\n");
+    fs::set_permissions(&root_only, fs::Permissions::from_mode(0o600)).expect("chmod");
+    // The image has no /run/secrets and the launcher listed a secret it did not mount: the
+    // agent made /run/secrets its own and planted API_KEY -> a file only root can read.
+    let setup = format!(
+        "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -m 755 /run/secrets && \
+         ln -s {} /run/secrets/API_KEY && chown -h 1000:1000 /run/secrets /run/secrets/API_KEY",
+        root_only.display()
+    );
+    let run = sb.run(&setup, &["/bin/sh", "-c", "echo \"API_KEY=$API_KEY\""]);
+    assert!(
+        !run.stdout.contains("root's own secret"),
+        "root read the planted symlink's target for the agent: {}",
+        describe(&run)
+    );
+    assert_eq!(run.code, Some(71), "{}", describe(&run));
+    assert!(
+        run.stderr
+            .contains("failed to trust /run/secrets: it is owned by uid 1000, not by root"),
+        "{}",
+        describe(&run)
+    );
+}
