@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::log::{self, Log};
-use crate::privilege::{self, AgentCreds};
+use crate::privilege;
 use crate::supervisor::{self, EarlySignals, Prepared};
 use crate::trust::Trust;
-use crate::{home, secrets, sys};
+use crate::{enter, health, home, secrets, sys};
 
 /// A boot step that failed; [`exit::for_error`] maps it to the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -95,23 +95,13 @@ pub fn main() -> i32 {
     let log = Log {
         debug: cli::debug_enabled(std::env::var_os("SANDBOX_INIT_LOG").as_deref()),
     };
-    // First of all, before the policy is even read: block the signals PID 1 supervises. Until
-    // then the kernel drops `docker stop`'s SIGTERM to a pid namespace's init (default
-    // disposition), and Docker would wait 10 s and SIGKILL. Blocked, they stay pending: a stop
-    // signal ends the boot between steps (and cuts DNS short), the rest reach the agent.
-    let early = match EarlySignals::block() {
-        Ok(early) => early,
-        Err(errno) => {
-            let e = BootError::Signals(errno);
-            log.error(&e.to_string());
-            return exit::for_error(&e);
-        }
-    };
     let args = match cli::parse(
         std::env::args_os().skip(1),
         std::env::var_os(cli::CONFIG_DIR_ENV),
     ) {
         Ok(Invocation::Run(args)) => args,
+        Ok(Invocation::Health(args)) => return health::main(&args, &log),
+        Ok(Invocation::Enter(args)) => return enter::main(&args, &log),
         Ok(Invocation::Help) => {
             let _ = log::stdout(cli::HELP);
             return 0;
@@ -123,6 +113,19 @@ pub fn main() -> i32 {
         Err(e) => {
             log.error(&e.to_string());
             return exit::USAGE;
+        }
+    };
+    // First thing of the boot, before the policy is even read: block the signals PID 1
+    // supervises. Until then the kernel drops `docker stop`'s SIGTERM to a pid namespace's init
+    // (default disposition), and Docker would wait 10 s and SIGKILL. Blocked, they stay
+    // pending: a stop signal ends the boot between steps (and cuts DNS short), the rest reach
+    // the agent.
+    let early = match EarlySignals::block() {
+        Ok(early) => early,
+        Err(errno) => {
+            let e = BootError::Signals(errno);
+            log.error(&e.to_string());
+            return exit::for_error(&e);
         }
     };
     // Nothing sandbox-init inherited may reach a program it starts (iptables as root, the
@@ -449,17 +452,9 @@ pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
 
     // Before anything changes: can we drop everything? Without CAP_SETPCAP/SETUID/SETGID the
     // drop would be partial, so refuse here (71) while nothing has been touched yet.
-    let creds = match AgentCreds::new(start.uid, start.gid) {
-        Ok(creds) => creds,
-        Err(e) => return fail(log, exit::CONFIG, &e),
-    };
-    let last_cap = match privilege::read_cap_last_cap(&paths.cap_last_cap) {
-        Ok(n) => n,
-        Err(e) => return fail(log, exit::OS_ERROR, &e),
-    };
-    let ready = match privilege::check_can_drop(&sys, creds, last_cap, sys::max_fd()) {
+    let ready = match privilege::ready_to_drop(&sys, start.uid, start.gid, &paths.cap_last_cap) {
         Ok(ready) => ready,
-        Err(e) => return fail(log, exit::OS_ERROR, &e),
+        Err(e) => return fail(log, e.exit_code(), &e),
     };
 
     // Secrets next, still read-only: a missing or invalid one must stop the boot before

@@ -1,6 +1,12 @@
-//! Command line and environment: `sandbox-init [--config-dir DIR] [--print-plan] [--] COMMAND [ARGS...]`.
+//! Command line and environment:
 //!
-//! Hand-rolled rather than clap: the grammar is four options and the binary must stay small.
+//! - `sandbox-init [--config-dir DIR] [--print-plan] [--] COMMAND [ARGS...]`: the boot (PID 1);
+//! - `sandbox-init [--config-dir DIR] --health [--port PORT]`: the container's health check;
+//! - `sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...]`: a command in a running
+//!   container, as the agent.
+//!
+//! Hand-rolled rather than clap: the grammar is a handful of options and the binary must stay
+//! small.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -9,24 +15,42 @@ use std::path::PathBuf;
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/jailoc";
 /// Environment variable that overrides the default config dir (the flag wins over it).
 pub const CONFIG_DIR_ENV: &str = "SANDBOX_INIT_CONFIG_DIR";
+/// The port `--health` asks when `--port` is not given (OpenCode's server in the container).
+pub const DEFAULT_HEALTH_PORT: u16 = 4096;
 
 /// The help text printed by `--help` (a contract: tests assert on it).
 pub const HELP: &str = "\
 sandbox-init: PID 1 for an AI coding agent's container
 
 usage: sandbox-init [--config-dir DIR] [--print-plan] [--] COMMAND [ARGS...]
+       sandbox-init [--config-dir DIR] --health [--port PORT]
+       sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...]
 
 Loads the policy, installs the IPv4/IPv6 egress firewall, drops every privilege and runs
 COMMAND as the unprivileged agent user, then supervises it as init.
 
+--health is the container's health check: it drops to the agent user exactly as the boot
+does, then sends GET /global/health to 127.0.0.1:PORT with Basic auth (user
+$OPENCODE_SERVER_USERNAME or opencode, password $OPENCODE_SERVER_PASSWORD), 2 s in all, and
+exits 0 on an HTTP 200 status line, else 1. It runs no other program.
+
+--enter runs COMMAND in a running container: it drops to the agent user exactly as the boot
+does (HOME, USER and LOGNAME from the policy) and executes COMMAND, found on PATH as the
+agent. No firewall, no supervision, no home fix-up, no secrets.
+
 options:
-  --config-dir DIR  policy directory (default /etc/jailoc, env SANDBOX_INIT_CONFIG_DIR)
+  --config-dir DIR  policy directory, an absolute path (default /etc/jailoc, env
+                    SANDBOX_INIT_CONFIG_DIR)
   --print-plan      print both rule sets, the agent user and what would be chowned; change nothing
+  --health          the health check (see above)
+  --port PORT       the port --health asks (default 4096)
+  --enter           run COMMAND as the agent in a running container (see above)
   -h, --help        print this help
   -V, --version     print the version
 
 exit codes: the agent's own, 128+N if it died of signal N, 126/127 if it could not be
-executed/found, 64 usage error, 71 firewall or privilege setup failed, 78 invalid policy
+executed/found, 64 usage error, 71 firewall or privilege setup failed, 78 invalid policy;
+--health: 0 healthy, 1 not
 ";
 
 /// What the command line asks for.
@@ -34,6 +58,10 @@ executed/found, 64 usage error, 71 firewall or privilege setup failed, 78 invali
 pub enum Invocation {
     /// Boot (or only print the plan) and run the agent command.
     Run(Args),
+    /// `--health`.
+    Health(HealthArgs),
+    /// `--enter`.
+    Enter(EnterArgs),
     /// `--help`.
     Help,
     /// `--version`.
@@ -51,13 +79,45 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
+/// The options of `--health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthArgs {
+    /// The policy directory (for the agent's uid and gid).
+    pub config_dir: PathBuf,
+    /// The port on 127.0.0.1 to ask.
+    pub port: u16,
+}
+
+/// The options of `--enter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnterArgs {
+    /// The policy directory (for the agent's uid, gid and home).
+    pub config_dir: PathBuf,
+    /// The command line to run as the agent; never empty.
+    pub command: Vec<OsString>,
+}
+
 /// A command line that cannot be run (exit code [`crate::exit::USAGE`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UsageError {
     #[error("missing COMMAND (usage: sandbox-init [--config-dir DIR] [--print-plan] [--] COMMAND [ARGS...])")]
     MissingCommand,
+    #[error(
+        "missing COMMAND (usage: sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...])"
+    )]
+    MissingEnterCommand,
+    #[error("option --health takes no COMMAND (usage: sandbox-init [--config-dir DIR] --health [--port PORT])")]
+    HealthWithCommand,
     #[error("option --config-dir needs a directory")]
     MissingConfigDir,
+    #[error("option --config-dir needs an absolute path, not {0:?} (the working directory may be the agent's)")]
+    RelativeConfigDir(String),
+    #[error("option --port needs a port number from 1 to 65535, not {0:?}")]
+    InvalidPort(String),
+    #[error("option --port goes only with --health")]
+    PortWithoutHealth,
+    #[error("options {0} and {1} cannot be combined")]
+    Conflict(&'static str, &'static str),
     #[error("unknown option {0:?} (see sandbox-init --help)")]
     UnknownOption(String),
 }
@@ -73,7 +133,16 @@ where
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from);
     let mut print_plan = false;
+    let mut health = false;
+    let mut enter = false;
+    let mut port: Option<u16> = None;
     let mut command = Vec::new();
+    let port_number = |text: &str| {
+        text.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| UsageError::InvalidPort(text.to_owned()))
+    };
     while let Some(arg) = args.next() {
         let Some(text) = arg.to_str() else {
             // Not UTF-8: cannot be one of our options, so it is the command.
@@ -85,9 +154,15 @@ where
             "-h" | "--help" => return Ok(Invocation::Help),
             "-V" | "--version" => return Ok(Invocation::Version),
             "--print-plan" => print_plan = true,
+            "--health" => health = true,
+            "--enter" => enter = true,
             "--config-dir" => {
                 let dir = args.next().filter(|d| !d.is_empty());
                 config_dir = Some(PathBuf::from(dir.ok_or(UsageError::MissingConfigDir)?));
+            }
+            "--port" => {
+                let value = args.next().unwrap_or_default();
+                port = Some(port_number(&value.to_string_lossy())?);
             }
             _ => {
                 if let Some(dir) = text.strip_prefix("--config-dir=") {
@@ -95,6 +170,8 @@ where
                         return Err(UsageError::MissingConfigDir);
                     }
                     config_dir = Some(PathBuf::from(dir));
+                } else if let Some(value) = text.strip_prefix("--port=") {
+                    port = Some(port_number(value)?);
                 } else if text.starts_with('-') && text != "-" {
                     return Err(UsageError::UnknownOption(text.to_owned()));
                 } else {
@@ -105,11 +182,47 @@ where
         }
     }
     command.extend(args);
-    if command.is_empty() || command[0].is_empty() {
+    let config_dir = config_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    if !config_dir.is_absolute() {
+        return Err(UsageError::RelativeConfigDir(
+            config_dir.to_string_lossy().into_owned(),
+        ));
+    }
+    for (on, name) in [(print_plan, "--print-plan"), (enter, "--enter")] {
+        if health && on {
+            return Err(UsageError::Conflict("--health", name));
+        }
+    }
+    if enter && print_plan {
+        return Err(UsageError::Conflict("--enter", "--print-plan"));
+    }
+    if port.is_some() && !health {
+        return Err(UsageError::PortWithoutHealth);
+    }
+    let has_command = !command.is_empty() && !command[0].is_empty();
+    if health {
+        if !command.is_empty() {
+            return Err(UsageError::HealthWithCommand);
+        }
+        return Ok(Invocation::Health(HealthArgs {
+            config_dir,
+            port: port.unwrap_or(DEFAULT_HEALTH_PORT),
+        }));
+    }
+    if enter {
+        if !has_command {
+            return Err(UsageError::MissingEnterCommand);
+        }
+        return Ok(Invocation::Enter(EnterArgs {
+            config_dir,
+            command,
+        }));
+    }
+    if !has_command {
         return Err(UsageError::MissingCommand);
     }
     Ok(Invocation::Run(Args {
-        config_dir: config_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR)),
+        config_dir,
         print_plan,
         command,
     }))
@@ -219,5 +332,144 @@ mod tests {
         assert!(debug_enabled(Some(OsStr::new("debug"))));
         assert!(!debug_enabled(Some(OsStr::new("info"))));
         assert!(!debug_enabled(None));
+    }
+
+    fn health(config_dir: &str, port: u16) -> Invocation {
+        Invocation::Health(HealthArgs {
+            config_dir: PathBuf::from(config_dir),
+            port,
+        })
+    }
+
+    fn enter(config_dir: &str, command: &[&str]) -> Invocation {
+        Invocation::Enter(EnterArgs {
+            config_dir: PathBuf::from(config_dir),
+            command: os(command),
+        })
+    }
+
+    #[test]
+    fn health_takes_a_port_and_no_command() {
+        assert_eq!(run(&["--health"], None), Ok(health("/etc/jailoc", 4096)));
+        assert_eq!(
+            run(
+                &["--config-dir", "/c", "--health", "--port", "8080"],
+                Some("/env")
+            ),
+            Ok(health("/c", 8080))
+        );
+        assert_eq!(
+            run(&["--port=1", "--health", "--"], None),
+            Ok(health("/etc/jailoc", 1))
+        );
+        assert_eq!(
+            run(&["--health", "opencode"], None),
+            Err(UsageError::HealthWithCommand)
+        );
+        assert_eq!(
+            run(&["--health", "--", "x"], None),
+            Err(UsageError::HealthWithCommand)
+        );
+        for bad in ["0", "65536", "http", "-1", ""] {
+            assert_eq!(
+                run(&["--health", "--port", bad], None),
+                Err(UsageError::InvalidPort(bad.into())),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            run(&["--port", "4096", "x"], None),
+            Err(UsageError::PortWithoutHealth)
+        );
+        assert_eq!(
+            UsageError::InvalidPort("0".into()).to_string(),
+            "option --port needs a port number from 1 to 65535, not \"0\""
+        );
+    }
+
+    #[test]
+    fn enter_takes_a_command_like_the_boot() {
+        assert_eq!(
+            run(&["--enter", "--", "bash", "-l"], None),
+            Ok(enter("/etc/jailoc", &["bash", "-l"]))
+        );
+        assert_eq!(
+            run(
+                &["--config-dir=/c", "--enter", "opencode", "--print-plan"],
+                None
+            ),
+            Ok(enter("/c", &["opencode", "--print-plan"]))
+        );
+        assert_eq!(
+            run(&["--enter"], None),
+            Err(UsageError::MissingEnterCommand)
+        );
+        assert_eq!(
+            UsageError::MissingEnterCommand.to_string(),
+            "missing COMMAND (usage: sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...])"
+        );
+    }
+
+    #[test]
+    fn modes_do_not_combine() {
+        assert_eq!(
+            run(&["--health", "--enter", "x"], None),
+            Err(UsageError::Conflict("--health", "--enter"))
+        );
+        assert_eq!(
+            run(&["--print-plan", "--health"], None),
+            Err(UsageError::Conflict("--health", "--print-plan"))
+        );
+        assert_eq!(
+            run(&["--enter", "--print-plan", "x"], None),
+            Err(UsageError::Conflict("--enter", "--print-plan"))
+        );
+        assert_eq!(
+            UsageError::Conflict("--health", "--enter").to_string(),
+            "options --health and --enter cannot be combined"
+        );
+    }
+
+    #[test]
+    fn a_relative_config_dir_is_refused_in_every_mode() {
+        // PID 1's and the health check's working directory is the agent's project.
+        for args in [
+            &["--config-dir", "etc", "x"][..],
+            &["--config-dir=./etc", "--health"][..],
+            &["--config-dir", "etc", "--enter", "x"][..],
+        ] {
+            assert_eq!(
+                run(args, None),
+                Err(UsageError::RelativeConfigDir(
+                    args[0]
+                        .strip_prefix("--config-dir=")
+                        .unwrap_or(args[1])
+                        .into()
+                )),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            run(&["--health"], Some("jailoc")),
+            Err(UsageError::RelativeConfigDir("jailoc".into()))
+        );
+        assert_eq!(
+            UsageError::RelativeConfigDir("etc".into()).to_string(),
+            "option --config-dir needs an absolute path, not \"etc\" (the working directory may \
+             be the agent's)"
+        );
+    }
+
+    #[test]
+    fn the_help_names_every_mode() {
+        for line in [
+            "usage: sandbox-init [--config-dir DIR] [--print-plan] [--] COMMAND [ARGS...]\n",
+            "       sandbox-init [--config-dir DIR] --health [--port PORT]\n",
+            "       sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...]\n",
+            "  --port PORT       the port --health asks (default 4096)\n",
+            "--health: 0 healthy, 1 not\n",
+        ] {
+            assert!(HELP.contains(line), "{line}");
+        }
     }
 }

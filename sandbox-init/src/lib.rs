@@ -7,6 +7,8 @@
 //! | module | stage |
 //! |---|---|
 //! | [`cli`] | command line and environment |
+//! | [`health`] | `--health`: the container's health check, as the agent |
+//! | [`enter`] | `--enter`: a command in a running container, as the agent |
 //! | [`policy`] | `policy.toml` + legacy line files → validated [`policy::Policy`] |
 //! | [`resolve`] | allowlisted names → addresses (hickory, bounded time) |
 //! | [`firewall`] | pure rule rendering, backend probe, apply, read-back |
@@ -21,8 +23,10 @@
 
 pub mod boot;
 pub mod cli;
+pub mod enter;
 pub mod exit;
 pub mod firewall;
+pub mod health;
 pub mod home;
 pub mod log;
 pub mod policy;

@@ -65,6 +65,16 @@ pub enum PrivilegeError {
     },
 }
 
+impl PrivilegeError {
+    /// The exit code: a root agent is a policy error (78), everything else an OS one (71).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PrivilegeError::RootAgent { .. } => crate::exit::CONFIG,
+            _ => crate::exit::OS_ERROR,
+        }
+    }
+}
+
 /// The agent's identity after the drop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AgentCreds {
@@ -250,7 +260,22 @@ pub fn check_can_drop(
     })
 }
 
-/// The agent's drop, in the forked child before `execve`. Async-signal-safe (no allocation).
+/// The checks before any drop, the same for the boot, `--health` and `--enter`: the agent's
+/// ids (root refused), the kernel's highest capability (from `cap_last_cap`, normally
+/// `/proc/sys/kernel/cap_last_cap`), and an effective set that can drop everything. Reads only.
+pub fn ready_to_drop(
+    sys: &impl Sys,
+    uid: u32,
+    gid: u32,
+    cap_last_cap: &Path,
+) -> Result<DropReady, PrivilegeError> {
+    let creds = AgentCreds::new(uid, gid)?;
+    let last_cap = read_cap_last_cap(cap_last_cap)?;
+    check_can_drop(sys, creds, last_cap, sys::max_fd())
+}
+
+/// The agent's drop, in the forked child before `execve` (or, for `--health` and `--enter`, in
+/// sandbox-init's own single-threaded process). Async-signal-safe (no allocation).
 ///
 /// Order, and why:
 /// 1. fds above 2 close-on-exec (not closed: the exec-error pipe must stay usable until exec);

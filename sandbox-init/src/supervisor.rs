@@ -83,6 +83,31 @@ pub enum SpawnError {
 }
 
 impl SpawnError {
+    /// The error for a failed step of [`exec_as_agent`].
+    pub fn from_failure(failure: DropFailure, program: &str) -> Self {
+        match failure.step {
+            DropStep::Exec => SpawnError::Exec {
+                program: program.to_owned(),
+                errno: failure.errno,
+            },
+            step => SpawnError::Drop {
+                step,
+                errno: failure.errno,
+            },
+        }
+    }
+
+    /// The exit code of a failed step of [`exec_as_agent`] (allocation-free, for the child).
+    pub fn code_of(failure: DropFailure) -> i32 {
+        match failure.step {
+            DropStep::Exec if matches!(failure.errno.0, libc::ENOENT | libc::ENOTDIR) => {
+                exit::NOT_FOUND
+            }
+            DropStep::Exec => exit::CANNOT_EXECUTE,
+            _ => exit::OS_ERROR,
+        }
+    }
+
     /// The exit code of a failed start (DESIGN.md's table).
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -103,7 +128,8 @@ impl SpawnError {
 /// The agent's command line and environment, fully prepared for `execve` before the fork.
 #[derive(Debug)]
 pub struct Prepared {
-    program: String,
+    /// The command as given (for messages).
+    pub program: String,
     candidates: Vec<CString>,
     argv: CStrArray,
     envp: CStrArray,
@@ -288,13 +314,10 @@ pub fn spawn(ready: &DropReady, command: Prepared, log: Log) -> Result<Superviso
     if n == report.len() {
         let _ = sys::wait_blocking(pid);
         let (step, errno) = decode_report(report);
-        return Err(match step {
-            DropStep::Exec => SpawnError::Exec {
-                program: command.program,
-                errno,
-            },
-            step => SpawnError::Drop { step, errno },
-        });
+        return Err(SpawnError::from_failure(
+            DropFailure { step, errno },
+            &command.program,
+        ));
     }
     log.debug(&format!(
         "started the agent {} as pid {pid}",
@@ -323,34 +346,54 @@ fn decode_report(buf: [u8; 8]) -> (DropStep, Errno) {
 
 /// The forked child. Async-signal-safe only: no allocation, no locks, never returns.
 fn child(sys: &RealSys, plan: &AgentDrop, command: &Prepared, report: i32) -> ! {
-    let failure = match privilege::drop_agent(sys, plan) {
-        Err(failure) => failure,
-        Ok(()) => {
-            // Like tini: the agent gets its own process group and, with a terminal, the
-            // foreground, so Ctrl-C reaches the agent once (not PID 1 and then again forwarded)
-            // and job control works. Best effort: no security property depends on it.
-            let _ = sys.own_process_group();
-            match sys.reset_signals() {
-                Err(errno) => DropFailure {
-                    step: DropStep::Signals,
-                    errno,
-                },
-                Ok(()) => DropFailure {
-                    step: DropStep::Exec,
-                    errno: exec_first(command),
-                },
-            }
-        }
-    };
+    let failure = exec_as_agent(sys, plan, command, Group::Own);
     sys::write_all_raw(report, &encode_report(failure));
-    let code = match failure.step {
-        DropStep::Exec if matches!(failure.errno.0, libc::ENOENT | libc::ENOTDIR) => {
-            exit::NOT_FOUND
-        }
-        DropStep::Exec => exit::CANNOT_EXECUTE,
-        _ => exit::OS_ERROR,
-    };
-    sys::exit_immediately(code)
+    sys::exit_immediately(SpawnError::code_of(failure))
+}
+
+/// Whether the agent gets a process group of its own (the boot's child) or stays in the one it
+/// was started in (`--enter`: the caller's shell or `docker exec` owns the job control).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// `setpgid(0, 0)` and, with a terminal, its foreground.
+    Own,
+    /// Left as it is.
+    Keep,
+}
+
+/// The end of step 7, one function for the boot's forked child and for `--enter`: the agent's
+/// drop ([`privilege::drop_agent`]: fds, ambient, bounding, groups, gid, uid, the other sets,
+/// `no_new_privs`, verified), optionally its own process group, default signal dispositions and
+/// an empty mask, then `execve` of the first candidate that runs. Returns only on failure, with
+/// the step that failed. Async-signal-safe: no allocation (the command is prepared before).
+///
+/// Anything that must be in place right before the agent's program runs (a seccomp filter)
+/// belongs here, after the signal reset and before [`exec_first`].
+pub fn exec_as_agent(
+    sys: &RealSys,
+    plan: &AgentDrop,
+    command: &Prepared,
+    group: Group,
+) -> DropFailure {
+    if let Err(failure) = privilege::drop_agent(sys, plan) {
+        return failure;
+    }
+    if group == Group::Own {
+        // Like tini: the agent gets its own process group and, with a terminal, the
+        // foreground, so Ctrl-C reaches the agent once (not PID 1 and then again forwarded)
+        // and job control works. Best effort: no security property depends on it.
+        let _ = sys.own_process_group();
+    }
+    if let Err(errno) = sys.reset_signals() {
+        return DropFailure {
+            step: DropStep::Signals,
+            errno,
+        };
+    }
+    DropFailure {
+        step: DropStep::Exec,
+        errno: exec_first(command),
+    }
 }
 
 /// Try each candidate like `execvp`: skip the not-found ones; report EACCES if any candidate

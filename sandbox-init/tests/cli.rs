@@ -112,3 +112,23 @@ fn print_plan_shows_both_families_and_the_agent_and_exits_zero() {
     assert!(plan.contains("-A JAILOC-OUTPUT -j JAILOC-REJECT\n"));
     assert!(plan.contains("-A JAILOC-REJECT -j REJECT --reject-with icmp6-adm-prohibited\n"));
 }
+
+#[test]
+fn health_and_enter_are_in_the_help_and_refuse_a_wrong_command_line() {
+    let help = text(&sandbox_init(&["--help"]).stdout);
+    assert!(help.contains("       sandbox-init [--config-dir DIR] --health [--port PORT]\n"));
+    assert!(
+        help.contains("       sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...]\n")
+    );
+    let out = sandbox_init(&["--health", "opencode"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(
+        text(&out.stderr),
+        "sandbox-init: error: option --health takes no COMMAND (usage: sandbox-init [--config-dir DIR] --health [--port PORT])\n"
+    );
+    let out = sandbox_init(&["--enter"]);
+    assert_eq!(out.status.code(), Some(64));
+    let out = sandbox_init(&["--config-dir", "relative", "--health"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("needs an absolute path"));
+}
