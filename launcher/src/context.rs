@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::config::HostDirs;
 
 use crate::process::{Cmd, Mode, Output, Runner};
 
@@ -55,31 +57,34 @@ impl Context {
             .unwrap_or_else(|| PathBuf::from("/"))
     }
 
+    /// `$HOME` and the XDG base directories, from [`env`](Self::env).
+    pub fn dirs(&self) -> HostDirs {
+        HostDirs::new(&self.home(), |k| self.var(k).map(str::to_string))
+    }
+
     /// `$XDG_CONFIG_HOME/jailoc`, default `~/.config/jailoc`.
     pub fn config_dir(&self) -> PathBuf {
-        self.xdg("XDG_CONFIG_HOME", ".config").join("jailoc")
+        self.dirs().jailoc_config()
     }
 
     /// `$XDG_CACHE_HOME/jailoc`, default `~/.cache/jailoc`.
     pub fn cache_dir(&self) -> PathBuf {
-        self.xdg("XDG_CACHE_HOME", ".cache").join("jailoc")
+        self.dirs().jailoc_cache()
+    }
+
+    /// `$XDG_DATA_HOME/jailoc`, default `~/.local/share/jailoc`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dirs().jailoc_data()
     }
 
     /// The host's OpenCode config directory (`$XDG_CONFIG_HOME/opencode`).
     pub fn opencode_config_dir(&self) -> PathBuf {
-        self.xdg("XDG_CONFIG_HOME", ".config").join("opencode")
+        self.dirs().opencode_config()
     }
 
     /// The host's OpenCode data directory (`$XDG_DATA_HOME/opencode`: auth, sessions).
     pub fn opencode_data_dir(&self) -> PathBuf {
-        self.xdg("XDG_DATA_HOME", ".local/share").join("opencode")
-    }
-
-    fn xdg(&self, var: &str, fallback: &str) -> PathBuf {
-        match self.var(var) {
-            Some(v) if Path::new(v).is_absolute() => PathBuf::from(v),
-            _ => self.home().join(fallback),
-        }
+        self.dirs().opencode_data()
     }
 
     /// Runs `cmd` through the runner with the [`hidden_env`](Self::hidden_env) variables

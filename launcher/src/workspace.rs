@@ -34,7 +34,7 @@ pub fn load_config(ctx: &mut Context, explicit: Option<&Path>) -> Result<Config>
             path.display()
         ));
     }
-    let cfg = config::load_file(&path, &ctx.home())?;
+    let cfg = config::load_file(&path, &ctx.dirs())?;
     // No process jailoc starts (compose, builds, attach) inherits a `from_env` secret's host
     // variable: its value reaches the container only as a file under /run/secrets.
     ctx.hidden_env = cfg.secret_source_vars();

@@ -128,8 +128,11 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
     // A case's `home/` tree (env files, Dockerfiles) goes into the fake home.
     copy_tree(&case.join("home"), &home);
     let ctx = context(&root);
-    let cfg = config::load_file(&cfg_dir.join("config.toml"), &home)
-        .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+    let cfg = config::load_file(
+        &cfg_dir.join("config.toml"),
+        &config::HostDirs::from_home(&home),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
     let name = match std::fs::read_to_string(case.join("workspace.txt")) {
         Ok(n) => n.trim().to_string(),
         Err(_) => {
