@@ -16,6 +16,8 @@ use crate::policy::AGENT_HOME;
 pub const SANDBOX_INIT_TARGET: &str = "/usr/local/bin/sandbox-init";
 /// Where secrets are mounted (`/run/secrets/NAME`), as sandbox-init expects.
 pub const SECRETS_TARGET: &str = "/run/secrets";
+/// Where the workspace's own OpenCode data directory is mounted (OpenCode's data dir).
+pub const DATA_TARGET: &str = "/home/agent/.local/share/opencode";
 /// Where the policy directory is mounted.
 pub const POLICY_TARGET: &str = "/etc/jailoc";
 /// The port OpenCode listens on inside the container.
@@ -65,8 +67,11 @@ pub struct ComposeInput<'a> {
     pub policy_dir: &'a Path,
     /// Env file holding `OPENCODE_SERVER_PASSWORD=...` (0600).
     pub password_file: &'a Path,
-    /// Where `from_env` secrets are written (one file per secret name) before `up`.
+    /// Where every secret's value is copied (one file per secret name) at `up`.
     pub secrets_dir: &'a Path,
+    /// The workspace's own OpenCode data directory (`$XDG_DATA_HOME/jailoc/NAME/opencode`),
+    /// mounted read-write at [`DATA_TARGET`]; no host program reads it.
+    pub data_dir: &'a Path,
     /// The built-in convenience mounts that exist on this host (see [`builtin_mounts`]); the
     /// user's `mounts` may replace or remove each by container path.
     pub builtin: &'a [Mount],
@@ -247,7 +252,10 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
     if let Some(s) = inp.ssh_auth_sock {
         fixed.push(bind(s, "/run/ssh-agent.sock", false));
     }
-    let mut custom: Vec<Mount> = inp.builtin.to_vec();
+    // The workspace's own data directory comes first among the replaceable mounts: a user
+    // may remove it (`":/home/agent/.local/share/opencode"`) or replace it.
+    let mut custom: Vec<Mount> = vec![bind(inp.data_dir, DATA_TARGET, false)];
+    custom.extend(inp.builtin.iter().cloned());
     for m in &ws.mounts {
         custom.retain(|c| c.container != m.container);
         if m.host.is_some() {
@@ -270,17 +278,17 @@ pub struct Builtin {
     pub dir: bool,
 }
 
-/// The built-in mounts, the Go jailoc's plus OpenCode's data dir, each only if it exists:
-/// OpenCode's config (`~/.config/opencode`) and `~/.opencode` (its binary, plugins) are
-/// read-only — unlike the Go jailoc, which mounts them read-write — because the host's OpenCode
-/// loads and runs what is in them, so a writable mount would let the agent plant code on the
-/// host. `~/.claude/transcripts` is read-write, `~/.agents` read-only (as in Go);
-/// OpenCode's data dir (auth, sessions) read-write; the git config read-only; with
-/// `ssh_auth_sock`, `~/.ssh/known_hosts` read-only.
+/// The built-in mounts, each only if it exists, all read-only: OpenCode's config
+/// (`~/.config/opencode`) and `~/.opencode` (its binary, plugins) — unlike the Go jailoc, which
+/// mounts them read-write — because the host's OpenCode loads and runs what is in them, so a
+/// writable mount would let the agent plant code on the host; `~/.agents` (as in Go); the git
+/// config; with `ssh_auth_sock`, `~/.ssh/known_hosts`. Not mounted, unlike the Go jailoc:
+/// `~/.claude/transcripts` (read-write there: a host program loads those transcripts later, and
+/// every workspace would read and write the same ones) and the host's OpenCode data directory
+/// (each workspace gets its own, [`ComposeInput::data_dir`]).
 pub fn builtin_candidates(
     home: &Path,
     opencode_config: &Path,
-    opencode_data: &Path,
     git_config: bool,
     ssh_auth_sock: bool,
 ) -> Vec<Builtin> {
@@ -298,19 +306,7 @@ pub fn builtin_candidates(
             true,
         ),
         b(home.join(".opencode"), ".opencode", true, true),
-        b(
-            home.join(".claude/transcripts"),
-            ".claude/transcripts",
-            false,
-            true,
-        ),
         b(home.join(".agents"), ".agents", true, true),
-        b(
-            opencode_data.to_path_buf(),
-            ".local/share/opencode",
-            false,
-            true,
-        ),
     ];
     if git_config {
         v.push(b(home.join(".gitconfig"), ".gitconfig", true, false));
@@ -398,6 +394,7 @@ mod tests {
             policy_dir: Path::new("/home/u/.config/jailoc/workspaces/w"),
             password_file: Path::new("/home/u/.config/jailoc/passwords/w.env"),
             secrets_dir: Path::new("/home/u/.cache/jailoc/w/secrets"),
+            data_dir: Path::new("/home/u/.local/share/jailoc/w/opencode"),
             builtin: &[],
             ssh_auth_sock: None,
             dind_image: DEFAULT_DIND_IMAGE,

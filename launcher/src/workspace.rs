@@ -79,6 +79,10 @@ pub struct Files {
     /// `$XDG_CACHE_HOME/jailoc/NAME/secrets/` (0700): the `from_env` secrets' values, one
     /// file each, written at `up` and removed at `down`.
     pub secrets_dir: PathBuf,
+    /// `$XDG_DATA_HOME/jailoc/NAME/opencode` (0700): the workspace's own OpenCode data
+    /// directory (sessions, snapshots, a copy of the host's logins), which no host program
+    /// reads. Never the host's `~/.local/share/opencode`.
+    pub data_dir: PathBuf,
 }
 
 /// The files of workspace `name`.
@@ -89,6 +93,7 @@ pub fn files(ctx: &Context, name: &str) -> Files {
         policy_dir,
         compose_file: ctx.cache_dir().join(name).join("docker-compose.yml"),
         secrets_dir: ctx.cache_dir().join(name).join("secrets"),
+        data_dir: ctx.data_dir().join(name).join("opencode"),
         password_file: ctx
             .config_dir()
             .join("passwords")
@@ -367,6 +372,67 @@ fn warn_writable_host_code(ctx: &mut Context, ws: &Workspace) {
     }
 }
 
+/// The file in OpenCode's data directory that holds the provider logins.
+pub const AUTH_FILE: &str = "auth.json";
+
+/// Creates the workspace's own OpenCode data directory (0700) and copies the host OpenCode's
+/// logins (`$XDG_DATA_HOME/opencode/auth.json`) into it (0600), unless the user's `mounts`
+/// replace or remove that mount. The host's file is read without following a symlink and
+/// refused unless it is a regular file (an agent under an older jailoc, which mounted the
+/// host's directory, could have planted one); the copy goes through a fresh temp file renamed
+/// over the agent's `auth.json`, so a symlink or FIFO the agent put there is replaced, never
+/// written through or opened.
+pub fn prepare_data_dir(ctx: &Context, ws: &Workspace, files: &Files) -> Result<()> {
+    if ws
+        .mounts
+        .iter()
+        .any(|m| m.container == compose::DATA_TARGET)
+    {
+        return Ok(());
+    }
+    let dir = &files.data_dir;
+    fsutil::create_dir_private(dir).map_err(|e| Error::file("create", dir, e))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::file("read", dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::Workspace {
+            workspace: ws.name.clone(),
+            message: format!(
+                "{} is not a directory: jailoc keeps the workspace's OpenCode data there (remove what is there)",
+                dir.display()
+            ),
+        });
+    }
+    if fsutil::mode_of(dir) != Some(0o700) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::file("restrict", dir, e))?;
+    }
+    let host_auth = ctx.opencode_data_dir().join(AUTH_FILE);
+    let meta = match std::fs::symlink_metadata(&host_auth) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::file("read", &host_auth, e)),
+        Ok(m) => m,
+    };
+    let refuse = |what: &str| {
+        Error::Workspace {
+        workspace: ws.name.clone(),
+        message: format!(
+            "failed to copy OpenCode's logins from {}: {what}; jailoc copies only a regular file there (an agent under an older jailoc, which mounted that directory, could have planted it): check it, and replace it with a regular file or remove it",
+            host_auth.display()
+        ),
+    }
+    };
+    if meta.file_type().is_symlink() {
+        return Err(refuse("it is a symbolic link"));
+    }
+    if !meta.is_file() {
+        return Err(refuse("it is not a regular file"));
+    }
+    let data = fsutil::read_regular_nofollow(&host_auth).map_err(|e| refuse(&e.to_string()))?;
+    fsutil::replace_in_dir(dir, AUTH_FILE, &data, 0o600)
+        .map_err(|e| Error::file("write", dir.join(AUTH_FILE), e))
+}
+
 /// Checks the inputs, resolves (and if needed builds) the image, and writes the policy dir,
 /// password file and compose file. The order matters: nothing is written before every check
 /// passed, and the compose file (which `up` runs) comes last.
@@ -380,6 +446,7 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     let files = files(ctx, &ws.name);
     policy::write_policy_dir(&files.policy_dir, ws)?;
     let secrets_changed = write_secret_files(ctx, ws, &files)?;
+    prepare_data_dir(ctx, ws, &files)?;
     let (_, password_changed) = ensure_password(ctx, ws.password_mode, &files.password_file)?;
     let yaml = render_compose(ctx, ws, &files, &image, &sandbox_init);
     let compose_changed = fsutil::write_if_changed(&files.compose_file, yaml.as_bytes(), 0o600)
@@ -404,7 +471,6 @@ pub fn render_compose(
     let builtin = compose::builtin_mounts(&compose::builtin_candidates(
         &ctx.home(),
         &ctx.opencode_config_dir(),
-        &ctx.opencode_data_dir(),
         ws.git_config,
         ws.ssh_auth_sock,
     ));
@@ -420,6 +486,7 @@ pub fn render_compose(
         policy_dir: &files.policy_dir,
         password_file: &files.password_file,
         secrets_dir: &files.secrets_dir,
+        data_dir: &files.data_dir,
         builtin: &builtin,
         // A socket that is gone would make the engine fail (or create a directory there).
         ssh_auth_sock: ssh.as_deref().filter(|p| ws.ssh_auth_sock && p.exists()),
@@ -501,5 +568,170 @@ mod tests {
         c.cwd = root.clone();
         assert_eq!(select(&c, &cfg, None), "default");
         assert_eq!(select(&c, &cfg, Some("x")), "x");
+    }
+
+    fn ws_of(root: &Path, text: &str, name: &str) -> Workspace {
+        let cfg = parse_str(text, &root.join("config.toml"), &root.join("home")).expect("config");
+        crate::config::resolve_workspace(&cfg, name).expect("ws")
+    }
+
+    /// Issue 10, item 1: the host's OpenCode data directory (whose snapshot repositories'
+    /// git config the host's OpenCode runs) is never mounted, wherever XDG_DATA_HOME puts it;
+    /// the workspace gets jailoc's own directory there instead.
+    #[test]
+    fn attack_host_opencode_data_dir_is_never_a_mount_source() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("home/src/w")).expect("mkdir");
+        let (mut c, _, _) = context(&root, Recorder::default());
+        for data_home in [None, Some(root.join("xdg-data"))] {
+            if let Some(d) = &data_home {
+                c.env
+                    .insert("XDG_DATA_HOME".into(), d.to_string_lossy().into_owned());
+            }
+            let host_data = c.opencode_data_dir();
+            std::fs::create_dir_all(host_data.join("snapshot/p/0123")).expect("mkdir");
+            let ws = ws_of(&root, "[workspaces.w]\npaths = [\"~/src/w\"]\n", "w");
+            let f = files(&c, "w");
+            let yaml = render_compose(&c, &ws, &f, "img", Path::new("/bin/true"));
+            let sources: Vec<&str> = yaml
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("source: \""))
+                .map(|l| l.trim_end_matches('"'))
+                .collect();
+            assert!(!sources.is_empty(), "{yaml}");
+            for src in &sources {
+                assert!(
+                    !Path::new(src).starts_with(&host_data),
+                    "{src} is the host's OpenCode data:\n{yaml}"
+                );
+            }
+            assert_eq!(f.data_dir, c.data_dir().join("w/opencode"));
+            assert!(yaml.contains(&format!(
+                "        source: \"{}\"\n        target: \"/home/agent/.local/share/opencode\"\n        read_only: false\n",
+                f.data_dir.display()
+            )), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn two_workspaces_get_different_data_dirs() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (c, _, _) = context(&root, Recorder::default());
+        let (a, b) = (files(&c, "a"), files(&c, "b"));
+        assert_ne!(a.data_dir, b.data_dir);
+        assert!(!a.data_dir.starts_with(&b.data_dir) && !b.data_dir.starts_with(&a.data_dir));
+        assert_eq!(a.data_dir, root.join("home/.local/share/jailoc/a/opencode"));
+    }
+
+    /// A context whose host OpenCode has logins, and a workspace `w`.
+    fn auth_setup(root: &Path) -> (Context, Workspace, Files) {
+        let (c, _, _) = context(root, Recorder::default());
+        std::fs::create_dir_all(c.opencode_data_dir()).expect("mkdir");
+        std::fs::write(c.opencode_data_dir().join(AUTH_FILE), "LOGINS").expect("write");
+        let ws = ws_of(root, "[workspaces.w]\n", "w");
+        let f = files(&c, "w");
+        std::fs::create_dir_all(&f.data_dir).expect("mkdir");
+        (c, ws, f)
+    }
+
+    /// The agent replaced auth.json in its data dir with a symlink to a host file: the copy at
+    /// `up` replaces the symlink and never writes through it.
+    #[test]
+    fn attack_symlinked_auth_json_is_replaced_not_written_through() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (c, ws, f) = auth_setup(&root);
+        let victim = root.join("home/.bashrc");
+        std::fs::write(&victim, "ORIGINAL").expect("write");
+        std::os::unix::fs::symlink(&victim, f.data_dir.join(AUTH_FILE)).expect("symlink");
+        prepare_data_dir(&c, &ws, &f).expect("copy");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "ORIGINAL");
+        let copy = f.data_dir.join(AUTH_FILE);
+        let meta = std::fs::symlink_metadata(&copy).expect("stat");
+        assert!(meta.is_file(), "a regular file now");
+        assert_eq!(std::fs::read_to_string(&copy).expect("read"), "LOGINS");
+        assert_eq!(fsutil::mode_of(&copy), Some(0o600));
+        assert_eq!(fsutil::mode_of(&f.data_dir), Some(0o700));
+        let names: Vec<String> = std::fs::read_dir(&f.data_dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [AUTH_FILE], "no temp file left behind");
+    }
+
+    fn mkfifo(p: &Path) {
+        let st = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .expect("mkfifo");
+        assert!(st.success());
+    }
+
+    /// Runs `f` on a thread; a watchdog (not a timing assertion: a hang is the failure)
+    /// turns a blocked open into a test failure instead of a stuck suite.
+    fn without_hanging<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("blocked on a FIFO")
+    }
+
+    /// The agent replaced auth.json with a FIFO: the copy does not open it, so `up` does not
+    /// block, and the FIFO is replaced.
+    #[test]
+    fn attack_fifo_as_auth_json_does_not_block_the_copy() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (_, _, f) = auth_setup(&root);
+        mkfifo(&f.data_dir.join(AUTH_FILE));
+        let r = root.clone();
+        let copied = without_hanging(move || {
+            let (c, ws, f) = auth_setup(&r);
+            prepare_data_dir(&c, &ws, &f).map_err(|e| e.to_string())
+        });
+        assert_eq!(copied, Ok(()));
+        let copy = f.data_dir.join(AUTH_FILE);
+        assert_eq!(std::fs::read_to_string(&copy).expect("read"), "LOGINS");
+    }
+
+    /// The host's own auth.json is a symlink (planted under an older jailoc, which mounted the
+    /// host's data dir) or a FIFO: refused, with what to do, and nothing is copied.
+    #[test]
+    fn attack_planted_host_auth_json_symlink_or_fifo_is_refused() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (c, ws, f) = auth_setup(&root);
+        let host_auth = c.opencode_data_dir().join(AUTH_FILE);
+        let key = root.join("home/id_ed25519");
+        std::fs::write(&key, "PRIVATE KEY").expect("write");
+        std::fs::remove_file(&host_auth).expect("rm");
+        std::os::unix::fs::symlink(&key, &host_auth).expect("symlink");
+        let e = prepare_data_dir(&c, &ws, &f).expect_err("symlink");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "failed to prepare workspace \"w\": failed to copy OpenCode's logins from {}: it is a symbolic link; jailoc copies only a regular file there (an agent under an older jailoc, which mounted that directory, could have planted it): check it, and replace it with a regular file or remove it",
+                host_auth.display()
+            )
+        );
+        assert!(!f.data_dir.join(AUTH_FILE).exists());
+        std::fs::remove_file(&host_auth).expect("rm");
+        mkfifo(&host_auth);
+        let r = root.clone();
+        let e = without_hanging(move || {
+            let (c, _, _) = context(&r, Recorder::default());
+            let ws = ws_of(&r, "[workspaces.w]\n", "w");
+            prepare_data_dir(&c, &ws, &files(&c, "w")).map_err(|e| e.to_string())
+        });
+        assert!(
+            e.expect_err("fifo")
+                .contains(": it is not a regular file; "),
+            "refused"
+        );
+        assert!(!f.data_dir.join(AUTH_FILE).exists());
     }
 }

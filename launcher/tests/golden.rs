@@ -106,7 +106,8 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let root = std::fs::canonicalize(tmp.path()).expect("canonical");
     let home = root.join("home");
-    // What a typical host has: OpenCode's config, data and install dir, Claude transcripts,
+    // What a typical host has: OpenCode's config, data (never mounted: each workspace has its
+    // own) and install dir, Claude transcripts (not mounted either),
     // shared agent skills, a ~/.gitconfig.
     for d in [
         ".config/opencode",
