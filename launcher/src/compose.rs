@@ -51,10 +51,32 @@ pub const CAPABILITIES: &[&str] = &[
     "KILL",
 ];
 
-/// The health check: `bash` + `/dev/tcp` + coreutils, present in every Debian-based image (the
-/// image may lack curl, and sandbox-init's binary is not a health client). It sends
-/// `GET /global/health` with OpenCode's Basic auth and wants a 200.
-pub const HEALTHCHECK_SCRIPT: &str = r#"exec 3<>/dev/tcp/127.0.0.1/4096 && printf 'GET /global/health HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n\r\n' "$(printf '%s:%s' "${OPENCODE_SERVER_USERNAME:-opencode}" "$OPENCODE_SERVER_PASSWORD" | base64 | tr -d '\n')" >&3 && head -n 1 <&3 | grep -q ' 200'"#;
+/// The health check, in Docker's exec (`CMD`) form: one program by absolute path, the
+/// bind-mounted sandbox-init, which drops to the agent (no capabilities) before it connects to
+/// OpenCode's `/global/health`. The engine runs it as root with the container's capabilities
+/// every few seconds, so it must not be a shell that resolves programs through a `PATH` the
+/// agent can write (a planted `head` in `~/.local/bin` once ran as root with NET_ADMIN).
+pub const HEALTHCHECK: &[&str] = &[
+    "CMD",
+    SANDBOX_INIT_TARGET,
+    "--config-dir",
+    POLICY_TARGET,
+    "--health",
+    "--port",
+    "4096",
+];
+
+/// How every command jailoc runs in a running container starts (`compose exec --user 0:0`
+/// then this, then the command): sandbox-init drops to the agent exactly as at boot (no
+/// capabilities in any set, bounding included, `no_new_privs`) before it runs the command. A
+/// plain `exec --user 1000` keeps the container's bounding set and skips the rest.
+pub const ENTER: &[&str] = &[
+    SANDBOX_INIT_TARGET,
+    "--config-dir",
+    POLICY_TARGET,
+    "--enter",
+    "--",
+];
 
 /// Everything the renderer needs besides the workspace; host-dependent facts (which optional
 /// files exist, where things live) are decided by the caller so rendering stays pure.
@@ -163,11 +185,8 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
     let _ = writeln!(y, "      dev.jailoc.port: {}", q(&ws.port.to_string()));
     let _ = writeln!(y, "      dev.jailoc.egress: {}", q(ws.egress.as_str()));
     y.push_str("    healthcheck:\n");
-    let _ = writeln!(
-        y,
-        "      test: [\"CMD\", \"bash\", \"-c\", {}]",
-        q(HEALTHCHECK_SCRIPT)
-    );
+    let test: Vec<String> = HEALTHCHECK.iter().map(|a| q(a)).collect();
+    let _ = writeln!(y, "      test: [{}]", test.join(", "));
     y.push_str(
         "      interval: \"3s\"\n      timeout: \"3s\"\n      retries: 5\n      start_period: \"60s\"\n",
     );
@@ -452,6 +471,24 @@ mod tests {
             "{y}"
         );
         assert!(!y.contains(&format!("\n  {DIND_SERVICE}:\n")), "{y}");
+    }
+
+    /// Issue 10, item 4: the engine runs the health check as root with the container's
+    /// capabilities, every few seconds. It is one program by absolute path (exec form, no
+    /// shell), so nothing is looked up on a PATH the agent can write (a planted
+    /// `~/.local/bin/head` ran as uid 0 under the earlier `bash -c` check).
+    #[test]
+    fn attack_planted_program_in_agent_path_is_not_run_by_the_healthcheck() {
+        let y = render_config("");
+        let test = y
+            .lines()
+            .find_map(|l| l.strip_prefix("      test: "))
+            .expect("a healthcheck");
+        assert_eq!(
+            test,
+            "[\"CMD\", \"/usr/local/bin/sandbox-init\", \"--config-dir\", \"/etc/jailoc\", \"--health\", \"--port\", \"4096\"]"
+        );
+        assert!(!y.contains("bash") && !y.contains("CMD-SHELL"), "{y}");
     }
 
     #[test]

@@ -461,7 +461,7 @@ fn password_is_generated_once_and_never_on_a_command_line() {
 }
 
 #[test]
-fn shell_enters_as_uid_1000_never_root() {
+fn shell_enters_through_sandbox_init_never_as_root() {
     let env = Env::new();
     env.write_config(APP);
     let o = env.run(&["shell"]);
@@ -478,7 +478,7 @@ fn shell_enters_as_uid_1000_never_root() {
     assert_eq!(
         last,
         format!(
-            "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode sh -c if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi",
+            "docker compose -p jailoc-app -f {} exec --user 0:0 -T opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- sh -c if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi",
             compose.display()
         )
     );
@@ -979,7 +979,7 @@ fn bare_jailoc_starts_and_attaches() {
     assert_eq!(
         log.lines().last().expect("a call"),
         format!(
-            "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode opencode attach http://127.0.0.1:4096",
+            "docker compose -p jailoc-app -f {} exec --user 0:0 -T opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096",
             compose.display()
         )
     );
@@ -1106,7 +1106,7 @@ fn mode_decides_how_bare_jailoc_attaches() {
     let env = Env::new();
     let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
     let exec_line = format!(
-        "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode opencode attach http://127.0.0.1:4096",
+        "docker compose -p jailoc-app -f {} exec --user 0:0 -T opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096",
         compose.display()
     );
     // remote without a host client: refused before anything runs.

@@ -148,7 +148,7 @@ mod tests {
         assert!(log.iter().any(|l| l.ends_with(" up -d --remove-orphans")));
         let last = log.last().expect("calls");
         assert!(
-            last.contains(" exec --user 1000:1000 -e HOME=/home/agent opencode opencode attach http://127.0.0.1:4096"),
+            last.contains(" exec --user 0:0 opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096"),
             "{last}"
         );
     }
