@@ -29,6 +29,8 @@ pub struct Context {
     pub interactive: bool,
     /// Host variables no child process may inherit (the `from_env` secrets' sources).
     pub hidden_env: Vec<String>,
+    /// Reads the host's interface addresses (walled off in the policy); tests pass fixed ones.
+    pub host_addrs: fn() -> std::io::Result<Vec<std::net::IpAddr>>,
 }
 
 impl std::fmt::Debug for Context {

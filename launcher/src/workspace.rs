@@ -444,7 +444,13 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     // 3. Generated files.
     warn_writable_host_code(ctx, ws);
     let files = files(ctx, &ws.name);
-    policy::write_policy_dir(&files.policy_dir, ws)?;
+    // The host's own addresses are walled off like the private ranges (contract B).
+    let addrs = (ctx.host_addrs)().map_err(Error::HostAddrs)?;
+    policy::write_policy_dir(
+        &files.policy_dir,
+        ws,
+        &crate::hostaddrs::blocked_networks(addrs),
+    )?;
     let secrets_changed = write_secret_files(ctx, ws, &files)?;
     prepare_data_dir(ctx, ws, &files)?;
     let (_, password_changed) = ensure_password(ctx, ws.password_mode, &files.password_file)?;
@@ -542,7 +548,13 @@ mod tests {
         assert_eq!(log.borrow().len(), 1);
         assert!(log.borrow()[0].starts_with("docker image inspect --format {{.Id}} jailoc-base:"));
         assert!(p.files.compose_file.is_file());
-        assert!(p.files.policy_dir.join("policy.toml").is_file());
+        // The host's own addresses (the context's fixed ones) are walled off, loopback not.
+        let policy =
+            std::fs::read_to_string(p.files.policy_dir.join("policy.toml")).expect("policy");
+        assert!(
+            policy.contains("\nblocked_networks = [\"203.0.113.7/32\", \"2001:db8::7/128\"]\n"),
+            "{policy}"
+        );
         let again = prepare(&mut c, &ws, &engine).expect("prepare");
         assert!(!again.compose_changed, "unchanged config, unchanged file");
     }

@@ -25,6 +25,21 @@ impl Runner for NoProcesses {
     }
 }
 
+/// The host addresses every golden policy walls off (fixed, documentation ranges).
+fn host_blocked() -> Vec<String> {
+    jailoc::hostaddrs::blocked_networks(
+        [
+            "203.0.113.7",
+            "127.0.0.1",
+            "2001:db8::7",
+            "::1",
+            "198.51.100.9",
+        ]
+        .iter()
+        .map(|a| a.parse().expect("addr")),
+    )
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/launcher")
 }
@@ -49,6 +64,7 @@ fn context(root: &Path) -> Context {
         input: Box::new(io::empty()),
         interactive: false,
         hidden_env: Vec::new(),
+        host_addrs: || Ok(Vec::new()),
     }
 }
 
@@ -159,7 +175,7 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
     let root_str = root.to_string_lossy().into_owned();
     [
         ("docker-compose.yml", compose),
-        ("policy.toml", policy::render_policy(&ws)),
+        ("policy.toml", policy::render_policy(&ws, &host_blocked())),
         ("secret-env", policy::render_secret_env(&ws)),
     ]
     .into_iter()
