@@ -89,13 +89,42 @@ impl Context {
         self.dirs().opencode_data()
     }
 
-    /// Runs `cmd` through the runner with the [`hidden_env`](Self::hidden_env) variables
-    /// removed from its environment. Every child process goes through here.
-    pub fn run(&self, cmd: &Cmd, mode: Mode) -> std::io::Result<Output> {
-        if self.hidden_env.is_empty() {
-            return self.runner.run(cmd, mode);
+    /// The private, empty directory (0700) every host process jailoc starts runs in
+    /// ([`HostDirs::private_cwd`]): created if missing, refused if it is not an empty directory
+    /// of its own. A program started in the user's current directory — a project the agent
+    /// writes — could load configuration or plugins from it (OpenCode's TUI loads `tui.json`
+    /// plugins upward from its cwd; compose implementations read `.env`).
+    pub fn private_cwd(&self) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.dirs().private_cwd();
+        crate::fsutil::create_dir_private(&dir)?;
+        let meta = std::fs::symlink_metadata(&dir)?;
+        let bad = |why: &str| {
+            std::io::Error::other(format!(
+                "failed to use {} as the directory host programs run in: {why}",
+                dir.display()
+            ))
+        };
+        if !meta.is_dir() {
+            return Err(bad("it is not a directory"));
         }
+        if meta.permissions().mode() & 0o777 != 0o700 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        if std::fs::read_dir(&dir)?.next().is_some() {
+            return Err(bad("it is not empty (remove what is in it)"));
+        }
+        Ok(dir)
+    }
+
+    /// Runs `cmd` through the runner with the [`hidden_env`](Self::hidden_env) variables
+    /// removed from its environment, in [`private_cwd`](Self::private_cwd) unless `cmd` names
+    /// its own directory. Every child process goes through here.
+    pub fn run(&self, cmd: &Cmd, mode: Mode) -> std::io::Result<Output> {
         let mut cmd = cmd.clone();
+        if cmd.cwd.is_none() {
+            cmd.cwd = Some(self.private_cwd()?);
+        }
         for k in &self.hidden_env {
             if !cmd.env_remove.contains(k) {
                 cmd.env_remove.push(k.clone());

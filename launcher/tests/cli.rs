@@ -16,6 +16,7 @@ prog="${0##*/}"
   for a in "$@"; do printf ' %s' "$a"; done
   printf '\n'
 } >> "$d/argv.log"
+pwd -P >> "$d/cwd.log"
 if [ -n "$FAKE_ENV_DUMP" ]; then
   export -p >> "$d/env.dump"
 fi
@@ -1284,4 +1285,82 @@ fn opencode_config_is_read_only_unless_asked_and_then_warned() {
     let compose = std::fs::read_to_string(&compose_file).expect("compose");
     assert!(compose
         .contains("        target: \"/home/agent/.config/opencode\"\n        read_only: false\n"));
+}
+
+/// A host `opencode` that records the directory it runs in, its arguments and the variables
+/// jailoc sets for it.
+const FAKE_OPENCODE: &str = r#"#!/bin/sh
+d="$FAKE_DIR"
+pwd -P > "$d/opencode.cwd"
+printf '%s\n' "$@" > "$d/opencode.args"
+printf '%s\n' "${OPENCODE_DISABLE_PROJECT_CONFIG-unset}" > "$d/opencode.disable"
+"#;
+
+/// Issue 10, item 2: the agent plants `tui.json` and `.opencode/tui.json` (with a plugin) in the
+/// project; the host's `opencode attach` loads TUI plugins from its directory upward. It must
+/// run in jailoc's private empty directory — not the project, nor anything under or above it
+/// that holds those files — with project configuration disabled, and no argument may point
+/// it back into the project (OpenCode's `attach --dir` does chdir on the host). Every engine
+/// process runs there too.
+#[test]
+fn attack_tui_plugin_planted_in_the_project_is_not_loaded_by_the_host_attach() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    let project = env.home.join("src/app");
+    std::fs::create_dir_all(project.join(".opencode")).expect("mkdir");
+    for f in ["tui.json", ".opencode/tui.json"] {
+        std::fs::write(project.join(f), "{\"plugin\":[\"./evil.js\"]}").expect("plant");
+    }
+    std::fs::write(project.join("evil.js"), "process.exit(66)").expect("plant");
+    std::fs::create_dir_all(project.join("sub")).expect("mkdir");
+    env.cwd = project.join("sub");
+    let runtime = env.root.join("run");
+    std::fs::create_dir_all(&runtime).expect("mkdir");
+    env.set("XDG_RUNTIME_DIR", &runtime.to_string_lossy());
+    write_exec(&env.bin.join("opencode"), FAKE_OPENCODE);
+    ok(&env.run(&[]));
+
+    let private = runtime.join("jailoc/.empty-cwd");
+    let cwd = PathBuf::from(
+        std::fs::read_to_string(env.fake.join("opencode.cwd"))
+            .expect("opencode ran")
+            .trim(),
+    );
+    assert_eq!(cwd, private);
+    assert_eq!(mode(&private), 0o700);
+    assert_eq!(
+        std::fs::read_dir(&private).expect("dir").count(),
+        0,
+        "empty"
+    );
+    assert!(!cwd.starts_with(&project) && !project.starts_with(&cwd));
+    for dir in cwd.ancestors() {
+        for f in ["tui.json", ".opencode", "opencode.json"] {
+            assert!(!dir.join(f).exists(), "{} exists", dir.join(f).display());
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.fake.join("opencode.args")).expect("args"),
+        "attach\nhttp://127.0.0.1:4096\n",
+        "no --dir: OpenCode would chdir into the project on the host"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.fake.join("opencode.disable")).expect("env"),
+        "1\n"
+    );
+    let engine_cwds = std::fs::read_to_string(env.fake.join("cwd.log")).expect("cwd log");
+    assert!(!engine_cwds.is_empty());
+    for line in engine_cwds.lines() {
+        assert_eq!(Path::new(line), private, "an engine process ran elsewhere");
+    }
+
+    // Without XDG_RUNTIME_DIR: jailoc's cache dir.
+    env.extra.retain(|(k, _)| k != "XDG_RUNTIME_DIR");
+    ok(&env.run(&[]));
+    assert_eq!(
+        std::fs::read_to_string(env.fake.join("opencode.cwd"))
+            .expect("ran")
+            .trim(),
+        env.home.join(".cache/jailoc/.empty-cwd").to_string_lossy()
+    );
 }

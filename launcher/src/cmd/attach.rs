@@ -62,19 +62,37 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
     if let Some(program) = remote {
         let (password, _) =
             workspace::ensure_password(ctx, ws.password_mode, &prepared.files.password_file)?;
-        let mut cmd = Cmd::new(
-            &program,
-            [
-                "attach".to_string(),
-                format!("http://127.0.0.1:{}", ws.port),
-            ],
-        );
-        // The password travels in the environment, never on the command line.
-        cmd.env.push((workspace::PASSWORD_VAR.into(), password));
+        let cmd = remote_attach_cmd(ctx, &program, ws.port, password)?;
         return engine::run_passthrough(ctx, &cmd);
     }
     let url = format!("http://127.0.0.1:{CONTAINER_PORT}");
     super::shell::exec_as_agent(ctx, &engine, &ws.name, &["opencode", "attach", &url])
+}
+
+/// Tells OpenCode to load no project configuration (`opencode.json`, `tui.json`, `.opencode/`)
+/// from its directory or above; OpenCode 1.18.33 knows it.
+pub const DISABLE_PROJECT_CONFIG: &str = "OPENCODE_DISABLE_PROJECT_CONFIG";
+
+/// The host's `opencode attach`. It runs on the host, with the user's rights, and its TUI
+/// loads `tui.json` / `.opencode/tui.json` plugins from its directory upward: started in the
+/// project (which the agent writes), an agent-planted plugin ran on the host. So it runs in
+/// jailoc's private empty directory with [`DISABLE_PROJECT_CONFIG`] set, and gets no `--dir`:
+/// OpenCode 1.18.33's `attach --dir D` does `chdir(D)` on the host when D exists there, and
+/// workspace paths do exist on the host, at the same absolute path, so it would read the
+/// project again. The session then runs in the server's own directory, the workspace's first
+/// path (as before). The password travels in the environment, never on the command line.
+pub fn remote_attach_cmd(ctx: &Context, program: &str, port: u16, password: String) -> Result<Cmd> {
+    let mut cmd = Cmd::new(
+        program,
+        ["attach".to_string(), format!("http://127.0.0.1:{port}")],
+    );
+    cmd.cwd = Some(
+        ctx.private_cwd()
+            .map_err(|e| Error::file("create", ctx.dirs().private_cwd(), e))?,
+    );
+    cmd.env.push((DISABLE_PROJECT_CONFIG.into(), "1".into()));
+    cmd.env.push((workspace::PASSWORD_VAR.into(), password));
+    Ok(cmd)
 }
 
 /// The host's OpenCode client, as the Go jailoc looks for it: `opencode`, else `opencode-cli`

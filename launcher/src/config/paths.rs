@@ -68,6 +68,9 @@ pub const HOME_SECRETS: &[&str] = &[
     ".vault-token",
 ];
 
+/// The name of the private, empty directory host programs run in ([`HostDirs::private_cwd`]).
+pub const PRIVATE_CWD: &str = ".empty-cwd";
+
 /// The host directories the deny-lists and jailoc's own files are placed by: `$HOME` and the
 /// XDG base directories (a relative or empty XDG variable is ignored, as the spec says).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,12 +137,12 @@ impl HostDirs {
 
     /// The private, empty directory host programs (the host's `opencode attach`, compose,
     /// builds) run in, so none of them reads a file from a project: `$XDG_RUNTIME_DIR/jailoc/
-    /// empty`, else `$XDG_CACHE_HOME/jailoc/empty`. Both are on the deny-list with their
-    /// parents, so no workspace path can contain it.
+    /// .empty-cwd`, else `$XDG_CACHE_HOME/jailoc/.empty-cwd` (a name no workspace can have).
+    /// It is on the deny-list with its parents, so no workspace path can contain it.
     pub fn private_cwd(&self) -> PathBuf {
         match &self.runtime_dir {
-            Some(r) => r.join("jailoc").join("empty"),
-            None => self.jailoc_cache().join("empty"),
+            Some(r) => r.join("jailoc").join(PRIVATE_CWD),
+            None => self.jailoc_cache().join(PRIVATE_CWD),
         }
     }
 
@@ -642,7 +645,7 @@ mod tests {
             ("~/.local/share", own_data),
             ("~/.local/share/opencode", oc_data),
             ("~/.cache", own_cache),
-            ("~/.cache/jailoc/empty", own_cache),
+            ("~/.cache/jailoc/.empty-cwd", own_cache),
         ] {
             let p = resolve(raw, home, None).expect("resolve");
             let e = check_host_path(raw, &p, &plain).expect_err(raw);
