@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::merge::Mount;
-use crate::config::schema::{SecretEntry, SecretSource};
+use crate::config::schema::SecretEntry;
 use crate::config::Workspace;
 use crate::policy::AGENT_HOME;
 
@@ -375,13 +375,10 @@ pub fn builtin_mounts(candidates: &[Builtin]) -> Vec<Mount> {
         .collect()
 }
 
-/// The host file mounted for `secret`: its `from_file`, or the file `up` writes for a
-/// `from_env` secret (the value itself never appears in the compose file).
+/// The host file mounted for `secret`: always jailoc's own copy of its value (written at
+/// `up`), never the user's file; the value itself never appears in the compose file.
 pub fn secret_source(secret: &SecretEntry, secrets_dir: &Path) -> PathBuf {
-    match &secret.source {
-        SecretSource::HostFile(hp) => hp.path.clone(),
-        SecretSource::HostEnv(_) => secrets_dir.join(&secret.name),
-    }
+    secrets_dir.join(&secret.name)
 }
 
 fn path_str(p: &Path) -> String {

@@ -76,7 +76,7 @@ pub struct Files {
     pub override_file: PathBuf,
     /// `$XDG_CONFIG_HOME/jailoc/passwords/NAME.env` (0600), an env file for compose.
     pub password_file: PathBuf,
-    /// `$XDG_CACHE_HOME/jailoc/NAME/secrets/` (0700): the `from_env` secrets' values, one
+    /// `$XDG_CACHE_HOME/jailoc/NAME/secrets/` (0700): every secret's value (copied at `up`), one
     /// file each, written at `up` and removed at `down`.
     pub secrets_dir: PathBuf,
     /// `$XDG_DATA_HOME/jailoc/NAME/opencode` (0700): the workspace's own OpenCode data
@@ -252,12 +252,57 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
     find_sandbox_init(ctx)
 }
 
-/// Up-time checks of one secret's source (the Go jailoc's): a `from_env` variable must be set
-/// and non-empty; a `from_file` must exist and be a regular file, and for a file destination
-/// (bind-mounted straight to the agent, UID 1000) be world-readable. Errors name the config
-/// file, line, key and value.
+/// Up-time checks of one secret's source: a `from_env` variable must be set and non-empty; a
+/// `from_file` must be a regular file and not a symlink (its directory was resolved at load;
+/// the file itself is never followed: a symlink there could point anywhere, `~/.ssh`
+/// included). Errors name the config file, line, key and value.
 fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> Result<()> {
-    let fail = |what: String| Error::Workspace {
+    match &secret.source {
+        SecretSource::HostEnv(var) => {
+            if ctx.var(var).is_none() {
+                return Err(secret_error(ws, secret, format!(
+                    "from_env {var:?}: the host environment variable {var} is not set or empty (export it before `jailoc up`)"
+                )));
+            }
+        }
+        SecretSource::HostFile(hp) => {
+            let meta = std::fs::symlink_metadata(&hp.path).map_err(|e| {
+                secret_error(
+                    ws,
+                    secret,
+                    format!(
+                        "from_file {:?}: failed to read {}: {e}",
+                        hp.raw,
+                        hp.path.display()
+                    ),
+                )
+            })?;
+            if meta.file_type().is_symlink() {
+                return Err(secret_error(ws, secret, format!(
+                    "from_file {:?}: {} is a symbolic link: jailoc does not follow a symlink to a secret (it could point anywhere, ~/.ssh included); name the file itself",
+                    hp.raw,
+                    hp.path.display()
+                )));
+            }
+            if !meta.is_file() {
+                return Err(secret_error(
+                    ws,
+                    secret,
+                    format!(
+                        "from_file {:?}: {} is not a regular file",
+                        hp.raw,
+                        hp.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An up-time error about `secret`, naming the config file, line and key.
+fn secret_error(ws: &Workspace, secret: &SecretEntry, what: String) -> Error {
+    Error::Workspace {
         workspace: ws.name.clone(),
         message: format!(
             "{}:{}: {}: {what}",
@@ -265,65 +310,41 @@ fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> R
             secret.line,
             secret.key
         ),
-    };
-    match &secret.source {
-        SecretSource::HostEnv(var) => {
-            if ctx.var(var).is_none() {
-                return Err(fail(format!(
-                    "from_env {var:?}: the host environment variable {var} is not set or empty (export it before `jailoc up`)"
-                )));
-            }
-        }
-        SecretSource::HostFile(hp) => {
-            let meta = std::fs::metadata(&hp.path).map_err(|e| {
-                fail(format!(
-                    "from_file {:?}: failed to read {}: {e}",
-                    hp.raw,
-                    hp.path.display()
-                ))
-            })?;
-            if !meta.is_file() {
-                return Err(fail(format!(
-                    "from_file {:?}: {} is not a regular file",
-                    hp.raw,
-                    hp.path.display()
-                )));
-            }
-            if secret.dest == SecretDest::File
-                && fsutil::mode_of(&hp.path).unwrap_or(0) & 0o004 == 0
-            {
-                return Err(fail(format!(
-                    "from_file {:?}: {} is not world-readable (o+r), but a file secret is mounted as it is for the agent (UID 1000) to read: run `chmod o+r {}`, or declare it under secrets.env",
-                    hp.raw,
-                    hp.path.display(),
-                    hp.path.display()
-                )));
-            }
-        }
     }
-    Ok(())
 }
 
-/// Writes each `from_env` secret's value to its own file in `files.secrets_dir` (atomically;
-/// 0600 for an environment secret, which sandbox-init reads as root; 0444 for a file secret,
-/// which the agent reads itself) and removes files of secrets no longer configured. Returns
-/// whether anything changed: a bind-mounted file is pinned by inode, so a running container
-/// must then be recreated to see the new value.
+/// Copies each secret's value into its own file in `files.secrets_dir` (atomically; 0600 for
+/// an environment secret, which sandbox-init reads as root; 0444 for a file secret, which the
+/// agent reads itself) and removes files of secrets no longer configured, so the container
+/// never mounts a user's path as a secret. A `from_file` source is read without following a
+/// symlink at its last component and without blocking on a FIFO (it is checked before, but
+/// could be swapped in between). Returns whether anything changed: a bind-mounted file is
+/// pinned by inode, so a running container must then be recreated to see the new value.
 pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Result<bool> {
     let dir = &files.secrets_dir;
     let mut keep = Vec::new();
     let mut changed = false;
     for secret in ws.secrets.values() {
-        let SecretSource::HostEnv(var) = &secret.source else {
-            continue;
+        let value = match &secret.source {
+            SecretSource::HostEnv(var) => ctx.var(var).unwrap_or_default().as_bytes().to_vec(),
+            SecretSource::HostFile(hp) => fsutil::read_regular_nofollow(&hp.path).map_err(|e| {
+                secret_error(
+                    ws,
+                    secret,
+                    format!(
+                        "from_file {:?}: failed to read {}: {e}",
+                        hp.raw,
+                        hp.path.display()
+                    ),
+                )
+            })?,
         };
-        let value = ctx.var(var).unwrap_or_default();
         let mode = match secret.dest {
             SecretDest::Env => 0o600,
             SecretDest::File => 0o444,
         };
         let path = dir.join(&secret.name);
-        changed |= fsutil::write_if_changed(&path, value.as_bytes(), mode)
+        changed |= fsutil::write_if_changed(&path, &value, mode)
             .map_err(|e| Error::file("write", &path, e))?;
         keep.push(secret.name.clone());
     }
@@ -338,7 +359,7 @@ pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Resul
     Ok(changed)
 }
 
-/// Removes the `from_env` secrets' files (at `down`: the values do not outlive the container).
+/// Removes the secrets' copies (at `down`: the values do not outlive the container).
 pub fn remove_secret_files(files: &Files) -> Result<()> {
     match std::fs::remove_dir_all(&files.secrets_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

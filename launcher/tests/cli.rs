@@ -753,8 +753,8 @@ fn config_shows_secrets_and_env_files_by_reference() {
     assert_eq!(secret_env, "GH_TOKEN\n", "file secrets are not exported");
 }
 
-/// The Go jailoc's four secret combinations: each reaches the container as a read-only file at
-/// /run/secrets/NAME; environment ones are listed in secret-env for sandbox-init. A value never
+/// The Go jailoc's four secret combinations: each reaches the container as a read-only copy
+/// at /run/secrets/NAME; environment ones are listed in secret-env for sandbox-init. A value never
 /// appears in the compose file, on a command line or in the engine's environment.
 #[test]
 fn secrets_reach_the_container_as_files_never_as_values() {
@@ -808,18 +808,22 @@ from_env = "HOST_NETRC"
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
+    assert_eq!(names.len(), 4, "every secret is copied: {names:?}");
     assert_eq!(
-        names.len(),
-        2,
-        "only from_env secrets are copied: {names:?}"
+        std::fs::read_to_string(secrets_dir.join("GH_TOKEN")).expect("copied"),
+        "VALUE-ENV-FILE\n"
     );
+    assert_eq!(mode(&secrets_dir.join("GH_TOKEN")), 0o600);
+    assert_eq!(mode(&secrets_dir.join("ca")), 0o444);
 
     let compose =
         std::fs::read_to_string(env.home.join(".cache/jailoc/app/docker-compose.yml")).expect("c");
+    // Only jailoc's copies are mounted, never the user's files.
+    assert!(!compose.contains(&format!("{}/", s.display())), "{compose}");
     for (source, name) in [
         (secrets_dir.join("API_TOKEN"), "API_TOKEN"),
-        (s.join("ca.pem"), "ca"),
-        (s.join("gh"), "GH_TOKEN"),
+        (secrets_dir.join("ca"), "ca"),
+        (secrets_dir.join("GH_TOKEN"), "GH_TOKEN"),
         (secrets_dir.join("netrc"), "netrc"),
     ] {
         let mount = format!(
@@ -906,10 +910,6 @@ fn secret_sources_are_checked_at_up() {
             "[workspaces.app.secrets.env.GH]\nfrom_file = \"~/s\"\n",
             format!("4: workspaces.app.secrets.env.GH: from_file \"~/s\": {home}/s is not a regular file"),
         ),
-        (
-            "[workspaces.app.secrets.file.key]\nfrom_file = \"~/s/private\"\n",
-            format!("4: workspaces.app.secrets.file.key: from_file \"~/s/private\": {home}/s/private is not world-readable (o+r), but a file secret is mounted as it is for the agent (UID 1000) to read: run `chmod o+r {home}/s/private`, or declare it under secrets.env"),
-        ),
     ];
     for (secret, msg) in cases {
         env.write_config(&format!("{APP}\n{secret}"));
@@ -926,11 +926,15 @@ fn secret_sources_are_checked_at_up() {
         // Other commands still work: sources are checked at `up` only.
         ok(&env.run(&["config"]));
     }
-    // The same private file is fine for an environment secret: sandbox-init reads it as root.
+    // A private (0600) source is fine for either destination: jailoc copies the value (0600
+    // for sandbox-init to read as root, 0444 for the agent).
     env.write_config(&format!(
-        "{APP}\n[workspaces.app.secrets.env.KEY]\nfrom_file = \"~/s/private\"\n"
+        "{APP}\n[workspaces.app.secrets.env.KEY]\nfrom_file = \"~/s/private\"\n[workspaces.app.secrets.file.key]\nfrom_file = \"~/s/private\"\n"
     ));
     ok(&env.run(&["up"]));
+    let secrets = env.home.join(".cache/jailoc/app/secrets");
+    assert_eq!(mode(&secrets.join("KEY")), 0o600);
+    assert_eq!(mode(&secrets.join("key")), 0o444);
 }
 
 #[test]
@@ -1362,5 +1366,75 @@ fn attack_tui_plugin_planted_in_the_project_is_not_loaded_by_the_host_attach() {
             .expect("ran")
             .trim(),
         env.home.join(".cache/jailoc/.empty-cwd").to_string_lossy()
+    );
+}
+
+/// Issue 10, item 6: secret sources are re-read at every `up`. A symlink at the source (say,
+/// planted by an agent of an older jailoc, which mounted the user's file) is refused and its
+/// target never copied; a source inside a workspace path, or reached through a symlinked
+/// directory into one, and a denied path are refused at load. Errors name file, line, key.
+#[test]
+fn attack_symlinked_secret_source_is_refused_and_its_target_never_copied() {
+    let env = Env::new();
+    let home = env.home.display().to_string();
+    let file = env.config_file();
+    std::fs::create_dir_all(env.home.join(".ssh")).expect("mkdir");
+    std::fs::write(env.home.join(".ssh/id_ed25519"), "PRIVATE-KEY").expect("write");
+    std::fs::create_dir_all(env.home.join("s")).expect("mkdir");
+    std::os::unix::fs::symlink(env.home.join(".ssh/id_ed25519"), env.home.join("s/gh"))
+        .expect("symlink");
+    env.write_config(&format!(
+        "{APP}[workspaces.app.secrets.env.GH]\nfrom_file = \"~/s/gh\"\n"
+    ));
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": {}:3: workspaces.app.secrets.env.GH: from_file \"~/s/gh\": {home}/s/gh is a symbolic link: jailoc does not follow a symlink to a secret (it could point anywhere, ~/.ssh included); name the file itself\n",
+            file.display()
+        )
+    );
+    let secrets = env.home.join(".cache/jailoc/app/secrets");
+    for e in std::fs::read_dir(&secrets).into_iter().flatten() {
+        let p = e.expect("entry").path();
+        assert_ne!(
+            std::fs::read(&p).expect("read"),
+            b"PRIVATE-KEY",
+            "{}",
+            p.display()
+        );
+    }
+    assert!(!env.argv_log().contains(" up -d "), "nothing started");
+
+    // Inside a workspace path (where the agent can swap it), directly or through a symlinked
+    // directory: refused at load.
+    std::os::unix::fs::symlink(env.home.join("src/app"), env.home.join("s/proj")).expect("symlink");
+    for raw in ["~/src/app/token", "~/s/proj/token"] {
+        env.write_config(&format!(
+            "{APP}[workspaces.app.secrets.env.GH]\nfrom_file = \"{raw}\"\n"
+        ));
+        let o = env.run(&["up"]);
+        assert_eq!(o.status.code(), Some(78));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "jailoc: failed to load config: {}:4: workspaces.app.secrets.env.GH.from_file: from_file \"{raw}\" (resolves to {home}/src/app/token) is inside {home}/src/app, which a container can write (workspaces.app.paths, line 2): the agent could choose what the next `up` hands over as this secret (a symlink to ~/.ssh/id_ed25519, say); keep secret files outside every workspace path and read-write mount\n",
+                file.display()
+            )
+        );
+    }
+    // A denied path: the deny-list applies to secret sources too.
+    env.write_config(&format!(
+        "{APP}[workspaces.app.secrets.file.key]\nfrom_file = \"~/.ssh/id_ed25519\"\n"
+    ));
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to load config: {}:4: workspaces.app.secrets.file.key.from_file: path \"~/.ssh/id_ed25519\" (resolves to {home}/.ssh/id_ed25519) would expose ~/.ssh to the agent\n",
+            file.display()
+        )
     );
 }
