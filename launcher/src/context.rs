@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::config::merge::{writable_overlap, Writable};
 use crate::config::HostDirs;
 
 use crate::process::{Cmd, Mode, Output, Runner};
@@ -29,6 +30,8 @@ pub struct Context {
     pub interactive: bool,
     /// Host variables no child process may inherit (the `from_env` secrets' sources).
     pub hidden_env: Vec<String>,
+    /// Paths a container can write (from the config): jailoc runs no program found there.
+    pub writable: Vec<Writable>,
     /// Reads the host's interface addresses (walled off in the policy); tests pass fixed ones.
     pub host_addrs: fn() -> std::io::Result<Vec<std::net::IpAddr>>,
 }
@@ -125,12 +128,51 @@ impl Context {
         if cmd.cwd.is_none() {
             cmd.cwd = Some(self.private_cwd()?);
         }
+        if let Some(found) = self.find_program(&cmd.program, cmd.cwd.as_deref()) {
+            self.check_not_writable(&found)?;
+        }
         for k in &self.hidden_env {
             if !cmd.env_remove.contains(k) {
                 cmd.env_remove.push(k.clone());
             }
         }
         self.runner.run(&cmd, mode)
+    }
+
+    /// Where `program` is found as the child would find it (`execvp`: a name with a slash as
+    /// is, else the first executable file in `$PATH`; relative entries from `cwd`).
+    pub fn find_program(&self, program: &str, cwd: Option<&Path>) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let base = cwd
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.cwd.clone());
+        let exec = |p: &Path| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        if program.contains('/') {
+            return Some(base.join(program));
+        }
+        let path = self.env.get("PATH")?;
+        std::env::split_paths(path)
+            .map(|d| base.join(d).join(program))
+            .find(|p| exec(p))
+    }
+
+    /// Refuses a program (or any host file jailoc hands to the engine to run, like
+    /// sandbox-init) that lies in a path a container can write: the agent could replace it
+    /// (a project's `.venv/bin` or `node_modules/.bin` on `$PATH` is common).
+    pub fn check_not_writable(&self, program: &Path) -> std::io::Result<()> {
+        let real = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+        match writable_overlap(&self.writable, &real, false) {
+            None => Ok(()),
+            Some(w) => Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "refusing to run {}: it is inside {w}, so the agent could replace it; take that directory off PATH (or install the program elsewhere)",
+                    real.display()
+                ),
+            )),
+        }
     }
 
     /// Writes a line to stdout, ignoring a closed pipe.

@@ -82,6 +82,7 @@ pub fn context(root: &Path, runner: Recorder) -> (Context, Buf, Buf) {
         input: Box::new(std::io::empty()),
         interactive: false,
         hidden_env: Vec::new(),
+        writable: Vec::new(),
         host_addrs: fixed_host_addrs,
     };
     (ctx, out, err)

@@ -40,6 +40,8 @@ pub fn load_config(ctx: &mut Context, explicit: Option<&Path>) -> Result<Config>
     ctx.hidden_env = cfg.secret_source_vars();
     // The password reaches the container through its 0600 env file only.
     ctx.hidden_env.push(PASSWORD_VAR.to_string());
+    // No program jailoc starts may come from a directory a container can write.
+    ctx.writable = config::merge::writable_paths(&cfg);
     Ok(cfg)
 }
 
@@ -249,7 +251,14 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
             ),
         });
     }
-    find_sandbox_init(ctx)
+    // It runs as root (PID 1) in every container and goes into the built-in image.
+    let sandbox_init = find_sandbox_init(ctx)?;
+    ctx.check_not_writable(&sandbox_init)
+        .map_err(|e| Error::Workspace {
+            workspace: ws.name.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(sandbox_init)
 }
 
 /// Up-time checks of one secret's source: a `from_env` variable must be set and non-empty; a

@@ -1438,3 +1438,65 @@ fn attack_symlinked_secret_source_is_refused_and_its_target_never_copied() {
         )
     );
 }
+
+/// The same pattern for programs: a directory inside a workspace path on the user's `PATH`
+/// (an activated `.venv/bin`, a direnv `bin/`) lets the agent plant `docker`, `opencode` or
+/// `sandbox-init`, which the host would run (or start as every container's PID 1). jailoc
+/// refuses a program found there, before running anything.
+#[test]
+fn attack_program_planted_in_a_project_dir_on_path_is_not_run() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    let project = env.home.join("src/app");
+    let venv = project.join(".venv/bin");
+    std::fs::create_dir_all(&venv).expect("mkdir");
+    let planted = format!("#!/bin/sh\n: > {}/PWNED\nexit 0\n", env.fake.display());
+    for p in ["docker", "opencode"] {
+        write_exec(&venv.join(p), &planted);
+    }
+    let path = format!("{}:{}", venv.display(), env.bin.display());
+    env.set("PATH", &path);
+    let file_line = "which a container can write (workspaces.app.paths, line 2), so the agent could replace it; take that directory off PATH (or install the program elsewhere)";
+
+    // The engine: found first on PATH, in the project.
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to run `docker compose version`: refusing to run {}/docker: it is inside {}, {file_line}\n",
+            venv.display(),
+            project.display()
+        )
+    );
+    // The host's OpenCode client.
+    std::fs::remove_file(venv.join("docker")).expect("rm");
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": refusing to run {}/opencode: it is inside {}, {file_line}\n",
+            venv.display(),
+            project.display()
+        )
+    );
+    // sandbox-init, which every container starts as root.
+    std::fs::remove_file(venv.join("opencode")).expect("rm");
+    let si = project.join("target/sandbox-init");
+    std::fs::create_dir_all(si.parent().expect("parent")).expect("mkdir");
+    write_exec(&si, "#!/bin/sh\n");
+    env.set("JAILOC_SANDBOX_INIT", &si.to_string_lossy());
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": refusing to run {}: it is inside {}, {file_line}\n",
+            si.display(),
+            project.display()
+        )
+    );
+    assert!(!env.fake.join("PWNED").exists(), "a planted program ran");
+    assert!(!env.argv_log().contains(" up -d "), "{}", env.argv_log());
+}

@@ -64,6 +64,7 @@ fn context(root: &Path) -> Context {
         input: Box::new(io::empty()),
         interactive: false,
         hidden_env: Vec::new(),
+        writable: Vec::new(),
         host_addrs: || Ok(Vec::new()),
     }
 }

@@ -56,6 +56,13 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
         }
         None => host_opencode.filter(|_| ws.expose_port),
     };
+    if let Some(p) = remote.as_deref().and_then(|p| ctx.find_program(p, None)) {
+        // The host runs it with the user's rights: not from a directory the agent writes.
+        ctx.check_not_writable(&p).map_err(|e| Error::Workspace {
+            workspace: ws.name.clone(),
+            message: e.to_string(),
+        })?;
+    }
     let engine = engine::detect(ctx)?;
     let prepared = super::up::start(ctx, &ws, &engine)?;
     wait_healthy(ctx, &engine.cli, &ws.name);
