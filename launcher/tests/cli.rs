@@ -196,6 +196,18 @@ fn bad_configs_each_give_their_exact_error() {
             format!("invalid mount \"~/.ssh:/home/agent/.ssh:ro\": path \"~/.ssh\" (resolves to {home}/.ssh) would expose ~/.ssh to the agent"),
         ),
         (
+            "[workspaces.a]\nmounts = [\"~/.local/share/opencode:/home/agent/.local/share/opencode\"]\n",
+            2,
+            "workspaces.a.mounts",
+            format!("invalid mount \"~/.local/share/opencode:/home/agent/.local/share/opencode\": path \"~/.local/share/opencode\" (resolves to {home}/.local/share/opencode) would expose your host OpenCode's data directory (logins, sessions, snapshot repositories your host runs git on) to the agent"),
+        ),
+        (
+            "[defaults]\nmounts = [\"~/.config:/home/agent/.config:ro\"]\n",
+            2,
+            "defaults.mounts",
+            format!("invalid mount \"~/.config:/home/agent/.config:ro\": path \"~/.config\" (resolves to {home}/.config) would expose jailoc's own configuration (policies, passwords) to the agent"),
+        ),
+        (
             "[workspaces.a]\nimage = \"corp/agent:1\"\ndockerfile = \"Dockerfile\"\n",
             2,
             "workspaces.a.image",
