@@ -242,6 +242,25 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
     for secret in ws.secrets.values() {
         check_secret_source(ctx, ws, secret)?;
     }
+    if let Some(sock) = ctx.var("SSH_AUTH_SOCK").filter(|_| ws.ssh_auth_sock) {
+        // Mounted by path: the engine follows whatever it resolves to at `up`.
+        let real = std::fs::canonicalize(sock).unwrap_or_else(|_| PathBuf::from(sock));
+        let refuse = |why: String| Error::Workspace {
+            workspace: ws.name.clone(),
+            message: format!("ssh_auth_sock: $SSH_AUTH_SOCK {sock}: {why}"),
+        };
+        if let Some(w) = ws
+            .writable
+            .iter()
+            .find(|w| real != w.path && real.starts_with(&w.path))
+        {
+            return Err(refuse(format!(
+                "it resolves to {}, inside {w}, so that container's agent could replace it (with the engine's socket, say)",
+                real.display()
+            )));
+        }
+        crate::config::paths::check_host_path(sock, &real, &ctx.dirs()).map_err(refuse)?;
+    }
     if ws.password_mode == PasswordMode::Env && ctx.var(PASSWORD_VAR).is_none() {
         return Err(Error::Workspace {
             workspace: ws.name.clone(),
@@ -473,6 +492,9 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     let image = image::ensure(ctx, engine, ws, &sandbox_init)?;
     // 3. Generated files.
     warn_writable_host_code(ctx, ws);
+    for w in builtin_mounts(ctx, ws).1 {
+        ctx.warn(&w);
+    }
     let files = files(ctx, &ws.name);
     // The host's own addresses are walled off like the private ranges (contract B).
     let addrs = (ctx.host_addrs)().map_err(Error::HostAddrs)?;
@@ -496,6 +518,51 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     })
 }
 
+/// The built-in mounts that exist on this host, less those whose source resolves into a path a
+/// container can write (a `~/.gitconfig` symlinked into a dotfiles repo that is a workspace
+/// path): that agent could point it at anything before the next `up`. Returns the mounts and a
+/// warning for each one left out.
+pub fn builtin_mounts(
+    ctx: &Context,
+    ws: &Workspace,
+) -> (Vec<crate::config::merge::Mount>, Vec<String>) {
+    let all = compose::builtin_mounts(&compose::builtin_candidates(
+        &ctx.home(),
+        &ctx.opencode_config_dir(),
+        ws.git_config,
+        ws.ssh_auth_sock,
+    ));
+    let mut warnings = Vec::new();
+    let kept = all
+        .into_iter()
+        .filter(|m| {
+            let Some(host) = &m.host else { return true };
+            if ws.mounts.iter().any(|u| u.container == m.container) {
+                return true; // replaced or removed by the user's `mounts`
+            }
+            let real = std::fs::canonicalize(host).unwrap_or_else(|_| host.clone());
+            // Strictly inside: the writable path itself cannot be swapped by its agent.
+            match ws
+                .writable
+                .iter()
+                .find(|w| real != w.path && real.starts_with(&w.path))
+            {
+                None => true,
+                Some(w) => {
+                    warnings.push(format!(
+                        "warning: not mounting {} at {}: it resolves to {}, inside {w}, so that container's agent could point it anywhere",
+                        host.display(),
+                        m.container,
+                        real.display()
+                    ));
+                    false
+                }
+            }
+        })
+        .collect();
+    (kept, warnings)
+}
+
 /// Renders the compose file for `ws`, deciding the host-dependent optional mounts.
 pub fn render_compose(
     ctx: &Context,
@@ -504,12 +571,7 @@ pub fn render_compose(
     image: &str,
     sandbox_init: &Path,
 ) -> String {
-    let builtin = compose::builtin_mounts(&compose::builtin_candidates(
-        &ctx.home(),
-        &ctx.opencode_config_dir(),
-        ws.git_config,
-        ws.ssh_auth_sock,
-    ));
+    let (builtin, _) = builtin_mounts(ctx, ws);
     let ssh = ctx.var("SSH_AUTH_SOCK").map(PathBuf::from);
     let dind = ctx
         .var("JAILOC_DIND_IMAGE")
@@ -775,5 +837,58 @@ mod tests {
             "refused"
         );
         assert!(!f.data_dir.join(AUTH_FILE).exists());
+    }
+
+    /// A built-in mount whose source resolves into a workspace path (a `~/.gitconfig`
+    /// symlinked into a dotfiles repo the agent can write): the agent could point it at the
+    /// engine's socket before the next `up`, which would mount that. It is left out, with a
+    /// warning.
+    #[test]
+    fn attack_builtin_source_symlinked_into_a_workspace_is_not_mounted() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let h = root.join("home");
+        std::fs::create_dir_all(h.join("dotfiles")).expect("mkdir");
+        std::fs::write(h.join("dotfiles/gitconfig"), "[user]\n").expect("write");
+        std::os::unix::fs::symlink(h.join("dotfiles/gitconfig"), h.join(".gitconfig"))
+            .expect("symlink");
+        std::fs::create_dir_all(h.join(".agents")).expect("mkdir");
+        let (c, _, _) = context(&root, Recorder::default());
+        let ws = ws_of(&root, "[workspaces.w]\npaths = [\"~/dotfiles\"]\n", "w");
+        let (mounts, warnings) = builtin_mounts(&c, &ws);
+        let targets: Vec<&str> = mounts.iter().map(|m| m.container.as_str()).collect();
+        assert_eq!(targets, ["/home/agent/.agents"]);
+        let h = h.display();
+        assert_eq!(
+            warnings,
+            [format!("warning: not mounting {h}/.gitconfig at /home/agent/.gitconfig: it resolves to {h}/dotfiles/gitconfig, inside {h}/dotfiles, which a container can write (workspaces.w.paths, line 2), so that container's agent could point it anywhere")]
+        );
+    }
+
+    /// `$SSH_AUTH_SOCK` inside a workspace path: the agent could replace the socket with the
+    /// engine's before the next `up`. Refused.
+    #[test]
+    fn attack_ssh_auth_sock_inside_a_workspace_is_refused() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let w = root.join("home/src/w");
+        std::fs::create_dir_all(&w).expect("mkdir");
+        std::fs::write(w.join("agent.sock"), "").expect("stand-in");
+        let (mut c, _, _) = context(&root, Recorder::default());
+        c.env.insert(
+            "SSH_AUTH_SOCK".into(),
+            w.join("agent.sock").to_string_lossy().into_owned(),
+        );
+        let ws = ws_of(
+            &root,
+            "[workspaces.w]\npaths = [\"~/src/w\"]\nssh_auth_sock = true\n",
+            "w",
+        );
+        let e = check_inputs(&c, &ws).expect_err("refused");
+        let w = w.display();
+        assert_eq!(
+            e.to_string(),
+            format!("failed to prepare workspace \"w\": ssh_auth_sock: $SSH_AUTH_SOCK {w}/agent.sock: it resolves to {w}/agent.sock, inside {w}, which a container can write (workspaces.w.paths, line 2), so that container's agent could replace it (with the engine's socket, say)")
+        );
     }
 }

@@ -720,18 +720,65 @@ fn engine_failure_exits_1_and_builds_stream() {
 fn workspace_follows_the_current_directory() {
     let mut env = Env::new();
     std::fs::create_dir_all(env.home.join("src/app/deep/er")).expect("mkdir");
+    std::fs::create_dir_all(env.home.join("src/web")).expect("mkdir");
     env.write_config(
-        "[workspaces.all]\npaths = [\"~/src\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n",
+        "[workspaces.web]\npaths = [\"~/src/web\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n",
     );
     env.cwd = env.home.join("src/app/deep/er");
     assert!(stdout(&env.run(&["config"])).contains("workspace = \"app\"\n"));
-    env.cwd = env.home.join("src");
-    assert!(stdout(&env.run(&["config"])).contains("workspace = \"all\"\n"));
+    env.cwd = env.home.join("src/web");
+    assert!(stdout(&env.run(&["config"])).contains("workspace = \"web\"\n"));
     env.cwd = env.home.clone();
     assert!(stdout(&env.run(&["config"])).contains("workspace = \"default\"\n"));
     let o = env.run(&["config", "-w", "ap"]);
     assert_eq!(o.status.code(), Some(78));
     assert!(stderr(&o).contains("no workspace named \"ap\" (did you mean \"app\"?)"));
+}
+
+/// The engine follows symlinks in a bind mount's source when it creates the container. A
+/// workspace path inside another workspace's path (or a mount of a project's subdirectory)
+/// could be replaced by that agent with a symlink to ~/.ssh or the engine's socket before the
+/// next `up`, which would then mount it. Such a source is refused; the outer one is fine.
+#[test]
+fn attack_mount_source_inside_another_writable_path_is_refused() {
+    let env = Env::new();
+    let home = env.home.display().to_string();
+    std::fs::create_dir_all(env.home.join("src/app/data")).expect("mkdir");
+    env.write_config(
+        "[workspaces.all]\npaths = [\"~/src\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n[workspaces.other]\nmounts = [\"~/src/app/data:/home/agent/data:ro\"]\n",
+    );
+    ok(&env.run(&["up", "-w", "all"]));
+    let why = "that container's agent could replace it with a symlink (to ~/.ssh, to the engine's socket) before the next `up`, and the engine would mount what it points to";
+    for (ws, line, key, src, outer, outer_key, outer_line) in [
+        (
+            "app",
+            4,
+            "workspaces.app.paths",
+            "src/app",
+            "src",
+            "workspaces.all.paths",
+            2,
+        ),
+        (
+            "other",
+            6,
+            "workspaces.other.mounts",
+            "src/app/data",
+            "src",
+            "workspaces.all.paths",
+            2,
+        ),
+    ] {
+        let o = env.run(&["up", "-w", ws]);
+        assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "jailoc: failed to load config: {}:{line}: {key}: {home}/{src} is inside {home}/{outer}, which a container can write ({outer_key}, line {outer_line}): {why}; mount {home}/{outer} itself, or a directory outside it\n",
+                env.config_file().display()
+            )
+        );
+    }
 }
 
 #[test]

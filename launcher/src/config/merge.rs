@@ -201,6 +201,38 @@ fn check_not_writable(
     }
     let wkey = format!("workspaces.{name}");
     let scopes: [(&Section, &str); 2] = [(d, "defaults"), (w, &wkey)];
+    // What this workspace mounts: the engine resolves each source when it creates the
+    // container, following symlinks. A source inside another writable path (a nested
+    // workspace, a read-only mount of a project's subdirectory) could be replaced by a symlink
+    // — to ~/.ssh, to the engine's socket — before the next `up`.
+    for (s, prefix) in scopes {
+        let paths = s
+            .paths
+            .iter()
+            .flatten()
+            .map(|p| (p.path.clone(), p.line, "paths"));
+        let mounts = s
+            .mounts
+            .iter()
+            .flatten()
+            .filter_map(|m| m.host.clone().map(|h| (h, m.line, "mounts")));
+        for (src, line, key) in paths.chain(mounts) {
+            if let Some(wr) = writable
+                .iter()
+                .find(|wr| src != wr.path && src.starts_with(&wr.path))
+            {
+                return Err(err(
+                    line,
+                    format!("{prefix}.{key}"),
+                    format!(
+                        "{} is inside {wr}: that container's agent could replace it with a symlink (to ~/.ssh, to the engine's socket) before the next `up`, and the engine would mount what it points to; mount {} itself, or a directory outside it",
+                        src.display(),
+                        wr.path.display()
+                    ),
+                ));
+            }
+        }
+    }
     for (s, prefix) in scopes {
         for f in s.env_file.iter().flatten() {
             if let Some(wr) = writable_overlap(writable, &f.path, false) {
