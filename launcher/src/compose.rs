@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::merge::Mount;
-use crate::config::schema::{SecretEntry, SecretSource};
+use crate::config::schema::SecretEntry;
 use crate::config::Workspace;
 use crate::policy::AGENT_HOME;
 
@@ -16,6 +16,8 @@ use crate::policy::AGENT_HOME;
 pub const SANDBOX_INIT_TARGET: &str = "/usr/local/bin/sandbox-init";
 /// Where secrets are mounted (`/run/secrets/NAME`), as sandbox-init expects.
 pub const SECRETS_TARGET: &str = "/run/secrets";
+/// Where the workspace's own OpenCode data directory is mounted (OpenCode's data dir).
+pub const DATA_TARGET: &str = "/home/agent/.local/share/opencode";
 /// Where the policy directory is mounted.
 pub const POLICY_TARGET: &str = "/etc/jailoc";
 /// The port OpenCode listens on inside the container.
@@ -49,10 +51,32 @@ pub const CAPABILITIES: &[&str] = &[
     "KILL",
 ];
 
-/// The health check: `bash` + `/dev/tcp` + coreutils, present in every Debian-based image (the
-/// image may lack curl, and sandbox-init's binary is not a health client). It sends
-/// `GET /global/health` with OpenCode's Basic auth and wants a 200.
-pub const HEALTHCHECK_SCRIPT: &str = r#"exec 3<>/dev/tcp/127.0.0.1/4096 && printf 'GET /global/health HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n\r\n' "$(printf '%s:%s' "${OPENCODE_SERVER_USERNAME:-opencode}" "$OPENCODE_SERVER_PASSWORD" | base64 | tr -d '\n')" >&3 && head -n 1 <&3 | grep -q ' 200'"#;
+/// The health check, in Docker's exec (`CMD`) form: one program by absolute path, the
+/// bind-mounted sandbox-init, which drops to the agent (no capabilities) before it connects to
+/// OpenCode's `/global/health`. The engine runs it as root with the container's capabilities
+/// every few seconds, so it must not be a shell that resolves programs through a `PATH` the
+/// agent can write (a planted `head` in `~/.local/bin` once ran as root with NET_ADMIN).
+pub const HEALTHCHECK: &[&str] = &[
+    "CMD",
+    SANDBOX_INIT_TARGET,
+    "--config-dir",
+    POLICY_TARGET,
+    "--health",
+    "--port",
+    "4096",
+];
+
+/// How every command jailoc runs in a running container starts (`compose exec --user 0:0`
+/// then this, then the command): sandbox-init drops to the agent exactly as at boot (no
+/// capabilities in any set, bounding included, `no_new_privs`) before it runs the command. A
+/// plain `exec --user 1000` keeps the container's bounding set and skips the rest.
+pub const ENTER: &[&str] = &[
+    SANDBOX_INIT_TARGET,
+    "--config-dir",
+    POLICY_TARGET,
+    "--enter",
+    "--",
+];
 
 /// Everything the renderer needs besides the workspace; host-dependent facts (which optional
 /// files exist, where things live) are decided by the caller so rendering stays pure.
@@ -65,8 +89,11 @@ pub struct ComposeInput<'a> {
     pub policy_dir: &'a Path,
     /// Env file holding `OPENCODE_SERVER_PASSWORD=...` (0600).
     pub password_file: &'a Path,
-    /// Where `from_env` secrets are written (one file per secret name) before `up`.
+    /// Where every secret's value is copied (one file per secret name) at `up`.
     pub secrets_dir: &'a Path,
+    /// The workspace's own OpenCode data directory (`$XDG_DATA_HOME/jailoc/NAME/opencode`),
+    /// mounted read-write at [`DATA_TARGET`]; no host program reads it.
+    pub data_dir: &'a Path,
     /// The built-in convenience mounts that exist on this host (see [`builtin_mounts`]); the
     /// user's `mounts` may replace or remove each by container path.
     pub builtin: &'a [Mount],
@@ -158,11 +185,8 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
     let _ = writeln!(y, "      dev.jailoc.port: {}", q(&ws.port.to_string()));
     let _ = writeln!(y, "      dev.jailoc.egress: {}", q(ws.egress.as_str()));
     y.push_str("    healthcheck:\n");
-    let _ = writeln!(
-        y,
-        "      test: [\"CMD\", \"bash\", \"-c\", {}]",
-        q(HEALTHCHECK_SCRIPT)
-    );
+    let test: Vec<String> = HEALTHCHECK.iter().map(|a| q(a)).collect();
+    let _ = writeln!(y, "      test: [{}]", test.join(", "));
     y.push_str(
         "      interval: \"3s\"\n      timeout: \"3s\"\n      retries: 5\n      start_period: \"60s\"\n",
     );
@@ -247,7 +271,10 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
     if let Some(s) = inp.ssh_auth_sock {
         fixed.push(bind(s, "/run/ssh-agent.sock", false));
     }
-    let mut custom: Vec<Mount> = inp.builtin.to_vec();
+    // The workspace's own data directory comes first among the replaceable mounts: a user
+    // may remove it (`":/home/agent/.local/share/opencode"`) or replace it.
+    let mut custom: Vec<Mount> = vec![bind(inp.data_dir, DATA_TARGET, false)];
+    custom.extend(inp.builtin.iter().cloned());
     for m in &ws.mounts {
         custom.retain(|c| c.container != m.container);
         if m.host.is_some() {
@@ -270,17 +297,17 @@ pub struct Builtin {
     pub dir: bool,
 }
 
-/// The built-in mounts, the Go jailoc's plus OpenCode's data dir, each only if it exists:
-/// OpenCode's config (`~/.config/opencode`) and `~/.opencode` (its binary, plugins) are
-/// read-only — unlike the Go jailoc, which mounts them read-write — because the host's OpenCode
-/// loads and runs what is in them, so a writable mount would let the agent plant code on the
-/// host. `~/.claude/transcripts` is read-write, `~/.agents` read-only (as in Go);
-/// OpenCode's data dir (auth, sessions) read-write; the git config read-only; with
-/// `ssh_auth_sock`, `~/.ssh/known_hosts` read-only.
+/// The built-in mounts, each only if it exists, all read-only: OpenCode's config
+/// (`~/.config/opencode`) and `~/.opencode` (its binary, plugins) — unlike the Go jailoc, which
+/// mounts them read-write — because the host's OpenCode loads and runs what is in them, so a
+/// writable mount would let the agent plant code on the host; `~/.agents` (as in Go); the git
+/// config; with `ssh_auth_sock`, `~/.ssh/known_hosts`. Not mounted, unlike the Go jailoc:
+/// `~/.claude/transcripts` (read-write there: a host program loads those transcripts later, and
+/// every workspace would read and write the same ones) and the host's OpenCode data directory
+/// (each workspace gets its own, [`ComposeInput::data_dir`]).
 pub fn builtin_candidates(
     home: &Path,
     opencode_config: &Path,
-    opencode_data: &Path,
     git_config: bool,
     ssh_auth_sock: bool,
 ) -> Vec<Builtin> {
@@ -298,19 +325,7 @@ pub fn builtin_candidates(
             true,
         ),
         b(home.join(".opencode"), ".opencode", true, true),
-        b(
-            home.join(".claude/transcripts"),
-            ".claude/transcripts",
-            false,
-            true,
-        ),
         b(home.join(".agents"), ".agents", true, true),
-        b(
-            opencode_data.to_path_buf(),
-            ".local/share/opencode",
-            false,
-            true,
-        ),
     ];
     if git_config {
         v.push(b(home.join(".gitconfig"), ".gitconfig", true, false));
@@ -360,13 +375,10 @@ pub fn builtin_mounts(candidates: &[Builtin]) -> Vec<Mount> {
         .collect()
 }
 
-/// The host file mounted for `secret`: its `from_file`, or the file `up` writes for a
-/// `from_env` secret (the value itself never appears in the compose file).
+/// The host file mounted for `secret`: always jailoc's own copy of its value (written at
+/// `up`), never the user's file; the value itself never appears in the compose file.
 pub fn secret_source(secret: &SecretEntry, secrets_dir: &Path) -> PathBuf {
-    match &secret.source {
-        SecretSource::HostFile(hp) => hp.path.clone(),
-        SecretSource::HostEnv(_) => secrets_dir.join(&secret.name),
-    }
+    secrets_dir.join(&secret.name)
 }
 
 fn path_str(p: &Path) -> String {
@@ -398,6 +410,7 @@ mod tests {
             policy_dir: Path::new("/home/u/.config/jailoc/workspaces/w"),
             password_file: Path::new("/home/u/.config/jailoc/passwords/w.env"),
             secrets_dir: Path::new("/home/u/.cache/jailoc/w/secrets"),
+            data_dir: Path::new("/home/u/.local/share/jailoc/w/opencode"),
             builtin: &[],
             ssh_auth_sock: None,
             dind_image: DEFAULT_DIND_IMAGE,
@@ -455,6 +468,24 @@ mod tests {
             "{y}"
         );
         assert!(!y.contains(&format!("\n  {DIND_SERVICE}:\n")), "{y}");
+    }
+
+    /// Issue 10, item 4: the engine runs the health check as root with the container's
+    /// capabilities, every few seconds. It is one program by absolute path (exec form, no
+    /// shell), so nothing is looked up on a PATH the agent can write (a planted
+    /// `~/.local/bin/head` ran as uid 0 under the earlier `bash -c` check).
+    #[test]
+    fn attack_planted_program_in_agent_path_is_not_run_by_the_healthcheck() {
+        let y = render_config("");
+        let test = y
+            .lines()
+            .find_map(|l| l.strip_prefix("      test: "))
+            .expect("a healthcheck");
+        assert_eq!(
+            test,
+            "[\"CMD\", \"/usr/local/bin/sandbox-init\", \"--config-dir\", \"/etc/jailoc\", \"--health\", \"--port\", \"4096\"]"
+        );
+        assert!(!y.contains("bash") && !y.contains("CMD-SHELL"), "{y}");
     }
 
     #[test]

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::config::merge::{writable_overlap, Writable};
+use crate::config::HostDirs;
+
 use crate::process::{Cmd, Mode, Output, Runner};
 
 /// Everything a command may read from or do to the outside world.
@@ -27,6 +30,10 @@ pub struct Context {
     pub interactive: bool,
     /// Host variables no child process may inherit (the `from_env` secrets' sources).
     pub hidden_env: Vec<String>,
+    /// Paths a container can write (from the config): jailoc runs no program found there.
+    pub writable: Vec<Writable>,
+    /// Reads the host's interface addresses (walled off in the policy); tests pass fixed ones.
+    pub host_addrs: fn() -> std::io::Result<Vec<std::net::IpAddr>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -55,46 +62,117 @@ impl Context {
             .unwrap_or_else(|| PathBuf::from("/"))
     }
 
+    /// `$HOME` and the XDG base directories, from [`env`](Self::env).
+    pub fn dirs(&self) -> HostDirs {
+        HostDirs::new(&self.home(), |k| self.var(k).map(str::to_string))
+    }
+
     /// `$XDG_CONFIG_HOME/jailoc`, default `~/.config/jailoc`.
     pub fn config_dir(&self) -> PathBuf {
-        self.xdg("XDG_CONFIG_HOME", ".config").join("jailoc")
+        self.dirs().jailoc_config()
     }
 
     /// `$XDG_CACHE_HOME/jailoc`, default `~/.cache/jailoc`.
     pub fn cache_dir(&self) -> PathBuf {
-        self.xdg("XDG_CACHE_HOME", ".cache").join("jailoc")
+        self.dirs().jailoc_cache()
+    }
+
+    /// `$XDG_DATA_HOME/jailoc`, default `~/.local/share/jailoc`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dirs().jailoc_data()
     }
 
     /// The host's OpenCode config directory (`$XDG_CONFIG_HOME/opencode`).
     pub fn opencode_config_dir(&self) -> PathBuf {
-        self.xdg("XDG_CONFIG_HOME", ".config").join("opencode")
+        self.dirs().opencode_config()
     }
 
     /// The host's OpenCode data directory (`$XDG_DATA_HOME/opencode`: auth, sessions).
     pub fn opencode_data_dir(&self) -> PathBuf {
-        self.xdg("XDG_DATA_HOME", ".local/share").join("opencode")
+        self.dirs().opencode_data()
     }
 
-    fn xdg(&self, var: &str, fallback: &str) -> PathBuf {
-        match self.var(var) {
-            Some(v) if Path::new(v).is_absolute() => PathBuf::from(v),
-            _ => self.home().join(fallback),
+    /// The private, empty directory (0700) every host process jailoc starts runs in
+    /// ([`HostDirs::private_cwd`]): created if missing, refused if it is not an empty directory
+    /// of its own. A program started in the user's current directory — a project the agent
+    /// writes — could load configuration or plugins from it (OpenCode's TUI loads `tui.json`
+    /// plugins upward from its cwd; compose implementations read `.env`).
+    pub fn private_cwd(&self) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.dirs().private_cwd();
+        crate::fsutil::create_dir_private(&dir)?;
+        let meta = std::fs::symlink_metadata(&dir)?;
+        let bad = |why: &str| {
+            std::io::Error::other(format!(
+                "failed to use {} as the directory host programs run in: {why}",
+                dir.display()
+            ))
+        };
+        if !meta.is_dir() {
+            return Err(bad("it is not a directory"));
         }
+        if meta.permissions().mode() & 0o777 != 0o700 {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        if std::fs::read_dir(&dir)?.next().is_some() {
+            return Err(bad("it is not empty (remove what is in it)"));
+        }
+        Ok(dir)
     }
 
     /// Runs `cmd` through the runner with the [`hidden_env`](Self::hidden_env) variables
-    /// removed from its environment. Every child process goes through here.
+    /// removed from its environment, in [`private_cwd`](Self::private_cwd) unless `cmd` names
+    /// its own directory. Every child process goes through here.
     pub fn run(&self, cmd: &Cmd, mode: Mode) -> std::io::Result<Output> {
-        if self.hidden_env.is_empty() {
-            return self.runner.run(cmd, mode);
-        }
         let mut cmd = cmd.clone();
+        if cmd.cwd.is_none() {
+            cmd.cwd = Some(self.private_cwd()?);
+        }
+        if let Some(found) = self.find_program(&cmd.program, cmd.cwd.as_deref()) {
+            self.check_not_writable(&found)?;
+        }
         for k in &self.hidden_env {
             if !cmd.env_remove.contains(k) {
                 cmd.env_remove.push(k.clone());
             }
         }
         self.runner.run(&cmd, mode)
+    }
+
+    /// Where `program` is found as the child would find it (`execvp`: a name with a slash as
+    /// is, else the first executable file in `$PATH`; relative entries from `cwd`).
+    pub fn find_program(&self, program: &str, cwd: Option<&Path>) -> Option<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let base = cwd
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.cwd.clone());
+        let exec = |p: &Path| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        };
+        if program.contains('/') {
+            return Some(base.join(program));
+        }
+        let path = self.env.get("PATH")?;
+        std::env::split_paths(path)
+            .map(|d| base.join(d).join(program))
+            .find(|p| exec(p))
+    }
+
+    /// Refuses a program (or any host file jailoc hands to the engine to run, like
+    /// sandbox-init) that lies in a path a container can write: the agent could replace it
+    /// (a project's `.venv/bin` or `node_modules/.bin` on `$PATH` is common).
+    pub fn check_not_writable(&self, program: &Path) -> std::io::Result<()> {
+        let real = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+        match writable_overlap(&self.writable, &real, false) {
+            None => Ok(()),
+            Some(w) => Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "refusing to run {}: it is inside {w}, so the agent could replace it; take that directory off PATH (or install the program elsewhere)",
+                    real.display()
+                ),
+            )),
+        }
     }
 
     /// Writes a line to stdout, ignoring a closed pipe.

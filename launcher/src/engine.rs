@@ -66,6 +66,10 @@ pub fn detect(ctx: &Context) -> Result<Engine> {
                 });
             }
             Ok(out) => tried.push(format!("`{}` exited with {}", cmd.display(), out.code)),
+            // Found, but where the agent could have put it: say so, do not try the next.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(spawn_error(&cmd, e))
+            }
             Err(_) => tried.push(format!("`{}` is not installed", cand.join(" "))),
         }
     }

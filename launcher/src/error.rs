@@ -72,6 +72,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The host's interface addresses could not be read.
+    #[error("failed to read the host's interface addresses (the policy walls them off): {0}")]
+    HostAddrs(#[source] std::io::Error),
     /// An interactive child (shell, logs -f) ended with this code; passed through unchanged.
     #[error("child exited with code {0}")]
     ChildExit(i32),
@@ -92,7 +95,7 @@ impl Error {
             Error::NoSandboxInit { .. } => exit::NO_SANDBOX_INIT,
             Error::Spawn { .. } => exit::NO_ENGINE,
             Error::CommandFailed { .. } | Error::Fetch { .. } => exit::ENGINE_FAILED,
-            Error::File { .. } => exit::IO,
+            Error::File { .. } | Error::HostAddrs(_) => exit::IO,
             Error::ChildExit(code) => *code,
             Error::NotStarted { .. } => exit::NOT_STARTED,
             Error::Other(_) => exit::SOFTWARE,

@@ -80,6 +80,74 @@ fn open_new(path: &Path, _mode: u32) -> io::Result<fs::File> {
     fs::File::create(path)
 }
 
+/// Reads the regular file at `path` without following a symlink at its last component
+/// (`O_NOFOLLOW`) and without blocking on a FIFO or device (`O_NONBLOCK`, then `fstat` must say
+/// regular file): for files whose last component someone else may have replaced.
+pub fn read_regular_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(io::ErrorKind::InvalidInput, "it is a symbolic link")
+            } else {
+                e
+            }
+        })?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    let mut data = Vec::new();
+    f.read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// Puts `data` at `dir/name` (mode `mode`) in a directory someone else can write (the agent's
+/// data directory): a temp file with a fresh random name is created `O_EXCL` in `dir` (so it
+/// is a new inode, never a planted symlink or FIFO), written, and renamed over `name`. What is
+/// at `dir/name` before is never opened, read or followed; a rename replaces a symlink itself.
+pub fn replace_in_dir(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let target = dir.join(name);
+    for _ in 0..16 {
+        let mut r = [0u8; 8];
+        getrandom::fill(&mut r).map_err(|e| io::Error::other(e.to_string()))?;
+        let suffix: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = dir.join(format!(".{name}.jailoc-{suffix}"));
+        let mut f = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        };
+        let result = (|| {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(fs::Permissions::from_mode(mode))?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &target)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        return result;
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "failed to create a temporary file: every name tried exists",
+    ))
+}
+
 /// The permission bits of `path`, if it exists.
 pub fn mode_of(path: &Path) -> Option<u32> {
     #[cfg(unix)]

@@ -15,6 +15,7 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod hostaddrs;
 pub mod image;
 pub mod policy;
 pub mod process;
@@ -49,6 +50,8 @@ pub fn main_with_system() -> i32 {
         input: Box::new(std::io::BufReader::new(std::io::stdin())),
         interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
         hidden_env: Vec::new(),
+        writable: Vec::new(),
+        host_addrs: hostaddrs::system,
     };
     run(std::env::args_os(), ctx)
 }

@@ -41,6 +41,15 @@ impl Buf {
     }
 }
 
+/// The host addresses unit tests see: one of each family, and loopback.
+pub fn fixed_host_addrs() -> std::io::Result<Vec<std::net::IpAddr>> {
+    Ok(vec![
+        "203.0.113.7".parse().expect("v4"),
+        "2001:db8::7".parse().expect("v6"),
+        "127.0.0.1".parse().expect("lo"),
+    ])
+}
+
 /// A temp dir outside /tmp (workspace paths may not be in the container's /tmp).
 pub fn tempdir() -> tempfile::TempDir {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/unit-tmp");
@@ -73,6 +82,8 @@ pub fn context(root: &Path, runner: Recorder) -> (Context, Buf, Buf) {
         input: Box::new(std::io::empty()),
         interactive: false,
         hidden_env: Vec::new(),
+        writable: Vec::new(),
+        host_addrs: fixed_host_addrs,
     };
     (ctx, out, err)
 }

@@ -34,12 +34,14 @@ pub fn load_config(ctx: &mut Context, explicit: Option<&Path>) -> Result<Config>
             path.display()
         ));
     }
-    let cfg = config::load_file(&path, &ctx.home())?;
+    let cfg = config::load_file(&path, &ctx.dirs())?;
     // No process jailoc starts (compose, builds, attach) inherits a `from_env` secret's host
     // variable: its value reaches the container only as a file under /run/secrets.
     ctx.hidden_env = cfg.secret_source_vars();
     // The password reaches the container through its 0600 env file only.
     ctx.hidden_env.push(PASSWORD_VAR.to_string());
+    // No program jailoc starts may come from a directory a container can write.
+    ctx.writable = config::merge::writable_paths(&cfg);
     Ok(cfg)
 }
 
@@ -76,9 +78,13 @@ pub struct Files {
     pub override_file: PathBuf,
     /// `$XDG_CONFIG_HOME/jailoc/passwords/NAME.env` (0600), an env file for compose.
     pub password_file: PathBuf,
-    /// `$XDG_CACHE_HOME/jailoc/NAME/secrets/` (0700): the `from_env` secrets' values, one
+    /// `$XDG_CACHE_HOME/jailoc/NAME/secrets/` (0700): every secret's value (copied at `up`), one
     /// file each, written at `up` and removed at `down`.
     pub secrets_dir: PathBuf,
+    /// `$XDG_DATA_HOME/jailoc/NAME/opencode` (0700): the workspace's own OpenCode data
+    /// directory (sessions, snapshots, a copy of the host's logins), which no host program
+    /// reads. Never the host's `~/.local/share/opencode`.
+    pub data_dir: PathBuf,
 }
 
 /// The files of workspace `name`.
@@ -89,6 +95,7 @@ pub fn files(ctx: &Context, name: &str) -> Files {
         policy_dir,
         compose_file: ctx.cache_dir().join(name).join("docker-compose.yml"),
         secrets_dir: ctx.cache_dir().join(name).join("secrets"),
+        data_dir: ctx.data_dir().join(name).join("opencode"),
         password_file: ctx
             .config_dir()
             .join("passwords")
@@ -235,6 +242,25 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
     for secret in ws.secrets.values() {
         check_secret_source(ctx, ws, secret)?;
     }
+    if let Some(sock) = ctx.var("SSH_AUTH_SOCK").filter(|_| ws.ssh_auth_sock) {
+        // Mounted by path: the engine follows whatever it resolves to at `up`.
+        let real = std::fs::canonicalize(sock).unwrap_or_else(|_| PathBuf::from(sock));
+        let refuse = |why: String| Error::Workspace {
+            workspace: ws.name.clone(),
+            message: format!("ssh_auth_sock: $SSH_AUTH_SOCK {sock}: {why}"),
+        };
+        if let Some(w) = ws
+            .writable
+            .iter()
+            .find(|w| real != w.path && real.starts_with(&w.path))
+        {
+            return Err(refuse(format!(
+                "it resolves to {}, inside {w}, so that container's agent could replace it (with the engine's socket, say)",
+                real.display()
+            )));
+        }
+        crate::config::paths::check_host_path(sock, &real, &ctx.dirs()).map_err(refuse)?;
+    }
     if ws.password_mode == PasswordMode::Env && ctx.var(PASSWORD_VAR).is_none() {
         return Err(Error::Workspace {
             workspace: ws.name.clone(),
@@ -244,15 +270,67 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
             ),
         });
     }
-    find_sandbox_init(ctx)
+    // It runs as root (PID 1) in every container and goes into the built-in image.
+    let sandbox_init = find_sandbox_init(ctx)?;
+    ctx.check_not_writable(&sandbox_init)
+        .map_err(|e| Error::Workspace {
+            workspace: ws.name.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(sandbox_init)
 }
 
-/// Up-time checks of one secret's source (the Go jailoc's): a `from_env` variable must be set
-/// and non-empty; a `from_file` must exist and be a regular file, and for a file destination
-/// (bind-mounted straight to the agent, UID 1000) be world-readable. Errors name the config
-/// file, line, key and value.
+/// Up-time checks of one secret's source: a `from_env` variable must be set and non-empty; a
+/// `from_file` must be a regular file and not a symlink (its directory was resolved at load;
+/// the file itself is never followed: a symlink there could point anywhere, `~/.ssh`
+/// included). Errors name the config file, line, key and value.
 fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> Result<()> {
-    let fail = |what: String| Error::Workspace {
+    match &secret.source {
+        SecretSource::HostEnv(var) => {
+            if ctx.var(var).is_none() {
+                return Err(secret_error(ws, secret, format!(
+                    "from_env {var:?}: the host environment variable {var} is not set or empty (export it before `jailoc up`)"
+                )));
+            }
+        }
+        SecretSource::HostFile(hp) => {
+            let meta = std::fs::symlink_metadata(&hp.path).map_err(|e| {
+                secret_error(
+                    ws,
+                    secret,
+                    format!(
+                        "from_file {:?}: failed to read {}: {e}",
+                        hp.raw,
+                        hp.path.display()
+                    ),
+                )
+            })?;
+            if meta.file_type().is_symlink() {
+                return Err(secret_error(ws, secret, format!(
+                    "from_file {:?}: {} is a symbolic link: jailoc does not follow a symlink to a secret (it could point anywhere, ~/.ssh included); name the file itself",
+                    hp.raw,
+                    hp.path.display()
+                )));
+            }
+            if !meta.is_file() {
+                return Err(secret_error(
+                    ws,
+                    secret,
+                    format!(
+                        "from_file {:?}: {} is not a regular file",
+                        hp.raw,
+                        hp.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An up-time error about `secret`, naming the config file, line and key.
+fn secret_error(ws: &Workspace, secret: &SecretEntry, what: String) -> Error {
+    Error::Workspace {
         workspace: ws.name.clone(),
         message: format!(
             "{}:{}: {}: {what}",
@@ -260,65 +338,41 @@ fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> R
             secret.line,
             secret.key
         ),
-    };
-    match &secret.source {
-        SecretSource::HostEnv(var) => {
-            if ctx.var(var).is_none() {
-                return Err(fail(format!(
-                    "from_env {var:?}: the host environment variable {var} is not set or empty (export it before `jailoc up`)"
-                )));
-            }
-        }
-        SecretSource::HostFile(hp) => {
-            let meta = std::fs::metadata(&hp.path).map_err(|e| {
-                fail(format!(
-                    "from_file {:?}: failed to read {}: {e}",
-                    hp.raw,
-                    hp.path.display()
-                ))
-            })?;
-            if !meta.is_file() {
-                return Err(fail(format!(
-                    "from_file {:?}: {} is not a regular file",
-                    hp.raw,
-                    hp.path.display()
-                )));
-            }
-            if secret.dest == SecretDest::File
-                && fsutil::mode_of(&hp.path).unwrap_or(0) & 0o004 == 0
-            {
-                return Err(fail(format!(
-                    "from_file {:?}: {} is not world-readable (o+r), but a file secret is mounted as it is for the agent (UID 1000) to read: run `chmod o+r {}`, or declare it under secrets.env",
-                    hp.raw,
-                    hp.path.display(),
-                    hp.path.display()
-                )));
-            }
-        }
     }
-    Ok(())
 }
 
-/// Writes each `from_env` secret's value to its own file in `files.secrets_dir` (atomically;
-/// 0600 for an environment secret, which sandbox-init reads as root; 0444 for a file secret,
-/// which the agent reads itself) and removes files of secrets no longer configured. Returns
-/// whether anything changed: a bind-mounted file is pinned by inode, so a running container
-/// must then be recreated to see the new value.
+/// Copies each secret's value into its own file in `files.secrets_dir` (atomically; 0600 for
+/// an environment secret, which sandbox-init reads as root; 0444 for a file secret, which the
+/// agent reads itself) and removes files of secrets no longer configured, so the container
+/// never mounts a user's path as a secret. A `from_file` source is read without following a
+/// symlink at its last component and without blocking on a FIFO (it is checked before, but
+/// could be swapped in between). Returns whether anything changed: a bind-mounted file is
+/// pinned by inode, so a running container must then be recreated to see the new value.
 pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Result<bool> {
     let dir = &files.secrets_dir;
     let mut keep = Vec::new();
     let mut changed = false;
     for secret in ws.secrets.values() {
-        let SecretSource::HostEnv(var) = &secret.source else {
-            continue;
+        let value = match &secret.source {
+            SecretSource::HostEnv(var) => ctx.var(var).unwrap_or_default().as_bytes().to_vec(),
+            SecretSource::HostFile(hp) => fsutil::read_regular_nofollow(&hp.path).map_err(|e| {
+                secret_error(
+                    ws,
+                    secret,
+                    format!(
+                        "from_file {:?}: failed to read {}: {e}",
+                        hp.raw,
+                        hp.path.display()
+                    ),
+                )
+            })?,
         };
-        let value = ctx.var(var).unwrap_or_default();
         let mode = match secret.dest {
             SecretDest::Env => 0o600,
             SecretDest::File => 0o444,
         };
         let path = dir.join(&secret.name);
-        changed |= fsutil::write_if_changed(&path, value.as_bytes(), mode)
+        changed |= fsutil::write_if_changed(&path, &value, mode)
             .map_err(|e| Error::file("write", &path, e))?;
         keep.push(secret.name.clone());
     }
@@ -333,7 +387,7 @@ pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Resul
     Ok(changed)
 }
 
-/// Removes the `from_env` secrets' files (at `down`: the values do not outlive the container).
+/// Removes the secrets' copies (at `down`: the values do not outlive the container).
 pub fn remove_secret_files(files: &Files) -> Result<()> {
     match std::fs::remove_dir_all(&files.secrets_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -367,6 +421,67 @@ fn warn_writable_host_code(ctx: &mut Context, ws: &Workspace) {
     }
 }
 
+/// The file in OpenCode's data directory that holds the provider logins.
+pub const AUTH_FILE: &str = "auth.json";
+
+/// Creates the workspace's own OpenCode data directory (0700) and copies the host OpenCode's
+/// logins (`$XDG_DATA_HOME/opencode/auth.json`) into it (0600), unless the user's `mounts`
+/// replace or remove that mount. The host's file is read without following a symlink and
+/// refused unless it is a regular file (an agent under an older jailoc, which mounted the
+/// host's directory, could have planted one); the copy goes through a fresh temp file renamed
+/// over the agent's `auth.json`, so a symlink or FIFO the agent put there is replaced, never
+/// written through or opened.
+pub fn prepare_data_dir(ctx: &Context, ws: &Workspace, files: &Files) -> Result<()> {
+    if ws
+        .mounts
+        .iter()
+        .any(|m| m.container == compose::DATA_TARGET)
+    {
+        return Ok(());
+    }
+    let dir = &files.data_dir;
+    fsutil::create_dir_private(dir).map_err(|e| Error::file("create", dir, e))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::file("read", dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::Workspace {
+            workspace: ws.name.clone(),
+            message: format!(
+                "{} is not a directory: jailoc keeps the workspace's OpenCode data there (remove what is there)",
+                dir.display()
+            ),
+        });
+    }
+    if fsutil::mode_of(dir) != Some(0o700) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::file("restrict", dir, e))?;
+    }
+    let host_auth = ctx.opencode_data_dir().join(AUTH_FILE);
+    let meta = match std::fs::symlink_metadata(&host_auth) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::file("read", &host_auth, e)),
+        Ok(m) => m,
+    };
+    let refuse = |what: &str| {
+        Error::Workspace {
+        workspace: ws.name.clone(),
+        message: format!(
+            "failed to copy OpenCode's logins from {}: {what}; jailoc copies only a regular file there (an agent under an older jailoc, which mounted that directory, could have planted it): check it, and replace it with a regular file or remove it",
+            host_auth.display()
+        ),
+    }
+    };
+    if meta.file_type().is_symlink() {
+        return Err(refuse("it is a symbolic link"));
+    }
+    if !meta.is_file() {
+        return Err(refuse("it is not a regular file"));
+    }
+    let data = fsutil::read_regular_nofollow(&host_auth).map_err(|e| refuse(&e.to_string()))?;
+    fsutil::replace_in_dir(dir, AUTH_FILE, &data, 0o600)
+        .map_err(|e| Error::file("write", dir.join(AUTH_FILE), e))
+}
+
 /// Checks the inputs, resolves (and if needed builds) the image, and writes the policy dir,
 /// password file and compose file. The order matters: nothing is written before every check
 /// passed, and the compose file (which `up` runs) comes last.
@@ -377,9 +492,19 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     let image = image::ensure(ctx, engine, ws, &sandbox_init)?;
     // 3. Generated files.
     warn_writable_host_code(ctx, ws);
+    for w in builtin_mounts(ctx, ws).1 {
+        ctx.warn(&w);
+    }
     let files = files(ctx, &ws.name);
-    policy::write_policy_dir(&files.policy_dir, ws)?;
+    // The host's own addresses are walled off like the private ranges (contract B).
+    let addrs = (ctx.host_addrs)().map_err(Error::HostAddrs)?;
+    policy::write_policy_dir(
+        &files.policy_dir,
+        ws,
+        &crate::hostaddrs::blocked_networks(addrs),
+    )?;
     let secrets_changed = write_secret_files(ctx, ws, &files)?;
+    prepare_data_dir(ctx, ws, &files)?;
     let (_, password_changed) = ensure_password(ctx, ws.password_mode, &files.password_file)?;
     let yaml = render_compose(ctx, ws, &files, &image, &sandbox_init);
     let compose_changed = fsutil::write_if_changed(&files.compose_file, yaml.as_bytes(), 0o600)
@@ -393,6 +518,51 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     })
 }
 
+/// The built-in mounts that exist on this host, less those whose source resolves into a path a
+/// container can write (a `~/.gitconfig` symlinked into a dotfiles repo that is a workspace
+/// path): that agent could point it at anything before the next `up`. Returns the mounts and a
+/// warning for each one left out.
+pub fn builtin_mounts(
+    ctx: &Context,
+    ws: &Workspace,
+) -> (Vec<crate::config::merge::Mount>, Vec<String>) {
+    let all = compose::builtin_mounts(&compose::builtin_candidates(
+        &ctx.home(),
+        &ctx.opencode_config_dir(),
+        ws.git_config,
+        ws.ssh_auth_sock,
+    ));
+    let mut warnings = Vec::new();
+    let kept = all
+        .into_iter()
+        .filter(|m| {
+            let Some(host) = &m.host else { return true };
+            if ws.mounts.iter().any(|u| u.container == m.container) {
+                return true; // replaced or removed by the user's `mounts`
+            }
+            let real = std::fs::canonicalize(host).unwrap_or_else(|_| host.clone());
+            // Strictly inside: the writable path itself cannot be swapped by its agent.
+            match ws
+                .writable
+                .iter()
+                .find(|w| real != w.path && real.starts_with(&w.path))
+            {
+                None => true,
+                Some(w) => {
+                    warnings.push(format!(
+                        "warning: not mounting {} at {}: it resolves to {}, inside {w}, so that container's agent could point it anywhere",
+                        host.display(),
+                        m.container,
+                        real.display()
+                    ));
+                    false
+                }
+            }
+        })
+        .collect();
+    (kept, warnings)
+}
+
 /// Renders the compose file for `ws`, deciding the host-dependent optional mounts.
 pub fn render_compose(
     ctx: &Context,
@@ -401,13 +571,7 @@ pub fn render_compose(
     image: &str,
     sandbox_init: &Path,
 ) -> String {
-    let builtin = compose::builtin_mounts(&compose::builtin_candidates(
-        &ctx.home(),
-        &ctx.opencode_config_dir(),
-        &ctx.opencode_data_dir(),
-        ws.git_config,
-        ws.ssh_auth_sock,
-    ));
+    let (builtin, _) = builtin_mounts(ctx, ws);
     let ssh = ctx.var("SSH_AUTH_SOCK").map(PathBuf::from);
     let dind = ctx
         .var("JAILOC_DIND_IMAGE")
@@ -420,6 +584,7 @@ pub fn render_compose(
         policy_dir: &files.policy_dir,
         password_file: &files.password_file,
         secrets_dir: &files.secrets_dir,
+        data_dir: &files.data_dir,
         builtin: &builtin,
         // A socket that is gone would make the engine fail (or create a directory there).
         ssh_auth_sock: ssh.as_deref().filter(|p| ws.ssh_auth_sock && p.exists()),
@@ -475,7 +640,13 @@ mod tests {
         assert_eq!(log.borrow().len(), 1);
         assert!(log.borrow()[0].starts_with("docker image inspect --format {{.Id}} jailoc-base:"));
         assert!(p.files.compose_file.is_file());
-        assert!(p.files.policy_dir.join("policy.toml").is_file());
+        // The host's own addresses (the context's fixed ones) are walled off, loopback not.
+        let policy =
+            std::fs::read_to_string(p.files.policy_dir.join("policy.toml")).expect("policy");
+        assert!(
+            policy.contains("\nblocked_networks = [\"203.0.113.7/32\", \"2001:db8::7/128\"]\n"),
+            "{policy}"
+        );
         let again = prepare(&mut c, &ws, &engine).expect("prepare");
         assert!(!again.compose_changed, "unchanged config, unchanged file");
     }
@@ -501,5 +672,223 @@ mod tests {
         c.cwd = root.clone();
         assert_eq!(select(&c, &cfg, None), "default");
         assert_eq!(select(&c, &cfg, Some("x")), "x");
+    }
+
+    fn ws_of(root: &Path, text: &str, name: &str) -> Workspace {
+        let cfg = parse_str(text, &root.join("config.toml"), &root.join("home")).expect("config");
+        crate::config::resolve_workspace(&cfg, name).expect("ws")
+    }
+
+    /// Issue 10, item 1: the host's OpenCode data directory (whose snapshot repositories'
+    /// git config the host's OpenCode runs) is never mounted, wherever XDG_DATA_HOME puts it;
+    /// the workspace gets jailoc's own directory there instead.
+    #[test]
+    fn attack_host_opencode_data_dir_is_never_a_mount_source() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("home/src/w")).expect("mkdir");
+        let (mut c, _, _) = context(&root, Recorder::default());
+        for data_home in [None, Some(root.join("xdg-data"))] {
+            if let Some(d) = &data_home {
+                c.env
+                    .insert("XDG_DATA_HOME".into(), d.to_string_lossy().into_owned());
+            }
+            let host_data = c.opencode_data_dir();
+            std::fs::create_dir_all(host_data.join("snapshot/p/0123")).expect("mkdir");
+            let ws = ws_of(&root, "[workspaces.w]\npaths = [\"~/src/w\"]\n", "w");
+            let f = files(&c, "w");
+            let yaml = render_compose(&c, &ws, &f, "img", Path::new("/bin/true"));
+            let sources: Vec<&str> = yaml
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("source: \""))
+                .map(|l| l.trim_end_matches('"'))
+                .collect();
+            assert!(!sources.is_empty(), "{yaml}");
+            for src in &sources {
+                assert!(
+                    !Path::new(src).starts_with(&host_data),
+                    "{src} is the host's OpenCode data:\n{yaml}"
+                );
+            }
+            assert_eq!(f.data_dir, c.data_dir().join("w/opencode"));
+            assert!(yaml.contains(&format!(
+                "        source: \"{}\"\n        target: \"/home/agent/.local/share/opencode\"\n        read_only: false\n",
+                f.data_dir.display()
+            )), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn two_workspaces_get_different_data_dirs() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (c, _, _) = context(&root, Recorder::default());
+        let (a, b) = (files(&c, "a"), files(&c, "b"));
+        assert_ne!(a.data_dir, b.data_dir);
+        assert!(!a.data_dir.starts_with(&b.data_dir) && !b.data_dir.starts_with(&a.data_dir));
+        assert_eq!(a.data_dir, root.join("home/.local/share/jailoc/a/opencode"));
+    }
+
+    /// A context whose host OpenCode has logins, and a workspace `w`.
+    fn auth_setup(root: &Path) -> (Context, Workspace, Files) {
+        let (c, _, _) = context(root, Recorder::default());
+        std::fs::create_dir_all(c.opencode_data_dir()).expect("mkdir");
+        std::fs::write(c.opencode_data_dir().join(AUTH_FILE), "LOGINS").expect("write");
+        let ws = ws_of(root, "[workspaces.w]\n", "w");
+        let f = files(&c, "w");
+        std::fs::create_dir_all(&f.data_dir).expect("mkdir");
+        (c, ws, f)
+    }
+
+    /// The agent replaced auth.json in its data dir with a symlink to a host file: the copy at
+    /// `up` replaces the symlink and never writes through it.
+    #[test]
+    fn attack_symlinked_auth_json_is_replaced_not_written_through() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (c, ws, f) = auth_setup(&root);
+        let victim = root.join("home/.bashrc");
+        std::fs::write(&victim, "ORIGINAL").expect("write");
+        std::os::unix::fs::symlink(&victim, f.data_dir.join(AUTH_FILE)).expect("symlink");
+        prepare_data_dir(&c, &ws, &f).expect("copy");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "ORIGINAL");
+        let copy = f.data_dir.join(AUTH_FILE);
+        let meta = std::fs::symlink_metadata(&copy).expect("stat");
+        assert!(meta.is_file(), "a regular file now");
+        assert_eq!(std::fs::read_to_string(&copy).expect("read"), "LOGINS");
+        assert_eq!(fsutil::mode_of(&copy), Some(0o600));
+        assert_eq!(fsutil::mode_of(&f.data_dir), Some(0o700));
+        let names: Vec<String> = std::fs::read_dir(&f.data_dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [AUTH_FILE], "no temp file left behind");
+    }
+
+    fn mkfifo(p: &Path) {
+        let st = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .expect("mkfifo");
+        assert!(st.success());
+    }
+
+    /// Runs `f` on a thread; a watchdog (not a timing assertion: a hang is the failure)
+    /// turns a blocked open into a test failure instead of a stuck suite.
+    fn without_hanging<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("blocked on a FIFO")
+    }
+
+    /// The agent replaced auth.json with a FIFO: the copy does not open it, so `up` does not
+    /// block, and the FIFO is replaced.
+    #[test]
+    fn attack_fifo_as_auth_json_does_not_block_the_copy() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (_, _, f) = auth_setup(&root);
+        mkfifo(&f.data_dir.join(AUTH_FILE));
+        let r = root.clone();
+        let copied = without_hanging(move || {
+            let (c, ws, f) = auth_setup(&r);
+            prepare_data_dir(&c, &ws, &f).map_err(|e| e.to_string())
+        });
+        assert_eq!(copied, Ok(()));
+        let copy = f.data_dir.join(AUTH_FILE);
+        assert_eq!(std::fs::read_to_string(&copy).expect("read"), "LOGINS");
+    }
+
+    /// The host's own auth.json is a symlink (planted under an older jailoc, which mounted the
+    /// host's data dir) or a FIFO: refused, with what to do, and nothing is copied.
+    #[test]
+    fn attack_planted_host_auth_json_symlink_or_fifo_is_refused() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (c, ws, f) = auth_setup(&root);
+        let host_auth = c.opencode_data_dir().join(AUTH_FILE);
+        let key = root.join("home/id_ed25519");
+        std::fs::write(&key, "PRIVATE KEY").expect("write");
+        std::fs::remove_file(&host_auth).expect("rm");
+        std::os::unix::fs::symlink(&key, &host_auth).expect("symlink");
+        let e = prepare_data_dir(&c, &ws, &f).expect_err("symlink");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "failed to prepare workspace \"w\": failed to copy OpenCode's logins from {}: it is a symbolic link; jailoc copies only a regular file there (an agent under an older jailoc, which mounted that directory, could have planted it): check it, and replace it with a regular file or remove it",
+                host_auth.display()
+            )
+        );
+        assert!(!f.data_dir.join(AUTH_FILE).exists());
+        std::fs::remove_file(&host_auth).expect("rm");
+        mkfifo(&host_auth);
+        let r = root.clone();
+        let e = without_hanging(move || {
+            let (c, _, _) = context(&r, Recorder::default());
+            let ws = ws_of(&r, "[workspaces.w]\n", "w");
+            prepare_data_dir(&c, &ws, &files(&c, "w")).map_err(|e| e.to_string())
+        });
+        assert!(
+            e.expect_err("fifo")
+                .contains(": it is not a regular file; "),
+            "refused"
+        );
+        assert!(!f.data_dir.join(AUTH_FILE).exists());
+    }
+
+    /// A built-in mount whose source resolves into a workspace path (a `~/.gitconfig`
+    /// symlinked into a dotfiles repo the agent can write): the agent could point it at the
+    /// engine's socket before the next `up`, which would mount that. It is left out, with a
+    /// warning.
+    #[test]
+    fn attack_builtin_source_symlinked_into_a_workspace_is_not_mounted() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let h = root.join("home");
+        std::fs::create_dir_all(h.join("dotfiles")).expect("mkdir");
+        std::fs::write(h.join("dotfiles/gitconfig"), "[user]\n").expect("write");
+        std::os::unix::fs::symlink(h.join("dotfiles/gitconfig"), h.join(".gitconfig"))
+            .expect("symlink");
+        std::fs::create_dir_all(h.join(".agents")).expect("mkdir");
+        let (c, _, _) = context(&root, Recorder::default());
+        let ws = ws_of(&root, "[workspaces.w]\npaths = [\"~/dotfiles\"]\n", "w");
+        let (mounts, warnings) = builtin_mounts(&c, &ws);
+        let targets: Vec<&str> = mounts.iter().map(|m| m.container.as_str()).collect();
+        assert_eq!(targets, ["/home/agent/.agents"]);
+        let h = h.display();
+        assert_eq!(
+            warnings,
+            [format!("warning: not mounting {h}/.gitconfig at /home/agent/.gitconfig: it resolves to {h}/dotfiles/gitconfig, inside {h}/dotfiles, which a container can write (workspaces.w.paths, line 2), so that container's agent could point it anywhere")]
+        );
+    }
+
+    /// `$SSH_AUTH_SOCK` inside a workspace path: the agent could replace the socket with the
+    /// engine's before the next `up`. Refused.
+    #[test]
+    fn attack_ssh_auth_sock_inside_a_workspace_is_refused() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let w = root.join("home/src/w");
+        std::fs::create_dir_all(&w).expect("mkdir");
+        std::fs::write(w.join("agent.sock"), "").expect("stand-in");
+        let (mut c, _, _) = context(&root, Recorder::default());
+        c.env.insert(
+            "SSH_AUTH_SOCK".into(),
+            w.join("agent.sock").to_string_lossy().into_owned(),
+        );
+        let ws = ws_of(
+            &root,
+            "[workspaces.w]\npaths = [\"~/src/w\"]\nssh_auth_sock = true\n",
+            "w",
+        );
+        let e = check_inputs(&c, &ws).expect_err("refused");
+        let w = w.display();
+        assert_eq!(
+            e.to_string(),
+            format!("failed to prepare workspace \"w\": ssh_auth_sock: $SSH_AUTH_SOCK {w}/agent.sock: it resolves to {w}/agent.sock, inside {w}, which a container can write (workspaces.w.paths, line 2), so that container's agent could replace it (with the engine's socket, say)")
+        );
     }
 }

@@ -16,6 +16,7 @@ prog="${0##*/}"
   for a in "$@"; do printf ' %s' "$a"; done
   printf '\n'
 } >> "$d/argv.log"
+pwd -P >> "$d/cwd.log"
 if [ -n "$FAKE_ENV_DUMP" ]; then
   export -p >> "$d/env.dump"
 fi
@@ -193,6 +194,18 @@ fn bad_configs_each_give_their_exact_error() {
             2,
             "workspaces.a.mounts",
             format!("invalid mount \"~/.ssh:/home/agent/.ssh:ro\": path \"~/.ssh\" (resolves to {home}/.ssh) would expose ~/.ssh to the agent"),
+        ),
+        (
+            "[workspaces.a]\nmounts = [\"~/.local/share/opencode:/home/agent/.local/share/opencode\"]\n",
+            2,
+            "workspaces.a.mounts",
+            format!("invalid mount \"~/.local/share/opencode:/home/agent/.local/share/opencode\": path \"~/.local/share/opencode\" (resolves to {home}/.local/share/opencode) would expose your host OpenCode's data directory (logins, sessions, snapshot repositories your host runs git on) to the agent"),
+        ),
+        (
+            "[defaults]\nmounts = [\"~/.config:/home/agent/.config:ro\"]\n",
+            2,
+            "defaults.mounts",
+            format!("invalid mount \"~/.config:/home/agent/.config:ro\": path \"~/.config\" (resolves to {home}/.config) would expose jailoc's own configuration (policies, passwords) to the agent"),
         ),
         (
             "[workspaces.a]\nimage = \"corp/agent:1\"\ndockerfile = \"Dockerfile\"\n",
@@ -461,7 +474,7 @@ fn password_is_generated_once_and_never_on_a_command_line() {
 }
 
 #[test]
-fn shell_enters_as_uid_1000_never_root() {
+fn shell_enters_through_sandbox_init_never_as_root() {
     let env = Env::new();
     env.write_config(APP);
     let o = env.run(&["shell"]);
@@ -478,7 +491,7 @@ fn shell_enters_as_uid_1000_never_root() {
     assert_eq!(
         last,
         format!(
-            "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode sh -c if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi",
+            "docker compose -p jailoc-app -f {} exec --user 0:0 -T opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- sh -c if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi",
             compose.display()
         )
     );
@@ -707,18 +720,65 @@ fn engine_failure_exits_1_and_builds_stream() {
 fn workspace_follows_the_current_directory() {
     let mut env = Env::new();
     std::fs::create_dir_all(env.home.join("src/app/deep/er")).expect("mkdir");
+    std::fs::create_dir_all(env.home.join("src/web")).expect("mkdir");
     env.write_config(
-        "[workspaces.all]\npaths = [\"~/src\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n",
+        "[workspaces.web]\npaths = [\"~/src/web\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n",
     );
     env.cwd = env.home.join("src/app/deep/er");
     assert!(stdout(&env.run(&["config"])).contains("workspace = \"app\"\n"));
-    env.cwd = env.home.join("src");
-    assert!(stdout(&env.run(&["config"])).contains("workspace = \"all\"\n"));
+    env.cwd = env.home.join("src/web");
+    assert!(stdout(&env.run(&["config"])).contains("workspace = \"web\"\n"));
     env.cwd = env.home.clone();
     assert!(stdout(&env.run(&["config"])).contains("workspace = \"default\"\n"));
     let o = env.run(&["config", "-w", "ap"]);
     assert_eq!(o.status.code(), Some(78));
     assert!(stderr(&o).contains("no workspace named \"ap\" (did you mean \"app\"?)"));
+}
+
+/// The engine follows symlinks in a bind mount's source when it creates the container. A
+/// workspace path inside another workspace's path (or a mount of a project's subdirectory)
+/// could be replaced by that agent with a symlink to ~/.ssh or the engine's socket before the
+/// next `up`, which would then mount it. Such a source is refused; the outer one is fine.
+#[test]
+fn attack_mount_source_inside_another_writable_path_is_refused() {
+    let env = Env::new();
+    let home = env.home.display().to_string();
+    std::fs::create_dir_all(env.home.join("src/app/data")).expect("mkdir");
+    env.write_config(
+        "[workspaces.all]\npaths = [\"~/src\"]\n[workspaces.app]\npaths = [\"~/src/app\"]\n[workspaces.other]\nmounts = [\"~/src/app/data:/home/agent/data:ro\"]\n",
+    );
+    ok(&env.run(&["up", "-w", "all"]));
+    let why = "that container's agent could replace it with a symlink (to ~/.ssh, to the engine's socket) before the next `up`, and the engine would mount what it points to";
+    for (ws, line, key, src, outer, outer_key, outer_line) in [
+        (
+            "app",
+            4,
+            "workspaces.app.paths",
+            "src/app",
+            "src",
+            "workspaces.all.paths",
+            2,
+        ),
+        (
+            "other",
+            6,
+            "workspaces.other.mounts",
+            "src/app/data",
+            "src",
+            "workspaces.all.paths",
+            2,
+        ),
+    ] {
+        let o = env.run(&["up", "-w", ws]);
+        assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "jailoc: failed to load config: {}:{line}: {key}: {home}/{src} is inside {home}/{outer}, which a container can write ({outer_key}, line {outer_line}): {why}; mount {home}/{outer} itself, or a directory outside it\n",
+                env.config_file().display()
+            )
+        );
+    }
 }
 
 #[test]
@@ -752,8 +812,8 @@ fn config_shows_secrets_and_env_files_by_reference() {
     assert_eq!(secret_env, "GH_TOKEN\n", "file secrets are not exported");
 }
 
-/// The Go jailoc's four secret combinations: each reaches the container as a read-only file at
-/// /run/secrets/NAME; environment ones are listed in secret-env for sandbox-init. A value never
+/// The Go jailoc's four secret combinations: each reaches the container as a read-only copy
+/// at /run/secrets/NAME; environment ones are listed in secret-env for sandbox-init. A value never
 /// appears in the compose file, on a command line or in the engine's environment.
 #[test]
 fn secrets_reach_the_container_as_files_never_as_values() {
@@ -807,18 +867,22 @@ from_env = "HOST_NETRC"
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
+    assert_eq!(names.len(), 4, "every secret is copied: {names:?}");
     assert_eq!(
-        names.len(),
-        2,
-        "only from_env secrets are copied: {names:?}"
+        std::fs::read_to_string(secrets_dir.join("GH_TOKEN")).expect("copied"),
+        "VALUE-ENV-FILE\n"
     );
+    assert_eq!(mode(&secrets_dir.join("GH_TOKEN")), 0o600);
+    assert_eq!(mode(&secrets_dir.join("ca")), 0o444);
 
     let compose =
         std::fs::read_to_string(env.home.join(".cache/jailoc/app/docker-compose.yml")).expect("c");
+    // Only jailoc's copies are mounted, never the user's files.
+    assert!(!compose.contains(&format!("{}/", s.display())), "{compose}");
     for (source, name) in [
         (secrets_dir.join("API_TOKEN"), "API_TOKEN"),
-        (s.join("ca.pem"), "ca"),
-        (s.join("gh"), "GH_TOKEN"),
+        (secrets_dir.join("ca"), "ca"),
+        (secrets_dir.join("GH_TOKEN"), "GH_TOKEN"),
         (secrets_dir.join("netrc"), "netrc"),
     ] {
         let mount = format!(
@@ -905,10 +969,6 @@ fn secret_sources_are_checked_at_up() {
             "[workspaces.app.secrets.env.GH]\nfrom_file = \"~/s\"\n",
             format!("4: workspaces.app.secrets.env.GH: from_file \"~/s\": {home}/s is not a regular file"),
         ),
-        (
-            "[workspaces.app.secrets.file.key]\nfrom_file = \"~/s/private\"\n",
-            format!("4: workspaces.app.secrets.file.key: from_file \"~/s/private\": {home}/s/private is not world-readable (o+r), but a file secret is mounted as it is for the agent (UID 1000) to read: run `chmod o+r {home}/s/private`, or declare it under secrets.env"),
-        ),
     ];
     for (secret, msg) in cases {
         env.write_config(&format!("{APP}\n{secret}"));
@@ -925,11 +985,15 @@ fn secret_sources_are_checked_at_up() {
         // Other commands still work: sources are checked at `up` only.
         ok(&env.run(&["config"]));
     }
-    // The same private file is fine for an environment secret: sandbox-init reads it as root.
+    // A private (0600) source is fine for either destination: jailoc copies the value (0600
+    // for sandbox-init to read as root, 0444 for the agent).
     env.write_config(&format!(
-        "{APP}\n[workspaces.app.secrets.env.KEY]\nfrom_file = \"~/s/private\"\n"
+        "{APP}\n[workspaces.app.secrets.env.KEY]\nfrom_file = \"~/s/private\"\n[workspaces.app.secrets.file.key]\nfrom_file = \"~/s/private\"\n"
     ));
     ok(&env.run(&["up"]));
+    let secrets = env.home.join(".cache/jailoc/app/secrets");
+    assert_eq!(mode(&secrets.join("KEY")), 0o600);
+    assert_eq!(mode(&secrets.join("key")), 0o444);
 }
 
 #[test]
@@ -979,7 +1043,7 @@ fn bare_jailoc_starts_and_attaches() {
     assert_eq!(
         log.lines().last().expect("a call"),
         format!(
-            "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode opencode attach http://127.0.0.1:4096",
+            "docker compose -p jailoc-app -f {} exec --user 0:0 -T opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096",
             compose.display()
         )
     );
@@ -1106,7 +1170,7 @@ fn mode_decides_how_bare_jailoc_attaches() {
     let env = Env::new();
     let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
     let exec_line = format!(
-        "docker compose -p jailoc-app -f {} exec --user 1000:1000 -e HOME=/home/agent -T opencode opencode attach http://127.0.0.1:4096",
+        "docker compose -p jailoc-app -f {} exec --user 0:0 -T opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096",
         compose.display()
     );
     // remote without a host client: refused before anything runs.
@@ -1284,4 +1348,214 @@ fn opencode_config_is_read_only_unless_asked_and_then_warned() {
     let compose = std::fs::read_to_string(&compose_file).expect("compose");
     assert!(compose
         .contains("        target: \"/home/agent/.config/opencode\"\n        read_only: false\n"));
+}
+
+/// A host `opencode` that records the directory it runs in, its arguments and the variables
+/// jailoc sets for it.
+const FAKE_OPENCODE: &str = r#"#!/bin/sh
+d="$FAKE_DIR"
+pwd -P > "$d/opencode.cwd"
+printf '%s\n' "$@" > "$d/opencode.args"
+printf '%s\n' "${OPENCODE_DISABLE_PROJECT_CONFIG-unset}" > "$d/opencode.disable"
+"#;
+
+/// Issue 10, item 2: the agent plants `tui.json` and `.opencode/tui.json` (with a plugin) in the
+/// project; the host's `opencode attach` loads TUI plugins from its directory upward. It must
+/// run in jailoc's private empty directory — not the project, nor anything under or above it
+/// that holds those files — with project configuration disabled, and no argument may point
+/// it back into the project (OpenCode's `attach --dir` does chdir on the host). Every engine
+/// process runs there too.
+#[test]
+fn attack_tui_plugin_planted_in_the_project_is_not_loaded_by_the_host_attach() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    let project = env.home.join("src/app");
+    std::fs::create_dir_all(project.join(".opencode")).expect("mkdir");
+    for f in ["tui.json", ".opencode/tui.json"] {
+        std::fs::write(project.join(f), "{\"plugin\":[\"./evil.js\"]}").expect("plant");
+    }
+    std::fs::write(project.join("evil.js"), "process.exit(66)").expect("plant");
+    std::fs::create_dir_all(project.join("sub")).expect("mkdir");
+    env.cwd = project.join("sub");
+    let runtime = env.root.join("run");
+    std::fs::create_dir_all(&runtime).expect("mkdir");
+    env.set("XDG_RUNTIME_DIR", &runtime.to_string_lossy());
+    write_exec(&env.bin.join("opencode"), FAKE_OPENCODE);
+    ok(&env.run(&[]));
+
+    let private = runtime.join("jailoc/.empty-cwd");
+    let cwd = PathBuf::from(
+        std::fs::read_to_string(env.fake.join("opencode.cwd"))
+            .expect("opencode ran")
+            .trim(),
+    );
+    assert_eq!(cwd, private);
+    assert_eq!(mode(&private), 0o700);
+    assert_eq!(
+        std::fs::read_dir(&private).expect("dir").count(),
+        0,
+        "empty"
+    );
+    assert!(!cwd.starts_with(&project) && !project.starts_with(&cwd));
+    for dir in cwd.ancestors() {
+        for f in ["tui.json", ".opencode", "opencode.json"] {
+            assert!(!dir.join(f).exists(), "{} exists", dir.join(f).display());
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.fake.join("opencode.args")).expect("args"),
+        "attach\nhttp://127.0.0.1:4096\n",
+        "no --dir: OpenCode would chdir into the project on the host"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.fake.join("opencode.disable")).expect("env"),
+        "1\n"
+    );
+    let engine_cwds = std::fs::read_to_string(env.fake.join("cwd.log")).expect("cwd log");
+    assert!(!engine_cwds.is_empty());
+    for line in engine_cwds.lines() {
+        assert_eq!(Path::new(line), private, "an engine process ran elsewhere");
+    }
+
+    // Without XDG_RUNTIME_DIR: jailoc's cache dir.
+    env.extra.retain(|(k, _)| k != "XDG_RUNTIME_DIR");
+    ok(&env.run(&[]));
+    assert_eq!(
+        std::fs::read_to_string(env.fake.join("opencode.cwd"))
+            .expect("ran")
+            .trim(),
+        env.home.join(".cache/jailoc/.empty-cwd").to_string_lossy()
+    );
+}
+
+/// Issue 10, item 6: secret sources are re-read at every `up`. A symlink at the source (say,
+/// planted by an agent of an older jailoc, which mounted the user's file) is refused and its
+/// target never copied; a source inside a workspace path, or reached through a symlinked
+/// directory into one, and a denied path are refused at load. Errors name file, line, key.
+#[test]
+fn attack_symlinked_secret_source_is_refused_and_its_target_never_copied() {
+    let env = Env::new();
+    let home = env.home.display().to_string();
+    let file = env.config_file();
+    std::fs::create_dir_all(env.home.join(".ssh")).expect("mkdir");
+    std::fs::write(env.home.join(".ssh/id_ed25519"), "PRIVATE-KEY").expect("write");
+    std::fs::create_dir_all(env.home.join("s")).expect("mkdir");
+    std::os::unix::fs::symlink(env.home.join(".ssh/id_ed25519"), env.home.join("s/gh"))
+        .expect("symlink");
+    env.write_config(&format!(
+        "{APP}[workspaces.app.secrets.env.GH]\nfrom_file = \"~/s/gh\"\n"
+    ));
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": {}:3: workspaces.app.secrets.env.GH: from_file \"~/s/gh\": {home}/s/gh is a symbolic link: jailoc does not follow a symlink to a secret (it could point anywhere, ~/.ssh included); name the file itself\n",
+            file.display()
+        )
+    );
+    let secrets = env.home.join(".cache/jailoc/app/secrets");
+    for e in std::fs::read_dir(&secrets).into_iter().flatten() {
+        let p = e.expect("entry").path();
+        assert_ne!(
+            std::fs::read(&p).expect("read"),
+            b"PRIVATE-KEY",
+            "{}",
+            p.display()
+        );
+    }
+    assert!(!env.argv_log().contains(" up -d "), "nothing started");
+
+    // Inside a workspace path (where the agent can swap it), directly or through a symlinked
+    // directory: refused at load.
+    std::os::unix::fs::symlink(env.home.join("src/app"), env.home.join("s/proj")).expect("symlink");
+    for raw in ["~/src/app/token", "~/s/proj/token"] {
+        env.write_config(&format!(
+            "{APP}[workspaces.app.secrets.env.GH]\nfrom_file = \"{raw}\"\n"
+        ));
+        let o = env.run(&["up"]);
+        assert_eq!(o.status.code(), Some(78));
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "jailoc: failed to load config: {}:4: workspaces.app.secrets.env.GH.from_file: from_file \"{raw}\" (resolves to {home}/src/app/token) is inside {home}/src/app, which a container can write (workspaces.app.paths, line 2): the agent could choose what the next `up` hands over as this secret (a symlink to ~/.ssh/id_ed25519, say); keep secret files outside every workspace path and read-write mount\n",
+                file.display()
+            )
+        );
+    }
+    // A denied path: the deny-list applies to secret sources too.
+    env.write_config(&format!(
+        "{APP}[workspaces.app.secrets.file.key]\nfrom_file = \"~/.ssh/id_ed25519\"\n"
+    ));
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to load config: {}:4: workspaces.app.secrets.file.key.from_file: path \"~/.ssh/id_ed25519\" (resolves to {home}/.ssh/id_ed25519) would expose ~/.ssh to the agent\n",
+            file.display()
+        )
+    );
+}
+
+/// The same pattern for programs: a directory inside a workspace path on the user's `PATH`
+/// (an activated `.venv/bin`, a direnv `bin/`) lets the agent plant `docker`, `opencode` or
+/// `sandbox-init`, which the host would run (or start as every container's PID 1). jailoc
+/// refuses a program found there, before running anything.
+#[test]
+fn attack_program_planted_in_a_project_dir_on_path_is_not_run() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    let project = env.home.join("src/app");
+    let venv = project.join(".venv/bin");
+    std::fs::create_dir_all(&venv).expect("mkdir");
+    let planted = format!("#!/bin/sh\n: > {}/PWNED\nexit 0\n", env.fake.display());
+    for p in ["docker", "opencode"] {
+        write_exec(&venv.join(p), &planted);
+    }
+    let path = format!("{}:{}", venv.display(), env.bin.display());
+    env.set("PATH", &path);
+    let file_line = "which a container can write (workspaces.app.paths, line 2), so the agent could replace it; take that directory off PATH (or install the program elsewhere)";
+
+    // The engine: found first on PATH, in the project.
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to run `docker compose version`: refusing to run {}/docker: it is inside {}, {file_line}\n",
+            venv.display(),
+            project.display()
+        )
+    );
+    // The host's OpenCode client.
+    std::fs::remove_file(venv.join("docker")).expect("rm");
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": refusing to run {}/opencode: it is inside {}, {file_line}\n",
+            venv.display(),
+            project.display()
+        )
+    );
+    // sandbox-init, which every container starts as root.
+    std::fs::remove_file(venv.join("opencode")).expect("rm");
+    let si = project.join("target/sandbox-init");
+    std::fs::create_dir_all(si.parent().expect("parent")).expect("mkdir");
+    write_exec(&si, "#!/bin/sh\n");
+    env.set("JAILOC_SANDBOX_INIT", &si.to_string_lossy());
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to prepare workspace \"app\": refusing to run {}: it is inside {}, {file_line}\n",
+            si.display(),
+            project.display()
+        )
+    );
+    assert!(!env.fake.join("PWNED").exists(), "a planted program ran");
+    assert!(!env.argv_log().contains(" up -d "), "{}", env.argv_log());
 }

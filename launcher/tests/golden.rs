@@ -25,6 +25,21 @@ impl Runner for NoProcesses {
     }
 }
 
+/// The host addresses every golden policy walls off (fixed, documentation ranges).
+fn host_blocked() -> Vec<String> {
+    jailoc::hostaddrs::blocked_networks(
+        [
+            "203.0.113.7",
+            "127.0.0.1",
+            "2001:db8::7",
+            "::1",
+            "198.51.100.9",
+        ]
+        .iter()
+        .map(|a| a.parse().expect("addr")),
+    )
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/launcher")
 }
@@ -49,6 +64,8 @@ fn context(root: &Path) -> Context {
         input: Box::new(io::empty()),
         interactive: false,
         hidden_env: Vec::new(),
+        writable: Vec::new(),
+        host_addrs: || Ok(Vec::new()),
     }
 }
 
@@ -106,7 +123,8 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
     let root = std::fs::canonicalize(tmp.path()).expect("canonical");
     let home = root.join("home");
-    // What a typical host has: OpenCode's config, data and install dir, Claude transcripts,
+    // What a typical host has: OpenCode's config, data (never mounted: each workspace has its
+    // own) and install dir, Claude transcripts (not mounted either),
     // shared agent skills, a ~/.gitconfig.
     for d in [
         ".config/opencode",
@@ -128,8 +146,11 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
     // A case's `home/` tree (env files, Dockerfiles) goes into the fake home.
     copy_tree(&case.join("home"), &home);
     let ctx = context(&root);
-    let cfg = config::load_file(&cfg_dir.join("config.toml"), &home)
-        .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+    let cfg = config::load_file(
+        &cfg_dir.join("config.toml"),
+        &config::HostDirs::from_home(&home),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
     let name = match std::fs::read_to_string(case.join("workspace.txt")) {
         Ok(n) => n.trim().to_string(),
         Err(_) => {
@@ -155,7 +176,7 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
     let root_str = root.to_string_lossy().into_owned();
     [
         ("docker-compose.yml", compose),
-        ("policy.toml", policy::render_policy(&ws)),
+        ("policy.toml", policy::render_policy(&ws, &host_blocked())),
         ("secret-env", policy::render_secret_env(&ws)),
     ]
     .into_iter()

@@ -29,7 +29,8 @@ pub fn run(ctx: &mut Context, cli: &Cli, path: Option<&Path>) -> Result<()> {
 
 /// Adds `raw` (resolved) to workspace `name` in `file`.
 pub fn add(ctx: &mut Context, file: &Path, name: &str, raw: &str) -> Result<()> {
-    let home = ctx.home();
+    let dirs = ctx.dirs();
+    let home = dirs.home.clone();
     let bad = |m: String| {
         Error::Config(ConfigError {
             file: file.to_path_buf(),
@@ -40,7 +41,7 @@ pub fn add(ctx: &mut Context, file: &Path, name: &str, raw: &str) -> Result<()> 
     };
     config::validate::workspace_name(name).map_err(bad)?;
     let resolved = paths::resolve(raw, &home, None).map_err(bad)?;
-    paths::check_workspace_path(raw, &resolved, &home).map_err(bad)?;
+    paths::check_workspace_path(raw, &resolved, &dirs).map_err(bad)?;
     if !resolved.is_dir() {
         return Err(bad(format!("path {raw:?} is not a directory")));
     }
@@ -54,7 +55,7 @@ pub fn add(ctx: &mut Context, file: &Path, name: &str, raw: &str) -> Result<()> 
         return Ok(());
     };
     // Never write a config that would not load.
-    config::parse_str(&new, file, &home)?;
+    config::parse_with(&new, file, &dirs)?;
     let mode = fsutil::mode_of(file).unwrap_or(0o600);
     fsutil::write_atomic(file, new.as_bytes(), mode).map_err(|e| Error::file("write", file, e))?;
     ctx.say(&format!(

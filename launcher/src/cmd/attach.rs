@@ -56,25 +56,50 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
         }
         None => host_opencode.filter(|_| ws.expose_port),
     };
+    if let Some(p) = remote.as_deref().and_then(|p| ctx.find_program(p, None)) {
+        // The host runs it with the user's rights: not from a directory the agent writes.
+        ctx.check_not_writable(&p).map_err(|e| Error::Workspace {
+            workspace: ws.name.clone(),
+            message: e.to_string(),
+        })?;
+    }
     let engine = engine::detect(ctx)?;
     let prepared = super::up::start(ctx, &ws, &engine)?;
     wait_healthy(ctx, &engine.cli, &ws.name);
     if let Some(program) = remote {
         let (password, _) =
             workspace::ensure_password(ctx, ws.password_mode, &prepared.files.password_file)?;
-        let mut cmd = Cmd::new(
-            &program,
-            [
-                "attach".to_string(),
-                format!("http://127.0.0.1:{}", ws.port),
-            ],
-        );
-        // The password travels in the environment, never on the command line.
-        cmd.env.push((workspace::PASSWORD_VAR.into(), password));
+        let cmd = remote_attach_cmd(ctx, &program, ws.port, password)?;
         return engine::run_passthrough(ctx, &cmd);
     }
     let url = format!("http://127.0.0.1:{CONTAINER_PORT}");
     super::shell::exec_as_agent(ctx, &engine, &ws.name, &["opencode", "attach", &url])
+}
+
+/// Tells OpenCode to load no project configuration (`opencode.json`, `tui.json`, `.opencode/`)
+/// from its directory or above; OpenCode 1.18.33 knows it.
+pub const DISABLE_PROJECT_CONFIG: &str = "OPENCODE_DISABLE_PROJECT_CONFIG";
+
+/// The host's `opencode attach`. It runs on the host, with the user's rights, and its TUI
+/// loads `tui.json` / `.opencode/tui.json` plugins from its directory upward: started in the
+/// project (which the agent writes), an agent-planted plugin ran on the host. So it runs in
+/// jailoc's private empty directory with [`DISABLE_PROJECT_CONFIG`] set, and gets no `--dir`:
+/// OpenCode 1.18.33's `attach --dir D` does `chdir(D)` on the host when D exists there, and
+/// workspace paths do exist on the host, at the same absolute path, so it would read the
+/// project again. The session then runs in the server's own directory, the workspace's first
+/// path (as before). The password travels in the environment, never on the command line.
+pub fn remote_attach_cmd(ctx: &Context, program: &str, port: u16, password: String) -> Result<Cmd> {
+    let mut cmd = Cmd::new(
+        program,
+        ["attach".to_string(), format!("http://127.0.0.1:{port}")],
+    );
+    cmd.cwd = Some(
+        ctx.private_cwd()
+            .map_err(|e| Error::file("create", ctx.dirs().private_cwd(), e))?,
+    );
+    cmd.env.push((DISABLE_PROJECT_CONFIG.into(), "1".into()));
+    cmd.env.push((workspace::PASSWORD_VAR.into(), password));
+    Ok(cmd)
 }
 
 /// The host's OpenCode client, as the Go jailoc looks for it: `opencode`, else `opencode-cli`
@@ -148,7 +173,7 @@ mod tests {
         assert!(log.iter().any(|l| l.ends_with(" up -d --remove-orphans")));
         let last = log.last().expect("calls");
         assert!(
-            last.contains(" exec --user 1000:1000 -e HOME=/home/agent opencode opencode attach http://127.0.0.1:4096"),
+            last.contains(" exec --user 0:0 opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096"),
             "{last}"
         );
     }

@@ -1,12 +1,13 @@
-//! `jailoc shell`: a shell in the agent's container as UID 1000. Never root: a root `exec` would
-//! get the container's capabilities (NET_ADMIN among them) and could undo the firewall.
+//! `jailoc shell`: a shell in the agent's container as the agent. Every command jailoc runs in
+//! a container enters through `sandbox-init --enter`, which drops to the agent exactly as at
+//! boot; a root `exec` would keep the container's capabilities (NET_ADMIN among them) and could
+//! undo the firewall, and a plain `exec --user 1000` keeps them in its bounding set.
 
 use crate::cli::Cli;
-use crate::compose::SERVICE;
+use crate::compose::{ENTER, SERVICE};
 use crate::context::Context;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
-use crate::policy::{AGENT_GID, AGENT_HOME, AGENT_UID};
 use crate::process::Cmd;
 use crate::workspace;
 
@@ -22,7 +23,8 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
     exec_as_agent(ctx, &engine, &ws.name, &shell)
 }
 
-/// `compose exec --user 1000:1000` into the agent's service, passing the exit code through.
+/// `compose exec --user 0:0 opencode sandbox-init --enter -- ARGV`: `argv` runs as the agent
+/// with no capabilities; the exit code passes through.
 pub fn exec_as_agent(ctx: &mut Context, engine: &Engine, name: &str, argv: &[&str]) -> Result<()> {
     let cmd = exec_cmd(ctx, engine, name, argv)?;
     engine::run_passthrough(ctx, &cmd)
@@ -37,13 +39,13 @@ pub fn exec_cmd(ctx: &Context, engine: &Engine, name: &str, argv: &[&str]) -> Re
             workspace: name.into(),
         });
     }
-    let user = format!("{AGENT_UID}:{AGENT_GID}");
-    let home = format!("HOME={AGENT_HOME}");
-    let mut args = vec!["exec", "--user", &user, "-e", &home];
+    // Root only for the moment sandbox-init needs to drop everything (contract A).
+    let mut args = vec!["exec", "--user", "0:0"];
     if !ctx.interactive {
         args.push("-T");
     }
     args.push(SERVICE);
+    args.extend_from_slice(ENTER);
     args.extend_from_slice(argv);
     Ok(engine.compose(&workspace::project(name), &files.compose_args(), &args))
 }

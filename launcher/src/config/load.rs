@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{Item, TableLike, Value};
 
-use super::paths;
+use super::paths::{self, HostDirs};
 use super::schema::{
     AttachMode, Config, DockerfileRef, Egress, HostPath, MountEntry, PasswordMode, SecretDest,
     SecretEntry, SecretSource, Section, BASE_KEYS, ROOT_KEYS, SECRET_KINDS, SECRET_SOURCES,
@@ -14,23 +14,30 @@ use super::schema::{
 use super::validate;
 use super::{ConfigError, Spanned};
 
-/// Reads and validates the config file at `file`. `home` resolves `~`.
-pub fn load_file(file: &Path, home: &Path) -> Result<Config, ConfigError> {
+/// Reads and validates the config file at `file`. `dirs.home` resolves `~`; `dirs` also places
+/// the deny-listed directories (jailoc's own, OpenCode's data).
+pub fn load_file(file: &Path, dirs: &HostDirs) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
         file: file.to_path_buf(),
         line: 0,
         key: String::new(),
         message: format!("failed to read the file: {e}"),
     })?;
-    parse_str(&text, file, home)
+    parse_with(&text, file, dirs)
+}
+
+/// [`parse_with`] for a host whose XDG directories are the defaults under `home`.
+pub fn parse_str(text: &str, file: &Path, home: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, file, &HostDirs::from_home(home))
 }
 
 /// Parses and validates config `text` that came from `file`. Never panics on any input.
-pub fn parse_str(text: &str, file: &Path, home: &Path) -> Result<Config, ConfigError> {
+pub fn parse_with(text: &str, file: &Path, dirs: &HostDirs) -> Result<Config, ConfigError> {
     let p = Parser {
         text,
         file: file.to_path_buf(),
-        home: home.to_path_buf(),
+        home: dirs.home.clone(),
+        dirs: dirs.clone(),
         base: file
             .parent()
             .map(Path::to_path_buf)
@@ -43,6 +50,7 @@ struct Parser<'a> {
     text: &'a str,
     file: PathBuf,
     home: PathBuf,
+    dirs: HostDirs,
     base: PathBuf,
 }
 
@@ -233,7 +241,17 @@ impl Parser<'_> {
                         }
                         "from_file" => {
                             let raw = self.string(v, &ff, fl)?;
-                            from_file = Some(self.host_path(&raw, &ff, fl, false)?);
+                            // The last component is kept as written: `up` refuses a symlink
+                            // there instead of following it.
+                            let path = paths::resolve_parent(&raw, &self.home)
+                                .map_err(|m| self.err(fl, &ff, m))?;
+                            paths::check_host_path(&raw, &path, &self.dirs)
+                                .map_err(|m| self.err(fl, &ff, m))?;
+                            from_file = Some(HostPath {
+                                raw,
+                                line: fl,
+                                path,
+                            });
                         }
                         _ => return Err(self.unknown(fl, &ff, field, SECRET_SOURCES)),
                     }
@@ -296,7 +314,7 @@ impl Parser<'_> {
                     let mut v = Vec::new();
                     for e in self.strings(item, &full, line)? {
                         let hp = self.host_path(&e.value, &full, e.line, false)?;
-                        paths::check_workspace_path(&hp.raw, &hp.path, &self.home)
+                        paths::check_workspace_path(&hp.raw, &hp.path, &self.dirs)
                             .map_err(|m| self.err(e.line, &full, m))?;
                         v.push(hp);
                     }
@@ -498,7 +516,7 @@ impl Parser<'_> {
         } else {
             let p = paths::resolve(host, &self.home, None)
                 .map_err(|m| self.err(line, key, format!("invalid mount {raw:?}: {m}")))?;
-            paths::check_host_path(host, &p, &self.home)
+            paths::check_host_path(host, &p, &self.dirs)
                 .map_err(|m| self.err(line, key, format!("invalid mount {raw:?}: {m}")))?;
             Some(p)
         };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::schema::{
     AttachMode, Config, DockerfileRef, Egress, HostPath, PasswordMode, SecretDest, SecretEntry,
-    Section, DEFAULT_WORKSPACE,
+    SecretSource, Section, DEFAULT_WORKSPACE,
 };
 use super::validate;
 use super::ConfigError;
@@ -102,6 +102,262 @@ pub struct Workspace {
     pub egress: Egress,
     /// True when the workspace is not in the config file (only the implicit `default`).
     pub implicit: bool,
+    /// Every host path some workspace's container can write (its paths and read-write
+    /// mounts, of every workspace in the config): what jailoc itself reads, builds from or
+    /// mounts as a secret must not lie there.
+    pub writable: Vec<Writable>,
+}
+
+/// A host path a container can write, and where the config says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writable {
+    /// Resolved (`~`, `..`, symlinks).
+    pub path: PathBuf,
+    /// The key that makes it writable, e.g. `workspaces.web.paths`.
+    pub key: String,
+    pub line: usize,
+}
+
+impl std::fmt::Display for Writable {
+    /// `PATH, which a container can write (KEY, line N)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, which a container can write ({}, line {})",
+            self.path.display(),
+            self.key,
+            self.line
+        )
+    }
+}
+
+/// Every workspace path and read-write mount source in `cfg` (`[defaults]` mounts included):
+/// an agent in one workspace must not be able to shape another's image, secrets or
+/// environment either.
+pub fn writable_paths(cfg: &Config) -> Vec<Writable> {
+    let mut v = Vec::new();
+    let mut section = |prefix: String, s: &Section| {
+        for p in s.paths.iter().flatten() {
+            v.push(Writable {
+                path: p.path.clone(),
+                key: format!("{prefix}.paths"),
+                line: p.line,
+            });
+        }
+        for m in s.mounts.iter().flatten() {
+            if let (Some(h), false) = (&m.host, m.read_only) {
+                v.push(Writable {
+                    path: h.clone(),
+                    key: format!("{prefix}.mounts"),
+                    line: m.line,
+                });
+            }
+        }
+    };
+    section("defaults".into(), &cfg.defaults);
+    for (name, s) in &cfg.workspaces {
+        section(format!("workspaces.{name}"), s);
+    }
+    v
+}
+
+/// The writable path `p` lies in (or, with `or_contains`, also one that lies in `p`: a build
+/// context that contains a project sends the agent's files to the build).
+pub fn writable_overlap<'a>(
+    writable: &'a [Writable],
+    p: &Path,
+    or_contains: bool,
+) -> Option<&'a Writable> {
+    writable
+        .iter()
+        .find(|w| p.starts_with(&w.path) || (or_contains && w.path.starts_with(p)))
+}
+
+/// Refuses host inputs jailoc reads, builds from or copies into the container that lie in a
+/// path a container can write: env files (the agent would set the next container's
+/// environment, which root processes in it inherit), Dockerfiles and build contexts (it would
+/// shape the next image: its `iptables-restore`, its `/etc`), secrets' `from_file` (it would
+/// pick what the next `up` hands over), and the config file itself.
+fn check_not_writable(
+    cfg: &Config,
+    w: &Section,
+    d: &Section,
+    name: &str,
+    writable: &[Writable],
+) -> Result<(), ConfigError> {
+    let err = |line: usize, key: String, message: String| ConfigError {
+        file: cfg.file.clone(),
+        line,
+        key,
+        message,
+    };
+    let canonical_file = std::fs::canonicalize(&cfg.file).unwrap_or_else(|_| cfg.file.clone());
+    if let Some(wr) = writable_overlap(writable, &canonical_file, false) {
+        return Err(err(
+            0,
+            String::new(),
+            format!("the config file is inside {wr}: the agent could rewrite its own configuration; keep config.toml outside every workspace path and read-write mount"),
+        ));
+    }
+    let wkey = format!("workspaces.{name}");
+    let scopes: [(&Section, &str); 2] = [(d, "defaults"), (w, &wkey)];
+    // What this workspace mounts: the engine resolves each source when it creates the
+    // container, following symlinks. A source inside another writable path (a nested
+    // workspace, a read-only mount of a project's subdirectory) could be replaced by a symlink
+    // — to ~/.ssh, to the engine's socket — before the next `up`.
+    for (s, prefix) in scopes {
+        let paths = s
+            .paths
+            .iter()
+            .flatten()
+            .map(|p| (p.path.clone(), p.line, "paths"));
+        let mounts = s
+            .mounts
+            .iter()
+            .flatten()
+            .filter_map(|m| m.host.clone().map(|h| (h, m.line, "mounts")));
+        for (src, line, key) in paths.chain(mounts) {
+            if let Some(wr) = writable
+                .iter()
+                .find(|wr| src != wr.path && src.starts_with(&wr.path))
+            {
+                return Err(err(
+                    line,
+                    format!("{prefix}.{key}"),
+                    format!(
+                        "{} is inside {wr}: that container's agent could replace it with a symlink (to ~/.ssh, to the engine's socket) before the next `up`, and the engine would mount what it points to; mount {} itself, or a directory outside it",
+                        src.display(),
+                        wr.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    for (s, prefix) in scopes {
+        for f in s.env_file.iter().flatten() {
+            if let Some(wr) = writable_overlap(writable, &f.path, false) {
+                return Err(err(
+                    f.line,
+                    format!("{prefix}.env_file"),
+                    format!(
+                        "env file {:?}{} is inside {wr}: the agent could set the next container's environment; keep env files outside every workspace path and read-write mount",
+                        f.raw, resolved_note(&f.raw, &f.path)
+                    ),
+                ));
+            }
+        }
+        for e in s.secrets.iter().flatten() {
+            let SecretSource::HostFile(hp) = &e.source else {
+                continue;
+            };
+            if let Some(wr) = writable_overlap(writable, &hp.path, false) {
+                return Err(err(
+                    hp.line,
+                    format!("{}.from_file", e.key),
+                    format!(
+                        "from_file {:?}{} is inside {wr}: the agent could choose what the next `up` hands over as this secret (a symlink to ~/.ssh/id_ed25519, say); keep secret files outside every workspace path and read-write mount",
+                        hp.raw, resolved_note(&hp.raw, &hp.path)
+                    ),
+                ));
+            }
+        }
+    }
+    let mut images: Vec<(String, &DockerfileRef, Option<&HostPath>)> = Vec::new();
+    if let Some(df) = &cfg.base_dockerfile {
+        images.push(("base".into(), df, None));
+    }
+    for (s, prefix) in scopes {
+        if let Some(df) = &s.dockerfile {
+            images.push((prefix.to_string(), df, s.build_context.as_ref()));
+        }
+    }
+    for (prefix, df, context) in images {
+        let DockerfileRef::Path(hp) = df else {
+            if let Some(c) = context {
+                check_context(
+                    &err,
+                    writable,
+                    &format!("{prefix}.build_context"),
+                    c,
+                    "build context",
+                )?;
+            }
+            continue;
+        };
+        if let Some(wr) = writable_overlap(writable, &hp.path, false) {
+            return Err(err(
+                hp.line,
+                format!("{prefix}.dockerfile"),
+                format!(
+                    "Dockerfile {:?}{} is inside {wr}: the agent could shape the next image (its iptables-restore, its /etc); keep Dockerfiles outside every workspace path and read-write mount",
+                    hp.raw, resolved_note(&hp.raw, &hp.path)
+                ),
+            ));
+        }
+        match context {
+            Some(c) => check_context(
+                &err,
+                writable,
+                &format!("{prefix}.build_context"),
+                c,
+                "build context",
+            )?,
+            None => {
+                let dir = HostPath {
+                    raw: hp.raw.clone(),
+                    line: hp.line,
+                    path: hp
+                        .path
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| PathBuf::from("/")),
+                };
+                check_context(
+                    &err,
+                    writable,
+                    &format!("{prefix}.dockerfile"),
+                    &dir,
+                    "build context (the Dockerfile's directory)",
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A build context may neither lie in nor contain a writable path.
+fn check_context(
+    err: &dyn Fn(usize, String, String) -> ConfigError,
+    writable: &[Writable],
+    key: &str,
+    c: &HostPath,
+    what: &str,
+) -> Result<(), ConfigError> {
+    let Some(wr) = writable_overlap(writable, &c.path, true) else {
+        return Ok(());
+    };
+    let relation = if c.path.starts_with(&wr.path) {
+        "is inside"
+    } else {
+        "contains"
+    };
+    Err(err(
+        c.line,
+        key.to_string(),
+        format!(
+            "the {what} {} {relation} {wr}: the agent could shape the next image through the files the build reads; use a directory holding only the build's files (set build_context)",
+            c.path.display()
+        ),
+    ))
+}
+
+/// ` (resolves to P)` when `raw` is not already `path`.
+fn resolved_note(raw: &str, path: &Path) -> String {
+    if Path::new(raw) == path {
+        String::new()
+    } else {
+        format!(" (resolves to {})", path.display())
+    }
 }
 
 /// Resolves workspace `name` of `cfg`. Reads the env files (their errors name file and line).
@@ -124,6 +380,9 @@ pub fn resolve_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigEr
     }
     let d = &cfg.defaults;
     let w = cfg.workspaces.get(name).unwrap_or(&empty);
+    let writable = writable_paths(cfg);
+    // Before any env file is read: one the agent can write could also be a FIFO or a symlink.
+    check_not_writable(cfg, w, d, name, &writable)?;
 
     // env: defaults → env files (defaults' then the workspace's) → workspace.
     let mut env = BTreeMap::new();
@@ -212,6 +471,7 @@ pub fn resolve_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigEr
         password_mode: cfg.password_mode,
         config_file: cfg.file.clone(),
         implicit,
+        writable,
     })
 }
 
@@ -524,6 +784,115 @@ env = ["C="]
         assert_eq!(
             resolve_workspace(&c, "auto").expect("auto").mode,
             Some(AttachMode::Exec)
+        );
+    }
+
+    /// Issue 10, item 7 (and the same pattern for env files and secrets): a Dockerfile, build
+    /// context, env file or secret source the agent can write (a workspace path or read-write
+    /// mount of any workspace) lets it shape the next image, environment or secret. Each key is
+    /// refused, naming the key, the line and the writable mount.
+    #[test]
+    fn attack_inputs_inside_a_writable_path_are_refused() {
+        let shape = "the agent could shape the next image (its iptables-restore, its /etc); keep Dockerfiles outside every workspace path and read-write mount";
+        let via_files = "the agent could shape the next image through the files the build reads; use a directory holding only the build's files (set build_context)";
+        let cases: Vec<(&str, &str, usize, &str, String)> = vec![
+            (
+                "[workspaces.web]\npaths = [\"/srv/web\"]\ndockerfile = \"/srv/web/Dockerfile\"\n",
+                "web",
+                3,
+                "workspaces.web.dockerfile",
+                format!("Dockerfile \"/srv/web/Dockerfile\" is inside /srv/web, which a container can write (workspaces.web.paths, line 2): {shape}"),
+            ),
+            (
+                "[base]\ndockerfile = \"/srv/web/base.Dockerfile\"\n[workspaces.web]\npaths = [\"/srv/web\"]\n",
+                "default",
+                2,
+                "base.dockerfile",
+                format!("Dockerfile \"/srv/web/base.Dockerfile\" is inside /srv/web, which a container can write (workspaces.web.paths, line 4): {shape}"),
+            ),
+            (
+                "[workspaces.web]\npaths = [\"/srv/web\"]\ndockerfile = \"/srv/df/Dockerfile\"\nbuild_context = \"/srv/web/ctx\"\n",
+                "web",
+                4,
+                "workspaces.web.build_context",
+                format!("the build context /srv/web/ctx is inside /srv/web, which a container can write (workspaces.web.paths, line 2): {via_files}"),
+            ),
+            (
+                "[workspaces.web]\npaths = [\"/srv/web\"]\ndockerfile = \"/srv/df/Dockerfile\"\nbuild_context = \"/srv\"\n",
+                "web",
+                4,
+                "workspaces.web.build_context",
+                format!("the build context /srv contains /srv/web, which a container can write (workspaces.web.paths, line 2): {via_files}"),
+            ),
+            (
+                "[workspaces.web]\npaths = [\"/srv/web\"]\ndockerfile = \"/srv/Dockerfile\"\n",
+                "web",
+                3,
+                "workspaces.web.dockerfile",
+                format!("the build context (the Dockerfile's directory) /srv contains /srv/web, which a container can write (workspaces.web.paths, line 2): {via_files}"),
+            ),
+            (
+                "[defaults]\ndockerfile = \"/data/x/Dockerfile\"\nbuild_context = \"/ctx\"\n[workspaces.a]\nmounts = [\"/data:/home/agent/data\"]\n",
+                "default",
+                2,
+                "defaults.dockerfile",
+                format!("Dockerfile \"/data/x/Dockerfile\" is inside /data, which a container can write (workspaces.a.mounts, line 5): {shape}"),
+            ),
+            (
+                "[workspaces.web]\npaths = [\"/srv/web\"]\nenv_file = \"/srv/web/.env\"\n",
+                "web",
+                3,
+                "workspaces.web.env_file",
+                "env file \"/srv/web/.env\" is inside /srv/web, which a container can write (workspaces.web.paths, line 2): the agent could set the next container's environment; keep env files outside every workspace path and read-write mount".into(),
+            ),
+            (
+                "[defaults]\nenv_file = [\"/srv/web/x/../.env\"]\n[workspaces.web]\npaths = [\"/srv/web\"]\n",
+                "default",
+                2,
+                "defaults.env_file",
+                "env file \"/srv/web/x/../.env\" (resolves to /srv/web/.env) is inside /srv/web, which a container can write (workspaces.web.paths, line 4): the agent could set the next container's environment; keep env files outside every workspace path and read-write mount".into(),
+            ),
+            (
+                "[workspaces.web]\npaths = [\"/srv/web\"]\n[workspaces.web.secrets.env.T]\nfrom_file = \"/srv/web/token\"\n",
+                "web",
+                4,
+                "workspaces.web.secrets.env.T.from_file",
+                "from_file \"/srv/web/token\" is inside /srv/web, which a container can write (workspaces.web.paths, line 2): the agent could choose what the next `up` hands over as this secret (a symlink to ~/.ssh/id_ed25519, say); keep secret files outside every workspace path and read-write mount".into(),
+            ),
+        ];
+        for (text, ws, line, key, message) in cases {
+            let e = resolve_workspace(&cfg(text), ws).expect_err(text);
+            assert_eq!(
+                e,
+                ConfigError {
+                    file: "/cfg/config.toml".into(),
+                    line,
+                    key: key.into(),
+                    message
+                },
+                "{text}"
+            );
+        }
+        // Read-only mounts and unrelated paths are fine.
+        let ok = cfg("[workspaces.web]\npaths = [\"/srv/web\"]\nmounts = [\"/srv/ro:/home/agent/ro:ro\"]\ndockerfile = \"/srv/ro/Dockerfile\"\nenv_file = \"/srv/ro/.env\"\n");
+        assert!(
+            matches!(resolve_workspace(&ok, "web"), Err(e) if e.message.starts_with("failed to read env file"))
+        );
+    }
+
+    /// The config file itself inside a workspace path (`--config ./jailoc.toml` in a project)
+    /// would let the agent rewrite its own configuration.
+    #[test]
+    fn attack_config_file_inside_a_workspace_path_is_refused() {
+        let c = parse_str(
+            "[workspaces.web]\npaths = [\"/srv/web\"]\n",
+            Path::new("/srv/web/jailoc.toml"),
+            Path::new("/nonexistent-home/u"),
+        )
+        .expect("parses");
+        assert_eq!(
+            resolve_workspace(&c, "web").expect_err("refused").to_string(),
+            "/srv/web/jailoc.toml: the config file is inside /srv/web, which a container can write (workspaces.web.paths, line 2): the agent could rewrite its own configuration; keep config.toml outside every workspace path and read-write mount"
         );
     }
 }

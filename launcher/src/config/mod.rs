@@ -10,8 +10,9 @@ pub mod validate;
 
 use std::path::PathBuf;
 
-pub use load::{load_file, parse_str};
+pub use load::{load_file, parse_str, parse_with};
 pub use merge::{resolve_workspace, Workspace};
+pub use paths::HostDirs;
 pub use schema::{Config, Egress, Section};
 
 /// A config problem, always with the file, line and key (and the value in the message).

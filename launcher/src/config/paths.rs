@@ -39,6 +39,8 @@ pub const HOST_SYSTEM_DENY: &[&str] = &[
 ];
 
 /// Paths under `$HOME` that hold credentials; neither they nor a parent of them may be mounted.
+/// Entries under `.config/` and `.local/share/` are also checked under `$XDG_CONFIG_HOME` and
+/// `$XDG_DATA_HOME` when those point elsewhere.
 pub const HOME_SECRETS: &[&str] = &[
     ".ssh",
     ".gnupg",
@@ -49,16 +51,142 @@ pub const HOME_SECRETS: &[&str] = &[
     ".config/jailoc",
     ".config/gcloud",
     ".config/gh",
+    ".config/hub",
     ".config/op",
+    ".config/containers",
     ".local/share/keyrings",
+    ".local/share/jailoc",
+    ".local/share/opencode",
     ".password-store",
     ".netrc",
     ".git-credentials",
     ".pypirc",
     ".npmrc",
+    ".cargo/credentials",
     ".cargo/credentials.toml",
+    ".terraform.d",
     ".vault-token",
 ];
+
+/// The name of the private, empty directory host programs run in ([`HostDirs::private_cwd`]).
+pub const PRIVATE_CWD: &str = ".empty-cwd";
+
+/// The host directories the deny-lists and jailoc's own files are placed by: `$HOME` and the
+/// XDG base directories (a relative or empty XDG variable is ignored, as the spec says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDirs {
+    pub home: PathBuf,
+    /// `$XDG_CONFIG_HOME`, default `~/.config`.
+    pub config_home: PathBuf,
+    /// `$XDG_DATA_HOME`, default `~/.local/share`.
+    pub data_home: PathBuf,
+    /// `$XDG_CACHE_HOME`, default `~/.cache`.
+    pub cache_home: PathBuf,
+    /// `$XDG_RUNTIME_DIR`, if set.
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl HostDirs {
+    /// The directories for `home` and an environment lookup (`var` returns a variable's value).
+    pub fn new(home: &Path, var: impl Fn(&str) -> Option<String>) -> Self {
+        let xdg = |name: &str, fallback: &str| match var(name) {
+            Some(v) if Path::new(&v).is_absolute() => PathBuf::from(v),
+            _ => home.join(fallback),
+        };
+        HostDirs {
+            home: home.to_path_buf(),
+            config_home: xdg("XDG_CONFIG_HOME", ".config"),
+            data_home: xdg("XDG_DATA_HOME", ".local/share"),
+            cache_home: xdg("XDG_CACHE_HOME", ".cache"),
+            runtime_dir: var("XDG_RUNTIME_DIR")
+                .filter(|v| Path::new(v).is_absolute())
+                .map(PathBuf::from),
+        }
+    }
+
+    /// The XDG defaults under `home` (no XDG variable set).
+    pub fn from_home(home: &Path) -> Self {
+        Self::new(home, |_| None)
+    }
+
+    /// `$XDG_CONFIG_HOME/jailoc`: config.toml, policies, passwords.
+    pub fn jailoc_config(&self) -> PathBuf {
+        self.config_home.join("jailoc")
+    }
+
+    /// `$XDG_CACHE_HOME/jailoc`: compose files, the secrets' copies, build contexts.
+    pub fn jailoc_cache(&self) -> PathBuf {
+        self.cache_home.join("jailoc")
+    }
+
+    /// `$XDG_DATA_HOME/jailoc`: each workspace's own OpenCode data directory.
+    pub fn jailoc_data(&self) -> PathBuf {
+        self.data_home.join("jailoc")
+    }
+
+    /// The host's OpenCode config directory (`$XDG_CONFIG_HOME/opencode`).
+    pub fn opencode_config(&self) -> PathBuf {
+        self.config_home.join("opencode")
+    }
+
+    /// The host's OpenCode data directory (`$XDG_DATA_HOME/opencode`: logins, sessions, and
+    /// the snapshot git repositories the host's OpenCode runs git on).
+    pub fn opencode_data(&self) -> PathBuf {
+        self.data_home.join("opencode")
+    }
+
+    /// The private, empty directory host programs (the host's `opencode attach`, compose,
+    /// builds) run in, so none of them reads a file from a project: `$XDG_RUNTIME_DIR/jailoc/
+    /// .empty-cwd`, else `$XDG_CACHE_HOME/jailoc/.empty-cwd` (a name no workspace can have).
+    /// It is on the deny-list with its parents, so no workspace path can contain it.
+    pub fn private_cwd(&self) -> PathBuf {
+        match &self.runtime_dir {
+            Some(r) => r.join("jailoc").join(PRIVATE_CWD),
+            None => self.jailoc_cache().join(PRIVATE_CWD),
+        }
+    }
+
+    /// Host paths no mount may be, contain or lie in, beyond the fixed lists: jailoc's own
+    /// directories (they hold every workspace's secrets, passwords and data) and the host
+    /// OpenCode's data directory (its snapshot repositories' git config runs on the host), with
+    /// what each would expose.
+    pub fn denied(&self) -> Vec<(PathBuf, String)> {
+        let mut v = vec![
+            (
+                self.jailoc_config(),
+                "jailoc's own configuration (policies, passwords)".to_string(),
+            ),
+            (
+                self.jailoc_cache(),
+                "jailoc's own cache (every workspace's secrets)".to_string(),
+            ),
+            (
+                self.jailoc_data(),
+                "jailoc's own data (every workspace's OpenCode data)".to_string(),
+            ),
+            (
+                self.opencode_data(),
+                "your host OpenCode's data directory (logins, sessions, snapshot repositories your host runs git on)"
+                    .to_string(),
+            ),
+            (
+                self.private_cwd(),
+                "the directory jailoc runs host programs in".to_string(),
+            ),
+        ];
+        for s in HOME_SECRETS {
+            let what = format!("~/{s}");
+            v.push((self.home.join(s), what.clone()));
+            if let Some(rest) = s.strip_prefix(".config/") {
+                v.push((self.config_home.join(rest), what.clone()));
+            }
+            if let Some(rest) = s.strip_prefix(".local/share/") {
+                v.push((self.data_home.join(rest), what));
+            }
+        }
+        v
+    }
+}
 
 /// Engine sockets: mounting one hands the agent root on the host.
 pub const ENGINE_SOCKETS: &[&str] = &[
@@ -116,6 +244,24 @@ pub fn resolve(raw: &str, home: &Path, base: Option<&Path>) -> Result<PathBuf, S
     Ok(out)
 }
 
+/// Like [`resolve`] (absolute or `~/` only), but the last component is kept as written, not
+/// followed: the parent directory is resolved (`..`, symlinks), so a symlinked ancestor is
+/// seen through, while a symlink *at* the path stays one for the caller to refuse.
+pub fn resolve_parent(raw: &str, home: &Path) -> Result<PathBuf, String> {
+    // The same grammar (and messages) as every other host path.
+    resolve(raw, home, None)?;
+    let trimmed = raw.trim_end_matches('/');
+    let (parent, name) = match trimmed.rsplit_once('/') {
+        Some((p, n)) => (if p.is_empty() { "/" } else { p }, n),
+        None => (trimmed, ""),
+    };
+    if matches!(name, "" | "." | ".." | "~") {
+        return Err(format!("path {raw:?} must name a file"));
+    }
+    let dir = resolve(parent, home, None)?;
+    Ok(dir.join(name))
+}
+
 /// Removes `.` and resolves `..` lexically (`/a/../..` stays at `/`).
 pub fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -139,7 +285,7 @@ fn under(p: &Path, dir: &Path) -> bool {
 }
 
 /// Checks a workspace path, which is mounted at the same path in the container.
-pub fn check_workspace_path(raw: &str, resolved: &Path, home: &Path) -> Result<(), String> {
+pub fn check_workspace_path(raw: &str, resolved: &Path, dirs: &HostDirs) -> Result<(), String> {
     for dir in CONTAINER_DIRS {
         if under(resolved, Path::new(dir)) {
             return Err(format!(
@@ -148,12 +294,15 @@ pub fn check_workspace_path(raw: &str, resolved: &Path, home: &Path) -> Result<(
             ));
         }
     }
-    check_host_path(raw, resolved, home)
+    check_host_path(raw, resolved, dirs)
 }
 
-/// Checks any host path that will be mounted: not the root, not `$HOME` or a parent of it, not
-/// a credential store (or a parent of one), not an engine socket.
-pub fn check_host_path(raw: &str, resolved: &Path, home: &Path) -> Result<(), String> {
+/// Checks any host path that will be mounted (or copied into the container, like a secret's
+/// source): not the root, not `$HOME` or a parent of it, not a credential store, jailoc's own
+/// directories or the host OpenCode's data (nor inside or a parent of one), not an engine
+/// socket. `resolved` has `~`, `..` and symlinks resolved already; each denied path is compared
+/// both as written and resolved.
+pub fn check_host_path(raw: &str, resolved: &Path, dirs: &HostDirs) -> Result<(), String> {
     let expose = |what: &str| {
         Err(format!(
             "path {raw:?} {}would expose {what} to the agent",
@@ -168,17 +317,15 @@ pub fn check_host_path(raw: &str, resolved: &Path, home: &Path) -> Result<(), St
             return expose(&format!("the host's system directory {dir}"));
         }
     }
-    let homes = homes(home);
-    for h in &homes {
-        if under(h, resolved) {
+    for h in variants(&dirs.home) {
+        if under(&h, resolved) {
             return expose("your home directory");
         }
     }
-    for h in &homes {
-        for s in HOME_SECRETS {
-            let secret = h.join(s);
-            if under(resolved, &secret) || under(&secret, resolved) {
-                return expose(&format!("~/{s}"));
+    for (denied, what) in dirs.denied() {
+        for d in variants(&denied) {
+            if under(resolved, &d) || under(&d, resolved) {
+                return expose(&what);
             }
         }
     }
@@ -196,10 +343,11 @@ pub fn check_host_path(raw: &str, resolved: &Path, home: &Path) -> Result<(), St
     Ok(())
 }
 
-/// `$HOME` as given and as resolved (they differ when it is behind a symlink, as on macOS).
-fn homes(home: &Path) -> Vec<PathBuf> {
-    let mut v = vec![normalize(home)];
-    if let Ok(real) = std::fs::canonicalize(home) {
+/// `p` as written (normalised) and resolved through symlinks as far as it exists (they differ
+/// when, e.g., `$HOME` or `~/.config` is a symlink, as on macOS or with dotfile managers).
+fn variants(p: &Path) -> Vec<PathBuf> {
+    let mut v = vec![normalize(p)];
+    if let Ok(real) = resolve(&p.to_string_lossy(), p, None) {
         if real != v[0] {
             v.push(real);
         }
@@ -262,7 +410,7 @@ mod tests {
         let home = Path::new("/nonexistent-home/u");
         let check = |raw: &str| {
             let p = resolve(raw, home, None).expect("resolve");
-            check_workspace_path(raw, &p, home)
+            check_workspace_path(raw, &p, &HostDirs::from_home(home))
         };
         assert!(check("/etc")
             .expect_err("must fail")
@@ -277,7 +425,7 @@ mod tests {
         assert!(check("~/.ssh").expect_err("must fail").contains("~/.ssh"));
         assert!(check("~/.config")
             .expect_err("must fail")
-            .contains("~/.config/jailoc"));
+            .contains("would expose jailoc's own configuration (policies, passwords)"));
         assert!(check("~/src/app").is_ok());
         assert!(check("/srv/app").is_ok());
         assert!(resolve("rel/x", home, None).is_err());
@@ -291,11 +439,13 @@ mod tests {
         std::os::unix::fs::symlink("/etc", &link).expect("symlink");
         let raw = link.join("ssh").to_string_lossy().into_owned();
         let p = resolve(&raw, Path::new("/nonexistent-home"), None).expect("resolve");
-        assert!(
-            check_workspace_path(&raw, &p, Path::new("/nonexistent-home"))
-                .expect_err("must fail")
-                .contains("is inside /etc")
-        );
+        assert!(check_workspace_path(
+            &raw,
+            &p,
+            &HostDirs::from_home(Path::new("/nonexistent-home"))
+        )
+        .expect_err("must fail")
+        .contains("is inside /etc"));
     }
 
     #[test]
@@ -348,7 +498,7 @@ mod tests {
             ("/var/lib/docker", "/var"),
         ] {
             let p = resolve(raw, home, None).expect("resolve");
-            let e = check_host_path(raw, &p, home).expect_err(raw);
+            let e = check_host_path(raw, &p, &HostDirs::from_home(home)).expect_err(raw);
             assert!(
                 e.ends_with(&format!(
                     "would expose the host's system directory {dir} to the agent"
@@ -361,13 +511,13 @@ mod tests {
             ("~/.gnupg", "~/.gnupg"),
             ("~/.aws/credentials", "~/.aws"),
             ("~/.docker", "~/.docker"),
-            ("~/.config/jailoc", "~/.config/jailoc"),
+            ("~/.config/jailoc", "jailoc's own configuration"),
             ("~/", "your home directory"),
             ("/nonexistent-home", "your home directory"),
         ] {
             let p = resolve(raw, home, None).expect("resolve");
             assert!(
-                check_host_path(raw, &p, home)
+                check_host_path(raw, &p, &HostDirs::from_home(home))
                     .expect_err(raw)
                     .contains(&format!("would expose {what}")),
                 "{raw}"
@@ -375,7 +525,11 @@ mod tests {
         }
         for ok in ["/srv/data", "/opt/tools", "/usr/share/dict", "~/notes"] {
             let p = resolve(ok, home, None).expect("resolve");
-            assert_eq!(check_host_path(ok, &p, home), Ok(()), "{ok}");
+            assert_eq!(
+                check_host_path(ok, &p, &HostDirs::from_home(home)),
+                Ok(()),
+                "{ok}"
+            );
         }
     }
 
@@ -389,20 +543,159 @@ mod tests {
         std::os::unix::fs::symlink(home.join(".ssh"), &link).expect("symlink");
         let raw = link.to_string_lossy().into_owned();
         let p = resolve(&raw, &home, None).expect("resolve");
-        assert!(check_host_path(&raw, &p, &home)
+        assert!(check_host_path(&raw, &p, &HostDirs::from_home(&home))
             .expect_err("symlink into ~/.ssh")
             .contains("would expose ~/.ssh"));
         let raw = format!("{}/data/../home/.ssh", dir.path().display());
         let p = resolve(&raw, &home, None).expect("resolve");
-        assert!(check_host_path(&raw, &p, &home)
+        assert!(check_host_path(&raw, &p, &HostDirs::from_home(&home))
             .expect_err("dotdot into ~/.ssh")
             .contains("would expose ~/.ssh"));
         let etc_link = dir.path().join("data/etc");
         std::os::unix::fs::symlink("/etc", &etc_link).expect("symlink");
         let raw = etc_link.to_string_lossy().into_owned();
         let p = resolve(&raw, &home, None).expect("resolve");
-        assert!(check_host_path(&raw, &p, &home)
+        assert!(check_host_path(&raw, &p, &HostDirs::from_home(&home))
             .expect_err("symlink to /etc")
             .contains("(resolves to /etc) would expose the host's system directory /etc"));
+    }
+
+    /// Item 9 of issue 10: jailoc's own directories, the host OpenCode's data and the
+    /// credential stores are refused as mounts, also where an XDG variable moves them, and so is
+    /// every parent of one (mounting `~/.config` would expose `~/.config/jailoc`).
+    #[test]
+    fn deny_list_covers_jailoc_dirs_opencode_data_credentials_and_their_parents() {
+        let home = Path::new("/nonexistent-home/u");
+        let dirs = HostDirs::new(home, |k| {
+            Some(
+                match k {
+                    "XDG_CONFIG_HOME" => "/srv/xdg/config",
+                    "XDG_DATA_HOME" => "/srv/xdg/data",
+                    "XDG_CACHE_HOME" => "/srv/xdg/cache",
+                    "XDG_RUNTIME_DIR" => "/srv/xdg/run",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        });
+        let own_config = "jailoc's own configuration (policies, passwords)";
+        let own_cache = "jailoc's own cache (every workspace's secrets)";
+        let own_data = "jailoc's own data (every workspace's OpenCode data)";
+        let oc_data = "your host OpenCode's data directory (logins, sessions, snapshot repositories your host runs git on)";
+        for (raw, what) in [
+            ("/srv/xdg/config/jailoc/passwords", own_config),
+            ("/srv/xdg/config", own_config),
+            ("/srv/xdg/cache/jailoc/w/secrets/T", own_cache),
+            ("/srv/xdg/cache", own_cache),
+            ("/srv/xdg/data/jailoc/w/opencode", own_data),
+            ("/srv/xdg/data", own_data),
+            ("/srv/xdg", own_config),
+            ("/srv/xdg/data/opencode", oc_data),
+            ("/srv/xdg/data/opencode/snapshot/p/0123/config", oc_data),
+            (
+                "/srv/xdg/run/jailoc",
+                "the directory jailoc runs host programs in",
+            ),
+            ("~/.kube/config", "~/.kube"),
+            ("~/.netrc", "~/.netrc"),
+            ("~/.git-credentials", "~/.git-credentials"),
+            ("~/.config/gh", "~/.config/gh"),
+            ("/srv/xdg/config/gh/hosts.yml", "~/.config/gh"),
+            ("/srv/xdg/config/gcloud", "~/.config/gcloud"),
+            ("/srv/xdg/config/op", "~/.config/op"),
+            ("~/.azure", "~/.azure"),
+            ("~/.aws/credentials", "~/.aws"),
+            ("~/.docker/config.json", "~/.docker"),
+            ("~/.ssh/id_ed25519", "~/.ssh"),
+            ("~/.gnupg", "~/.gnupg"),
+            ("~/.password-store", "~/.password-store"),
+            ("~/.terraform.d/credentials.tfrc.json", "~/.terraform.d"),
+            ("~/.npmrc", "~/.npmrc"),
+            ("~/.pypirc", "~/.pypirc"),
+            ("~/.cargo/credentials", "~/.cargo/credentials"),
+            ("~/.cargo/credentials.toml", "~/.cargo/credentials.toml"),
+            ("~/.cargo", "~/.cargo/credentials"),
+            ("/srv/xdg/data/keyrings", "~/.local/share/keyrings"),
+            ("~/.local/share/keyrings", "~/.local/share/keyrings"),
+            ("~/.local", "~/.local/share/keyrings"),
+        ] {
+            let p = resolve(raw, home, None).expect("resolve");
+            assert_eq!(
+                check_host_path(raw, &p, &dirs),
+                Err(format!(
+                    "path {raw:?} {}would expose {what} to the agent",
+                    resolves_to(raw, &p)
+                )),
+                "{raw}"
+            );
+        }
+        for ok in [
+            "~/.cargo/registry",
+            "/srv/xdg/config-other",
+            "/srv/xdg/data/other-app",
+            "~/.local/share/other",
+            "~/src/app",
+        ] {
+            let p = resolve(ok, home, None).expect("resolve");
+            assert_eq!(check_host_path(ok, &p, &dirs), Ok(()), "{ok}");
+        }
+        // Without XDG variables the defaults under $HOME are what is denied.
+        let plain = HostDirs::from_home(home);
+        for (raw, what) in [
+            ("~/.local/share", own_data),
+            ("~/.local/share/opencode", oc_data),
+            ("~/.cache", own_cache),
+            ("~/.cache/jailoc/.empty-cwd", own_cache),
+        ] {
+            let p = resolve(raw, home, None).expect("resolve");
+            let e = check_host_path(raw, &p, &plain).expect_err(raw);
+            assert!(
+                e.ends_with(&format!("would expose {what} to the agent")),
+                "{e}"
+            );
+        }
+    }
+
+    /// A denied directory behind a symlink (a dotfile manager's `~/.config`) is compared
+    /// resolved too.
+    #[test]
+    fn denied_dirs_behind_a_symlink_are_resolved() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let home = root.join("home");
+        std::fs::create_dir_all(root.join("dotfiles/config/jailoc")).expect("mkdir");
+        std::fs::create_dir_all(&home).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("dotfiles/config"), home.join(".config"))
+            .expect("symlink");
+        let raw = root.join("dotfiles").to_string_lossy().into_owned();
+        let p = resolve(&raw, &home, None).expect("resolve");
+        assert_eq!(
+            check_host_path(&raw, &p, &HostDirs::from_home(&home)),
+            Err(format!(
+                "path {raw:?} would expose jailoc's own configuration (policies, passwords) to the agent"
+            ))
+        );
+    }
+
+    #[test]
+    fn resolve_parent_keeps_the_last_component() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("real")).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("real"), root.join("dir")).expect("symlink");
+        std::os::unix::fs::symlink("/etc/passwd", root.join("real/link")).expect("symlink");
+        let raw = format!("{}/dir/link", root.display());
+        assert_eq!(
+            resolve_parent(&raw, Path::new("/h")),
+            Ok(root.join("real/link"))
+        );
+        assert_eq!(
+            resolve_parent("~/x", Path::new("/h")),
+            Ok(PathBuf::from("/h/x"))
+        );
+        assert!(resolve_parent("rel/x", Path::new("/h"))
+            .expect_err("relative")
+            .contains("must be absolute"));
+        assert!(resolve_parent("/a/..", Path::new("/h")).is_err());
     }
 }
