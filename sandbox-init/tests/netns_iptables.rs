@@ -74,6 +74,7 @@ impl NetnsRunner<'_> {
             case.policy.egress,
             &case.allows,
             &case.resolvers,
+            &case.blocked,
             true,
         )
     }
