@@ -13,6 +13,7 @@
 //! | [`home`] | ownership fixes of the agent's home dirs |
 //! | [`secrets`] | `/run/secrets/NAME` → environment |
 //! | [`privilege`] | capability/uid/gid/no_new_privs drop for the agent and for PID 1 |
+//! | [`seccomp`] | the agent's filter of socket families netfilter cannot see (pure BPF) |
 //! | [`supervisor`] | signal forwarding, reaping, exit status |
 //! | [`sys`] | the only module with `unsafe`: thin syscall wrappers |
 //! | [`exit`] | the exit-code table |
@@ -25,6 +26,7 @@ pub mod home;
 pub mod policy;
 pub mod privilege;
 pub mod resolve;
+pub mod seccomp;
 pub mod secrets;
 pub mod supervisor;
 pub mod sys;
