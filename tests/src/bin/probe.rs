@@ -1019,7 +1019,13 @@ fn cmd_listen(args: &[String]) -> i32 {
                             .peer_addr()
                             .map(|a| a.to_string())
                             .unwrap_or_default();
-                        emit(&json!({"event": "tcp", "local": addr.to_string(), "peer": peer}));
+                        // `to`: the address it arrived at (differs from `local` on a wildcard).
+                        let to = stream
+                            .local_addr()
+                            .map(|a| a.to_string())
+                            .unwrap_or_default();
+                        emit(&json!({"event": "tcp", "local": addr.to_string(), "to": to,
+                                      "peer": peer}));
                         let mut s = stream;
                         let _ = s.write_all(b"hello from the lab\n");
                     }
