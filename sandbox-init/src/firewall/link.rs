@@ -66,6 +66,8 @@ const RTF_UP: u32 = 0x0001;
 const RTF_GATEWAY: u32 = 0x0002;
 const RTF_REJECT: u32 = 0x0200;
 const RTF_ANYCAST: u32 = 0x0010_0000;
+/// A cached/exception route (a PMTU or redirect entry for one destination): not the link.
+const RTF_CACHE: u32 = 0x0100_0000;
 const RTF_LOCAL: u32 = 0x8000_0000;
 
 /// What one route line says, family-neutral.
@@ -151,7 +153,7 @@ fn parse_lines<'a>(
 /// Adds what one route contributes: its gateway, or (without one) its on-link prefix.
 fn consider(route: Route<'_>, routes: &mut Routes) {
     let skip = route.flags & RTF_UP == 0
-        || route.flags & (RTF_REJECT | RTF_LOCAL | RTF_ANYCAST) != 0
+        || route.flags & (RTF_REJECT | RTF_LOCAL | RTF_ANYCAST | RTF_CACHE) != 0
         || route.dev == "lo"
         || route.dest.addr().is_multicast();
     if skip {
@@ -243,7 +245,8 @@ mod tests {
     use super::*;
 
     /// What `ip netns` gives a container on a dual-stack network with a global IPv6 prefix and
-    /// a public IPv4 subnet next to Docker's private one (captured on this kernel, 6.18).
+    /// a public IPv4 subnet next to Docker's private one (captured on this kernel, 6.18; the
+    /// IPv6 table's last line, a cached /128 as a PMTU exception leaves, added by hand).
     const ROUTE: &str = "\
 Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
 eth0\t00000000\t010011AC\t0003\t0\t0\t0\t00000000\t0\t0\t0
@@ -260,6 +263,7 @@ fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000
 fd170000000000000000000000000002 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000003 00000000 80200001     eth0
 ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
 00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo
+20010db8000000000000000000000010 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000001 00000000 01000001     eth0
 ";
 
     fn shown(routes: &Routes) -> Vec<String> {
@@ -289,7 +293,7 @@ ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000
     }
 
     #[test]
-    fn ipv6_skips_local_multicast_reject_and_loopback_routes() {
+    fn ipv6_skips_local_multicast_reject_cached_and_loopback_routes() {
         let routes = parse_ipv6_routes(IPV6_ROUTE);
         assert_eq!(
             shown(&routes),
