@@ -46,6 +46,10 @@ pub struct Paths {
     pub if_inet6: PathBuf,
     /// `/proc/self/task`: one entry per thread of this process.
     pub self_tasks: PathBuf,
+    /// `/proc/net/route` and `/proc/net/ipv6_route`: the container's gateways and on-link
+    /// prefixes, refused like the blocked ranges.
+    pub route: PathBuf,
+    pub ipv6_route: PathBuf,
 }
 
 impl Paths {
@@ -56,6 +60,8 @@ impl Paths {
             hosts: "/etc/hosts".into(),
             if_inet6: "/proc/net/if_inet6".into(),
             self_tasks: "/proc/self/task".into(),
+            route: "/proc/net/route".into(),
+            ipv6_route: "/proc/net/ipv6_route".into(),
         }
     }
 }
@@ -233,10 +239,14 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
 
     // Steps 4 and 5 — render both rule sets (pure), apply each family with one restore, and
     // read them back. Before anything of the agent exists, so its first packet is filtered.
+    // Besides the built-in ranges they refuse the policy's `blocked_networks` and the
+    // container's gateways and on-link prefixes, read now (the routes are the container's).
     let (allows, refusals) = firewall::allows(&policy, &resolution);
     for warning in &refusals {
         log.warn(warning);
     }
+    let extras = blocked_extras(&policy, &seams.paths, &log);
+    let blocked: Vec<ipnet::IpNet> = extras.iter().map(|e| e.dest).collect();
     let ipv6_present = firewall::ipv6_present(&read_or_empty(&seams.paths.if_inet6));
     let installed = firewall::install(
         seams.runner,
@@ -244,6 +254,7 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         policy.egress,
         &allows,
         &resolvers,
+        &blocked,
         ipv6_present,
     )?;
     for warning in &installed.warnings {
@@ -310,6 +321,32 @@ fn read_or_empty(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// Reads at most this much of a routing file (a container's are a few hundred bytes).
+const ROUTES_READ_LIMIT: u64 = 1 << 20;
+
+/// The destinations refused besides the built-in ranges: the policy's `blocked_networks`, the
+/// gateways and on-link prefixes of the container's routing tables. A file that cannot be read
+/// (no IPv6 in the kernel) contributes nothing.
+fn blocked_extras(policy: &Policy, paths: &Paths, log: &Log) -> Vec<firewall::link::Extra> {
+    let read = |path: &Path| {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Ok(file) = std::fs::File::open(path) {
+            let _ = file.take(ROUTES_READ_LIMIT).read_to_string(&mut text);
+        }
+        text
+    };
+    let (extras, warnings) = firewall::link::gather(
+        &policy.blocked,
+        &read(&paths.route),
+        &read(&paths.ipv6_route),
+    );
+    for warning in &warnings {
+        log.warn(warning);
+    }
+    extras
+}
+
 /// Capabilities and prctl state are per thread: after the resolve step the process must be
 /// single-threaded again, or a later privilege drop would miss a thread.
 fn check_single_threaded(tasks: &Path, log: &Log) -> Result<(), BootError> {
@@ -333,8 +370,10 @@ fn check_single_threaded(tasks: &Path, log: &Log) -> Result<(), BootError> {
 fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
     let (resolution, resolvers) = resolve_names(policy, seams)?;
     let (allows, refusals) = firewall::allows(policy, &resolution);
+    let extras = blocked_extras(policy, &seams.paths, &seams.log);
     let facts = firewall::Facts {
         resolvers,
+        blocked: extras.iter().map(|e| e.dest).collect(),
         ..firewall::Facts::default()
     };
     let rules = firewall::render(policy.egress, &allows, &facts);
@@ -353,6 +392,7 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
     for warning in resolution.warnings.iter().chain(&refusals) {
         text.push_str(&format!("# warning: {warning}\n"));
     }
+    text.push_str(&blocked_plan(&extras, &seams.paths));
     text.push_str("# ---- IPv4: iptables-restore --noflush\n");
     text.push_str(&rules.v4);
     text.push_str("# ---- IPv6: ip6tables-restore --noflush\n");
@@ -361,6 +401,29 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
         .out
         .write_all(text.as_bytes())
         .map_err(BootError::PrintPlan)
+}
+
+/// The extra blocked destinations as `--print-plan` shows them: each with where it came from,
+/// and whether a built-in range holds it already (then it needs no rule of its own).
+fn blocked_plan(extras: &[firewall::link::Extra], paths: &Paths) -> String {
+    use firewall::link::Origin;
+    let mut text = String::new();
+    for extra in extras {
+        let from = match (&extra.origin, extra.dest) {
+            (Origin::Policy, _) => "policy.toml".to_owned(),
+            (_, ipnet::IpNet::V4(_)) => paths.route.display().to_string(),
+            (_, ipnet::IpNet::V6(_)) => paths.ipv6_route.display().to_string(),
+        };
+        let covered = match firewall::ranges::covering(extra.dest) {
+            Some(range) => format!(": already blocked as part of {range}"),
+            None => String::new(),
+        };
+        text.push_str(&format!(
+            "# blocked {} ({}, from {from}){covered}\n",
+            extra.dest, extra.origin
+        ));
+    }
+    text
 }
 
 /// Step 6 as `--print-plan` shows it: only the dirs that would really be created or re-owned
@@ -654,6 +717,8 @@ mod tests {
                     hosts: p.join("hosts"),
                     if_inet6: p.join("if_inet6"),
                     self_tasks: p.join("task"),
+                    route: p.join("route"),
+                    ipv6_route: p.join("ipv6_route"),
                 },
                 log: Log { debug: false },
                 out: &mut self.out,
@@ -764,6 +829,71 @@ mod tests {
         assert!(out.contains("# ---- IPv6: ip6tables-restore --noflush\n"));
         assert!(out.contains("-A JAILOC-OUTPUT -d fc00::/7 -j JAILOC-REJECT\n"));
         assert!(out.contains("-A JAILOC-REJECT -j REJECT --reject-with icmp6-adm-prohibited\n"));
+    }
+
+    /// A container on a network with a global IPv6 prefix (what `/proc/net/*route` say).
+    fn write_routes(world: &World) {
+        let p = world.dir.path();
+        fs::write(
+            p.join("route"),
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+             eth0\t00000000\t010011AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+             eth0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n",
+        )
+        .expect("write");
+        fs::write(
+            p.join("ipv6_route"),
+            "20010db8001700000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n\
+             00000000000000000000000000000000 00 00000000000000000000000000000000 00 20010db8001700000000000000000001 00000400 00000001 00000000 00000003     eth0\n",
+        )
+        .expect("write");
+    }
+
+    #[test]
+    fn the_hosts_other_addresses_are_refused_after_the_allows() {
+        let mut world = World::new(
+            "blocked_networks = [\"203.0.113.7\"]\nallowed_hosts = [\"[2001:db8:17::1]:11434\"]\n",
+        );
+        write_routes(&world);
+        let runner = FakeIptables::default();
+        assert_eq!(world.boot(&runner, false).expect("boot"), 0);
+        let v4 = runner.state_v4.borrow().clone();
+        let v6 = runner.state_v6.borrow().clone();
+        assert!(
+            v4.contains("-A JAILOC-OUTPUT -d 203.0.113.7/32 -j JAILOC-REJECT\n"),
+            "{v4}"
+        );
+        assert!(v6.contains("-A JAILOC-OUTPUT -d 2001:db8:17::/64 -j JAILOC-REJECT\n-A JAILOC-OUTPUT -d 2001:db8:17::1/128 -j JAILOC-REJECT\n"), "{v6}");
+        let allow = v6
+            .find("-d 2001:db8:17::1/128 -p tcp -m tcp --dport 11434 -j ACCEPT")
+            .expect("allow");
+        assert!(
+            allow
+                < v6.find("-d 2001:db8:17::/64 -j JAILOC-REJECT")
+                    .expect("block")
+        );
+    }
+
+    #[test]
+    fn print_plan_shows_each_extra_blocked_destination_and_where_it_came_from() {
+        let mut world = World::new("blocked_networks = [\"203.0.113.7\"]\n");
+        write_routes(&world);
+        let runner = FakeIptables::default();
+        assert_eq!(world.boot(&runner, true).expect("plan"), 0);
+        assert!(runner.calls.borrow().is_empty());
+        let out = String::from_utf8(world.out.clone()).expect("utf8");
+        let p = world.dir.path().display();
+        for line in [
+            "# blocked 203.0.113.7/32 (blocked_networks, from policy.toml)".to_owned(),
+            format!("# blocked 172.17.0.1/32 (gateway on eth0, from {p}/route): already blocked as part of 172.16.0.0/12"),
+            format!("# blocked 172.17.0.0/16 (on-link prefix of eth0, from {p}/route): already blocked as part of 172.16.0.0/12"),
+            format!("# blocked 2001:db8:17::/64 (on-link prefix of eth0, from {p}/ipv6_route)"),
+            format!("# blocked 2001:db8:17::1/128 (gateway on eth0, from {p}/ipv6_route)"),
+        ] {
+            assert!(out.contains(&format!("{line}\n")), "missing {line:?} in\n{out}");
+        }
+        assert!(out.contains("-A JAILOC-OUTPUT -d 2001:db8:17::1/128 -j JAILOC-REJECT\n"));
+        assert!(out.contains("-A JAILOC-OUTPUT -d 64:ff9b::cb00:7107/128 -j JAILOC-REJECT\n"));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! | [`log`] | the one logger (stderr, write errors ignored) |
 //! | [`secrets`] | `/run/secrets/NAME` → environment |
 //! | [`privilege`] | capability/uid/gid/no_new_privs drop for the agent and for PID 1 |
+//! | [`seccomp`] | the agent's filter of socket families netfilter cannot see (pure BPF) |
 //! | [`supervisor`] | signal forwarding, reaping, exit status |
 //! | [`trust`] | which files root may run or read (never `PATH`, only root's) |
 //! | [`sys`] | the only module with `unsafe`: thin syscall wrappers |
@@ -32,6 +33,7 @@ pub mod log;
 pub mod policy;
 pub mod privilege;
 pub mod resolve;
+pub mod seccomp;
 pub mod secrets;
 pub mod supervisor;
 pub mod sys;

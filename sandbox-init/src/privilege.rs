@@ -3,7 +3,8 @@
 //! **The agent** (a forked child, between `fork` and `execve`) ends with nothing: uid/gid from
 //! the policy (default 1000:1000), no supplementary groups, all five capability sets empty
 //! (bounding up to `/proc/sys/kernel/cap_last_cap`, so also capabilities newer than this code),
-//! `no_new_privs` (setuid binaries and file capabilities grant nothing), no inherited fd above 2.
+//! `no_new_privs` (setuid binaries and file capabilities grant nothing), no inherited fd above 2,
+//! and a seccomp filter that refuses socket families netfilter cannot see ([`crate::seccomp`]).
 //! [`drop_agent`] runs after `fork`, so it never allocates: everything it needs is computed
 //! before and passed in by value.
 //!
@@ -114,6 +115,9 @@ pub struct AgentDrop {
     pub last_cap: u32,
     /// Highest fd number to mark close-on-exec when `close_range` is missing.
     pub max_fd: i32,
+    /// The socket-family filter, built before the fork (`None` on an architecture without
+    /// tables: see [`crate::seccomp::native_abis`]).
+    pub filter: Option<crate::seccomp::Program>,
 }
 
 /// Proof that [`check_can_drop`] passed; [`crate::supervisor::spawn`] requires it, so nothing
@@ -159,10 +163,12 @@ pub enum DropStep {
     NoNewPrivs = 8,
     /// Re-read the sets: anything left is an error.
     Verify = 9,
+    /// Install the socket-family filter (seccomp).
+    Seccomp = 10,
     /// Default dispositions, empty mask.
-    Signals = 10,
+    Signals = 11,
     /// `execve`.
-    Exec = 11,
+    Exec = 12,
 }
 
 impl DropStep {
@@ -170,7 +176,8 @@ impl DropStep {
     pub fn from_u32(n: u32) -> Option<Self> {
         use DropStep::*;
         [
-            Fds, Ambient, Bounding, Groups, Gid, Uid, Caps, NoNewPrivs, Verify, Signals, Exec,
+            Fds, Ambient, Bounding, Groups, Gid, Uid, Caps, NoNewPrivs, Verify, Seccomp, Signals,
+            Exec,
         ]
         .into_iter()
         .find(|s| *s as u32 == n)
@@ -188,6 +195,7 @@ impl DropStep {
             DropStep::Caps => "empty the inheritable, permitted and effective capability sets",
             DropStep::NoNewPrivs => "set no_new_privs",
             DropStep::Verify => "verify that no capability is left",
+            DropStep::Seccomp => "install the socket-family filter (seccomp)",
             DropStep::Signals => "reset the signal mask and dispositions",
             DropStep::Exec => "execute the agent",
         }
@@ -255,6 +263,7 @@ pub fn check_can_drop(
             creds,
             last_cap,
             max_fd,
+            filter: crate::seccomp::for_this_machine(),
         },
         has_kill: caps.permitted & cap_bit(sys::CAP_KILL) != 0,
     })
@@ -286,7 +295,9 @@ pub fn ready_to_drop(
 /// 7. inheritable/permitted/effective emptied explicitly (setuid leaves inheritable, and securebits
 ///    could have kept the rest);
 /// 8. `no_new_privs`;
-/// 9. re-read everything: any capability left is a failure, not a warning.
+/// 9. re-read everything: any capability left is a failure, not a warning;
+/// 10. the socket-family filter (seccomp): last, because it needs `no_new_privs` and must not
+///     stand in the way of the steps before it; it then holds for the agent and its children.
 ///
 /// The signal reset and exec follow in the supervisor.
 pub fn drop_agent(sys: &impl Sys, plan: &AgentDrop) -> Result<(), DropFailure> {
@@ -301,7 +312,12 @@ pub fn drop_agent(sys: &impl Sys, plan: &AgentDrop) -> Result<(), DropFailure> {
     sys.set_uid(plan.creds.uid).map_err(at(DropStep::Uid))?;
     sys.capset(CapSets::EMPTY).map_err(at(DropStep::Caps))?;
     sys.set_no_new_privs().map_err(at(DropStep::NoNewPrivs))?;
-    verify_empty(sys, plan.last_cap)
+    verify_empty(sys, plan.last_cap)?;
+    if let Some(filter) = &plan.filter {
+        sys.install_seccomp(filter.insns())
+            .map_err(at(DropStep::Seccomp))?;
+    }
+    Ok(())
 }
 
 fn verify_empty(sys: &impl Sys, last_cap: u32) -> Result<(), DropFailure> {
@@ -395,6 +411,8 @@ pub(crate) mod double {
         Cloexec(i32),
         ResetSignals,
         ProcessGroup,
+        /// A filter of this many instructions.
+        Seccomp(usize),
     }
 
     #[derive(Debug)]
@@ -408,6 +426,7 @@ pub(crate) mod double {
         pub nnp: bool,
         pub dumpable: bool,
         pub last_cap: u32,
+        pub seccomp: bool,
     }
 
     #[derive(Debug)]
@@ -443,6 +462,7 @@ pub(crate) mod double {
                     nnp: false,
                     dumpable: true,
                     last_cap: 40,
+                    seccomp: false,
                 }),
                 fail: None,
             }
@@ -569,6 +589,18 @@ pub(crate) mod double {
         fn own_process_group(&self) -> Result<(), Errno> {
             self.record(Call::ProcessGroup)
         }
+
+        fn install_seccomp(&self, program: &[crate::seccomp::Insn]) -> Result<(), Errno> {
+            self.record(Call::Seccomp(program.len()))?;
+            // The kernel refuses a filter to an unprivileged thread without no_new_privs.
+            let st = self.state.borrow();
+            if !st.nnp && st.caps.effective & cap_bit(21) == 0 {
+                return Err(Errno(libc::EACCES));
+            }
+            drop(st);
+            self.state.borrow_mut().seccomp = true;
+            Ok(())
+        }
     }
 }
 
@@ -581,11 +613,16 @@ mod tests {
         AgentCreds::new(1000, 1000).expect("non-root ids")
     }
 
+    fn filter() -> crate::seccomp::Program {
+        crate::seccomp::socket_filter(&[crate::seccomp::X86_64, crate::seccomp::I386])
+    }
+
     fn plan() -> AgentDrop {
         AgentDrop {
             creds: creds(),
             last_cap: 40,
             max_fd: 1023,
+            filter: Some(filter()),
         }
     }
 
@@ -605,9 +642,11 @@ mod tests {
             Call::Capget,
         ]);
         expected.extend((0..=40).map(Call::CapbsetRead));
+        expected.push(Call::Seccomp(filter().insns().len()));
         assert_eq!(sys.calls(), expected);
 
         let st = sys.state.borrow();
+        assert!(st.seccomp);
         assert_eq!((st.uid, st.gid, st.groups), (1000, 1000, false));
         assert_eq!(st.caps, CapSets::EMPTY);
         assert_eq!(st.bounding, 0);
@@ -640,7 +679,7 @@ mod tests {
     #[test]
     fn a_failing_step_stops_the_drop() {
         type Fail = fn(&Call) -> bool;
-        let cases: [(Fail, DropStep); 8] = [
+        let cases: [(Fail, DropStep); 9] = [
             (|c| matches!(c, Call::Cloexec(_)), DropStep::Fds),
             (|c| *c == Call::ClearAmbient, DropStep::Ambient),
             (|c| *c == Call::CapbsetDrop(37), DropStep::Bounding),
@@ -649,6 +688,7 @@ mod tests {
             (|c| matches!(c, Call::SetUid(_)), DropStep::Uid),
             (|c| matches!(c, Call::Capset(_)), DropStep::Caps),
             (|c| *c == Call::NoNewPrivs, DropStep::NoNewPrivs),
+            (|c| matches!(c, Call::Seccomp(_)), DropStep::Seccomp),
         ];
         for (fail, step) in cases {
             let sys = RecordingSys {
@@ -763,11 +803,37 @@ mod tests {
 
     #[test]
     fn step_numbers_round_trip() {
-        for n in 1..=11 {
+        for n in 1..=12 {
             let step = DropStep::from_u32(n).expect("known step");
             assert_eq!(step as u32, n);
         }
         assert_eq!(DropStep::from_u32(0), None);
-        assert_eq!(DropStep::from_u32(12), None);
+        assert_eq!(DropStep::from_u32(13), None);
+    }
+
+    #[test]
+    fn the_filter_is_installed_after_no_new_privs_and_the_check_builds_it() {
+        // Unprivileged seccomp needs no_new_privs: the double refuses it before, like the kernel.
+        let early = RecordingSys::with_caps(0);
+        assert_eq!(
+            early.install_seccomp(filter().insns()),
+            Err(Errno(libc::EACCES))
+        );
+        let sys = RecordingSys::root();
+        let ready = check_can_drop(&sys, creds(), 40, 1023).expect("check");
+        assert_eq!(
+            ready.agent_drop().filter,
+            crate::seccomp::for_this_machine()
+        );
+        let calls = {
+            drop_agent(&sys, &plan()).expect("drop");
+            sys.calls()
+        };
+        let nnp = calls.iter().position(|c| *c == Call::NoNewPrivs);
+        let filter_at = calls.iter().position(|c| matches!(c, Call::Seccomp(_)));
+        assert!(
+            nnp < filter_at && filter_at == Some(calls.len() - 1),
+            "{calls:?}"
+        );
     }
 }

@@ -109,6 +109,9 @@ pub trait Sys {
     /// `setpgid(0, 0)`, then, if stdin is a terminal, make our group its foreground group
     /// (`tcsetpgrp`; SIGTTOU must be blocked). Without a terminal only the first part applies.
     fn own_process_group(&self) -> Result<(), Errno>;
+    /// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, program)` for the calling thread (needs
+    /// `no_new_privs` or CAP_SYS_ADMIN); it holds for the thread and everything it execs.
+    fn install_seccomp(&self, program: &[crate::seccomp::Insn]) -> Result<(), Errno>;
 }
 
 /// The kernel.
@@ -338,7 +341,35 @@ impl Sys for RealSys {
             Err(e) => Err(e),
         }
     }
+
+    fn install_seccomp(&self, program: &[crate::seccomp::Insn]) -> Result<(), Errno> {
+        let len = libc::c_ushort::try_from(program.len()).map_err(|_| Errno(libc::EINVAL))?;
+        let fprog = libc::sock_fprog {
+            len,
+            filter: program.as_ptr().cast_mut().cast::<libc::sock_filter>(),
+        };
+        // SAFETY: `fprog` points at `len` live instructions laid out as `struct sock_filter`
+        // (asserted above); the kernel only reads them, copying the program before returning.
+        check_int(unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &fprog as *const libc::sock_fprog,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        })
+        .map(drop)
+    }
 }
+
+// `seccomp::Insn` is handed to the kernel as `struct sock_filter`: same size and alignment
+// (and fields: u16, u8, u8, u32, both `repr(C)`).
+const _: () = assert!(
+    std::mem::size_of::<crate::seccomp::Insn>() == std::mem::size_of::<libc::sock_filter>()
+        && std::mem::align_of::<crate::seccomp::Insn>()
+            == std::mem::align_of::<libc::sock_filter>()
+);
 
 /// The kernel's `struct sigaction` for `rt_sigaction` (x86-64 / generic layout).
 #[repr(C)]

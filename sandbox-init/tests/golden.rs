@@ -4,7 +4,9 @@
 //! A case holds the policy inputs (`policy.toml`, `allowed-hosts`, `allowed-networks`, any
 //! subset), `resolved` (fake DNS answers, `NAME ADDRESS...` a line; names missing from it do
 //! not resolve), optionally `hosts` and `resolv.conf` (default `nameserver 127.0.0.11`, Docker's
-//! embedded DNS). Rendering assumes a fresh namespace (no jump from OUTPUT yet).
+//! embedded DNS), and `route` / `ipv6_route` (the container's `/proc/net/route` and
+//! `/proc/net/ipv6_route`: its gateways and on-link prefixes are refused too). Rendering
+//! assumes a fresh namespace (no jump from OUTPUT yet).
 //!
 //! To regenerate after an intended change: `UPDATE_GOLDEN=1 cargo test -p sandbox-init --test
 //! golden`, then review the diff.

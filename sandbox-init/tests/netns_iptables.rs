@@ -76,6 +76,7 @@ impl NetnsRunner<'_> {
             case.policy.egress,
             &case.allows,
             &case.resolvers,
+            &case.blocked,
             true,
         )
     }

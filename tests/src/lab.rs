@@ -14,6 +14,11 @@
 //!                                                                silent blackhole
 //! ```
 //!
+//! [`LabOptions::host_addresses`] adds the host on addresses outside every blocked range (a
+//! public IPv4 and a global IPv6 elsewhere on the host, a global IPv6 and a public IPv4 prefix
+//! on the agent's link, with a sibling container) and listeners on `[::]` in gw;
+//! [`LabOptions::seg6`] turns on segment routing in gw and world.
+//!
 //! Every host address in `world` and `gw` runs TCP listeners and UDP echo sinks (the probe's
 //! `listen` sub-command) that log what reached them, so a test can check that blocked flows
 //! arrived nowhere. Unknown destinations (NAT64/6to4 forms, 240/4...) are blackholed without an
@@ -96,6 +101,31 @@ pub mod addr {
     ];
     /// TCP ports every world host serves.
     pub const TCP_PORTS: &[u16] = &[80, 443, 5432, 8080];
+
+    // `LabOptions::host_addresses`: the host on addresses outside every blocked range. None of
+    // them is in `PUBLIC` or inside a prefix a `PUBLIC` host is in.
+    /// The host's public IPv4 address on another of its interfaces (gw's loopback here): only
+    /// `blocked_networks` (the launcher's list of the host's addresses) can wall it off.
+    pub const HOST_PUBLIC_V4: &str = "203.0.113.77";
+    /// The host's global IPv6 address on another interface.
+    pub const HOST_GLOBAL_V6: &str = "2001:db8:77::1";
+    /// A global IPv6 prefix on the agent's link (Docker with a global IPv6 subnet): the
+    /// agent's address in it, and the gateway's, which becomes the agent's IPv6 default route.
+    pub const LINK_V6_PREFIX: &str = "2001:db8:17::/64";
+    pub const LINK_AGENT_V6: &str = "2001:db8:17::2";
+    pub const LINK_GW_V6: &str = "2001:db8:17::1";
+    /// Another "container" on the agent's link (an address on the gateway's side of it).
+    pub const LINK_SIBLING_V6: &str = "2001:db8:17::3";
+    /// A public IPv4 subnet on the agent's link too (macvlan/ipvlan-style), with the gateway's
+    /// address and a sibling in it.
+    pub const LINK_V4_PREFIX: &str = "192.0.2.128/26";
+    pub const LINK_AGENT_V4: &str = "192.0.2.130";
+    pub const LINK_GW_V4: &str = "192.0.2.129";
+    pub const LINK_SIBLING_V4: &str = "192.0.2.131";
+    /// TCP ports the gateway serves on every address at once (`[::]`, dual-stack), as a host
+    /// service bound to 0.0.0.0/[::] does (its UDP sinks, [`GW_UDP_PORTS`], are on each of the
+    /// addresses above).
+    pub const GW_WILDCARD_PORTS: &[u16] = &[2222, 2223];
     /// UDP echo sinks on every world host.
     pub const UDP_PORTS: &[u16] = &[53, 443, 9999];
 }
@@ -124,6 +154,15 @@ pub struct LabOptions {
     pub id: Option<String>,
     /// An IPv4-only agent (IPv6 disabled in its namespace, as in Docker's default networks).
     pub agent_ipv4_only: bool,
+    /// The host on addresses no blocked range covers: [`addr::HOST_PUBLIC_V4`] and
+    /// [`addr::HOST_GLOBAL_V6`] on gw's loopback, a global IPv6 and a public IPv4 prefix on the
+    /// agent's link (gateway, agent, a sibling), the agent's IPv6 default route via the global
+    /// gateway address, TCP listeners on `[::]` ([`addr::GW_WILDCARD_PORTS`]) in gw and UDP
+    /// sinks on each of those addresses.
+    pub host_addresses: bool,
+    /// Segment routing enabled (`seg6_enabled`) in gw and world: a packet with a segment
+    /// routing header is forwarded to its next segment by the node it is addressed to.
+    pub seg6: bool,
     /// dnsmasq without `--log-queries` (benchmarks: the log costs the server CPU on the same
     /// cores sandbox-init runs on; tests keep it to prove which queries arrived).
     pub quiet_dns: bool,
@@ -323,9 +362,20 @@ impl Lab {
             .concat(),
         );
         sysctls(&self.world, &no_dad);
+        if opts.seg6 {
+            for ns in [&self.gw, &self.world] {
+                sysctls(
+                    ns,
+                    &[
+                        ("net.ipv6.conf.all.seg6_enabled", "1"),
+                        ("net.ipv6.conf.default.seg6_enabled", "1"),
+                    ],
+                );
+            }
+        }
 
         // The agent: one veth to the gateway, default routes through it.
-        let mut agent = vec![
+        let mut agent: Vec<String> = vec![
             "link set lo up".into(),
             format!("link add eth0 type veth peer name eth0 netns {}", self.gw),
             format!("addr add {AGENT_V4}/16 dev eth0"),
@@ -336,28 +386,54 @@ impl Lab {
             agent.push(format!("addr add {AGENT_V6}/64 dev eth0 nodad"));
             agent.push(format!("route add ::/0 via {GW_V6}"));
         }
-        ip_batch(&self.agent, &agent);
+        let len = |prefix: &str| prefix.split_once('/').map_or("", |(_, l)| l).to_owned();
+        if opts.host_addresses {
+            agent.push(format!(
+                "addr add {LINK_AGENT_V4}/{} dev eth0",
+                len(LINK_V4_PREFIX)
+            ));
+            if !opts.agent_ipv4_only {
+                agent.push(format!(
+                    "addr add {LINK_AGENT_V6}/{} dev eth0 nodad",
+                    len(LINK_V6_PREFIX)
+                ));
+                agent.push(format!("route replace ::/0 via {LINK_GW_V6}"));
+            }
+        }
         // The gateway: the agent's link with the addresses Docker's host has, an uplink to world.
-        ip_batch(
-            &self.gw,
-            &[
-                "link set lo up".into(),
+        let mut gw = vec![
+            "link set lo up".into(),
+            format!(
+                "link add uplink type veth peer name uplink netns {}",
+                self.world
+            ),
+            format!("addr add {GW_V4}/16 dev eth0"),
+            format!("addr add {GW_V6}/64 dev eth0 nodad"),
+            format!("addr add {GW_LL6}/64 dev eth0 nodad"),
+            format!("addr add {GW_LL4}/32 dev eth0"),
+            "link set eth0 up".into(),
+            "addr add 10.254.0.1/30 dev uplink".into(),
+            "addr add fd99::1/64 dev uplink nodad".into(),
+            "link set uplink up".into(),
+            "route add default via 10.254.0.2".into(),
+            "route add ::/0 via fd99::2".into(),
+        ];
+        if opts.host_addresses {
+            gw.extend([
+                format!("addr add {HOST_PUBLIC_V4}/32 dev lo"),
+                format!("addr add {HOST_GLOBAL_V6}/128 dev lo nodad"),
+                format!("addr add {LINK_GW_V4}/{} dev eth0", len(LINK_V4_PREFIX)),
+                format!("addr add {LINK_SIBLING_V4}/32 dev eth0"),
                 format!(
-                    "link add uplink type veth peer name uplink netns {}",
-                    self.world
+                    "addr add {LINK_GW_V6}/{} dev eth0 nodad",
+                    len(LINK_V6_PREFIX)
                 ),
-                format!("addr add {GW_V4}/16 dev eth0"),
-                format!("addr add {GW_V6}/64 dev eth0 nodad"),
-                format!("addr add {GW_LL6}/64 dev eth0 nodad"),
-                format!("addr add {GW_LL4}/32 dev eth0"),
-                "link set eth0 up".into(),
-                "addr add 10.254.0.1/30 dev uplink".into(),
-                "addr add fd99::1/64 dev uplink nodad".into(),
-                "link set uplink up".into(),
-                "route add default via 10.254.0.2".into(),
-                "route add ::/0 via fd99::2".into(),
-            ],
-        );
+                format!("addr add {LINK_SIBLING_V6}/128 dev eth0 nodad"),
+            ]);
+        }
+        // The agent's batch creates the veth pair; gw's configures its end.
+        ip_batch(&self.agent, &agent);
+        ip_batch(&self.gw, &gw);
         // World: every host address on its loopback (no dummy module needed); unknown destinations vanish silently.
         let mut hosts: Vec<String> = INTERNAL.iter().map(|(_, a)| a.to_string()).collect();
         hosts.extend(PUBLIC.iter().map(|a| a.to_string()));
@@ -379,6 +455,9 @@ impl Lab {
             "link set uplink up".into(),
             format!("route add 172.17.0.0/16 via 10.254.0.1"),
             "route add fd17::/64 via fd99::1".into(),
+            // The agent's public/global link addresses (`host_addresses`): replies go back too.
+            format!("route add {LINK_V4_PREFIX} via 10.254.0.1"),
+            format!("route add {LINK_V6_PREFIX} via fd99::1"),
             "route add blackhole default".into(),
             "route add blackhole ::/0".into(),
         ];
@@ -421,6 +500,23 @@ impl Lab {
                     .iter()
                     .map(|p| format!("udp:{}", sock(&ll, *p))),
             );
+            if opts.host_addresses {
+                // TCP on [::] (a UDP reply from a wildcard socket would leave from another
+                // address); UDP sinks on each of the host's extra addresses.
+                for p in GW_WILDCARD_PORTS {
+                    specs.push(format!("tcp:[::]:{p}"));
+                }
+                for a in [
+                    HOST_PUBLIC_V4,
+                    HOST_GLOBAL_V6,
+                    LINK_GW_V4,
+                    LINK_SIBLING_V4,
+                    LINK_GW_V6,
+                    LINK_SIBLING_V6,
+                ] {
+                    specs.extend(GW_UDP_PORTS.iter().map(|p| format!("udp:{}", sock(a, *p))));
+                }
+            }
             self.listen(&self.gw.clone(), "gw", &specs);
             // World hosts, plus a TCP service on the resolver's address (not port 53).
             let mut specs = Vec::new();

@@ -3,7 +3,9 @@
 //! Every network here is `internal: true` with its own subnet and is created (and removed) by the
 //! test: "internal services" on 10.232.K.0/24 and fd00:e2e:K::/64, a "public" host on the
 //! documentation ranges 198.51.100.0/24 and 2001:db8::/32, a fake metadata server at
-//! 169.254.169.254, and the agent's own network whose gateway is the host. The agent is the probe (`probe serve 4096`, as a stand-in `opencode`),
+//! 169.254.169.254, and the agent's own network whose gateway is the host. The agent does not
+//! join the public host's network: it reaches it through a next hop, as it reaches the internet
+//! (sandbox-init refuses every prefix on the agent's own links, whatever its range). The agent is the probe (`probe serve 4096`, as a stand-in `opencode`),
 //! driven over HTTP from the test process to the container's address on its internal network.
 //! An unguarded control container on the same networks reaches everything first, so a check that
 //! passes proves the rule, not a broken setup.
@@ -80,6 +82,11 @@ struct Lab {
     intra6: Ipv6Addr,
     /// The public host's IPv6 address (documentation range 2001:db8::/32).
     public6: Ipv6Addr,
+    /// The public host's container: the agent reaches it through a link of its own
+    /// ([`Lab::link_public`]).
+    public_container: String,
+    /// Links made so far (each gets its own /30 and /64).
+    links: std::cell::Cell<u8>,
     db_container: String,
     tmp: PathBuf,
 }
@@ -127,18 +134,21 @@ impl Lab {
             metadata,
             intra6,
             public6,
+            public_container: String::new(),
+            links: std::cell::Cell::new(0),
             db_container: String::new(),
             tmp,
         };
         lab.db_container = lab.service("db", &lab.svc_net.clone(), db, None, &[5432, 80]);
         lab.service("intra", &lab.svc_net.clone(), intra, Some(intra6), &[80]);
-        lab.service(
+        let public_svc = lab.service(
             "public",
             &lab.pub_net.clone(),
             public,
             Some(public6),
             &[80, 443],
         );
+        lab.public_container = public_svc;
         lab.service("metadata", &lab.meta_net.clone(), metadata, None, &[80]);
         lab
     }
@@ -167,9 +177,195 @@ impl Lab {
         name
     }
 
-    /// The networks the agent joins besides its own.
-    fn extra_networks(&self) -> [&str; 3] {
-        [&self.svc_net, &self.pub_net, &self.meta_net]
+    /// The networks the agent joins besides its own (not the public host's: see the module
+    /// docs).
+    fn extra_networks(&self) -> [&str; 2] {
+        [&self.svc_net, &self.meta_net]
+    }
+
+    /// Gives `container` a route to the public host as the internet is reached: through a next
+    /// hop, not on a network the agent is attached to (sandbox-init refuses every prefix on
+    /// the agent's links). Docker cannot route between internal networks (its isolation rules
+    /// drop off-subnet destinations on the bridge), so the test links the two network
+    /// namespaces directly with a veth pair of their own (private 10.233.K.N/30 and
+    /// fd00:233:K:N::/64, never the root namespace), as root from outside through `nsenter`
+    /// (the agent cannot change links or routes), and routes the public addresses over it.
+    /// Needed after every (re)start; a container that has the link already keeps it.
+    fn link_public(&self, container: &str) {
+        let pid = |name: &str| {
+            docker::inspect(name, "{{.State.Pid}}")
+                .expect("container pid")
+                .trim()
+                .to_owned()
+        };
+        let in_ns = |pid: &str, args: &[&str]| {
+            let mut all = vec!["-t", pid, "-n"];
+            all.extend_from_slice(args);
+            let out = docker::run_output("nsenter", &all).expect("nsenter");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (agent, public) = (pid(container), pid(&self.public_container));
+        if in_ns(&agent, &["ip", "link", "show", "pub0"]).0 {
+            return;
+        }
+        let n = self.links.get();
+        self.links.set(n + 1);
+        let slot = self.slot;
+        let peer = format!("ag{n}");
+        let v4 = |host: u8| format!("10.233.{slot}.{}", n * 4 + host);
+        let v6 = |host: u8| format!("fd00:233:{slot}:{n}::{host}");
+        let enable_v6 = |dev: &str| format!("echo 0 > /proc/sys/net/ipv6/conf/{dev}/disable_ipv6");
+        let steps: Vec<(&str, Vec<String>)> = vec![
+            (
+                &agent,
+                vec![
+                    "ip".into(),
+                    "link".into(),
+                    "add".into(),
+                    "pub0".into(),
+                    "type".into(),
+                    "veth".into(),
+                    "peer".into(),
+                    "name".into(),
+                    peer.clone(),
+                    "netns".into(),
+                    public.clone(),
+                ],
+            ),
+            (&agent, vec!["sh".into(), "-c".into(), enable_v6("pub0")]),
+            (
+                &agent,
+                vec![
+                    "ip".into(),
+                    "addr".into(),
+                    "add".into(),
+                    format!("{}/30", v4(1)),
+                    "dev".into(),
+                    "pub0".into(),
+                ],
+            ),
+            (
+                &agent,
+                vec![
+                    "ip".into(),
+                    "addr".into(),
+                    "add".into(),
+                    format!("{}/64", v6(1)),
+                    "dev".into(),
+                    "pub0".into(),
+                    "nodad".into(),
+                ],
+            ),
+            (
+                &agent,
+                vec![
+                    "ip".into(),
+                    "link".into(),
+                    "set".into(),
+                    "pub0".into(),
+                    "up".into(),
+                ],
+            ),
+            (&public, vec!["sh".into(), "-c".into(), enable_v6(&peer)]),
+            (
+                &public,
+                vec![
+                    "ip".into(),
+                    "addr".into(),
+                    "add".into(),
+                    format!("{}/30", v4(2)),
+                    "dev".into(),
+                    peer.clone(),
+                ],
+            ),
+            (
+                &public,
+                vec![
+                    "ip".into(),
+                    "addr".into(),
+                    "add".into(),
+                    format!("{}/64", v6(2)),
+                    "dev".into(),
+                    peer.clone(),
+                    "nodad".into(),
+                ],
+            ),
+            (
+                &public,
+                vec![
+                    "ip".into(),
+                    "link".into(),
+                    "set".into(),
+                    peer.clone(),
+                    "up".into(),
+                ],
+            ),
+            // Replies (also from the services' wildcard UDP sockets) leave from the public
+            // addresses, as they would from a host on the internet.
+            (
+                &public,
+                vec![
+                    "ip".into(),
+                    "-4".into(),
+                    "route".into(),
+                    "replace".into(),
+                    format!("{}/32", v4(1)),
+                    "dev".into(),
+                    peer.clone(),
+                    "src".into(),
+                    self.public.to_string(),
+                ],
+            ),
+            (
+                &public,
+                vec![
+                    "ip".into(),
+                    "-6".into(),
+                    "route".into(),
+                    "replace".into(),
+                    format!("{}/128", v6(1)),
+                    "dev".into(),
+                    peer.clone(),
+                    "src".into(),
+                    self.public6.to_string(),
+                ],
+            ),
+            (
+                &agent,
+                vec![
+                    "ip".into(),
+                    "-4".into(),
+                    "route".into(),
+                    "replace".into(),
+                    format!("{}/32", self.public),
+                    "via".into(),
+                    v4(2),
+                ],
+            ),
+            (
+                &agent,
+                vec![
+                    "ip".into(),
+                    "-6".into(),
+                    "route".into(),
+                    "replace".into(),
+                    format!("{}/128", self.public6),
+                    "via".into(),
+                    v6(2),
+                ],
+            ),
+        ];
+        for (ns, args) in steps {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (ok, err) = in_ns(ns, &args);
+            assert!(
+                ok,
+                "failed to link {container} to the public host ({args:?}): {err}"
+            );
+        }
     }
 
     /// The db as an allowlist entry for port 5432: by address, or by its container name, which
@@ -306,6 +502,7 @@ impl Lab {
         );
         let ip = docker::container_ip(&name, own_net).expect("control ip");
         wait_health(&name, ip);
+        self.link_public(&name);
         let gateway = GatewayListener::new(&name, own_net);
         for (what, target, _) in self
             .matrix(Egress::Open)
@@ -324,6 +521,7 @@ impl Lab {
 
     /// Runs the whole matrix from the guarded agent at `ip` (on `own_net`, container `name`).
     fn assert_guarded(&self, name: &str, own_net: &str, ip: Ipv4Addr, egress: Egress) {
+        self.link_public(name);
         let gateway = GatewayListener::new(name, own_net);
         let logs_before = docker(["logs", &self.db_container]).unwrap_or_default();
         for (what, target, expect) in self.matrix(egress).into_iter().chain([gateway.check()]) {
@@ -801,14 +999,13 @@ fn write_workspace(
         ),
     )
     .expect("config.toml");
-    let [svc, public, meta] = lab.extra_networks();
+    let [svc, meta] = lab.extra_networks();
     std::fs::write(
         ws_dir.join("compose.override.yml"),
         format!(
-            "version: \"2.4\"\nservices:\n  opencode:\n    networks:\n      default: {{}}\n      svc: {{}}\n      pub: {{}}\n      meta: {{}}\n{extra_services}\
+            "version: \"2.4\"\nservices:\n  opencode:\n    networks:\n      default: {{}}\n      svc: {{}}\n      meta: {{}}\n{extra_services}\
              networks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: {own_subnet}\n\
              \x20 svc:\n    external:\n      name: {svc}\n\
-             \x20 pub:\n    external:\n      name: {public}\n\
              \x20 meta:\n    external:\n      name: {meta}\n"
         ),
     )

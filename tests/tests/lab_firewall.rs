@@ -1339,3 +1339,307 @@ fn link_local_resolver_opens_port_53_only() {
     let want: Vec<&str> = checks.iter().map(|(_, w)| *w).collect();
     assert_eq!(got, want, "checks: {checks:?}\nstderr: {}", run.stderr);
 }
+
+/// A config dir: `egress`, `allowed_hosts` and `blocked_networks` as given.
+fn policy_with(
+    lab: &Lab,
+    name: &str,
+    egress: &str,
+    hosts: &[&str],
+    blocked: &[&str],
+) -> std::path::PathBuf {
+    let home = lab.dir.subdir("home", 0o755);
+    let list = |items: &[&str]| {
+        items
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let policy = format!(
+        "egress = \"{egress}\"\nallowed_hosts = [{}]\nblocked_networks = [{}]\n\n[agent]\nuid = 1000\ngid = 1000\nhome = \"{}\"\n",
+        list(hosts),
+        list(blocked),
+        home.display()
+    );
+    config_dir(&lab.dir, name, &[("policy.toml", &policy)])
+}
+
+/// Runs `checks` (probe batch lines) and returns, per check, its result (or "missing").
+fn results(run: &Run, checks: &[String]) -> Vec<String> {
+    checks
+        .iter()
+        .map(|c| run.check(c).map_or("missing", result).to_owned())
+        .collect()
+}
+
+/// What arrived at the host's extra addresses (`host_addresses`): each TCP connection to a
+/// wildcard (`[::]`) listener as `tcp TO`, each datagram to their UDP sinks as `udp LOCAL`.
+fn host_arrivals(lab: &Lab) -> Vec<String> {
+    use addr::*;
+    let wildcard: Vec<String> = GW_WILDCARD_PORTS
+        .iter()
+        .map(|p| format!("[::]:{p}"))
+        .collect();
+    let extra = [
+        HOST_PUBLIC_V4,
+        HOST_GLOBAL_V6,
+        LINK_GW_V4,
+        LINK_SIBLING_V4,
+        LINK_GW_V6,
+        LINK_SIBLING_V6,
+    ];
+    let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    lab.sink_events()
+        .iter()
+        .filter_map(|e| match text(e, "event").as_str() {
+            "tcp" if wildcard.contains(&text(e, "local")) => Some(format!("tcp {}", text(e, "to"))),
+            "udp"
+                if extra
+                    .iter()
+                    .any(|a| strip_scope(&text(e, "local")).contains(a)) =>
+            {
+                Some(format!("udp {}", text(e, "local")))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The host on its other addresses: a public IPv4 and a global IPv6 address elsewhere on the
+/// host (walled off by `blocked_networks`, which the launcher fills with them), a global IPv6
+/// gateway and a public IPv4 and a global IPv6 prefix on the agent's link (walled off from the
+/// routing tables), all served by a listener on `[::]` in the gateway. None is in a blocked
+/// range: before this, the agent connected to every one of them (the control below shows the
+/// lab does). Refused in both egress modes; an allowlisted port of the gateway stays open.
+#[test]
+fn attack_host_on_its_public_and_global_addresses_is_refused() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    use addr::*;
+    let lab = Lab::with(LabOptions {
+        host_addresses: true,
+        ..LabOptions::default()
+    });
+    let [port, allowed_port] = [GW_WILDCARD_PORTS[0], GW_WILDCARD_PORTS[1]];
+    let attacks: Vec<String> = [
+        HOST_PUBLIC_V4,
+        HOST_GLOBAL_V6,
+        LINK_GW_V6,
+        LINK_SIBLING_V6,
+        LINK_GW_V4,
+        LINK_SIBLING_V4,
+    ]
+    .iter()
+    .flat_map(|a| {
+        [
+            format!("tcp {} {TCP_T}", sock(a, port)),
+            format!("udp {} {UDP_T}", sock(a, 9999)),
+        ]
+    })
+    .collect();
+    let opened = [
+        format!("tcp {} {TCP_T}", sock(LINK_GW_V6, allowed_port)),
+        format!("tcp 198.51.100.10:80 {TCP_T}"),
+        format!("tcp [2001:db8::10]:80 {TCP_T}"),
+    ];
+    let all: Vec<String> = attacks.iter().chain(&opened).cloned().collect();
+    let mut batch = vec!["batch"];
+    batch.extend(all.iter().map(String::as_str));
+
+    // Control, no firewall: every attack reaches the host.
+    let control = lab.probe_unguarded(&batch);
+    let want: Vec<&str> = all
+        .iter()
+        .map(|c| {
+            if c.starts_with("tcp") {
+                "connected"
+            } else {
+                "reply"
+            }
+        })
+        .collect();
+    assert_eq!(
+        results(&control, &all),
+        want,
+        "the lab is miswired: {all:?}\n{}",
+        control.stdout
+    );
+    let before = host_arrivals(&lab).len();
+    assert!(before >= attacks.len(), "the host's listeners log nothing");
+
+    for egress in ["open", "allowlist"] {
+        let config = policy_with(
+            &lab,
+            &format!("config-{egress}"),
+            egress,
+            &["public.lab", &sock(LINK_GW_V6, allowed_port)],
+            // What the launcher writes: the host's global addresses.
+            &[HOST_PUBLIC_V4, HOST_GLOBAL_V6],
+        );
+        let run = lab.sandbox(&config, &[], &batch);
+        assert_eq!(run.code, Some(0), "boot failed: {}", run.stderr);
+        let mut want: Vec<&str> = attacks
+            .iter()
+            .map(|c| {
+                if c.starts_with("tcp") {
+                    "refused"
+                } else {
+                    "blocked"
+                }
+            })
+            .collect();
+        want.extend(["connected"; 3]);
+        assert_eq!(
+            results(&run, &all),
+            want,
+            "egress = {egress}: {all:?}\nstdout:\n{}\nstderr:\n{}",
+            run.stdout,
+            run.stderr
+        );
+        // Nothing of the attacks arrived; only the allowlisted port did.
+        let arrived: Vec<String> = host_arrivals(&lab)
+            .split_off(before)
+            .into_iter()
+            .filter(|a| *a != format!("tcp {}", sock(LINK_GW_V6, allowed_port)))
+            .collect();
+        assert!(arrived.is_empty(), "egress = {egress}: arrived {arrived:?}");
+    }
+}
+
+/// `blocked_networks` walls off a public host in open egress (its neighbours stay reachable),
+/// and an allowlist entry still opens one port of it.
+#[test]
+fn blocked_networks_refuse_a_public_host_unless_allowlisted() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = policy_with(
+        &lab,
+        "config",
+        "open",
+        &["203.0.113.20:443"],
+        &["203.0.113.20", "2001:db8:1::20/128"],
+    );
+    let checks: Vec<String> = [
+        ("tcp 203.0.113.20:80", "refused"),
+        ("udp 203.0.113.20:9999", "blocked"),
+        ("tcp 203.0.113.20:443", "connected"),
+        ("tcp [2001:db8:1::20]:80", "refused"),
+        ("tcp [64:ff9b::cb00:7114]:80", "refused"),
+        ("tcp 203.0.113.10:80", "connected"),
+        ("tcp [2001:db8::10]:80", "connected"),
+    ]
+    .iter()
+    .map(|(c, _)| format!("{c} {TCP_T}"))
+    .collect();
+    let want = [
+        "refused",
+        "blocked",
+        "connected",
+        "refused",
+        "refused",
+        "connected",
+        "connected",
+    ];
+    let mut batch = vec!["batch"];
+    batch.extend(checks.iter().map(String::as_str));
+    let run = lab.sandbox(&config, &[], &batch);
+    assert_eq!(run.code, Some(0), "boot failed: {}", run.stderr);
+    assert_eq!(
+        results(&run, &checks),
+        want,
+        "{checks:?}\nstderr:\n{}",
+        run.stderr
+    );
+    assert!(
+        lab.wait_for_sink("203.0.113.20:443"),
+        "the allowed flow never arrived"
+    );
+    let arrived: Vec<String> = lab
+        .sink_events()
+        .iter()
+        .filter_map(event_key)
+        .filter(|k| {
+            k.contains("203.0.113.20:80")
+                || k.contains("203.0.113.20:9999")
+                || k.contains("2001:db8:1::20")
+        })
+        .collect();
+    assert!(arrived.is_empty(), "blocked flows arrived: {arrived:?}");
+}
+
+/// An IPv6 segment routing header (type 4, set with IPV6_RTHDR, no privilege needed) makes the
+/// packet's destination an allowed public host and names an internal host as the final
+/// segment; with segment routing enabled there, the public host forwards it. `ip6tables -d`
+/// only sees the first: without the routing-header rule the datagram reaches the internal
+/// host (the control shows it does). Both egress modes, both backends: nothing arrives at
+/// either segment.
+#[test]
+fn attack_ipv6_segment_routing_header_to_an_internal_host_arrives_nowhere() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::with(LabOptions {
+        seg6: true,
+        ..LabOptions::default()
+    });
+    let first = "2001:db8::10"; // public.lab: allowed in both modes
+    let check = format!("srh-udp [fd00::1]:9999 --via {first} {UDP_T}");
+    // The first segment without a routing header, on another port than the attack's.
+    let plain = format!("udp [{first}]:443 {UDP_T}");
+    let targets = ["udp/[fd00::1]:9999", "udp/[2001:db8::10]:9999"];
+    let arrived = |lab: &Lab| -> Vec<String> {
+        lab.sink_events()
+            .iter()
+            .filter_map(event_key)
+            .filter(|k| targets.contains(&k.as_str()))
+            .collect()
+    };
+
+    // Control: no firewall, the datagram arrives at the internal host and is echoed.
+    let control = lab.probe_unguarded(&["batch", &check]);
+    assert_eq!(
+        control.check(&check).map(result),
+        Some("reply"),
+        "control: {}",
+        control.stdout
+    );
+    assert!(
+        lab.wait_for_sink("[fd00::1]:9999"),
+        "control: nothing arrived at fd00::1"
+    );
+    let before = arrived(&lab).len();
+
+    let dir = jailoc_tests::TempDir::new("jailoc-srh-");
+    // The legacy run: the nft programs (and the plain names) fail, so the boot falls back.
+    let no_nft = fake_tools(
+        &dir,
+        &["iptables-nft", "ip6tables-nft", "iptables", "ip6tables"],
+        &["-save", "-restore"],
+    );
+    for (egress, fakes, backend) in [
+        ("open", vec![], "nft backend"),
+        ("allowlist", vec![], "nft backend"),
+        ("open", refs(&no_nft), "legacy backend"),
+    ] {
+        let config = simple_config(
+            &lab,
+            &format!("config-{egress}"),
+            egress,
+            &["public.lab".into()],
+        );
+        let run = lab.sandbox_replacing(&fakes, &config, &[], &["batch", &check, &plain]);
+        assert_eq!(run.code, Some(0), "boot failed: {}", run.stderr);
+        assert!(run.stderr.contains(backend), "{}", run.stderr);
+        let what = format!("{egress}, {backend}: {}\n{}", run.stdout, run.stderr);
+        assert_eq!(run.check(&check).map(result), Some("blocked"), "{what}");
+        // The first segment itself stays reachable without a routing header.
+        assert_eq!(run.check(&plain).map(result), Some("reply"), "{what}");
+        // At neither segment's listener.
+        let now = arrived(&lab);
+        assert_eq!(now.len(), before, "{what}\narrived: {:?}", &now[before..]);
+    }
+}

@@ -268,15 +268,87 @@ fn raw_sockets_and_network_changes_are_refused() {
     let (code, stdout, stderr) = running.finish_all();
     let what = format!("exit {code:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
     assert_eq!(code, Some(0), "{what}");
-    let eperm = libc::EPERM.to_string();
-    assert_eq!(kv(&stdout, "packet"), Some(eperm.clone()), "{what}");
-    assert_eq!(kv(&stdout, "raw"), Some(eperm), "{what}");
+    // AF_PACKET never reaches the capability check: the socket-family filter refuses the
+    // family first (EAFNOSUPPORT). A raw IPv4 socket is refused by the kernel (no CAP_NET_RAW).
+    assert_eq!(
+        kv(&stdout, "packet"),
+        Some(libc::EAFNOSUPPORT.to_string()),
+        "{what}"
+    );
+    assert_eq!(kv(&stdout, "raw"), Some(libc::EPERM.to_string()), "{what}");
     for key in ["flush", "delete", "route", "route_del", "link"] {
         let rc = kv(&stdout, key).unwrap_or_else(|| panic!("{key}: {what}"));
         assert_ne!(rc, "0", "{key} succeeded as the agent: {what}");
     }
     assert_eq!(rules(), rules_before, "the agent changed the rules");
     assert_eq!(routes(), routes_before, "the agent changed the routes");
+}
+
+/// The `probe sockets` line for `call` and `family`: (result, errno name).
+fn socket_attempt(lines: &[Value], call: &str, family: &str) -> (String, String) {
+    let line = lines
+        .iter()
+        .find(|l| l["cmd"] == "socket" && l["call"] == call && l["family"] == family)
+        .unwrap_or_else(|| panic!("no {call} {family} line in {lines:?}"));
+    let text = |k: &str| line[k].as_str().unwrap_or_default().to_owned();
+    (text("result"), text("error"))
+}
+
+#[test]
+fn attack_vsock_and_other_socket_families_netfilter_cannot_see_are_refused() {
+    let Some(sb) = Sandbox::new("socket families") else {
+        return;
+    };
+    let probe = path_str(&sb.probe);
+    // Control: without sandbox-init (root in the same namespace, no filter) this kernel opens
+    // an AF_VSOCK socket (to the hypervisor) the firewall cannot see, also through i386's
+    // int 0x80 and through io_uring: what the agent could do before the filter.
+    let control = jailoc_tests::probe_lines(&String::from_utf8_lossy(
+        &sb.ns(&[&probe, "sockets"]).stdout,
+    ));
+    for (call, family) in [
+        ("socket", "vsock"),
+        ("i386-socket", "vsock"),
+        ("io_uring", "vsock"),
+    ] {
+        assert_eq!(
+            socket_attempt(&control, call, family).0,
+            "opened",
+            "control: {call}(AF_VSOCK) must work without the filter on this kernel              (CONFIG_VSOCKETS, IA32 emulation, io_uring enabled): {control:?}"
+        );
+    }
+
+    let run = sb.run("", &[&probe, "sockets"]);
+    assert_eq!(run.code, Some(0), "{}", describe(&run));
+    let got = |call: &str, family: &str| socket_attempt(&run.lines, call, family);
+    let opened = ("opened".to_owned(), String::new());
+    let refused = |errno: &str| ("error".to_owned(), errno.to_owned());
+    // Kept: what programs need.
+    for family in ["unix", "inet", "inet6", "netlink"] {
+        assert_eq!(
+            got("socket", family),
+            opened,
+            "{family}: {}",
+            describe(&run)
+        );
+    }
+    assert_eq!(got("socketpair", "unix"), opened, "{}", describe(&run));
+    assert_eq!(got("i386-socket", "inet"), opened, "{}", describe(&run));
+    // Refused, with the errno of a kernel without the family, so programs fall back.
+    for family in ["vsock", "tipc", "alg", "packet"] {
+        assert_eq!(
+            got("socket", family),
+            refused("EAFNOSUPPORT"),
+            "{family}: {}",
+            describe(&run)
+        );
+    }
+    assert_eq!(got("socketpair", "vsock"), refused("EAFNOSUPPORT"));
+    assert_eq!(got("socket", "smc-inet"), refused("EPROTONOSUPPORT"));
+    // The 32-bit entry and io_uring do not get around it.
+    assert_eq!(got("i386-socket", "vsock"), refused("EAFNOSUPPORT"));
+    assert_eq!(got("i386-socketcall", "any"), refused("ENOSYS"));
+    assert_eq!(got("io_uring", "vsock"), refused("ENOSYS"));
 }
 
 #[test]

@@ -20,6 +20,7 @@ use super::render::{
 use super::runner::{Cmd, CommandRunner, Output};
 use crate::policy::Egress;
 use crate::trust::TrustError;
+use ipnet::IpNet;
 use std::io;
 use std::net::IpAddr;
 
@@ -254,13 +255,15 @@ pub fn probe(runner: &dyn CommandRunner) -> Result<Probed, FirewallError> {
 }
 
 /// Steps 4 and 5: applies both families with the first backend that works and verifies the
-/// read-back. `ipv6_present` makes a missing IPv6 firewall fatal.
+/// read-back. `blocked` are the destinations refused besides the built-in ranges
+/// ([`Facts::blocked`]); `ipv6_present` makes a missing IPv6 firewall fatal.
 pub fn install(
     runner: &dyn CommandRunner,
     probed: &Probed,
     egress: Egress,
     allows: &[Allow],
     resolvers: &[IpAddr],
+    blocked: &[IpNet],
     ipv6_present: bool,
 ) -> Result<Installed, FirewallError> {
     let mut tried = Vec::new();
@@ -271,6 +274,7 @@ pub fn install(
             egress,
             allows,
             resolvers,
+            blocked,
             processes: 0,
         };
         match attempt.run(ipv6_present) {
@@ -298,6 +302,7 @@ struct Attempt<'a> {
     egress: Egress,
     allows: &'a [Allow],
     resolvers: &'a [IpAddr],
+    blocked: &'a [IpNet],
     processes: usize,
 }
 
@@ -310,6 +315,7 @@ impl Attempt<'_> {
             hook_v6: save_v6.map(hook_of),
             chains_v4: save_v4.map(our_chains).unwrap_or_default(),
             chains_v6: save_v6.map(our_chains).unwrap_or_default(),
+            blocked: self.blocked.to_vec(),
         };
         render::render(self.egress, self.allows, &facts)
     }
@@ -705,8 +711,16 @@ mod tests {
             ..FakeIptables::default()
         };
         let probed = probe(&fake).expect("probe");
-        let done = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true)
-            .expect("legacy works");
+        let done = install(
+            &fake,
+            &probed,
+            Egress::Open,
+            &allows(),
+            &resolvers(),
+            &[],
+            true,
+        )
+        .expect("legacy works");
         assert_eq!(done.backend.name, "legacy");
         assert!(done.v6);
 
@@ -728,6 +742,7 @@ mod tests {
             Egress::Open,
             &allows(),
             &resolvers(),
+            &[],
             false,
         )
         .expect_err("nothing works")
@@ -742,8 +757,16 @@ mod tests {
     fn a_fresh_container_costs_four_processes_and_a_rerun_is_idempotent() {
         let fake = FakeIptables::default();
         let probed = probe(&fake).expect("probe");
-        let first =
-            install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true).expect("install");
+        let first = install(
+            &fake,
+            &probed,
+            Egress::Open,
+            &allows(),
+            &resolvers(),
+            &[],
+            true,
+        )
+        .expect("install");
         assert!(first.v6 && first.warnings.is_empty());
         // Each family: its restore, then at once its read-back (the families run side by side
         // with the real runner; the fake runs them in turn).
@@ -765,8 +788,16 @@ mod tests {
         // chain is refilled from the save's facts: same rules, no second jump.
         fake.calls.borrow_mut().clear();
         let probed = probe(&fake).expect("probe");
-        let second =
-            install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true).expect("again");
+        let second = install(
+            &fake,
+            &probed,
+            Egress::Open,
+            &allows(),
+            &resolvers(),
+            &[],
+            true,
+        )
+        .expect("again");
         assert_eq!(
             fake.programs(),
             [
@@ -793,13 +824,29 @@ mod tests {
             ..FakeIptables::default()
         };
         let probed = probe(&fake).expect("probe");
-        let ok =
-            install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false).expect("no v6");
+        let ok = install(
+            &fake,
+            &probed,
+            Egress::Open,
+            &allows(),
+            &resolvers(),
+            &[],
+            false,
+        )
+        .expect("no v6");
         assert!(!ok.v6);
         assert_eq!(ok.warnings, ["IPv6 rules not installed (the container has no IPv6 address): ip6tables-nft-restore: ip6tables-nft-restore: boom"]);
         let probed = probe(&fake).expect("probe");
-        let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), true)
-            .expect_err("v6 present");
+        let e = install(
+            &fake,
+            &probed,
+            Egress::Open,
+            &allows(),
+            &resolvers(),
+            &[],
+            true,
+        )
+        .expect_err("v6 present");
         assert!(matches!(e, FirewallError::Ipv6Unguarded { .. }), "{e}");
     }
 
@@ -810,8 +857,16 @@ mod tests {
             ..FakeIptables::default()
         };
         let probed = probe(&fake).expect("probe");
-        let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false)
-            .expect_err("fails");
+        let e = install(
+            &fake,
+            &probed,
+            Egress::Open,
+            &allows(),
+            &resolvers(),
+            &[],
+            false,
+        )
+        .expect_err("fails");
         assert_eq!(e.to_string(), "failed to install the IPv4 rules with iptables-nft-restore: iptables-nft-restore: boom");
         // The fresh restores, each followed by its save (the facts), then the refill fails:
         // no read-back after a failed restore, the boot stops right there.
@@ -834,8 +889,16 @@ mod tests {
             ..FakeIptables::default()
         };
         let probed = probe(&fake).expect("probe");
-        let e = install(&fake, &probed, Egress::Open, &allows(), &resolvers(), false)
-            .expect_err("mismatch");
+        let e = install(
+            &fake,
+            &probed,
+            Egress::Open,
+            &allows(),
+            &resolvers(),
+            &[],
+            false,
+        )
+        .expect_err("mismatch");
         assert_eq!(
             e.to_string(),
             "failed to verify the IPv4 rules: rule 2 of JAILOC-OUTPUT differs: expected \

@@ -83,6 +83,17 @@ pub fn blocked_v6() -> Vec<Ipv6Net> {
     out
 }
 
+/// The built-in blocked range (IPv6: NAT64/6to4 forms included) that contains all of `net`, if
+/// any: an extra destination inside one needs no rule of its own.
+pub fn covering(net: IpNet) -> Option<IpNet> {
+    static V4: std::sync::LazyLock<Vec<Ipv4Net>> = std::sync::LazyLock::new(blocked_v4);
+    static V6: std::sync::LazyLock<Vec<Ipv6Net>> = std::sync::LazyLock::new(blocked_v6);
+    match net {
+        IpNet::V4(n) => V4.iter().find(|b| b.contains(&n)).map(|b| IpNet::V4(*b)),
+        IpNet::V6(n) => V6.iter().find(|b| b.contains(&n)).map(|b| IpNet::V6(*b)),
+    }
+}
+
 /// `10.0.0.0/8` → `64:ff9b::a00:0/104`.
 pub fn nat64(v4: Ipv4Net) -> Ipv6Net {
     let bits = 0x0064_ff9b_u128 << 96 | u128::from(u32::from(v4.network()));
@@ -167,6 +178,22 @@ mod tests {
             };
             assert!(!blocked, "{addr} must not be blocked");
         }
+    }
+
+    #[test]
+    fn covering_finds_the_built_in_range_that_holds_a_whole_network() {
+        let c = |n: &str| covering(n.parse().expect("net")).map(|n| n.to_string());
+        assert_eq!(c("172.17.0.1/32").as_deref(), Some("172.16.0.0/12"));
+        assert_eq!(c("172.17.0.0/16").as_deref(), Some("172.16.0.0/12"));
+        assert_eq!(c("fe80::/64").as_deref(), Some("fe80::/10"));
+        assert_eq!(
+            c("64:ff9b::ac11:1/128").as_deref(),
+            Some("64:ff9b::ac10:0/108")
+        );
+        // Only partly inside, or outside: no.
+        assert_eq!(c("172.0.0.0/8"), None);
+        assert_eq!(c("203.0.113.7/32"), None);
+        assert_eq!(c("2001:db8:17::/64"), None);
     }
 
     #[test]

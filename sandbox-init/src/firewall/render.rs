@@ -61,6 +61,9 @@ pub struct Facts {
     /// smaller allowlist no longer needs are emptied and deleted in the same restore.
     pub chains_v4: Vec<String>,
     pub chains_v6: Vec<String>,
+    /// Destinations refused besides the built-in ranges, both families (the policy's
+    /// `blocked_networks`, the container's gateways and on-link prefixes: see [`super::link`]).
+    pub blocked: Vec<IpNet>,
 }
 
 /// The two payloads.
@@ -162,7 +165,16 @@ fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts
         ),
     };
     // The rule bodies, in the order DESIGN.md prescribes; each becomes `-A JAILOC-OUTPUT ...`.
-    let mut rules = vec!["-o lo -j ACCEPT".to_owned()];
+    let mut rules = Vec::new();
+    if family == Family::V6 {
+        // First of all, before loopback and established connections: an IPv6 packet with a
+        // routing header. `-d` sees only its next segment; a type-4 segment routing header
+        // (which any process may attach with IPV6_RTHDR) can name a blocked destination as the
+        // final one behind an allowed first, also on an established connection. Nothing the
+        // agent legitimately sends carries one.
+        rules.push(format!("-m rt -j {REJECT_CHAIN}"));
+    }
+    rules.push("-o lo -j ACCEPT".to_owned());
     rules.push("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_owned());
     if family == Family::V6 {
         for t in ND_TYPES {
@@ -200,7 +212,12 @@ fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts
     // ICMP administratively-prohibited otherwise). Half the rules of a reset/prohibited pair
     // per range, and plain address matches instead of ~100 REJECT targets per boot, which the
     // kernel installs more slowly (nft's compat layer).
-    for dest in blocked {
+    for dest in &blocked {
+        rules.push(format!("-d {dest} -j {REJECT_CHAIN}"));
+    }
+    // Then the extra destinations, the same way (after the allow rules, so an allowlist entry
+    // still opens a specific one; after DNS, so a resolver among them still answers on 53).
+    for dest in extra_blocked(family, &facts.blocked) {
         rules.push(format!("-d {dest} -j {REJECT_CHAIN}"));
     }
     if egress == Egress::Allowlist {
@@ -269,6 +286,22 @@ fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts
     }
     doc.push_str("COMMIT\n");
     doc
+}
+
+/// The extra blocked destinations as `family` renders them, each once: that family's own and,
+/// for IPv6, the NAT64 and 6to4 forms of the IPv4 ones (as for the built-in ranges, so IPv6
+/// cannot smuggle them); minus whatever a built-in blocked range holds already.
+pub fn extra_blocked(family: Family, extras: &[IpNet]) -> Vec<IpNet> {
+    let forms = extras.iter().flat_map(|dest| match (family, dest) {
+        (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_)) => vec![*dest],
+        (Family::V6, IpNet::V4(v4)) => vec![
+            IpNet::V6(ranges::nat64(*v4)),
+            IpNet::V6(ranges::sixto4(*v4)),
+        ],
+        (Family::V4, IpNet::V6(_)) => vec![],
+    });
+    let needed = forms.filter(|dest| ranges::covering(*dest).is_none());
+    crate::policy::dedup(needed.collect())
 }
 
 /// Up to this many allowlisted destinations per family are plain rules in [`CHAIN`]; more are
@@ -594,6 +627,125 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_packets_with_a_routing_header_are_refused_before_anything_is_accepted() {
+        // A segment routing header hides the real destination behind an allowed first segment,
+        // also on an established connection or via loopback: the rule comes first of all.
+        let p = policy(Egress::Open, &["2001:db8::10"], &[]);
+        let (a, _) = allows(&p, &Resolution::default());
+        for egress in [Egress::Open, Egress::Allowlist] {
+            let r = render(egress, &a, &facts(&["fd00::53"]));
+            let rules = chain_rules(&r.v6);
+            let first = rules.iter().find(|l| l.chain == CHAIN).expect("rules");
+            assert_eq!(first.to_string(), "-A JAILOC-OUTPUT -m rt -j JAILOC-REJECT");
+            assert_eq!(r.v6.matches("-m rt").count(), 1);
+            assert!(!r.v4.contains("-m rt"), "IPv4 has no routing header");
+        }
+    }
+
+    fn with_blocked(
+        egress: Egress,
+        hosts: &[&str],
+        resolvers: &[&str],
+        blocked: &[&str],
+    ) -> RuleSets {
+        let p = policy(egress, hosts, &[]);
+        let (a, _) = allows(&p, &Resolution::default());
+        let facts = Facts {
+            blocked: blocked.iter().map(|b| b.parse().expect("net")).collect(),
+            ..facts(resolvers)
+        };
+        render(egress, &a, &facts)
+    }
+
+    #[test]
+    fn extra_blocked_destinations_come_after_the_allows_and_dns_in_both_modes() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        for egress in [Egress::Open, Egress::Allowlist] {
+            let r = with_blocked(
+                egress,
+                &["203.0.113.7:443", "[2001:db8:17::1]:22"],
+                &["203.0.113.53", "2001:db8:17::53"],
+                &["203.0.113.0/24", "2001:db8:17::/64", "2001:db8:17::1/128"],
+            );
+            let last_builtin = position(
+                &r.v4,
+                "-A JAILOC-OUTPUT -d 168.63.129.16/32 -j JAILOC-REJECT",
+            );
+            let extra = position(&r.v4, "-A JAILOC-OUTPUT -d 203.0.113.0/24 -j JAILOC-REJECT");
+            assert!(last_builtin < extra);
+            assert!(
+                position(
+                    &r.v4,
+                    "-A JAILOC-OUTPUT -d 203.0.113.7/32 -p tcp -m tcp --dport 443 -j ACCEPT"
+                ) < extra
+            );
+            // What the chain does with new connections: refused in both modes, except the
+            // allowlisted port and the resolvers' port 53.
+            for (payload, dest, proto, port, want) in [
+                (&r.v4, "203.0.113.9", "tcp", 80, "REJECT"),
+                (&r.v4, "203.0.113.7", "tcp", 80, "REJECT"),
+                (&r.v4, "203.0.113.7", "tcp", 443, "ACCEPT"),
+                (&r.v4, "203.0.113.53", "udp", 53, "ACCEPT"),
+                (&r.v4, "203.0.113.53", "tcp", 80, "REJECT"),
+                (&r.v6, "2001:db8:17::2", "tcp", 22, "REJECT"),
+                (&r.v6, "2001:db8:17::1", "tcp", 22, "ACCEPT"),
+                (&r.v6, "2001:db8:17::1", "tcp", 2222, "REJECT"),
+                (&r.v6, "2001:db8:17::53", "tcp", 53, "ACCEPT"),
+            ] {
+                assert_eq!(
+                    evaluate(payload, ip(dest), proto, port).0,
+                    want,
+                    "{egress} {dest} {proto}/{port}"
+                );
+            }
+            // A public host elsewhere stays open in open egress.
+            let open = if egress == Egress::Open { "" } else { "REJECT" };
+            assert_eq!(evaluate(&r.v4, ip("198.51.100.10"), "tcp", 80).0, open);
+        }
+    }
+
+    #[test]
+    fn extra_ipv4_destinations_are_blocked_in_their_nat64_and_6to4_forms_too() {
+        let r = with_blocked(Egress::Open, &[], &[], &["203.0.113.7/32"]);
+        assert!(r
+            .v4
+            .contains("-A JAILOC-OUTPUT -d 203.0.113.7/32 -j JAILOC-REJECT\n"));
+        assert!(r
+            .v6
+            .contains("-A JAILOC-OUTPUT -d 64:ff9b::cb00:7107/128 -j JAILOC-REJECT\n"));
+        assert!(r
+            .v6
+            .contains("-A JAILOC-OUTPUT -d 2002:cb00:7107::/48 -j JAILOC-REJECT\n"));
+        assert!(!r.v6.contains("203.0.113.7/32"));
+    }
+
+    #[test]
+    fn extras_a_built_in_range_holds_already_get_no_rule_and_duplicates_one() {
+        // Docker's usual facts: the bridge, its gateway, link-local: nothing new to render.
+        let plain = render(Egress::Open, &[], &facts(&[]));
+        let docker = with_blocked(
+            Egress::Open,
+            &[],
+            &[],
+            &[
+                "172.17.0.0/16",
+                "172.17.0.1/32",
+                "fe80::/64",
+                "fd17::1/128",
+                "fd17::/64",
+            ],
+        );
+        assert_eq!(docker, plain);
+        let twice = with_blocked(
+            Egress::Open,
+            &[],
+            &[],
+            &["2001:db8:17::/64", "2001:db8:17::/64"],
+        );
+        assert_eq!(twice.v6.matches("-d 2001:db8:17::/64 ").count(), 1);
+    }
+
+    #[test]
     fn open_egress_has_no_catch_all_and_allowlist_has_one() {
         let open = render(Egress::Open, &[], &facts(&[]));
         let closed = render(Egress::Allowlist, &[], &facts(&[]));
@@ -717,10 +869,13 @@ mod tests {
     #[test]
     fn without_facts_the_chain_is_created_with_n_and_hooked_first() {
         let fresh = render(Egress::Open, &[], &Facts::default());
-        for doc in [&fresh.v4, &fresh.v6] {
-            assert!(doc.contains(
-                "\n*filter\n-N JAILOC-OUTPUT\n-N JAILOC-REJECT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\n"
-            ));
+        for (doc, first) in [
+            (&fresh.v4, "-o lo -j ACCEPT"),
+            (&fresh.v6, "-m rt -j JAILOC-REJECT"),
+        ] {
+            assert!(doc.contains(&format!(
+                "\n*filter\n-N JAILOC-OUTPUT\n-N JAILOC-REJECT\n-A JAILOC-OUTPUT {first}\n"
+            )));
             assert!(!doc.contains(":JAILOC-OUTPUT"));
             assert!(doc.ends_with("\n-I OUTPUT 1 -j JAILOC-OUTPUT\nCOMMIT\n"));
             assert!(!doc.contains("-D OUTPUT"));
@@ -886,7 +1041,10 @@ mod tests {
                         .position(|t| t == flag)
                         .map(|i| rule[i + 1].clone())
                 };
-                let matches = rule.iter().all(|t| t != "-o" && t != "conntrack")
+                // The packets evaluated carry no routing header and are new, not on loopback.
+                let matches = rule
+                    .iter()
+                    .all(|t| t != "-o" && t != "conntrack" && t != "rt")
                     && arg("-d").is_none_or(|d| d.parse::<IpNet>().expect("net").contains(&pkt.0))
                     && arg("-p").is_none_or(|p| p == pkt.1)
                     && arg("--dport").is_none_or(|p| p == pkt.2.to_string());

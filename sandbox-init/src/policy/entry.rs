@@ -2,6 +2,7 @@
 //!
 //! host    = NAME | NAME:PORT | IPv4 | IPv4:PORT | IPv6 | [IPv6]:PORT
 //! network = CIDR | CIDR:PORT
+//! blocked = CIDR | IPv4 | IPv6            (`blocked_networks`: a bare address is /32 or /128)
 //!
 //! Names are normalised (lowercase, one trailing dot stripped). A CIDR with host bits set
 //! (`10.0.0.1/8`) is rejected rather than silently widened: a typo must not open more than meant.
@@ -64,6 +65,8 @@ pub enum EntryError {
     Cidr,
     #[error("host bits are set (did you mean {0}?)")]
     HostBits(IpNet),
+    #[error("a blocked network takes no port: the whole destination is refused")]
+    PortInBlocked,
 }
 
 impl fmt::Display for Host {
@@ -222,6 +225,22 @@ pub fn parse_network(entry: &str) -> Result<NetworkEntry, EntryError> {
     Ok(NetworkEntry { net, port })
 }
 
+/// Parses one `blocked_networks` entry: the network grammar without a port, where a bare
+/// address means that one host (/32 or /128). The launcher writes the host's own addresses here.
+pub fn parse_blocked(entry: &str) -> Result<IpNet, EntryError> {
+    check_characters(entry)?;
+    if !entry.contains('/') {
+        return entry
+            .parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| EntryError::Cidr);
+    }
+    match parse_network(entry)? {
+        NetworkEntry { net, port: None } => Ok(net),
+        NetworkEntry { port: Some(_), .. } => Err(EntryError::PortInBlocked),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +304,46 @@ mod tests {
         }
         let long_label = format!("{}.com", "a".repeat(64));
         assert!(host(&long_label).starts_with("err invalid host name"));
+    }
+
+    #[test]
+    fn blocked_grammar_table() {
+        let blocked = |entry: &str| match parse_blocked(entry) {
+            Ok(n) => format!("ok {n}"),
+            Err(e) => format!("err {e}"),
+        };
+        let table = [
+            ("198.51.100.7/32", "ok 198.51.100.7/32"),
+            ("198.51.100.7", "ok 198.51.100.7/32"),
+            ("2001:db8::7", "ok 2001:db8::7/128"),
+            ("2001:DB8::7/128", "ok 2001:db8::7/128"),
+            ("203.0.113.0/24", "ok 203.0.113.0/24"),
+            (
+                "203.0.113.1/24",
+                "err host bits are set (did you mean 203.0.113.0/24?)",
+            ),
+            (
+                "203.0.113.0/24:80",
+                "err a blocked network takes no port: the whole destination is refused",
+            ),
+            (
+                "[2001:db8::7]:80",
+                "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)",
+            ),
+            (
+                "198.51.100.7:80",
+                "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)",
+            ),
+            (
+                "host.example",
+                "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)",
+            ),
+            ("", "err empty entry"),
+            ("10.0.0.0/8 ", "err contains whitespace"),
+        ];
+        for (entry, want) in table {
+            assert_eq!(blocked(entry), want, "entry {entry:?}");
+        }
     }
 
     #[test]

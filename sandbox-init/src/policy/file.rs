@@ -11,6 +11,7 @@ const TOP_KEYS: &[&str] = &[
     "egress",
     "allowed_hosts",
     "allowed_networks",
+    "blocked_networks",
     "agent",
     "resolve_timeout_ms",
 ];
@@ -126,6 +127,9 @@ pub(super) fn parse_toml(path: &Path, text: &str) -> Result<Policy, PolicyError>
             "allowed_networks" => {
                 policy.networks =
                     parse_list(&ctx, value, "allowed_networks", entry::parse_network)?;
+            }
+            "blocked_networks" => {
+                policy.blocked = parse_list(&ctx, value, "blocked_networks", entry::parse_blocked)?;
             }
             "resolve_timeout_ms" => {
                 let ms = integer(&ctx, value, "resolve_timeout_ms", 100, 30_000, "")?;

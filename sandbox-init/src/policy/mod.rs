@@ -7,8 +7,11 @@
 mod entry;
 mod file;
 
-pub use entry::{parse_host, parse_network, EntryError, Host, HostEntry, NetworkEntry};
+pub use entry::{
+    parse_blocked, parse_host, parse_network, EntryError, Host, HostEntry, NetworkEntry,
+};
 
+use ipnet::IpNet;
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::io;
@@ -70,6 +73,9 @@ pub struct Policy {
     pub hosts: Vec<HostEntry>,
     /// TOML entries first, then `allowed-networks`; deduplicated, first occurrence kept.
     pub networks: Vec<NetworkEntry>,
+    /// `blocked_networks`: extra destinations refused like the built-in blocked ranges (after
+    /// the allow rules); the launcher lists the host's own addresses here. Deduplicated.
+    pub blocked: Vec<IpNet>,
     pub agent: Agent,
     /// Bound on the resolve step (`resolve_timeout_ms`, 100-30000, default 2000).
     pub resolve_timeout: Duration,
@@ -143,6 +149,7 @@ pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
     }
     policy.hosts = dedup(policy.hosts);
     policy.networks = dedup(policy.networks);
+    policy.blocked = dedup(policy.blocked);
     Ok(policy)
 }
 
@@ -210,6 +217,7 @@ mod tests {
                 "policy.toml",
                 "egress = \"allowlist\"\nallowed_hosts = [\"pypi.org\", \"b.example:443\"]\n\
                  allowed_networks = [\"10.20.0.0/16\"]\nresolve_timeout_ms = 500\n\
+                 blocked_networks = [\"203.0.113.7\", \"2001:db8::/32\", \"203.0.113.7/32\"]\n\
                  [agent]\nuid = 1001\ngid = 1002\nhome = \"/home/me\"\n",
             ),
             (
@@ -227,6 +235,8 @@ mod tests {
         assert_eq!(hosts, ["pypi.org", "b.example:443", "a.example"]);
         let nets: Vec<String> = policy.networks.iter().map(ToString::to_string).collect();
         assert_eq!(nets, ["10.20.0.0/16", "10.30.0.0/16", "fd00:1::/64:80"]);
+        let blocked: Vec<String> = policy.blocked.iter().map(ToString::to_string).collect();
+        assert_eq!(blocked, ["203.0.113.7/32", "2001:db8::/32"]);
         assert_eq!(
             policy.agent,
             Agent {
@@ -300,6 +310,14 @@ mod tests {
         assert_eq!(
             err(&[("allowed-hosts", "ok.example\n\n# c\n*.example.com\n")]),
             "DIR/allowed-hosts:4: invalid allowed-hosts entry \"*.example.com\": wildcards (*) are not supported: list each host name"
+        );
+        assert_eq!(
+            err(&[("policy.toml", "blocked_networks = [\"10.0.0.0/8:22\"]\n")]),
+            "DIR/policy.toml:1: invalid blocked_networks entry \"10.0.0.0/8:22\": a blocked network takes no port: the whole destination is refused"
+        );
+        assert_eq!(
+            err(&[("policy.toml", "blocked_network = []\n")]),
+            "DIR/policy.toml:1: unknown key \"blocked_network\" (did you mean \"blocked_networks\"?)"
         );
         assert_eq!(
             err(&[("allowed-networks", "10.0.0.1/8\n")]),

@@ -5,6 +5,7 @@
 
 pub mod netns;
 
+use ipnet::IpNet;
 use sandbox_init::firewall::{self, Allow, Facts, RuleSets};
 use sandbox_init::policy::{self, Policy};
 use sandbox_init::resolve::{self, Answer, Lookup};
@@ -61,6 +62,9 @@ pub struct Case {
     pub policy: Policy,
     pub allows: Vec<Allow>,
     pub resolvers: Vec<IpAddr>,
+    /// `blocked_networks` plus the gateways and on-link prefixes of the case's `route` and
+    /// `ipv6_route` files (the container's `/proc/net/route` and `/proc/net/ipv6_route`).
+    pub blocked: Vec<IpNet>,
     pub warnings: String,
 }
 
@@ -78,8 +82,18 @@ pub fn load_case(dir: &Path) -> Case {
         policy.resolve_timeout,
     );
     let (allows, refusals) = firewall::allows(&policy, &resolution);
+    let (extras, link_warnings) = firewall::link::gather(
+        &policy.blocked,
+        &fs::read_to_string(dir.join("route")).unwrap_or_default(),
+        &fs::read_to_string(dir.join("ipv6_route")).unwrap_or_default(),
+    );
     let mut warnings = String::new();
-    for w in resolution.warnings.iter().chain(&refusals) {
+    for w in resolution
+        .warnings
+        .iter()
+        .chain(&refusals)
+        .chain(&link_warnings)
+    {
         warnings.push_str(w);
         warnings.push('\n');
     }
@@ -87,6 +101,7 @@ pub fn load_case(dir: &Path) -> Case {
         policy,
         allows,
         resolvers: resolve::parse_nameservers(&resolv_conf),
+        blocked: extras.iter().map(|e| e.dest).collect(),
         warnings,
     }
 }
@@ -96,6 +111,7 @@ pub fn render_case(dir: &Path) -> (RuleSets, String) {
     let case = load_case(dir);
     let facts = Facts {
         resolvers: case.resolvers.clone(),
+        blocked: case.blocked.clone(),
         ..Facts::default()
     };
     (

@@ -29,6 +29,10 @@ Network checks (each prints cmd, target, result, errno, error, ms):
                                      one raw DNS query over UDP; prints the answers
   http ADDR:PORT [PATH] [--timeout-ms N]
                                      HTTP/1.1 GET; prints the status code and body
+  srh-udp [ADDR]:PORT --via FIRST [--timeout-ms N]
+                                     like udp, with an IPv6 segment routing header (type 4,
+                                     IPV6_RTHDR) whose first segment is FIRST: the packet is
+                                     addressed to FIRST and names ADDR as its final segment
   ADDR is an IPv4 or IPv6 address; IPv6 with a port is written [ADDR]:PORT, a link-local
   one may carry a scope: [fe80::1%eth0]:80.
   result: connected | refused (TCP reset / port unreachable) | blocked (EPERM, EACCES,
@@ -40,6 +44,13 @@ Network checks (each prints cmd, target, result, errno, error, ms):
 
   tcp-bench ADDR:PORT N               N sequential TCP connects; prints median/p90/mean in
                                      microseconds (benchmarks: per-connection rule cost)
+
+Socket families (one line per attempt: call, family, result opened|error, errno):
+  sockets                            socket()/socketpair() for the families the agent keeps
+                                     (unix, inet, inet6, netlink) and refused ones (vsock, tipc,
+                                     alg, packet, SMC as IPPROTO_SMC), the same through i386's
+                                     int 0x80 (socket, socketcall) and through io_uring's
+                                     IORING_OP_SOCKET
 
 Process checks:
   status                             uid, gid, groups, the five capability sets, NoNewPrivs,
@@ -75,6 +86,7 @@ fn main() {
         "listen" => cmd_listen(&args[1..]),
         "batch" => cmd_batch(&args[1..]),
         "tcp-bench" => cmd_tcp_bench(&args[1..]),
+        "sockets" => cmd_sockets(),
         _ => match run_check(&args) {
             Ok(v) => {
                 emit(&v);
@@ -131,6 +143,10 @@ fn run_check(args: &[String]) -> Result<Value, String> {
             opts.positionals.get(1).copied().unwrap_or("/"),
             opts.timeout(2000)?,
         )),
+        "srh-udp" => {
+            let via = opts.flag("--via").ok_or("srh-udp needs --via FIRST")?;
+            Ok(check_srh_udp(opts.positional(0)?, via, opts.timeout(1000)?))
+        }
         "status" => Ok(status()),
         "touch" => Ok(touch(opts.positional(0)?)),
         other => Err(format!("unknown command: {other} (see probe --help)")),
@@ -249,6 +265,10 @@ fn errno_name(e: i32) -> &'static str {
         libc::ECONNREFUSED => "ECONNREFUSED",
         libc::EHOSTDOWN => "EHOSTDOWN",
         libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::ENOSYS => "ENOSYS",
+        libc::EFAULT => "EFAULT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ESOCKTNOSUPPORT => "ESOCKTNOSUPPORT",
         _ => "E?",
     }
 }
@@ -394,6 +414,54 @@ fn check_udp(target: &str, timeout: Duration) -> Value {
         send_and_wait(&sock, b"probe udp\n", timeout, |_| true, &mut buf).map(|_| "reply")
     })();
     report("udp", target, started, outcome)
+}
+
+/// The attack of a segment routing header: the packet's destination (what `ip6tables -d` sees)
+/// is `via`, an allowed host; its final segment is `target`. A node with seg6 enabled at `via`
+/// forwards it there. The socket is connected to `target`, so its echo counts as a reply.
+fn check_srh_udp(target: &str, via: &str, timeout: Duration) -> Value {
+    let (addr, first) = match (parse_sockaddr(target), parse_ip(via)) {
+        (Ok(a @ SocketAddr::V6(_)), Ok((IpAddr::V6(first), _))) => (a, first),
+        (Err(e), _) | (_, Err(e)) => return bad_target("srh-udp", target, e),
+        _ => return bad_target("srh-udp", target, "srh-udp is IPv6 only".into()),
+    };
+    let started = Instant::now();
+    let outcome = (|| {
+        let sock = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))?;
+        // struct ipv6_sr_hdr: nexthdr (the kernel fills it), hdrlen (8-byte units after the
+        // first 8), type 4, segments_left 1, last_entry 1, flags, tag; then the segments in
+        // reverse order: [0] is the final one (the kernel puts the socket's destination
+        // there), [1] the first, which becomes the packet's destination.
+        let mut srh = vec![0u8, 4, 4, 1, 1, 0, 0, 0];
+        srh.extend_from_slice(&Ipv6Addr::UNSPECIFIED.octets());
+        srh.extend_from_slice(&first.octets());
+        set_ipv6_rthdr(&sock, &srh)?;
+        sock.connect(addr)?;
+        let mut buf = [0u8; 512];
+        send_and_wait(&sock, b"probe srh\n", timeout, |_| true, &mut buf).map(|_| "reply")
+    })();
+    let mut v = report("srh-udp", target, started, outcome);
+    v["via"] = json!(via);
+    v
+}
+
+fn set_ipv6_rthdr(sock: &UdpSocket, header: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `header` is a live buffer of the given length; the kernel copies it.
+    let ret = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_RTHDR,
+            header.as_ptr().cast(),
+            header.len() as libc::socklen_t,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn check_ping(target: &str, timeout: Duration) -> Value {
@@ -646,7 +714,10 @@ fn cmd_batch(checks: &[String]) -> i32 {
                 scope.spawn(move || {
                     let args: Vec<String> = check.split_whitespace().map(String::from).collect();
                     let mut v = match args.first().map(String::as_str) {
-                        Some("tcp" | "udp" | "ping" | "dns" | "http" | "status" | "touch") => {
+                        Some(
+                            "tcp" | "udp" | "srh-udp" | "ping" | "dns" | "http" | "status"
+                            | "touch",
+                        ) => {
                             run_check(&args)
                                 .unwrap_or_else(|e| json!({"result": "error", "error": e}))
                         }
@@ -948,7 +1019,13 @@ fn cmd_listen(args: &[String]) -> i32 {
                             .peer_addr()
                             .map(|a| a.to_string())
                             .unwrap_or_default();
-                        emit(&json!({"event": "tcp", "local": addr.to_string(), "peer": peer}));
+                        // `to`: the address it arrived at (differs from `local` on a wildcard).
+                        let to = stream
+                            .local_addr()
+                            .map(|a| a.to_string())
+                            .unwrap_or_default();
+                        emit(&json!({"event": "tcp", "local": addr.to_string(), "to": to,
+                                      "peer": peer}));
                         let mut s = stream;
                         let _ = s.write_all(b"hello from the lab\n");
                     }
@@ -974,6 +1051,239 @@ fn cmd_listen(args: &[String]) -> i32 {
         let _ = h.join();
     }
     0
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket families
+
+/// One attempt's report: `opened` (the fd is closed again) or `error` with the errno.
+fn socket_report(call: &str, family: &str, ret: i64) -> Value {
+    if ret >= 0 {
+        // SAFETY: a descriptor the call just created; nothing else owns it.
+        unsafe { libc::close(ret as i32) };
+        json!({"cmd": "socket", "call": call, "family": family, "result": "opened", "errno": 0})
+    } else {
+        let errno = (-ret) as i32;
+        json!({"cmd": "socket", "call": call, "family": family, "result": "error",
+               "errno": errno, "error": errno_name(errno)})
+    }
+}
+
+/// `-errno` on failure, like the raw system call.
+fn last_error_as_ret(ret: i64) -> i64 {
+    if ret < 0 {
+        -i64::from(
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
+    } else {
+        ret
+    }
+}
+
+fn cmd_sockets() -> i32 {
+    const FAMILIES: &[(&str, i32, i32, i32)] = &[
+        ("unix", libc::AF_UNIX, libc::SOCK_STREAM, 0),
+        ("inet", libc::AF_INET, libc::SOCK_STREAM, 0),
+        ("inet6", libc::AF_INET6, libc::SOCK_STREAM, 0),
+        (
+            "netlink",
+            libc::AF_NETLINK,
+            libc::SOCK_RAW,
+            libc::NETLINK_ROUTE,
+        ),
+        ("vsock", libc::AF_VSOCK, libc::SOCK_STREAM, 0),
+        ("tipc", libc::AF_TIPC, libc::SOCK_RDM, 0),
+        ("alg", libc::AF_ALG, libc::SOCK_SEQPACKET, 0),
+        ("packet", libc::AF_PACKET, libc::SOCK_RAW, 0x0300), // htons(ETH_P_ALL)
+        ("smc-inet", libc::AF_INET, libc::SOCK_STREAM, 256), // IPPROTO_SMC
+    ];
+    for (name, family, kind, proto) in FAMILIES {
+        // SAFETY: plain socket(2); the result is only reported and closed.
+        let ret = unsafe { libc::socket(*family, kind | libc::SOCK_CLOEXEC, *proto) };
+        emit(&socket_report(
+            "socket",
+            name,
+            last_error_as_ret(i64::from(ret)),
+        ));
+    }
+    for (name, family) in [("unix", libc::AF_UNIX), ("vsock", libc::AF_VSOCK)] {
+        let mut fds = [-1i32; 2];
+        // SAFETY: `fds` is a live array of two ints for the kernel to fill.
+        let ret = unsafe { libc::socketpair(family, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+        let ret = last_error_as_ret(i64::from(ret));
+        if ret == 0 {
+            // SAFETY: both descriptors were just created and are ours.
+            unsafe { libc::close(fds[1]) };
+        }
+        let v = socket_report(
+            "socketpair",
+            name,
+            if ret == 0 { i64::from(fds[0]) } else { ret },
+        );
+        emit(&v);
+    }
+    i386_sockets();
+    emit(&socket_report(
+        "io_uring",
+        "vsock",
+        io_uring_socket(libc::AF_VSOCK),
+    ));
+    0
+}
+
+/// The 32-bit entry from a 64-bit process (`int 0x80`): i386's own numbers, which a filter
+/// that checks only x86-64's would miss. Needs IA32 emulation in the kernel.
+#[cfg(target_arch = "x86_64")]
+fn i386_sockets() {
+    fn int80(nr: i64, a: u64, b: u64, c: u64) -> i64 {
+        let ret: i64;
+        // SAFETY: an i386 system call with integer arguments only (socketcall gets a null
+        // pointer, which the kernel refuses with EFAULT); rbx, which LLVM reserves, is swapped
+        // in and out around the call. `int 0x80` clobbers nothing else of ours (r8-r11 are
+        // preserved by the 32-bit entry).
+        unsafe {
+            std::arch::asm!(
+                "xchg {a}, rbx",
+                "int 0x80",
+                "xchg {a}, rbx",
+                a = inout(reg) a => _,
+                inlateout("rax") nr => ret,
+                in("rcx") b,
+                in("rdx") c,
+            );
+        }
+        ret
+    }
+    const SOCKET: i64 = 359;
+    const SOCKETCALL: i64 = 102;
+    let stream = libc::SOCK_STREAM as u64;
+    for (name, family) in [("inet", libc::AF_INET), ("vsock", libc::AF_VSOCK)] {
+        let ret = int80(SOCKET, family as u64, stream, 0);
+        emit(&socket_report("i386-socket", name, ret));
+    }
+    // socketcall(SYS_SOCKET, NULL): EFAULT from the kernel, ENOSYS from the filter.
+    emit(&socket_report(
+        "i386-socketcall",
+        "any",
+        int80(SOCKETCALL, 1, 0, 0),
+    ));
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn i386_sockets() {}
+
+/// io_uring's IORING_OP_SOCKET (Linux 5.19): a socket without the `socket` system call.
+/// Returns the new fd or -errno (of io_uring_setup, or of the operation).
+fn io_uring_socket(family: i32) -> i64 {
+    #[repr(C)]
+    #[derive(Default)]
+    struct Offsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        flags_or_overflow: u32,
+        dropped_or_cqes: u32,
+        array_or_flags: u32,
+        resv1: u32,
+        user_addr: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Params {
+        sq_entries: u32,
+        cq_entries: u32,
+        flags: u32,
+        sq_thread_cpu: u32,
+        sq_thread_idle: u32,
+        features: u32,
+        wq_fd: u32,
+        resv: [u32; 3],
+        sq_off: Offsets,
+        cq_off: Offsets,
+    }
+    const SETUP: libc::c_long = 425;
+    const ENTER: libc::c_long = 426;
+    const OFF_SQ_RING: i64 = 0;
+    const OFF_CQ_RING: i64 = 0x800_0000;
+    const OFF_SQES: i64 = 0x1000_0000;
+    const OP_SOCKET: u8 = 45;
+    const ENTER_GETEVENTS: u32 = 1;
+
+    let mut p = Params::default();
+    // SAFETY: `p` is a live io_uring_params the kernel fills in.
+    let fd = unsafe { libc::syscall(SETUP, 1u32, &mut p as *mut Params) };
+    if fd < 0 {
+        return last_error_as_ret(-1);
+    }
+    let fd = fd as i32;
+    let map = |len: usize, offset: i64| -> Option<*mut u8> {
+        // SAFETY: a fresh shared mapping of the ring fd at one of io_uring's fixed offsets.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                offset,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(ptr.cast::<u8>())
+    };
+    let sq_len = p.sq_off.array_or_flags as usize + p.sq_entries as usize * 4;
+    let cq_len = p.cq_off.dropped_or_cqes as usize + p.cq_entries as usize * 16;
+    let (Some(sq), Some(cq), Some(sqes)) = (
+        map(sq_len, OFF_SQ_RING),
+        map(cq_len, OFF_CQ_RING),
+        map(p.sq_entries as usize * 64, OFF_SQES),
+    ) else {
+        // SAFETY: our ring fd.
+        unsafe { libc::close(fd) };
+        return -i64::from(libc::ENOMEM);
+    };
+    // SAFETY: every offset below comes from the kernel's io_uring_params for these mappings
+    // (ring heads, tails, masks, the index array, the entries), which are at least that long;
+    // the tail is published with a release store and the completion read after enter returns.
+    let res = unsafe {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let sqe = sqes;
+        std::ptr::write_bytes(sqe, 0, 64);
+        *sqe = OP_SOCKET; // opcode
+        sqe.add(4).cast::<i32>().write(family); // fd = domain
+        sqe.add(8).cast::<u64>().write(libc::SOCK_STREAM as u64); // off = type
+        sqe.add(24).cast::<u32>().write(0); // len = protocol
+        let mask = *sq.add(p.sq_off.ring_mask as usize).cast::<u32>();
+        let tail = &*sq.add(p.sq_off.tail as usize).cast::<AtomicU32>();
+        let t = tail.load(Ordering::Acquire);
+        sq.add(p.sq_off.array_or_flags as usize)
+            .cast::<u32>()
+            .add((t & mask) as usize)
+            .write(0);
+        tail.store(t.wrapping_add(1), Ordering::Release);
+        let entered = libc::syscall(ENTER, fd, 1u32, 1u32, ENTER_GETEVENTS, 0usize, 0usize);
+        if entered < 0 {
+            last_error_as_ret(-1)
+        } else {
+            let head =
+                (*cq.add(p.cq_off.head as usize).cast::<AtomicU32>()).load(Ordering::Acquire);
+            let cmask = *cq.add(p.cq_off.ring_mask as usize).cast::<u32>();
+            let cqe = cq
+                .add(p.cq_off.dropped_or_cqes as usize)
+                .add((head & cmask) as usize * 16);
+            i64::from(cqe.add(8).cast::<i32>().read())
+        }
+    };
+    // SAFETY: the mappings made above, and our ring fd; nothing refers to them any more.
+    unsafe {
+        libc::munmap(sq.cast(), sq_len);
+        libc::munmap(cq.cast(), cq_len);
+        libc::munmap(sqes.cast(), p.sq_entries as usize * 64);
+        libc::close(fd);
+    }
+    res
 }
 
 #[cfg(test)]
