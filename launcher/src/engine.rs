@@ -178,6 +178,24 @@ pub fn ps_cmd(cli: &str, workspace: Option<&str>) -> Cmd {
     )
 }
 
+/// The label Compose puts on everything of a project (containers, networks, volumes).
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+
+/// Lists the named volumes of compose project `project`, one name a line.
+pub fn volume_ls_cmd(cli: &str, project: &str) -> Cmd {
+    Cmd::new(
+        cli,
+        [
+            "volume",
+            "ls",
+            "--filter",
+            &format!("label={PROJECT_LABEL}={project}"),
+            "--format",
+            "{{.Name}}",
+        ],
+    )
+}
+
 /// Parses `ps` output, one JSON object a line; lines that are not ours are skipped.
 pub fn parse_ps(stdout: &str) -> Vec<ContainerInfo> {
     let mut out = Vec::new();

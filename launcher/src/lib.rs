@@ -15,6 +15,7 @@ pub mod context;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod gojailoc;
 pub mod hostaddrs;
 pub mod image;
 pub mod policy;
@@ -62,8 +63,13 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(c) => c,
+    let parsed = Cli::try_parse_from(args).map(Cli::normalize);
+    let cli = match parsed {
+        Ok(Ok(c)) => c,
+        Ok(Err(message)) => {
+            ctx.warn(&format!("error: {message}"));
+            return exit::USAGE;
+        }
         Err(e) => {
             let code = if e.use_stderr() {
                 exit::USAGE
@@ -92,11 +98,11 @@ where
 fn dispatch(ctx: &mut Context, cli: &Cli) -> Result<()> {
     match &cli.command {
         None => cmd::attach::run(ctx, cli),
-        Some(Command::Up) => cmd::up::run(ctx, cli),
-        Some(Command::Down) => cmd::down::run(ctx, cli),
-        Some(Command::Restart) => cmd::restart::run(ctx, cli),
-        Some(Command::Status { json }) => cmd::status::run(ctx, cli, *json),
-        Some(Command::Logs { follow }) => cmd::logs::run(ctx, cli, *follow),
+        Some(Command::Up { .. }) => cmd::up::run(ctx, cli),
+        Some(Command::Down { volumes, .. }) => cmd::down::run(ctx, cli, *volumes),
+        Some(Command::Restart { .. }) => cmd::restart::run(ctx, cli),
+        Some(Command::Status { json, .. }) => cmd::status::run(ctx, cli, *json),
+        Some(Command::Logs { follow, .. }) => cmd::logs::run(ctx, cli, *follow),
         Some(Command::Config) => cmd::config::run(ctx, cli),
         Some(Command::Add { path }) => cmd::add::run(ctx, cli, path.as_deref()),
         Some(Command::Shell) => cmd::shell::run(ctx, cli),

@@ -169,7 +169,7 @@ pub const PASSWORD_VAR: &str = "OPENCODE_SERVER_PASSWORD";
 pub fn ensure_password(ctx: &Context, mode: PasswordMode, path: &Path) -> Result<(String, bool)> {
     const KEY: &str = "OPENCODE_SERVER_PASSWORD=";
     let from_env = match mode {
-        PasswordMode::File => None,
+        PasswordMode::File | PasswordMode::Keyring => None,
         PasswordMode::Env | PasswordMode::Auto => ctx.var(PASSWORD_VAR),
     };
     if let Some(pw) = from_env {
@@ -491,6 +491,12 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     // 2. The image (may build, streaming the engine's output).
     let image = image::ensure(ctx, engine, ws, &sandbox_init)?;
     // 3. Generated files.
+    if ws.password_mode == PasswordMode::Keyring {
+        ctx.warn(&format!(
+            "warning: password_mode = \"keyring\": this jailoc has no OS keyring; the server password is stored like password_mode = \"file\", in {} (0600)",
+            files(ctx, &ws.name).password_file.display()
+        ));
+    }
     warn_writable_host_code(ctx, ws);
     for w in builtin_mounts(ctx, ws).1 {
         ctx.warn(&w);

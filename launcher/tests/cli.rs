@@ -298,12 +298,6 @@ fn bad_configs_each_give_their_exact_error() {
             "path \"relative/secret\" must be absolute or start with ~/".into(),
         ),
         (
-            "password_mode = \"keyring\"\n",
-            1,
-            "password_mode",
-            "password_mode \"keyring\" is not supported: this jailoc has no OS keyring support; use \"file\" (the password is generated once and stored 0600) or \"env\" (OPENCODE_SERVER_PASSWORD from your environment)".into(),
-        ),
-        (
             "[defaults]\nmounts = [\"/var/log:/home/agent/logs:ro\"]\n",
             2,
             "defaults.mounts",
@@ -331,7 +325,7 @@ fn bad_configs_each_give_their_exact_error() {
             "password_mode = \"vault\"\n",
             1,
             "password_mode",
-            "invalid password_mode \"vault\": use \"auto\", \"env\" or \"file\"".into(),
+            "invalid password_mode \"vault\": use \"auto\", \"env\", \"file\" or \"keyring\"".into(),
         ),
         (
             "[workspaces.a]\nmode = \"attach\"\n",

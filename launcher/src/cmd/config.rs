@@ -12,7 +12,7 @@ use crate::workspace;
 
 /// Runs `jailoc config`.
 pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
-    let (cfg, ws) = super::load(ctx, cli)?;
+    let (cfg, ws) = super::load(ctx, cli, crate::config::Use::Inspect)?;
     let files = workspace::files(ctx, &ws.name);
     let text = render(&ws, &cfg.file, &files);
     ctx.say(text.trim_end());

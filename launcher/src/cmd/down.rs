@@ -1,35 +1,69 @@
-//! `jailoc down`: stop and remove the project's containers and network.
+//! `jailoc down [NAME] [--volumes]`: stop and remove the project's containers and network.
+//! Volumes are kept unless `--volumes` asks for them, and then they are named first: a
+//! workspace the Go jailoc started keeps its sessions in one (`opencode-data-NAME`).
 
 use crate::cli::Cli;
+use crate::config::Use;
 use crate::context::Context;
 use crate::engine::{self, run_checked, Engine};
 use crate::error::Result;
+use crate::gojailoc::{self, ComposeAuthor};
 use crate::process::Mode;
 use crate::workspace;
 
 /// Runs `jailoc down`.
-pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
-    let (_, ws) = super::load(ctx, cli)?;
+pub fn run(ctx: &mut Context, cli: &Cli, volumes: bool) -> Result<()> {
+    let (_, ws) = super::load(ctx, cli, Use::Inspect)?;
     let engine = engine::detect(ctx)?;
-    stop(ctx, &ws.name, &engine, true)
+    let kept = stop(ctx, &ws.name, &engine, volumes)?;
+    if !kept.is_empty() {
+        ctx.say(&format!(
+            "kept {} volume{}: {} (`jailoc down --volumes {}` deletes them)",
+            kept.len(),
+            if kept.len() == 1 { "" } else { "s" },
+            kept.join(", "),
+            ws.name
+        ));
+    }
+    Ok(())
 }
 
-/// Takes the project down if its compose file exists (else there is nothing to stop).
-/// `volumes` also removes the project's volumes (the DinD sidecar's `/var/lib/docker`); the
-/// agent's data lives in bind mounts, never in volumes.
-pub fn stop(ctx: &mut Context, name: &str, engine: &Engine, volumes: bool) -> Result<()> {
+/// Takes the project down if its compose file exists (else there is nothing to stop), whoever
+/// wrote that file (this jailoc or the Go jailoc). `volumes` also deletes the project's named
+/// volumes, each named on stderr first; without it they are kept, and returned. A Go-written
+/// compose file is taken down with its own file, so its containers and network go and its
+/// volumes stay.
+pub fn stop(ctx: &mut Context, name: &str, engine: &Engine, volumes: bool) -> Result<Vec<String>> {
     let files = workspace::files(ctx, name);
     if !files.compose_file.is_file() {
         ctx.say(&format!(
             "workspace {name:?} was never started: nothing to stop"
         ));
-        return Ok(());
+        return Ok(Vec::new());
     }
+    let project = workspace::project(name);
+    let author = gojailoc::compose_author(&files.compose_file);
+    if author == ComposeAuthor::GoJailoc {
+        ctx.say(&format!(
+            "workspace {name:?} was started by the Go jailoc ({}): stopping it with that file",
+            files.compose_file.display()
+        ));
+    }
+    let found = list_volumes(ctx, &engine.cli, &project);
     let mut args = vec!["down", "--remove-orphans"];
     if volumes {
         args.push("--volumes");
+        if !found.is_empty() {
+            ctx.warn(&format!("deleting volumes: {}", found.join(", ")));
+        }
     }
-    let cmd = engine.compose(&workspace::project(name), &files.compose_args(), &args);
+    let mut cmd = engine.compose(&project, &files.compose_args(), &args);
+    if author == ComposeAuthor::GoJailoc {
+        // The Go file interpolates ${OPENCODE_SERVER_PASSWORD}, which no process jailoc starts
+        // inherits; set it empty so compose does not warn about it.
+        cmd.env
+            .push((workspace::PASSWORD_VAR.to_string(), String::new()));
+    }
     run_checked(
         ctx,
         &cmd,
@@ -38,5 +72,21 @@ pub fn stop(ctx: &mut Context, name: &str, engine: &Engine, volumes: bool) -> Re
     )?;
     workspace::remove_secret_files(&files)?;
     ctx.say(&format!("workspace {name:?} is down"));
-    Ok(())
+    Ok(if volumes { Vec::new() } else { found })
+}
+
+/// The project's named volumes (one engine query); none if the query fails (the engine's own
+/// `down` will say what is wrong).
+fn list_volumes(ctx: &Context, cli: &str, project: &str) -> Vec<String> {
+    let cmd = engine::volume_ls_cmd(cli, project);
+    match ctx.run(&cmd, Mode::Capture) {
+        Ok(out) if out.success() => out
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
 }

@@ -8,7 +8,7 @@ use crate::workspace;
 
 /// Runs `jailoc logs`.
 pub fn run(ctx: &mut Context, cli: &Cli, follow: bool) -> Result<()> {
-    let (_, ws) = super::load(ctx, cli)?;
+    let (_, ws) = super::load(ctx, cli, crate::config::Use::Inspect)?;
     let engine = engine::detect(ctx)?;
     let files = workspace::files(ctx, &ws.name);
     if !files.compose_file.is_file() {

@@ -13,16 +13,18 @@ pub mod status;
 pub mod up;
 
 use crate::cli::Cli;
-use crate::config::{resolve_workspace, Config, Workspace};
+use crate::config::merge::resolve_workspace_for;
+use crate::config::{Config, Use, Workspace};
 use crate::context::Context;
 use crate::error::Result;
 use crate::workspace;
 
-/// Loads the config and resolves the selected workspace.
-pub fn load(ctx: &mut Context, cli: &Cli) -> Result<(Config, Workspace)> {
+/// Loads the config and resolves the selected workspace for `use_`: [`Use::Start`] for what
+/// starts it, [`Use::Inspect`] for what only stops or looks at it (see [`Use`]).
+pub fn load(ctx: &mut Context, cli: &Cli, use_: Use) -> Result<(Config, Workspace)> {
     let cfg = workspace::load_config(ctx, cli.config.as_deref())?;
     let name = workspace::select(ctx, &cfg, cli.workspace.as_deref());
-    let ws = resolve_workspace(&cfg, &name)?;
+    let ws = resolve_workspace_for(&cfg, &name, use_)?;
     Ok((cfg, ws))
 }
 

@@ -13,7 +13,7 @@ use crate::workspace;
 
 /// Runs `jailoc shell`.
 pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
-    let (_, ws) = super::load(ctx, cli)?;
+    let (_, ws) = super::load(ctx, cli, crate::config::Use::Inspect)?;
     let engine = engine::detect(ctx)?;
     let shell = [
         "sh",

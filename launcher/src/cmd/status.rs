@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cli::Cli;
 use crate::compose::SERVICE;
-use crate::config::resolve_workspace;
+use crate::config::inspect_workspace;
 use crate::context::Context;
 use crate::engine::{container_cli, parse_ps, ps_cmd, run_checked, ContainerInfo};
 use crate::error::Result;
@@ -43,7 +43,7 @@ pub fn run(ctx: &mut Context, cli: &Cli, json: bool) -> Result<()> {
         .collect();
     let mut rows = Vec::new();
     for name in cfg.workspace_names() {
-        let ws = resolve_workspace(&cfg, &name)?;
+        let ws = inspect_workspace(&cfg, &name)?;
         let c = containers.get(&name);
         rows.push(Row {
             name: name.clone(),

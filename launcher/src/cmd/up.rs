@@ -10,7 +10,7 @@ use crate::workspace::{self, Prepared};
 
 /// Runs `jailoc up`.
 pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
-    let (_, ws) = super::load(ctx, cli)?;
+    let (_, ws) = super::load(ctx, cli, crate::config::Use::Start)?;
     workspace::check_inputs(ctx, &ws)?;
     let engine = engine::detect(ctx)?;
     start(ctx, &ws, &engine)?;

@@ -158,18 +158,14 @@ impl Parser<'_> {
                         "" | "auto" => PasswordMode::Auto,
                         "env" => PasswordMode::Env,
                         "file" => PasswordMode::File,
-                        "keyring" => {
-                            return Err(self.err(
-                                line,
-                                key,
-                                "password_mode \"keyring\" is not supported: this jailoc has no OS keyring support; use \"file\" (the password is generated once and stored 0600) or \"env\" (OPENCODE_SERVER_PASSWORD from your environment)",
-                            ))
-                        }
+                        // The Go jailoc's OS keyring: accepted, and stored like "file" (`up`
+                        // says so), so a Go config never blocks `down`, `status` or `config`.
+                        "keyring" => PasswordMode::Keyring,
                         _ => {
                             return Err(self.err(
                                 line,
                                 key,
-                                format!("invalid password_mode {v:?}: use \"auto\", \"env\" or \"file\""),
+                                format!("invalid password_mode {v:?}: use \"auto\", \"env\", \"file\" or \"keyring\""),
                             ))
                         }
                     };
@@ -245,7 +241,7 @@ impl Parser<'_> {
                             // there instead of following it.
                             let path = paths::resolve_parent(&raw, &self.home)
                                 .map_err(|m| self.err(fl, &ff, m))?;
-                            paths::check_host_path(&raw, &path, &self.dirs)
+                            paths::check_secret_source(&raw, &path, &self.dirs)
                                 .map_err(|m| self.err(fl, &ff, m))?;
                             from_file = Some(HostPath {
                                 raw,
@@ -474,14 +470,9 @@ impl Parser<'_> {
                 ));
             }
         }
-        if s.build_context.is_some() && s.dockerfile.is_none() {
-            let l = s.build_context.as_ref().map(|b| b.line).unwrap_or(0);
-            return Err(self.err(
-                l,
-                &format!("{prefix}.build_context"),
-                "build_context needs a `dockerfile` in the same table",
-            ));
-        }
+        // A `build_context` without a `dockerfile` in its table is accepted and has no effect,
+        // as in the Go jailoc (its own TestLoadFullConfig has one): nothing is built from it, so
+        // it is never read either.
         Ok(s)
     }
 

@@ -84,6 +84,11 @@ pub struct Workspace {
     pub env: BTreeMap<String, String>,
     /// Variables whose final value came from an env file (shown by reference in `config`).
     pub env_from_file: BTreeMap<String, PathBuf>,
+    /// The config line of each variable whose final value came from an `env` entry (for
+    /// messages about expanding it at `up`).
+    pub env_lines: BTreeMap<String, usize>,
+    /// Env files not read ([`Use::Inspect`] only), with why.
+    pub env_files_unread: Vec<(PathBuf, String)>,
     /// Secrets by name (a workspace's entry replaces the defaults' of the same name), each
     /// mounted read-only at `/run/secrets/NAME`.
     pub secrets: BTreeMap<String, SecretEntry>,
@@ -173,11 +178,27 @@ pub fn writable_overlap<'a>(
         .find(|w| p.starts_with(&w.path) || (or_contains && w.path.starts_with(p)))
 }
 
-/// Refuses host inputs jailoc reads, builds from or copies into the container that lie in a
-/// path a container can write: env files (the agent would set the next container's
+/// Refuses the config file itself when it lies in a path a container can write: the agent
+/// would rewrite its own configuration. Every command reads the config, so every command
+/// refuses it.
+fn check_config_file(cfg: &Config, writable: &[Writable]) -> Result<(), ConfigError> {
+    let canonical_file = std::fs::canonicalize(&cfg.file).unwrap_or_else(|_| cfg.file.clone());
+    match writable_overlap(writable, &canonical_file, false) {
+        None => Ok(()),
+        Some(wr) => Err(ConfigError {
+            file: cfg.file.clone(),
+            line: 0,
+            key: String::new(),
+            message: format!("the config file is inside {wr}: the agent could rewrite its own configuration; keep config.toml outside every workspace path and read-write mount"),
+        }),
+    }
+}
+
+/// Refuses host inputs `up` reads, builds from, mounts or copies into the container that lie
+/// in a path a container can write: env files (the agent would set the next container's
 /// environment, which root processes in it inherit), Dockerfiles and build contexts (it would
 /// shape the next image: its `iptables-restore`, its `/etc`), secrets' `from_file` (it would
-/// pick what the next `up` hands over), and the config file itself.
+/// pick what the next `up` hands over), and mount sources nested in another writable path.
 fn check_not_writable(
     cfg: &Config,
     w: &Section,
@@ -191,14 +212,6 @@ fn check_not_writable(
         key,
         message,
     };
-    let canonical_file = std::fs::canonicalize(&cfg.file).unwrap_or_else(|_| cfg.file.clone());
-    if let Some(wr) = writable_overlap(writable, &canonical_file, false) {
-        return Err(err(
-            0,
-            String::new(),
-            format!("the config file is inside {wr}: the agent could rewrite its own configuration; keep config.toml outside every workspace path and read-write mount"),
-        ));
-    }
     let wkey = format!("workspaces.{name}");
     let scopes: [(&Section, &str); 2] = [(d, "defaults"), (w, &wkey)];
     // What this workspace mounts: the engine resolves each source when it creates the
@@ -360,8 +373,38 @@ fn resolved_note(raw: &str, path: &Path) -> String {
     }
 }
 
-/// Resolves workspace `name` of `cfg`. Reads the env files (their errors name file and line).
+/// What a command does with a workspace, which decides what resolving it checks and reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// `up` and what starts it: every input it reads, builds from or mounts is checked (see
+    /// [`check_not_writable`]) and every env file is read; any problem is an error.
+    Start,
+    /// `down`, `status`, `config`, `logs`, `shell`: nothing is built, mounted or copied, so the
+    /// input checks do not apply (an input refused for `up` must not keep you from stopping or
+    /// inspecting a workspace). An env file that lies in a writable path is not opened (the
+    /// agent could have made it a FIFO), and one that cannot be read is left out; both are
+    /// listed in [`Workspace::env_files_unread`].
+    Inspect,
+}
+
+/// Resolves workspace `name` of `cfg` for `up` ([`Use::Start`]). Reads the env files (their
+/// errors name file and line).
 pub fn resolve_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigError> {
+    resolve_workspace_for(cfg, name, Use::Start)
+}
+
+/// Resolves workspace `name` of `cfg` for a command that only stops or inspects it
+/// ([`Use::Inspect`]).
+pub fn inspect_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigError> {
+    resolve_workspace_for(cfg, name, Use::Inspect)
+}
+
+/// Resolves workspace `name` of `cfg` for `use_`.
+pub fn resolve_workspace_for(
+    cfg: &Config,
+    name: &str,
+    use_: Use,
+) -> Result<Workspace, ConfigError> {
     let empty = Section::default();
     let implicit = !cfg.workspaces.contains_key(name);
     if implicit && name != DEFAULT_WORKSPACE {
@@ -381,28 +424,49 @@ pub fn resolve_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigEr
     let d = &cfg.defaults;
     let w = cfg.workspaces.get(name).unwrap_or(&empty);
     let writable = writable_paths(cfg);
-    // Before any env file is read: one the agent can write could also be a FIFO or a symlink.
-    check_not_writable(cfg, w, d, name, &writable)?;
+    check_config_file(cfg, &writable)?;
+    if use_ == Use::Start {
+        // Before any env file is read: one the agent can write could also be a FIFO or a
+        // symlink.
+        check_not_writable(cfg, w, d, name, &writable)?;
+    }
 
     // env: defaults → env files (defaults' then the workspace's) → workspace.
     let mut env = BTreeMap::new();
     let mut env_from_file = BTreeMap::new();
+    let mut env_lines = BTreeMap::new();
+    let mut env_files_unread = Vec::new();
     for (k, v) in d.env.iter().flatten() {
         env.insert(k.clone(), v.value.clone());
+        env_lines.insert(k.clone(), v.line);
     }
-    for f in d
+    let wkey = format!("workspaces.{name}.env_file");
+    let env_files = (d
         .env_file
         .iter()
         .flatten()
-        .chain(w.env_file.iter().flatten())
-    {
-        for (k, v) in read_env_file(f)? {
-            env_from_file.insert(k.clone(), f.path.clone());
-            env.insert(k, v);
+        .map(|f| (f, "defaults.env_file")))
+    .chain(w.env_file.iter().flatten().map(|f| (f, wkey.as_str())));
+    for (f, key) in env_files {
+        let read = match (use_, writable_overlap(&writable, &f.path, false)) {
+            (Use::Inspect, Some(wr)) => Err(format!("it is inside {wr}")),
+            (Use::Inspect, None) => read_env_file(f, &cfg.file, key).map_err(|e| e.message),
+            (Use::Start, _) => Ok(read_env_file(f, &cfg.file, key)?),
+        };
+        match read {
+            Ok(vars) => {
+                for (k, v) in vars {
+                    env_from_file.insert(k.clone(), f.path.clone());
+                    env_lines.remove(&k);
+                    env.insert(k, v);
+                }
+            }
+            Err(why) => env_files_unread.push((f.path.clone(), why)),
         }
     }
     for (k, v) in w.env.iter().flatten() {
         env_from_file.remove(k);
+        env_lines.insert(k.clone(), v.line);
         env.insert(k.clone(), v.value.clone());
     }
 
@@ -455,6 +519,8 @@ pub fn resolve_workspace(cfg: &Config, name: &str) -> Result<Workspace, ConfigEr
         image: image_plan(cfg, w),
         env,
         env_from_file,
+        env_lines,
+        env_files_unread,
         secrets,
         ssh_auth_sock: w.ssh_auth_sock.or(d.ssh_auth_sock).unwrap_or(false),
         git_config: w.git_config.or(d.git_config).unwrap_or(true),
@@ -527,13 +593,23 @@ fn overlay_of(df: &DockerfileRef, ctx: Option<&HostPath>) -> Overlay {
     }
 }
 
-/// Reads a Docker-style `.env` file (see [`parse_env`]).
-pub fn read_env_file(f: &HostPath) -> Result<Vec<(String, String)>, ConfigError> {
+/// Reads a Docker-style `.env` file (see [`parse_env`]) named by `key` of `config`. A file that
+/// cannot be read is an error naming the config file, line and key; a bad line in it, one
+/// naming the env file and its line.
+pub fn read_env_file(
+    f: &HostPath,
+    config: &Path,
+    key: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
     let text = std::fs::read_to_string(&f.path).map_err(|e| ConfigError {
-        file: f.path.clone(),
-        line: 0,
-        key: "env_file".into(),
-        message: format!("failed to read env file {:?}: {e}", f.raw),
+        file: config.to_path_buf(),
+        line: f.line,
+        key: key.to_string(),
+        message: format!(
+            "failed to read env file {:?}{}: {e}",
+            f.raw,
+            resolved_note(&f.raw, &f.path)
+        ),
     })?;
     parse_env(&text, &f.path)
 }
@@ -637,10 +713,13 @@ cpu = 0.5
         assert_eq!(w.cpu, 0.5);
         assert!(w.git_config && w.expose_port && !w.enable_docker && !w.ssh_auth_sock);
         assert_eq!(w.image.base, BaseImage::Embedded);
-        // Ports: sorted names default(implicit), web.
+        // Ports as the Go jailoc numbers them: the configured workspaces, sorted; the implicit
+        // default after them.
         assert_eq!(c.workspace_names(), ["default", "web"]);
-        assert_eq!(w.port, 4097);
-        assert!(resolve_workspace(&c, "default").expect("default").implicit);
+        assert_eq!(w.port, 4096);
+        let d = resolve_workspace(&c, "default").expect("default");
+        assert!(d.implicit);
+        assert_eq!(d.port, 4097);
         assert!(resolve_workspace(&c, "wbe")
             .expect_err("must fail")
             .to_string()

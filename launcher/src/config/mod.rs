@@ -11,7 +11,7 @@ pub mod validate;
 use std::path::PathBuf;
 
 pub use load::{load_file, parse_str, parse_with};
-pub use merge::{resolve_workspace, Workspace};
+pub use merge::{inspect_workspace, resolve_workspace, Use, Workspace};
 pub use paths::HostDirs;
 pub use schema::{Config, Egress, Section};
 

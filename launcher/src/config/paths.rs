@@ -303,6 +303,29 @@ pub fn check_workspace_path(raw: &str, resolved: &Path, dirs: &HostDirs) -> Resu
 /// socket. `resolved` has `~`, `..` and symlinks resolved already; each denied path is compared
 /// both as written and resolved.
 pub fn check_host_path(raw: &str, resolved: &Path, dirs: &HostDirs) -> Result<(), String> {
+    check_host_path_except(raw, resolved, dirs, &[])
+}
+
+/// System configuration a secret's `from_file` may name: a copied, root-owned file the agent
+/// cannot swap (the Go jailoc's own tests hand over `/etc/ssl/global.pem`). Mounting these
+/// directories stays refused; the runtime ones (`/run`, `/var`, `/proc`, `/sys`, `/dev`) hold
+/// sockets and kernel interfaces and stay refused for secrets too.
+pub const SECRET_SYSTEM_ALLOW: &[&str] = &["/etc", "/private/etc"];
+
+/// [`check_host_path`] for a secret's `from_file`, which is copied at `up`, never mounted:
+/// system configuration under [`SECRET_SYSTEM_ALLOW`] may be named; everything else (`$HOME`,
+/// credential stores, jailoc's own and OpenCode's directories, engine sockets) is refused
+/// as for a mount.
+pub fn check_secret_source(raw: &str, resolved: &Path, dirs: &HostDirs) -> Result<(), String> {
+    check_host_path_except(raw, resolved, dirs, SECRET_SYSTEM_ALLOW)
+}
+
+fn check_host_path_except(
+    raw: &str,
+    resolved: &Path,
+    dirs: &HostDirs,
+    allowed_system: &[&str],
+) -> Result<(), String> {
     let expose = |what: &str| {
         Err(format!(
             "path {raw:?} {}would expose {what} to the agent",
@@ -312,8 +335,9 @@ pub fn check_host_path(raw: &str, resolved: &Path, dirs: &HostDirs) -> Result<()
     if resolved == Path::new("/") {
         return expose("the whole host file system");
     }
+    let allowed = |p: &Path| allowed_system.iter().any(|a| under(p, Path::new(a)));
     for dir in HOST_SYSTEM_DENY {
-        if under(resolved, Path::new(dir)) {
+        if under(resolved, Path::new(dir)) && !allowed(resolved) {
             return expose(&format!("the host's system directory {dir}"));
         }
     }
@@ -531,6 +555,35 @@ mod tests {
                 "{ok}"
             );
         }
+    }
+
+    /// A secret's source is copied, never mounted: a system configuration file (the Go
+    /// jailoc's own test hands over /etc/ssl/global.pem) may be named, while runtime
+    /// directories, credential stores and engine sockets stay refused.
+    #[test]
+    fn secret_sources_may_be_system_configuration_only() {
+        let home = Path::new("/nonexistent-home/u");
+        let dirs = HostDirs::from_home(home);
+        let check = |raw: &str| {
+            let p = resolve(raw, home, None).expect("resolve");
+            check_secret_source(raw, &p, &dirs)
+        };
+        assert_eq!(check("/etc/ssl/global.pem"), Ok(()));
+        assert_eq!(check("/private/etc/ssl/cert.pem"), Ok(()));
+        for (raw, what) in [
+            ("/run/secrets/x", "the host's system directory /run"),
+            ("/var/lib/x", "the host's system directory /var"),
+            ("/proc/self/environ", "the host's system directory /proc"),
+            ("/private/var/x", "the host's system directory /private"),
+            ("~/.ssh/id_ed25519", "~/.ssh"),
+            ("/srv/docker.sock", "a container engine's socket"),
+        ] {
+            let e = check(raw).expect_err(raw);
+            assert!(e.contains(&format!("would expose {what}")), "{raw}: {e}");
+        }
+        // As a mount, /etc stays refused.
+        let p = resolve("/etc/ssl", home, None).expect("resolve");
+        assert!(check_host_path("/etc/ssl", &p, &dirs).is_err());
     }
 
     #[test]

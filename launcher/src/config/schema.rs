@@ -88,6 +88,9 @@ pub enum PasswordMode {
     Env,
     /// Only the stored file (generated once, 0600).
     File,
+    /// The Go jailoc's OS keyring: this jailoc has none, so it behaves as [`File`](Self::File)
+    /// (and `up` says so).
+    Keyring,
 }
 
 impl PasswordMode {
@@ -97,6 +100,7 @@ impl PasswordMode {
             PasswordMode::Auto => "auto",
             PasswordMode::Env => "env",
             PasswordMode::File => "file",
+            PasswordMode::Keyring => "keyring",
         }
     }
 }
@@ -239,10 +243,15 @@ impl Config {
         names
     }
 
-    /// The host port of workspace `name`: `4096 + its index in the sorted list`.
+    /// The host port of workspace `name`, as the Go jailoc numbers them: `4096 + its index
+    /// among the configured workspaces, sorted`. The implicit `default` (not in the file) comes
+    /// after all of them, so it never takes a configured workspace's port.
     pub fn port_of(&self, name: &str) -> Option<u16> {
-        let names = self.workspace_names();
-        let idx = names.iter().position(|n| n == name)?;
+        let idx = match self.workspaces.keys().position(|n| n == name) {
+            Some(i) => i,
+            None if name == DEFAULT_WORKSPACE => self.workspaces.len(),
+            None => return None,
+        };
         u16::try_from(idx)
             .ok()
             .and_then(|i| BASE_PORT.checked_add(i))
