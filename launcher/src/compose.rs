@@ -15,11 +15,11 @@ use crate::policy::AGENT_HOME;
 /// Where the companion binary is mounted (and run from) inside the container.
 pub const SANDBOX_INIT_TARGET: &str = "/usr/local/bin/sandbox-init";
 /// Where secrets are mounted (`/run/secrets/NAME`), as sandbox-init expects.
-pub const SECRETS_TARGET: &str = "/run/secrets";
+pub const SECRETS_TARGET: &str = jailoc_policy::SECRETS_DIR;
 /// Where the workspace's own OpenCode data directory is mounted (OpenCode's data dir).
 pub const DATA_TARGET: &str = "/home/agent/.local/share/opencode";
 /// Where the policy directory is mounted.
-pub const POLICY_TARGET: &str = "/etc/jailoc";
+pub const POLICY_TARGET: &str = jailoc_policy::CONFIG_DIR;
 /// The port OpenCode listens on inside the container.
 pub const CONTAINER_PORT: u16 = 4096;
 /// The agent's service name.
@@ -39,7 +39,8 @@ pub const DIND_SOCKET_GID: u32 = 1000;
 pub const DEFAULT_DIND_IMAGE: &str = "docker:27-dind";
 /// Process limit for each container.
 pub const PIDS_LIMIT: u32 = 4096;
-/// Exactly what sandbox-init needs before it drops everything (DESIGN.md).
+/// Exactly what sandbox-init needs before it drops everything (docs/init.md, "Capabilities a
+/// container must grant").
 pub const CAPABILITIES: &[&str] = &[
     "NET_ADMIN",
     "SETPCAP",

@@ -4,6 +4,7 @@
 //! effect ([`system`], through the `if-addrs` crate: `getifaddrs` on Linux and macOS without
 //! `unsafe` here); turning them into policy entries is pure ([`blocked_networks`]).
 
+use jailoc_policy::IpNet;
 use std::net::IpAddr;
 
 /// Every address of every interface of this host (both families, loopback included; the
@@ -17,19 +18,14 @@ pub fn system() -> std::io::Result<Vec<IpAddr>> {
 
 /// `addrs` as `blocked_networks` entries: loopback and the unspecified address left out, each
 /// address as a /32 or /128, sorted (IPv4 first, then by value) and de-duplicated.
-pub fn blocked_networks(addrs: impl IntoIterator<Item = IpAddr>) -> Vec<String> {
+pub fn blocked_networks(addrs: impl IntoIterator<Item = IpAddr>) -> Vec<IpNet> {
     let mut v: Vec<IpAddr> = addrs
         .into_iter()
         .filter(|a| !a.is_loopback() && !a.is_unspecified())
         .collect();
     v.sort();
     v.dedup();
-    v.into_iter()
-        .map(|a| match a {
-            IpAddr::V4(a) => format!("{a}/32"),
-            IpAddr::V6(a) => format!("{a}/128"),
-        })
-        .collect()
+    v.into_iter().map(IpNet::from).collect()
 }
 
 #[cfg(test)]
@@ -52,8 +48,12 @@ mod tests {
         .iter()
         .map(|a| a.parse().expect("addr"))
         .collect();
+        let entries: Vec<String> = blocked_networks(addrs)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(
-            blocked_networks(addrs),
+            entries,
             [
                 "172.17.0.1/32",
                 "198.51.100.2/32",
@@ -70,7 +70,7 @@ mod tests {
     fn reads_this_hosts_addresses_without_loopback() {
         let addrs = system().expect("getifaddrs");
         assert!(addrs.iter().any(IpAddr::is_loopback), "{addrs:?}");
-        for e in blocked_networks(addrs) {
+        for e in blocked_networks(addrs).iter().map(ToString::to_string) {
             assert!(e.ends_with("/32") || e.ends_with("/128"), "{e}");
             assert!(!e.starts_with("127.") && e != "::1/128", "{e}");
         }

@@ -181,7 +181,21 @@ fn bad_configs_each_give_their_exact_error() {
             "[workspaces.a]\nallowed_networks = [\"999.0.0.0/99\"]\n",
             2,
             "workspaces.a.allowed_networks",
-            "invalid network \"999.0.0.0/99\": \"999.0.0.0\" is not an IP address (use a CIDR like 10.20.0.0/16 or fd00::/64, optionally with :PORT)".into(),
+            "invalid entry \"999.0.0.0/99\": invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)".into(),
+        ),
+        // Once taken here and refused by sandbox-init (exit 78 in the container): the launcher
+        // and sandbox-init now parse entries with the same grammar, and both refuse it so.
+        (
+            "[workspaces.a]\nallowed_hosts = [\"example.com:000080\"]\n",
+            2,
+            "workspaces.a.allowed_hosts",
+            "invalid entry \"example.com:000080\": invalid port \"000080\": leading zeros are not allowed (write 80)".into(),
+        ),
+        (
+            "[workspaces.a]\nallowed_networks = [\"10.0.0.0/0008\"]\n",
+            2,
+            "workspaces.a.allowed_networks",
+            "invalid entry \"10.0.0.0/0008\": invalid prefix length \"0008\": leading zeros are not allowed (write /8)".into(),
         ),
         (
             "[workspaces.a]\npaths = [\"/etc\"]\n",

@@ -26,7 +26,7 @@ impl Runner for NoProcesses {
 }
 
 /// The host addresses every golden policy walls off (fixed, documentation ranges).
-fn host_blocked() -> Vec<String> {
+fn host_blocked() -> Vec<jailoc_policy::IpNet> {
     jailoc::hostaddrs::blocked_networks(
         [
             "203.0.113.7",

@@ -99,7 +99,7 @@ impl std::fmt::Debug for Seams<'_> {
 /// Entry point of the binary; returns the process exit code.
 pub fn main() -> i32 {
     let log = Log {
-        debug: cli::debug_enabled(std::env::var_os("SANDBOX_INIT_LOG").as_deref()),
+        debug: cli::debug_enabled(std::env::var_os(policy::LOG_ENV).as_deref()),
     };
     let args = match cli::parse(
         std::env::args_os().skip(1),
@@ -495,7 +495,7 @@ pub struct InitPaths {
 impl Default for InitPaths {
     fn default() -> Self {
         Self {
-            secrets_dir: PathBuf::from("/run/secrets"),
+            secrets_dir: PathBuf::from(policy::SECRETS_DIR),
             trust: Trust::system(),
             passwd: PathBuf::from("/etc/passwd"),
             cap_last_cap: PathBuf::from("/proc/sys/kernel/cap_last_cap"),

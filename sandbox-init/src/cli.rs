@@ -12,9 +12,9 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 /// Where the policy lives when neither `--config-dir` nor the environment says otherwise.
-pub const DEFAULT_CONFIG_DIR: &str = "/etc/jailoc";
+pub use crate::policy::CONFIG_DIR as DEFAULT_CONFIG_DIR;
 /// Environment variable that overrides the default config dir (the flag wins over it).
-pub const CONFIG_DIR_ENV: &str = "SANDBOX_INIT_CONFIG_DIR";
+pub use crate::policy::CONFIG_DIR_ENV;
 /// The port `--health` asks when `--port` is not given (OpenCode's server in the container).
 pub const DEFAULT_HEALTH_PORT: u16 = 4096;
 

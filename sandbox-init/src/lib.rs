@@ -9,7 +9,7 @@
 //! | [`cli`] | command line and environment |
 //! | [`health`] | `--health`: the container's health check, as the agent |
 //! | [`enter`] | `--enter`: a command in a running container, as the agent |
-//! | [`policy`] | `policy.toml` + legacy line files → validated [`policy::Policy`] |
+//! | [`policy`] | the contract crate `jailoc-policy`: `policy.toml` + legacy line files → [`policy::Policy`] |
 //! | [`resolve`] | allowlisted names → addresses (hickory, bounded time) |
 //! | [`firewall`] | pure rule rendering, backend probe, apply, read-back |
 //! | [`home`] | ownership fixes of the agent's home dirs |
@@ -30,7 +30,6 @@ pub mod firewall;
 pub mod health;
 pub mod home;
 pub mod log;
-pub mod policy;
 pub mod privilege;
 pub mod resolve;
 pub mod seccomp;
@@ -38,3 +37,6 @@ pub mod secrets;
 pub mod supervisor;
 pub mod sys;
 pub mod trust;
+
+/// The policy contract, shared with the launcher: grammar, typed entries, `policy.toml`.
+pub use jailoc_policy as policy;

@@ -23,11 +23,7 @@ use crate::exit;
 use crate::sys;
 use crate::trust::{Trust, TrustError};
 
-/// The file in the config dir that lists secret names.
-pub const SECRET_ENV_FILE: &str = "secret-env";
-
-/// Environment variables that belong to sandbox-init and are not passed to the agent.
-pub const OWN_PREFIX: &str = "SANDBOX_INIT_";
+use crate::policy::{is_env_name, ENV_PREFIX as OWN_PREFIX, SECRET_ENV_FILE};
 
 /// Errors of reading `secret-env` and the secrets.
 #[derive(Debug, thiserror::Error)]
@@ -126,13 +122,6 @@ pub struct SecretName {
     pub name: String,
     /// 1-based line in `secret-env`.
     pub line: usize,
-}
-
-/// Is `name` a portable environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)?
-pub fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Parse the text of `secret-env` (`path` only for messages). Duplicates are kept once.

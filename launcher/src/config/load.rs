@@ -296,6 +296,31 @@ impl Parser<'_> {
         Ok(out)
     }
 
+    /// `allowed_hosts` / `allowed_networks`: each entry parsed by the policy contract's grammar
+    /// (the one sandbox-init reads the policy with), kept typed until the policy is written.
+    fn entries<T>(
+        &self,
+        items: Vec<Spanned<String>>,
+        full: &str,
+        parse: fn(&str) -> Result<T, jailoc_policy::EntryError>,
+    ) -> R<Vec<Spanned<T>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for e in items {
+            let value = parse(&e.value).map_err(|reason| {
+                self.err(
+                    e.line,
+                    full,
+                    format!("invalid entry {:?}: {reason}", e.value),
+                )
+            })?;
+            out.push(Spanned {
+                value,
+                line: e.line,
+            });
+        }
+        Ok(out)
+    }
+
     fn unknown(&self, line: usize, full: &str, key: &str, known: &[&str]) -> ConfigError {
         let hint = match validate::did_you_mean(key, known) {
             Some(k) => format!(" (did you mean `{k}`?)"),
@@ -329,18 +354,12 @@ impl Parser<'_> {
                 }
                 "allowed_hosts" => {
                     let v = self.strings(item, &full, line)?;
-                    for e in &v {
-                        validate::host_entry(&e.value).map_err(|m| self.err(e.line, &full, m))?;
-                    }
-                    s.allowed_hosts = Some(v);
+                    s.allowed_hosts = Some(self.entries(v, &full, jailoc_policy::parse_host)?);
                 }
                 "allowed_networks" => {
                     let v = self.strings(item, &full, line)?;
-                    for e in &v {
-                        validate::network_entry(&e.value)
-                            .map_err(|m| self.err(e.line, &full, m))?;
-                    }
-                    s.allowed_networks = Some(v);
+                    s.allowed_networks =
+                        Some(self.entries(v, &full, jailoc_policy::parse_network)?);
                 }
                 // For image, dockerfile and build_context, "" means unset (the Go jailoc's
                 // commented template has `image = ""` etc.).
@@ -442,17 +461,10 @@ impl Parser<'_> {
                 "mode" => s.mode = self.attach_mode(item, &full, line)?,
                 "egress" => {
                     let v = self.string(item, &full, line)?;
-                    s.egress = Some(match v.as_str() {
-                        "open" => Egress::Open,
-                        "allowlist" => Egress::Allowlist,
-                        _ => {
-                            return Err(self.err(
-                                line,
-                                &full,
-                                format!("invalid egress {v:?}: use \"open\" or \"allowlist\""),
-                            ))
-                        }
-                    });
+                    s.egress = Some(Egress::parse(&v).ok_or_else(|| {
+                        let m = format!("invalid egress {v:?}: use \"open\" or \"allowlist\"");
+                        self.err(line, &full, m)
+                    })?);
                 }
                 _ => return Err(self.unknown(line, &full, key, SECTION_KEYS)),
             }
