@@ -2,9 +2,10 @@
 
 use crate::cli::{self, Args, Invocation};
 use crate::exit;
-use crate::firewall::{self, CommandRunner, FirewallError, SystemRunner};
+use crate::firewall::link::Routes;
+use crate::firewall::{self, CommandRunner, FirewallError, Plan, SystemRunner};
 use crate::policy::{self, Policy, PolicyError};
-use crate::resolve::{self, HickoryLookup, Lookup};
+use crate::resolve::{self, HickoryLookup, Lookup, Resolution, ResolvConf};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -229,7 +230,7 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
 
     // Step 3 — resolve the allowlisted names. Before rendering, because rules hold addresses;
     // before the privilege drop, because the DNS runtime's threads must be gone by then.
-    let (resolution, resolvers) = resolve_names(&policy, seams)?;
+    let (resolution, resolv_conf) = resolve_names(&policy, seams)?;
     check_single_threaded(&seams.paths.self_tasks, &log)?;
     log.debug(&format!(
         "resolved {} names ({:?})",
@@ -237,26 +238,21 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         started.elapsed()
     ));
 
-    // Steps 4 and 5 — render both rule sets (pure), apply each family with one restore, and
+    // Steps 4 and 5 — plan both rule sets (pure), apply each family with one restore, and
     // read them back. Before anything of the agent exists, so its first packet is filtered.
     // Besides the built-in ranges they refuse the policy's `blocked_networks` and the
     // container's gateways and on-link prefixes, read now (the routes are the container's).
-    let (allows, refusals) = firewall::allows(&policy, &resolution);
-    for warning in &refusals {
+    let plan = Plan::new(
+        &policy,
+        &resolution,
+        &resolv_conf.nameservers,
+        &read_routes(&seams.paths),
+    );
+    for warning in &plan.warnings {
         log.warn(warning);
     }
-    let extras = blocked_extras(&policy, &seams.paths, &log);
-    let blocked: Vec<ipnet::IpNet> = extras.iter().map(|e| e.dest).collect();
     let ipv6_present = firewall::ipv6_present(&read_or_empty(&seams.paths.if_inet6));
-    let installed = firewall::install(
-        seams.runner,
-        &probed,
-        policy.egress,
-        &allows,
-        &resolvers,
-        &blocked,
-        ipv6_present,
-    )?;
+    let installed = firewall::install(seams.runner, &probed, &plan, ipv6_present)?;
     for warning in &installed.warnings {
         log.warn(warning);
     }
@@ -264,7 +260,7 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}, {} iptables processes) in {:.1} ms",
         installed.backend.name,
         policy.egress,
-        allows.len(),
+        plan.allows.len(),
         if installed.v6 { "guarded" } else { "absent" },
         installed.processes,
         started.elapsed().as_secs_f64() * 1000.0
@@ -285,16 +281,15 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
     }))
 }
 
-/// Step 3's I/O: reads hosts + resolv.conf and resolves. Returns the resolution and the
-/// resolv.conf nameservers (which the rules open on port 53). A stop signal ends it early.
+/// Step 3's I/O: reads the hosts file and resolv.conf (once: its nameservers are also what the
+/// rules open on port 53) and resolves. A stop signal ends it early.
 fn resolve_names(
     policy: &Policy,
     seams: &Seams<'_>,
-) -> Result<(resolve::Resolution, Vec<std::net::IpAddr>), BootError> {
+) -> Result<(Resolution, ResolvConf), BootError> {
     let log = seams.log;
-    let resolv_conf = read_or_empty(&seams.paths.resolv_conf);
-    let resolvers = resolve::parse_nameservers(&resolv_conf);
-    if resolvers.is_empty() {
+    let resolv_conf = ResolvConf::parse(&read_or_empty(&seams.paths.resolv_conf));
+    if resolv_conf.nameservers.is_empty() {
         log.warn(&format!(
             "no nameserver in {}: DNS stays blocked",
             seams.paths.resolv_conf.display()
@@ -314,7 +309,7 @@ fn resolve_names(
     for warning in &resolution.warnings {
         log.warn(warning);
     }
-    Ok((resolution, resolvers))
+    Ok((resolution, resolv_conf))
 }
 
 fn read_or_empty(path: &Path) -> String {
@@ -324,10 +319,9 @@ fn read_or_empty(path: &Path) -> String {
 /// Reads at most this much of a routing file (a container's are a few hundred bytes).
 const ROUTES_READ_LIMIT: u64 = 1 << 20;
 
-/// The destinations refused besides the built-in ranges: the policy's `blocked_networks`, the
-/// gateways and on-link prefixes of the container's routing tables. A file that cannot be read
-/// (no IPv6 in the kernel) contributes nothing.
-fn blocked_extras(policy: &Policy, paths: &Paths, log: &Log) -> Vec<firewall::link::Extra> {
+/// The container's routing tables (its gateways and on-link prefixes, refused besides the
+/// built-in ranges). A file that cannot be read (no IPv6 in the kernel) contributes nothing.
+fn read_routes(paths: &Paths) -> Routes {
     let read = |path: &Path| {
         use std::io::Read;
         let mut text = String::new();
@@ -336,15 +330,7 @@ fn blocked_extras(policy: &Policy, paths: &Paths, log: &Log) -> Vec<firewall::li
         }
         text
     };
-    let (extras, warnings) = firewall::link::gather(
-        &policy.blocked,
-        &read(&paths.route),
-        &read(&paths.ipv6_route),
-    );
-    for warning in &warnings {
-        log.warn(warning);
-    }
-    extras
+    firewall::link::read(&read(&paths.route), &read(&paths.ipv6_route))
 }
 
 /// Capabilities and prctl state are per thread: after the resolve step the process must be
@@ -366,17 +352,15 @@ fn check_single_threaded(tasks: &Path, log: &Log) -> Result<(), BootError> {
 }
 
 /// `--print-plan`: everything the boot would do, changing nothing (no iptables is run; DNS
-/// is only queried).
+/// is only queried). The plan is the boot's own ([`Plan::new`]), in the fresh-container form.
 fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
-    let (resolution, resolvers) = resolve_names(policy, seams)?;
-    let (allows, refusals) = firewall::allows(policy, &resolution);
-    let extras = blocked_extras(policy, &seams.paths, &seams.log);
-    let facts = firewall::Facts {
-        resolvers,
-        blocked: extras.iter().map(|e| e.dest).collect(),
-        ..firewall::Facts::default()
-    };
-    let rules = firewall::render(policy.egress, &allows, &facts);
+    let (resolution, resolv_conf) = resolve_names(policy, seams)?;
+    let plan = Plan::new(
+        policy,
+        &resolution,
+        &resolv_conf.nameservers,
+        &read_routes(&seams.paths),
+    );
     let agent = &policy.agent;
     let mut text = format!(
         "# agent: uid {} gid {} home {}\n",
@@ -389,14 +373,15 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
         let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         text.push_str(&format!("# resolved {name}: {}\n", addrs.join(" ")));
     }
-    for warning in resolution.warnings.iter().chain(&refusals) {
+    for warning in resolution.warnings.iter().chain(&plan.warnings) {
         text.push_str(&format!("# warning: {warning}\n"));
     }
-    text.push_str(&blocked_plan(&extras, &seams.paths));
+    text.push_str(&blocked_plan(&plan.extras, &seams.paths));
+    let payloads = plan.fresh_payloads();
     text.push_str("# ---- IPv4: iptables-restore --noflush\n");
-    text.push_str(&rules.v4);
+    text.push_str(&payloads.v4);
     text.push_str("# ---- IPv6: ip6tables-restore --noflush\n");
-    text.push_str(&rules.v6);
+    text.push_str(&payloads.v6);
     seams
         .out
         .write_all(text.as_bytes())
@@ -634,7 +619,7 @@ mod init_steps_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::apply::fake::FakeIptables;
+    use crate::firewall::fake::FakeIptables;
     use crate::resolve::Answer;
     use std::cell::{Cell, RefCell};
     use std::fs;
@@ -645,7 +630,7 @@ mod tests {
     }
 
     impl Lookup for FakeDns {
-        fn lookup(&self, _conf: &str, names: &[String], _bound: Duration) -> Vec<Answer> {
+        fn lookup(&self, _conf: &ResolvConf, names: &[String], _bound: Duration) -> Vec<Answer> {
             self.asked.borrow_mut().extend(names.iter().cloned());
             names
                 .iter()

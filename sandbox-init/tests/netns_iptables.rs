@@ -70,15 +70,7 @@ impl NetnsRunner<'_> {
     /// boot does, with a read-back).
     fn install(&self, case: &Case) -> Result<Installed, FirewallError> {
         let probed = firewall::probe(self)?;
-        firewall::install(
-            self,
-            &probed,
-            case.policy.egress,
-            &case.allows,
-            &case.resolvers,
-            &case.blocked,
-            true,
-        )
+        firewall::install(self, &probed, &case.plan, true)
     }
 
     /// Full `iptables-save` + `ip6tables-save` (all tables), comment lines dropped (they
@@ -147,13 +139,13 @@ fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
     runner.ok(be.restore4, &["--noflush"], Some(&golden4));
     runner.ok(be.restore6, &["--noflush"], Some(&golden6));
     let first = runner.snapshot(be.save4, be.save6);
-    firewall::apply::verify(
+    firewall::verify(
         Family::V4,
         &golden4,
         &runner.ok(be.save4, &["-t", "filter"], None),
     )
     .unwrap_or_else(|e| panic!("{case_name} ({backend}): {e}"));
-    firewall::apply::verify(
+    firewall::verify(
         Family::V6,
         &golden6,
         &runner.ok(be.save6, &["-t", "filter"], None),
