@@ -1,6 +1,6 @@
 //! The boot sequence, top to bottom. Each step fails closed: the agent never starts after an error.
 
-use crate::cli::{self, Args, Invocation};
+use crate::cli::{Args, UsageError};
 use crate::exit;
 use crate::firewall::link::Routes;
 use crate::firewall::{self, CommandRunner, FirewallError, Plan, SystemRunner};
@@ -11,23 +11,26 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::log::{self, Log};
-use crate::privilege;
-use crate::supervisor::{self, EarlySignals, Prepared};
+use crate::home::{self, HomeError};
+use crate::log::Log;
+use crate::privilege::{self, PrivilegeError};
+use crate::secrets::{self, SecretsError};
+use crate::supervisor::{self, EarlySignals, Prepared, SpawnError, Supervisor};
+use crate::sys;
 use crate::trust::Trust;
-use crate::{enter, health, home, secrets, sys};
 
-/// A boot step that failed; [`exit::for_error`] maps it to the exit code.
+/// A step of the boot (or of `--enter`) that failed: the one error at sandbox-init's edge.
+/// [`exit::for_error`] maps it to the exit code; its text is the one line logged.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
     #[error("failed to load the policy: {0}")]
     Policy(#[from] PolicyError),
     #[error("failed to set up the firewall: {0}")]
     Firewall(#[from] FirewallError),
     #[error("failed to return to a single thread after resolving names ({count} threads): privileges are per thread")]
     Threads { count: usize },
-    #[error("failed to execute {program}: {source}")]
-    Exec { program: String, source: io::Error },
     #[error("failed to print the plan: {0}")]
     PrintPlan(io::Error),
     #[error("failed to block signals at start: {0}")]
@@ -36,6 +39,14 @@ pub enum BootError {
     Fds(sys::Errno),
     #[error("not starting the agent: received {} before it was started", supervisor::signal_name(*.signal))]
     Stopped { signal: i32 },
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
 }
 
 /// Host paths the boot reads, as parameters so tests can point them elsewhere.
@@ -97,51 +108,31 @@ impl std::fmt::Debug for Seams<'_> {
     }
 }
 
-/// Entry point of the binary; returns the process exit code.
-pub fn main() -> i32 {
-    let log = Log {
-        debug: cli::debug_enabled(std::env::var_os(policy::LOG_ENV).as_deref()),
-    };
-    let args = match cli::parse(
-        std::env::args_os().skip(1),
-        std::env::var_os(cli::CONFIG_DIR_ENV),
-    ) {
-        Ok(Invocation::Run(args)) => args,
-        Ok(Invocation::Health(args)) => return health::main(&args, &log),
-        Ok(Invocation::Enter(args)) => return enter::main(&args, &log),
-        Ok(Invocation::Help) => {
-            let _ = log::stdout(cli::HELP);
-            return 0;
-        }
-        Ok(Invocation::Version) => {
-            let _ = log::stdout(&format!("sandbox-init {}\n", env!("CARGO_PKG_VERSION")));
-            return 0;
-        }
-        Err(e) => {
-            log.error(&e.to_string());
-            return exit::USAGE;
-        }
-    };
+/// The boot on the real machine (`sandbox-init [--print-plan] [--] COMMAND`): the system's
+/// seams, and the process's exit code as the result.
+pub fn main(args: &Args, log: Log) -> i32 {
+    match boot(args, log) {
+        Ok(code) => code,
+        Err(e) => fail(&log, &e),
+    }
+}
+
+/// Logs `error`, its one line, and returns the exit code [`exit::for_error`] maps it to.
+pub fn fail(log: &Log, error: &BootError) -> i32 {
+    log.error(&error.to_string());
+    exit::for_error(error)
+}
+
+fn boot(args: &Args, log: Log) -> Result<i32, BootError> {
     // First thing of the boot, before the policy is even read: block the signals PID 1
     // supervises. Until then the kernel drops `docker stop`'s SIGTERM to a pid namespace's init
     // (default disposition), and Docker would wait 10 s and SIGKILL. Blocked, they stay
     // pending: a stop signal ends the boot between steps (and cuts DNS short), the rest reach
     // the agent.
-    let early = match EarlySignals::block() {
-        Ok(early) => early,
-        Err(errno) => {
-            let e = BootError::Signals(errno);
-            log.error(&e.to_string());
-            return exit::for_error(&e);
-        }
-    };
+    let early = EarlySignals::block().map_err(BootError::Signals)?;
     // Nothing sandbox-init inherited may reach a program it starts (iptables as root, the
     // agent): every descriptor above 2 becomes close-on-exec (what it opens itself already is).
-    if let Err(errno) = sys::Sys::cloexec_fds_from(&sys::RealSys, 3, sys::max_fd()) {
-        let e = BootError::Fds(errno);
-        log.error(&e.to_string());
-        return exit::for_error(&e);
-    }
+    sys::Sys::cloexec_fds_from(&sys::RealSys, 3, sys::max_fd()).map_err(BootError::Fds)?;
     let runner = SystemRunner::new(log);
     let mut stdout = io::stdout();
     let init = |start: AgentStart, log: &Log| start_agent(start, &InitPaths::default(), log);
@@ -158,13 +149,7 @@ pub fn main() -> i32 {
         stop: &stop,
         handoff: &init,
     };
-    match run(&args, &mut seams) {
-        Ok(code) => code,
-        Err(e) => {
-            log.error(&e.to_string());
-            exit::for_error(&e)
-        }
-    }
+    run(args, &mut seams)
 }
 
 /// The boot sequence. Returns the exit code: the agent's, or 0 after `--print-plan`.
@@ -480,7 +465,7 @@ pub struct InitPaths {
 impl Default for InitPaths {
     fn default() -> Self {
         Self {
-            secrets_dir: PathBuf::from(policy::SECRETS_DIR),
+            secrets_dir: PathBuf::from(crate::policy::SECRETS_DIR),
             trust: Trust::system(),
             passwd: PathBuf::from("/etc/passwd"),
             cap_last_cap: PathBuf::from("/proc/sys/kernel/cap_last_cap"),
@@ -488,58 +473,43 @@ impl Default for InitPaths {
     }
 }
 
-fn fail(log: &Log, code: i32, err: &dyn std::error::Error) -> i32 {
-    log.error(&err.to_string());
-    code
-}
-
 /// Steps 6–8: fix the home dirs, start the agent without any privilege, supervise it. Returns
 /// sandbox-init's exit code: the agent's, or 71/78/126/127 if it could not be started.
 pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
+    match spawn_agent(start, paths, log) {
+        // Step 8: be init until the agent is gone; from here on errors are logged, never fatal.
+        Ok(supervisor) => supervisor.run(),
+        Err(e) => fail(log, &e),
+    }
+}
+
+/// Steps 6 and 7, each refusing before anything is changed or spawned.
+fn spawn_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> Result<Supervisor, BootError> {
     let sys = sys::RealSys;
 
     // Before anything changes: can we drop everything? Without CAP_SETPCAP/SETUID/SETGID the
     // drop would be partial, so refuse here (71) while nothing has been touched yet.
-    let ready = match privilege::ready_to_drop(&sys, start.uid, start.gid, &paths.cap_last_cap) {
-        Ok(ready) => ready,
-        Err(e) => return fail(log, e.exit_code(), &e),
-    };
+    let ready = privilege::ready_to_drop(&sys, start.uid, start.gid, &paths.cap_last_cap)?;
 
     // Secrets next, still read-only: a missing or invalid one must stop the boot before
     // anything is changed. Read as root (they are root-only files), before the drop.
-    let secret_env = match secrets::load(&start.config_dir, &paths.secrets_dir, &paths.trust) {
-        Ok(s) => s,
-        Err(e) => return fail(log, e.exit_code(), &e),
-    };
+    let secret_env = secrets::load(&start.config_dir, &paths.secrets_dir, &paths.trust)?;
 
     // Step 6: home dirs, as root and before the agent exists (nobody can race the walk).
     let mut warn = |w: String| log.warn(&w);
-    match home::fix(&start.home, start.uid, start.gid, &mut warn) {
-        Ok(fixes) => {
-            for f in fixes {
-                log.debug(&format!("home: {} {:?}", f.path.display(), f.action));
-            }
-        }
-        Err(e) => return fail(log, exit::OS_ERROR, &e),
+    for f in home::fix(&start.home, start.uid, start.gid, &mut warn)? {
+        log.debug(&format!("home: {} {:?}", f.path.display(), f.action));
     }
 
     // Step 7: the environment and the exec are prepared in full, then the child drops
     // everything and execs.
     let user = secrets::user_name(&paths.passwd, start.uid);
     let env = secrets::agent_environment(std::env::vars_os(), &start.home, &user, secret_env);
-    let prepared = match Prepared::new(&start.command, &env) {
-        Ok(p) => p,
-        Err(e) => return fail(log, e.exit_code(), &e),
-    };
+    let prepared = Prepared::new(&start.command, &env)?;
     drop(env);
-    let supervisor = match supervisor::spawn(&ready, prepared, *log) {
-        Ok(s) => s,
-        Err(e) => return fail(log, e.exit_code(), &e),
-    };
+    let supervisor = supervisor::spawn(&ready, prepared, *log)?;
     drop(start);
-
-    // Step 8: be init until the agent is gone; from here on errors are logged, never fatal.
-    supervisor.run()
+    Ok(supervisor)
 }
 
 /// Steps 6-8 refuse before changing anything or spawning (the spawning paths themselves are

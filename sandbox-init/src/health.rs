@@ -18,6 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cli::HealthArgs;
+use crate::exit;
 use crate::log::Log;
 use crate::policy::{self, PolicyError};
 use crate::privilege::{self, DropFailure, PrivilegeError};
@@ -77,10 +78,10 @@ pub fn main(args: &HealthArgs, log: &Log) -> i32 {
         &sys::RealSys,
         Path::new("/proc/sys/kernel/cap_last_cap"),
     ) {
-        Ok(()) => 0,
+        Ok(()) => exit::SUCCESS,
         Err(e) => {
             log.error(&e.to_string());
-            1
+            exit::UNHEALTHY
         }
     }
 }

@@ -67,12 +67,9 @@ pub enum PrivilegeError {
 }
 
 impl PrivilegeError {
-    /// The exit code: a root agent is a policy error (78), everything else an OS one (71).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            PrivilegeError::RootAgent { .. } => crate::exit::CONFIG,
-            _ => crate::exit::OS_ERROR,
-        }
+    /// Whether the policy asked for a root agent (a policy error, not the container's).
+    pub fn is_root_agent(&self) -> bool {
+        matches!(self, PrivilegeError::RootAgent { .. })
     }
 }
 

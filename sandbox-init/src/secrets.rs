@@ -19,11 +19,9 @@ use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::exit;
+use crate::policy::{is_env_name, ENV_PREFIX as OWN_PREFIX, SECRET_ENV_FILE};
 use crate::sys;
 use crate::trust::{Trust, TrustError};
-
-use crate::policy::{is_env_name, ENV_PREFIX as OWN_PREFIX, SECRET_ENV_FILE};
 
 /// Errors of reading `secret-env` and the secrets.
 #[derive(Debug, thiserror::Error)]
@@ -98,21 +96,6 @@ pub enum SecretsError {
         /// Why.
         source: io::Error,
     },
-}
-
-impl SecretsError {
-    /// The exit code (see the module comment).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            SecretsError::InvalidName { .. }
-            | SecretsError::Missing { .. }
-            | SecretsError::Nul { .. } => exit::CONFIG,
-            SecretsError::ReadList { .. }
-            | SecretsError::Read { .. }
-            | SecretsError::Untrusted { .. }
-            | SecretsError::NotAFile { .. } => exit::OS_ERROR,
-        }
-    }
 }
 
 /// A listed secret name and the line it came from.
@@ -283,6 +266,11 @@ pub fn names(env: &[(OsString, OsString)]) -> Vec<&OsStr> {
 mod tests {
     use super::*;
 
+    /// The exit code the boot ends with for `err`.
+    fn code(err: SecretsError) -> i32 {
+        crate::exit::for_error(&err.into())
+    }
+
     /// A throwaway directory with empty `config/` and `secrets/` inside; it stands in for `/`
     /// (and the test's uid for root) when secrets are read.
     struct Tmp(tempfile::TempDir);
@@ -349,7 +337,7 @@ mod tests {
                      and _, not starting with a digit"
                 )
             );
-            assert_eq!(err.exit_code(), 78);
+            assert_eq!(code(err), 78);
         }
     }
 
@@ -409,7 +397,6 @@ mod tests {
         let t = Tmp::new();
         std::fs::write(t.config().join("secret-env"), "# x\nAPI_KEY\n").expect("write");
         let err = t.load().expect_err("missing");
-        assert_eq!(err.exit_code(), 78);
         assert_eq!(
             err.to_string(),
             format!(
@@ -417,6 +404,7 @@ mod tests {
                 t.config().join("secret-env").display(),
             )
         );
+        assert_eq!(code(err), 78);
     }
 
     #[test]
@@ -426,7 +414,7 @@ mod tests {
         std::fs::write(t.secrets().join("K"), b"ab\0cd").expect("write");
         let err = t.load().expect_err("nul");
         assert!(!err.to_string().contains("ab"));
-        assert_eq!(err.exit_code(), 78);
+        assert_eq!(code(err), 78);
     }
 
     #[test]
@@ -485,12 +473,12 @@ mod tests {
         std::fs::write(&target, "root's\n").expect("write");
         std::os::unix::fs::symlink(&target, t.secrets().join("API_KEY")).expect("ln");
         let err = t.load().expect_err("symlink");
-        assert_eq!(err.exit_code(), 71);
         assert_eq!(
             err.to_string(),
             "failed to read secret API_KEY from /secrets/API_KEY: it is not a regular file (a \
              symlink is never followed)"
         );
+        assert_eq!(code(err), 71);
     }
 
     #[test]
@@ -502,7 +490,6 @@ mod tests {
         std::fs::set_permissions(t.secrets(), std::fs::Permissions::from_mode(0o1777))
             .expect("chmod");
         let err = t.load().expect_err("writable dir");
-        assert_eq!(err.exit_code(), 71);
         assert_eq!(
             err.to_string(),
             format!(
@@ -511,6 +498,7 @@ mod tests {
                 t.config().join("secret-env").display()
             )
         );
+        assert_eq!(code(err), 71);
     }
 
     #[test]
@@ -519,10 +507,10 @@ mod tests {
         std::fs::remove_dir(t.secrets()).expect("rmdir");
         std::fs::write(t.config().join("secret-env"), "API_KEY\n").expect("write");
         let err = t.load().expect_err("missing");
-        assert_eq!(err.exit_code(), 78);
         assert!(
             err.to_string().contains("/secrets/API_KEY does not exist"),
             "{err}"
         );
+        assert_eq!(code(err), 78);
     }
 }
