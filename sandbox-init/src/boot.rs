@@ -51,7 +51,7 @@ pub enum BootError {
 
 /// Host paths the boot reads, as parameters so tests can point them elsewhere.
 #[derive(Debug, Clone)]
-pub struct Paths {
+pub(crate) struct Paths {
     pub resolv_conf: PathBuf,
     pub hosts: PathBuf,
     /// `/proc/net/if_inet6`: decides whether a missing IPv6 firewall is fatal.
@@ -66,7 +66,7 @@ pub struct Paths {
 
 impl Paths {
     /// The real machine's paths.
-    pub fn system() -> Self {
+    pub(crate) fn system() -> Self {
         Paths {
             resolv_conf: "/etc/resolv.conf".into(),
             hosts: "/etc/hosts".into(),
@@ -80,13 +80,13 @@ impl Paths {
 
 /// Steps 6-8: receive what they need, owned (everything else of steps 1-5 has been dropped by
 /// then), and return the exit code sandbox-init ends with.
-pub type Handoff<'a> = &'a dyn Fn(AgentStart, &Log) -> i32;
+pub(crate) type Handoff<'a> = &'a dyn Fn(AgentStart, &Log) -> i32;
 
 /// A stop signal (SIGTERM, SIGINT, ...) received since the last call, if any.
-pub type StopCheck<'a> = &'a dyn Fn() -> Option<i32>;
+pub(crate) type StopCheck<'a> = &'a dyn Fn() -> Option<i32>;
 
 /// Everything the boot touches the world through.
-pub struct Seams<'a> {
+pub(crate) struct Seams<'a> {
     pub runner: &'a dyn CommandRunner,
     pub lookup: &'a dyn Lookup,
     pub paths: Paths,
@@ -153,7 +153,7 @@ fn boot(args: &Args, log: Log) -> Result<i32, BootError> {
 }
 
 /// The boot sequence. Returns the exit code: the agent's, or 0 after `--print-plan`.
-pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
+pub(crate) fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
     // Steps 1-5 in their own function, so that everything they allocated (policy, resolved
     // addresses, rule sets, iptables output) is freed before PID 1 settles into supervising.
     match prepare(args, seams)? {
@@ -436,7 +436,7 @@ fn home_plan(home: &Path, uid: u32, gid: u32) -> String {
 /// What steps 6–8 need from steps 1–5. Owned, so everything else (policy, resolver, rule sets)
 /// can be dropped before PID 1 settles into supervising (memory target: ≤ 2 MiB RSS).
 #[derive(Debug, Clone)]
-pub struct AgentStart {
+pub(crate) struct AgentStart {
     /// The policy dir (for `secret-env`).
     pub config_dir: PathBuf,
     /// The agent's uid (policy `[agent] uid`, default 1000).
@@ -451,7 +451,7 @@ pub struct AgentStart {
 
 /// Host paths steps 6–8 read (parameters so tests can point them elsewhere).
 #[derive(Debug, Clone)]
-pub struct InitPaths {
+pub(crate) struct InitPaths {
     /// Where secrets are mounted (`/run/secrets`).
     pub secrets_dir: PathBuf,
     /// What root may read (`/` and root's own files; tests stand in a directory and their uid).
@@ -475,7 +475,7 @@ impl Default for InitPaths {
 
 /// Steps 6–8: fix the home dirs, start the agent without any privilege, supervise it. Returns
 /// sandbox-init's exit code: the agent's, or 71/78/126/127 if it could not be started.
-pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
+pub(crate) fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
     match spawn_agent(start, paths, log) {
         // Step 8: be init until the agent is gone; from here on errors are logged, never fatal.
         Ok(supervisor) => supervisor.run(),

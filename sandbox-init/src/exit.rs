@@ -26,12 +26,12 @@ pub const SUCCESS: i32 = 0;
 pub const UNHEALTHY: i32 = 1;
 
 /// The exit code for "the agent died of signal `signal`".
-pub fn signalled(signal: i32) -> i32 {
+pub(crate) fn signalled(signal: i32) -> i32 {
     SIGNAL_BASE + signal
 }
 
 /// How the agent ended, as sandbox-init's own exit code: its code, or 128+N for signal N.
-pub fn for_status(status: WaitStatus) -> i32 {
+pub(crate) fn for_status(status: WaitStatus) -> i32 {
     match status {
         WaitStatus::Exited(code) => code,
         WaitStatus::Signaled(sig) => signalled(sig),
@@ -40,7 +40,7 @@ pub fn for_status(status: WaitStatus) -> i32 {
 
 /// Maps a failed step of the boot, `--enter` or the start of the agent to the code the contract
 /// promises for it.
-pub fn for_error(error: &BootError) -> i32 {
+pub(crate) fn for_error(error: &BootError) -> i32 {
     match error {
         BootError::Usage(_) => USAGE,
         BootError::Policy(_) => CONFIG,
@@ -73,7 +73,7 @@ pub fn for_error(error: &BootError) -> i32 {
 /// The code of a failed step of the agent's start, in the forked child: no allocation, the
 /// same table as [`for_error`] (the parent reports the failure itself; this code only shows if
 /// that report cannot be sent).
-pub fn for_drop_failure(failure: DropFailure) -> i32 {
+pub(crate) fn for_drop_failure(failure: DropFailure) -> i32 {
     match failure.step {
         DropStep::Exec => for_exec(failure.errno),
         _ => OS_ERROR,

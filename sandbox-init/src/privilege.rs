@@ -91,16 +91,6 @@ impl AgentCreds {
         }
         Ok(Self { uid, gid })
     }
-
-    /// The uid.
-    pub fn uid(&self) -> u32 {
-        self.uid
-    }
-
-    /// The gid.
-    pub fn gid(&self) -> u32 {
-        self.gid
-    }
 }
 
 /// Everything the child's drop needs, computed before the fork.

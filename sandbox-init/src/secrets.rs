@@ -257,11 +257,6 @@ pub fn agent_environment(
     env
 }
 
-/// Names only, for `--print-plan` and logs (never values).
-pub fn names(env: &[(OsString, OsString)]) -> Vec<&OsStr> {
-    env.iter().map(|(k, _)| k.as_os_str()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -383,11 +383,6 @@ fn exec_first(command: &Prepared) -> Errno {
 }
 
 impl Supervisor {
-    /// The agent's pid.
-    pub fn agent(&self) -> i32 {
-        self.agent
-    }
-
     /// Supervise until the agent has ended; returns the exit code for sandbox-init.
     pub fn run(self) -> i32 {
         // Whatever boot allocated is gone by now; hand the freed heap back, and drop the clean

@@ -129,6 +129,7 @@ impl Trust {
 
     /// `root` stands in for `/` (absolute paths and symlink targets resolve inside it, like a
     /// chroot) and `owner` for root. For tests.
+    #[cfg(test)]
     pub fn within(root: &Path, owner: u32) -> Self {
         Self {
             root: root.to_owned(),

@@ -13,9 +13,9 @@ use common::netns::Netns;
 use common::{cases, load_case, Case};
 use sandbox_init::firewall::{
     self, Backend, CommandRunner, Family, FirewallError, Installed, Output, SystemRunner,
+    TrustError,
 };
 use sandbox_init::log::Log;
-use sandbox_init::trust::TrustError;
 use std::fs;
 use std::io;
 use std::path::Path;

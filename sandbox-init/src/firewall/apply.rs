@@ -27,9 +27,6 @@ use std::io;
 pub struct Installed {
     /// The backend that worked.
     pub backend: &'static Backend,
-    /// The payloads that were applied (the last one per family; IPv6's fresh one when IPv6
-    /// could not be installed).
-    pub rules: PerFamily<String>,
     /// Whether the IPv6 rules are in place.
     pub v6: bool,
     /// Non-fatal problems (IPv6 unavailable on a host without IPv6).
@@ -178,12 +175,11 @@ impl Attempt<'_> {
             v4: unread(Family::V4, Some(&v4)),
             v6: unread(Family::V6, v6.as_ref().ok()),
         });
-        let mut rules = fresh.clone();
-        rules.v4 = self.verified(Family::V4, v4, late.v4)?;
+        self.verified(Family::V4, v4, late.v4)?;
         let mut warnings = Vec::new();
         let v6 = match v6 {
             Ok(applied) => {
-                rules.v6 = self.verified(Family::V6, applied, late.v6)?;
+                self.verified(Family::V6, applied, late.v6)?;
                 true
             }
             Err(cause) if ipv6_present => {
@@ -198,7 +194,6 @@ impl Attempt<'_> {
         };
         Ok(Installed {
             backend,
-            rules,
             v6,
             warnings,
             processes: self.processes,
@@ -236,13 +231,13 @@ impl Attempt<'_> {
     }
 
     /// Checks one family's read-back (taken right after its restore, else `late`) against
-    /// its payload; returns the payload.
+    /// its payload.
     fn verified(
         &self,
         family: Family,
         applied: Applied,
         late: Option<Result<String, String>>,
-    ) -> Result<String, Outcome> {
+    ) -> Result<(), Outcome> {
         let saved = applied
             .readback
             .or(late)
@@ -254,8 +249,7 @@ impl Attempt<'_> {
                     cause,
                 })
             })?;
-        verify(family, &applied.payload, &saved).map_err(Outcome::Failed)?;
-        Ok(applied.payload)
+        verify(family, &applied.payload, &saved).map_err(Outcome::Failed)
     }
 
     /// Runs the IPv4 and IPv6 command of one stage (either may be absent): concurrently where
@@ -405,7 +399,7 @@ mod tests {
             ]
         );
         assert_eq!(first.processes, 4);
-        assert!(first.rules.v4.contains("\n-N JAILOC-OUTPUT\n"));
+        assert!(fake.payloads("iptables-nft-restore")[0].contains("\n-N JAILOC-OUTPUT\n"));
         let after_first = fake.state_v4.borrow().clone();
         assert_eq!(after_first.matches("-A OUTPUT -j JAILOC-OUTPUT").count(), 1);
 
@@ -428,8 +422,9 @@ mod tests {
             ]
         );
         assert_eq!(second.processes, 8);
-        assert!(!second.rules.v4.contains("-I OUTPUT"));
-        assert!(second.rules.v4.contains("\n:JAILOC-OUTPUT - [0:0]\n"));
+        let refill = &fake.payloads("iptables-nft-restore")[1];
+        assert!(!refill.contains("-I OUTPUT"));
+        assert!(refill.contains("\n:JAILOC-OUTPUT - [0:0]\n"));
         assert_eq!(*fake.state_v4.borrow(), after_first);
     }
 

@@ -27,8 +27,16 @@ pub struct FakeIptables {
 }
 
 impl FakeIptables {
+    /// The programs run, in order.
     pub fn programs(&self) -> Vec<String> {
         self.calls.borrow().iter().map(|c| c.0.clone()).collect()
+    }
+
+    /// What each run of `program` was fed, in order.
+    pub fn payloads(&self, program: &str) -> Vec<String> {
+        let calls = self.calls.borrow();
+        let fed = calls.iter().filter(|c| c.0 == program);
+        fed.filter_map(|c| c.2.clone()).collect()
     }
 }
 

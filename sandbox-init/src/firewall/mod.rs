@@ -13,27 +13,27 @@
 //! | `runner.rs` | running the iptables programs as root: the [`CommandRunner`] seam |
 //! | `fake.rs` | the recording test double of the iptables programs (tests only) |
 
-pub mod apply;
-pub mod backend;
+pub(crate) mod apply;
+pub(crate) mod backend;
 #[cfg(test)]
-pub mod fake;
+pub(crate) mod fake;
 pub mod link;
-pub mod plan;
-pub mod ranges;
-pub mod readback;
-pub mod render;
-pub mod rules;
-pub mod runner;
+pub(crate) mod plan;
+pub(crate) mod ranges;
+pub(crate) mod readback;
+pub(crate) mod render;
+pub(crate) mod rules;
+pub(crate) mod runner;
 
+/// Why an iptables program may not be run as root ([`CommandRunner::exists`]).
+pub use crate::trust::{TrustError, Why};
 pub use apply::{install, Installed};
 pub use backend::{probe, Backend, Probed, BACKENDS};
 pub use link::ipv6_present;
 pub use plan::{Allow, Plan};
-pub use readback::verify;
-pub use rules::{Family, PerFamily};
+pub use readback::{verify, Current, Hook};
+pub use rules::{Chain, ChainName, Family, Match, PerFamily, Proto, RejectWith, Rule, Target};
 pub use runner::{Cmd, CommandRunner, Output, SystemRunner};
-
-use crate::trust::TrustError;
 
 /// Why the firewall could not be installed (exit 71).
 #[derive(Debug, thiserror::Error)]

@@ -13,9 +13,6 @@ pub enum Family {
 }
 
 impl Family {
-    /// Both, in the order they are applied and reported.
-    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
-
     /// Whether `net` is of this family.
     pub fn holds(self, net: &IpNet) -> bool {
         matches!(

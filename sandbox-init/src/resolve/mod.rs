@@ -12,7 +12,7 @@
 //!    must be single-threaded again before the privilege drop (the boot checks that after
 //!    this step).
 
-pub mod batch;
+pub(crate) mod batch;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -70,6 +70,7 @@ pub struct Resolution {
 
 impl Resolution {
     /// The addresses of `name` (empty if it did not resolve).
+    #[cfg(test)]
     pub fn get(&self, name: &str) -> &[IpAddr] {
         self.addrs
             .iter()
@@ -126,7 +127,7 @@ pub fn resolve(
 }
 
 /// Parses a hosts file into lowercase name → addresses (in file order).
-pub fn parse_hosts(text: &str) -> HashMap<String, Vec<IpAddr>> {
+pub(crate) fn parse_hosts(text: &str) -> HashMap<String, Vec<IpAddr>> {
     let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
     for line in text.lines() {
         let line = line.split_once('#').map_or(line, |(before, _)| before);
