@@ -239,11 +239,10 @@ fn golden_compose_files_pass_docker_compose_config() {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "docker-compose is required under CI=true"
+        jailoc_tests::skip(
+            "the docker-compose check of the golden compose files",
+            "docker-compose is not installed",
         );
-        eprintln!("skipping: docker-compose is not installed");
         return;
     }
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::netns::Netns;
+use jailoc_tests::netns::Netns;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -28,7 +28,7 @@ struct Lab {
 
 impl Lab {
     fn new() -> Self {
-        let ns = Netns::with_etc("s", "nameserver 127.0.0.53\n", "127.0.0.1 localhost\n");
+        let ns = Netns::with_etc("jsi-s", "nameserver 127.0.0.53\n", "127.0.0.1 localhost\n");
         ns.blackhole("127.0.0.53/32");
         let lab = Lab {
             ns,
@@ -71,7 +71,7 @@ impl Lab {
 }
 
 fn privileged() -> bool {
-    common::netns::privileged(
+    jailoc_tests::require_tools(
         "boot-signal namespace test",
         &[
             ("ip", "-V", "`ip` (iproute2) is not installed"),

@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::netns::Netns;
 use common::{cases, load_case, Case};
+use jailoc_tests::netns::Netns;
 use sandbox_init::firewall::{
     self, Backend, CommandRunner, Family, FirewallError, Installed, Output, SystemRunner,
     TrustError,
@@ -32,7 +32,7 @@ impl<'a> NetnsRunner<'a> {
     /// A fresh namespace of its own.
     fn new(hidden: &'a [&'a str]) -> Self {
         NetnsRunner {
-            ns: Netns::new("t"),
+            ns: Netns::new("jsi-t"),
             hidden,
             inner: SystemRunner::new(Log::default()),
         }
@@ -87,7 +87,7 @@ impl NetnsRunner<'_> {
 
 fn privileged(tool: &str) -> bool {
     let missing = format!("{tool} is not installed (apt-get install iptables)");
-    common::netns::privileged(
+    jailoc_tests::require_tools(
         "real-iptables test",
         &[
             ("ip", "-V", "`ip` (iproute2) is not installed"),

@@ -1,9 +1,7 @@
-//! Shared by the golden and the privileged tests: how a fixture case is rendered, and (in
-//! `netns`) the throwaway network namespaces the privileged tests run in.
+//! Shared by the golden and the privileged tests: how a fixture case is planned and rendered.
+//! (The privileged tests' namespaces and their gate are `jailoc_tests`', shared by every crate.)
 
 #![allow(dead_code)]
-
-pub mod netns;
 
 use sandbox_init::firewall::{self, PerFamily, Plan};
 use sandbox_init::policy::{self, Policy};
