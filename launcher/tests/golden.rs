@@ -230,7 +230,7 @@ fn hash_normalisation() {
 }
 
 /// Every golden compose file is valid for docker-compose 1.29 (`config -q`), the oldest
-/// implementation we support. Skips without docker-compose, except under CI=true.
+/// implementation we support. Skips without docker-compose, except under CI (`jailoc_tests::in_ci`).
 #[test]
 fn golden_compose_files_pass_docker_compose_config() {
     let found = std::process::Command::new("docker-compose")

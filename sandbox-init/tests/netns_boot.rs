@@ -5,10 +5,10 @@
 //! - A `docker stop` while the boot sits in step 3 (DNS) must be obeyed at once: exit 143, and
 //!   the agent is never started.
 //! - What steps 1-5 allocated (policy, rule sets) is freed before PID 1 supervises: its RSS
-//!   stays within DESIGN.md's 2 MiB even with a 20,000-network allowlist.
+//!   stays within the 2 MiB target (docs/lab.md, "Targets") even with a 20,000-network allowlist.
 //!
 //! Skips with a reason when not root or without `ip`/`unshare`/iptables; fails instead when
-//! `CI=true`.
+//! `CI` is set.
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! OUTPUT and a Docker-style DNAT rule in `nat` untouched.
 //!
 //! Skips with a printed reason when not root or without `ip`/iptables; fails instead when
-//! `CI=true`. Each namespace is created here, has no links at all (no traffic can leave it) and
+//! `CI` is set. Each namespace is created here, has no links at all (no traffic can leave it) and
 //! is removed by a Drop guard, also when an assertion fails.
 
 mod common;

@@ -4,7 +4,7 @@
 //! namespace's own loopback. Nothing leaves the namespace.
 //!
 //! Skips with a reason when not root or without `ip`/`dnsmasq`/iptables; fails instead when
-//! `CI=true`.
+//! `CI` is set.
 
 mod common;
 

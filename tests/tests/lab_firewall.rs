@@ -1,5 +1,5 @@
 //! Tier 3: sandbox-init's firewall proven in the network-namespace lab (root only; skips with a
-//! reason elsewhere, fails when `CI=true`).
+//! reason elsewhere, fails when `CI` is set).
 //!
 //! sandbox-init runs as PID 1 of a fresh pid namespace inside the lab's agent namespace and
 //! starts the probe as the agent; the probe checks the whole allow/deny matrix from the inside

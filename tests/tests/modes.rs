@@ -6,7 +6,7 @@
 //!
 //! The health server runs on the loopback of a throwaway network namespace with only `lo`
 //! (`init_common::Sandbox`): nothing reaches any real interface. Root only; skips with a reason
-//! otherwise, fails when `CI=true`.
+//! otherwise, fails when `CI` is set.
 
 mod init_common;
 

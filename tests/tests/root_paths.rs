@@ -4,7 +4,7 @@
 //! inside a throwaway network namespace with only `lo` (see `init_common`), so every mount a
 //! test makes stays in that namespace and ends with it.
 //!
-//! Root only; skips with a reason otherwise, fails when `CI=true`.
+//! Root only; skips with a reason otherwise, fails when `CI` is set.
 
 mod init_common;
 
