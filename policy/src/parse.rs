@@ -159,29 +159,16 @@ fn parse_agent(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Agent, Pol
         return Err(ctx.value_error(value, "agent", "expected a table".to_owned()));
     };
     let mut agent = Agent::default();
-    let not_root = " (the agent must not be root)";
+    // 1 to 4294967294: neither root nor the kernel's "no id" (u32::MAX).
+    let id = |value, key| {
+        let not_root = " (the agent must not be root)";
+        let n = integer(ctx, value, key, 1, u64::from(u32::MAX - 1), not_root)?;
+        Ok::<u32, PolicyError>(u32::try_from(n).unwrap_or(u32::MAX))
+    };
     for (key, value) in in_source_order(table) {
         match key.get_ref().as_ref() {
-            "uid" => {
-                agent.uid = id(integer(
-                    ctx,
-                    value,
-                    "agent.uid",
-                    1,
-                    u64::from(u32::MAX - 1),
-                    not_root,
-                )?)
-            }
-            "gid" => {
-                agent.gid = id(integer(
-                    ctx,
-                    value,
-                    "agent.gid",
-                    1,
-                    u64::from(u32::MAX - 1),
-                    not_root,
-                )?)
-            }
+            "uid" => agent.uid = id(value, "agent.uid")?,
+            "gid" => agent.gid = id(value, "agent.gid")?,
             "home" => {
                 let home = match value.get_ref() {
                     DeValue::String(s) if s.starts_with('/') && !s.contains('\0') => {
@@ -205,10 +192,6 @@ fn parse_agent(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Agent, Pol
         }
     }
     Ok(agent)
-}
-
-fn id(value: u64) -> u32 {
-    u32::try_from(value).unwrap_or(u32::MAX)
 }
 
 fn integer(
