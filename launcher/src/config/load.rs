@@ -296,31 +296,6 @@ impl Parser<'_> {
         Ok(out)
     }
 
-    /// `allowed_hosts` / `allowed_networks`: each entry parsed by the policy contract's grammar
-    /// (the one sandbox-init reads the policy with), kept typed until the policy is written.
-    fn entries<T>(
-        &self,
-        items: Vec<Spanned<String>>,
-        full: &str,
-        parse: fn(&str) -> Result<T, jailoc_policy::EntryError>,
-    ) -> R<Vec<Spanned<T>>> {
-        let mut out = Vec::with_capacity(items.len());
-        for e in items {
-            let value = parse(&e.value).map_err(|reason| {
-                self.err(
-                    e.line,
-                    full,
-                    format!("invalid entry {:?}: {reason}", e.value),
-                )
-            })?;
-            out.push(Spanned {
-                value,
-                line: e.line,
-            });
-        }
-        Ok(out)
-    }
-
     fn unknown(&self, line: usize, full: &str, key: &str, known: &[&str]) -> ConfigError {
         let hint = match validate::did_you_mean(key, known) {
             Some(k) => format!(" (did you mean `{k}`?)"),
@@ -354,12 +329,13 @@ impl Parser<'_> {
                 }
                 "allowed_hosts" => {
                     let v = self.strings(item, &full, line)?;
-                    s.allowed_hosts = Some(self.entries(v, &full, jailoc_policy::parse_host)?);
+                    let v = validate::entries(v, jailoc_policy::parse_host);
+                    s.allowed_hosts = Some(v.map_err(|(l, m)| self.err(l, &full, m))?);
                 }
                 "allowed_networks" => {
                     let v = self.strings(item, &full, line)?;
-                    s.allowed_networks =
-                        Some(self.entries(v, &full, jailoc_policy::parse_network)?);
+                    let v = validate::entries(v, jailoc_policy::parse_network);
+                    s.allowed_networks = Some(v.map_err(|(l, m)| self.err(l, &full, m))?);
                 }
                 // For image, dockerfile and build_context, "" means unset (the Go jailoc's
                 // commented template has `image = ""` etc.).

@@ -2,7 +2,8 @@
 //! loader adds file, line and key. The allowlist entries are not here: the loader parses them
 //! with the policy contract's grammar (`jailoc_policy`), the one sandbox-init reads them with.
 
-use jailoc_policy::{is_env_name, CONFIG_DIR_ENV, ENV_PREFIX, LOG_ENV};
+use super::Spanned;
+use jailoc_policy::{is_env_name, EntryError, CONFIG_DIR_ENV, ENV_PREFIX, LOG_ENV};
 
 /// The one "did you mean" for unknown keys, shared with sandbox-init's `policy.toml` reader.
 pub use jailoc_policy::did_you_mean;
@@ -42,6 +43,25 @@ pub fn workspace_name(name: &str) -> Result<(), String> {
     Err(format!(
         "invalid workspace name {name:?}: use only lowercase letters, digits and '-' (e.g. {suggestion:?})"
     ))
+}
+
+/// `allowed_hosts` / `allowed_networks`: each entry parsed by the policy contract's grammar
+/// (the one sandbox-init reads the policy with), kept typed until the policy is written. On the
+/// first bad entry: its line and the reason.
+pub fn entries<T>(
+    items: Vec<Spanned<String>>,
+    parse: fn(&str) -> Result<T, EntryError>,
+) -> Result<Vec<Spanned<T>>, (usize, String)> {
+    items
+        .into_iter()
+        .map(|e| match parse(&e.value) {
+            Ok(value) => Ok(Spanned {
+                value,
+                line: e.line,
+            }),
+            Err(reason) => Err((e.line, format!("invalid entry {:?}: {reason}", e.value))),
+        })
+        .collect()
 }
 
 /// A memory size: the Go jailoc's grammar `^[1-9][0-9]*[kmgKMG]?$` (bytes without a suffix),
