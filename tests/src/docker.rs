@@ -334,6 +334,30 @@ pub fn profile_dir() -> PathBuf {
     }
 }
 
+/// A directory for the throwaway projects and homes the `jailoc` tests create, where jailoc
+/// accepts workspace paths: the target dir, else `/srv/jailoc-tests` when the target dir lies
+/// where jailoc refuses them (a checkout under /tmp), so the tier passes wherever the checkout
+/// lives. The check is jailoc's own.
+pub fn workspace_scratch_dir() -> PathBuf {
+    let target = profile_dir()
+        .parent()
+        .expect("the profile dir has a parent")
+        .to_path_buf();
+    let mut refused = Vec::new();
+    for base in [target, PathBuf::from("/srv/jailoc-tests")] {
+        let allowed =
+            jailoc::config::paths::check_workspace_path("", &base, Path::new("/nonexistent"));
+        match allowed.and_then(|()| std::fs::create_dir_all(&base).map_err(|e| e.to_string())) {
+            Ok(()) => return base,
+            Err(e) => refused.push(format!("{}: {e}", base.display())),
+        }
+    }
+    panic!(
+        "no directory for test workspaces ({}): set CARGO_TARGET_DIR outside /tmp",
+        refused.join("; ")
+    );
+}
+
 /// Finds a workspace binary: `$env_var` if set, else in the release or the tests' own profile
 /// directory, `prefer_release` deciding which is tried first.
 pub fn find_binary(name: &str, env_var: &str, prefer_release: bool) -> PathBuf {

@@ -645,8 +645,8 @@ fn e2e_real_opencode_serves_health_behind_sandbox_init() {
 }
 
 /// A throwaway user environment for the jailoc CLI: HOME, XDG dirs and a project directory.
-/// The project lives under the Cargo target dir, not /tmp: jailoc mounts project paths at their
-/// own absolute path and (rightly) refuses container-internal ones such as /tmp.
+/// The project lives in [`docker::workspace_scratch_dir`], not /tmp: jailoc mounts project paths
+/// at their own absolute path and (rightly) refuses container-internal ones such as /tmp.
 struct UserEnv {
     home: PathBuf,
     config: PathBuf,
@@ -657,10 +657,7 @@ struct UserEnv {
 
 impl UserEnv {
     fn new(cleanup: &mut Cleanup) -> UserEnv {
-        let root = docker::profile_dir()
-            .parent()
-            .expect("target dir")
-            .join(docker::unique("jailoc-e2e-user"));
+        let root = docker::workspace_scratch_dir().join(docker::unique("jailoc-e2e-user"));
         cleanup.dir(&root);
         let env = UserEnv {
             home: root.join("home"),
