@@ -55,9 +55,16 @@ pub fn tempdir() -> tempfile::TempDir {
         .chain([PathBuf::from("/srv/jailoc-unit-tmp")]);
     let mut refused = Vec::new();
     for base in candidates {
-        let allowed =
-            crate::config::paths::check_workspace_path("", &base, Path::new("/nonexistent"));
-        match allowed.and_then(|()| std::fs::create_dir_all(&base).map_err(|e| e.to_string())) {
+        use crate::config::paths::{CONTAINER_DIRS, HOST_SYSTEM_DENY};
+        if let Some(dir) = CONTAINER_DIRS
+            .iter()
+            .chain(HOST_SYSTEM_DENY)
+            .find(|d| base.starts_with(d))
+        {
+            refused.push(format!("{} is inside {dir}", base.display()));
+            continue;
+        }
+        match std::fs::create_dir_all(&base) {
             Ok(()) => return tempfile::tempdir_in(base).expect("tempdir"),
             Err(e) => refused.push(format!("{}: {e}", base.display())),
         }

@@ -337,7 +337,7 @@ pub fn profile_dir() -> PathBuf {
 /// A directory for the throwaway projects and homes the `jailoc` tests create, where jailoc
 /// accepts workspace paths: the target dir, else `/srv/jailoc-tests` when the target dir lies
 /// where jailoc refuses them (a checkout under /tmp), so the tier passes wherever the checkout
-/// lives. The check is jailoc's own.
+/// lives. The lists are jailoc's own.
 pub fn workspace_scratch_dir() -> PathBuf {
     let target = profile_dir()
         .parent()
@@ -345,9 +345,16 @@ pub fn workspace_scratch_dir() -> PathBuf {
         .to_path_buf();
     let mut refused = Vec::new();
     for base in [target, PathBuf::from("/srv/jailoc-tests")] {
-        let allowed =
-            jailoc::config::paths::check_workspace_path("", &base, Path::new("/nonexistent"));
-        match allowed.and_then(|()| std::fs::create_dir_all(&base).map_err(|e| e.to_string())) {
+        use jailoc::config::paths::{CONTAINER_DIRS, HOST_SYSTEM_DENY};
+        if let Some(dir) = CONTAINER_DIRS
+            .iter()
+            .chain(HOST_SYSTEM_DENY)
+            .find(|d| base.starts_with(d))
+        {
+            refused.push(format!("{} is inside {dir}", base.display()));
+            continue;
+        }
+        match std::fs::create_dir_all(&base) {
             Ok(()) => return base,
             Err(e) => refused.push(format!("{}: {e}", base.display())),
         }
