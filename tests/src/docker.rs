@@ -147,11 +147,6 @@ pub fn engine_answers() -> std::result::Result<(), String> {
     }
 }
 
-/// Whether this run is CI (`CI=true`), where no test of the tier may skip.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// Skip/fail gating for e2e tests: `Some(lock)` when the engine answers (the lock serialises
 /// the e2e tests of this process: they share fixed subnets and the machine has few cores);
 /// `None` after printing why the test is skipped; panics instead of skipping under `CI=true`.
@@ -160,7 +155,7 @@ fn in_ci() -> bool {
 pub fn require_engine(test: &str) -> Option<MutexGuard<'static, ()>> {
     if let Err(why) = engine_answers() {
         let msg = format!("{test}: no {:?} engine answers ({why})", engine());
-        if in_ci() {
+        if crate::in_ci() {
             panic!("{msg}; CI=true requires the end-to-end tier to run");
         }
         eprintln!("skipping {msg}");
@@ -226,7 +221,7 @@ pub fn compose_under_test() -> &'static ComposeUnderTest {
                 let msg =
                     format!("the tier is to run under `{command}`, which does not answer ({why})");
                 assert!(
-                    !in_ci(),
+                    !crate::in_ci(),
                     "{msg}; scripts/lib/system-deps.sh installs Compose v5 as the `docker compose` \
                      plugin and docker-compose 1.29"
                 );
