@@ -163,6 +163,7 @@ pub fn require_engine(test: &str) -> Option<MutexGuard<'static, ()>> {
     }
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    host_lock();
     remove_stale_resources();
     if engine() == Engine::Podman {
         if let Err(e) = podman_socket() {
@@ -170,6 +171,31 @@ pub fn require_engine(test: &str) -> Option<MutexGuard<'static, ()>> {
         }
     }
     Some(guard)
+}
+
+/// Serialises e2e test processes on this machine (two `cargo test` runs, or the tier's passes
+/// started side by side): they create networks with the same fixed subnets, which the engine
+/// refuses to overlap. Taken once, held until the process exits (the kernel releases it).
+fn host_lock() {
+    static HOST_LOCK: OnceLock<std::fs::File> = OnceLock::new();
+    HOST_LOCK.get_or_init(|| {
+        let path = std::env::temp_dir().join("jailoc-e2e.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("failed to open {}: {e}", path.display()));
+        if file.try_lock().is_err() {
+            eprintln!(
+                "waiting for another end-to-end test process to finish ({})",
+                path.display()
+            );
+            file.lock()
+                .unwrap_or_else(|e| panic!("failed to lock {}: {e}", path.display()));
+        }
+        file
+    });
 }
 
 /// [`require_engine`] for a test that runs on Docker only (Docker-in-Docker): `None`, with the
