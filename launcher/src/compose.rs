@@ -1,8 +1,9 @@
 //! Renders a workspace's Docker Compose file: a pure function from the resolved workspace to a
-//! deterministic YAML string. Format `version: "2.4"` with long-form volumes, which both
-//! Compose v2 and docker-compose 1.29 accept with `cap_add`, `pids_limit`, `mem_limit`,
-//! `memswap_limit`, `cpus`, `healthcheck` (+`start_period`) and `depends_on` conditions; the
-//! project name is passed with `-p`, never as a top-level `name:` (1.29 rejects it).
+//! deterministic YAML string. The Compose Specification with no `version:` key (Compose v2+
+//! warns that the key is obsolete; docker-compose 1.27+ reads a file without it as the
+//! specification) and long-form volumes, which both accept with `cap_add`, `pids_limit`,
+//! `mem_limit`, `memswap_limit`, `cpus` and `healthcheck` (+`start_period`); the project name
+//! is passed with `-p`, never as a top-level `name:` (1.29 rejects it).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -116,7 +117,7 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
         y,
         "# Customise with compose.override.yml in the workspace's policy directory instead."
     );
-    y.push_str("version: \"2.4\"\nservices:\n");
+    y.push_str("services:\n");
     let _ = writeln!(y, "  {SERVICE}:");
     let _ = writeln!(y, "    image: {}", q(inp.image));
     let _ = writeln!(

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::context::Context;
@@ -50,11 +50,38 @@ pub fn fixed_host_addrs() -> std::io::Result<Vec<std::net::IpAddr>> {
     ])
 }
 
-/// A temp dir outside /tmp (workspace paths may not be in the container's /tmp).
+/// A temp dir where workspace paths are allowed (not in the container's /tmp): beside the test
+/// binary in the target dir, else under /srv when the target dir lies where jailoc refuses
+/// workspace paths (a checkout under /tmp), so the tests pass wherever the checkout lives.
 pub fn tempdir() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/unit-tmp");
-    std::fs::create_dir_all(&base).expect("mkdir");
-    tempfile::tempdir_in(base).expect("tempdir")
+    let exe = std::env::current_exe().expect("the test executable");
+    let beside = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("unit-tmp"));
+    let candidates = beside
+        .into_iter()
+        .chain([PathBuf::from("/srv/jailoc-unit-tmp")]);
+    let mut refused = Vec::new();
+    for base in candidates {
+        use crate::config::paths::{CONTAINER_DIRS, HOST_SYSTEM_DENY};
+        if let Some(dir) = CONTAINER_DIRS
+            .iter()
+            .chain(HOST_SYSTEM_DENY)
+            .find(|d| base.starts_with(d))
+        {
+            refused.push(format!("{} is inside {dir}", base.display()));
+            continue;
+        }
+        match std::fs::create_dir_all(&base) {
+            Ok(()) => return tempfile::tempdir_in(base).expect("tempdir"),
+            Err(e) => refused.push(format!("{}: {e}", base.display())),
+        }
+    }
+    panic!(
+        "no directory for test workspaces ({}): set CARGO_TARGET_DIR outside /tmp",
+        refused.join("; ")
+    );
 }
 
 /// A context with HOME at `root/home`, a stand-in sandbox-init, the given runner, and stdout /

@@ -112,7 +112,8 @@ fn host_opencode(ctx: &Context) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Polls the engine until the agent's health check passes (or gives up quietly).
+/// Polls the engine until the agent's health check passes (or gives up quietly). On Podman it
+/// runs the check itself while it waits ([`engine::health_check_cmd`]).
 fn wait_healthy(ctx: &mut Context, cli: &str, name: &str) {
     let start = Instant::now();
     let cmd = ps_cmd(cli, Some(name));
@@ -131,7 +132,15 @@ fn wait_healthy(ctx: &mut Context, cli: &str, name: &str) {
                 ));
                 return;
             }
-            _ => std::thread::sleep(Duration::from_millis(500)),
+            _ => {
+                if let Some(check) = agent
+                    .as_ref()
+                    .and_then(|c| engine::health_check_cmd(cli, &c.name))
+                {
+                    let _ = ctx.run(&check, Mode::Capture);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
         }
     }
 }
@@ -175,6 +184,53 @@ mod tests {
         assert!(
             last.contains(" exec --user 0:0 opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096"),
             "{last}"
+        );
+    }
+
+    /// Podman without systemd never runs the health check on its own: while waiting, jailoc
+    /// runs it (`podman healthcheck run`), and stops waiting once the engine reports healthy.
+    #[test]
+    fn waiting_for_health_runs_podmans_check_itself() {
+        use crate::process::{Cmd, Mode, Output, Runner};
+        use std::cell::RefCell;
+        use std::rc::Rc;
+
+        #[derive(Debug, Default)]
+        struct Podman {
+            log: Rc<RefCell<Vec<String>>>,
+        }
+        impl Runner for Podman {
+            fn run(&self, cmd: &Cmd, _: Mode) -> std::io::Result<Output> {
+                let line = cmd.display();
+                let checked = self.log.borrow().iter().any(|l| l.contains("healthcheck"));
+                self.log.borrow_mut().push(line.clone());
+                let health = if checked { "healthy" } else { "starting" };
+                let stdout = if line.starts_with("podman ps") {
+                    format!(
+                        "[{{\"Labels\":{{\"dev.jailoc.workspace\":\"w\",\"com.docker.compose.service\":\"opencode\"}},\"Names\":[\"jailoc-w-opencode-1\"],\"State\":\"running\",\"Status\":\"Up 1 second ago ({health})\"}}]"
+                    )
+                } else {
+                    String::new()
+                };
+                Ok(Output {
+                    stdout,
+                    ..Output::default()
+                })
+            }
+        }
+        let dir = tempdir();
+        let podman = Podman::default();
+        let log = podman.log.clone();
+        let (mut ctx, _, _) = context(dir.path(), Recorder::default());
+        ctx.runner = Box::new(podman);
+        super::wait_healthy(&mut ctx, "podman", "w");
+        assert_eq!(
+            *log.borrow(),
+            [
+                "podman ps -a --filter label=dev.jailoc.workspace=w --format '{{json .}}'",
+                "podman healthcheck run jailoc-w-opencode-1",
+                "podman ps -a --filter label=dev.jailoc.workspace=w --format '{{json .}}'",
+            ]
         );
     }
 }
