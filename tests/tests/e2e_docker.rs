@@ -20,10 +20,10 @@ use std::time::Duration;
 use jailoc_tests::docker::{self, docker, Cleanup};
 use serde_json::Value;
 
-/// The capabilities sandbox-init needs (DESIGN.md); the agent ends with none of them. Written
-/// out here on purpose, not taken from the launcher's `compose::CAPABILITIES`: the baked-image
-/// tests prove that sandbox-init works with exactly DESIGN.md's list, whatever the launcher's
-/// copy says.
+/// The capabilities sandbox-init needs (the README's "Capabilities the container must start
+/// with"); the agent ends with none of them. Written out here on purpose, not taken from the
+/// launcher's `compose::CAPABILITIES`: the baked-image tests prove that sandbox-init works with
+/// exactly the documented list, whatever the launcher's copy says.
 const CAPS: &[&str] = &[
     "NET_ADMIN",
     "SETPCAP",
@@ -778,10 +778,10 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
 fn vendored_opencode_present() -> bool {
     let tgz = docker::vendored_opencode_tgz();
     if !tgz.is_file() {
-        let msg = format!("vendored OpenCode tarball missing: {}", tgz.display());
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("skipping: {msg}");
-        return false;
+        return jailoc_tests::skip(
+            "the real-OpenCode Docker test",
+            &format!("vendored OpenCode tarball missing: {}", tgz.display()),
+        );
     }
     true
 }
