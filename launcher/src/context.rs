@@ -122,7 +122,8 @@ impl Context {
 
     /// Runs `cmd` through the runner with the [`hidden_env`](Self::hidden_env) variables
     /// removed from its environment, in [`private_cwd`](Self::private_cwd) unless `cmd` names
-    /// its own directory. Every child process goes through here.
+    /// its own directory, with the [`child_path`](Self::child_path) as its `PATH`. Every child
+    /// process goes through here.
     pub fn run(&self, cmd: &Cmd, mode: Mode) -> std::io::Result<Output> {
         let mut cmd = cmd.clone();
         if cmd.cwd.is_none() {
@@ -131,12 +132,44 @@ impl Context {
         if let Some(found) = self.find_program(&cmd.program, cmd.cwd.as_deref()) {
             self.check_not_writable(&found)?;
         }
+        if let Some(path) = self.child_path() {
+            if !cmd.env.iter().any(|(k, _)| k == "PATH") {
+                cmd.env.push(("PATH".into(), path));
+            }
+        }
         for k in &self.hidden_env {
             if !cmd.env_remove.contains(k) {
                 cmd.env_remove.push(k.clone());
             }
         }
         self.runner.run(&cmd, mode)
+    }
+
+    /// The user's `PATH` without the entries a container can write (inside a workspace path or
+    /// read-write mount, after symlinks) and without relative ones (they name a directory
+    /// relative to wherever the child happens to be). The programs jailoc starts look up their
+    /// own helpers on `PATH` — docker its `docker-credential-*`, the host's OpenCode TUI
+    /// `wl-copy`/`xclip`/`osascript` for the clipboard — so an activated `.venv/bin` of a
+    /// project would let the agent plant one that runs on the host. `None` without a `PATH`.
+    pub fn child_path(&self) -> Option<String> {
+        let path = self.env.get("PATH")?;
+        let kept: Vec<PathBuf> = std::env::split_paths(path)
+            .filter(|dir| {
+                if !dir.is_absolute() {
+                    return false;
+                }
+                // Resolved as far as it exists: a missing `bin/` under a symlink to a project
+                // is one the agent can create.
+                let real =
+                    crate::config::paths::resolve(&dir.to_string_lossy(), &self.home(), None)
+                        .unwrap_or_else(|_| dir.clone());
+                writable_overlap(&self.writable, &real, false).is_none()
+                    && writable_overlap(&self.writable, dir, false).is_none()
+            })
+            .collect();
+        std::env::join_paths(kept)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
     }
 
     /// Where `program` is found as the child would find it (`execvp`: a name with a slash as

@@ -20,6 +20,10 @@ pwd -P >> "$d/cwd.log"
 if [ -n "$FAKE_ENV_DUMP" ]; then
   export -p >> "$d/env.dump"
 fi
+if [ -n "$FAKE_CRED_HELPER" ]; then
+  # As docker runs its credential helper (docker-credential-*): by name, on PATH.
+  "$FAKE_CRED_HELPER" get </dev/null >/dev/null 2>&1
+fi
 if [ -n "$OPENCODE_SERVER_PASSWORD" ]; then
   printf '%s\n' "$OPENCODE_SERVER_PASSWORD" >> "$d/env.log"
 fi
@@ -1558,4 +1562,50 @@ fn attack_program_planted_in_a_project_dir_on_path_is_not_run() {
     );
     assert!(!env.fake.join("PWNED").exists(), "a planted program ran");
     assert!(!env.argv_log().contains(" up -d "), "{}", env.argv_log());
+}
+
+/// The programs jailoc starts run helpers of their own by name, on the `PATH` they inherit:
+/// docker its credential helper (`docker-credential-desktop`, ...), the host's OpenCode TUI
+/// `wl-copy`/`xclip`/`osascript` when text is copied. With a project's `.venv/bin` on the
+/// user's `PATH`, the agent plants the helper there (not `docker` itself, which jailoc checks)
+/// and the host runs it at the next `up` or copy. So no child gets a `PATH` entry a container
+/// can write, nor a relative one.
+#[test]
+fn attack_helper_planted_in_a_project_dir_on_path_is_not_run_by_host_programs() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    let project = env.home.join("src/app");
+    let venv = project.join(".venv/bin");
+    std::fs::create_dir_all(&venv).expect("mkdir");
+    write_exec(
+        &venv.join("docker-credential-desktop"),
+        &format!("#!/bin/sh\n: > {}/PWNED\n", env.fake.display()),
+    );
+    // Also through a symlink to the project, and relative.
+    std::os::unix::fs::symlink(&project, env.home.join("proj-link")).expect("symlink");
+    let path = format!(
+        "{}:{}/proj-link/.venv/bin:.venv/bin:{}",
+        venv.display(),
+        env.home.display(),
+        env.bin.display()
+    );
+    env.set("PATH", &path);
+    env.set("FAKE_CRED_HELPER", "docker-credential-desktop");
+    env.set("FAKE_ENV_DUMP", "1");
+    ok(&env.run(&["up"]));
+    assert!(
+        env.argv_log().contains(" up -d "),
+        "the engine ran: {}",
+        env.argv_log()
+    );
+    assert!(
+        !env.fake.join("PWNED").exists(),
+        "the host ran the agent's docker-credential-desktop"
+    );
+    let dump = std::fs::read_to_string(env.fake.join("env.dump")).expect("env dump");
+    assert!(
+        dump.contains(&format!("PATH='{}'", env.bin.display()))
+            || dump.contains(&format!("PATH=\"{}\"", env.bin.display())),
+        "the engine's PATH: {dump}"
+    );
 }
