@@ -130,7 +130,9 @@ impl Context {
             cmd.cwd = Some(self.private_cwd()?);
         }
         if let Some(found) = self.find_program(&cmd.program, cmd.cwd.as_deref()) {
-            self.check_not_writable(&found)?;
+            // Run the file that was checked, by its resolved path: a second lookup by name (or
+            // through a symlinked directory the agent can flip) could find another one.
+            cmd.exe = Some(self.check_not_writable(&found)?);
         }
         if let Some(path) = self.child_path() {
             if !cmd.env.iter().any(|(k, _)| k == "PATH") {
@@ -193,11 +195,12 @@ impl Context {
 
     /// Refuses a program (or any host file jailoc hands to the engine to run, like
     /// sandbox-init) that lies in a path a container can write: the agent could replace it
-    /// (a project's `.venv/bin` or `node_modules/.bin` on `$PATH` is common).
-    pub fn check_not_writable(&self, program: &Path) -> std::io::Result<()> {
+    /// (a project's `.venv/bin` or `node_modules/.bin` on `$PATH` is common). Returns the
+    /// program's resolved path (no symlink left in it), the one that was checked.
+    pub fn check_not_writable(&self, program: &Path) -> std::io::Result<PathBuf> {
         let real = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
         match writable_overlap(&self.writable, &real, false) {
-            None => Ok(()),
+            None => Ok(real),
             Some(w) => Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
                 format!(
@@ -227,5 +230,70 @@ impl Context {
     /// Writes a line to stderr prefixed with `jailoc: `.
     pub fn warn(&mut self, line: &str) {
         let _ = writeln!(self.err, "jailoc: {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::SystemRunner;
+    use crate::testutil::{context, tempdir, Recorder};
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn script(path: &Path, text: &str) {
+        std::fs::write(path, text).expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    /// Plays the agent winning the race between jailoc's check and the exec: on the first
+    /// run it turns `link` (its symlink to the real directory) into a directory of its own,
+    /// holding its `tool`, then really runs the command.
+    struct Flip {
+        link: PathBuf,
+        planted: PathBuf,
+    }
+
+    impl Runner for Flip {
+        fn run(&self, cmd: &Cmd, mode: Mode) -> std::io::Result<Output> {
+            std::fs::remove_file(&self.link).expect("remove the symlink");
+            std::fs::rename(&self.planted, &self.link).expect("swap in the agent's dir");
+            SystemRunner.run(cmd, mode)
+        }
+    }
+
+    /// A program reached through a directory the agent can flip (a `PATH` entry holding a
+    /// symlink into a project whose `bin` is itself a symlink): jailoc checks where it leads
+    /// at that moment, and then runs exactly that file, not whatever a second lookup by name
+    /// finds after the agent has swapped the directory.
+    #[test]
+    fn attack_program_swapped_between_the_check_and_the_exec_is_not_run() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (mut ctx, _, _) = context(&root, Recorder::default());
+        let real = root.join("opt/tool-1.0");
+        let project = root.join("home/src/app");
+        let sys_bin = root.join("usr/local/bin");
+        for d in [&real, &project, &sys_bin, &project.join("planted")] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        script(&real.join("tool"), "#!/bin/sh\necho real\n");
+        script(&project.join("planted/tool"), "#!/bin/sh\necho planted\n");
+        symlink(&real, project.join("bin")).expect("symlink");
+        symlink(project.join("bin/tool"), sys_bin.join("tool")).expect("symlink");
+        ctx.env
+            .insert("PATH".into(), sys_bin.to_string_lossy().into_owned());
+        ctx.writable = vec![Writable {
+            path: project.clone(),
+            key: "workspaces.app.paths".into(),
+            line: 2,
+        }];
+        ctx.runner = Box::new(Flip {
+            link: project.join("bin"),
+            planted: project.join("planted"),
+        });
+        let out = ctx
+            .run(&Cmd::new("tool", Vec::<String>::new()), Mode::Capture)
+            .expect("run");
+        assert_eq!(out.stdout, "real\n", "stderr: {}", out.stderr);
     }
 }
