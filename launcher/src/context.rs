@@ -32,8 +32,9 @@ pub struct Context {
     pub hidden_env: Vec<String>,
     /// Paths a container can write (from the config): jailoc runs no program found there.
     pub writable: Vec<Writable>,
-    /// Reads the host's interface addresses (walled off in the policy); tests pass fixed ones.
-    pub host_addrs: fn() -> std::io::Result<Vec<std::net::IpAddr>>,
+    /// Reads the host's interface addresses and prefixes (walled off in the policy); tests pass
+    /// fixed ones.
+    pub host_addrs: fn() -> std::io::Result<Vec<crate::hostaddrs::HostAddr>>,
 }
 
 impl std::fmt::Debug for Context {
