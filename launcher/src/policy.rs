@@ -52,17 +52,19 @@ pub fn render_secret_env(ws: &Workspace) -> String {
 }
 
 /// Writes `policy.toml` and `secret-env` into `dir` atomically (0644: the agent may read its
-/// own policy; nothing secret is in it).
-pub fn write_policy_dir(dir: &Path, ws: &Workspace, blocked: &[String]) -> Result<()> {
+/// own policy; nothing secret is in it). Returns whether either changed: sandbox-init reads
+/// them only at boot, so a running container must then be recreated.
+pub fn write_policy_dir(dir: &Path, ws: &Workspace, blocked: &[String]) -> Result<bool> {
+    let mut changed = false;
     for (name, body) in [
         ("policy.toml", render_policy(ws, blocked)),
         ("secret-env", render_secret_env(ws)),
     ] {
         let path = dir.join(name);
-        fsutil::write_if_changed(&path, body.as_bytes(), 0o644)
+        changed |= fsutil::write_if_changed(&path, body.as_bytes(), 0o644)
             .map_err(|e| Error::file("write", path, e))?;
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// A TOML basic string.

@@ -225,6 +225,9 @@ pub struct Prepared {
     /// A `from_env` secret's value changed: the container must be recreated even though the
     /// compose file is the same (`up --force-recreate`).
     pub secrets_changed: bool,
+    /// `policy.toml` or `secret-env` changed (an allowlist entry removed, the host's addresses
+    /// moved): sandbox-init reads them only at boot, so the container must be recreated too.
+    pub policy_changed: bool,
 }
 
 /// Checks what must exist on the host before anything runs: the workspace's paths (a missing
@@ -498,7 +501,7 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     let files = files(ctx, &ws.name);
     // The host's own addresses are walled off like the private ranges (contract B).
     let addrs = (ctx.host_addrs)().map_err(Error::HostAddrs)?;
-    policy::write_policy_dir(
+    let policy_changed = policy::write_policy_dir(
         &files.policy_dir,
         ws,
         &crate::hostaddrs::blocked_networks(addrs),
@@ -515,6 +518,7 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
         image,
         compose_changed,
         secrets_changed,
+        policy_changed,
     })
 }
 

@@ -391,6 +391,49 @@ fn first_use_creates_a_commented_config() {
     );
 }
 
+/// The user sees the agent misuse an allowlisted host, removes it from `allowed_hosts` and runs
+/// `jailoc up`. Only `policy.toml` changes (the compose file does not), and sandbox-init reads
+/// it only at boot: `up` must recreate the container, not report it running with the old
+/// rules, which would keep the host open to the agent.
+#[test]
+fn attack_allowlist_entry_removed_while_running_does_not_stay_open() {
+    let env = Env::new();
+    let allowlisted =
+        format!("{APP}egress = \"allowlist\"\nallowed_hosts = [\"pypi.org\", \"exfil.example\"]\n");
+    env.write_config(&allowlisted);
+    ok(&env.run(&["up"]));
+    let policy = env.home.join(".config/jailoc/workspaces/app/policy.toml");
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let compose_before = std::fs::read(&compose).expect("compose");
+    env.write_config(&format!(
+        "{APP}egress = \"allowlist\"\nallowed_hosts = [\"pypi.org\"]\n"
+    ));
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert!(!std::fs::read_to_string(&policy)
+        .expect("policy")
+        .contains("exfil.example"));
+    assert_eq!(std::fs::read(&compose).expect("compose"), compose_before);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n",
+        "the running container kept the old policy"
+    );
+    let log = env.argv_log();
+    let last_up = log.lines().rfind(|l| l.contains(" up -d "));
+    assert!(
+        last_up.is_some_and(|l| l.ends_with(" up -d --remove-orphans --force-recreate")),
+        "{log}"
+    );
+    // Unchanged again: nothing to recreate.
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is already running on http://127.0.0.1:4096\n"
+    );
+}
+
 #[test]
 fn up_twice_says_already_running() {
     let env = Env::new();
