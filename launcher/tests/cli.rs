@@ -1406,6 +1406,63 @@ printf '%s\n' "$@" > "$d/opencode.args"
 printf '%s\n' "${OPENCODE_DISABLE_PROJECT_CONFIG-unset}" > "$d/opencode.disable"
 "#;
 
+/// The host's OpenCode loads `tui.json` plugins from its own config directory whatever its
+/// working directory. Kept in a dotfiles repo that is a workspace (`~/.config/opencode` a
+/// symlink into it, as stow makes it), that directory is the agent's: it plants a plugin, and
+/// a host attach would run it as the user. Bare `jailoc` then attaches inside the container
+/// (with a warning); `mode = "remote"` refuses.
+#[test]
+fn attack_tui_plugin_planted_in_the_hosts_opencode_config_is_not_loaded_by_a_host_attach() {
+    let mut env = Env::new();
+    let dotfiles = env.home.join("dotfiles");
+    std::fs::create_dir_all(dotfiles.join("opencode")).expect("mkdir");
+    std::fs::create_dir_all(env.home.join(".config")).expect("mkdir");
+    std::os::unix::fs::symlink(dotfiles.join("opencode"), env.home.join(".config/opencode"))
+        .expect("symlink");
+    // What the agent writes there.
+    std::fs::write(
+        dotfiles.join("opencode/tui.json"),
+        "{\"plugin\":[\"./evil.js\"]}",
+    )
+    .expect("plant");
+    let config = "[workspaces.dots]\npaths = [\"~/dotfiles\"]\n";
+    env.write_config(config);
+    env.cwd = dotfiles.clone();
+    write_exec(&env.bin.join("opencode"), FAKE_OPENCODE);
+    let o = env.run(&[]);
+    ok(&o);
+    assert!(
+        !env.fake.join("opencode.args").exists(),
+        "the host's OpenCode started with the agent's tui.json"
+    );
+    let h = env.home.display();
+    assert!(
+        stderr(&o).contains(&format!(
+            "jailoc: warning: attaching inside the container, not with your host's OpenCode: it loads plugins from {h}/.config/opencode (OpenCode's config directory), which resolves to {h}/dotfiles/opencode, inside {h}/dotfiles, which a container can write (workspaces.dots.paths, line 2), where the agent could plant one\n"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        env.argv_log()
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with("--enter -- opencode attach http://127.0.0.1:4096")),
+        "{}",
+        env.argv_log()
+    );
+    // Asked for explicitly: refused.
+    env.write_config(&format!("{config}mode = \"remote\"\n"));
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("mode = \"remote\" would start your OpenCode on the host"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.fake.join("opencode.args").exists());
+}
+
 /// Issue 10, item 2: the agent plants `tui.json` and `.opencode/tui.json` (with a plugin) in the
 /// project; the host's `opencode attach` loads TUI plugins from its directory upward. It must
 /// run in jailoc's private empty directory — not the project, nor anything under or above it
