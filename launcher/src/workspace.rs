@@ -225,8 +225,8 @@ pub struct Prepared {
     /// A `from_env` secret's value changed: the container must be recreated even though the
     /// compose file is the same (`up --force-recreate`).
     pub secrets_changed: bool,
-    /// `policy.toml` or `secret-env` changed (an allowlist entry removed, the host's addresses
-    /// moved): sandbox-init reads them only at boot, so the container must be recreated too.
+    /// What the user configured in `policy.toml` or `secret-env` changed (an allowlist entry
+    /// removed): sandbox-init reads them only at boot, so the container must be recreated too.
     pub policy_changed: bool,
 }
 
