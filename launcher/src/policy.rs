@@ -49,20 +49,63 @@ pub fn render_secret_env(ws: &Workspace) -> String {
 }
 
 /// Writes `policy.toml` and `secret-env` into `dir` atomically (0644: the agent may read its
-/// own policy; nothing secret is in it).
-pub fn write_policy_dir(dir: &Path, ws: &Workspace, blocked: &[IpNet]) -> Result<()> {
-    for (name, body) in [
-        (POLICY_FILE, render_policy(ws, blocked)),
-        (SECRET_ENV_FILE, render_secret_env(ws)),
-    ] {
-        let path = dir.join(name);
-        fsutil::write_if_changed(&path, body.as_bytes(), 0o644)
-            .map_err(|e| Error::file("write", path, e))?;
+/// own policy; nothing secret is in it). Returns whether what the user configured in them
+/// changed (egress, the allowlist, the secrets' names): sandbox-init reads them only at boot,
+/// so a running container must then be recreated. The host's own addresses
+/// (`blocked_networks`) alone do not count: they change with every Docker network or VPN the
+/// host brings up, and recreating every running workspace for that would end its sessions.
+pub fn write_policy_dir(dir: &Path, ws: &Workspace, blocked: &[IpNet]) -> Result<bool> {
+    let policy = render_policy(ws, blocked);
+    let path = dir.join(POLICY_FILE);
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    fn without_host(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| !l.starts_with("blocked_networks = "))
+            .collect()
     }
-    Ok(())
+    let mut changed = without_host(&old) != without_host(&policy);
+    fsutil::write_if_changed(&path, policy.as_bytes(), 0o644)
+        .map_err(|e| Error::file("write", path, e))?;
+    let path = dir.join(SECRET_ENV_FILE);
+    changed |= fsutil::write_if_changed(&path, render_secret_env(ws).as_bytes(), 0o644)
+        .map_err(|e| Error::file("write", path, e))?;
+    Ok(changed)
 }
 
 /// A TOML basic string (the contract's quoting, which `policy.toml` is written with).
 pub fn toml_str(s: &str) -> String {
     jailoc_policy::basic_string(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(extra: &str) -> Workspace {
+        let cfg = crate::config::parse_str(
+            &format!("[workspaces.w]\npaths = [\"/srv/w\"]\n{extra}"),
+            Path::new("/cfg/config.toml"),
+            Path::new("/nonexistent-home/u"),
+        )
+        .expect("config");
+        crate::config::resolve_workspace(&cfg, "w").expect("workspace")
+    }
+
+    /// A new policy, or a changed allowlist, recreates the container; the host's address list
+    /// alone (another Docker network, a VPN) does not, though it is written.
+    #[test]
+    fn only_a_configured_change_asks_for_a_recreate() {
+        let dir = crate::testutil::tempdir();
+        let open = ws("allowed_hosts = [\"a.example\", \"b.example\"]\n");
+        let net = |s: &str| s.parse::<IpNet>().expect("net");
+        let one = [net("203.0.113.7/32")];
+        let two = [net("203.0.113.7/32"), net("198.51.100.2/32")];
+        assert!(write_policy_dir(dir.path(), &open, &one).expect("write"));
+        assert!(!write_policy_dir(dir.path(), &open, &one).expect("write"));
+        assert!(!write_policy_dir(dir.path(), &open, &two).expect("write"));
+        let text = std::fs::read_to_string(dir.path().join("policy.toml")).expect("read");
+        assert!(text.contains("198.51.100.2/32"), "{text}");
+        let fewer = ws("allowed_hosts = [\"a.example\"]\n");
+        assert!(write_policy_dir(dir.path(), &fewer, &two).expect("write"));
+    }
 }

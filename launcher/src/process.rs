@@ -15,6 +15,10 @@ pub struct Cmd {
     /// Variables of jailoc's own environment the child must not inherit.
     pub env_remove: Vec<String>,
     pub cwd: Option<PathBuf>,
+    /// The file to execute, set by [`crate::context::Context::run`] once it has found and
+    /// checked the program: run by this path (with `program` as `argv[0]`), so what runs is
+    /// what was checked, not whatever a second `PATH` lookup finds a moment later.
+    pub exe: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -30,6 +34,7 @@ impl Cmd {
             env: Vec::new(),
             env_remove: Vec::new(),
             cwd: None,
+            exe: None,
         }
     }
 
@@ -97,7 +102,15 @@ pub struct SystemRunner;
 
 impl Runner for SystemRunner {
     fn run(&self, cmd: &Cmd, mode: Mode) -> io::Result<Output> {
-        let mut c = Command::new(&cmd.program);
+        let mut c = match &cmd.exe {
+            Some(exe) => {
+                use std::os::unix::process::CommandExt;
+                let mut c = Command::new(exe);
+                c.arg0(&cmd.program);
+                c
+            }
+            None => Command::new(&cmd.program),
+        };
         c.args(&cmd.args);
         for k in &cmd.env_remove {
             c.env_remove(k);

@@ -42,11 +42,11 @@ impl Buf {
 }
 
 /// The host addresses unit tests see: one of each family, and loopback.
-pub fn fixed_host_addrs() -> std::io::Result<Vec<std::net::IpAddr>> {
+pub fn fixed_host_addrs() -> std::io::Result<Vec<crate::hostaddrs::HostAddr>> {
     Ok(vec![
-        "203.0.113.7".parse().expect("v4"),
-        "2001:db8::7".parse().expect("v6"),
-        "127.0.0.1".parse().expect("lo"),
+        ("203.0.113.7".parse().expect("v4"), 24),
+        ("2001:db8::7".parse().expect("v6"), 128),
+        ("127.0.0.1".parse().expect("lo"), 8),
     ])
 }
 

@@ -20,6 +20,10 @@ pwd -P >> "$d/cwd.log"
 if [ -n "$FAKE_ENV_DUMP" ]; then
   export -p >> "$d/env.dump"
 fi
+if [ -n "$FAKE_CRED_HELPER" ]; then
+  # As docker runs its credential helper (docker-credential-*): by name, on PATH.
+  "$FAKE_CRED_HELPER" get </dev/null >/dev/null 2>&1
+fi
 if [ -n "$OPENCODE_SERVER_PASSWORD" ]; then
   printf '%s\n' "$OPENCODE_SERVER_PASSWORD" >> "$d/env.log"
 fi
@@ -398,6 +402,49 @@ fn first_use_creates_a_commented_config() {
         stdout(&o).contains("workspace = \"default\"\n"),
         "{}",
         stdout(&o)
+    );
+}
+
+/// The user sees the agent misuse an allowlisted host, removes it from `allowed_hosts` and runs
+/// `jailoc up`. Only `policy.toml` changes (the compose file does not), and sandbox-init reads
+/// it only at boot: `up` must recreate the container, not report it running with the old
+/// rules, which would keep the host open to the agent.
+#[test]
+fn attack_allowlist_entry_removed_while_running_does_not_stay_open() {
+    let env = Env::new();
+    let allowlisted =
+        format!("{APP}egress = \"allowlist\"\nallowed_hosts = [\"pypi.org\", \"exfil.example\"]\n");
+    env.write_config(&allowlisted);
+    ok(&env.run(&["up"]));
+    let policy = env.home.join(".config/jailoc/workspaces/app/policy.toml");
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let compose_before = std::fs::read(&compose).expect("compose");
+    env.write_config(&format!(
+        "{APP}egress = \"allowlist\"\nallowed_hosts = [\"pypi.org\"]\n"
+    ));
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert!(!std::fs::read_to_string(&policy)
+        .expect("policy")
+        .contains("exfil.example"));
+    assert_eq!(std::fs::read(&compose).expect("compose"), compose_before);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n",
+        "the running container kept the old policy"
+    );
+    let log = env.argv_log();
+    let last_up = log.lines().rfind(|l| l.contains(" up -d "));
+    assert!(
+        last_up.is_some_and(|l| l.ends_with(" up -d --remove-orphans --force-recreate")),
+        "{log}"
+    );
+    // Unchanged again: nothing to recreate.
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is already running on http://127.0.0.1:4096\n"
     );
 }
 
@@ -1373,6 +1420,63 @@ printf '%s\n' "$@" > "$d/opencode.args"
 printf '%s\n' "${OPENCODE_DISABLE_PROJECT_CONFIG-unset}" > "$d/opencode.disable"
 "#;
 
+/// The host's OpenCode loads `tui.json` plugins from its own config directory whatever its
+/// working directory. Kept in a dotfiles repo that is a workspace (`~/.config/opencode` a
+/// symlink into it, as stow makes it), that directory is the agent's: it plants a plugin, and
+/// a host attach would run it as the user. Bare `jailoc` then attaches inside the container
+/// (with a warning); `mode = "remote"` refuses.
+#[test]
+fn attack_tui_plugin_planted_in_the_hosts_opencode_config_is_not_loaded_by_a_host_attach() {
+    let mut env = Env::new();
+    let dotfiles = env.home.join("dotfiles");
+    std::fs::create_dir_all(dotfiles.join("opencode")).expect("mkdir");
+    std::fs::create_dir_all(env.home.join(".config")).expect("mkdir");
+    std::os::unix::fs::symlink(dotfiles.join("opencode"), env.home.join(".config/opencode"))
+        .expect("symlink");
+    // What the agent writes there.
+    std::fs::write(
+        dotfiles.join("opencode/tui.json"),
+        "{\"plugin\":[\"./evil.js\"]}",
+    )
+    .expect("plant");
+    let config = "[workspaces.dots]\npaths = [\"~/dotfiles\"]\n";
+    env.write_config(config);
+    env.cwd = dotfiles.clone();
+    write_exec(&env.bin.join("opencode"), FAKE_OPENCODE);
+    let o = env.run(&[]);
+    ok(&o);
+    assert!(
+        !env.fake.join("opencode.args").exists(),
+        "the host's OpenCode started with the agent's tui.json"
+    );
+    let h = env.home.display();
+    assert!(
+        stderr(&o).contains(&format!(
+            "jailoc: warning: attaching inside the container, not with your host's OpenCode: it loads plugins from {h}/.config/opencode (OpenCode's config directory), which resolves to {h}/dotfiles/opencode, inside {h}/dotfiles, which a container can write (workspaces.dots.paths, line 2), where the agent could plant one\n"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        env.argv_log()
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with("--enter -- opencode attach http://127.0.0.1:4096")),
+        "{}",
+        env.argv_log()
+    );
+    // Asked for explicitly: refused.
+    env.write_config(&format!("{config}mode = \"remote\"\n"));
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("mode = \"remote\" would start your OpenCode on the host"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.fake.join("opencode.args").exists());
+}
+
 /// Issue 10, item 2: the agent plants `tui.json` and `.opencode/tui.json` (with a plugin) in the
 /// project; the host's `opencode attach` loads TUI plugins from its directory upward. It must
 /// run in jailoc's private empty directory — not the project, nor anything under or above it
@@ -1572,4 +1676,50 @@ fn attack_program_planted_in_a_project_dir_on_path_is_not_run() {
     );
     assert!(!env.fake.join("PWNED").exists(), "a planted program ran");
     assert!(!env.argv_log().contains(" up -d "), "{}", env.argv_log());
+}
+
+/// The programs jailoc starts run helpers of their own by name, on the `PATH` they inherit:
+/// docker its credential helper (`docker-credential-desktop`, ...), the host's OpenCode TUI
+/// `wl-copy`/`xclip`/`osascript` when text is copied. With a project's `.venv/bin` on the
+/// user's `PATH`, the agent plants the helper there (not `docker` itself, which jailoc checks)
+/// and the host runs it at the next `up` or copy. So no child gets a `PATH` entry a container
+/// can write, nor a relative one.
+#[test]
+fn attack_helper_planted_in_a_project_dir_on_path_is_not_run_by_host_programs() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    let project = env.home.join("src/app");
+    let venv = project.join(".venv/bin");
+    std::fs::create_dir_all(&venv).expect("mkdir");
+    write_exec(
+        &venv.join("docker-credential-desktop"),
+        &format!("#!/bin/sh\n: > {}/PWNED\n", env.fake.display()),
+    );
+    // Also through a symlink to the project, and relative.
+    std::os::unix::fs::symlink(&project, env.home.join("proj-link")).expect("symlink");
+    let path = format!(
+        "{}:{}/proj-link/.venv/bin:.venv/bin:{}",
+        venv.display(),
+        env.home.display(),
+        env.bin.display()
+    );
+    env.set("PATH", &path);
+    env.set("FAKE_CRED_HELPER", "docker-credential-desktop");
+    env.set("FAKE_ENV_DUMP", "1");
+    ok(&env.run(&["up"]));
+    assert!(
+        env.argv_log().contains(" up -d "),
+        "the engine ran: {}",
+        env.argv_log()
+    );
+    assert!(
+        !env.fake.join("PWNED").exists(),
+        "the host ran the agent's docker-credential-desktop"
+    );
+    let dump = std::fs::read_to_string(env.fake.join("env.dump")).expect("env dump");
+    assert!(
+        dump.contains(&format!("PATH='{}'", env.bin.display()))
+            || dump.contains(&format!("PATH=\"{}\"", env.bin.display())),
+        "the engine's PATH: {dump}"
+    );
 }

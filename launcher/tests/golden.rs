@@ -36,7 +36,10 @@ fn host_blocked() -> Vec<jailoc_policy::IpNet> {
             "198.51.100.9",
         ]
         .iter()
-        .map(|a| a.parse().expect("addr")),
+        .map(|a| {
+            let addr: std::net::IpAddr = a.parse().expect("addr");
+            (addr, if addr.is_ipv4() { 32 } else { 128 })
+        }),
     )
 }
 

@@ -47,6 +47,8 @@ pub enum BootError {
     Home(#[from] HomeError),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    OwnPath(#[from] OwnPathError),
 }
 
 /// Host paths the boot reads, as parameters so tests can point them elsewhere.
@@ -460,6 +462,9 @@ pub(crate) struct InitPaths {
     pub passwd: PathBuf,
     /// The kernel's highest capability (`/proc/sys/kernel/cap_last_cap`).
     pub cap_last_cap: PathBuf,
+    /// Where this sandbox-init runs from (`/proc/self/exe`), checked by [`check_own_path`];
+    /// `None` skips the check (tests).
+    pub exe: Option<PathBuf>,
 }
 
 impl Default for InitPaths {
@@ -469,7 +474,72 @@ impl Default for InitPaths {
             trust: Trust::system(),
             passwd: PathBuf::from("/etc/passwd"),
             cap_last_cap: PathBuf::from("/proc/sys/kernel/cap_last_cap"),
+            exe: std::env::current_exe().ok(),
         }
+    }
+}
+
+/// The path sandbox-init runs from can be swapped by someone other than root.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "failed to run from {}: {source}; the engine runs this path as root with the container's \
+     capabilities (the health check, every `jailoc shell`), and whoever can rename a directory \
+     above it chooses what runs there: make the image's directories root's, not writable by \
+     group or others",
+    .exe.display()
+)]
+pub struct OwnPathError {
+    /// The mounted sandbox-init.
+    pub exe: PathBuf,
+    /// What is wrong with a directory above it.
+    pub source: crate::trust::TrustError,
+}
+
+/// The engine starts sandbox-init by path as root — jailoc's compose bind-mounts it at
+/// `/usr/local/bin/sandbox-init` and names that path in the health check (every few seconds)
+/// and in every `exec` (`--enter`). The mount point itself cannot be renamed or removed from
+/// inside the container, but a directory above it can be, by whoever may write the directory
+/// holding it: an image that gives the agent `/usr/local` lets it move `/usr/local/bin` aside,
+/// put its own `sandbox-init` in a new one, and have the next health check run that as root
+/// with NET_ADMIN. So when sandbox-init runs from a mount point (or where that cannot be told),
+/// every directory from `/` down to the one holding its own directory must be root's alone
+/// ([`Trust::dir`]); its own directory may be anyone's (the mount point in it stays put). A
+/// sandbox-init that is not mounted (a program of the image) is left to the image.
+pub(crate) fn check_own_path(exe: &Path, trust: &Trust) -> Result<(), OwnPathError> {
+    let Some(dir) = exe.parent() else {
+        return Ok(());
+    };
+    if !mounted_here(exe) {
+        return Ok(());
+    }
+    let Some(above) = dir.parent() else {
+        return Ok(());
+    };
+    trust.dir(above).map(drop).map_err(|source| OwnPathError {
+        exe: exe.to_owned(),
+        source,
+    })
+}
+
+/// Whether `path` is a mount point: another file system or mount than its directory's; true
+/// when it cannot be told (no mount ids, same file system), so the check above then runs.
+fn mounted_here(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return true;
+    };
+    let Ok(fd) = sys::open_dir(dir) else {
+        return true;
+    };
+    match (
+        sys::stat_at(fd.as_fd(), name),
+        sys::stat_at(fd.as_fd(), std::ffi::OsStr::new("")),
+    ) {
+        (Ok(file), Ok(dir)) => match (file.mnt_id, dir.mnt_id) {
+            (Some(a), Some(b)) => a != b || file.dev != dir.dev,
+            _ => true,
+        },
+        _ => true,
     }
 }
 
@@ -486,6 +556,11 @@ pub(crate) fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i3
 /// Steps 6 and 7, each refusing before anything is changed or spawned.
 fn spawn_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> Result<Supervisor, BootError> {
     let sys = sys::RealSys;
+
+    // The path the engine runs as root (health check, `--enter`) must be root's to change.
+    if let Some(exe) = &paths.exe {
+        check_own_path(exe, &paths.trust)?;
+    }
 
     // Before anything changes: can we drop everything? Without CAP_SETPCAP/SETUID/SETGID the
     // drop would be partial, so refuse here (71) while nothing has been touched yet.
@@ -546,6 +621,7 @@ mod init_steps_tests {
             trust: crate::trust::Trust::system(),
             passwd: dir.join("passwd"),
             cap_last_cap: dir.join("cap_last_cap"),
+            exe: None,
         };
         (Tmp(dir), start, paths)
     }
@@ -575,6 +651,14 @@ mod init_steps_tests {
         assert_eq!(code, if can_drop() { 78 } else { 71 });
         assert!(!tmp.0.join("home").exists(), "nothing may be created");
         assert!(!tmp.0.join("ran").exists(), "nothing may be spawned");
+    }
+
+    #[test]
+    fn a_sandbox_init_that_is_not_mounted_is_left_to_its_image() {
+        // This test binary is no mount point (nor is a lab's sandbox-init in a target dir):
+        // the check of the directories above a mounted sandbox-init does not apply.
+        let me = std::env::current_exe().expect("exe");
+        assert!(check_own_path(&me, &Trust::system()).is_ok());
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub(crate) fn for_error(error: &BootError) -> i32 {
         | BootError::PrintPlan(_)
         | BootError::Signals(_)
         | BootError::Fds(_)
-        | BootError::Home(_) => OS_ERROR,
+        | BootError::Home(_)
+        | BootError::OwnPath(_) => OS_ERROR,
         // A root agent is a policy error; a capability the container lacks is an OS one.
         BootError::Privilege(e) if e.is_root_agent() => CONFIG,
         BootError::Privilege(_) => OS_ERROR,

@@ -2,10 +2,12 @@
 //! wait until it is healthy, and attach: `opencode attach` on the host when it is installed and
 //! the port is published, else the same inside the container as UID 1000.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cli::Cli;
 use crate::compose::{CONTAINER_PORT, SERVICE};
+use crate::config::merge::writable_overlap;
 use crate::config::resolve_workspace;
 use crate::config::schema::AttachMode;
 use crate::context::Context;
@@ -56,6 +58,27 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
         }
         None => host_opencode.filter(|_| ws.expose_port),
     };
+    // The host's OpenCode loads plugins from its own configuration (`tui.json`, plugin
+    // directories) whatever its working directory: if a container can write any of it, an
+    // attach from the host would run the agent's code there. Attach inside the container then.
+    let remote = match remote.map(|p| (p, host_config_in_reach(ctx))) {
+        Some((_, Some(why))) if ws.mode == Some(AttachMode::Remote) => {
+            return Err(Error::Workspace {
+                workspace: ws.name.clone(),
+                message: format!(
+                    "mode = \"remote\" would start your OpenCode on the host, which loads plugins from {why}: the agent could plant one; move that configuration out of the workspace, or set mode = \"exec\""
+                ),
+            });
+        }
+        Some((_, Some(why))) => {
+            ctx.warn(&format!(
+                "warning: attaching inside the container, not with your host's OpenCode: it loads plugins from {why}, where the agent could plant one"
+            ));
+            None
+        }
+        Some((program, None)) => Some(program),
+        None => None,
+    };
     if let Some(p) = remote.as_deref().and_then(|p| ctx.find_program(p, None)) {
         // The host runs it with the user's rights: not from a directory the agent writes.
         ctx.check_not_writable(&p).map_err(|e| Error::Workspace {
@@ -100,6 +123,51 @@ pub fn remote_attach_cmd(ctx: &Context, program: &str, port: u16, password: Stri
     cmd.env.push((DISABLE_PROJECT_CONFIG.into(), "1".into()));
     cmd.env.push((workspace::PASSWORD_VAR.into(), password));
     Ok(cmd)
+}
+
+/// Where the host's OpenCode reads configuration that can name plugins (its config directory,
+/// `~/.opencode`, `$OPENCODE_CONFIG`, `$OPENCODE_CONFIG_DIR`, `$OPENCODE_TUI_CONFIG`, and each
+/// entry directly in those directories), when one of them is in a path a container can write
+/// or resolves through a symlink there (a `~/.config/opencode` kept in a dotfiles workspace):
+/// a description of the first such place.
+fn host_config_in_reach(ctx: &Context) -> Option<String> {
+    let mut sources = vec![
+        (
+            "OpenCode's config directory".to_string(),
+            ctx.opencode_config_dir(),
+        ),
+        ("~/.opencode".to_string(), ctx.home().join(".opencode")),
+    ];
+    for var in [
+        "OPENCODE_CONFIG",
+        "OPENCODE_CONFIG_DIR",
+        "OPENCODE_TUI_CONFIG",
+    ] {
+        if let Some(v) = ctx.var(var).filter(|v| Path::new(v).is_absolute()) {
+            sources.push((format!("${var}"), PathBuf::from(v)));
+        }
+    }
+    for (what, source) in sources {
+        let mut paths = vec![source.clone()];
+        if let Ok(entries) = std::fs::read_dir(&source) {
+            paths.extend(entries.flatten().map(|e| source.join(e.file_name())));
+        }
+        for path in paths {
+            let hops = crate::fsutil::resolution(&path);
+            let last = hops.len().saturating_sub(1);
+            for (i, hop) in hops.iter().enumerate() {
+                if let Some(w) = writable_overlap(&ctx.writable, hop, false) {
+                    let how = if i == last { "to" } else { "through" };
+                    return Some(format!(
+                        "{} ({what}), which resolves {how} {}, inside {w}",
+                        path.display(),
+                        hop.display()
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The host's OpenCode client, as the Go jailoc looks for it: `opencode`, else `opencode-cli`

@@ -23,10 +23,12 @@ pub fn start(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepa
     let where_ = super::url(ws)
         .map(|u| format!(" on {u}"))
         .unwrap_or_default();
-    if !prepared.compose_changed
-        && !prepared.secrets_changed
-        && is_running(ctx, &engine.cli, &ws.name)?
-    {
+    // What sandbox-init reads at boot changed while the compose file did not: compose sees no
+    // change of its own, and the running container would keep the old rules (a removed
+    // allowlist entry would stay open). A changed compose file recreates the agent anyway.
+    let recreate =
+        prepared.secrets_changed || (prepared.policy_changed && !prepared.compose_changed);
+    if !prepared.compose_changed && !recreate && is_running(ctx, &engine.cli, &ws.name)? {
         ctx.say(&format!(
             "workspace {:?} is already running{where_}",
             ws.name
@@ -34,8 +36,8 @@ pub fn start(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepa
         return Ok(prepared);
     }
     let mut args = vec!["up", "-d", "--remove-orphans"];
-    if prepared.secrets_changed {
-        // Same compose file, new secret value: compose would keep the old container.
+    if recreate {
+        // Same compose file, new secret value or policy: compose would keep the old container.
         args.push("--force-recreate");
     }
     let cmd = engine.compose(
