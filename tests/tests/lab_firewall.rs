@@ -404,6 +404,13 @@ fn matrix() -> Vec<Case> {
             Void,
         ),
         case(
+            format!("tcp [64:ff9b:1::a00:1]:80 {TCP_T}"),
+            "local-use NAT64 prefix (RFC 8215)",
+            Block,
+            Block,
+            Void,
+        ),
+        case(
             format!("tcp [64:ff9b::a9fe:a9fe]:80 {TCP_T}"),
             "NAT64 of metadata",
             Block,

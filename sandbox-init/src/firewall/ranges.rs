@@ -35,6 +35,10 @@ pub const BLOCKED_V6: &[(&str, &str)] = &[
         "multicast (neighbour discovery is allowed before this)",
     ),
     ("::ffff:0:0/96", "IPv4-mapped"),
+    (
+        "64:ff9b:1::/48",
+        "local-use NAT64 (RFC 8215): a translator may map it to any IPv4 address, private ones too",
+    ),
 ];
 
 /// Ranges an allowlisted *name* may not open: a DNS answer pointing there is refused unless the
