@@ -79,7 +79,7 @@ if [ -f "$cfg/allowed-networks" ]; then
     done
 fi
 
-# The same blocked ranges as sandbox-init (DESIGN.md), TCP reset + ICMP admin-prohibited.
+# The same blocked ranges as sandbox-init (docs/net.md), TCP reset + ICMP admin-prohibited.
 for r in 0.0.0.0/8 10.0.0.0/8 100.64.0.0/10 169.254.0.0/16 172.16.0.0/12 192.0.0.0/24 \
          192.168.0.0/16 198.18.0.0/15 224.0.0.0/4 240.0.0.0/4 168.63.129.16/32; do
     iptables -w -A BASELINE -d "$r" -p tcp -j REJECT --reject-with tcp-reset

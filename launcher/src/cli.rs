@@ -17,8 +17,7 @@ use clap::{ArgAction, Parser, Subcommand};
     name = "jailoc",
     version,
     max_term_width = 100,
-    disable_version_flag = true,
-    args_conflicts_with_subcommands = true
+    disable_version_flag = true
 )]
 pub struct Cli {
     /// Config file [default: $XDG_CONFIG_HOME/jailoc/config.toml]

@@ -1,8 +1,9 @@
 //! Renders a workspace's Docker Compose file: a pure function from the resolved workspace to a
-//! deterministic YAML string. Format `version: "2.4"` with long-form volumes, which both
-//! Compose v2 and docker-compose 1.29 accept with `cap_add`, `pids_limit`, `mem_limit`,
-//! `memswap_limit`, `cpus`, `healthcheck` (+`start_period`) and `depends_on` conditions; the
-//! project name is passed with `-p`, never as a top-level `name:` (1.29 rejects it).
+//! deterministic YAML string. The Compose Specification with no `version:` key (Compose v2+
+//! warns that the key is obsolete; docker-compose 1.27+ reads a file without it as the
+//! specification) and long-form volumes, which both accept with `cap_add`, `pids_limit`,
+//! `mem_limit`, `memswap_limit`, `cpus` and `healthcheck` (+`start_period`); the project name
+//! is passed with `-p`, never as a top-level `name:` (1.29 rejects it).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,11 +16,11 @@ use crate::policy::AGENT_HOME;
 /// Where the companion binary is mounted (and run from) inside the container.
 pub const SANDBOX_INIT_TARGET: &str = "/usr/local/bin/sandbox-init";
 /// Where secrets are mounted (`/run/secrets/NAME`), as sandbox-init expects.
-pub const SECRETS_TARGET: &str = "/run/secrets";
+pub const SECRETS_TARGET: &str = jailoc_policy::SECRETS_DIR;
 /// Where the workspace's own OpenCode data directory is mounted (OpenCode's data dir).
 pub const DATA_TARGET: &str = "/home/agent/.local/share/opencode";
 /// Where the policy directory is mounted.
-pub const POLICY_TARGET: &str = "/etc/jailoc";
+pub const POLICY_TARGET: &str = jailoc_policy::CONFIG_DIR;
 /// The port OpenCode listens on inside the container.
 pub const CONTAINER_PORT: u16 = 4096;
 /// The agent's service name.
@@ -39,7 +40,8 @@ pub const DIND_SOCKET_GID: u32 = 1000;
 pub const DEFAULT_DIND_IMAGE: &str = "docker:27-dind";
 /// Process limit for each container.
 pub const PIDS_LIMIT: u32 = 4096;
-/// Exactly what sandbox-init needs before it drops everything (DESIGN.md).
+/// Exactly what sandbox-init needs before it drops everything (docs/init.md, "Capabilities a
+/// container must grant").
 pub const CAPABILITIES: &[&str] = &[
     "NET_ADMIN",
     "SETPCAP",
@@ -97,6 +99,9 @@ pub struct ComposeInput<'a> {
     /// The built-in convenience mounts that exist on this host (see [`builtin_mounts`]); the
     /// user's `mounts` may replace or remove each by container path.
     pub builtin: &'a [Mount],
+    /// jailoc's OpenCode TUI plugin directory ([`crate::tui`]), mounted read-only at
+    /// [`crate::tui::CONTAINER_DIR`] for the attach inside the container.
+    pub tui_dir: &'a Path,
     /// `$SSH_AUTH_SOCK`, if `ssh_auth_sock` and it is set.
     pub ssh_auth_sock: Option<&'a Path>,
     pub dind_image: &'a str,
@@ -116,7 +121,7 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
         y,
         "# Customise with compose.override.yml in the workspace's policy directory instead."
     );
-    y.push_str("version: \"2.4\"\nservices:\n");
+    y.push_str("services:\n");
     let _ = writeln!(y, "  {SERVICE}:");
     let _ = writeln!(y, "    image: {}", q(inp.image));
     let _ = writeln!(
@@ -258,6 +263,7 @@ pub fn mounts(inp: &ComposeInput<'_>) -> Vec<Mount> {
     let mut fixed = vec![
         bind(inp.sandbox_init, SANDBOX_INIT_TARGET, true),
         bind(inp.policy_dir, POLICY_TARGET, true),
+        bind(inp.tui_dir, crate::tui::CONTAINER_DIR, true),
     ];
     for (name, secret) in &ws.secrets {
         fixed.push(bind(
@@ -412,6 +418,7 @@ mod tests {
             password_file: Path::new("/home/u/.config/jailoc/passwords/w.env"),
             secrets_dir: Path::new("/home/u/.cache/jailoc/w/secrets"),
             data_dir: Path::new("/home/u/.local/share/jailoc/w/opencode"),
+            tui_dir: Path::new("/home/u/.local/share/jailoc/.tui"),
             builtin: &[],
             ssh_auth_sock: None,
             dind_image: DEFAULT_DIND_IMAGE,

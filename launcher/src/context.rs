@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::config::merge::{writable_overlap, Writable};
 use crate::config::HostDirs;
 
-use crate::process::{Cmd, Mode, Output, Runner};
+use crate::process::{Cmd, Mode, Output, Runner, Watched};
 
 /// Everything a command may read from or do to the outside world.
 pub struct Context {
@@ -32,8 +32,9 @@ pub struct Context {
     pub hidden_env: Vec<String>,
     /// Paths a container can write (from the config): jailoc runs no program found there.
     pub writable: Vec<Writable>,
-    /// Reads the host's interface addresses (walled off in the policy); tests pass fixed ones.
-    pub host_addrs: fn() -> std::io::Result<Vec<std::net::IpAddr>>,
+    /// Reads the host's interface addresses and prefixes (walled off in the policy); tests pass
+    /// fixed ones.
+    pub host_addrs: fn() -> std::io::Result<Vec<crate::hostaddrs::HostAddr>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -122,21 +123,74 @@ impl Context {
 
     /// Runs `cmd` through the runner with the [`hidden_env`](Self::hidden_env) variables
     /// removed from its environment, in [`private_cwd`](Self::private_cwd) unless `cmd` names
-    /// its own directory. Every child process goes through here.
+    /// its own directory, with the [`child_path`](Self::child_path) as its `PATH`. Every child
+    /// process goes through here.
     pub fn run(&self, cmd: &Cmd, mode: Mode) -> std::io::Result<Output> {
+        let cmd = self.prepare(cmd)?;
+        self.runner.run(&cmd, mode)
+    }
+
+    /// [`run`](Self::run) on the terminal with a watch ([`Runner::run_watched`]): `watch` is
+    /// called every `every` while `cmd` runs and ends it by returning a reason.
+    pub fn run_watched(
+        &self,
+        cmd: &Cmd,
+        every: std::time::Duration,
+        watch: &mut dyn FnMut() -> Option<String>,
+    ) -> std::io::Result<Watched> {
+        let cmd = self.prepare(cmd)?;
+        self.runner.run_watched(&cmd, every, watch)
+    }
+
+    /// What [`run`](Self::run) does to `cmd` before it starts.
+    fn prepare(&self, cmd: &Cmd) -> std::io::Result<Cmd> {
         let mut cmd = cmd.clone();
         if cmd.cwd.is_none() {
             cmd.cwd = Some(self.private_cwd()?);
         }
         if let Some(found) = self.find_program(&cmd.program, cmd.cwd.as_deref()) {
-            self.check_not_writable(&found)?;
+            // Run the file that was checked, by its resolved path: a second lookup by name (or
+            // through a symlinked directory the agent can flip) could find another one.
+            cmd.exe = Some(self.check_not_writable(&found)?);
+        }
+        if let Some(path) = self.child_path() {
+            if !cmd.env.iter().any(|(k, _)| k == "PATH") {
+                cmd.env.push(("PATH".into(), path));
+            }
         }
         for k in &self.hidden_env {
             if !cmd.env_remove.contains(k) {
                 cmd.env_remove.push(k.clone());
             }
         }
-        self.runner.run(&cmd, mode)
+        Ok(cmd)
+    }
+
+    /// The user's `PATH` without the entries a container can write (inside a workspace path or
+    /// read-write mount, after symlinks) and without relative ones (they name a directory
+    /// relative to wherever the child happens to be). The programs jailoc starts look up their
+    /// own helpers on `PATH` — docker its `docker-credential-*`, the host's OpenCode TUI
+    /// `wl-copy`/`xclip`/`osascript` for the clipboard — so an activated `.venv/bin` of a
+    /// project would let the agent plant one that runs on the host. `None` without a `PATH`.
+    pub fn child_path(&self) -> Option<String> {
+        let path = self.env.get("PATH")?;
+        let kept: Vec<PathBuf> = std::env::split_paths(path)
+            .filter(|dir| {
+                if !dir.is_absolute() {
+                    return false;
+                }
+                // Resolved as far as it exists: a missing `bin/` under a symlink to a project
+                // is one the agent can create.
+                let real =
+                    crate::config::paths::resolve(&dir.to_string_lossy(), &self.home(), None)
+                        .unwrap_or_else(|_| dir.clone());
+                writable_overlap(&self.writable, &real, false).is_none()
+                    && writable_overlap(&self.writable, dir, false).is_none()
+            })
+            .collect();
+        std::env::join_paths(kept)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
     }
 
     /// Where `program` is found as the child would find it (`execvp`: a name with a slash as
@@ -160,11 +214,12 @@ impl Context {
 
     /// Refuses a program (or any host file jailoc hands to the engine to run, like
     /// sandbox-init) that lies in a path a container can write: the agent could replace it
-    /// (a project's `.venv/bin` or `node_modules/.bin` on `$PATH` is common).
-    pub fn check_not_writable(&self, program: &Path) -> std::io::Result<()> {
+    /// (a project's `.venv/bin` or `node_modules/.bin` on `$PATH` is common). Returns the
+    /// program's resolved path (no symlink left in it), the one that was checked.
+    pub fn check_not_writable(&self, program: &Path) -> std::io::Result<PathBuf> {
         let real = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
         match writable_overlap(&self.writable, &real, false) {
-            None => Ok(()),
+            None => Ok(real),
             Some(w) => Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
                 format!(
@@ -194,5 +249,70 @@ impl Context {
     /// Writes a line to stderr prefixed with `jailoc: `.
     pub fn warn(&mut self, line: &str) {
         let _ = writeln!(self.err, "jailoc: {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::SystemRunner;
+    use crate::testutil::{context, tempdir, Recorder};
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn script(path: &Path, text: &str) {
+        std::fs::write(path, text).expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    /// Plays the agent winning the race between jailoc's check and the exec: on the first
+    /// run it turns `link` (its symlink to the real directory) into a directory of its own,
+    /// holding its `tool`, then really runs the command.
+    struct Flip {
+        link: PathBuf,
+        planted: PathBuf,
+    }
+
+    impl Runner for Flip {
+        fn run(&self, cmd: &Cmd, mode: Mode) -> std::io::Result<Output> {
+            std::fs::remove_file(&self.link).expect("remove the symlink");
+            std::fs::rename(&self.planted, &self.link).expect("swap in the agent's dir");
+            SystemRunner.run(cmd, mode)
+        }
+    }
+
+    /// A program reached through a directory the agent can flip (a `PATH` entry holding a
+    /// symlink into a project whose `bin` is itself a symlink): jailoc checks where it leads
+    /// at that moment, and then runs exactly that file, not whatever a second lookup by name
+    /// finds after the agent has swapped the directory.
+    #[test]
+    fn attack_program_swapped_between_the_check_and_the_exec_is_not_run() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (mut ctx, _, _) = context(&root, Recorder::default());
+        let real = root.join("opt/tool-1.0");
+        let project = root.join("home/src/app");
+        let sys_bin = root.join("usr/local/bin");
+        for d in [&real, &project, &sys_bin, &project.join("planted")] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        script(&real.join("tool"), "#!/bin/sh\necho real\n");
+        script(&project.join("planted/tool"), "#!/bin/sh\necho planted\n");
+        symlink(&real, project.join("bin")).expect("symlink");
+        symlink(project.join("bin/tool"), sys_bin.join("tool")).expect("symlink");
+        ctx.env
+            .insert("PATH".into(), sys_bin.to_string_lossy().into_owned());
+        ctx.writable = vec![Writable {
+            path: project.clone(),
+            key: "workspaces.app.paths".into(),
+            line: 2,
+        }];
+        ctx.runner = Box::new(Flip {
+            link: project.join("bin"),
+            planted: project.join("planted"),
+        });
+        let out = ctx
+            .run(&Cmd::new("tool", Vec::<String>::new()), Mode::Capture)
+            .expect("run");
+        assert_eq!(out.stdout, "real\n", "stderr: {}", out.stderr);
     }
 }

@@ -15,6 +15,9 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// The workspace was never started (`shell`, `logs` need a running project).
     pub const NOT_STARTED: i32 = 3;
+    /// The workspace's container exited, kept restarting or did not become healthy (`up`), or
+    /// stopped or was replaced during the attach.
+    pub const NOT_HEALTHY: i32 = 4;
     /// No container engine / compose implementation could be found or started.
     pub const NO_ENGINE: i32 = 69;
     /// Internal error (a bug): please report it.
@@ -78,9 +81,24 @@ pub enum Error {
     /// An interactive child (shell, logs -f) ended with this code; passed through unchanged.
     #[error("child exited with code {0}")]
     ChildExit(i32),
+    /// The agent's container did not come up healthy (`up`) or went away during the attach.
+    #[error("failed to start workspace {workspace:?}: {reason}{logs}")]
+    NotHealthy {
+        workspace: String,
+        reason: String,
+        /// `; its last log lines:` and the lines, or a pointer to `jailoc logs`.
+        logs: String,
+    },
+    /// The attach ended because its container stopped or was replaced underneath it.
+    #[error("attach to workspace {workspace:?} ended: {reason}")]
+    AttachEnded { workspace: String, reason: String },
     /// A command that needs the project was run before `jailoc up`.
     #[error("failed to {what}: workspace {workspace:?} was never started (run `jailoc up`)")]
     NotStarted { what: String, workspace: String },
+    /// A command line that names something that is not there (`jailoc PATH` with no such
+    /// directory).
+    #[error("{0}")]
+    Usage(String),
     /// Something else; the message says what.
     #[error("{0}")]
     Other(String),
@@ -98,6 +116,8 @@ impl Error {
             Error::File { .. } | Error::HostAddrs(_) => exit::IO,
             Error::ChildExit(code) => *code,
             Error::NotStarted { .. } => exit::NOT_STARTED,
+            Error::Usage(_) => exit::USAGE,
+            Error::NotHealthy { .. } | Error::AttachEnded { .. } => exit::NOT_HEALTHY,
             Error::Other(_) => exit::SOFTWARE,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `data` to `path` via a temp file in the same directory and a rename, with `mode`
 /// applied before any byte is written (so a 0600 file is never briefly world-readable).
@@ -146,6 +146,53 @@ pub fn replace_in_dir(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Res
         io::ErrorKind::AlreadyExists,
         "failed to create a temporary file: every name tried exists",
     ))
+}
+
+/// The places the kernel passes through when it resolves `path` (absolute): the location of
+/// every symlink it follows, in order, then where it ends (as far as the path exists). Whoever
+/// can write any of them decides what `path` names the next time: canonicalising only shows
+/// where it leads now, not through whose symlink. At most 40 symlinks are followed (the
+/// kernel's limit); a relative `path` is returned as is.
+pub fn resolution(path: &Path) -> Vec<PathBuf> {
+    use std::path::Component;
+    fn parts(p: &Path) -> Vec<std::ffi::OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_owned()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .rev()
+            .collect()
+    }
+    if !path.is_absolute() {
+        return vec![path.to_path_buf()];
+    }
+    let mut hops = Vec::new();
+    let mut at = PathBuf::from("/");
+    let mut todo = parts(path);
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            at.pop();
+            continue;
+        }
+        let next = at.join(&name);
+        match fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() && links < 40 => {
+                links += 1;
+                let target = fs::read_link(&next).unwrap_or_default();
+                hops.push(next);
+                if target.is_absolute() {
+                    at = PathBuf::from("/");
+                }
+                todo.extend(parts(&target));
+            }
+            _ => at = next,
+        }
+    }
+    hops.push(at);
+    hops
 }
 
 /// The permission bits of `path`, if it exists.

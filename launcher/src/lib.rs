@@ -21,6 +21,8 @@ pub mod image;
 pub mod policy;
 pub mod process;
 pub mod quote;
+pub mod readiness;
+pub mod tui;
 pub mod workspace;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A command to run: program, arguments and extra environment. Never put a secret in `args`:
 /// arguments are visible to every user of the machine (`ps`), the environment is not.
@@ -15,6 +16,10 @@ pub struct Cmd {
     /// Variables of jailoc's own environment the child must not inherit.
     pub env_remove: Vec<String>,
     pub cwd: Option<PathBuf>,
+    /// The file to execute, set by [`crate::context::Context::run`] once it has found and
+    /// checked the program: run by this path (with `program` as `argv[0]`), so what runs is
+    /// what was checked, not whatever a second `PATH` lookup finds a moment later.
+    pub exe: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -30,6 +35,7 @@ impl Cmd {
             env: Vec::new(),
             env_remove: Vec::new(),
             cwd: None,
+            exe: None,
         }
     }
 
@@ -85,29 +91,117 @@ impl Output {
     }
 }
 
+/// How a watched command ([`Runner::run_watched`]) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    /// It exited by itself.
+    Exited(Output),
+    /// The watch asked to stop it, for this reason, and it was terminated.
+    Stopped(String),
+}
+
 /// Runs commands. Production uses [`SystemRunner`]; tests pass a fake.
 pub trait Runner {
     /// Runs `cmd` to completion. `Err` means it could not be started (e.g. not installed).
     fn run(&self, cmd: &Cmd, mode: Mode) -> io::Result<Output>;
+
+    /// Runs `cmd` on the terminal ([`Mode::Inherit`]) and, while it runs, calls `watch` every
+    /// `every`; when `watch` returns a reason, `cmd` is terminated (SIGTERM, then SIGKILL after
+    /// a grace period) and the reason returned. The default runs `cmd` unwatched (for doubles
+    /// that do not model time).
+    fn run_watched(
+        &self,
+        cmd: &Cmd,
+        every: Duration,
+        watch: &mut dyn FnMut() -> Option<String>,
+    ) -> io::Result<Watched> {
+        let _ = (every, watch);
+        self.run(cmd, Mode::Inherit).map(Watched::Exited)
+    }
 }
 
 /// Runs commands as real child processes.
 #[derive(Debug, Default)]
 pub struct SystemRunner;
 
+/// How often a watched child is checked for having exited.
+const CHILD_POLL: Duration = Duration::from_millis(50);
+/// How long a watched child gets to end after SIGTERM before it is killed.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// The `std` command for `cmd`.
+fn command(cmd: &Cmd) -> Command {
+    let mut c = match &cmd.exe {
+        Some(exe) => {
+            use std::os::unix::process::CommandExt;
+            let mut c = Command::new(exe);
+            c.arg0(&cmd.program);
+            c
+        }
+        None => Command::new(&cmd.program),
+    };
+    c.args(&cmd.args);
+    for k in &cmd.env_remove {
+        c.env_remove(k);
+    }
+    for (k, v) in &cmd.env {
+        c.env(k, v);
+    }
+    if let Some(dir) = &cmd.cwd {
+        c.current_dir(dir);
+    }
+    c
+}
+
+/// SIGTERM, then SIGKILL if `child` has not ended within [`TERM_GRACE`].
+fn terminate(child: &mut std::process::Child) -> io::Result<()> {
+    if let Some(pid) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let start = Instant::now();
+    while start.elapsed() < TERM_GRACE {
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(CHILD_POLL);
+    }
+    let _ = child.kill();
+    child.wait().map(|_| ())
+}
+
 impl Runner for SystemRunner {
+    fn run_watched(
+        &self,
+        cmd: &Cmd,
+        every: Duration,
+        watch: &mut dyn FnMut() -> Option<String>,
+    ) -> io::Result<Watched> {
+        let mut child = command(cmd).spawn()?;
+        let mut last = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Watched::Exited(Output {
+                    code: code_of(status),
+                    ..Output::default()
+                }));
+            }
+            std::thread::sleep(CHILD_POLL);
+            if last.elapsed() < every {
+                continue;
+            }
+            if let Some(reason) = watch() {
+                terminate(&mut child)?;
+                return Ok(Watched::Stopped(reason));
+            }
+            last = Instant::now();
+        }
+    }
+
     fn run(&self, cmd: &Cmd, mode: Mode) -> io::Result<Output> {
-        let mut c = Command::new(&cmd.program);
-        c.args(&cmd.args);
-        for k in &cmd.env_remove {
-            c.env_remove(k);
-        }
-        for (k, v) in &cmd.env {
-            c.env(k, v);
-        }
-        if let Some(dir) = &cmd.cwd {
-            c.current_dir(dir);
-        }
+        let mut c = command(cmd);
         match mode {
             Mode::Capture => {
                 c.stdin(Stdio::null());
@@ -141,4 +235,43 @@ fn code_of(status: std::process::ExitStatus) -> i32 {
         }
     }
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The watch sees a running child and, when it says so, the child is ended (a `sleep` that
+    /// would outlive the test by far); until then the child runs, and a child that exits by
+    /// itself is reported with its code.
+    #[test]
+    fn a_watched_child_is_stopped_when_the_watch_says_so() {
+        let mut calls = 0;
+        let r = SystemRunner
+            .run_watched(
+                &Cmd::new("sleep", ["600"]),
+                Duration::from_millis(10),
+                &mut || {
+                    calls += 1;
+                    (calls == 3).then(|| "the container stopped".to_string())
+                },
+            )
+            .expect("run");
+        assert_eq!(r, Watched::Stopped("the container stopped".into()));
+        assert_eq!(calls, 3);
+        let r = SystemRunner
+            .run_watched(
+                &Cmd::new("sh", ["-c", "exit 7"]),
+                Duration::ZERO,
+                &mut || None,
+            )
+            .expect("run");
+        assert_eq!(
+            r,
+            Watched::Exited(Output {
+                code: 7,
+                ..Output::default()
+            })
+        );
+    }
 }

@@ -1,31 +1,13 @@
 //! Double-quoted strings for the files the launcher renders: YAML double-quoted scalars
-//! (compose) and TOML basic strings (policy) read the same backslash escapes, so one function
-//! writes both.
-
-use std::fmt::Write as _;
+//! (compose) and TOML basic strings (policy) read the same backslash escapes, so both are the
+//! policy contract's TOML quoting ([`jailoc_policy::basic_string`]).
 
 /// `s` in double quotes with the escapes YAML and TOML share (`\"`, `\\`, `\n`, `\r`, `\t`,
 /// `\uXXXX` for any other control character); each `$` is written as `dollar` (Compose
 /// interpolates `$`, so the YAML side passes `"$$"`).
 pub fn double_quoted(s: &str, dollar: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '$' => out.push_str(dollar),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    // The quoting never writes a `$` of its own: every one in the result is one of `s`.
+    jailoc_policy::basic_string(s).replace('$', dollar)
 }
 
 #[cfg(test)]

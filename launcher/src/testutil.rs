@@ -3,20 +3,35 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::context::Context;
 use crate::process::{Cmd, Mode, Output, Runner};
 
-/// Records every command line and answers with exit 0 and no output.
+/// Records every command line and answers with exit 0 and no output — except a `ps` of one
+/// workspace's project, which it answers with that workspace's agent running and healthy (so
+/// `up` finds what it waits for).
 #[derive(Debug, Default, Clone)]
 pub struct Recorder(pub Rc<RefCell<Vec<String>>>);
 
 impl Runner for Recorder {
     fn run(&self, cmd: &Cmd, _: Mode) -> std::io::Result<Output> {
         self.0.borrow_mut().push(cmd.display());
-        Ok(Output::default())
+        let project = cmd
+            .args
+            .iter()
+            .find_map(|a| a.strip_prefix("label=com.docker.compose.project=jailoc-"));
+        let stdout = match (cmd.args.first().map(String::as_str), project) {
+            (Some("ps"), Some(w)) => format!(
+                "{{\"ID\":\"c-{w}\",\"Labels\":\"com.docker.compose.project=jailoc-{w},com.docker.compose.service=opencode,dev.jailoc.workspace={w}\",\"Names\":\"jailoc-{w}-opencode-1\",\"State\":\"running\",\"Status\":\"Up 1 second (healthy)\"}}\n"
+            ),
+            _ => String::new(),
+        };
+        Ok(Output {
+            stdout,
+            ..Output::default()
+        })
     }
 }
 
@@ -42,19 +57,46 @@ impl Buf {
 }
 
 /// The host addresses unit tests see: one of each family, and loopback.
-pub fn fixed_host_addrs() -> std::io::Result<Vec<std::net::IpAddr>> {
+pub fn fixed_host_addrs() -> std::io::Result<Vec<crate::hostaddrs::HostAddr>> {
     Ok(vec![
-        "203.0.113.7".parse().expect("v4"),
-        "2001:db8::7".parse().expect("v6"),
-        "127.0.0.1".parse().expect("lo"),
+        ("203.0.113.7".parse().expect("v4"), 24),
+        ("2001:db8::7".parse().expect("v6"), 128),
+        ("127.0.0.1".parse().expect("lo"), 8),
     ])
 }
 
-/// A temp dir outside /tmp (workspace paths may not be in the container's /tmp).
+/// A temp dir where workspace paths are allowed (not in the container's /tmp): beside the test
+/// binary in the target dir, else under /srv when the target dir lies where jailoc refuses
+/// workspace paths (a checkout under /tmp), so the tests pass wherever the checkout lives.
 pub fn tempdir() -> tempfile::TempDir {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/unit-tmp");
-    std::fs::create_dir_all(&base).expect("mkdir");
-    tempfile::tempdir_in(base).expect("tempdir")
+    let exe = std::env::current_exe().expect("the test executable");
+    let beside = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("unit-tmp"));
+    let candidates = beside
+        .into_iter()
+        .chain([PathBuf::from("/srv/jailoc-unit-tmp")]);
+    let mut refused = Vec::new();
+    for base in candidates {
+        use crate::config::paths::{CONTAINER_DIRS, HOST_SYSTEM_DENY};
+        if let Some(dir) = CONTAINER_DIRS
+            .iter()
+            .chain(HOST_SYSTEM_DENY)
+            .find(|d| base.starts_with(d))
+        {
+            refused.push(format!("{} is inside {dir}", base.display()));
+            continue;
+        }
+        match std::fs::create_dir_all(&base) {
+            Ok(()) => return tempfile::tempdir_in(base).expect("tempdir"),
+            Err(e) => refused.push(format!("{}: {e}", base.display())),
+        }
+    }
+    panic!(
+        "no directory for test workspaces ({}): set CARGO_TARGET_DIR outside /tmp",
+        refused.join("; ")
+    );
 }
 
 /// A context with HOME at `root/home`, a stand-in sandbox-init, the given runner, and stdout /

@@ -48,10 +48,15 @@ pub fn load_config(ctx: &mut Context, explicit: Option<&Path>) -> Result<Config>
 /// `-w NAME`, else the workspace with the longest path that contains the current directory
 /// (by components), else `default`.
 pub fn select(ctx: &Context, cfg: &Config, explicit: Option<&str>) -> String {
+    select_for(cfg, explicit, &ctx.cwd)
+}
+
+/// [`select`] for directory `dir` instead of the current one (`jailoc PATH`).
+pub fn select_for(cfg: &Config, explicit: Option<&str>, dir: &Path) -> String {
     if let Some(w) = explicit {
         return w.to_string();
     }
-    let cwd = std::fs::canonicalize(&ctx.cwd).unwrap_or_else(|_| ctx.cwd.clone());
+    let cwd = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut best: Option<(usize, &str)> = None;
     for (name, sec) in &cfg.workspaces {
         for p in sec.paths.iter().flatten() {
@@ -225,6 +230,9 @@ pub struct Prepared {
     /// A `from_env` secret's value changed: the container must be recreated even though the
     /// compose file is the same (`up --force-recreate`).
     pub secrets_changed: bool,
+    /// What the user configured in `policy.toml` or `secret-env` changed (an allowlist entry
+    /// removed): sandbox-init reads them only at boot, so the container must be recreated too.
+    pub policy_changed: bool,
 }
 
 /// Checks what must exist on the host before anything runs: the workspace's paths (a missing
@@ -243,21 +251,27 @@ pub fn check_inputs(ctx: &Context, ws: &Workspace) -> Result<PathBuf> {
         check_secret_source(ctx, ws, secret)?;
     }
     if let Some(sock) = ctx.var("SSH_AUTH_SOCK").filter(|_| ws.ssh_auth_sock) {
-        // Mounted by path: the engine follows whatever it resolves to at `up`.
+        // Mounted by path: the engine follows whatever it resolves to at `up`, through every
+        // symlink on the way (one inside a writable path is the agent's to retarget).
         let real = std::fs::canonicalize(sock).unwrap_or_else(|_| PathBuf::from(sock));
         let refuse = |why: String| Error::Workspace {
             workspace: ws.name.clone(),
             message: format!("ssh_auth_sock: $SSH_AUTH_SOCK {sock}: {why}"),
         };
-        if let Some(w) = ws
-            .writable
-            .iter()
-            .find(|w| real != w.path && real.starts_with(&w.path))
-        {
-            return Err(refuse(format!(
-                "it resolves to {}, inside {w}, so that container's agent could replace it (with the engine's socket, say)",
-                real.display()
-            )));
+        let hops = crate::fsutil::resolution(Path::new(sock));
+        let last = hops.len().saturating_sub(1);
+        for (i, hop) in hops.iter().enumerate() {
+            if let Some(w) = ws
+                .writable
+                .iter()
+                .find(|w| *hop != w.path && hop.starts_with(&w.path))
+            {
+                return Err(refuse(format!(
+                    "it resolves {} {}, inside {w}, so that container's agent could replace it (with the engine's socket, say)",
+                    if i == last { "to" } else { "through" },
+                    hop.display()
+                )));
+            }
         }
         crate::config::paths::check_host_path(sock, &real, &ctx.dirs()).map_err(refuse)?;
     }
@@ -421,6 +435,48 @@ fn warn_writable_host_code(ctx: &mut Context, ws: &Workspace) {
     }
 }
 
+/// The names in a workspace's policy directory that are jailoc's: the two files it writes for
+/// sandbox-init, and the user's optional `compose.override.yml`.
+pub fn policy_dir_names(files: &Files) -> [String; 3] {
+    let own = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    [
+        jailoc_policy::POLICY_FILE.to_string(),
+        jailoc_policy::SECRET_ENV_FILE.to_string(),
+        own(&files.override_file),
+    ]
+}
+
+/// Removes everything in the policy directory that is not in [`policy_dir_names`] (a symlink
+/// as a link, a directory with its contents); returns the names removed, sorted.
+pub fn clean_policy_dir(files: &Files) -> Result<Vec<String>> {
+    let dir = &files.policy_dir;
+    let keep = policy_dir_names(files);
+    let mut removed = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::file("read", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::file("read", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if keep.contains(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        let gone = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        gone.map_err(|e| Error::file("remove", &path, e))?;
+        removed.push(name);
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 /// The file in OpenCode's data directory that holds the provider logins.
 pub const AUTH_FILE: &str = "auth.json";
 
@@ -504,13 +560,28 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     let files = files(ctx, &ws.name);
     // The host's own addresses are walled off like the private ranges (contract B).
     let addrs = (ctx.host_addrs)().map_err(Error::HostAddrs)?;
-    policy::write_policy_dir(
+    let mut policy_changed = policy::write_policy_dir(
         &files.policy_dir,
         ws,
         &crate::hostaddrs::blocked_networks(addrs),
     )?;
+    // The directory is jailoc's alone: what sandbox-init reads must be exactly what `jailoc
+    // config` shows. A file jailoc did not write there (the Go jailoc's `allowed-hosts`, which
+    // sandbox-init would merge into the allowlist) goes, and the container is recreated so
+    // that the rules it runs with lose it too.
+    let removed = clean_policy_dir(&files)?;
+    if !removed.is_empty() {
+        ctx.warn(&format!(
+            "removed from {}: {} (that directory is jailoc's alone: the container enforces exactly the policy `jailoc config` shows)",
+            files.policy_dir.display(),
+            removed.join(", ")
+        ));
+        policy_changed = true;
+    }
     let secrets_changed = write_secret_files(ctx, ws, &files)?;
     prepare_data_dir(ctx, ws, &files)?;
+    let tui_dir = crate::tui::dir(&ctx.data_dir());
+    crate::tui::write(&tui_dir).map_err(|e| Error::file("write", &tui_dir, e))?;
     let (_, password_changed) = ensure_password(ctx, ws.password_mode, &files.password_file)?;
     let yaml = render_compose(ctx, ws, &files, &image, &sandbox_init);
     let compose_changed = fsutil::write_if_changed(&files.compose_file, yaml.as_bytes(), 0o600)
@@ -521,6 +592,7 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
         image,
         compose_changed,
         secrets_changed,
+        policy_changed,
     })
 }
 
@@ -546,20 +618,26 @@ pub fn builtin_mounts(
             if ws.mounts.iter().any(|u| u.container == m.container) {
                 return true; // replaced or removed by the user's `mounts`
             }
-            let real = std::fs::canonicalize(host).unwrap_or_else(|_| host.clone());
-            // Strictly inside: the writable path itself cannot be swapped by its agent.
-            match ws
-                .writable
-                .iter()
-                .find(|w| real != w.path && real.starts_with(&w.path))
-            {
+            // Where it ends, and every symlink on the way: one inside a writable path is the
+            // agent's to point anywhere (`~/.ssh` included) before the next `up`. Strictly
+            // inside: the writable path itself cannot be swapped by its agent.
+            let hops = crate::fsutil::resolution(host);
+            let last = hops.len().saturating_sub(1);
+            let found = hops.iter().enumerate().find_map(|(i, hop)| {
+                ws.writable
+                    .iter()
+                    .find(|w| *hop != w.path && hop.starts_with(&w.path))
+                    .map(|w| (i == last, hop, w))
+            });
+            match found {
                 None => true,
-                Some(w) => {
+                Some((end, hop, w)) => {
                     warnings.push(format!(
-                        "warning: not mounting {} at {}: it resolves to {}, inside {w}, so that container's agent could point it anywhere",
+                        "warning: not mounting {} at {}: it resolves {} {}, inside {w}, so that container's agent could point it anywhere",
                         host.display(),
                         m.container,
-                        real.display()
+                        if end { "to" } else { "through" },
+                        hop.display()
                     ));
                     false
                 }
@@ -591,6 +669,7 @@ pub fn render_compose(
         password_file: &files.password_file,
         secrets_dir: &files.secrets_dir,
         data_dir: &files.data_dir,
+        tui_dir: &crate::tui::dir(&ctx.data_dir()),
         builtin: &builtin,
         // A socket that is gone would make the engine fail (or create a directory there).
         ssh_auth_sock: ssh.as_deref().filter(|p| ws.ssh_auth_sock && p.exists()),
@@ -868,6 +947,43 @@ mod tests {
         assert_eq!(
             warnings,
             [format!("warning: not mounting {h}/.gitconfig at /home/agent/.gitconfig: it resolves to {h}/dotfiles/gitconfig, inside {h}/dotfiles, which a container can write (workspaces.w.paths, line 2), so that container's agent could point it anywhere")]
+        );
+    }
+
+    /// The same dotfiles workspace, one `up` later: the agent has replaced its `gitconfig` (the
+    /// file `~/.gitconfig` points to) with a symlink to `~/.ssh/id_ed25519`. `~/.gitconfig` now
+    /// resolves outside every workspace, but through the agent's symlink: it must still be left
+    /// out, or the engine mounts the private key at `/home/agent/.gitconfig`. The same for a
+    /// directory mount (`~/.config/opencode` kept in the dotfiles repo, swapped for `~/.ssh`).
+    #[test]
+    fn attack_builtin_source_resolving_through_the_agents_symlink_is_not_mounted() {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let h = root.join("home");
+        for d in ["dotfiles", ".ssh", ".config", ".agents"] {
+            std::fs::create_dir_all(h.join(d)).expect("mkdir");
+        }
+        std::fs::write(h.join(".ssh/id_ed25519"), "PRIVATE KEY\n").expect("write");
+        std::os::unix::fs::symlink(h.join("dotfiles/gitconfig"), h.join(".gitconfig"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(h.join("dotfiles/opencode"), h.join(".config/opencode"))
+            .expect("symlink");
+        // What the agent leaves in its workspace for the next `up`.
+        std::os::unix::fs::symlink(h.join(".ssh/id_ed25519"), h.join("dotfiles/gitconfig"))
+            .expect("plant");
+        std::os::unix::fs::symlink(h.join(".ssh"), h.join("dotfiles/opencode")).expect("plant");
+        let (c, _, _) = context(&root, Recorder::default());
+        let ws = ws_of(&root, "[workspaces.w]\npaths = [\"~/dotfiles\"]\n", "w");
+        let (mounts, warnings) = builtin_mounts(&c, &ws);
+        let targets: Vec<&str> = mounts.iter().map(|m| m.container.as_str()).collect();
+        assert_eq!(targets, ["/home/agent/.agents"], "{warnings:?}");
+        let h = h.display();
+        assert_eq!(
+            warnings,
+            [
+                format!("warning: not mounting {h}/.config/opencode at /home/agent/.config/opencode: it resolves through {h}/dotfiles/opencode, inside {h}/dotfiles, which a container can write (workspaces.w.paths, line 2), so that container's agent could point it anywhere"),
+                format!("warning: not mounting {h}/.gitconfig at /home/agent/.gitconfig: it resolves through {h}/dotfiles/gitconfig, inside {h}/dotfiles, which a container can write (workspaces.w.paths, line 2), so that container's agent could point it anywhere"),
+            ]
         );
     }
 

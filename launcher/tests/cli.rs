@@ -20,6 +20,10 @@ pwd -P >> "$d/cwd.log"
 if [ -n "$FAKE_ENV_DUMP" ]; then
   export -p >> "$d/env.dump"
 fi
+if [ -n "$FAKE_CRED_HELPER" ]; then
+  # As docker runs its credential helper (docker-credential-*): by name, on PATH.
+  "$FAKE_CRED_HELPER" get </dev/null >/dev/null 2>&1
+fi
 if [ -n "$OPENCODE_SERVER_PASSWORD" ]; then
   printf '%s\n' "$OPENCODE_SERVER_PASSWORD" >> "$d/env.log"
 fi
@@ -45,8 +49,14 @@ if [ -n "$compose" ]; then
   done
   ws="${project#jailoc-}"
   case "$1" in
-    up) [ -n "$FAKE_UP_CODE" ] && exit "$FAKE_UP_CODE"; printf running > "$d/state-$ws"; exit 0 ;;
-    down) /bin/rm -f "$d/state-$ws"; exit 0 ;;
+    up)
+      [ -n "$FAKE_UP_CODE" ] && exit "$FAKE_UP_CODE"
+      printf '%s\n' "${FAKE_UP_STATE:-running}" > "$d/state-$ws"; exit 0 ;;
+    down)
+      /bin/rm -f "$d/state-$ws"
+      for a in "$@"; do [ "$a" = --volumes ] && /bin/rm -f "$d/volumes-$ws"; done
+      exit 0 ;;
+    logs) printf 'sandbox-init: error: fake log line\n'; exit 0 ;;
     *) exit "${FAKE_EXEC_CODE:-0}" ;;
   esac
 fi
@@ -55,7 +65,19 @@ case "$1" in
     for f in "$d"/state-*; do
       [ -e "$f" ] || continue
       ws="${f##*/state-}"
-      printf '{"Image":"img-%s","Labels":"com.docker.compose.project=jailoc-%s,com.docker.compose.service=opencode,dev.jailoc.workspace=%s","Names":"jailoc-%s_opencode_1","State":"running","Status":"Up 1 second (healthy)"}\n' "$ws" "$ws" "$ws" "$ws"
+      read -r how < "$f" || true
+      case "$how" in
+        go) printf '{"ID":"go-%s","Image":"jailoc-base:embedded","Labels":"com.docker.compose.project=jailoc-%s,com.docker.compose.service=opencode","Names":"jailoc-%s-opencode-1","State":"running","Status":"Up 3 hours (healthy)"}\n' "$ws" "$ws" "$ws" ;;
+        restarting) printf '{"ID":"c-%s","Image":"img-%s","Labels":"com.docker.compose.project=jailoc-%s,com.docker.compose.service=opencode,dev.jailoc.workspace=%s","Names":"jailoc-%s_opencode_1","State":"restarting","Status":"Restarting (78) 1 second ago"}\n' "$ws" "$ws" "$ws" "$ws" "$ws" ;;
+        *) printf '{"ID":"c-%s","Image":"img-%s","Labels":"com.docker.compose.project=jailoc-%s,com.docker.compose.service=opencode,dev.jailoc.workspace=%s","Names":"jailoc-%s_opencode_1","State":"running","Status":"Up 1 second (healthy)"}\n' "$ws" "$ws" "$ws" "$ws" "$ws" ;;
+      esac
+    done
+    exit 0 ;;
+  stats) printf '{"BlockIO":"1MB / 0B","CPUPerc":"0.50%%","MemPerc":"1.00%%","MemUsage":"40MiB / 4GiB","NetIO":"1kB / 0B","PIDs":"12"}\n'; exit 0 ;;
+  volume)
+    for f in "$d"/volumes-*; do
+      [ -e "$f" ] || continue
+      while read -r v; do printf '%s\n' "$v"; done < "$f"
     done
     exit 0 ;;
   image) exit "${FAKE_IMAGE_MISSING:-0}" ;;
@@ -146,6 +168,24 @@ impl Env {
     }
 }
 
+/// `..` resolved lexically, as OpenCode's server does with a directory it is handed.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+                if out.as_os_str().is_empty() {
+                    out.push("/");
+                }
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -181,7 +221,21 @@ fn bad_configs_each_give_their_exact_error() {
             "[workspaces.a]\nallowed_networks = [\"999.0.0.0/99\"]\n",
             2,
             "workspaces.a.allowed_networks",
-            "invalid network \"999.0.0.0/99\": \"999.0.0.0\" is not an IP address (use a CIDR like 10.20.0.0/16 or fd00::/64, optionally with :PORT)".into(),
+            "invalid entry \"999.0.0.0/99\": invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)".into(),
+        ),
+        // Once taken here and refused by sandbox-init (exit 78 in the container): the launcher
+        // and sandbox-init now parse entries with the same grammar, and both refuse it so.
+        (
+            "[workspaces.a]\nallowed_hosts = [\"example.com:000080\"]\n",
+            2,
+            "workspaces.a.allowed_hosts",
+            "invalid entry \"example.com:000080\": invalid port \"000080\": leading zeros are not allowed (write 80)".into(),
+        ),
+        (
+            "[workspaces.a]\nallowed_networks = [\"10.0.0.0/0008\"]\n",
+            2,
+            "workspaces.a.allowed_networks",
+            "invalid entry \"10.0.0.0/0008\": invalid prefix length \"0008\": leading zeros are not allowed (write /8)".into(),
         ),
         (
             "[workspaces.a]\npaths = [\"/etc\"]\n",
@@ -381,6 +435,49 @@ fn first_use_creates_a_commented_config() {
     );
 }
 
+/// The user sees the agent misuse an allowlisted host, removes it from `allowed_hosts` and runs
+/// `jailoc up`. Only `policy.toml` changes (the compose file does not), and sandbox-init reads
+/// it only at boot: `up` must recreate the container, not report it running with the old
+/// rules, which would keep the host open to the agent.
+#[test]
+fn attack_allowlist_entry_removed_while_running_does_not_stay_open() {
+    let env = Env::new();
+    let allowlisted =
+        format!("{APP}egress = \"allowlist\"\nallowed_hosts = [\"pypi.org\", \"exfil.example\"]\n");
+    env.write_config(&allowlisted);
+    ok(&env.run(&["up"]));
+    let policy = env.home.join(".config/jailoc/workspaces/app/policy.toml");
+    let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let compose_before = std::fs::read(&compose).expect("compose");
+    env.write_config(&format!(
+        "{APP}egress = \"allowlist\"\nallowed_hosts = [\"pypi.org\"]\n"
+    ));
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert!(!std::fs::read_to_string(&policy)
+        .expect("policy")
+        .contains("exfil.example"));
+    assert_eq!(std::fs::read(&compose).expect("compose"), compose_before);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is up on http://127.0.0.1:4096\n",
+        "the running container kept the old policy"
+    );
+    let log = env.argv_log();
+    let last_up = log.lines().rfind(|l| l.contains(" up -d "));
+    assert!(
+        last_up.is_some_and(|l| l.ends_with(" up -d --remove-orphans --force-recreate")),
+        "{log}"
+    );
+    // Unchanged again: nothing to recreate.
+    let o = env.run(&["up"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "workspace \"app\" is already running on http://127.0.0.1:4096\n"
+    );
+}
+
 #[test]
 fn up_twice_says_already_running() {
     let env = Env::new();
@@ -517,7 +614,7 @@ fn status_json_shows_every_workspace_from_one_query() {
         .collect();
     assert_eq!(
         calls,
-        ["docker ps -a --filter label=dev.jailoc.workspace --format {{json .}}"]
+        ["docker ps -a --filter label=com.docker.compose.project --format {{json .}}"]
     );
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     let rows = v.as_array().expect("array");
@@ -531,6 +628,9 @@ fn status_json_shows_every_workspace_from_one_query() {
     assert_eq!(rows[0]["port"], 4096);
     assert_eq!(rows[0]["url"], "http://127.0.0.1:4096");
     assert_eq!(rows[0]["image"], "img-app");
+    // Ports as the Go jailoc numbers them: the configured workspaces; the implicit default
+    // after them.
+    assert_eq!(rows[1]["port"], 4098);
     assert_eq!(rows[2]["state"], "stopped");
     assert_eq!(rows[2]["port"], serde_json::Value::Null);
     assert_eq!(rows[2]["egress"], "allowlist");
@@ -542,14 +642,53 @@ fn status_json_shows_every_workspace_from_one_query() {
         ["WORKSPACE", "STATE", "PORT", "EGRESS", "IMAGE"]
     );
     assert!(first[1].starts_with("app "), "{table}");
-    assert!(first[1].contains("running (healthy)"), "{table}");
+    assert!(first[1].contains("running (healthy)  4096 "), "{table}");
 
-    ok(&env.run(&["down", "-w", "app"]));
-    assert!(
-        env.argv_log()
-            .contains(" down --remove-orphans --volumes\n"),
-        "down removes the sidecar's volume"
+    // One workspace in detail, as the Go jailoc shows it (positional or -w).
+    let pw = env.home.join(".config/jailoc/passwords/app.env");
+    let detail = format!(
+        "Workspace: app\nStatus:    running (healthy)\nPort:      4096 (http://127.0.0.1:4096)\nPassword:  file ({})\nEgress:    open\nImage:     img-app\nCPU:       0.50%\nMemory:    40MiB / 4GiB (1.00%)\nPIDs:      12\nNet I/O:   1kB / 0B\nBlock I/O: 1MB / 0B\nUptime:    1 second\n",
+        pw.display()
     );
+    for args in [vec!["status", "app"], vec!["-w", "app", "status"]] {
+        let o = env.run(&args);
+        ok(&o);
+        assert_eq!(stdout(&o), detail, "{args:?}");
+    }
+    let o = env.run(&["status", "app", "--json"]);
+    let d: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(d["stats"]["pids"], "12");
+    assert_eq!(d["uptime"], "1 second");
+    let o = env.run(&["status", "web"]);
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "Workspace: web\nStatus:    stopped\nPort:      not published (exec only)\nPassword:  file ({}, written at the next up)\nEgress:    allowlist\nImage:     built-in OpenCode image\n\nRun `jailoc logs web` to see the container's output.\n",
+            env.home.join(".config/jailoc/passwords/web.env").display()
+        )
+    );
+
+    // `down` keeps volumes and says which; `--volumes` names them and deletes them.
+    std::fs::write(env.fake.join("volumes-app"), "jailoc-app_jailoc-docker\n").expect("write");
+    let o = env.run(&["down", "app"]);
+    ok(&o);
+    assert!(
+        env.argv_log().ends_with(" down --remove-orphans\n"),
+        "{}",
+        env.argv_log()
+    );
+    assert!(
+        stdout(&o).ends_with("workspace \"app\" is down\nkept 1 volume: jailoc-app_jailoc-docker (`jailoc down --volumes app` deletes them)\n"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(env.fake.join("volumes-app").exists());
+    let o = env.run(&["down", "--volumes", "app"]);
+    ok(&o);
+    assert!(stderr(&o).contains("jailoc: deleting volumes: jailoc-app_jailoc-docker\n"));
+    assert!(env
+        .argv_log()
+        .ends_with(" down --remove-orphans --volumes\n"));
     let o = env.run(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(v[0]["state"], "stopped");
@@ -918,7 +1057,7 @@ from_env = "HOST_NETRC"
     assert!(
         env.argv_log()
             .lines()
-            .last()
+            .rfind(|l| l.contains(" up -d "))
             .expect("a call")
             .ends_with(" up -d --remove-orphans --force-recreate"),
         "{}",
@@ -1016,31 +1155,87 @@ fn help_version_usage_and_completions() {
             "{cmd} missing from:\n{help}"
         );
     }
+    // A word that is neither a command nor a directory (bare `jailoc PATH` opens a directory).
     let o = env.run(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unrecognized subcommand 'frobnicate'"));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: \"frobnicate\" is neither a directory nor a command (see `jailoc --help`)\n"
+    );
+    assert_eq!(env.argv_log(), "");
     let o = env.run(&["completions", "bash"]);
     ok(&o);
     assert!(stdout(&o).contains("_jailoc()"));
+    // The Go jailoc's spellings: `completion SHELL`, `-v`, `--no-color`.
+    let o = env.run(&["completion", "zsh"]);
+    ok(&o);
+    assert!(stdout(&o).contains("#compdef jailoc"), "{}", stdout(&o));
+    for v in [["-v"], ["-V"]] {
+        let o = env.run(&v);
+        ok(&o);
+        assert_eq!(
+            stdout(&o),
+            format!("jailoc {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    ok(&env.run(&["--no-color", "status"]));
+    // A sub-command's workspace argument and -w must agree; the attach flags are bare jailoc's.
+    let o = env.run(&["-w", "a", "up", "b"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: error: the workspace is named twice, \"a\" (-w) and \"b\": give one\n"
+    );
+    for flags in [["-s", "ses_1"], ["-c", "up"]] {
+        let args: Vec<&str> = flags.iter().copied().chain(["down"]).collect();
+        let o = env.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+    let o = env.run(&["--exec", "--remote"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
 }
 
 #[test]
 fn bare_jailoc_starts_and_attaches() {
-    let env = Env::new();
+    let mut env = Env::new();
     env.write_config(APP);
-    // No `opencode` on the host: attach inside the container, as the agent.
+    let app = env.home.join("src/app");
+    std::fs::create_dir_all(app.join("sub")).expect("mkdir");
+    // No `opencode` on the host: attach inside the container, as the agent, with the terminal's
+    // settings, jailoc's sidebar plugin from its read-only mount, and OpenCode opening the
+    // directory jailoc was started in (it exists at the same path in the container).
+    env.set("TERM", "xterm-kitty");
     let o = env.run(&[]);
     ok(&o);
     let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let exec = format!(
+        "docker compose -p jailoc-app -f {} exec --user 0:0 -T -e TERM=xterm-kitty -e COLORTERM=truecolor -e LANG=C.UTF-8 -e OPENCODE_TUI_CONFIG=/usr/local/share/jailoc-tui/container.json -e JAILOC_EGRESS=open opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096",
+        compose.display()
+    );
     let log = env.argv_log();
     assert!(log.contains(" up -d "), "{log}");
     assert_eq!(
         log.lines().last().expect("a call"),
-        format!(
-            "docker compose -p jailoc-app -f {} exec --user 0:0 -T opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096",
-            compose.display()
-        )
+        format!("{exec} --dir {}", app.display())
     );
+    // `jailoc PATH` (the Go jailoc's form) opens PATH; -s / -c continue a session.
+    let o = env.run(&["sub", "-s", "ses_abc"]);
+    ok(&o);
+    assert_eq!(
+        env.argv_log().lines().last().expect("a call"),
+        format!("{exec} --dir {}/sub --session ses_abc", app.display())
+    );
+    let o = env.run(&["-c", "~/src/app/sub"]);
+    ok(&o);
+    assert_eq!(
+        env.argv_log().lines().last().expect("a call"),
+        format!("{exec} --dir {}/sub --continue", app.display())
+    );
+    // A directory outside the workspace is not handed to OpenCode (it does not exist there).
+    let o = env.run(&["-w", "app", &env.root.to_string_lossy()]);
+    ok(&o);
+    assert_eq!(env.argv_log().lines().last().expect("a call"), exec);
     // With `opencode` on the host: attach to the published port, password in its environment.
     write_exec(&env.bin.join("opencode"), FAKE_ENGINE);
     let o = env.run(&[]);
@@ -1050,10 +1245,12 @@ fn bare_jailoc_starts_and_attaches() {
         "workspace \"app\" is already running on http://127.0.0.1:4096\n"
     );
     let log = env.argv_log();
-    assert_eq!(
-        log.lines().last().expect("a call"),
-        "opencode attach http://127.0.0.1:4096"
+    let last = log.lines().last().expect("a call");
+    assert!(
+        last.starts_with("opencode attach http://127.0.0.1:4096 --dir "),
+        "{last}"
     );
+    assert!(last.ends_with(&format!("/..{}", app.display())), "{last}");
     let pw = std::fs::read_to_string(env.home.join(".config/jailoc/passwords/app.env"))
         .expect("password")
         .trim()
@@ -1066,6 +1263,41 @@ fn bare_jailoc_starts_and_attaches() {
         "only the host opencode got the password"
     );
     assert!(!log.contains(&pw));
+    // --exec wins over the host client.
+    ok(&env.run(&["--exec"]));
+    assert_eq!(
+        env.argv_log().lines().last().expect("a call"),
+        format!("{exec} --dir {}", app.display())
+    );
+}
+
+/// `up` says "is up" only when the engine reports the server healthy. A container that
+/// restarts in a loop (sandbox-init exiting 78 on a bad policy) fails `up` with the exit code's
+/// meaning and the container's last log lines, and the attach never starts.
+#[test]
+fn up_fails_with_the_reason_when_the_container_restarts() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    env.set("FAKE_UP_STATE", "restarting");
+    let o = env.run(&["up"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "", "never says it is up");
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to start workspace \"app\": its container keeps restarting; it last exited with code 78: sandbox-init refused the policy in /etc/jailoc (the log names the file, line and entry); its last log lines:\n  | sandbox-init: error: fake log line\n"
+    );
+    assert!(
+        env.argv_log()
+            .contains(" logs --no-color --tail 20 opencode\n"),
+        "{}",
+        env.argv_log()
+    );
+    let o = env.run(&[]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        !env.argv_log().contains(" attach "),
+        "no attach to a dead container"
+    );
 }
 
 #[test]
@@ -1163,11 +1395,13 @@ fn pw_file_of(env: &Env) -> PathBuf {
 fn mode_decides_how_bare_jailoc_attaches() {
     let env = Env::new();
     let compose = env.home.join(".cache/jailoc/app/docker-compose.yml");
+    let app = env.home.join("src/app");
     let exec_line = format!(
-        "docker compose -p jailoc-app -f {} exec --user 0:0 -T opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096",
-        compose.display()
+        "docker compose -p jailoc-app -f {} exec --user 0:0 -T -e COLORTERM=truecolor -e LANG=C.UTF-8 -e OPENCODE_TUI_CONFIG=/usr/local/share/jailoc-tui/container.json -e JAILOC_EGRESS=open opencode /usr/local/bin/sandbox-init --config-dir /etc/jailoc --enter -- opencode attach http://127.0.0.1:4096 --dir {}",
+        compose.display(),
+        app.display()
     );
-    // remote without a host client: refused before anything runs.
+    // Top-level remote without a host client: refused before anything runs (as in Go).
     env.write_config(&format!("mode = \"remote\"\n{APP}"));
     let o = env.run(&[]);
     assert_eq!(o.status.code(), Some(78));
@@ -1176,25 +1410,49 @@ fn mode_decides_how_bare_jailoc_attaches() {
         "jailoc: failed to prepare workspace \"app\": mode = \"remote\" needs opencode (or opencode-cli) on the host's PATH: install it, or set mode = \"exec\" to attach inside the container\n"
     );
     assert_eq!(env.argv_log(), "");
+    // A workspace's own `mode = "remote"` (a key the Go jailoc ignores) never turns a working
+    // setup into an error: without a host client it attaches inside, with a warning.
+    env.write_config(&format!("{APP}mode = \"remote\"\n"));
+    let o = env.run(&[]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("jailoc: warning: attaching inside the container: mode = \"remote\" needs opencode (or opencode-cli) on the host's PATH\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(env.argv_log().lines().last().expect("a call"), exec_line);
     // remote finds opencode-cli too (as the Go jailoc does).
+    env.write_config(&format!("mode = \"remote\"\n{APP}"));
     write_exec(&env.bin.join("opencode-cli"), FAKE_ENGINE);
     ok(&env.run(&[]));
-    assert_eq!(
-        env.argv_log().lines().last().expect("a call"),
-        "opencode-cli attach http://127.0.0.1:4096"
+    assert!(
+        env.argv_log()
+            .lines()
+            .last()
+            .expect("a call")
+            .starts_with("opencode-cli attach http://127.0.0.1:4096 --dir "),
+        "{}",
+        env.argv_log()
     );
     // exec (the workspace's own mode wins over the top-level one) even with a host client.
     env.write_config(&format!("mode = \"remote\"\n{APP}mode = \"exec\"\n"));
     ok(&env.run(&[]));
     assert_eq!(env.argv_log().lines().last().expect("a call"), exec_line);
-    // remote with an unpublished port cannot work.
-    env.write_config(&format!("{APP}mode = \"remote\"\nexpose_port = false\n"));
+    // remote with an unpublished port falls back to exec (the Go jailoc does the same), unless
+    // --remote asks for it explicitly.
+    env.write_config(&format!("mode = \"remote\"\n{APP}expose_port = false\n"));
     let o = env.run(&[]);
-    assert_eq!(o.status.code(), Some(78));
+    ok(&o);
     assert!(
-        stderr(&o).contains("but expose_port = false"),
+        stderr(&o).contains("warning: attaching inside the container: mode = \"remote\" attaches to the published port, but expose_port = false"),
         "{}",
         stderr(&o)
+    );
+    let o = env.run(&["--remote"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: failed to prepare workspace \"app\": --remote attaches to the published port, but expose_port = false: attach with --exec or expose the port\n"
     );
 }
 
@@ -1351,7 +1609,89 @@ d="$FAKE_DIR"
 pwd -P > "$d/opencode.cwd"
 printf '%s\n' "$@" > "$d/opencode.args"
 printf '%s\n' "${OPENCODE_DISABLE_PROJECT_CONFIG-unset}" > "$d/opencode.disable"
+printf '%s\n' "${OPENCODE_TUI_CONFIG-unset}" > "$d/opencode.tui"
+# What OpenCode 1.18.33's attach does with --dir: chdir(2) there when it can (-P: the path as
+# given, `..` after what precedes it, like the system call, not the shell's lexical cd).
+while [ $# -gt 0 ]; do
+  if [ "$1" = --dir ]; then
+    if cd -P "$2" 2>/dev/null; then pwd -P > "$d/opencode.chdir"; fi
+  fi
+  shift
+done
 "#;
+
+/// The host's OpenCode loads `tui.json` plugins from its own config directory whatever its
+/// working directory. Kept in a dotfiles repo that is a workspace (`~/.config/opencode` a
+/// symlink into it, as stow makes it), that directory is the agent's: it plants a plugin, and
+/// a host attach would run it as the user. Bare `jailoc` then attaches inside the container
+/// (with a warning); `mode = "remote"` refuses.
+#[test]
+fn attack_tui_plugin_planted_in_the_hosts_opencode_config_is_not_loaded_by_a_host_attach() {
+    let mut env = Env::new();
+    let dotfiles = env.home.join("dotfiles");
+    std::fs::create_dir_all(dotfiles.join("opencode")).expect("mkdir");
+    std::fs::create_dir_all(env.home.join(".config")).expect("mkdir");
+    std::os::unix::fs::symlink(dotfiles.join("opencode"), env.home.join(".config/opencode"))
+        .expect("symlink");
+    // What the agent writes there.
+    std::fs::write(
+        dotfiles.join("opencode/tui.json"),
+        "{\"plugin\":[\"./evil.js\"]}",
+    )
+    .expect("plant");
+    let config = "[workspaces.dots]\npaths = [\"~/dotfiles\"]\n";
+    env.write_config(config);
+    env.cwd = dotfiles.clone();
+    write_exec(&env.bin.join("opencode"), FAKE_OPENCODE);
+    let o = env.run(&[]);
+    ok(&o);
+    assert!(
+        !env.fake.join("opencode.args").exists(),
+        "the host's OpenCode started with the agent's tui.json"
+    );
+    let h = env.home.display();
+    assert!(
+        stderr(&o).contains(&format!(
+            "jailoc: warning: attaching inside the container, not with your host's OpenCode: it loads plugins from {h}/.config/opencode (OpenCode's config directory), which resolves to {h}/dotfiles/opencode, inside {h}/dotfiles, which a container can write (workspaces.dots.paths, line 2), where the agent could plant one\n"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        env.argv_log()
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("--enter -- opencode attach http://127.0.0.1:4096")),
+        "{}",
+        env.argv_log()
+    );
+    // Asked for explicitly (the top-level mode, --remote): refused.
+    for (config, args) in [
+        (format!("mode = \"remote\"\n{config}"), vec![]),
+        (config.to_string(), vec!["--remote"]),
+    ] {
+        env.write_config(&config);
+        let o = env.run(&args);
+        assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("would start your OpenCode on the host"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // A workspace's own mode (which the Go jailoc ignores): inside the container, warned.
+    env.write_config(&format!("{config}mode = \"remote\"\n"));
+    let o = env.run(&[]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains(
+            "jailoc: warning: attaching inside the container, not with your host's OpenCode"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.fake.join("opencode.args").exists());
+}
 
 /// Issue 10, item 2: the agent plants `tui.json` and `.opencode/tui.json` (with a plugin) in the
 /// project; the host's `opencode attach` loads TUI plugins from its directory upward. It must
@@ -1396,11 +1736,29 @@ fn attack_tui_plugin_planted_in_the_project_is_not_loaded_by_the_host_attach() {
             assert!(!dir.join(f).exists(), "{} exists", dir.join(f).display());
         }
     }
-    assert_eq!(
-        std::fs::read_to_string(env.fake.join("opencode.args")).expect("args"),
-        "attach\nhttp://127.0.0.1:4096\n",
-        "no --dir: OpenCode would chdir into the project on the host"
+    // OpenCode opens the directory jailoc ran in, but its `--dir` is a path that does not exist
+    // on the host (OpenCode's attach does chdir on the host when it can, and the project's
+    // tui.json would load again): the chdir fails, the server normalises it to the project.
+    let args = std::fs::read_to_string(env.fake.join("opencode.args")).expect("args");
+    let args: Vec<&str> = args.lines().collect();
+    assert_eq!(args[..3], ["attach", "http://127.0.0.1:4096", "--dir"]);
+    assert_eq!(args.len(), 4, "{args:?}");
+    assert!(
+        !env.fake.join("opencode.chdir").exists(),
+        "the host's OpenCode changed into {}",
+        std::fs::read_to_string(env.fake.join("opencode.chdir")).unwrap_or_default()
     );
+    assert_eq!(normalize(Path::new(args[3])), project.join("sub"));
+    // jailoc's own sidebar plugin, from jailoc's data directory.
+    let tui = std::fs::read_to_string(env.fake.join("opencode.tui")).expect("tui");
+    let tui = PathBuf::from(tui.trim());
+    assert_eq!(tui, env.home.join(".local/share/jailoc/.tui/host.json"));
+    assert!(std::fs::read_to_string(&tui)
+        .expect("plugin config")
+        .contains(&format!(
+            "file://{}",
+            env.home.join(".local/share/jailoc/.tui/plugin").display()
+        )));
     assert_eq!(
         std::fs::read_to_string(env.fake.join("opencode.disable")).expect("env"),
         "1\n"
@@ -1552,4 +1910,50 @@ fn attack_program_planted_in_a_project_dir_on_path_is_not_run() {
     );
     assert!(!env.fake.join("PWNED").exists(), "a planted program ran");
     assert!(!env.argv_log().contains(" up -d "), "{}", env.argv_log());
+}
+
+/// The programs jailoc starts run helpers of their own by name, on the `PATH` they inherit:
+/// docker its credential helper (`docker-credential-desktop`, ...), the host's OpenCode TUI
+/// `wl-copy`/`xclip`/`osascript` when text is copied. With a project's `.venv/bin` on the
+/// user's `PATH`, the agent plants the helper there (not `docker` itself, which jailoc checks)
+/// and the host runs it at the next `up` or copy. So no child gets a `PATH` entry a container
+/// can write, nor a relative one.
+#[test]
+fn attack_helper_planted_in_a_project_dir_on_path_is_not_run_by_host_programs() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    let project = env.home.join("src/app");
+    let venv = project.join(".venv/bin");
+    std::fs::create_dir_all(&venv).expect("mkdir");
+    write_exec(
+        &venv.join("docker-credential-desktop"),
+        &format!("#!/bin/sh\n: > {}/PWNED\n", env.fake.display()),
+    );
+    // Also through a symlink to the project, and relative.
+    std::os::unix::fs::symlink(&project, env.home.join("proj-link")).expect("symlink");
+    let path = format!(
+        "{}:{}/proj-link/.venv/bin:.venv/bin:{}",
+        venv.display(),
+        env.home.display(),
+        env.bin.display()
+    );
+    env.set("PATH", &path);
+    env.set("FAKE_CRED_HELPER", "docker-credential-desktop");
+    env.set("FAKE_ENV_DUMP", "1");
+    ok(&env.run(&["up"]));
+    assert!(
+        env.argv_log().contains(" up -d "),
+        "the engine ran: {}",
+        env.argv_log()
+    );
+    assert!(
+        !env.fake.join("PWNED").exists(),
+        "the host ran the agent's docker-credential-desktop"
+    );
+    let dump = std::fs::read_to_string(env.fake.join("env.dump")).expect("env dump");
+    assert!(
+        dump.contains(&format!("PATH='{}'", env.bin.display()))
+            || dump.contains(&format!("PATH=\"{}\"", env.bin.display())),
+        "the engine's PATH: {dump}"
+    );
 }

@@ -26,7 +26,7 @@ impl Runner for NoProcesses {
 }
 
 /// The host addresses every golden policy walls off (fixed, documentation ranges).
-fn host_blocked() -> Vec<String> {
+fn host_blocked() -> Vec<jailoc_policy::IpNet> {
     jailoc::hostaddrs::blocked_networks(
         [
             "203.0.113.7",
@@ -36,7 +36,10 @@ fn host_blocked() -> Vec<String> {
             "198.51.100.9",
         ]
         .iter()
-        .map(|a| a.parse().expect("addr")),
+        .map(|a| {
+            let addr: std::net::IpAddr = a.parse().expect("addr");
+            (addr, if addr.is_ipv4() { 32 } else { 128 })
+        }),
     )
 }
 
@@ -230,7 +233,7 @@ fn hash_normalisation() {
 }
 
 /// Every golden compose file is valid for docker-compose 1.29 (`config -q`), the oldest
-/// implementation we support. Skips without docker-compose, except under CI=true.
+/// implementation we support. Skips without docker-compose, except under CI (`jailoc_tests::in_ci`).
 #[test]
 fn golden_compose_files_pass_docker_compose_config() {
     let found = std::process::Command::new("docker-compose")
@@ -239,11 +242,10 @@ fn golden_compose_files_pass_docker_compose_config() {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "docker-compose is required under CI=true"
+        jailoc_tests::skip(
+            "the docker-compose check of the golden compose files",
+            "docker-compose is not installed",
         );
-        eprintln!("skipping: docker-compose is not installed");
         return;
     }
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");

@@ -1,32 +1,36 @@
 //! The boot sequence, top to bottom. Each step fails closed: the agent never starts after an error.
 
-use crate::cli::{self, Args, Invocation};
+use crate::cli::{Args, UsageError};
 use crate::exit;
-use crate::firewall::{self, CommandRunner, FirewallError, SystemRunner};
+use crate::firewall::link::Routes;
+use crate::firewall::{self, CommandRunner, FirewallError, Plan, SystemRunner};
 use crate::policy::{self, Policy, PolicyError};
-use crate::resolve::{self, HickoryLookup, Lookup};
+use crate::resolve::{self, HickoryLookup, Lookup, Resolution, ResolvConf};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::log::{self, Log};
-use crate::privilege;
-use crate::supervisor::{self, EarlySignals, Prepared};
+use crate::home::{self, HomeError};
+use crate::log::Log;
+use crate::privilege::{self, PrivilegeError};
+use crate::secrets::{self, SecretsError};
+use crate::supervisor::{self, EarlySignals, Prepared, SpawnError, Supervisor};
+use crate::sys;
 use crate::trust::Trust;
-use crate::{enter, health, home, secrets, sys};
 
-/// A boot step that failed; [`exit::for_error`] maps it to the exit code.
+/// A step of the boot (or of `--enter`) that failed: the one error at sandbox-init's edge.
+/// [`exit::for_error`] maps it to the exit code; its text is the one line logged.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
     #[error("failed to load the policy: {0}")]
     Policy(#[from] PolicyError),
     #[error("failed to set up the firewall: {0}")]
     Firewall(#[from] FirewallError),
     #[error("failed to return to a single thread after resolving names ({count} threads): privileges are per thread")]
     Threads { count: usize },
-    #[error("failed to execute {program}: {source}")]
-    Exec { program: String, source: io::Error },
     #[error("failed to print the plan: {0}")]
     PrintPlan(io::Error),
     #[error("failed to block signals at start: {0}")]
@@ -35,11 +39,21 @@ pub enum BootError {
     Fds(sys::Errno),
     #[error("not starting the agent: received {} before it was started", supervisor::signal_name(*.signal))]
     Stopped { signal: i32 },
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Home(#[from] HomeError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    OwnPath(#[from] OwnPathError),
 }
 
 /// Host paths the boot reads, as parameters so tests can point them elsewhere.
 #[derive(Debug, Clone)]
-pub struct Paths {
+pub(crate) struct Paths {
     pub resolv_conf: PathBuf,
     pub hosts: PathBuf,
     /// `/proc/net/if_inet6`: decides whether a missing IPv6 firewall is fatal.
@@ -54,7 +68,7 @@ pub struct Paths {
 
 impl Paths {
     /// The real machine's paths.
-    pub fn system() -> Self {
+    pub(crate) fn system() -> Self {
         Paths {
             resolv_conf: "/etc/resolv.conf".into(),
             hosts: "/etc/hosts".into(),
@@ -68,13 +82,13 @@ impl Paths {
 
 /// Steps 6-8: receive what they need, owned (everything else of steps 1-5 has been dropped by
 /// then), and return the exit code sandbox-init ends with.
-pub type Handoff<'a> = &'a dyn Fn(AgentStart, &Log) -> i32;
+pub(crate) type Handoff<'a> = &'a dyn Fn(AgentStart, &Log) -> i32;
 
 /// A stop signal (SIGTERM, SIGINT, ...) received since the last call, if any.
-pub type StopCheck<'a> = &'a dyn Fn() -> Option<i32>;
+pub(crate) type StopCheck<'a> = &'a dyn Fn() -> Option<i32>;
 
 /// Everything the boot touches the world through.
-pub struct Seams<'a> {
+pub(crate) struct Seams<'a> {
     pub runner: &'a dyn CommandRunner,
     pub lookup: &'a dyn Lookup,
     pub paths: Paths,
@@ -96,51 +110,31 @@ impl std::fmt::Debug for Seams<'_> {
     }
 }
 
-/// Entry point of the binary; returns the process exit code.
-pub fn main() -> i32 {
-    let log = Log {
-        debug: cli::debug_enabled(std::env::var_os("SANDBOX_INIT_LOG").as_deref()),
-    };
-    let args = match cli::parse(
-        std::env::args_os().skip(1),
-        std::env::var_os(cli::CONFIG_DIR_ENV),
-    ) {
-        Ok(Invocation::Run(args)) => args,
-        Ok(Invocation::Health(args)) => return health::main(&args, &log),
-        Ok(Invocation::Enter(args)) => return enter::main(&args, &log),
-        Ok(Invocation::Help) => {
-            let _ = log::stdout(cli::HELP);
-            return 0;
-        }
-        Ok(Invocation::Version) => {
-            let _ = log::stdout(&format!("sandbox-init {}\n", env!("CARGO_PKG_VERSION")));
-            return 0;
-        }
-        Err(e) => {
-            log.error(&e.to_string());
-            return exit::USAGE;
-        }
-    };
+/// The boot on the real machine (`sandbox-init [--print-plan] [--] COMMAND`): the system's
+/// seams, and the process's exit code as the result.
+pub fn main(args: &Args, log: Log) -> i32 {
+    match boot(args, log) {
+        Ok(code) => code,
+        Err(e) => fail(&log, &e),
+    }
+}
+
+/// Logs `error`, its one line, and returns the exit code [`exit::for_error`] maps it to.
+pub fn fail(log: &Log, error: &BootError) -> i32 {
+    log.error(&error.to_string());
+    exit::for_error(error)
+}
+
+fn boot(args: &Args, log: Log) -> Result<i32, BootError> {
     // First thing of the boot, before the policy is even read: block the signals PID 1
     // supervises. Until then the kernel drops `docker stop`'s SIGTERM to a pid namespace's init
     // (default disposition), and Docker would wait 10 s and SIGKILL. Blocked, they stay
     // pending: a stop signal ends the boot between steps (and cuts DNS short), the rest reach
     // the agent.
-    let early = match EarlySignals::block() {
-        Ok(early) => early,
-        Err(errno) => {
-            let e = BootError::Signals(errno);
-            log.error(&e.to_string());
-            return exit::for_error(&e);
-        }
-    };
+    let early = EarlySignals::block().map_err(BootError::Signals)?;
     // Nothing sandbox-init inherited may reach a program it starts (iptables as root, the
     // agent): every descriptor above 2 becomes close-on-exec (what it opens itself already is).
-    if let Err(errno) = sys::Sys::cloexec_fds_from(&sys::RealSys, 3, sys::max_fd()) {
-        let e = BootError::Fds(errno);
-        log.error(&e.to_string());
-        return exit::for_error(&e);
-    }
+    sys::Sys::cloexec_fds_from(&sys::RealSys, 3, sys::max_fd()).map_err(BootError::Fds)?;
     let runner = SystemRunner::new(log);
     let mut stdout = io::stdout();
     let init = |start: AgentStart, log: &Log| start_agent(start, &InitPaths::default(), log);
@@ -157,17 +151,11 @@ pub fn main() -> i32 {
         stop: &stop,
         handoff: &init,
     };
-    match run(&args, &mut seams) {
-        Ok(code) => code,
-        Err(e) => {
-            log.error(&e.to_string());
-            exit::for_error(&e)
-        }
-    }
+    run(args, &mut seams)
 }
 
 /// The boot sequence. Returns the exit code: the agent's, or 0 after `--print-plan`.
-pub fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
+pub(crate) fn run(args: &Args, seams: &mut Seams<'_>) -> Result<i32, BootError> {
     // Steps 1-5 in their own function, so that everything they allocated (policy, resolved
     // addresses, rule sets, iptables output) is freed before PID 1 settles into supervising.
     match prepare(args, seams)? {
@@ -229,7 +217,7 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
 
     // Step 3 — resolve the allowlisted names. Before rendering, because rules hold addresses;
     // before the privilege drop, because the DNS runtime's threads must be gone by then.
-    let (resolution, resolvers) = resolve_names(&policy, seams)?;
+    let (resolution, resolv_conf) = resolve_names(&policy, seams)?;
     check_single_threaded(&seams.paths.self_tasks, &log)?;
     log.debug(&format!(
         "resolved {} names ({:?})",
@@ -237,26 +225,21 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         started.elapsed()
     ));
 
-    // Steps 4 and 5 — render both rule sets (pure), apply each family with one restore, and
+    // Steps 4 and 5 — plan both rule sets (pure), apply each family with one restore, and
     // read them back. Before anything of the agent exists, so its first packet is filtered.
     // Besides the built-in ranges they refuse the policy's `blocked_networks` and the
     // container's gateways and on-link prefixes, read now (the routes are the container's).
-    let (allows, refusals) = firewall::allows(&policy, &resolution);
-    for warning in &refusals {
+    let plan = Plan::new(
+        &policy,
+        &resolution,
+        &resolv_conf.nameservers,
+        &read_routes(&seams.paths),
+    );
+    for warning in &plan.warnings {
         log.warn(warning);
     }
-    let extras = blocked_extras(&policy, &seams.paths, &log);
-    let blocked: Vec<ipnet::IpNet> = extras.iter().map(|e| e.dest).collect();
     let ipv6_present = firewall::ipv6_present(&read_or_empty(&seams.paths.if_inet6));
-    let installed = firewall::install(
-        seams.runner,
-        &probed,
-        policy.egress,
-        &allows,
-        &resolvers,
-        &blocked,
-        ipv6_present,
-    )?;
+    let installed = firewall::install(seams.runner, &probed, &plan, ipv6_present)?;
     for warning in &installed.warnings {
         log.warn(warning);
     }
@@ -264,7 +247,7 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}, {} iptables processes) in {:.1} ms",
         installed.backend.name,
         policy.egress,
-        allows.len(),
+        plan.allows.len(),
         if installed.v6 { "guarded" } else { "absent" },
         installed.processes,
         started.elapsed().as_secs_f64() * 1000.0
@@ -285,16 +268,15 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
     }))
 }
 
-/// Step 3's I/O: reads hosts + resolv.conf and resolves. Returns the resolution and the
-/// resolv.conf nameservers (which the rules open on port 53). A stop signal ends it early.
+/// Step 3's I/O: reads the hosts file and resolv.conf (once: its nameservers are also what the
+/// rules open on port 53) and resolves. A stop signal ends it early.
 fn resolve_names(
     policy: &Policy,
     seams: &Seams<'_>,
-) -> Result<(resolve::Resolution, Vec<std::net::IpAddr>), BootError> {
+) -> Result<(Resolution, ResolvConf), BootError> {
     let log = seams.log;
-    let resolv_conf = read_or_empty(&seams.paths.resolv_conf);
-    let resolvers = resolve::parse_nameservers(&resolv_conf);
-    if resolvers.is_empty() {
+    let resolv_conf = ResolvConf::parse(&read_or_empty(&seams.paths.resolv_conf));
+    if resolv_conf.nameservers.is_empty() {
         log.warn(&format!(
             "no nameserver in {}: DNS stays blocked",
             seams.paths.resolv_conf.display()
@@ -314,7 +296,7 @@ fn resolve_names(
     for warning in &resolution.warnings {
         log.warn(warning);
     }
-    Ok((resolution, resolvers))
+    Ok((resolution, resolv_conf))
 }
 
 fn read_or_empty(path: &Path) -> String {
@@ -324,10 +306,9 @@ fn read_or_empty(path: &Path) -> String {
 /// Reads at most this much of a routing file (a container's are a few hundred bytes).
 const ROUTES_READ_LIMIT: u64 = 1 << 20;
 
-/// The destinations refused besides the built-in ranges: the policy's `blocked_networks`, the
-/// gateways and on-link prefixes of the container's routing tables. A file that cannot be read
-/// (no IPv6 in the kernel) contributes nothing.
-fn blocked_extras(policy: &Policy, paths: &Paths, log: &Log) -> Vec<firewall::link::Extra> {
+/// The container's routing tables (its gateways and on-link prefixes, refused besides the
+/// built-in ranges). A file that cannot be read (no IPv6 in the kernel) contributes nothing.
+fn read_routes(paths: &Paths) -> Routes {
     let read = |path: &Path| {
         use std::io::Read;
         let mut text = String::new();
@@ -336,15 +317,7 @@ fn blocked_extras(policy: &Policy, paths: &Paths, log: &Log) -> Vec<firewall::li
         }
         text
     };
-    let (extras, warnings) = firewall::link::gather(
-        &policy.blocked,
-        &read(&paths.route),
-        &read(&paths.ipv6_route),
-    );
-    for warning in &warnings {
-        log.warn(warning);
-    }
-    extras
+    firewall::link::read(&read(&paths.route), &read(&paths.ipv6_route))
 }
 
 /// Capabilities and prctl state are per thread: after the resolve step the process must be
@@ -366,17 +339,15 @@ fn check_single_threaded(tasks: &Path, log: &Log) -> Result<(), BootError> {
 }
 
 /// `--print-plan`: everything the boot would do, changing nothing (no iptables is run; DNS
-/// is only queried).
+/// is only queried). The plan is the boot's own ([`Plan::new`]), in the fresh-container form.
 fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
-    let (resolution, resolvers) = resolve_names(policy, seams)?;
-    let (allows, refusals) = firewall::allows(policy, &resolution);
-    let extras = blocked_extras(policy, &seams.paths, &seams.log);
-    let facts = firewall::Facts {
-        resolvers,
-        blocked: extras.iter().map(|e| e.dest).collect(),
-        ..firewall::Facts::default()
-    };
-    let rules = firewall::render(policy.egress, &allows, &facts);
+    let (resolution, resolv_conf) = resolve_names(policy, seams)?;
+    let plan = Plan::new(
+        policy,
+        &resolution,
+        &resolv_conf.nameservers,
+        &read_routes(&seams.paths),
+    );
     let agent = &policy.agent;
     let mut text = format!(
         "# agent: uid {} gid {} home {}\n",
@@ -389,14 +360,15 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
         let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
         text.push_str(&format!("# resolved {name}: {}\n", addrs.join(" ")));
     }
-    for warning in resolution.warnings.iter().chain(&refusals) {
+    for warning in resolution.warnings.iter().chain(&plan.warnings) {
         text.push_str(&format!("# warning: {warning}\n"));
     }
-    text.push_str(&blocked_plan(&extras, &seams.paths));
+    text.push_str(&blocked_plan(&plan.extras, &seams.paths));
+    let payloads = plan.fresh_payloads();
     text.push_str("# ---- IPv4: iptables-restore --noflush\n");
-    text.push_str(&rules.v4);
+    text.push_str(&payloads.v4);
     text.push_str("# ---- IPv6: ip6tables-restore --noflush\n");
-    text.push_str(&rules.v6);
+    text.push_str(&payloads.v6);
     seams
         .out
         .write_all(text.as_bytes())
@@ -466,7 +438,7 @@ fn home_plan(home: &Path, uid: u32, gid: u32) -> String {
 /// What steps 6–8 need from steps 1–5. Owned, so everything else (policy, resolver, rule sets)
 /// can be dropped before PID 1 settles into supervising (memory target: ≤ 2 MiB RSS).
 #[derive(Debug, Clone)]
-pub struct AgentStart {
+pub(crate) struct AgentStart {
     /// The policy dir (for `secret-env`).
     pub config_dir: PathBuf,
     /// The agent's uid (policy `[agent] uid`, default 1000).
@@ -481,7 +453,7 @@ pub struct AgentStart {
 
 /// Host paths steps 6–8 read (parameters so tests can point them elsewhere).
 #[derive(Debug, Clone)]
-pub struct InitPaths {
+pub(crate) struct InitPaths {
     /// Where secrets are mounted (`/run/secrets`).
     pub secrets_dir: PathBuf,
     /// What root may read (`/` and root's own files; tests stand in a directory and their uid).
@@ -490,71 +462,129 @@ pub struct InitPaths {
     pub passwd: PathBuf,
     /// The kernel's highest capability (`/proc/sys/kernel/cap_last_cap`).
     pub cap_last_cap: PathBuf,
+    /// Where this sandbox-init runs from (`/proc/self/exe`), checked by [`check_own_path`];
+    /// `None` skips the check (tests).
+    pub exe: Option<PathBuf>,
 }
 
 impl Default for InitPaths {
     fn default() -> Self {
         Self {
-            secrets_dir: PathBuf::from("/run/secrets"),
+            secrets_dir: PathBuf::from(crate::policy::SECRETS_DIR),
             trust: Trust::system(),
             passwd: PathBuf::from("/etc/passwd"),
             cap_last_cap: PathBuf::from("/proc/sys/kernel/cap_last_cap"),
+            exe: std::env::current_exe().ok(),
         }
     }
 }
 
-fn fail(log: &Log, code: i32, err: &dyn std::error::Error) -> i32 {
-    log.error(&err.to_string());
-    code
+/// The path sandbox-init runs from can be swapped by someone other than root.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "failed to run from {}: {source}; the engine runs this path as root with the container's \
+     capabilities (the health check, every `jailoc shell`), and whoever can rename a directory \
+     above it chooses what runs there: make the image's directories root's, not writable by \
+     group or others",
+    .exe.display()
+)]
+pub struct OwnPathError {
+    /// The mounted sandbox-init.
+    pub exe: PathBuf,
+    /// What is wrong with a directory above it.
+    pub source: crate::trust::TrustError,
+}
+
+/// The engine starts sandbox-init by path as root — jailoc's compose bind-mounts it at
+/// `/usr/local/bin/sandbox-init` and names that path in the health check (every few seconds)
+/// and in every `exec` (`--enter`). The mount point itself cannot be renamed or removed from
+/// inside the container, but a directory above it can be, by whoever may write the directory
+/// holding it: an image that gives the agent `/usr/local` lets it move `/usr/local/bin` aside,
+/// put its own `sandbox-init` in a new one, and have the next health check run that as root
+/// with NET_ADMIN. So when sandbox-init runs from a mount point (or where that cannot be told),
+/// every directory from `/` down to the one holding its own directory must be root's alone
+/// ([`Trust::dir`]); its own directory may be anyone's (the mount point in it stays put). A
+/// sandbox-init that is not mounted (a program of the image) is left to the image.
+pub(crate) fn check_own_path(exe: &Path, trust: &Trust) -> Result<(), OwnPathError> {
+    let Some(dir) = exe.parent() else {
+        return Ok(());
+    };
+    if !mounted_here(exe) {
+        return Ok(());
+    }
+    let Some(above) = dir.parent() else {
+        return Ok(());
+    };
+    trust.dir(above).map(drop).map_err(|source| OwnPathError {
+        exe: exe.to_owned(),
+        source,
+    })
+}
+
+/// Whether `path` is a mount point: another file system or mount than its directory's; true
+/// when it cannot be told (no mount ids, same file system), so the check above then runs.
+fn mounted_here(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return true;
+    };
+    let Ok(fd) = sys::open_dir(dir) else {
+        return true;
+    };
+    match (
+        sys::stat_at(fd.as_fd(), name),
+        sys::stat_at(fd.as_fd(), std::ffi::OsStr::new("")),
+    ) {
+        (Ok(file), Ok(dir)) => match (file.mnt_id, dir.mnt_id) {
+            (Some(a), Some(b)) => a != b || file.dev != dir.dev,
+            _ => true,
+        },
+        _ => true,
+    }
 }
 
 /// Steps 6–8: fix the home dirs, start the agent without any privilege, supervise it. Returns
 /// sandbox-init's exit code: the agent's, or 71/78/126/127 if it could not be started.
-pub fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
+pub(crate) fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i32 {
+    match spawn_agent(start, paths, log) {
+        // Step 8: be init until the agent is gone; from here on errors are logged, never fatal.
+        Ok(supervisor) => supervisor.run(),
+        Err(e) => fail(log, &e),
+    }
+}
+
+/// Steps 6 and 7, each refusing before anything is changed or spawned.
+fn spawn_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> Result<Supervisor, BootError> {
     let sys = sys::RealSys;
+
+    // The path the engine runs as root (health check, `--enter`) must be root's to change.
+    if let Some(exe) = &paths.exe {
+        check_own_path(exe, &paths.trust)?;
+    }
 
     // Before anything changes: can we drop everything? Without CAP_SETPCAP/SETUID/SETGID the
     // drop would be partial, so refuse here (71) while nothing has been touched yet.
-    let ready = match privilege::ready_to_drop(&sys, start.uid, start.gid, &paths.cap_last_cap) {
-        Ok(ready) => ready,
-        Err(e) => return fail(log, e.exit_code(), &e),
-    };
+    let ready = privilege::ready_to_drop(&sys, start.uid, start.gid, &paths.cap_last_cap)?;
 
     // Secrets next, still read-only: a missing or invalid one must stop the boot before
     // anything is changed. Read as root (they are root-only files), before the drop.
-    let secret_env = match secrets::load(&start.config_dir, &paths.secrets_dir, &paths.trust) {
-        Ok(s) => s,
-        Err(e) => return fail(log, e.exit_code(), &e),
-    };
+    let secret_env = secrets::load(&start.config_dir, &paths.secrets_dir, &paths.trust)?;
 
     // Step 6: home dirs, as root and before the agent exists (nobody can race the walk).
     let mut warn = |w: String| log.warn(&w);
-    match home::fix(&start.home, start.uid, start.gid, &mut warn) {
-        Ok(fixes) => {
-            for f in fixes {
-                log.debug(&format!("home: {} {:?}", f.path.display(), f.action));
-            }
-        }
-        Err(e) => return fail(log, exit::OS_ERROR, &e),
+    for f in home::fix(&start.home, start.uid, start.gid, &mut warn)? {
+        log.debug(&format!("home: {} {:?}", f.path.display(), f.action));
     }
 
     // Step 7: the environment and the exec are prepared in full, then the child drops
     // everything and execs.
     let user = secrets::user_name(&paths.passwd, start.uid);
     let env = secrets::agent_environment(std::env::vars_os(), &start.home, &user, secret_env);
-    let prepared = match Prepared::new(&start.command, &env) {
-        Ok(p) => p,
-        Err(e) => return fail(log, e.exit_code(), &e),
-    };
+    let prepared = Prepared::new(&start.command, &env)?;
     drop(env);
-    let supervisor = match supervisor::spawn(&ready, prepared, *log) {
-        Ok(s) => s,
-        Err(e) => return fail(log, e.exit_code(), &e),
-    };
+    let supervisor = supervisor::spawn(&ready, prepared, *log)?;
     drop(start);
-
-    // Step 8: be init until the agent is gone; from here on errors are logged, never fatal.
-    supervisor.run()
+    Ok(supervisor)
 }
 
 /// Steps 6-8 refuse before changing anything or spawning (the spawning paths themselves are
@@ -591,6 +621,7 @@ mod init_steps_tests {
             trust: crate::trust::Trust::system(),
             passwd: dir.join("passwd"),
             cap_last_cap: dir.join("cap_last_cap"),
+            exe: None,
         };
         (Tmp(dir), start, paths)
     }
@@ -623,6 +654,14 @@ mod init_steps_tests {
     }
 
     #[test]
+    fn a_sandbox_init_that_is_not_mounted_is_left_to_its_image() {
+        // This test binary is no mount point (nor is a lab's sandbox-init in a target dir):
+        // the check of the directories above a mounted sandbox-init does not apply.
+        let me = std::env::current_exe().expect("exe");
+        assert!(check_own_path(&me, &Trust::system()).is_ok());
+    }
+
+    #[test]
     fn an_unreadable_cap_last_cap_is_71() {
         let (tmp, start, paths) = setup("caplast");
         std::fs::remove_file(&paths.cap_last_cap).expect("rm");
@@ -634,7 +673,7 @@ mod init_steps_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::apply::fake::FakeIptables;
+    use crate::firewall::fake::FakeIptables;
     use crate::resolve::Answer;
     use std::cell::{Cell, RefCell};
     use std::fs;
@@ -645,7 +684,7 @@ mod tests {
     }
 
     impl Lookup for FakeDns {
-        fn lookup(&self, _conf: &str, names: &[String], _bound: Duration) -> Vec<Answer> {
+        fn lookup(&self, _conf: &ResolvConf, names: &[String], _bound: Duration) -> Vec<Answer> {
             self.asked.borrow_mut().extend(names.iter().cloned());
             names
                 .iter()

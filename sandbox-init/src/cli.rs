@@ -11,12 +11,11 @@
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-/// Where the policy lives when neither `--config-dir` nor the environment says otherwise.
-pub const DEFAULT_CONFIG_DIR: &str = "/etc/jailoc";
-/// Environment variable that overrides the default config dir (the flag wins over it).
-pub const CONFIG_DIR_ENV: &str = "SANDBOX_INIT_CONFIG_DIR";
+/// Where the policy lives when neither `--config-dir` nor the environment
+/// ([`crate::policy::CONFIG_DIR_ENV`]) says otherwise.
+use crate::policy::CONFIG_DIR as DEFAULT_CONFIG_DIR;
 /// The port `--health` asks when `--port` is not given (OpenCode's server in the container).
-pub const DEFAULT_HEALTH_PORT: u16 = 4096;
+pub(crate) const DEFAULT_HEALTH_PORT: u16 = 4096;
 
 /// The help text printed by `--help` (a contract: tests assert on it).
 pub const HELP: &str = "\
@@ -123,7 +122,7 @@ pub enum UsageError {
 }
 
 /// Parses the arguments after the program name. `env_config_dir` is the value of
-/// [`CONFIG_DIR_ENV`], passed in so tests do not depend on the process environment.
+/// [`crate::policy::CONFIG_DIR_ENV`], passed in so tests do not depend on the process environment.
 pub fn parse<I>(args: I, env_config_dir: Option<OsString>) -> Result<Invocation, UsageError>
 where
     I: IntoIterator<Item = OsString>,

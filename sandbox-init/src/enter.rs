@@ -9,10 +9,11 @@
 //! fix-up, no secrets. A drop that fails exits 71 and the command never runs; a command that is
 //! not found or cannot run exits 127 or 126.
 
+use std::convert::Infallible;
 use std::path::Path;
 
+use crate::boot::{self, BootError};
 use crate::cli::EnterArgs;
-use crate::exit;
 use crate::log::Log;
 use crate::policy;
 use crate::privilege;
@@ -23,36 +24,22 @@ use crate::sys::RealSys;
 /// `sandbox-init --enter -- COMMAND...`: replaces this process with COMMAND as the agent, or
 /// returns the exit code saying why it could not.
 pub fn main(args: &EnterArgs, log: &Log) -> i32 {
+    let Err(e) = enter(args);
+    boot::fail(log, &e)
+}
+
+/// Returns only when COMMAND could not be run as the agent.
+fn enter(args: &EnterArgs) -> Result<Infallible, BootError> {
     let sys = RealSys;
-    let policy = match policy::load(&args.config_dir) {
-        Ok(policy) => policy,
-        Err(e) => {
-            log.error(&format!("failed to load the policy: {e}"));
-            return exit::CONFIG;
-        }
-    };
+    let policy = policy::load(&args.config_dir)?;
     let agent = &policy.agent;
     let cap_last_cap = Path::new("/proc/sys/kernel/cap_last_cap");
-    let ready = match privilege::ready_to_drop(&sys, agent.uid, agent.gid, cap_last_cap) {
-        Ok(ready) => ready,
-        Err(e) => {
-            log.error(&e.to_string());
-            return e.exit_code();
-        }
-    };
+    let ready = privilege::ready_to_drop(&sys, agent.uid, agent.gid, cap_last_cap)?;
     // The command and its environment are prepared in full before the drop (the boot's
     // preparation): the engine's environment minus SANDBOX_INIT_*, plus who the agent is.
     let user = secrets::user_name(Path::new("/etc/passwd"), agent.uid);
     let env = secrets::agent_environment(std::env::vars_os(), &agent.home, &user, Vec::new());
-    let command = match Prepared::new(&args.command, &env) {
-        Ok(command) => command,
-        Err(e) => {
-            log.error(&e.to_string());
-            return e.exit_code();
-        }
-    };
+    let command = Prepared::new(&args.command, &env)?;
     let failure = supervisor::exec_as_agent(&sys, &ready.agent_drop(), &command, Group::Keep);
-    let e = SpawnError::from_failure(failure, &command.program);
-    log.error(&e.to_string());
-    e.exit_code()
+    Err(SpawnError::from_failure(failure, &command.program).into())
 }

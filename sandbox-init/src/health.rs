@@ -18,23 +18,24 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cli::HealthArgs;
+use crate::exit;
 use crate::log::Log;
 use crate::policy::{self, PolicyError};
 use crate::privilege::{self, DropFailure, PrivilegeError};
 use crate::sys::{self, Errno, Sys};
 
 /// The path asked.
-pub const HEALTH_PATH: &str = "/global/health";
+pub(crate) const HEALTH_PATH: &str = "/global/health";
 /// Everything (connect, send, answer) within this.
-pub const BOUND: Duration = Duration::from_secs(2);
+pub(crate) const BOUND: Duration = Duration::from_secs(2);
 /// At most this much of the answer is read: a status line fits.
-pub const MAX_STATUS_LINE: usize = 256;
+pub(crate) const MAX_STATUS_LINE: usize = 256;
 /// The user name when `$OPENCODE_SERVER_USERNAME` is unset or empty (OpenCode's default).
-pub const DEFAULT_USER: &str = "opencode";
+pub(crate) const DEFAULT_USER: &str = "opencode";
 
 /// Why the check says "not healthy" (exit 1).
 #[derive(Debug, thiserror::Error)]
-pub enum HealthError {
+pub(crate) enum HealthError {
     #[error("failed to load the policy: {0}")]
     Policy(#[from] PolicyError),
     #[error(transparent)]
@@ -59,7 +60,7 @@ pub enum HealthError {
 
 /// An I/O error, worded like every other message (`connection refused`, no errno suffix).
 #[derive(Debug)]
-pub struct Cause(io::Error);
+pub(crate) struct Cause(io::Error);
 
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,10 +78,10 @@ pub fn main(args: &HealthArgs, log: &Log) -> i32 {
         &sys::RealSys,
         Path::new("/proc/sys/kernel/cap_last_cap"),
     ) {
-        Ok(()) => 0,
+        Ok(()) => exit::SUCCESS,
         Err(e) => {
             log.error(&e.to_string());
-            1
+            exit::UNHEALTHY
         }
     }
 }
@@ -107,7 +108,7 @@ fn run(args: &HealthArgs, sys: &impl Sys, cap_last_cap: &Path) -> Result<(), Hea
 }
 
 /// The request: HTTP/1.0, so the server closes the connection after its answer.
-pub fn request(port: u16, user: &OsStr, password: &OsStr) -> Vec<u8> {
+pub(crate) fn request(port: u16, user: &OsStr, password: &OsStr) -> Vec<u8> {
     let mut credentials = user.as_bytes().to_vec();
     credentials.push(b':');
     credentials.extend_from_slice(password.as_bytes());
@@ -120,7 +121,7 @@ pub fn request(port: u16, user: &OsStr, password: &OsStr) -> Vec<u8> {
 }
 
 /// Standard base64 with padding (RFC 4648), for the Basic credentials.
-pub fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
@@ -143,7 +144,7 @@ pub fn base64(bytes: &[u8]) -> String {
 
 /// The status code of an answer's first line (`HTTP/1.x DDD ...`), from a bounded prefix of
 /// the answer; `None` when it is not one.
-pub fn status_code(prefix: &[u8]) -> Option<u16> {
+pub(crate) fn status_code(prefix: &[u8]) -> Option<u16> {
     let line = status_line(prefix);
     let rest = line.strip_prefix(b"HTTP/1.")?;
     let (version, rest) = rest.split_first()?;
@@ -170,7 +171,7 @@ fn status_line(prefix: &[u8]) -> &[u8] {
 
 /// Connects, sends `request` and reads at most [`MAX_STATUS_LINE`] bytes of the answer, all
 /// within `bound`; healthy on a 200 status line.
-pub fn ask(addr: SocketAddr, request: &[u8], bound: Duration) -> Result<(), HealthError> {
+pub(crate) fn ask(addr: SocketAddr, request: &[u8], bound: Duration) -> Result<(), HealthError> {
     let deadline = Instant::now() + bound;
     let left = || {
         deadline

@@ -466,10 +466,6 @@ mod tests {
         (m.uid(), m.gid())
     }
 
-    fn is_root() -> bool {
-        me().0 == 0
-    }
-
     #[test]
     fn plan_reports_without_changing() {
         let t = tempfile::tempdir().expect("tempdir");
@@ -500,8 +496,7 @@ mod tests {
 
     #[test]
     fn wrong_owner_is_fixed_recursively_without_following_symlinks() {
-        if !is_root() {
-            eprintln!("skipping: chown to another uid needs root");
+        if !jailoc_tests::require_root("this home test (chown to another uid)") {
             return;
         }
         let t = tempfile::tempdir().expect("tempdir");
@@ -541,8 +536,7 @@ mod tests {
 
     #[test]
     fn a_correct_top_is_not_walked() {
-        if !is_root() {
-            eprintln!("skipping: chown to another uid needs root");
+        if !jailoc_tests::require_root("this home test (chown to another uid)") {
             return;
         }
         let t = tempfile::tempdir().expect("tempdir");
@@ -557,8 +551,7 @@ mod tests {
 
     #[test]
     fn a_hard_link_to_a_file_outside_keeps_its_owner() {
-        if !is_root() {
-            eprintln!("skipping: chown to another uid needs root");
+        if !jailoc_tests::require_root("this home test (chown to another uid)") {
             return;
         }
         let t = tempfile::tempdir().expect("tempdir");

@@ -1,26 +1,34 @@
 //! sandbox-init: PID 1 for an AI coding agent's container.
 //!
-//! The boot sequence (see [`boot::run`]) loads the policy, installs the IPv4/IPv6 firewall in one
-//! atomic restore per family, drops every privilege, starts the agent as an unprivileged user and
-//! then supervises it as a proper init. Each module is one stage of that sequence:
+//! `main.rs` reads the command line and runs a mode; the boot sequence (`boot::run`) loads the
+//! policy, installs the IPv4/IPv6 firewall in one atomic restore per family, drops every
+//! privilege, starts the agent as an unprivileged user and then supervises it as a proper init.
+//! Each module is one stage of that sequence (docs/architecture.md maps them):
 //!
 //! | module | stage |
 //! |---|---|
-//! | [`cli`] | command line and environment |
-//! | [`health`] | `--health`: the container's health check, as the agent |
-//! | [`enter`] | `--enter`: a command in a running container, as the agent |
-//! | [`policy`] | `policy.toml` + legacy line files → validated [`policy::Policy`] |
-//! | [`resolve`] | allowlisted names → addresses (hickory, bounded time) |
-//! | [`firewall`] | pure rule rendering, backend probe, apply, read-back |
-//! | [`home`] | ownership fixes of the agent's home dirs |
-//! | [`log`] | the one logger (stderr, write errors ignored) |
-//! | [`secrets`] | `/run/secrets/NAME` → environment |
-//! | [`privilege`] | capability/uid/gid/no_new_privs drop for the agent and for PID 1 |
-//! | [`seccomp`] | the agent's filter of socket families netfilter cannot see (pure BPF) |
-//! | [`supervisor`] | signal forwarding, reaping, exit status |
-//! | [`trust`] | which files root may run or read (never `PATH`, only root's) |
-//! | [`sys`] | the only module with `unsafe`: thin syscall wrappers |
-//! | [`exit`] | the exit-code table |
+//! | `cli` | command line and environment |
+//! | `boot` | the boot sequence, top to bottom, and its one error ([`boot::BootError`]) |
+//! | `health` | `--health`: the container's health check, as the agent |
+//! | `enter` | `--enter`: a command in a running container, as the agent |
+//! | `policy` | the contract crate `jailoc-policy`: `policy.toml` + line files → `Policy` |
+//! | `resolve` | allowlisted names → addresses (hickory, bounded time), resolv.conf parsed once |
+//! | `firewall` | the plan (pure), the renderer (pure), the backends, apply, read-back |
+//! | `home` | ownership fixes of the agent's home dirs |
+//! | `log` | the one logger (stderr, write errors ignored) |
+//! | `secrets` | `/run/secrets/NAME` → environment |
+//! | `privilege` | capability/uid/gid/no_new_privs drop for the agent and for PID 1 |
+//! | `seccomp` | the agent's filter of socket families netfilter cannot see (pure BPF) |
+//! | `supervisor` | signal forwarding, reaping, exit status |
+//! | `trust` | which files root may run or read (never `PATH`, only root's) |
+//! | `smaps` | which mappings PID 1 may release (pure) |
+//! | `sys` | the only module allowed `unsafe` (the crate denies it): syscall wrappers by concern |
+//! | `exit` | the exit-code table, and the one mapping from errors to codes |
+//!
+//! Modules are `pub` only where `main.rs` or a test crate needs them, so the compiler reports
+//! whatever nothing uses.
+
+#![deny(unsafe_code)]
 
 pub mod boot;
 pub mod cli;
@@ -28,13 +36,17 @@ pub mod enter;
 pub mod exit;
 pub mod firewall;
 pub mod health;
-pub mod home;
+pub(crate) mod home;
 pub mod log;
-pub mod policy;
-pub mod privilege;
+pub(crate) mod privilege;
 pub mod resolve;
-pub mod seccomp;
-pub mod secrets;
-pub mod supervisor;
-pub mod sys;
-pub mod trust;
+pub(crate) mod seccomp;
+pub(crate) mod secrets;
+pub(crate) mod smaps;
+pub(crate) mod supervisor;
+#[allow(unsafe_code)]
+pub(crate) mod sys;
+pub(crate) mod trust;
+
+/// The policy contract, shared with the launcher: grammar, typed entries, `policy.toml`.
+pub use jailoc_policy as policy;

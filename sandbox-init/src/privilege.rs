@@ -67,12 +67,9 @@ pub enum PrivilegeError {
 }
 
 impl PrivilegeError {
-    /// The exit code: a root agent is a policy error (78), everything else an OS one (71).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            PrivilegeError::RootAgent { .. } => crate::exit::CONFIG,
-            _ => crate::exit::OS_ERROR,
-        }
+    /// Whether the policy asked for a root agent (a policy error, not the container's).
+    pub fn is_root_agent(&self) -> bool {
+        matches!(self, PrivilegeError::RootAgent { .. })
     }
 }
 
@@ -93,16 +90,6 @@ impl AgentCreds {
             return Err(PrivilegeError::RootAgent { what: "gid" });
         }
         Ok(Self { uid, gid })
-    }
-
-    /// The uid.
-    pub fn uid(&self) -> u32 {
-        self.uid
-    }
-
-    /// The gid.
-    pub fn gid(&self) -> u32 {
-        self.gid
     }
 }
 

@@ -19,15 +19,9 @@ use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use crate::exit;
+use crate::policy::{is_env_name, ENV_PREFIX as OWN_PREFIX, SECRET_ENV_FILE};
 use crate::sys;
 use crate::trust::{Trust, TrustError};
-
-/// The file in the config dir that lists secret names.
-pub const SECRET_ENV_FILE: &str = "secret-env";
-
-/// Environment variables that belong to sandbox-init and are not passed to the agent.
-pub const OWN_PREFIX: &str = "SANDBOX_INIT_";
 
 /// Errors of reading `secret-env` and the secrets.
 #[derive(Debug, thiserror::Error)]
@@ -104,21 +98,6 @@ pub enum SecretsError {
     },
 }
 
-impl SecretsError {
-    /// The exit code (see the module comment).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            SecretsError::InvalidName { .. }
-            | SecretsError::Missing { .. }
-            | SecretsError::Nul { .. } => exit::CONFIG,
-            SecretsError::ReadList { .. }
-            | SecretsError::Read { .. }
-            | SecretsError::Untrusted { .. }
-            | SecretsError::NotAFile { .. } => exit::OS_ERROR,
-        }
-    }
-}
-
 /// A listed secret name and the line it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretName {
@@ -126,13 +105,6 @@ pub struct SecretName {
     pub name: String,
     /// 1-based line in `secret-env`.
     pub line: usize,
-}
-
-/// Is `name` a portable environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)?
-pub fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Parse the text of `secret-env` (`path` only for messages). Duplicates are kept once.
@@ -285,14 +257,14 @@ pub fn agent_environment(
     env
 }
 
-/// Names only, for `--print-plan` and logs (never values).
-pub fn names(env: &[(OsString, OsString)]) -> Vec<&OsStr> {
-    env.iter().map(|(k, _)| k.as_os_str()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The exit code the boot ends with for `err`.
+    fn code(err: SecretsError) -> i32 {
+        crate::exit::for_error(&err.into())
+    }
 
     /// A throwaway directory with empty `config/` and `secrets/` inside; it stands in for `/`
     /// (and the test's uid for root) when secrets are read.
@@ -360,7 +332,7 @@ mod tests {
                      and _, not starting with a digit"
                 )
             );
-            assert_eq!(err.exit_code(), 78);
+            assert_eq!(code(err), 78);
         }
     }
 
@@ -420,7 +392,6 @@ mod tests {
         let t = Tmp::new();
         std::fs::write(t.config().join("secret-env"), "# x\nAPI_KEY\n").expect("write");
         let err = t.load().expect_err("missing");
-        assert_eq!(err.exit_code(), 78);
         assert_eq!(
             err.to_string(),
             format!(
@@ -428,6 +399,7 @@ mod tests {
                 t.config().join("secret-env").display(),
             )
         );
+        assert_eq!(code(err), 78);
     }
 
     #[test]
@@ -437,7 +409,7 @@ mod tests {
         std::fs::write(t.secrets().join("K"), b"ab\0cd").expect("write");
         let err = t.load().expect_err("nul");
         assert!(!err.to_string().contains("ab"));
-        assert_eq!(err.exit_code(), 78);
+        assert_eq!(code(err), 78);
     }
 
     #[test]
@@ -496,12 +468,12 @@ mod tests {
         std::fs::write(&target, "root's\n").expect("write");
         std::os::unix::fs::symlink(&target, t.secrets().join("API_KEY")).expect("ln");
         let err = t.load().expect_err("symlink");
-        assert_eq!(err.exit_code(), 71);
         assert_eq!(
             err.to_string(),
             "failed to read secret API_KEY from /secrets/API_KEY: it is not a regular file (a \
              symlink is never followed)"
         );
+        assert_eq!(code(err), 71);
     }
 
     #[test]
@@ -513,7 +485,6 @@ mod tests {
         std::fs::set_permissions(t.secrets(), std::fs::Permissions::from_mode(0o1777))
             .expect("chmod");
         let err = t.load().expect_err("writable dir");
-        assert_eq!(err.exit_code(), 71);
         assert_eq!(
             err.to_string(),
             format!(
@@ -522,6 +493,7 @@ mod tests {
                 t.config().join("secret-env").display()
             )
         );
+        assert_eq!(code(err), 71);
     }
 
     #[test]
@@ -530,10 +502,10 @@ mod tests {
         std::fs::remove_dir(t.secrets()).expect("rmdir");
         std::fs::write(t.config().join("secret-env"), "API_KEY\n").expect("write");
         let err = t.load().expect_err("missing");
-        assert_eq!(err.exit_code(), 78);
         assert!(
             err.to_string().contains("/secrets/API_KEY does not exist"),
             "{err}"
         );
+        assert_eq!(code(err), 78);
     }
 }

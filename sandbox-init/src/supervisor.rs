@@ -21,7 +21,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use crate::exit;
 use crate::log::Log;
 use crate::privilege::{self, AgentDrop, DropFailure, DropReady, DropStep, PrivilegeError};
-use crate::sys::{self, CStrArray, Errno, Fork, RealSys, SigSet, Sys, WaitStatus};
+use crate::sys::{self, CStrArray, Errno, Fork, RealSys, SigSet, Sys};
 
 /// Signals the kernel raises for a fault of the thread itself; blocking them would not stop
 /// the kernel and forwarding them makes no sense (tini keeps them too).
@@ -94,33 +94,6 @@ impl SpawnError {
                 step,
                 errno: failure.errno,
             },
-        }
-    }
-
-    /// The exit code of a failed step of [`exec_as_agent`] (allocation-free, for the child).
-    pub fn code_of(failure: DropFailure) -> i32 {
-        match failure.step {
-            DropStep::Exec if matches!(failure.errno.0, libc::ENOENT | libc::ENOTDIR) => {
-                exit::NOT_FOUND
-            }
-            DropStep::Exec => exit::CANNOT_EXECUTE,
-            _ => exit::OS_ERROR,
-        }
-    }
-
-    /// The exit code of a failed start (DESIGN.md's table).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            SpawnError::Exec { errno, .. }
-                if errno.0 == libc::ENOENT || errno.0 == libc::ENOTDIR =>
-            {
-                exit::NOT_FOUND
-            }
-            SpawnError::Exec { .. } => exit::CANNOT_EXECUTE,
-            SpawnError::Nul { .. } | SpawnError::NoCommand => exit::USAGE,
-            SpawnError::Drop { .. } | SpawnError::Setup { .. } | SpawnError::Privilege(_) => {
-                exit::OS_ERROR
-            }
         }
     }
 }
@@ -199,14 +172,6 @@ pub fn candidates(program: &OsStr, path: &OsStr) -> Vec<OsString> {
             OsString::from_vec(full)
         })
         .collect()
-}
-
-/// The exit code for how the agent ended: its code, or 128+N for signal N.
-pub fn exit_code(status: WaitStatus) -> i32 {
-    match status {
-        WaitStatus::Exited(code) => code,
-        WaitStatus::Signaled(sig) => exit::signalled(sig),
-    }
 }
 
 /// The signals PID 1 blocks and reads from its signalfd: all but the synchronous ones.
@@ -348,7 +313,7 @@ fn decode_report(buf: [u8; 8]) -> (DropStep, Errno) {
 fn child(sys: &RealSys, plan: &AgentDrop, command: &Prepared, report: i32) -> ! {
     let failure = exec_as_agent(sys, plan, command, Group::Own);
     sys::write_all_raw(report, &encode_report(failure));
-    sys::exit_immediately(SpawnError::code_of(failure))
+    sys::exit_immediately(exit::for_drop_failure(failure))
 }
 
 /// Whether the agent gets a process group of its own (the boot's child) or stays in the one it
@@ -418,11 +383,6 @@ fn exec_first(command: &Prepared) -> Errno {
 }
 
 impl Supervisor {
-    /// The agent's pid.
-    pub fn agent(&self) -> i32 {
-        self.agent
-    }
-
     /// Supervise until the agent has ended; returns the exit code for sandbox-init.
     pub fn run(self) -> i32 {
         // Whatever boot allocated is gone by now; hand the freed heap back, and drop the clean
@@ -478,7 +438,7 @@ impl Supervisor {
             match sys::wait_nohang(-1) {
                 Ok(Some((pid, status))) => {
                     if pid == self.agent {
-                        agent_code = Some(exit_code(status));
+                        agent_code = Some(exit::for_status(status));
                     } else {
                         self.log.debug(&format!("reaped orphan {pid}"));
                     }
@@ -496,7 +456,7 @@ impl Supervisor {
     fn reap_blocking(&self) -> i32 {
         loop {
             match sys::wait_blocking(-1) {
-                Ok(Some((pid, status))) if pid == self.agent => return exit_code(status),
+                Ok(Some((pid, status))) if pid == self.agent => return exit::for_status(status),
                 Ok(_) => {}
                 Err(errno) => {
                     // No child left (cannot happen before the agent is reaped) or worse: give up
@@ -570,34 +530,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_codes_pass_through_and_signals_add_128() {
-        for code in 0..=255 {
-            assert_eq!(exit_code(WaitStatus::Exited(code)), code);
-        }
-        for sig in 1..=64 {
-            assert_eq!(exit_code(WaitStatus::Signaled(sig)), 128 + sig);
-        }
-        assert_eq!(exit_code(WaitStatus::Signaled(libc::SIGTERM)), 143);
-        assert_eq!(exit_code(WaitStatus::Signaled(libc::SIGINT)), 130);
-        assert_eq!(exit_code(WaitStatus::Signaled(libc::SIGUSR1)), 138);
-        assert_eq!(exit_code(WaitStatus::Signaled(libc::SIGUSR2)), 140);
-    }
-
-    #[test]
     fn spawn_errors_map_to_the_table() {
         let exec = |errno| SpawnError::Exec {
             program: "/x".into(),
             errno: Errno(errno),
         };
-        assert_eq!(exec(libc::ENOENT).exit_code(), 127);
-        assert_eq!(exec(libc::ENOTDIR).exit_code(), 127);
-        assert_eq!(exec(libc::EACCES).exit_code(), 126);
-        assert_eq!(exec(libc::ENOEXEC).exit_code(), 126);
         let drop = SpawnError::Drop {
             step: DropStep::Bounding,
             errno: Errno(libc::EPERM),
         };
-        assert_eq!(drop.exit_code(), 71);
         assert_eq!(
             drop.to_string(),
             "failed to empty the capability bounding set: operation not permitted"
@@ -657,7 +598,7 @@ mod tests {
     #[test]
     fn nul_bytes_and_empty_commands_are_refused() {
         let err = Prepared::new(&[OsString::from("a\0b")], &[]).expect_err("nul");
-        assert_eq!(err.exit_code(), 64);
+        assert!(matches!(err, SpawnError::Nul { .. }), "{err}");
         assert!(matches!(
             Prepared::new(&[], &[]).expect_err("empty"),
             SpawnError::NoCommand

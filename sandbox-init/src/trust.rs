@@ -129,6 +129,7 @@ impl Trust {
 
     /// `root` stands in for `/` (absolute paths and symlink targets resolve inside it, like a
     /// chroot) and `owner` for root. For tests.
+    #[cfg(test)]
     pub fn within(root: &Path, owner: u32) -> Self {
         Self {
             root: root.to_owned(),
@@ -339,10 +340,6 @@ mod tests {
         }
     }
 
-    fn is_root() -> bool {
-        me() == 0
-    }
-
     #[test]
     fn a_program_is_resolved_through_every_symlink_hop_to_the_real_file() {
         let r = Root::system();
@@ -455,8 +452,7 @@ mod tests {
 
     #[test]
     fn a_file_or_directory_owned_by_another_uid_is_refused() {
-        if !is_root() {
-            eprintln!("skipping: giving a file to another uid needs root");
+        if !jailoc_tests::require_root("this trust test (a file given to another uid)") {
             return;
         }
         let r = Root::system();

@@ -5,14 +5,14 @@
 //! - A `docker stop` while the boot sits in step 3 (DNS) must be obeyed at once: exit 143, and
 //!   the agent is never started.
 //! - What steps 1-5 allocated (policy, rule sets) is freed before PID 1 supervises: its RSS
-//!   stays within DESIGN.md's 2 MiB even with a 20,000-network allowlist.
+//!   stays within the 2 MiB target (docs/lab.md, "Targets") even with a 20,000-network allowlist.
 //!
 //! Skips with a reason when not root or without `ip`/`unshare`/iptables; fails instead when
-//! `CI=true`.
+//! `CI` is set.
 
 mod common;
 
-use common::netns::Netns;
+use jailoc_tests::netns::Netns;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -28,7 +28,7 @@ struct Lab {
 
 impl Lab {
     fn new() -> Self {
-        let ns = Netns::with_etc("s", "nameserver 127.0.0.53\n", "127.0.0.1 localhost\n");
+        let ns = Netns::with_etc("jsi-s", "nameserver 127.0.0.53\n", "127.0.0.1 localhost\n");
         ns.blackhole("127.0.0.53/32");
         let lab = Lab {
             ns,
@@ -71,7 +71,7 @@ impl Lab {
 }
 
 fn privileged() -> bool {
-    common::netns::privileged(
+    jailoc_tests::require_tools(
         "boot-signal namespace test",
         &[
             ("ip", "-V", "`ip` (iproute2) is not installed"),

@@ -4,18 +4,18 @@
 //! OUTPUT and a Docker-style DNAT rule in `nat` untouched.
 //!
 //! Skips with a printed reason when not root or without `ip`/iptables; fails instead when
-//! `CI=true`. Each namespace is created here, has no links at all (no traffic can leave it) and
+//! `CI` is set. Each namespace is created here, has no links at all (no traffic can leave it) and
 //! is removed by a Drop guard, also when an assertion fails.
 
 mod common;
 
-use common::netns::Netns;
 use common::{cases, load_case, Case};
+use jailoc_tests::netns::Netns;
 use sandbox_init::firewall::{
     self, Backend, CommandRunner, Family, FirewallError, Installed, Output, SystemRunner,
+    TrustError,
 };
 use sandbox_init::log::Log;
-use sandbox_init::trust::TrustError;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -32,7 +32,7 @@ impl<'a> NetnsRunner<'a> {
     /// A fresh namespace of its own.
     fn new(hidden: &'a [&'a str]) -> Self {
         NetnsRunner {
-            ns: Netns::new("t"),
+            ns: Netns::new("jsi-t"),
             hidden,
             inner: SystemRunner::new(Log::default()),
         }
@@ -70,15 +70,7 @@ impl NetnsRunner<'_> {
     /// boot does, with a read-back).
     fn install(&self, case: &Case) -> Result<Installed, FirewallError> {
         let probed = firewall::probe(self)?;
-        firewall::install(
-            self,
-            &probed,
-            case.policy.egress,
-            &case.allows,
-            &case.resolvers,
-            &case.blocked,
-            true,
-        )
+        firewall::install(self, &probed, &case.plan, true)
     }
 
     /// Full `iptables-save` + `ip6tables-save` (all tables), comment lines dropped (they
@@ -95,7 +87,7 @@ impl NetnsRunner<'_> {
 
 fn privileged(tool: &str) -> bool {
     let missing = format!("{tool} is not installed (apt-get install iptables)");
-    common::netns::privileged(
+    jailoc_tests::require_tools(
         "real-iptables test",
         &[
             ("ip", "-V", "`ip` (iproute2) is not installed"),
@@ -147,13 +139,13 @@ fn check_case(dir: &Path, backend: &str, hidden: &[&str]) {
     runner.ok(be.restore4, &["--noflush"], Some(&golden4));
     runner.ok(be.restore6, &["--noflush"], Some(&golden6));
     let first = runner.snapshot(be.save4, be.save6);
-    firewall::apply::verify(
+    firewall::verify(
         Family::V4,
         &golden4,
         &runner.ok(be.save4, &["-t", "filter"], None),
     )
     .unwrap_or_else(|e| panic!("{case_name} ({backend}): {e}"));
-    firewall::apply::verify(
+    firewall::verify(
         Family::V6,
         &golden6,
         &runner.ok(be.save6, &["-t", "filter"], None),

@@ -4,11 +4,11 @@
 //! namespace's own loopback. Nothing leaves the namespace.
 //!
 //! Skips with a reason when not root or without `ip`/`dnsmasq`/iptables; fails instead when
-//! `CI=true`.
+//! `CI` is set.
 
 mod common;
 
-use common::netns::Netns;
+use jailoc_tests::netns::Netns;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,7 +25,7 @@ struct Lab {
 impl Lab {
     fn new(resolv_conf: &str, hosts: &str) -> Self {
         Lab {
-            ns: Netns::with_etc("r", resolv_conf, hosts),
+            ns: Netns::with_etc("jsi-r", resolv_conf, hosts),
             config: tempfile::tempdir().expect("tempdir"),
             dnsmasq: None,
         }
@@ -148,7 +148,7 @@ impl Drop for Lab {
 }
 
 fn privileged() -> bool {
-    common::netns::privileged(
+    jailoc_tests::require_tools(
         "resolver namespace test",
         &[
             ("ip", "-V", "`ip` (iproute2) is not installed"),

@@ -2,6 +2,12 @@
 //! that removes everything a test created (containers, networks, images, compose projects), also
 //! when the test panics.
 //!
+//! One place decides what the tier runs on: [`engine`] (Docker, or rootful Podman with
+//! `JAILOC_E2E_ENGINE=podman`) and [`compose_under_test`] (`JAILOC_COMPOSE`, which jailoc itself
+//! honours, else what jailoc's auto-detection tries first: `docker compose`). `scripts/test` runs
+//! the tier once per setting. Under Podman, jailoc's Compose drives Podman through its Docker API
+//! socket ([`jailoc_env`]) and the tests use the `podman` CLI.
+//!
 //! No registry is reachable on the test machines, so every image derives from the debootstrapped
 //! base (`scripts/build-base-image`) or `FROM scratch`. Every network a test creates is
 //! `internal: true` with its own subnet: nothing can leave the machine even if a rule were wrong.
@@ -12,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Label put on every container, network and image the e2e tests create, with the test
@@ -75,41 +81,258 @@ where
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// `docker ARGS...`, trimmed stdout.
+/// The container engine the tier drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Docker (the default).
+    Docker,
+    /// Rootful Podman with netavark (`JAILOC_E2E_ENGINE=podman`).
+    Podman,
+}
+
+impl Engine {
+    /// The engine's CLI.
+    pub fn cli(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+}
+
+/// The engine of this test process: `JAILOC_E2E_ENGINE` = `docker` (default) or `podman`.
+pub fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    *ENGINE.get_or_init(|| {
+        match std::env::var("JAILOC_E2E_ENGINE")
+            .unwrap_or_default()
+            .as_str()
+        {
+            "" | "docker" => Engine::Docker,
+            "podman" => Engine::Podman,
+            other => panic!("JAILOC_E2E_ENGINE={other:?}: use \"docker\" or \"podman\""),
+        }
+    })
+}
+
+/// `docker ARGS...` (`podman ARGS...` under Podman: the engine's own CLI), trimmed stdout.
 pub fn docker<I, S>(args: I) -> Result<String>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    run("docker", args)
+    run(engine().cli(), args)
 }
 
-/// Whether a Docker engine answers (`docker version` reaches the server).
+/// Removes a container and its anonymous volumes at once (`rm -f -v`): Docker kills it,
+/// Podman first stops it with its stop timeout unless told `-t 0` (the tests' services ignore
+/// SIGTERM as PID 1, so every removal would wait 10 s).
+pub fn remove_container(id: &str) -> Result<String> {
+    match engine() {
+        Engine::Docker => docker(["rm", "-f", "-v", id]),
+        Engine::Podman => docker(["rm", "-f", "-v", "-t", "0", id]),
+    }
+}
+
+/// Whether the engine answers (`docker version` reaches the server; `podman info` works).
 pub fn engine_answers() -> std::result::Result<(), String> {
-    match run_output("docker", ["version", "--format", "{{.Server.Version}}"]) {
+    let out = match engine() {
+        Engine::Docker => run_output("docker", ["version", "--format", "{{.Server.Version}}"]),
+        Engine::Podman => run_output("podman", ["info", "--format", "{{.Host.NetworkBackend}}"]),
+    };
+    match out {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
         Err(e) => Err(e.to_string()),
     }
 }
 
-/// Skip/fail gating for Docker tests: `Some(lock)` when an engine answers (the lock serialises
+/// Skip/fail gating for e2e tests: `Some(lock)` when the engine answers (the lock serialises
 /// the e2e tests of this process: they share fixed subnets and the machine has few cores);
 /// `None` after printing why the test is skipped; panics instead of skipping under `CI=true`.
+/// Under Podman it also starts the API socket jailoc's Compose talks to.
 #[must_use]
 pub fn require_engine(test: &str) -> Option<MutexGuard<'static, ()>> {
     if let Err(why) = engine_answers() {
-        let msg = format!("{test}: no Docker engine answers ({why})");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}; CI=true requires the Docker end-to-end tier to run");
+        let msg = format!("{test}: no {:?} engine answers ({why})", engine());
+        if crate::in_ci() {
+            panic!("{msg}; CI=true requires the end-to-end tier to run");
         }
         eprintln!("skipping {msg}");
         return None;
     }
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    host_lock();
     remove_stale_resources();
+    if engine() == Engine::Podman {
+        if let Err(e) = podman_socket() {
+            panic!("{test}: {e}");
+        }
+    }
     Some(guard)
+}
+
+/// Serialises e2e test processes on this machine (two `cargo test` runs, or the tier's passes
+/// started side by side): they create networks with the same fixed subnets, which the engine
+/// refuses to overlap. Taken once, held until the process exits (the kernel releases it).
+fn host_lock() {
+    static HOST_LOCK: OnceLock<std::fs::File> = OnceLock::new();
+    HOST_LOCK.get_or_init(|| {
+        let path = std::env::temp_dir().join("jailoc-e2e.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("failed to open {}: {e}", path.display()));
+        if file.try_lock().is_err() {
+            eprintln!(
+                "waiting for another end-to-end test process to finish ({})",
+                path.display()
+            );
+            file.lock()
+                .unwrap_or_else(|e| panic!("failed to lock {}: {e}", path.display()));
+        }
+        file
+    });
+}
+
+/// [`require_engine`] for a test that runs on Docker only (Docker-in-Docker): `None`, with the
+/// reason printed, under Podman (`scripts/test` does not select these tests there).
+#[must_use]
+pub fn require_docker(test: &str, why: &str) -> Option<MutexGuard<'static, ()>> {
+    if engine() == Engine::Podman {
+        eprintln!("skipping {test} under Podman: {why}");
+        return None;
+    }
+    require_engine(test)
+}
+
+/// The compose implementation jailoc is expected to drive in this process, and its version
+/// (`VERSION --short`), which Compose writes into every container's
+/// `com.docker.compose.version` label: the tests check it, so a run cannot silently use
+/// another implementation than the one it claims to test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeUnderTest {
+    /// The command line: `JAILOC_COMPOSE`, else `docker compose`.
+    pub command: String,
+    /// Its version; `None` when it does not answer outside CI (then nothing is checked).
+    pub version: Option<String>,
+}
+
+/// `JAILOC_COMPOSE` if set (jailoc uses it as given), else `docker compose`, which jailoc's
+/// auto-detection tries first, as on a user's machine. Under `CI=true` it must answer.
+pub fn compose_under_test() -> &'static ComposeUnderTest {
+    static COMPOSE: OnceLock<ComposeUnderTest> = OnceLock::new();
+    COMPOSE.get_or_init(|| {
+        let command = std::env::var("JAILOC_COMPOSE")
+            .ok()
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| "docker compose".into());
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let out = run_output(words[0], words[1..].iter().chain(&["version", "--short"]));
+        let version = match out {
+            Ok(o) if o.status.success() => Some(
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .trim_start_matches('v')
+                    .to_owned(),
+            ),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                let msg =
+                    format!("the tier is to run under `{command}`, which does not answer ({why})");
+                assert!(
+                    !crate::in_ci(),
+                    "{msg}; scripts/lib/system-deps.sh installs Compose v5 as the `docker compose` \
+                     plugin and docker-compose 1.29"
+                );
+                eprintln!("note: {msg}; not checking which implementation jailoc picks");
+                None
+            }
+        };
+        ComposeUnderTest { command, version }
+    })
+}
+
+/// Environment for the `jailoc` processes a test runs: under Podman, Compose and the Docker CLI
+/// talk to Podman's API socket (`DOCKER_HOST`) and jailoc's own queries and builds use the
+/// `podman` CLI (`JAILOC_DOCKER`); under Docker nothing.
+pub fn jailoc_env() -> Vec<(String, String)> {
+    match engine() {
+        Engine::Docker => Vec::new(),
+        Engine::Podman => vec![
+            (
+                "DOCKER_HOST".into(),
+                format!(
+                    "unix://{}",
+                    podman_socket().unwrap_or_else(|e| panic!("{e}")).display()
+                ),
+            ),
+            ("JAILOC_DOCKER".into(), "podman".into()),
+        ],
+    }
+}
+
+/// The socket of this test process's own `podman system service`: Podman's Docker-compatible
+/// API, which Compose drives as it drives Docker's. Started once, in a thread that lives as long
+/// as the process, with `PR_SET_PDEATHSIG`, so the service ends with the test process.
+fn podman_socket() -> std::result::Result<&'static Path, String> {
+    static SOCKET: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    SOCKET
+        .get_or_init(start_podman_service)
+        .as_deref()
+        .map_err(Clone::clone)
+}
+
+fn start_podman_service() -> std::result::Result<PathBuf, String> {
+    use std::os::unix::process::CommandExt;
+    let socket =
+        std::env::temp_dir().join(format!("jailoc-e2e-podman-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let url = format!("unix://{}", socket.display());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut cmd = Command::new("podman");
+        cmd.args(["system", "service", "--time=0", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl(2) is async-signal-safe and touches only the calling (child) process.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let _ = tx.send(cmd.spawn().map(|c| c.id()));
+        // The death signal fires when this thread ends: keep it for the life of the process.
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv()
+        .map_err(|e| format!("failed to start podman system service: {e}"))?
+        .map_err(|e| format!("failed to start podman system service: {e}"))?;
+    wait_for(Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(&socket).ok()
+    })
+    .ok_or_else(|| format!("failed to reach podman's API at {}", socket.display()))?;
+    Ok(socket)
+}
+
+/// Runs the container's health check once when the engine does not run it by itself: Podman
+/// runs checks from systemd timers, and without systemd (this test machine) never does.
+pub fn run_health_check(container: &str) {
+    if engine() == Engine::Podman {
+        let _ = docker(["healthcheck", "run", container]);
+    }
 }
 
 /// The repository root (the parent of the `tests` package).
@@ -130,6 +353,37 @@ pub fn profile_dir() -> PathBuf {
     } else {
         deps.to_path_buf()
     }
+}
+
+/// A directory for the throwaway projects and homes the `jailoc` tests create, where jailoc
+/// accepts workspace paths: the target dir, else `/srv/jailoc-tests` when the target dir lies
+/// where jailoc refuses them (a checkout under /tmp), so the tier passes wherever the checkout
+/// lives. The lists are jailoc's own.
+pub fn workspace_scratch_dir() -> PathBuf {
+    let target = profile_dir()
+        .parent()
+        .expect("the profile dir has a parent")
+        .to_path_buf();
+    let mut refused = Vec::new();
+    for base in [target, PathBuf::from("/srv/jailoc-tests")] {
+        use jailoc::config::paths::{CONTAINER_DIRS, HOST_SYSTEM_DENY};
+        if let Some(dir) = CONTAINER_DIRS
+            .iter()
+            .chain(HOST_SYSTEM_DENY)
+            .find(|d| base.starts_with(d))
+        {
+            refused.push(format!("{} is inside {dir}", base.display()));
+            continue;
+        }
+        match std::fs::create_dir_all(&base) {
+            Ok(()) => return base,
+            Err(e) => refused.push(format!("{}: {e}", base.display())),
+        }
+    }
+    panic!(
+        "no directory for test workspaces ({}): set CARGO_TARGET_DIR outside /tmp",
+        refused.join("; ")
+    );
 }
 
 /// Finds a workspace binary: `$env_var` if set, else in the release or the tests' own profile
@@ -185,62 +439,95 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Removes containers, networks and images labelled by an earlier e2e process that no longer
-/// runs (a run killed before its guards could clean up).
+/// Whether `pid` (a label value) is this process or one still running.
+fn pid_alive(pid: &str) -> bool {
+    pid.parse::<u32>()
+        .is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists())
+}
+
+/// Removes containers, networks, images and firewall rules labelled by an earlier e2e process
+/// that no longer runs (a run killed before its guards could clean up).
 pub fn remove_stale_resources() {
-    let alive = |pid: &str| {
-        pid.parse::<u32>()
-            .is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists())
+    let filter = format!("label={LABEL}");
+    let label_of = |verb: &[&str], id: &str, labels: &str| {
+        let mut args = verb.to_vec();
+        let format = format!("{{{{index {labels} \"{LABEL}\"}}}}");
+        args.extend(["-f", &format, id]);
+        docker(args).unwrap_or_default()
     };
-    let list = |args: &[&str]| -> Vec<(String, String)> {
+    let ids = |args: &[&str]| -> Vec<String> {
         docker(args)
             .unwrap_or_default()
             .lines()
-            .filter_map(|l| {
-                let (id, pid) = l.split_once(' ')?;
-                Some((id.to_owned(), pid.to_owned()))
-            })
+            .map(str::to_owned)
             .collect()
     };
-    let fmt = format!("{{{{.ID}}}} {{{{.Label \"{LABEL}\"}}}}");
-    let filter = format!("label={LABEL}");
-    for (id, pid) in list(&["ps", "-a", "--filter", &filter, "--format", &fmt]) {
-        if !alive(&pid) {
-            let _ = docker(["rm", "-f", "-v", &id]);
+    for id in ids(&["ps", "-aq", "--filter", &filter]) {
+        if !pid_alive(&label_of(&["inspect"], &id, ".Config.Labels")) {
+            let _ = remove_container(&id);
         }
     }
-    for (id, pid) in list(&["network", "ls", "--filter", &filter, "--format", &fmt]) {
-        if !alive(&pid) {
+    for id in ids(&["network", "ls", "-q", "--filter", &filter]) {
+        if !pid_alive(&label_of(&["network", "inspect"], &id, ".Labels")) {
             let _ = docker(["network", "rm", &id]);
         }
     }
-    if let Ok(out) = docker([
+    let images = &[
         "images",
         "--filter",
         &filter,
         "--format",
         "{{.Repository}}:{{.Tag}}",
-    ]) {
-        for image in out.lines() {
-            let pid = docker([
-                "image",
-                "inspect",
-                "-f",
-                &format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"),
-                image,
-            ])
-            .unwrap_or_default();
-            if !alive(&pid) {
-                let _ = docker(["rmi", "-f", image]);
-            }
+    ];
+    for image in ids(images) {
+        if !pid_alive(&label_of(&["image", "inspect"], &image, ".Config.Labels")) {
+            let _ = docker(["rmi", "-f", &image]);
         }
     }
+    for rule in forward_rules() {
+        if !pid_alive(&rule.pid) {
+            let _ = delete_forward_rule(&rule.spec);
+        }
+    }
+}
+
+/// An `iptables` FORWARD rule a test added ([`Cleanup::accept_within_bridge`]).
+struct ForwardRule {
+    /// The rule as `iptables -S` prints it, without `-A FORWARD`.
+    spec: Vec<String>,
+    /// The pid in its `org.jailoc.e2e=<pid>` comment.
+    pid: String,
+}
+
+/// The FORWARD rules e2e tests added (identified by their comment).
+fn forward_rules() -> Vec<ForwardRule> {
+    let Ok(out) = run("iptables", ["-S", "FORWARD"]) else {
+        return Vec::new();
+    };
+    out.lines()
+        .filter_map(|l| {
+            let spec = l.strip_prefix("-A FORWARD ")?;
+            let words: Vec<String> = spec.split_whitespace().map(str::to_owned).collect();
+            let pid = words
+                .iter()
+                .find_map(|w| w.strip_prefix(&format!("{LABEL}=")))?
+                .to_owned();
+            Some(ForwardRule { spec: words, pid })
+        })
+        .collect()
+}
+
+fn delete_forward_rule(spec: &[String]) -> Result<String> {
+    let mut args = vec!["-D".to_string(), "FORWARD".to_string()];
+    args.extend(spec.iter().cloned());
+    run("iptables", args)
 }
 
 /// Everything a test created, removed on drop (also on panic), newest first.
 #[derive(Debug, Default)]
 pub struct Cleanup {
     containers: Vec<String>,
+    forward_rules: Vec<Vec<String>>,
     networks: Vec<String>,
     images: Vec<String>,
     compose_projects: Vec<String>,
@@ -261,6 +548,40 @@ impl Cleanup {
     /// Removes this network on drop (after the containers).
     pub fn network(&mut self, name: &str) {
         self.networks.push(name.to_owned());
+    }
+
+    /// Under Podman: accepts forwarded traffic within `network`'s bridge (IPv4), removed on
+    /// drop. Docker sets the host's IPv4 FORWARD policy to DROP and, with `br_netfilter`, bridged
+    /// traffic passes through it; Docker accepts traffic within each of its own bridges, netavark
+    /// only for networks with outside access, so on a host that also runs Docker containers on
+    /// one internal Podman network cannot reach each other. The rule matches in and out on that
+    /// one bridge: nothing leaves it. A fact of this test machine, not something jailoc needs.
+    pub fn accept_within_bridge(&mut self, network: &str) -> Result<()> {
+        if engine() != Engine::Podman {
+            return Ok(());
+        }
+        let bridge = docker(["network", "inspect", "-f", "{{.NetworkInterface}}", network])?;
+        let comment = format!("{LABEL}={}", std::process::id());
+        let spec: Vec<String> = [
+            "-i",
+            &bridge,
+            "-o",
+            &bridge,
+            "-m",
+            "comment",
+            "--comment",
+            &comment,
+            "-j",
+            "ACCEPT",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut args = vec!["-I".to_string(), "FORWARD".to_string()];
+        args.extend(spec.iter().cloned());
+        run("iptables", &args)?;
+        self.forward_rules.push(spec);
+        Ok(())
     }
 
     /// Removes this image tag on drop (after containers and networks).
@@ -317,7 +638,7 @@ impl Drop for Cleanup {
                         id,
                     ])
                     .unwrap_or_default();
-                    let _ = docker(["rm", "-f", "-v", id]);
+                    let _ = remove_container(id);
                     for v in volumes.split_whitespace() {
                         let _ = docker(["volume", "rm", "-f", v]);
                     }
@@ -335,7 +656,10 @@ impl Drop for Cleanup {
             }
         }
         for c in self.containers.iter().rev() {
-            let _ = docker(["rm", "-f", "-v", c]);
+            let _ = remove_container(c);
+        }
+        for rule in self.forward_rules.iter().rev() {
+            let _ = delete_forward_rule(rule);
         }
         for n in self.networks.iter().rev() {
             let _ = docker(["network", "rm", n]);
@@ -366,12 +690,48 @@ pub fn ensure_base_image(dind: bool) -> Result<&'static str> {
             script.display()
         )));
     }
-    Ok(if dind { DIND_BASE_IMAGE } else { BASE_IMAGE })
+    let image = if dind { DIND_BASE_IMAGE } else { BASE_IMAGE };
+    if engine() == Engine::Podman {
+        copy_to_podman(image)?;
+    }
+    Ok(image)
 }
 
-/// `docker build` with the given Dockerfile and context into a fresh `<name>-…:test` tag (the
-/// one returned), labelled for cleanup, tag registered with the guard. The legacy builder is used (docker 20.10 default); `--pull=false` because no
-/// registry is reachable.
+/// Copies a Docker image into Podman's storage (`docker save | podman load`) unless Podman has
+/// it already: the offline base is built with Docker, and no registry connects the two.
+fn copy_to_podman(image: &str) -> Result<()> {
+    if run_output("podman", ["image", "exists", image]).is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    let mut save = Command::new("docker")
+        .args(["save", image])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| DockerError(format!("failed to run docker save {image}: {e}")))?;
+    let stdout = save.stdout.take().expect("piped stdout");
+    let load = Command::new("podman")
+        .args(["load", "--quiet"])
+        .stdin(stdout)
+        .output()
+        .map_err(|e| DockerError(format!("failed to run podman load: {e}")))?;
+    let saved = save
+        .wait()
+        .map_err(|e| DockerError(format!("failed to wait for docker save: {e}")))?;
+    if !saved.success() || !load.status.success() {
+        return Err(DockerError(format!(
+            "failed to copy {image} into Podman (docker save: {saved}; podman load: {}): {}",
+            load.status,
+            String::from_utf8_lossy(&load.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// `docker build` (or `podman build`) with the given Dockerfile and context into a fresh
+/// `<name>-…:test` tag (the one returned), labelled for cleanup, tag registered with the guard.
+/// Every `FROM` names a local image (the offline base, an earlier test image, `scratch`), which
+/// both builders use without asking a registry.
 pub fn build_image(
     cleanup: &mut Cleanup,
     name: &str,
@@ -457,12 +817,31 @@ pub fn build_probe_image_on(cleanup: &mut Cleanup, dind: bool) -> Result<String>
     )
 }
 
-/// The vendored OpenCode npm tarball (`../shared/vendor/`), `JAILOC_OPENCODE_TGZ` overrides.
+/// The vendored OpenCode npm tarball's file name.
+pub const OPENCODE_TGZ: &str = "opencode-linux-x64-1.18.33.tgz";
+
+/// Where the test machines keep vendored third-party artefacts (read-only, never committed).
+pub const MACHINE_VENDOR_DIR: &str = "/work/shared/vendor";
+
+/// The vendored OpenCode npm tarball: `JAILOC_OPENCODE_TGZ`, else `shared/vendor/` beside the
+/// checkout or beside any of its parents (a worktree), else [`MACHINE_VENDOR_DIR`], so a clone
+/// anywhere (also under /tmp) finds it. The first candidate when none exists, for the message.
 pub fn vendored_opencode_tgz() -> PathBuf {
     if let Some(p) = std::env::var_os("JAILOC_OPENCODE_TGZ") {
         return PathBuf::from(p);
     }
-    repo_root().join("../shared/vendor/opencode-linux-x64-1.18.33.tgz")
+    let root = repo_root();
+    let candidates: Vec<PathBuf> = root
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join("shared/vendor").join(OPENCODE_TGZ))
+        .chain([Path::new(MACHINE_VENDOR_DIR).join(OPENCODE_TGZ)])
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .unwrap_or(&candidates[0])
+        .clone()
 }
 
 /// Builds the offline base + the real OpenCode binary from the vendored tarball
@@ -543,7 +922,7 @@ pub fn create_network_dual(
     args.push(name);
     docker(args)?;
     cleanup.network(name);
-    Ok(())
+    cleanup.accept_within_bridge(name)
 }
 
 /// The IPv4 address of `container` on `network`.

@@ -25,6 +25,7 @@
 //! ICMP error: without the firewall they time out, so a fast `refused`/`blocked` proves a reject
 //! rule matched. [`Lab`] deletes everything on drop, also when a test panics.
 
+use crate::netns::{self, ip, Netns};
 use crate::{probe_lines, which, TempDir};
 use serde_json::Value;
 use std::io::Read;
@@ -214,13 +215,11 @@ pub struct Lab {
     /// A directory the agent (any uid) may write markers into.
     pub markers: PathBuf,
     etc_netns: PathBuf,
+    /// The three namespaces, deleted (with whatever runs in them) when the lab is dropped.
+    namespaces: Vec<Netns>,
     procs: Vec<Child>,
     logs: Vec<PathBuf>,
     dns_log: PathBuf,
-}
-
-fn ip() -> PathBuf {
-    which("ip").expect("iproute2 (`ip`) not found: apt-get install iproute2")
 }
 
 /// Runs a command, panicking with its stderr if it fails (lab set-up must not half-work).
@@ -314,6 +313,7 @@ impl Lab {
             dir,
             probe,
             markers,
+            namespaces: Vec::new(),
             procs: Vec::new(),
             logs: Vec::new(),
         };
@@ -325,7 +325,7 @@ impl Lab {
     fn build(&mut self, opts: &LabOptions) {
         use addr::*;
         for ns in [&self.agent, &self.gw, &self.world] {
-            sh(Command::new(ip()).args(["netns", "add", ns]));
+            self.namespaces.push(Netns::named(ns.clone()));
         }
         // No duplicate address detection: addresses are usable at once. Ping sockets for every
         // group in the agent's namespace, as Docker sets net.ipv4.ping_group_range.
@@ -976,31 +976,10 @@ pub fn gc_stale() -> Vec<String> {
 /// Kills every process in the lab `id`'s namespaces and deletes them, its /etc/netns entry and
 /// its scratch dir. Safe to call for a lab that is partly or not at all there.
 pub fn teardown(id: &str) {
-    remove_namespaces(&[
-        format!("{id}-agent"),
-        format!("{id}-gw"),
-        format!("{id}-world"),
-    ]);
-    let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(format!("{id}-agent")));
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("jailoc-lab-{id}")));
-}
-
-fn remove_namespaces(names: &[String]) {
-    for ns in names {
-        // Anything still running in the namespace (a stray agent, a listener) dies first.
-        if let Ok(out) = Command::new(ip()).args(["netns", "pids", ns]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                if let Ok(pid) = pid.parse::<i32>() {
-                    // SAFETY: kill(2) with a pid read from `ip netns pids` of our namespace.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-        }
-        let _ = Command::new(ip())
-            .args(["netns", "del", ns])
-            .stderr(Stdio::null())
-            .status();
+    for ns in ["agent", "gw", "world"] {
+        netns::remove(&format!("{id}-{ns}"));
     }
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("jailoc-lab-{id}")));
 }
 
 impl Drop for Lab {
@@ -1009,7 +988,7 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        remove_namespaces(&[self.agent.clone(), self.gw.clone(), self.world.clone()]);
-        let _ = std::fs::remove_dir_all(&self.etc_netns);
+        // Kills what is left in them, deletes them and the agent's /etc/netns entry.
+        self.namespaces.clear();
     }
 }

@@ -1,8 +1,10 @@
-//! Shared helpers for the lab and end-to-end tests: where the built binaries are, whether a
-//! privileged tier may run here, and throwaway directories.
+//! Shared helpers for every crate's privileged and end-to-end tests: where the built binaries
+//! are, whether a tier may run here (one rule, [`in_ci`]), throwaway network namespaces
+//! ([`netns`]) and directories.
 
 pub mod docker;
 pub mod lab;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -47,25 +49,55 @@ pub fn probe() -> PathBuf {
     bin("probe")
 }
 
-/// True when running in CI (`CI=true`): privileged tiers must run there, not skip.
+/// The one CI rule of every tier in every crate: `CI` set to anything but empty or `false`
+/// means a test that cannot run here fails instead of skipping (a skipped tier must not look
+/// green in CI).
 pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    ci_says_no_skipping(std::env::var_os("CI").as_deref())
 }
 
-/// Gate for a privileged tier: returns true when running as root. Otherwise prints why the test
-/// skips and returns false, or panics when `CI=true` (a skipped tier must not look green in CI).
+fn ci_says_no_skipping(ci: Option<&std::ffi::OsStr>) -> bool {
+    ci.is_some_and(|v| !v.is_empty() && v != "false")
+}
+
+/// A tier that cannot run here, and why: prints that it skips and returns false, or panics
+/// under [`in_ci`].
+pub fn skip(tier: &str, why: &str) -> bool {
+    if in_ci() {
+        panic!("cannot run {tier}: {why} (CI is set, so no tier may skip)");
+    }
+    eprintln!("skipping {tier}: {why}");
+    false
+}
+
+/// Gate for a privileged tier: true when running as root, else [`skip`].
 pub fn require_root(tier: &str) -> bool {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
-        return true;
+    euid == 0
+        || skip(
+            tier,
+            &format!("it needs root (euid is {euid}); run the tests with sudo"),
+        )
+}
+
+/// [`require_root`], and every tool `(program, version flag, reason)` answering its version
+/// flag; else [`skip`] with the first missing tool's reason (e.g. "dnsmasq is not installed
+/// (apt-get install dnsmasq-base)").
+pub fn require_tools(tier: &str, tools: &[(&str, &str, &str)]) -> bool {
+    if !require_root(tier) {
+        return false;
     }
-    let why = format!("{tier}: needs root (euid is {euid}); run the tests with sudo");
-    if in_ci() {
-        panic!("{why} (CI=true, so this tier must not skip)");
+    let answers = |program: &str, flag: &str| {
+        std::process::Command::new(program)
+            .arg(flag)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    match tools.iter().find(|(p, flag, _)| !answers(p, flag)) {
+        Some((_, _, reason)) => skip(tier, reason),
+        None => true,
     }
-    eprintln!("skipping {why}");
-    false
 }
 
 /// Finds an executable on PATH (tests pass absolute paths to `ip netns exec` and friends).
@@ -172,4 +204,29 @@ pub fn probe_lines(stdout: &str) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| serde_json::Value::String(l.into())))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn ci_is_set_unless_empty_or_false() {
+        for (value, strict) in [
+            (None, false),
+            (Some(""), false),
+            (Some("false"), false),
+            (Some("true"), true),
+            (Some("1"), true),
+            (Some("0"), true),
+            (Some("yes"), true),
+        ] {
+            assert_eq!(
+                ci_says_no_skipping(value.map(OsStr::new)),
+                strict,
+                "{value:?}"
+            );
+        }
+    }
 }

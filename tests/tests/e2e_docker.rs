@@ -20,10 +20,10 @@ use std::time::Duration;
 use jailoc_tests::docker::{self, docker, Cleanup};
 use serde_json::Value;
 
-/// The capabilities sandbox-init needs (DESIGN.md); the agent ends with none of them. Written
-/// out here on purpose, not taken from the launcher's `compose::CAPABILITIES`: the baked-image
-/// tests prove that sandbox-init works with exactly DESIGN.md's list, whatever the launcher's
-/// copy says.
+/// The capabilities sandbox-init needs (the README's "Capabilities the container must start
+/// with"); the agent ends with none of them. Written out here on purpose, not taken from the
+/// launcher's `compose::CAPABILITIES`: the baked-image tests prove that sandbox-init works with
+/// exactly the documented list, whatever the launcher's copy says.
 const CAPS: &[&str] = &[
     "NET_ADMIN",
     "SETPCAP",
@@ -516,7 +516,7 @@ impl Lab {
             );
         }
         assert!(gateway.accepted(), "control reached the gateway listener");
-        docker(["rm", "-f", &name]).expect("remove control");
+        docker::remove_container(&name).expect("remove control");
     }
 
     /// Runs the whole matrix from the guarded agent at `ip` (on `own_net`, container `name`).
@@ -607,7 +607,7 @@ fn wait_health(name: &str, ip: Ipv4Addr) {
 }
 
 fn logs(name: &str) -> String {
-    let out = docker::run_output("docker", ["logs", "--tail", "40", name]);
+    let out = docker::run_output(docker::engine().cli(), ["logs", "--tail", "40", name]);
     match out {
         Ok(o) => format!(
             "--- docker logs {name} ---\n{}{}",
@@ -657,6 +657,28 @@ fn guarded_flags(policy: &Path) -> Vec<String> {
     f
 }
 
+/// (command, real uid) of each child of the container's PID 1 (sandbox-init), read from the
+/// host's /proc: the same for Docker and Podman, whose `top` options differ.
+fn agent_processes(container: &str) -> Vec<(String, String)> {
+    let pid = docker::inspect(container, "{{.State.Pid}}").expect("pid");
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_else(|e| panic!("failed to read the children of {container}'s PID 1: {e}"));
+    children
+        .split_whitespace()
+        .filter_map(|child| {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).ok()?;
+            let status = std::fs::read_to_string(format!("/proc/{child}/status")).ok()?;
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some((comm.trim().to_owned(), uid))
+        })
+        .collect()
+}
+
 /// Stops the container with SIGTERM and a generous grace period: sandbox-init must forward the
 /// signal, so the agent (the probe, default SIGTERM action) dies of it and the container exits
 /// with 128+15. Without forwarding the engine would SIGKILL after the grace period: 137.
@@ -693,15 +715,16 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
     let policy = lab.policy_dir(Egress::Allowlist, true);
     let (name, ip) = lab.start_guarded("jailoc-e2e-baked-allow", &own_net, &policy, &baked);
     lab.assert_guarded(&name, &own_net, ip, Egress::Allowlist);
-    let gw = docker::container_gateway(&name, &own_net).expect("gateway");
-    docker(["rm", "-f", &name]).expect("remove allowlist agent");
-
     // A host service is reachable only by allowlisting it, and only on its port: two listeners
-    // on the host side of the agent's network (its gateway), one of them allowlisted.
+    // on the host side of the agent's network (its gateway), one of them allowlisted. Bound
+    // while a container is on the network: Podman removes a network's bridge, and with it the
+    // gateway address, when the last container leaves (a bound socket keeps its address).
+    let gw = docker::container_gateway(&name, &own_net).expect("gateway");
     let allowed = TcpListener::bind((gw, 0)).expect("bind allowed host service");
     let other = TcpListener::bind((gw, 0)).expect("bind other host service");
     let allowed_addr = allowed.local_addr().expect("addr");
     let other_addr = other.local_addr().expect("addr");
+    docker::remove_container(&name).expect("remove allowlist agent");
     let policy = lab.tmp.join(docker::unique("policy-host"));
     std::fs::create_dir_all(&policy).expect("policy dir");
     // The Go jailoc's one-entry-a-line file, which sandbox-init still reads.
@@ -728,7 +751,7 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
         other.accept().is_err(),
         "the other host port saw a connection"
     );
-    docker(["rm", "-f", &name]).expect("remove host-allowlist agent");
+    docker::remove_container(&name).expect("remove host-allowlist agent");
 
     // Open egress, the db allowlisted by address.
     let policy = lab.policy_dir(Egress::Open, false);
@@ -755,10 +778,10 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
 fn vendored_opencode_present() -> bool {
     let tgz = docker::vendored_opencode_tgz();
     if !tgz.is_file() {
-        let msg = format!("vendored OpenCode tarball missing: {}", tgz.display());
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-        eprintln!("skipping: {msg}");
-        return false;
+        return jailoc_tests::skip(
+            "the real-OpenCode Docker test",
+            &format!("vendored OpenCode tarball missing: {}", tgz.display()),
+        );
     }
     true
 }
@@ -807,11 +830,12 @@ fn e2e_real_opencode_serves_health_behind_sandbox_init() {
         .expect("wrong password");
     assert_eq!(code, 401, "a wrong password must be refused");
     // The server runs as the agent, not root: its process is owned by UID 1000.
-    let top = docker(["top", &name, "-o", "pid,uid,comm"]).expect("docker top");
+    let agents = agent_processes(&name);
     assert!(
-        top.lines()
-            .any(|l| l.contains("opencode") && l.split_whitespace().nth(1) == Some("1000")),
-        "opencode runs as UID 1000:\n{top}"
+        agents
+            .iter()
+            .any(|(comm, uid)| comm == "opencode" && uid == "1000"),
+        "opencode runs as UID 1000: {agents:?}"
     );
     // The real server gets SIGTERM through sandbox-init too (it is not PID 1, so the default
     // action applies): 143, not the engine's SIGKILL (137) after the grace period.
@@ -819,8 +843,8 @@ fn e2e_real_opencode_serves_health_behind_sandbox_init() {
 }
 
 /// A throwaway user environment for the jailoc CLI: HOME, XDG dirs and a project directory.
-/// The project lives under the Cargo target dir, not /tmp: jailoc mounts project paths at their
-/// own absolute path and (rightly) refuses container-internal ones such as /tmp.
+/// The project lives in [`docker::workspace_scratch_dir`], not /tmp: jailoc mounts project paths
+/// at their own absolute path and (rightly) refuses container-internal ones such as /tmp.
 struct UserEnv {
     home: PathBuf,
     config: PathBuf,
@@ -831,10 +855,7 @@ struct UserEnv {
 
 impl UserEnv {
     fn new(cleanup: &mut Cleanup) -> UserEnv {
-        let root = docker::profile_dir()
-            .parent()
-            .expect("target dir")
-            .join(docker::unique("jailoc-e2e-user"));
+        let root = docker::workspace_scratch_dir().join(docker::unique("jailoc-e2e-user"));
         cleanup.dir(&root);
         let env = UserEnv {
             home: root.join("home"),
@@ -869,6 +890,7 @@ impl UserEnv {
             .env("XDG_CONFIG_HOME", &self.config)
             .env("XDG_CACHE_HOME", &self.cache)
             .env("JAILOC_SANDBOX_INIT", docker::sandbox_init_binary())
+            .envs(docker::jailoc_env())
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -897,6 +919,73 @@ impl UserEnv {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// `jailoc up -w WORKSPACE`, which must succeed; returns the agent's container. It must have
+/// been created by the compose implementation under test (the `com.docker.compose.version`
+/// label Compose writes), and Compose must not have warned about the files jailoc wrote (Compose
+/// v2+ calls a `version:` key obsolete on every `up`).
+fn jailoc_up(user: &UserEnv, workspace: &str, project: &str) -> String {
+    let out = user.jailoc(&["up", "-w", workspace]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "jailoc up failed ({}):\n{text}",
+        out.status
+    );
+    assert!(
+        !text.contains("obsolete"),
+        "Compose warned about the generated files:\n{text}"
+    );
+    let id = compose_container(project);
+    assert_engine_runs_the_health_check_jailoc_wrote(&id, user, workspace);
+    let compose = docker::compose_under_test();
+    if let Some(version) = &compose.version {
+        let label = docker::inspect(
+            &id,
+            "{{index .Config.Labels \"com.docker.compose.version\"}}",
+        )
+        .expect("compose version label");
+        assert_eq!(
+            &label, version,
+            "the agent was created by Compose {label}, not by `{}` ({version})",
+            compose.command
+        );
+    }
+    id
+}
+
+/// The engine must run the health check exactly as the generated compose file gives it: Podman
+/// (up to 5.x, podman#26519) splits a `CMD` check's arguments at whitespace when a container is
+/// created through its Docker API, which turned the earlier `bash -c SCRIPT` check into `bash -c
+/// exec`: always healthy, whatever the server did.
+fn assert_engine_runs_the_health_check_jailoc_wrote(id: &str, user: &UserEnv, workspace: &str) {
+    let file = user
+        .cache
+        .join("jailoc")
+        .join(workspace)
+        .join("docker-compose.yml");
+    let text = std::fs::read_to_string(&file).expect("compose file");
+    // A flow sequence of double-quoted scalars with JSON's escapes; Compose reads `$$` as `$`.
+    let line = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("test: "))
+        .unwrap_or_else(|| panic!("no healthcheck in {}", file.display()));
+    let written: Vec<String> = serde_json::from_str::<Vec<String>>(line)
+        .unwrap_or_else(|e| panic!("healthcheck test {line}: {e}"))
+        .iter()
+        .map(|a| a.replace("$$", "$"))
+        .collect();
+    let engine = docker::inspect(id, "{{json .Config.Healthcheck.Test}}").expect("healthcheck");
+    let engine: Vec<String> = serde_json::from_str(&engine).expect("healthcheck JSON");
+    assert_eq!(
+        engine, written,
+        "the engine runs another health check than the compose file's"
+    );
 }
 
 /// The single agent container of compose project `project`.
@@ -963,6 +1052,7 @@ fn assert_down_leaves_nothing(user: &UserEnv, workspace: &str, project: &str) {
 /// the failure.
 fn assert_turns_healthy(id: &str, limit: Duration, what: &str) {
     let health = docker::wait_for(limit, || {
+        docker::run_health_check(id);
         let s = docker::inspect(id, "{{.State.Health.Status}}").ok()?;
         (s == "healthy").then_some(s)
     });
@@ -1003,14 +1093,18 @@ fn write_workspace(
     std::fs::write(
         ws_dir.join("compose.override.yml"),
         format!(
-            "version: \"2.4\"\nservices:\n  opencode:\n    networks:\n      default: {{}}\n      svc: {{}}\n      meta: {{}}\n{extra_services}\
+            "services:\n  opencode:\n    networks:\n      default: {{}}\n      svc: {{}}\n      meta: {{}}\n{extra_services}\
              networks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: {own_subnet}\n\
-             \x20 svc:\n    external:\n      name: {svc}\n\
-             \x20 meta:\n    external:\n      name: {meta}\n"
+             \x20 svc:\n    name: {svc}\n    external: true\n\
+             \x20 meta:\n    name: {meta}\n    external: true\n"
         ),
     )
     .expect("compose override");
 }
+
+/// An `env` entry whose value Compose would interpolate if jailoc did not escape it: the
+/// secret's source variable and `HOME`, both set in jailoc's (and so Compose's) environment.
+const LITERAL_ENV: &str = "E2E_LITERAL=$E2E_TOKEN_SRC and ${HOME}";
 
 #[test]
 fn e2e_jailoc_up_guards_the_workspace() {
@@ -1040,10 +1134,15 @@ fn e2e_jailoc_up_guards_the_workspace() {
         &workspace,
         &lab.probe_image,
         &own_subnet,
-        &format!("[workspaces.{workspace}.secrets.env.E2E_TOKEN]\nfrom_env = \"E2E_TOKEN_SRC\"\n"),
+        // A value with `$`: Compose interpolates the files it reads from its own environment
+        // (which holds the secret's source here); jailoc must hand the value over literally.
+        &format!(
+            "env = [\"{LITERAL_ENV}\"]\n\
+             [workspaces.{workspace}.secrets.env.E2E_TOKEN]\nfrom_env = \"E2E_TOKEN_SRC\"\n"
+        ),
         "",
     );
-    user.jailoc_ok(&["up", "-w", &workspace]);
+    let first = jailoc_up(&user, &workspace, &project);
     let own_net = format!("{project}_default");
     let check = |lab: &Lab| {
         let id = compose_container(&project);
@@ -1053,6 +1152,7 @@ fn e2e_jailoc_up_guards_the_workspace() {
         id
     };
     let id = check(&lab);
+    assert_eq!(id, first);
 
     // The secret reached the agent's environment, and only that: not the engine's view of the
     // container, not the compose file, not a file the agent can read.
@@ -1082,10 +1182,18 @@ fn e2e_jailoc_up_guards_the_workspace() {
         &["shell", "-w", &workspace],
         Some(
             "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; done | grep '^E2E_TOKEN='\n\
-             cat /run/secrets/E2E_TOKEN 2>&1 || echo unreadable\nexit\n",
+             cat /run/secrets/E2E_TOKEN 2>&1 || echo unreadable\n\
+             printf 'literal=%s\\n' \"$E2E_LITERAL\"\nexit\n",
         ),
     );
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "\nliteral={}\n",
+            LITERAL_ENV.trim_start_matches("E2E_LITERAL=")
+        )),
+        "an env value with `$` reaches the agent as written, not interpolated by Compose: {text}"
+    );
     assert!(
         text.contains(&format!("E2E_TOKEN={secret}")),
         "the agent's process has the secret's value: {text}"
@@ -1199,11 +1307,18 @@ fn e2e_jailoc_up_guards_the_workspace() {
     assert_down_leaves_nothing(&user, &workspace, &project);
 }
 
+/// Why the Docker-in-Docker tests are not part of the Podman subset.
+const DIND_DOCKER_ONLY: &str = "the sidecar is a privileged Docker daemon; the Podman subset is \
+     up, the firewall matrix, stop and down (docs/e2e.md)";
+
 /// Whether `--privileged` containers start on this engine. Some hosts (e.g. micro-VMs whose
 /// root lacks CAP_SYS_RESOURCE in its bounding set) refuse them with "unable to apply caps".
 fn privileged_works(image: &str) -> bool {
-    docker::run_output("docker", ["run", "--rm", "--privileged", image, "true"])
-        .is_ok_and(|o| o.status.success())
+    docker::run_output(
+        docker::engine().cli(),
+        ["run", "--rm", "--privileged", image, "true"],
+    )
+    .is_ok_and(|o| o.status.success())
 }
 
 /// `docker exec --user 1000 CONTAINER ARGS...` (never root: root in the agent's container has
@@ -1211,7 +1326,7 @@ fn privileged_works(image: &str) -> bool {
 fn exec_as_agent(container: &str, args: &[&str]) -> (bool, String) {
     let mut a = vec!["exec", "--user", "1000", container];
     a.extend_from_slice(args);
-    let o = docker::run_output("docker", &a).expect("docker exec");
+    let o = docker::run_output(docker::engine().cli(), &a).expect("docker exec");
     (
         o.status.success(),
         format!(
@@ -1270,8 +1385,7 @@ impl DindWorkspace {
             "enable_docker = true\n",
             &sidecar_override,
         );
-        user.jailoc_ok(&["up", "-w", &workspace]);
-        let agent = compose_container(&project);
+        let agent = jailoc_up(&user, &workspace, &project);
         let own_net = format!("{project}_default");
         let ip = docker::container_ip(&agent, &own_net).expect("agent ip");
         wait_health(&agent, ip);
@@ -1328,9 +1442,10 @@ impl DindWorkspace {
 
 #[test]
 fn e2e_docker_in_docker_sidecar_is_the_agents_own_and_walled_off() {
-    let Some(_engine) =
-        docker::require_engine("e2e_docker_in_docker_sidecar_is_the_agents_own_and_walled_off")
-    else {
+    let Some(_engine) = docker::require_docker(
+        "e2e_docker_in_docker_sidecar_is_the_agents_own_and_walled_off",
+        DIND_DOCKER_ONLY,
+    ) else {
         return;
     };
     let dw = DindWorkspace::up(3);
@@ -1425,9 +1540,10 @@ fn e2e_docker_in_docker_sidecar_is_the_agents_own_and_walled_off() {
 
 #[test]
 fn e2e_docker_in_docker_cannot_remove_the_agents_firewall() {
-    let Some(_engine) =
-        docker::require_engine("e2e_docker_in_docker_cannot_remove_the_agents_firewall")
-    else {
+    let Some(_engine) = docker::require_docker(
+        "e2e_docker_in_docker_cannot_remove_the_agents_firewall",
+        DIND_DOCKER_ONLY,
+    ) else {
         return;
     };
     let dw = DindWorkspace::up(4);
@@ -1489,12 +1605,11 @@ fn e2e_jailoc_up_runs_the_real_opencode_healthy_with_its_password() {
     .expect("config.toml");
     std::fs::write(
         ws_dir.join("compose.override.yml"),
-        "version: \"2.4\"\nnetworks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: 10.231.14.0/24\n",
+        "networks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: 10.231.14.0/24\n",
     )
     .expect("compose override");
 
-    user.jailoc_ok(&["up", "-w", &workspace]);
-    let id = compose_container(&project);
+    let id = jailoc_up(&user, &workspace, &project);
     // The launcher's own healthcheck (Basic auth with the generated password) turns healthy.
     assert_turns_healthy(&id, Duration::from_secs(120), "the real OpenCode");
     // The password reaches the server through the environment, never a command line.
@@ -1563,7 +1678,7 @@ fn e2e_baked_exit_codes_reach_docker() {
         args.extend(guarded_flags(policy));
         args.push(baked.clone());
         args.extend(cmd.iter().map(|s| s.to_string()));
-        let _ = docker::run_output("docker", &args).expect("docker run");
+        let _ = docker::run_output(docker::engine().cli(), &args).expect("docker run");
         let got = docker::inspect(&name, "{{.State.ExitCode}}").expect("exit code");
         let log = logs(&name);
         assert_eq!(got, code, "{cmd:?} under {}:\n{log}", policy.display());
@@ -1577,6 +1692,6 @@ fn e2e_baked_exit_codes_reach_docker() {
                 "the agent ran despite an invalid policy:\n{log}"
             );
         }
-        docker(["rm", "-f", &name]).expect("remove");
+        docker::remove_container(&name).expect("remove");
     }
 }

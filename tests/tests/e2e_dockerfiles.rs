@@ -1,7 +1,7 @@
 //! Structure tests of the shipped Dockerfiles. The default OpenCode image pulls from registries
 //! that the test machines cannot reach, so it is checked by parsing: the properties a user relies
-//! on (pinned OpenCode, the agent user, no sudo, sandbox-init as ENTRYPOINT, iptables present)
-//! must not silently disappear in an edit.
+//! on (one stage on the runtime base, pinned OpenCode, the agent user, no sudo, sandbox-init as
+//! ENTRYPOINT, the tools an agent needs) must not silently disappear in an edit.
 
 use jailoc_tests::docker::{parse_dockerfile, repo_root, Instruction};
 
@@ -120,37 +120,121 @@ fn opencode_image_runs_sandbox_init_as_entrypoint_with_iptables() {
             && i.args.split_whitespace().any(|w| w == "iptables")),
         "iptables must be installed (sandbox-init runs iptables-restore)"
     );
-    // sandbox-init comes from the builder stage, which compiles it from this repository.
-    let builder = ins
+}
+
+/// The value of `${NAME}` references in `text`, from the ARG defaults of `ins`.
+fn expand_args(ins: &[Instruction], text: &str) -> String {
+    let mut out = text.to_owned();
+    while let Some(start) = out.find("${") {
+        let end = out[start..].find('}').expect("closing brace") + start;
+        let name = &out[start + 2..end];
+        let value = arg_default(ins, name).unwrap_or_else(|| panic!("no default for ARG {name}"));
+        out.replace_range(start..=end, value);
+    }
+    out
+}
+
+/// The first `jailoc up` builds this file: it must pull the runtime base and nothing else (no
+/// Rust toolchain, no second stage), and take sandbox-init from the build context the launcher
+/// writes (the Dockerfile and the static binary, nothing else).
+#[test]
+fn opencode_image_is_one_stage_on_the_runtime_base_and_needs_only_the_launchers_context() {
+    let ins = read("dockerfiles/opencode.Dockerfile");
+    let froms: Vec<String> = ins
         .iter()
-        .find(|i| i.keyword == "FROM" && i.args.contains(" AS "))
-        .expect("a named builder stage");
-    let builder_name = builder.args.rsplit(' ').next().expect("stage name");
-    assert!(
-        ins.iter().any(|i| i.keyword == "RUN"
-            && i.args.contains("cargo build")
-            && i.args.contains("--release")
-            && i.args.contains("-p sandbox-init")),
-        "the builder compiles sandbox-init in release mode"
+        .filter(|i| i.keyword == "FROM")
+        .map(|i| expand_args(&ins, &i.args))
+        .collect();
+    assert_eq!(
+        froms,
+        ["node:22-bookworm-slim"],
+        "exactly one stage, the runtime base"
     );
+    for i in &ins {
+        let words: Vec<&str> = i.args.split_whitespace().collect();
+        assert!(
+            !words
+                .iter()
+                .any(|w| ["cargo", "rustc", "rustup"].contains(w)),
+            "line {}: no Rust toolchain in the image build: {} {}",
+            i.line,
+            i.keyword,
+            i.args
+        );
+        assert!(
+            !(matches!(i.keyword.as_str(), "COPY" | "ADD") && i.args.starts_with("--from")),
+            "line {}: no other image or stage to copy from: {}",
+            i.line,
+            i.args
+        );
+    }
+    // Every COPY/ADD source is in the launcher's context (image.rs writes exactly these).
+    let sources: Vec<&str> = ins
+        .iter()
+        .filter(|i| matches!(i.keyword.as_str(), "COPY" | "ADD"))
+        .map(|i| i.args.split_whitespace().next().expect("a source"))
+        .collect();
+    assert_eq!(sources, ["sandbox-init"]);
+    let stage = final_stage(&ins);
     assert!(
-        ins.iter().any(|i| i.keyword == "RUN"
-            && i.args
-                .contains("cp target/x86_64-unknown-linux-gnu/release/sandbox-init /sandbox-init")),
-        "the builder takes the static target's binary (.cargo/config.toml: crt-static)"
+        stage
+            .iter()
+            .any(|i| i.keyword == "COPY" && i.args == "sandbox-init /usr/local/bin/sandbox-init"),
+        "sandbox-init copied from the context to /usr/local/bin"
     );
+}
+
+/// What the default image carries besides OpenCode, each with its reason in the Dockerfile's
+/// comment (the reasons are the contract: a package without one, or a reason without its
+/// package, fails).
+const IMAGE_PACKAGES: &[&str] = &[
+    "iptables",
+    "ca-certificates",
+    "git",
+    "openssh-client",
+    "ripgrep",
+    "curl",
+    "jq",
+    "python3",
+    "procps",
+];
+
+#[test]
+fn opencode_image_carries_the_tools_an_agent_reaches_for_each_with_its_reason() {
+    let path = repo_root().join("dockerfiles/opencode.Dockerfile");
+    let text = std::fs::read_to_string(&path).expect("read Dockerfile");
+    let ins = parse_dockerfile(&text);
+    let install = final_stage(&ins)
+        .iter()
+        .find(|i| i.keyword == "RUN" && i.args.contains("apt-get install"))
+        .expect("a RUN that apt-get installs the tools");
+    let after = install
+        .args
+        .split_once("--no-install-recommends")
+        .expect("--no-install-recommends (no recommended extras)")
+        .1;
+    let packages: Vec<&str> = after
+        .split("&&")
+        .next()
+        .expect("packages")
+        .split_whitespace()
+        .collect();
+    assert_eq!(packages, IMAGE_PACKAGES, "the image's package list");
+    // The comment block above it names each package at the start of a line, then its reason.
+    let reasons: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("What a working agent reaches for first"))
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("#   "))
+        .filter_map(|l| {
+            let (name, reason) = l.split_once(char::is_whitespace)?;
+            (!name.is_empty() && !reason.trim().is_empty()).then_some(name)
+        })
+        .collect();
+    assert_eq!(reasons, IMAGE_PACKAGES, "one reason per package, in order");
     assert!(
-        ins.iter().any(|i| i.keyword == "RUN"
-            && i.args
-                .contains("install -m 0755 sandbox-init /sandbox-init")),
-        "a context with a prebuilt sandbox-init (the launcher's) works too"
-    );
-    assert!(
-        stage.iter().any(|i| i.keyword == "COPY"
-            && i.args
-                .starts_with(&format!("--from={builder_name} /sandbox-init "))
-            && i.args.ends_with("/usr/local/bin/sandbox-init")),
-        "sandbox-init copied from {builder_name} to /usr/local/bin"
+        install.args.contains("rm -rf /var/lib/apt/lists/*"),
+        "the package lists do not stay in the image"
     );
 }
 

@@ -1,5 +1,5 @@
 //! Tier 3: sandbox-init's firewall proven in the network-namespace lab (root only; skips with a
-//! reason elsewhere, fails when `CI=true`).
+//! reason elsewhere, fails when `CI` is set).
 //!
 //! sandbox-init runs as PID 1 of a fresh pid namespace inside the lab's agent namespace and
 //! starts the probe as the agent; the probe checks the whole allow/deny matrix from the inside
@@ -399,6 +399,13 @@ fn matrix() -> Vec<Case> {
         case(
             format!("tcp [64:ff9b::a00:1]:80 {TCP_T}"),
             "NAT64 of 10.0.0.1",
+            Block,
+            Block,
+            Void,
+        ),
+        case(
+            format!("tcp [64:ff9b:1::a00:1]:80 {TCP_T}"),
+            "local-use NAT64 prefix (RFC 8215)",
             Block,
             Block,
             Void,

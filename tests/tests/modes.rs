@@ -6,7 +6,7 @@
 //!
 //! The health server runs on the loopback of a throwaway network namespace with only `lo`
 //! (`init_common::Sandbox`): nothing reaches any real interface. Root only; skips with a reason
-//! otherwise, fails when `CI=true`.
+//! otherwise, fails when `CI` is set.
 
 mod init_common;
 
@@ -61,7 +61,7 @@ fn planted_markers(sb: &Sandbox) -> Vec<String> {
 /// capability (what `ip netns exec` keeps), in `cwd`, with only `env` as environment.
 fn sandbox_init(sb: &Sandbox, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(tool("ip"));
-    cmd.args(["netns", "exec", &sb.netns])
+    cmd.args(["netns", "exec", &sb.netns.name])
         .arg(tool("env"))
         .arg("-i");
     for (k, v) in env {
@@ -131,7 +131,7 @@ struct Seen {
 /// joined it with `setns`), answering each connection with the next of `answers` and
 /// reporting what it saw (before it answers); it stops after the last answer.
 fn serve(sb: &Sandbox, answers: Vec<&'static str>) -> mpsc::Receiver<Seen> {
-    let ns = fs::File::open(format!("/run/netns/{}", sb.netns)).expect("open the netns");
+    let ns = fs::File::open(format!("/run/netns/{}", sb.netns.name)).expect("open the netns");
     let (ready_tx, ready_rx) = mpsc::channel();
     let (seen_tx, seen_rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -258,7 +258,7 @@ fn health_check_with_a_container_that_cannot_drop_is_unhealthy_and_asks_nothing(
     };
     let seen = serve(&sb, vec!["HTTP/1.1 200 OK\r\n\r\n"]);
     let mut cmd = Command::new(tool("ip"));
-    cmd.args(["netns", "exec", &sb.netns])
+    cmd.args(["netns", "exec", &sb.netns.name])
         .arg(tool("setpriv"))
         .args(["--bounding-set=-setuid", "--"])
         .arg(jailoc_tests::sandbox_init())

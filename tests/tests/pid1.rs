@@ -3,7 +3,7 @@
 //! container that cannot drop every privilege never starts the agent (71).
 //!
 //! Root only (a network namespace with only `lo` and a pid namespace per test); skips with a
-//! reason otherwise, fails when `CI=true`.
+//! reason otherwise, fails when `CI` is set.
 
 mod init_common;
 

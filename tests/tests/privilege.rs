@@ -3,7 +3,7 @@
 //! file capabilities grant nothing; raw sockets and network changes are refused; PID 1 cannot be
 //! signalled, read or traced; secrets arrive and sandbox-init's own variables do not.
 //!
-//! Root only; skips with a reason otherwise, fails when `CI=true`.
+//! Root only; skips with a reason otherwise, fails when `CI` is set.
 
 mod init_common;
 

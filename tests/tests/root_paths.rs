@@ -4,7 +4,7 @@
 //! inside a throwaway network namespace with only `lo` (see `init_common`), so every mount a
 //! test makes stays in that namespace and ends with it.
 //!
-//! Root only; skips with a reason otherwise, fails when `CI=true`.
+//! Root only; skips with a reason otherwise, fails when `CI` is set.
 
 mod init_common;
 
@@ -303,5 +303,98 @@ fn attack_planted_secret_symlink_is_not_read_as_root() {
             .contains("failed to trust /run/secrets: it is owned by uid 1000, not by root"),
         "{}",
         describe(&run)
+    );
+}
+
+/// `/usr/local` as a careless image leaves it (`owner`), holding `bin/` (root's) with an
+/// empty `sandbox-init` for the bind mount; and the setup that mounts it over `/usr/local`,
+/// bind-mounts sandbox-init at `/usr/local/bin/sandbox-init` as jailoc's compose does, and
+/// boots from there.
+fn mounted_sandbox_init(sb: &Sandbox, owner: u32) -> String {
+    let local = sb.tmp.subdir(&format!("usr-local-{owner}"), 0o755);
+    let bin = local.join("bin");
+    fs::create_dir(&bin).expect("mkdir bin");
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::write(bin.join("sandbox-init"), "").expect("mount point");
+    chown(&local, Some(owner), Some(owner)).expect("chown");
+    format!(
+        "mount --bind {} /usr/local && mount --bind {} /usr/local/bin/sandbox-init && \
+         shift && exec /usr/local/bin/sandbox-init \"$@\"",
+        local.display(),
+        jailoc_tests::sandbox_init().display()
+    )
+}
+
+/// The engine runs `/usr/local/bin/sandbox-init` as root with the container's capabilities
+/// for the health check (every few seconds) and every `jailoc shell`. The bind mount cannot be
+/// moved from inside, but in an image that gives the agent `/usr/local` the agent can move
+/// `/usr/local/bin` aside and put its own `sandbox-init` in a new one: the next health check
+/// runs it as root. sandbox-init, mounted, refuses to boot (71) when any directory above its
+/// own is not root's alone, so the agent never gets to do it.
+#[test]
+fn attack_agent_swaps_the_dir_above_the_mounted_sandbox_init_and_root_runs_its_program() {
+    let Some(sb) = Sandbox::new("sandbox-init's own path") else {
+        return;
+    };
+    // Control: the same layout with root's /usr/local boots and runs the agent.
+    let run = sb.run(
+        &mounted_sandbox_init(&sb, 0),
+        &["/bin/sh", "-c", "echo '{\"cmd\":\"booted\"}'"],
+    );
+    assert_eq!(run.code, Some(0), "{}", describe(&run));
+    assert!(run.stdout.contains("booted"), "{}", describe(&run));
+
+    let ran = sb.markers.join("planted-ran");
+    let go = sb.markers.join("go");
+    let agent = format!(
+        "mv /usr/local/bin /usr/local/bin.moved && mkdir /usr/local/bin && \
+         printf '#!/bin/sh\\nid -u > {ran}\\n' > /usr/local/bin/sandbox-init && \
+         chmod 755 /usr/local/bin/sandbox-init && echo '{{\"cmd\":\"ready\"}}'\n\
+         while [ ! -e {go} ]; do sleep 0.02; done",
+        ran = ran.display(),
+        go = go.display()
+    );
+    let mut running = sb.start(&mounted_sandbox_init(&sb, 1000), &["/bin/sh", "-c", &agent]);
+    let mut line = String::new();
+    let mut planted = false;
+    while std::io::BufRead::read_line(&mut running.stdout, &mut line).expect("read") > 0 {
+        if line.contains("\"ready\"") {
+            planted = true;
+            break;
+        }
+        line.clear();
+    }
+    if planted {
+        // The engine's health check: root, in the container's mount namespace.
+        let pid = running.init_pid().to_string();
+        let _ = std::process::Command::new("nsenter")
+            .args([
+                "-t",
+                &pid,
+                "-m",
+                "--",
+                "/usr/local/bin/sandbox-init",
+                "--health",
+            ])
+            .output();
+        fs::write(&go, "").expect("go");
+    }
+    let (code, stderr) = running.finish();
+    assert!(
+        !ran.exists(),
+        "root ran the agent's sandbox-init (uid {})",
+        fs::read_to_string(&ran).unwrap_or_default().trim()
+    );
+    assert!(
+        !planted,
+        "the agent ran and swapped the directory: {stderr}"
+    );
+    assert_eq!(code, Some(71), "{stderr}");
+    assert!(
+        stderr.contains(
+            "failed to run from /usr/local/bin/sandbox-init: failed to trust /usr/local: it is \
+             owned by uid 1000, not by root"
+        ),
+        "{stderr}"
     );
 }

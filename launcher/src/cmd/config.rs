@@ -45,10 +45,13 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
         "paths",
         list(ws.paths.iter().map(|p| p.to_string_lossy().into_owned())),
     );
-    kv("allowed_hosts", list(ws.allowed_hosts.iter().cloned()));
+    kv(
+        "allowed_hosts",
+        list(ws.allowed_hosts.iter().map(ToString::to_string)),
+    );
     kv(
         "allowed_networks",
-        list(ws.allowed_networks.iter().cloned()),
+        list(ws.allowed_networks.iter().map(ToString::to_string)),
     );
     kv(
         "mounts",

@@ -325,18 +325,13 @@ impl Parser<'_> {
                 }
                 "allowed_hosts" => {
                     let v = self.strings(item, &full, line)?;
-                    for e in &v {
-                        validate::host_entry(&e.value).map_err(|m| self.err(e.line, &full, m))?;
-                    }
-                    s.allowed_hosts = Some(v);
+                    let v = validate::entries(v, jailoc_policy::parse_host);
+                    s.allowed_hosts = Some(v.map_err(|(l, m)| self.err(l, &full, m))?);
                 }
                 "allowed_networks" => {
                     let v = self.strings(item, &full, line)?;
-                    for e in &v {
-                        validate::network_entry(&e.value)
-                            .map_err(|m| self.err(e.line, &full, m))?;
-                    }
-                    s.allowed_networks = Some(v);
+                    let v = validate::entries(v, jailoc_policy::parse_network);
+                    s.allowed_networks = Some(v.map_err(|(l, m)| self.err(l, &full, m))?);
                 }
                 // For image, dockerfile and build_context, "" means unset (the Go jailoc's
                 // commented template has `image = ""` etc.).
@@ -438,17 +433,10 @@ impl Parser<'_> {
                 "mode" => s.mode = self.attach_mode(item, &full, line)?,
                 "egress" => {
                     let v = self.string(item, &full, line)?;
-                    s.egress = Some(match v.as_str() {
-                        "open" => Egress::Open,
-                        "allowlist" => Egress::Allowlist,
-                        _ => {
-                            return Err(self.err(
-                                line,
-                                &full,
-                                format!("invalid egress {v:?}: use \"open\" or \"allowlist\""),
-                            ))
-                        }
-                    });
+                    s.egress = Some(Egress::parse(&v).ok_or_else(|| {
+                        let m = format!("invalid egress {v:?}: use \"open\" or \"allowlist\"");
+                        self.err(line, &full, m)
+                    })?);
                 }
                 _ => return Err(self.unknown(line, &full, key, SECTION_KEYS)),
             }

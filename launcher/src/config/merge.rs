@@ -11,6 +11,7 @@ use super::schema::{
 };
 use super::validate;
 use super::ConfigError;
+use jailoc_policy::{HostEntry, NetworkEntry};
 
 /// Fallback CPU count.
 pub const DEFAULT_CPU: f64 = 2.0;
@@ -77,8 +78,9 @@ pub struct Workspace {
     pub port: u16,
     pub paths: Vec<PathBuf>,
     pub mounts: Vec<Mount>,
-    pub allowed_hosts: Vec<String>,
-    pub allowed_networks: Vec<String>,
+    /// The defaults' entries, then the workspace's, each once (typed by the policy contract).
+    pub allowed_hosts: Vec<HostEntry>,
+    pub allowed_networks: Vec<NetworkEntry>,
     pub image: ImagePlan,
     /// Final environment (sorted by name).
     pub env: BTreeMap<String, String>,
@@ -96,6 +98,9 @@ pub struct Workspace {
     pub password_mode: PasswordMode,
     /// How bare `jailoc` attaches (`None`: remote if `opencode` is on the host, else exec).
     pub mode: Option<AttachMode>,
+    /// `mode` came from the workspace or `[defaults]` (keys the Go jailoc ignores), not the top
+    /// level: a `remote` there that cannot work falls back to exec instead of failing.
+    pub mode_per_workspace: bool,
     /// The config file (for messages about checks made at `up`).
     pub config_file: PathBuf,
     pub ssh_auth_sock: bool,
@@ -470,17 +475,6 @@ pub fn resolve_workspace_for(
         env.insert(k.clone(), v.value.clone());
     }
 
-    let union = |a: &Option<Vec<super::Spanned<String>>>,
-                 b: &Option<Vec<super::Spanned<String>>>| {
-        let mut out: Vec<String> = Vec::new();
-        for e in a.iter().flatten().chain(b.iter().flatten()) {
-            if !out.contains(&e.value) {
-                out.push(e.value.clone());
-            }
-        }
-        out
-    };
-
     // mounts: keyed by container path, workspace entries replace or remove defaults'.
     let mut mounts: Vec<Mount> = Vec::new();
     for m in d.mounts.iter().flatten().chain(w.mounts.iter().flatten()) {
@@ -534,6 +528,7 @@ pub fn resolve_workspace_for(
             .unwrap_or_else(|| DEFAULT_MEMORY.to_string()),
         egress: w.egress.or(d.egress).unwrap_or_default(),
         mode: w.mode.or(d.mode).or(cfg.mode),
+        mode_per_workspace: w.mode.or(d.mode).is_some(),
         password_mode: cfg.password_mode,
         config_file: cfg.file.clone(),
         implicit,
@@ -541,9 +536,9 @@ pub fn resolve_workspace_for(
     })
 }
 
-/// The cascade from DESIGN.md, first that applies: workspace `image` → `[defaults] image` +
-/// workspace Dockerfile → `[defaults] image` → `[base] dockerfile` (+ overlay) → embedded
-/// (+ overlay).
+/// The image cascade (docs/launcher.md, "The compose project"), first that applies: workspace
+/// `image` → `[defaults] image` + workspace Dockerfile → `[defaults] image` → `[base] dockerfile`
+/// (+ overlay) → embedded (+ overlay).
 fn image_plan(cfg: &Config, w: &Section) -> ImagePlan {
     let d = &cfg.defaults;
     if let Some(img) = &w.image {
@@ -661,6 +656,21 @@ fn env_value(raw: &str) -> String {
     s.trim_end_matches([' ', '\t']).to_string()
 }
 
+/// An order-preserving union of the defaults' and the workspace's entries, each once (compared
+/// typed, so `PyPI.org.` and `pypi.org` are one entry).
+fn union<T: Clone + PartialEq>(
+    a: &Option<Vec<super::Spanned<T>>>,
+    b: &Option<Vec<super::Spanned<T>>>,
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for e in a.iter().flatten().chain(b.iter().flatten()) {
+        if !out.contains(&e.value) {
+            out.push(e.value.clone());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,13 +695,15 @@ env = { A = "d", B = "d" }
 memory = "2g"
 [workspaces.web]
 paths = ["/srv/web"]
-allowed_hosts = ["b.org", "c.org"]
+allowed_hosts = ["B.org.", "c.org"]
 mounts = [":/home/agent/x", "/srv/z:/home/agent/y:ro"]
 env = { B = "w" }
 cpu = 0.5
 "#);
         let w = resolve_workspace(&c, "web").expect("resolve");
-        assert_eq!(w.allowed_hosts, ["a.org", "b.org", "c.org"]);
+        // Entries are compared as the policy contract reads them: `B.org.` is `b.org`.
+        let hosts: Vec<String> = w.allowed_hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(hosts, ["a.org", "b.org", "c.org"]);
         assert_eq!(
             w.mounts,
             [

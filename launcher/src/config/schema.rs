@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::Spanned;
+use jailoc_policy::{HostEntry, NetworkEntry};
 
 /// Keys allowed in `[defaults]` and `[workspaces.NAME]`.
 pub const SECTION_KEYS: &[&str] = &[
@@ -39,25 +40,8 @@ pub const SECRET_SOURCES: &[&str] = &["from_env", "from_file"];
 /// Keys allowed in `[base]`.
 pub const BASE_KEYS: &[&str] = &["dockerfile"];
 
-/// Egress mode handed to sandbox-init.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Egress {
-    /// Public internet allowed, private/special ranges blocked.
-    #[default]
-    Open,
-    /// Only allowlisted hosts and networks (plus DNS).
-    Allowlist,
-}
-
-impl Egress {
-    /// The spelling used in config and policy files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Egress::Open => "open",
-            Egress::Allowlist => "allowlist",
-        }
-    }
-}
+/// Egress mode handed to sandbox-init: the policy contract's own type.
+pub use jailoc_policy::Egress;
 
 /// How bare `jailoc` attaches (the Go jailoc's `mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,8 +160,8 @@ pub struct MountEntry {
 pub struct Section {
     pub paths: Option<Vec<HostPath>>,
     pub mounts: Option<Vec<MountEntry>>,
-    pub allowed_hosts: Option<Vec<Spanned<String>>>,
-    pub allowed_networks: Option<Vec<Spanned<String>>>,
+    pub allowed_hosts: Option<Vec<Spanned<HostEntry>>>,
+    pub allowed_networks: Option<Vec<Spanned<NetworkEntry>>>,
     pub image: Option<Spanned<String>>,
     pub dockerfile: Option<DockerfileRef>,
     pub build_context: Option<HostPath>,

@@ -1,5 +1,6 @@
 //! The container's own link: its gateways and on-link prefixes, read at boot from
-//! `/proc/net/route` and `/proc/net/ipv6_route` (pure parsers here; the boot reads the files).
+//! `/proc/net/route` and `/proc/net/ipv6_route`, and whether it has IPv6 at all
+//! (`/proc/net/if_inet6`). Pure parsers here; the boot reads the files.
 //!
 //! Why: the built-in blocked ranges catch the host only where Docker puts it, on a private
 //! bridge address. A host reachable on a public IPv4 address or a global IPv6 address of the
@@ -226,18 +227,24 @@ pub fn extras(policy_blocked: &[IpNet], link: &[Extra]) -> Vec<Extra> {
     out
 }
 
-/// What the boot refuses besides the built-in ranges, from the policy's `blocked_networks` and
-/// the text of `/proc/net/route` and `/proc/net/ipv6_route`; with the parsers' warnings.
-pub fn gather(
-    policy_blocked: &[IpNet],
-    route: &str,
-    ipv6_route: &str,
-) -> (Vec<Extra>, Vec<String>) {
+/// The container's own link, from the text of `/proc/net/route` and `/proc/net/ipv6_route`:
+/// IPv4's gateways and on-link prefixes, then IPv6's, with both parsers' warnings.
+pub fn read(route: &str, ipv6_route: &str) -> Routes {
     let v4 = parse_ipv4_routes(route);
     let v6 = parse_ipv6_routes(ipv6_route);
-    let link: Vec<Extra> = v4.found.into_iter().chain(v6.found).collect();
-    let warnings = v4.warnings.into_iter().chain(v6.warnings).collect();
-    (extras(policy_blocked, &link), warnings)
+    Routes {
+        found: v4.found.into_iter().chain(v6.found).collect(),
+        warnings: v4.warnings.into_iter().chain(v6.warnings).collect(),
+    }
+}
+
+/// Whether `/proc/net/if_inet6` (its text) lists an address on an interface other than `lo`:
+/// then a missing IPv6 firewall is fatal.
+pub fn ipv6_present(if_inet6: &str) -> bool {
+    if_inet6
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .any(|ifname| ifname != "lo")
 }
 
 #[cfg(test)]
@@ -392,5 +399,14 @@ ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000
                 "fe80::/64 on-link prefix of eth0",
             ]
         );
+    }
+
+    #[test]
+    fn ipv6_presence_ignores_loopback() {
+        let lo = "00000000000000000000000000000001 01 80 10 80       lo\n";
+        let eth = "fe800000000000000000000000000001 02 40 20 80     eth0\n";
+        assert!(!ipv6_present(""));
+        assert!(!ipv6_present(lo));
+        assert!(ipv6_present(&format!("{lo}{eth}")));
     }
 }

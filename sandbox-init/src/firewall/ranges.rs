@@ -1,5 +1,6 @@
 //! The address ranges sandbox-init always blocks (unless allowlisted), and the ones a *name* may
-//! never open (link-local / cloud metadata). DESIGN.md "What the rules allow and block".
+//! never open (link-local / cloud metadata). docs/net.md, "What is blocked, and why", says why
+//! each is there.
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -34,12 +35,11 @@ pub const BLOCKED_V6: &[(&str, &str)] = &[
         "multicast (neighbour discovery is allowed before this)",
     ),
     ("::ffff:0:0/96", "IPv4-mapped"),
+    (
+        "64:ff9b:1::/48",
+        "local-use NAT64 (RFC 8215): a translator may map it to any IPv4 address, private ones too",
+    ),
 ];
-
-/// The NAT64 well-known prefix (RFC 6052).
-pub const NAT64_PREFIX: &str = "64:ff9b::/96";
-/// The 6to4 prefix (RFC 3056).
-pub const SIXTO4_PREFIX: &str = "2002::/16";
 
 /// Ranges an allowlisted *name* may not open: a DNS answer pointing there is refused unless the
 /// user lists the range (or a part of it) in `allowed_networks` themselves.

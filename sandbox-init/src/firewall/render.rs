@@ -1,547 +1,139 @@
-//! Rules as data: a pure function from the policy, the resolved addresses and a few facts about
-//! the machine to two `iptables-restore --noflush` payloads (IPv4, IPv6).
+//! The renderer: a [`Plan`]'s chains as one `iptables-restore --noflush` payload per family.
+//! Pure: the same plan and facts always give the same bytes.
 //!
-//! Everything lives in our own chain [`CHAIN`], hooked from `OUTPUT` by one jump. Two forms:
+//! Everything lives in chains of our own, `JAILOC-OUTPUT` hooked from `OUTPUT` by one jump. Two
+//! forms:
 //!
 //! - *fresh* (no facts about the current rules: the common case, a new container): `-N` creates
 //!   the chain and `-I OUTPUT 1` adds the jump. If the chain already exists, `-N` fails and the
 //!   whole restore with it, atomically, changing nothing — the executor then falls back to
-//! - *refill* (facts from `iptables-save`): declaring the chain (`:CHAIN - [0:0]`) makes
+//! - *refill* (a [`Current`] from `iptables-save`): declaring the chain (`:CHAIN - [0:0]`) makes
 //!   `--noflush` restore empty and refill it, and the jump is added only when the facts say it
 //!   is missing (or not first).
 //!
 //! Either way applying twice leaves the same rules with one jump.
 //! Built-in chains' policies and the `nat` table (Docker's embedded DNS) are never touched.
 
-use super::ranges;
-use crate::policy::{Egress, Host, Policy};
-use crate::resolve::Resolution;
-use ipnet::IpNet;
+use super::plan::Plan;
+use super::readback::{Current, Hook};
+use super::rules::{ChainName, Family, PerFamily};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
-/// Our chain in the `filter` table of both families.
-pub const CHAIN: &str = "JAILOC-OUTPUT";
-
-/// Where every blocked destination jumps: refuses the packet fast (TCP reset, ICMP
-/// administratively-prohibited otherwise) so a tool fails at once instead of hanging.
-pub const REJECT_CHAIN: &str = "JAILOC-REJECT";
-
-/// ICMPv6 types neighbour discovery needs to send: router solicitation, neighbour solicitation,
-/// neighbour advertisement.
-const ND_TYPES: &[u8] = &[133, 135, 136];
-
-/// One destination the allowlist opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Allow {
-    pub dest: IpNet,
-    /// Only this TCP and UDP port, when set.
-    pub port: Option<u16>,
-}
-
-/// How `OUTPUT` jumps to our chain right now (read from `iptables-save`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Hook {
-    /// Number of `-j JAILOC-OUTPUT` rules in `OUTPUT`.
-    pub jumps: usize,
-    /// Whether the first rule of `OUTPUT` is that jump.
-    pub first: bool,
-}
-
-/// Facts about the machine the renderer needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Facts {
-    /// The `nameserver`s of resolv.conf: DNS (53/udp+tcp) may reach exactly these.
-    pub resolvers: Vec<IpAddr>,
-    /// How `OUTPUT` jumps to our chain now, per `iptables-save`; `None` renders the fresh form
-    /// (create the chain with `-N`, which fails atomically if it exists).
-    pub hook_v4: Option<Hook>,
-    pub hook_v6: Option<Hook>,
-    /// Our chains that exist now, per `iptables-save` (see [`our_chains`]): sub-chains a
-    /// smaller allowlist no longer needs are emptied and deleted in the same restore.
-    pub chains_v4: Vec<String>,
-    pub chains_v6: Vec<String>,
-    /// Destinations refused besides the built-in ranges, both families (the policy's
-    /// `blocked_networks`, the container's gateways and on-link prefixes: see [`super::link`]).
-    pub blocked: Vec<IpNet>,
-}
-
-/// The two payloads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleSets {
-    pub v4: String,
-    pub v6: String,
-}
-
-/// Which family a payload is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl std::fmt::Display for Family {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        })
-    }
-}
-
-/// Turns the policy and the resolved names into destinations to open. A name whose address
-/// falls in link-local/metadata space is refused with a warning unless `allowed_networks` holds
-/// that range or a part of it covering the address; literal addresses are taken as written.
-pub fn allows(policy: &Policy, resolution: &Resolution) -> (Vec<Allow>, Vec<String>) {
-    let mut allows = Vec::new();
-    let mut warnings = Vec::new();
-    let resolved: std::collections::HashMap<&str, &[IpAddr]> = resolution
-        .addrs
-        .iter()
-        .map(|(name, addrs)| (name.as_str(), addrs.as_slice()))
-        .collect();
-    for entry in &policy.hosts {
-        match &entry.host {
-            Host::Addr(addr) => allows.push(Allow {
-                dest: IpNet::from(*addr),
-                port: entry.port,
-            }),
-            Host::Name(name) => {
-                for addr in resolved.get(name.as_str()).copied().unwrap_or_default() {
-                    if let Some(range) = ranges::refused_range(*addr) {
-                        let covered = policy
-                            .networks
-                            .iter()
-                            .any(|n| n.net.contains(addr) && range.contains(&n.net));
-                        if !covered {
-                            warnings.push(format!(
-                                "refusing {addr} for {name}: it is in {range} (link-local/metadata); \
-                                 add {range} to allowed_networks to allow it"
-                            ));
-                            continue;
-                        }
-                    }
-                    allows.push(Allow {
-                        dest: IpNet::from(*addr),
-                        port: entry.port,
-                    });
-                }
-            }
-        }
-    }
-    for network in &policy.networks {
-        allows.push(Allow {
-            dest: network.net,
-            port: network.port,
-        });
-    }
-    (crate::policy::dedup(allows), warnings)
-}
-
-/// Renders both payloads. Pure: the same inputs always give the same bytes.
-pub fn render(egress: Egress, allows: &[Allow], facts: &Facts) -> RuleSets {
-    RuleSets {
-        v4: render_family(Family::V4, egress, allows, facts),
-        v6: render_family(Family::V6, egress, allows, facts),
-    }
-}
-
-fn in_family(family: Family, net: &IpNet) -> bool {
-    matches!(
-        (family, net),
-        (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_))
-    )
-}
-
-fn render_family(family: Family, egress: Egress, allows: &[Allow], facts: &Facts) -> String {
-    let (reject, blocked): (&str, Vec<IpNet>) = match family {
-        Family::V4 => (
-            "icmp-admin-prohibited",
-            ranges::blocked_v4().into_iter().map(IpNet::V4).collect(),
-        ),
-        Family::V6 => (
-            "icmp6-adm-prohibited",
-            ranges::blocked_v6().into_iter().map(IpNet::V6).collect(),
-        ),
-    };
-    // The rule bodies, in the order DESIGN.md prescribes; each becomes `-A JAILOC-OUTPUT ...`.
-    let mut rules = Vec::new();
-    if family == Family::V6 {
-        // First of all, before loopback and established connections: an IPv6 packet with a
-        // routing header. `-d` sees only its next segment; a type-4 segment routing header
-        // (which any process may attach with IPV6_RTHDR) can name a blocked destination as the
-        // final one behind an allowed first, also on an established connection. Nothing the
-        // agent legitimately sends carries one.
-        rules.push(format!("-m rt -j {REJECT_CHAIN}"));
-    }
-    rules.push("-o lo -j ACCEPT".to_owned());
-    rules.push("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT".to_owned());
-    if family == Family::V6 {
-        for t in ND_TYPES {
-            rules.push(format!("-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
-        }
-    }
-    for dest in facts
-        .resolvers
-        .iter()
-        .map(|r| IpNet::from(*r))
-        .filter(|d| in_family(family, d))
-    {
-        rules.push(format!("-d {dest} -p udp -m udp --dport 53 -j ACCEPT"));
-        rules.push(format!("-d {dest} -p tcp -m tcp --dport 53 -j ACCEPT"));
-    }
-    let mut family_allows: Vec<Allow> = allows
-        .iter()
-        .filter(|a| in_family(family, &a.dest))
-        .copied()
-        .collect();
-    let mut subchains: Vec<(String, Vec<String>)> = Vec::new();
-    if family_allows.len() <= TREE_ABOVE {
-        rules.extend(family_allows.iter().flat_map(allow_rules));
-    } else {
-        // Many allows: a tree of chains instead of one long list, so a new connection walks
-        // O(FANOUT x depth) rules, not all of them (see `allow_tree`).
-        family_allows.sort_by_key(|a| (a.dest.network(), a.dest.prefix_len(), a.port));
-        let tag = match family {
-            Family::V4 => "A4",
-            Family::V6 => "A6",
-        };
-        rules.extend(allow_tree(&family_allows, tag, &mut subchains));
-    }
-    // Blocked: one rule per range, all jumping to one chain that refuses fast (TCP reset,
-    // ICMP administratively-prohibited otherwise). Half the rules of a reset/prohibited pair
-    // per range, and plain address matches instead of ~100 REJECT targets per boot, which the
-    // kernel installs more slowly (nft's compat layer).
-    for dest in &blocked {
-        rules.push(format!("-d {dest} -j {REJECT_CHAIN}"));
-    }
-    // Then the extra destinations, the same way (after the allow rules, so an allowlist entry
-    // still opens a specific one; after DNS, so a resolver among them still answers on 53).
-    for dest in extra_blocked(family, &facts.blocked) {
-        rules.push(format!("-d {dest} -j {REJECT_CHAIN}"));
-    }
-    if egress == Egress::Allowlist {
-        rules.push(format!("-j {REJECT_CHAIN}"));
-    }
-    let refuse = [
-        "-p tcp -j REJECT --reject-with tcp-reset".to_owned(),
-        format!("-j REJECT --reject-with {reject}"),
-    ];
-
-    let hook = match family {
-        Family::V4 => facts.hook_v4,
-        Family::V6 => facts.hook_v6,
-    };
-    let declare = |chain: &str| match hook {
-        None => format!("-N {chain}\n"),
-        Some(_) => format!(":{chain} - [0:0]\n"),
-    };
-    let mut doc = format!(
-        "# jailoc sandbox-init: {family} rules, {egress} egress\n*filter\n{}{}",
-        declare(CHAIN),
-        declare(REJECT_CHAIN)
-    );
-    for (name, _) in &subchains {
-        doc.push_str(&declare(name));
-    }
-    let existing = match family {
-        Family::V4 => &facts.chains_v4,
-        Family::V6 => &facts.chains_v6,
-    };
-    let stale: Vec<&String> = existing
-        .iter()
-        .filter(|c| {
-            *c != CHAIN && *c != REJECT_CHAIN && !subchains.iter().any(|(name, _)| name == *c)
-        })
-        .collect();
-    for chain in &stale {
-        let _ = writeln!(doc, ":{chain} - [0:0]");
-    }
-    for rule in &rules {
-        let _ = writeln!(doc, "-A {CHAIN} {rule}");
-    }
-    for rule in &refuse {
-        let _ = writeln!(doc, "-A {REJECT_CHAIN} {rule}");
-    }
-    for (name, body) in &subchains {
-        for rule in body {
-            let _ = writeln!(doc, "-A {name} {rule}");
-        }
-    }
-    // Emptied above and no longer referenced (our main chain was refilled): delete.
-    for chain in &stale {
-        let _ = writeln!(doc, "-X {chain}");
-    }
-    let hook = hook.unwrap_or_default();
-    if hook
-        != (Hook {
-            jumps: 1,
-            first: true,
-        })
-    {
-        for _ in 0..hook.jumps {
-            let _ = writeln!(doc, "-D OUTPUT -j {CHAIN}");
-        }
-        let _ = writeln!(doc, "-I OUTPUT 1 -j {CHAIN}");
-    }
-    doc.push_str("COMMIT\n");
-    doc
-}
-
-/// The extra blocked destinations as `family` renders them, each once: that family's own and,
-/// for IPv6, the NAT64 and 6to4 forms of the IPv4 ones (as for the built-in ranges, so IPv6
-/// cannot smuggle them); minus whatever a built-in blocked range holds already.
-pub fn extra_blocked(family: Family, extras: &[IpNet]) -> Vec<IpNet> {
-    let forms = extras.iter().flat_map(|dest| match (family, dest) {
-        (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_)) => vec![*dest],
-        (Family::V6, IpNet::V4(v4)) => vec![
-            IpNet::V6(ranges::nat64(*v4)),
-            IpNet::V6(ranges::sixto4(*v4)),
-        ],
-        (Family::V4, IpNet::V6(_)) => vec![],
-    });
-    let needed = forms.filter(|dest| ranges::covering(*dest).is_none());
-    crate::policy::dedup(needed.collect())
-}
-
-/// Up to this many allowlisted destinations per family are plain rules in [`CHAIN`]; more are
-/// arranged as a tree of sub-chains ([`allow_tree`]).
-pub const TREE_ABOVE: usize = LEAF;
-
-/// Destinations per leaf chain of the allowlist tree. Leaves hold nearly every rule, so their
-/// size sets the number of chains, each of which costs the restore and the read-back more
-/// netlink work; a new connection walks at most one leaf.
-pub const LEAF: usize = 64;
-
-/// Branching factor of the tree's inner chains: jumps per inner chain.
-pub const FANOUT: usize = 16;
-
-/// Prefix of every chain of ours (the main chain and the allowlist sub-chains).
-pub const CHAIN_PREFIX: &str = "JAILOC-";
-
-/// The rule bodies that accept one allowlisted destination.
-fn allow_rules(allow: &Allow) -> Vec<String> {
-    let dest = allow.dest;
-    match allow.port {
-        None => vec![format!("-d {dest} -j ACCEPT")],
-        Some(port) => vec![
-            format!("-d {dest} -p tcp -m tcp --dport {port} -j ACCEPT"),
-            format!("-d {dest} -p udp -m udp --dport {port} -j ACCEPT"),
-        ],
-    }
-}
-
-/// The smallest network containing every destination of `group` (sorted by address).
-fn cover(group: &[Allow]) -> IpNet {
-    let (Some(first), Some(_)) = (group.first(), group.last()) else {
-        return IpNet::default();
-    };
-    let lo = first.dest.network();
-    let hi = group.iter().map(|a| a.dest.broadcast()).max().unwrap_or(lo);
-    let common = match (lo, hi) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
-        _ => 0,
-    };
-    IpNet::new(lo, common)
-        .map(|n| n.trunc())
-        .unwrap_or(first.dest)
-}
-
-/// Many allowlisted destinations (sorted by address) as a tree: `allows` is cut into at most
-/// [`FANOUT`] consecutive groups of [`LEAF`] × FANOUTⁿ; each group becomes one
-/// `-d COVER -j SUBCHAIN` rule whose sub-chain holds the group (recursively, down to leaves of
-/// at most LEAF destinations), where COVER is the smallest network containing the whole group.
-/// A packet outside a cover skips the group with one rule; inside, it tries the group and, if
-/// nothing there accepts, returns and goes on. So the result is exactly "accept if any allow
-/// matches", and a new connection walks about FANOUT rules per inner level plus a leaf instead
-/// of every allow. Returns the rules for the calling chain; the sub-chains are appended to
-/// `subchains` as `(name, rules)`.
-pub fn allow_tree(
-    allows: &[Allow],
-    tag: &str,
-    subchains: &mut Vec<(String, Vec<String>)>,
-) -> Vec<String> {
-    if allows.len() <= LEAF {
-        return allows.iter().flat_map(allow_rules).collect();
-    }
-    let mut chunk = LEAF;
-    while allows.len() > chunk * FANOUT {
-        chunk *= FANOUT;
-    }
-    let mut rules = Vec::new();
-    for group in allows.chunks(chunk) {
-        if group.len() == 1 {
-            rules.extend(group.iter().flat_map(allow_rules));
-            continue;
-        }
-        let name = format!("{CHAIN_PREFIX}{tag}-{}", subchains.len());
-        let slot = subchains.len();
-        subchains.push((name.clone(), Vec::new()));
-        let body = allow_tree(group, tag, subchains);
-        subchains[slot].1 = body;
-        // iptables prints a /0 match as no match at all: render it the same way.
-        match cover(group) {
-            net if net.prefix_len() == 0 => rules.push(format!("-j {name}")),
-            net => rules.push(format!("-d {net} -j {name}")),
-        }
-    }
-    rules
-}
-
-/// The rules of all our chains (`-A JAILOC-...`) in a payload or in `iptables-save` output,
-/// grouped by chain name (in order within a chain), so the two can be compared whatever order a
-/// save lists chains in.
-pub fn chain_rules(text: &str) -> Vec<RuleLine<'_>> {
-    let prefix = format!("-A {CHAIN_PREFIX}");
-    let mut rules: Vec<RuleLine<'_>> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with(&prefix))
-        .map(|text| RuleLine {
-            chain: text.split_whitespace().nth(1).unwrap_or_default(),
-            text,
-        })
-        .collect();
-    // Stable: rules keep their order within a chain.
-    rules.sort_by(|a, b| a.chain.cmp(b.chain));
-    rules
-}
-
-/// One of our rule lines as text. Two are equal when their text is, or else when they
-/// normalise to the same [`Rule`]: what an iptables version saves is nearly always our text
-/// to the letter, so a read-back of thousands of rules parses only the few that differ.
-#[derive(Debug, Clone, Copy)]
-pub struct RuleLine<'a> {
-    /// The chain the rule is appended to (`-A CHAIN`).
-    pub chain: &'a str,
-    text: &'a str,
-}
-
-impl PartialEq for RuleLine<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text || Rule::parse(self.text) == Rule::parse(other.text)
-    }
-}
-
-impl std::fmt::Display for RuleLine<'_> {
-    /// The normalised form (what a mismatch report shows).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        Rule::parse(self.text).fmt(f)
-    }
-}
-
-/// One rule line, canonicalised so that what we render and what any iptables version saves
-/// compare equal: addresses compared as networks (not as text), protocol numbers as names, and
-/// the implicit protocol matches (`-m tcp` after `-p tcp`) dropped, since versions differ in
-/// printing them. Borrowed from the text, so normalising a large read-back costs no copies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule<'a> {
-    tokens: Vec<Token<'a>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token<'a> {
-    Word(&'a str),
-    Net(IpNet),
-}
-
-impl<'a> Rule<'a> {
-    /// Normalises one `-A ...` line.
-    pub fn parse(line: &'a str) -> Self {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let mut tokens: Vec<Token<'a>> = Vec::with_capacity(words.len());
-        let mut i = 0;
-        while i < words.len() {
-            let word = words[i];
-            let next = words.get(i + 1).copied();
-            if word == "-m" && matches!(next, Some("tcp" | "udp" | "icmp" | "icmp6")) {
-                i += 2;
-                continue;
-            }
-            let token = if tokens.last() == Some(&Token::Word("-p")) {
-                Token::Word(match word {
-                    "1" => "icmp",
-                    "6" => "tcp",
-                    "17" => "udp",
-                    "58" | "icmpv6" => "ipv6-icmp",
-                    other => other,
-                })
-            } else {
-                parse_net(word).map_or(Token::Word(word), Token::Net)
+impl Plan {
+    /// The payload of `family`: the fresh form without `current`, else the refill form for the
+    /// chains as `current` says they stand.
+    pub fn payload(&self, family: Family, current: Option<&Current>) -> String {
+        let chains = self.chains.get(family);
+        let declare = |doc: &mut String, chain: &dyn std::fmt::Display| {
+            let _ = match current {
+                None => writeln!(doc, "-N {chain}"),
+                Some(_) => writeln!(doc, ":{chain} - [0:0]"),
             };
-            tokens.push(token);
-            i += 1;
+        };
+        let mut doc = format!(
+            "# jailoc sandbox-init: {family} rules, {} egress\n*filter\n",
+            self.egress
+        );
+        for chain in chains {
+            declare(&mut doc, &chain.name);
         }
-        Rule { tokens }
-    }
-}
-
-impl std::fmt::Display for Rule<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, token) in self.tokens.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            match token {
-                Token::Word(word) => f.write_str(word)?,
-                Token::Net(net) => write!(f, "{net}")?,
+        // Our chains that exist but are no longer part of the plan (sub-chains of a larger
+        // allowlist): declared, so the restore empties them, and deleted at the end.
+        let ours: Vec<String> = chains.iter().map(|c| c.name.to_string()).collect();
+        let stale: Vec<&String> = current
+            .map(|c| c.chains.iter().filter(|c| !ours.contains(c)).collect())
+            .unwrap_or_default();
+        for chain in &stale {
+            let _ = writeln!(doc, ":{chain} - [0:0]");
+        }
+        for chain in chains {
+            for rule in &chain.rules {
+                let _ = writeln!(doc, "-A {} {rule}", chain.name);
             }
         }
-        Ok(())
+        for chain in &stale {
+            let _ = writeln!(doc, "-X {chain}");
+        }
+        let hook = current.map(|c| c.hook).unwrap_or_default();
+        if hook != Hook::WANTED {
+            let output = ChainName::Output;
+            for _ in 0..hook.jumps {
+                let _ = writeln!(doc, "-D OUTPUT -j {output}");
+            }
+            let _ = writeln!(doc, "-I OUTPUT 1 -j {output}");
+        }
+        doc.push_str("COMMIT\n");
+        doc
     }
-}
 
-/// [`Rule::parse`] as text: the normalised form a read-back mismatch reports.
-pub fn normalise_rule(line: &str) -> String {
-    Rule::parse(line).to_string()
-}
-
-/// `ADDR` or `ADDR/LEN` as a network (an address alone is a host network), or `None` for
-/// anything else. Cheap on the keywords that make up most of a read-back's tokens.
-fn parse_net(word: &str) -> Option<IpNet> {
-    let first = *word.as_bytes().first()?;
-    if !(first.is_ascii_hexdigit() || first == b':') || !word.contains(['.', ':']) {
-        return None;
-    }
-    let (addr, len) = match word.split_once('/') {
-        Some((addr, len)) => (addr.parse::<IpAddr>().ok()?, Some(len.parse::<u8>().ok()?)),
-        None => (word.parse::<IpAddr>().ok()?, None),
-    };
-    match len {
-        Some(len) => IpNet::new(addr, len).ok(),
-        None => Some(IpNet::from(addr)),
-    }
-}
-
-/// The names of our chains (`JAILOC-...`) declared in `iptables-save` output.
-pub fn our_chains(save: &str) -> Vec<String> {
-    save.lines()
-        .filter_map(|l| l.strip_prefix(':'))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|name| name.starts_with(CHAIN_PREFIX))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// How `OUTPUT` currently jumps to our chain, from `iptables-save` output.
-pub fn hook_of(save: &str) -> Hook {
-    let jump = format!("-A OUTPUT -j {CHAIN}");
-    let output: Vec<&str> = save
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| l.starts_with("-A OUTPUT "))
-        .collect();
-    Hook {
-        jumps: output.iter().filter(|l| **l == jump).count(),
-        first: output.first().is_some_and(|l| *l == jump),
+    /// Both payloads in the fresh form: what a new container gets, what `--print-plan` shows
+    /// and what the golden files hold.
+    pub fn fresh_payloads(&self) -> PerFamily<String> {
+        PerFamily::new(|family| self.payload(family, None))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{parse_host, parse_network};
+    use crate::firewall::link::{Extra, Origin};
+    use crate::firewall::plan::{allow_rules, allows, Allow, TREE_ABOVE};
+    use crate::firewall::ranges;
+    use crate::firewall::readback::chain_rules;
+    use crate::policy::{parse_host, parse_network, Egress, Policy};
+    use crate::resolve::Resolution;
+    use ipnet::IpNet;
+    use std::net::IpAddr;
+
+    const CHAIN: &str = "JAILOC-OUTPUT";
+
+    type RuleSets = PerFamily<String>;
+
+    /// What a plan is rendered with besides its own data: the resolvers and extra blocked
+    /// destinations it was built with, and per family the chains as `iptables-save` shows them.
+    #[derive(Default)]
+    struct Facts {
+        resolvers: Vec<IpAddr>,
+        hook_v4: Option<Hook>,
+        hook_v6: Option<Hook>,
+        chains_v4: Vec<String>,
+        chains_v6: Vec<String>,
+        blocked: Vec<IpNet>,
+    }
+
+    fn render(egress: Egress, allows: &[Allow], facts: &Facts) -> RuleSets {
+        let extras = facts
+            .blocked
+            .iter()
+            .map(|dest| Extra {
+                dest: *dest,
+                origin: Origin::Policy,
+            })
+            .collect();
+        let plan = Plan::build(
+            egress,
+            allows.to_vec(),
+            facts.resolvers.clone(),
+            extras,
+            vec![],
+        );
+        let current = |hook: Option<Hook>, chains: &[String]| {
+            hook.map(|hook| Current {
+                hook,
+                chains: chains.to_vec(),
+            })
+        };
+        PerFamily {
+            v4: plan.payload(
+                Family::V4,
+                current(facts.hook_v4, &facts.chains_v4).as_ref(),
+            ),
+            v6: plan.payload(
+                Family::V6,
+                current(facts.hook_v6, &facts.chains_v6).as_ref(),
+            ),
+        }
+    }
 
     fn policy(egress: Egress, hosts: &[&str], networks: &[&str]) -> Policy {
         Policy {
@@ -907,29 +499,9 @@ mod tests {
         ));
         assert!(shrunk.v4.ends_with("\n-X JAILOC-A4-3\nCOMMIT\n"));
         assert_eq!(
-            our_chains(&shrunk.v4),
+            crate::firewall::readback::our_chains(&shrunk.v4),
             ["JAILOC-OUTPUT", "JAILOC-REJECT", "JAILOC-A4-3"]
         );
-    }
-
-    #[test]
-    fn hook_of_reads_iptables_save() {
-        let save = "*filter\n:OUTPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -j JAILOC-OUTPUT\n-A OUTPUT -d 1.2.3.4/32 -j ACCEPT\nCOMMIT\n";
-        assert_eq!(
-            hook_of(save),
-            Hook {
-                jumps: 1,
-                first: true
-            }
-        );
-        assert_eq!(
-            hook_of("*filter\n-A OUTPUT -o lo -j ACCEPT\n-A OUTPUT -j JAILOC-OUTPUT\n"),
-            Hook {
-                jumps: 1,
-                first: false
-            }
-        );
-        assert_eq!(hook_of(""), Hook::default());
     }
 
     #[test]
@@ -963,38 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn normalise_and_chain_rules() {
-        assert_eq!(
-            normalise_rule("-A JAILOC-OUTPUT  -d 10.0.0.1 -j ACCEPT"),
-            "-A JAILOC-OUTPUT -d 10.0.0.1/32 -j ACCEPT"
-        );
-        assert_eq!(
-            normalise_rule("-A X -d FD00:0::5/128 -j ACCEPT"),
-            "-A X -d fd00::5/128 -j ACCEPT"
-        );
-        // Versions differ in printing implicit matches and protocol names: both forms agree.
-        assert_eq!(
-            normalise_rule("-A X -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"),
-            normalise_rule("-A X -d 10.0.0.2/32 -p 17 --dport 53 -j ACCEPT")
-        );
-        assert_eq!(
-            normalise_rule("-A X -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT"),
-            normalise_rule("-A X -p icmpv6 --icmpv6-type 135 -j ACCEPT")
-        );
-        // But a different port, protocol or target still differs.
-        assert_ne!(
-            normalise_rule("-A X -p tcp -m tcp --dport 53 -j ACCEPT"),
-            normalise_rule("-A X -p udp -m udp --dport 53 -j ACCEPT")
-        );
-        assert_ne!(
-            normalise_rule("-A X -d 10.0.0.0/8 -j ACCEPT"),
-            normalise_rule("-A X -d 10.0.0.0/8 -j REJECT")
-        );
-        // Addresses that start with a colon are addresses too.
-        assert_eq!(
-            normalise_rule("-A X -d ::ffff:0:0/96 -j JAILOC-REJECT"),
-            normalise_rule("-A X -d ::ffff:0.0.0.0/96 -j JAILOC-REJECT")
-        );
+    fn every_rule_of_ours_is_read_back_per_chain() {
         let r = render(Egress::Open, &[], &facts(&[]));
         // lo, established, one jump per blocked range, and the two refusals.
         assert_eq!(chain_rules(&r.v4).len(), 2 + ranges::BLOCKED_V4.len() + 2);

@@ -12,7 +12,7 @@
 //!    must be single-threaded again before the privilege drop (the boot checks that after
 //!    this step).
 
-pub mod batch;
+pub(crate) mod batch;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,9 +30,33 @@ pub type Answer = Result<Vec<IpAddr>, String>;
 
 /// The seam to DNS. Production uses [`HickoryLookup`]; tests pass a fake.
 pub trait Lookup {
-    /// Resolves every name (A and AAAA) with the servers of `resolv_conf` (its text), returning
-    /// within about `bound`, one answer per name in the order given.
-    fn lookup(&self, resolv_conf: &str, names: &[String], bound: Duration) -> Vec<Answer>;
+    /// Resolves every name (A and AAAA) with the servers of `conf`, returning within about
+    /// `bound`, one answer per name in the order given.
+    fn lookup(&self, conf: &ResolvConf, names: &[String], bound: Duration) -> Vec<Answer>;
+}
+
+/// `/etc/resolv.conf`, read and parsed once at boot: its nameservers feed the firewall's DNS
+/// rules, the whole of it (search list, `ndots`, options) the resolver.
+#[derive(Debug, Clone)]
+pub struct ResolvConf {
+    /// The `nameserver` addresses, in order, each once, scope stripped: DNS (53/udp+tcp) may
+    /// reach exactly these. Read leniently, line by line, as the C library does: a line it
+    /// cannot use is skipped, never the whole file.
+    pub nameservers: Vec<IpAddr>,
+    /// hickory's reading of the same text, or why it has none (hickory refuses a file with
+    /// one line it does not know, or without nameservers: then names fail with that reason).
+    resolver: Result<(ResolverConfig, ResolverOpts), String>,
+}
+
+impl ResolvConf {
+    /// Parses the text of a resolv.conf.
+    pub fn parse(text: &str) -> Self {
+        ResolvConf {
+            nameservers: parse_nameservers(text),
+            resolver: hickory_resolver::system_conf::parse_resolv_conf(text)
+                .map_err(|e| format!("failed to read resolv.conf: {e}")),
+        }
+    }
 }
 
 /// The addresses found for the allowlisted names, in policy order.
@@ -46,6 +70,7 @@ pub struct Resolution {
 
 impl Resolution {
     /// The addresses of `name` (empty if it did not resolve).
+    #[cfg(test)]
     pub fn get(&self, name: &str) -> &[IpAddr] {
         self.addrs
             .iter()
@@ -59,7 +84,7 @@ impl Resolution {
 pub fn resolve(
     names: &[String],
     hosts_text: &str,
-    resolv_conf: &str,
+    conf: &ResolvConf,
     lookup: &dyn Lookup,
     bound: Duration,
 ) -> Resolution {
@@ -72,7 +97,7 @@ pub fn resolve(
     let answers = if to_query.is_empty() {
         Vec::new()
     } else {
-        lookup.lookup(resolv_conf, &to_query, bound)
+        lookup.lookup(conf, &to_query, bound)
     };
     let mut from_dns: HashMap<&str, Answer> = HashMap::new();
     for (name, answer) in to_query.iter().zip(answers) {
@@ -102,7 +127,7 @@ pub fn resolve(
 }
 
 /// Parses a hosts file into lowercase name → addresses (in file order).
-pub fn parse_hosts(text: &str) -> HashMap<String, Vec<IpAddr>> {
+pub(crate) fn parse_hosts(text: &str) -> HashMap<String, Vec<IpAddr>> {
     let mut map: HashMap<String, Vec<IpAddr>> = HashMap::new();
     for line in text.lines() {
         let line = line.split_once('#').map_or(line, |(before, _)| before);
@@ -124,9 +149,8 @@ pub fn parse_hosts(text: &str) -> HashMap<String, Vec<IpAddr>> {
     map
 }
 
-/// The `nameserver` addresses of a resolv.conf, in order (the firewall lets DNS reach exactly
-/// these).
-pub fn parse_nameservers(text: &str) -> Vec<IpAddr> {
+/// The `nameserver` addresses of a resolv.conf, in order, each once.
+fn parse_nameservers(text: &str) -> Vec<IpAddr> {
     let servers = text.lines().filter_map(|line| {
         let mut fields = line.split_whitespace();
         match (fields.next(), fields.next()) {
@@ -152,14 +176,11 @@ pub struct HickoryLookup<'a> {
 }
 
 impl Lookup for HickoryLookup<'_> {
-    fn lookup(&self, resolv_conf: &str, names: &[String], bound: Duration) -> Vec<Answer> {
+    fn lookup(&self, conf: &ResolvConf, names: &[String], bound: Duration) -> Vec<Answer> {
         let deadline = Instant::now() + bound;
-        let (config, opts) = match hickory_resolver::system_conf::parse_resolv_conf(resolv_conf) {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                let cause = format!("failed to read resolv.conf: {e}");
-                return names.iter().map(|_| Err(cause.clone())).collect();
-            }
+        let (config, opts) = match &conf.resolver {
+            Ok(parsed) => parsed.clone(),
+            Err(cause) => return names.iter().map(|_| Err(cause.clone())).collect(),
         };
         let mut answers: Vec<Option<Answer>> = vec![None; names.len()];
 
@@ -502,7 +523,7 @@ mod tests {
     }
 
     impl Lookup for Fake {
-        fn lookup(&self, _conf: &str, names: &[String], _bound: Duration) -> Vec<Answer> {
+        fn lookup(&self, _conf: &ResolvConf, names: &[String], _bound: Duration) -> Vec<Answer> {
             self.asked.borrow_mut().extend(names.iter().cloned());
             names
                 .iter()
@@ -539,7 +560,8 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let res = resolve(&names, hosts, "", &fake, Duration::from_secs(1));
+        let conf = ResolvConf::parse("");
+        let res = resolve(&names, hosts, &conf, &fake, Duration::from_secs(1));
         assert_eq!(*fake.asked.borrow(), ["pypi.org", "gone.example"]);
         assert_eq!(res.get("host.docker.internal"), [ip("172.17.0.1")]);
         assert_eq!(
@@ -560,7 +582,13 @@ mod tests {
             table: HashMap::new(),
             asked: RefCell::new(Vec::new()),
         };
-        let res = resolve(&[], "", "", &fake, Duration::from_secs(1));
+        let res = resolve(
+            &[],
+            "",
+            &ResolvConf::parse(""),
+            &fake,
+            Duration::from_secs(1),
+        );
         assert!(fake.asked.borrow().is_empty());
         assert_eq!(res, Resolution::default());
     }
@@ -570,7 +598,10 @@ mod tests {
         let conf =
             "# docker\nsearch corp.example\nnameserver 127.0.0.11\nnameserver fe80::1%eth0\n\
                     nameserver bogus\noptions ndots:0\nnameserver 127.0.0.11\n";
-        assert_eq!(parse_nameservers(conf), [ip("127.0.0.11"), ip("fe80::1")]);
+        assert_eq!(
+            ResolvConf::parse(conf).nameservers,
+            [ip("127.0.0.11"), ip("fe80::1")]
+        );
     }
 
     #[test]
@@ -617,7 +648,7 @@ mod tests {
     fn a_resolv_conf_without_servers_fails_every_name_quickly() {
         let names = ["a.example".to_owned(), "b.example".to_owned()];
         let answers = HickoryLookup::default().lookup(
-            "search example.com\n",
+            &ResolvConf::parse("search example.com\n"),
             &names,
             Duration::from_millis(200),
         );

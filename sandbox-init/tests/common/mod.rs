@@ -1,14 +1,11 @@
-//! Shared by the golden and the privileged tests: how a fixture case is rendered, and (in
-//! `netns`) the throwaway network namespaces the privileged tests run in.
+//! Shared by the golden and the privileged tests: how a fixture case is planned and rendered.
+//! (The privileged tests' namespaces and their gate are `jailoc_tests`', shared by every crate.)
 
 #![allow(dead_code)]
 
-pub mod netns;
-
-use ipnet::IpNet;
-use sandbox_init::firewall::{self, Allow, Facts, RuleSets};
+use sandbox_init::firewall::{self, PerFamily, Plan};
 use sandbox_init::policy::{self, Policy};
-use sandbox_init::resolve::{self, Answer, Lookup};
+use sandbox_init::resolve::{self, Answer, Lookup, ResolvConf};
 use std::collections::HashMap;
 use std::fs;
 use std::net::IpAddr;
@@ -35,7 +32,7 @@ impl FakeDns {
 }
 
 impl Lookup for FakeDns {
-    fn lookup(&self, _conf: &str, names: &[String], _bound: Duration) -> Vec<Answer> {
+    fn lookup(&self, _conf: &ResolvConf, names: &[String], _bound: Duration) -> Vec<Answer> {
         names
             .iter()
             .map(|n| self.0.get(n).cloned().ok_or_else(|| "NXDOMAIN".to_owned()))
@@ -57,21 +54,22 @@ pub fn cases() -> Vec<PathBuf> {
     cases
 }
 
-/// Everything the renderer needs for one case, computed the way the boot does.
+/// One case as the boot sees it: its policy and the plan built from it, with every warning.
 pub struct Case {
     pub policy: Policy,
-    pub allows: Vec<Allow>,
-    pub resolvers: Vec<IpAddr>,
-    /// `blocked_networks` plus the gateways and on-link prefixes of the case's `route` and
-    /// `ipv6_route` files (the container's `/proc/net/route` and `/proc/net/ipv6_route`).
-    pub blocked: Vec<IpNet>,
+    pub plan: Plan,
     pub warnings: String,
 }
 
+/// Builds a case's plan the way the boot does: the policy, the names resolved through the
+/// case's `hosts` and fake DNS, the resolvers of its `resolv.conf` (parsed once, as the boot
+/// does), the gateways and on-link prefixes of its `route` and `ipv6_route`.
 pub fn load_case(dir: &Path) -> Case {
     let policy = policy::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let resolv_conf = fs::read_to_string(dir.join("resolv.conf"))
-        .unwrap_or_else(|_| "nameserver 127.0.0.11\n".into());
+    let resolv_conf = ResolvConf::parse(
+        &fs::read_to_string(dir.join("resolv.conf"))
+            .unwrap_or_else(|_| "nameserver 127.0.0.11\n".into()),
+    );
     let hosts = fs::read_to_string(dir.join("hosts")).unwrap_or_default();
     let dns = FakeDns::load(&dir.join("resolved"));
     let resolution = resolve::resolve(
@@ -81,41 +79,25 @@ pub fn load_case(dir: &Path) -> Case {
         &dns,
         policy.resolve_timeout,
     );
-    let (allows, refusals) = firewall::allows(&policy, &resolution);
-    let (extras, link_warnings) = firewall::link::gather(
-        &policy.blocked,
+    let routes = firewall::link::read(
         &fs::read_to_string(dir.join("route")).unwrap_or_default(),
         &fs::read_to_string(dir.join("ipv6_route")).unwrap_or_default(),
     );
+    let plan = Plan::new(&policy, &resolution, &resolv_conf.nameservers, &routes);
     let mut warnings = String::new();
-    for w in resolution
-        .warnings
-        .iter()
-        .chain(&refusals)
-        .chain(&link_warnings)
-    {
+    for w in resolution.warnings.iter().chain(&plan.warnings) {
         warnings.push_str(w);
         warnings.push('\n');
     }
     Case {
         policy,
-        allows,
-        resolvers: resolve::parse_nameservers(&resolv_conf),
-        blocked: extras.iter().map(|e| e.dest).collect(),
+        plan,
         warnings,
     }
 }
 
 /// Renders one case for a fresh namespace (no jump from OUTPUT yet).
-pub fn render_case(dir: &Path) -> (RuleSets, String) {
+pub fn render_case(dir: &Path) -> (PerFamily<String>, String) {
     let case = load_case(dir);
-    let facts = Facts {
-        resolvers: case.resolvers.clone(),
-        blocked: case.blocked.clone(),
-        ..Facts::default()
-    };
-    (
-        firewall::render(case.policy.egress, &case.allows, &facts),
-        case.warnings,
-    )
+    (case.plan.fresh_payloads(), case.warnings)
 }

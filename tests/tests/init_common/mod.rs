@@ -14,12 +14,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use jailoc_tests::lab::{run_watchdog, Run};
-use jailoc_tests::{require_root, unique_name, which, TempDir};
+use jailoc_tests::netns::Netns;
+use jailoc_tests::{require_root, which, TempDir};
 use serde_json::Value;
 
 /// One sandbox: a network namespace with only `lo` and a scratch dir; deleted on drop.
 pub struct Sandbox {
-    pub netns: String,
+    /// Deleted, with anything left running in it, when the sandbox is dropped.
+    pub netns: Netns,
     pub tmp: TempDir,
     pub config: PathBuf,
     pub home: PathBuf,
@@ -44,16 +46,7 @@ impl Sandbox {
             return None;
         }
         let tmp = TempDir::new("jailoc-init-");
-        let netns = unique_name("jinit");
-        let out = Command::new(tool("ip"))
-            .args(["netns", "add", &netns])
-            .output()
-            .expect("failed to run ip netns add");
-        assert!(
-            out.status.success(),
-            "failed to create netns {netns}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let netns = Netns::new("jinit");
         let sandbox = Self {
             config: tmp.subdir("config", 0o755),
             home: tmp.path().join("home"),
@@ -85,24 +78,13 @@ impl Sandbox {
 
     /// Run a command inside the network namespace (as root, outside the sandbox).
     pub fn ns(&self, args: &[&str]) -> Output {
-        let out = Command::new(tool("ip"))
-            .args(["netns", "exec", &self.netns])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("failed to run {args:?} in {}: {e}", self.netns));
-        assert!(
-            out.status.success(),
-            "{args:?} failed in {}: {}",
-            self.netns,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        self.netns.exec(args)
     }
 
     /// The full command: `setup` is shell run as root (as PID 1) just before sandbox-init.
     pub fn command(&self, setup: &str, agent: &[&str]) -> Command {
         let mut cmd = Command::new(tool("ip"));
-        cmd.args(["netns", "exec", &self.netns]);
+        cmd.args(["netns", "exec", &self.netns.name]);
         cmd.args(&self.wrapper);
         if self.pid_namespace {
             cmd.arg(tool("unshare"))
@@ -155,22 +137,6 @@ impl Sandbox {
             stdout,
             started: Instant::now(),
         }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new(tool("ip"))
-            .args(["netns", "pids", &self.netns])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
-            }
-        }
-        let _ = Command::new(tool("ip"))
-            .args(["netns", "del", &self.netns])
-            .status();
     }
 }
 

@@ -1,35 +1,69 @@
-//! The policy: `policy.toml` plus the Go jailoc's line files `allowed-hosts` and
-//! `allowed-networks`, validated into one [`Policy`] before anything is changed.
+//! The policy contract between the launcher (`jailoc`, which writes it) and sandbox-init (which
+//! reads it): the entry grammar ([`parse_host`], [`parse_network`], [`parse_blocked`]), the typed
+//! entries, the [`Policy`] a policy directory holds, its reader ([`load`], [`parse_toml`]) and
+//! writer ([`write_toml`]), and the names both sides must agree on (the directory, its files,
+//! `/run/secrets`, the agent's identity, sandbox-init's environment variables).
 //!
-//! Validation is strict: an unknown key, a wrong type or a malformed entry is an error that names
-//! the file, the line and the offending key or entry (exit 78). All paths are parameters.
+//! Both programs link this one crate, so what the launcher accepts at `jailoc up` is exactly what
+//! sandbox-init accepts at boot, and `parse_toml(write_toml(p)) == p` holds for every valid
+//! policy (tested in `tests/round_trip.rs`). The format is documented in `docs/net.md` ("Policy
+//! format").
 
 mod entry;
-mod file;
+mod parse;
+mod suggest;
+mod write;
 
 pub use entry::{
     parse_blocked, parse_host, parse_network, EntryError, Host, HostEntry, NetworkEntry,
 };
+pub use ipnet::IpNet;
+pub use parse::{parse_lines, parse_toml, PolicyError};
+pub use suggest::did_you_mean;
+pub use write::{basic_string, write_toml};
 
-use ipnet::IpNet;
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The native policy file in the config dir.
+/// Where the launcher mounts the policy directory in the container, read-only; sandbox-init's
+/// default `--config-dir`.
+pub const CONFIG_DIR: &str = "/etc/jailoc";
+/// The environment variable that overrides [`CONFIG_DIR`] (sandbox-init's `--config-dir` wins).
+pub const CONFIG_DIR_ENV: &str = "SANDBOX_INIT_CONFIG_DIR";
+/// `SANDBOX_INIT_LOG=debug` turns on sandbox-init's debug lines.
+pub const LOG_ENV: &str = "SANDBOX_INIT_LOG";
+/// Every variable whose name starts with this belongs to sandbox-init: it never reaches the
+/// agent, and a config may not set one (but [`LOG_ENV`]).
+pub const ENV_PREFIX: &str = "SANDBOX_INIT_";
+
+/// The native policy file in the policy directory.
 pub const POLICY_FILE: &str = "policy.toml";
 /// The Go jailoc's host list, one entry a line.
 pub const HOSTS_FILE: &str = "allowed-hosts";
 /// The Go jailoc's network list, one entry a line.
 pub const NETWORKS_FILE: &str = "allowed-networks";
+/// The names of the secrets sandbox-init hands the agent as environment variables, one a line.
+pub const SECRET_ENV_FILE: &str = "secret-env";
+/// Where the container's secrets are, one file a name (`/run/secrets/NAME`).
+pub const SECRETS_DIR: &str = "/run/secrets";
+
+/// The agent's uid unless the policy says otherwise (the images create user `agent` as 1000).
+pub const AGENT_UID: u32 = 1000;
+/// The agent's gid unless the policy says otherwise.
+pub const AGENT_GID: u32 = 1000;
+/// The agent's home unless the policy says otherwise.
+pub const AGENT_HOME: &str = "/home/agent";
 
 /// Default bound on the whole resolve step (all names, A and AAAA, all resolvers).
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_millis(2000);
+/// `resolve_timeout_ms` must lie within this range (milliseconds).
+pub const RESOLVE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=30_000;
 
 /// What leaves the container besides the allowlist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Egress {
     /// Public internet allowed; the special ranges are blocked (default).
     #[default]
@@ -38,47 +72,79 @@ pub enum Egress {
     Allowlist,
 }
 
-impl std::fmt::Display for Egress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Egress {
+    /// Every mode, as spelt in `config.toml` and `policy.toml`.
+    pub const ALL: [Egress; 2] = [Egress::Open, Egress::Allowlist];
+
+    /// The spelling in `config.toml` and `policy.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Egress::Open => "open",
             Egress::Allowlist => "allowlist",
-        })
+        }
+    }
+
+    /// The mode spelt `text`, if any.
+    pub fn parse(text: &str) -> Option<Egress> {
+        Egress::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// The unprivileged user the agent runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
+    /// 1 to 4294967294: never root.
     pub uid: u32,
+    /// 1 to 4294967294: never root's group.
     pub gid: u32,
+    /// An absolute path.
     pub home: PathBuf,
 }
 
 impl Default for Agent {
     fn default() -> Self {
         Agent {
-            uid: 1000,
-            gid: 1000,
-            home: PathBuf::from("/home/agent"),
+            uid: AGENT_UID,
+            gid: AGENT_GID,
+            home: PathBuf::from(AGENT_HOME),
         }
     }
 }
 
-/// The validated, merged policy.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A validated policy: what one policy directory says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub egress: Egress,
-    /// TOML entries first, then `allowed-hosts`; deduplicated, first occurrence kept.
+    /// `allowed_hosts`; after [`load`]: the TOML entries, then `allowed-hosts`, each once.
     pub hosts: Vec<HostEntry>,
-    /// TOML entries first, then `allowed-networks`; deduplicated, first occurrence kept.
+    /// `allowed_networks`; after [`load`]: the TOML entries, then `allowed-networks`, each once.
     pub networks: Vec<NetworkEntry>,
     /// `blocked_networks`: extra destinations refused like the built-in blocked ranges (after
-    /// the allow rules); the launcher lists the host's own addresses here. Deduplicated.
+    /// the allow rules); the launcher lists the host's own addresses here.
     pub blocked: Vec<IpNet>,
     pub agent: Agent,
-    /// Bound on the resolve step (`resolve_timeout_ms`, 100-30000, default 2000).
+    /// Bound on the resolve step (`resolve_timeout_ms`, see [`RESOLVE_TIMEOUT_MS`]).
     pub resolve_timeout: Duration,
+}
+
+impl Default for Policy {
+    /// What an empty policy directory means: open egress, nothing listed, the default agent.
+    fn default() -> Self {
+        Policy {
+            egress: Egress::default(),
+            hosts: Vec::new(),
+            networks: Vec::new(),
+            blocked: Vec::new(),
+            agent: Agent::default(),
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+        }
+    }
 }
 
 impl Policy {
@@ -92,59 +158,22 @@ impl Policy {
     }
 }
 
-/// A policy that cannot be loaded (exit 78).
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("failed to read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("{path}:{line}: invalid TOML: {message}")]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{path}:{line}: unknown key {key:?}{hint}")]
-    UnknownKey {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        hint: String,
-    },
-    #[error("{path}:{line}: invalid value for {key:?}: {reason}")]
-    Value {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        reason: String,
-    },
-    #[error("{path}:{line}: invalid {list} entry {entry:?}: {reason}")]
-    Entry {
-        path: PathBuf,
-        line: usize,
-        list: &'static str,
-        entry: String,
-        reason: EntryError,
-    },
-}
-
-/// Loads `policy.toml`, `allowed-hosts` and `allowed-networks` from `dir` (each optional).
+/// Loads `policy.toml`, `allowed-hosts` and `allowed-networks` from `dir` (each optional; a
+/// missing directory is the default policy). Each list is deduplicated, first occurrence kept.
 pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
     let toml_path = dir.join(POLICY_FILE);
     let mut policy = match read_optional(&toml_path)? {
-        Some(text) => file::parse_toml(&toml_path, &text)?,
-        None => Policy {
-            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
-            ..Policy::default()
-        },
+        Some(text) => parse_toml(&toml_path, &text)?,
+        None => Policy::default(),
     };
     let hosts_path = dir.join(HOSTS_FILE);
     if let Some(text) = read_optional(&hosts_path)? {
-        let extra = file::parse_lines(&hosts_path, &text, "allowed-hosts", parse_host)?;
+        let extra = parse_lines(&hosts_path, &text, HOSTS_FILE, parse_host)?;
         policy.hosts.extend(extra);
     }
     let networks_path = dir.join(NETWORKS_FILE);
     if let Some(text) = read_optional(&networks_path)? {
-        let extra = file::parse_lines(&networks_path, &text, "allowed-networks", parse_network)?;
+        let extra = parse_lines(&networks_path, &text, NETWORKS_FILE, parse_network)?;
         policy.networks.extend(extra);
     }
     policy.hosts = dedup(policy.hosts);
@@ -171,6 +200,14 @@ pub fn dedup<T: Clone + Eq + Hash>(items: Vec<T>) -> Vec<T> {
         .into_iter()
         .filter(|item| seen.insert(item.clone()))
         .collect()
+}
+
+/// Is `name` a portable environment variable name (`[A-Za-z_][A-Za-z0-9_]*`)? What a
+/// `secret-env` line and an environment secret's name must be.
+pub fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]
@@ -318,6 +355,12 @@ mod tests {
         assert_eq!(
             err(&[("policy.toml", "blocked_network = []\n")]),
             "DIR/policy.toml:1: unknown key \"blocked_network\" (did you mean \"blocked_networks\"?)"
+        );
+        // What `jailoc up` once wrote and the container refused: now refused at `up` already,
+        // with the same words (the launcher parses with this grammar).
+        assert_eq!(
+            err(&[("policy.toml", "allowed_hosts = [\"example.com:000080\"]\n")]),
+            "DIR/policy.toml:1: invalid allowed_hosts entry \"example.com:000080\": invalid port \"000080\": leading zeros are not allowed (write 80)"
         );
         assert_eq!(
             err(&[("allowed-networks", "10.0.0.1/8\n")]),

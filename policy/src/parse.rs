@@ -1,13 +1,51 @@
-//! The two file formats: strict `policy.toml` (with spans, so errors name the line) and the
-//! line files (`#` starts a comment, blank lines ignored, surrounding whitespace trimmed).
+//! The reader of the two file formats: strict `policy.toml` (with spans, so errors name the
+//! line) and the Go jailoc's line files (`#` starts a comment, blank lines ignored, surrounding
+//! blanks trimmed).
 
-use super::{entry, Agent, Egress, EntryError, Policy, PolicyError};
+use crate::{entry, suggest, Agent, Egress, EntryError, Policy, RESOLVE_TIMEOUT_MS};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-const TOP_KEYS: &[&str] = &[
+/// A policy that cannot be loaded (sandbox-init exits 78). Each names the file and line.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("failed to read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}:{line}: invalid TOML: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: unknown key {key:?}{hint}")]
+    UnknownKey {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        hint: String,
+    },
+    #[error("{path}:{line}: invalid value for {key:?}: {reason}")]
+    Value {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+    #[error("{path}:{line}: invalid {list} entry {entry:?}: {reason}")]
+    Entry {
+        path: PathBuf,
+        line: usize,
+        list: &'static str,
+        entry: String,
+        reason: EntryError,
+    },
+}
+
+/// The keys of `policy.toml`'s top level.
+pub const TOP_KEYS: &[&str] = &[
     "egress",
     "allowed_hosts",
     "allowed_networks",
@@ -15,7 +53,8 @@ const TOP_KEYS: &[&str] = &[
     "agent",
     "resolve_timeout_ms",
 ];
-const AGENT_KEYS: &[&str] = &["uid", "gid", "home"];
+/// The keys of its `[agent]` table.
+pub const AGENT_KEYS: &[&str] = &["uid", "gid", "home"];
 
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
@@ -44,7 +83,7 @@ impl Ctx<'_> {
 
     fn unknown_key<T>(&self, at: &Spanned<T>, key: String, known: &[&str]) -> PolicyError {
         let leaf = key.rsplit('.').next().unwrap_or(&key);
-        let hint = match suggest(leaf, known) {
+        let hint = match suggest::did_you_mean(leaf, known) {
             Some(best) => format!(" (did you mean {best:?}?)"),
             None => format!(" (expected one of: {})", known.join(", ")),
         };
@@ -55,31 +94,6 @@ impl Ctx<'_> {
             hint,
         }
     }
-}
-
-/// The known key closest to `key`, if it is close enough to be a typo.
-fn suggest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// Entries of a table in source order (the parser's map is sorted by key).
@@ -94,27 +108,24 @@ fn in_source_order<'t, 'i>(
     entries
 }
 
-pub(super) fn parse_toml(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+/// Parses the text of a `policy.toml` (`path` only for messages). Keys left out keep their
+/// defaults ([`Policy::default`]); the lists are taken as written (not deduplicated).
+pub fn parse_toml(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     let ctx = Ctx { path, text };
     let doc = DeTable::parse(text).map_err(|e| PolicyError::Syntax {
         path: path.to_owned(),
         line: e.span().map_or(1, |s| line_of(text, s.start)),
         message: e.message().trim().to_owned(),
     })?;
-    let mut policy = Policy {
-        resolve_timeout: super::DEFAULT_RESOLVE_TIMEOUT,
-        ..Policy::default()
-    };
+    let mut policy = Policy::default();
     for (key, value) in in_source_order(doc.get_ref()) {
         match key.get_ref().as_ref() {
             "egress" => {
                 policy.egress = match value.get_ref() {
-                    DeValue::String(s) if s == "open" => Egress::Open,
-                    DeValue::String(s) if s == "allowlist" => Egress::Allowlist,
-                    DeValue::String(s) => {
+                    DeValue::String(s) => Egress::parse(s).ok_or_else(|| {
                         let reason = format!("expected \"open\" or \"allowlist\", found {s:?}");
-                        return Err(ctx.value_error(value, "egress", reason));
-                    }
+                        ctx.value_error(value, "egress", reason)
+                    })?,
                     _ => {
                         let reason = "expected \"open\" or \"allowlist\"".to_owned();
                         return Err(ctx.value_error(value, "egress", reason));
@@ -132,7 +143,8 @@ pub(super) fn parse_toml(path: &Path, text: &str) -> Result<Policy, PolicyError>
                 policy.blocked = parse_list(&ctx, value, "blocked_networks", entry::parse_blocked)?;
             }
             "resolve_timeout_ms" => {
-                let ms = integer(&ctx, value, "resolve_timeout_ms", 100, 30_000, "")?;
+                let (min, max) = RESOLVE_TIMEOUT_MS.into_inner();
+                let ms = integer(&ctx, value, "resolve_timeout_ms", min, max, "")?;
                 policy.resolve_timeout = Duration::from_millis(ms);
             }
             "agent" => policy.agent = parse_agent(&ctx, value)?,
@@ -147,29 +159,16 @@ fn parse_agent(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Agent, Pol
         return Err(ctx.value_error(value, "agent", "expected a table".to_owned()));
     };
     let mut agent = Agent::default();
-    let not_root = " (the agent must not be root)";
+    // 1 to 4294967294: neither root nor the kernel's "no id" (u32::MAX).
+    let id = |value, key| {
+        let not_root = " (the agent must not be root)";
+        let n = integer(ctx, value, key, 1, u64::from(u32::MAX - 1), not_root)?;
+        Ok::<u32, PolicyError>(u32::try_from(n).unwrap_or(u32::MAX))
+    };
     for (key, value) in in_source_order(table) {
         match key.get_ref().as_ref() {
-            "uid" => {
-                agent.uid = id(integer(
-                    ctx,
-                    value,
-                    "agent.uid",
-                    1,
-                    u64::from(u32::MAX - 1),
-                    not_root,
-                )?)
-            }
-            "gid" => {
-                agent.gid = id(integer(
-                    ctx,
-                    value,
-                    "agent.gid",
-                    1,
-                    u64::from(u32::MAX - 1),
-                    not_root,
-                )?)
-            }
+            "uid" => agent.uid = id(value, "agent.uid")?,
+            "gid" => agent.gid = id(value, "agent.gid")?,
             "home" => {
                 let home = match value.get_ref() {
                     DeValue::String(s) if s.starts_with('/') && !s.contains('\0') => {
@@ -193,10 +192,6 @@ fn parse_agent(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Agent, Pol
         }
     }
     Ok(agent)
-}
-
-fn id(value: u64) -> u32 {
-    u32::try_from(value).unwrap_or(u32::MAX)
 }
 
 fn integer(
@@ -248,7 +243,8 @@ fn parse_list<T>(
     Ok(out)
 }
 
-pub(super) fn parse_lines<T>(
+/// Parses a line file (`list` names it in messages), each entry with `parse`.
+pub fn parse_lines<T>(
     path: &Path,
     text: &str,
     list: &'static str,

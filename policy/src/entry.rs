@@ -1,4 +1,6 @@
-//! The entry grammar of `allowed_hosts` / `allowed_networks` (DESIGN.md "Entry grammar").
+//! The entry grammar of `allowed_hosts`, `allowed_networks` and `blocked_networks` (docs/net.md,
+//! "Policy format"): the one parser the launcher validates `config.toml` with and sandbox-init
+//! reads the policy with.
 //!
 //! host    = NAME | NAME:PORT | IPv4 | IPv4:PORT | IPv6 | [IPv6]:PORT
 //! network = CIDR | CIDR:PORT
@@ -6,6 +8,8 @@
 //!
 //! Names are normalised (lowercase, one trailing dot stripped). A CIDR with host bits set
 //! (`10.0.0.1/8`) is rejected rather than silently widened: a typo must not open more than meant.
+//! Ports and prefix lengths are plain decimal numbers: a leading zero (`:080`, `/08`) is refused
+//! with the number to write instead, as Rust's address parser refuses `010.0.0.1`.
 
 use ipnet::IpNet;
 use std::fmt;
@@ -49,6 +53,8 @@ pub enum EntryError {
     Wildcard,
     #[error("invalid port {0:?} (expected 1-65535)")]
     Port(String),
+    #[error("invalid port {0:?}: leading zeros are not allowed (write {1})")]
+    PortLeadingZeros(String, u16),
     #[error("a network is not a host: put CIDRs in allowed_networks")]
     NetworkInHosts,
     #[error("invalid IPv6 address (write [ADDRESS]:PORT to add a port)")]
@@ -63,6 +69,8 @@ pub enum EntryError {
     MissingPrefix(IpAddr, u8),
     #[error("invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)")]
     Cidr,
+    #[error("invalid prefix length {0:?}: leading zeros are not allowed (write /{1})")]
+    PrefixLeadingZeros(String, u8),
     #[error("host bits are set (did you mean {0}?)")]
     HostBits(IpNet),
     #[error("a blocked network takes no port: the whole destination is refused")]
@@ -114,15 +122,36 @@ fn check_characters(entry: &str) -> Result<(), EntryError> {
     Ok(())
 }
 
+/// A decimal number without sign or leading zeros: `Some((value, had_leading_zeros))`, `None`
+/// when `text` is not all digits or the value exceeds `max`.
+fn decimal(text: &str, max: u32) -> Option<(u32, bool)> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let significant = text.trim_start_matches('0');
+    if significant.len() > 10 {
+        return None;
+    }
+    let value = if significant.is_empty() {
+        0
+    } else {
+        significant.parse::<u64>().ok()?
+    };
+    let value = u32::try_from(value).ok().filter(|v| *v <= max)?;
+    Some((value, text.len() > 1 && text.starts_with('0')))
+}
+
 fn parse_port(text: &str) -> Result<u16, EntryError> {
     let bad = || EntryError::Port(text.to_owned());
-    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
+    let (port, zeros) = decimal(text, 65535).ok_or_else(bad)?;
+    let port = u16::try_from(port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(bad)?;
+    if zeros {
+        return Err(EntryError::PortLeadingZeros(text.to_owned(), port));
     }
-    match text.parse::<u32>() {
-        Ok(port @ 1..=65535) => u16::try_from(port).map_err(|_| bad()),
-        _ => Err(bad()),
-    }
+    Ok(port)
 }
 
 /// Parses and normalises a DNS name (or a dotted IPv4 literal written where a name may be).
@@ -213,12 +242,13 @@ pub fn parse_network(entry: &str) -> Result<NetworkEntry, EntryError> {
         Some((len, port)) => (len, Some(parse_port(port)?)),
         None => (rest, None),
     };
-    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(EntryError::Cidr);
-    }
+    let (prefix, zeros) = decimal(len, 128).ok_or(EntryError::Cidr)?;
+    let prefix = u8::try_from(prefix).map_err(|_| EntryError::Cidr)?;
     let addr: IpAddr = addr.parse().map_err(|_| EntryError::Cidr)?;
-    let len: u8 = len.parse().map_err(|_| EntryError::Cidr)?;
-    let net = IpNet::new(addr, len).map_err(|_| EntryError::Cidr)?;
+    let net = IpNet::new(addr, prefix).map_err(|_| EntryError::Cidr)?;
+    if zeros {
+        return Err(EntryError::PrefixLeadingZeros(len.to_owned(), prefix));
+    }
     if net.trunc() != net {
         return Err(EntryError::HostBits(net.trunc()));
     }
@@ -284,6 +314,14 @@ mod tests {
             ("example.com:", "err invalid port \"\" (expected 1-65535)"),
             ("example.com:http", "err invalid port \"http\" (expected 1-65535)"),
             ("example.com:+80", "err invalid port \"+80\" (expected 1-65535)"),
+            // The launcher and sandbox-init once disagreed here (`jailoc up` took it, the
+            // container exited 78); now both refuse it, saying what to write.
+            ("example.com:000080", "err invalid port \"000080\": leading zeros are not allowed (write 80)"),
+            ("example.com:080", "err invalid port \"080\": leading zeros are not allowed (write 80)"),
+            ("[fd00::5]:0443", "err invalid port \"0443\": leading zeros are not allowed (write 443)"),
+            ("example.com:000", "err invalid port \"000\" (expected 1-65535)"),
+            ("example.com:0065536", "err invalid port \"0065536\" (expected 1-65535)"),
+            ("example.com:99999999999999999999", "err invalid port \"99999999999999999999\" (expected 1-65535)"),
             ("10.0.0.0/8", "err a network is not a host: put CIDRs in allowed_networks"),
             ("fd00::5:8080:zz", "err invalid IPv6 address (write [ADDRESS]:PORT to add a port)"),
             ("[fd00::5]8080", "err invalid bracketed address (expected [IPv6]:PORT)"),
@@ -318,6 +356,10 @@ mod tests {
             ("2001:db8::7", "ok 2001:db8::7/128"),
             ("2001:DB8::7/128", "ok 2001:db8::7/128"),
             ("203.0.113.0/24", "ok 203.0.113.0/24"),
+            (
+                "203.0.113.7/032",
+                "err invalid prefix length \"032\": leading zeros are not allowed (write /32)",
+            ),
             (
                 "203.0.113.1/24",
                 "err host bits are set (did you mean 203.0.113.0/24?)",
@@ -368,6 +410,13 @@ mod tests {
             ("fd00::5", "err missing prefix length (write fd00::5/128, or put a single address in allowed_hosts)"),
             ("10.0.0.0/8:0", "err invalid port \"0\" (expected 1-65535)"),
             ("10.0.0.0/8:99999", "err invalid port \"99999\" (expected 1-65535)"),
+            ("10.0.0.0/0008", "err invalid prefix length \"0008\": leading zeros are not allowed (write /8)"),
+            ("10.0.0.0/08:5432", "err invalid prefix length \"08\": leading zeros are not allowed (write /8)"),
+            ("0.0.0.0/00", "err invalid prefix length \"00\": leading zeros are not allowed (write /0)"),
+            ("fd00::/064", "err invalid prefix length \"064\": leading zeros are not allowed (write /64)"),
+            ("10.0.0.0/8:080", "err invalid port \"080\": leading zeros are not allowed (write 80)"),
+            ("10.0.0.0/0033", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
+            ("10.0.0.0/+8", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
             ("10.0.0.0/8 ", "err contains whitespace"),
             ("10.0.0.0/8\u{0}", "err contains a control character"),
             ("10.*.0.0/16", "err wildcards (*) are not supported: list each host name"),

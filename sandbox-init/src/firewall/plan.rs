@@ -1,0 +1,325 @@
+//! The firewall as data: [`Plan::new`] joins the policy, the resolved names, the resolvers of
+//! resolv.conf and the container's own link (gateways, on-link prefixes) once, into the typed
+//! chains of both families. Pure: the boot installs this plan, `--print-plan` prints it and the
+//! golden tests compare it, all from the same value.
+//!
+//! The order of `JAILOC-OUTPUT` (docs/net.md, "What is allowed, in this order"): IPv6 routing
+//! headers refused first of all; loopback; established connections; ICMPv6 neighbour discovery;
+//! DNS to the resolvers; the allowlist (a tree of sub-chains when it is long); every built-in
+//! blocked range; the extra blocked destinations; in `allowlist` egress everything else. Every
+//! refusal jumps to `JAILOC-REJECT`, which answers with a TCP reset or ICMP(v6)
+//! administratively-prohibited, so a tool fails at once instead of hanging.
+
+use super::link::{self, Extra, Routes};
+use super::ranges;
+use super::rules::{Chain, ChainName, Family, Match, PerFamily, Proto, RejectWith, Rule, Target};
+use crate::policy::{dedup, Egress, Host, Policy};
+use crate::resolve::Resolution;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// ICMPv6 types neighbour discovery needs to send: router solicitation, neighbour solicitation,
+/// neighbour advertisement.
+const ND_TYPES: &[u8] = &[133, 135, 136];
+
+/// Up to this many allowlisted destinations per family are plain rules in `JAILOC-OUTPUT`;
+/// more are arranged as a tree of sub-chains ([`allow_tree`]).
+pub const TREE_ABOVE: usize = LEAF;
+
+/// Destinations per leaf chain of the allowlist tree. Leaves hold nearly every rule, so their
+/// size sets the number of chains, each of which costs the restore and the read-back more
+/// netlink work; a new connection walks at most one leaf.
+pub const LEAF: usize = 64;
+
+/// Branching factor of the tree's inner chains: jumps per inner chain.
+pub const FANOUT: usize = 16;
+
+/// One destination the allowlist opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Allow {
+    pub dest: IpNet,
+    /// Only this TCP and UDP port, when set.
+    pub port: Option<u16>,
+}
+
+/// Everything the firewall will be, decided before anything is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub egress: Egress,
+    /// What the allowlist opens, both families, each once, in policy order.
+    pub allows: Vec<Allow>,
+    /// The `nameserver`s of resolv.conf: DNS (53/udp+tcp) may reach exactly these.
+    pub resolvers: Vec<IpAddr>,
+    /// Destinations refused besides the built-in ranges, with where each came from: the
+    /// policy's `blocked_networks`, then the container's gateways and on-link prefixes.
+    pub extras: Vec<Extra>,
+    /// Names refused for resolving into link-local/metadata space, then what the routing
+    /// tables could not say.
+    pub warnings: Vec<String>,
+    /// Our chains per family: `JAILOC-OUTPUT`, `JAILOC-REJECT`, then any allowlist sub-chains.
+    pub chains: PerFamily<Vec<Chain>>,
+}
+
+impl Plan {
+    /// The plan for `policy`, its names as `resolution` resolved them, the `resolvers` of
+    /// resolv.conf and the container's `routes`.
+    pub fn new(
+        policy: &Policy,
+        resolution: &Resolution,
+        resolvers: &[IpAddr],
+        routes: &Routes,
+    ) -> Plan {
+        let (allows, mut warnings) = allows(policy, resolution);
+        warnings.extend(routes.warnings.iter().cloned());
+        let extras = link::extras(&policy.blocked, &routes.found);
+        Plan::build(policy.egress, allows, resolvers.to_vec(), extras, warnings)
+    }
+
+    /// The chains for what [`Plan::new`] joined.
+    pub(crate) fn build(
+        egress: Egress,
+        allows: Vec<Allow>,
+        resolvers: Vec<IpAddr>,
+        extras: Vec<Extra>,
+        warnings: Vec<String>,
+    ) -> Plan {
+        let blocked: Vec<IpNet> = extras.iter().map(|e| e.dest).collect();
+        let chains = PerFamily::new(|family| chains(family, egress, &allows, &resolvers, &blocked));
+        Plan {
+            egress,
+            allows,
+            resolvers,
+            extras,
+            warnings,
+            chains,
+        }
+    }
+}
+
+/// Turns the policy and the resolved names into destinations to open. A name whose address
+/// falls in link-local/metadata space is refused with a warning unless `allowed_networks` holds
+/// that range or a part of it covering the address; literal addresses are taken as written.
+pub(crate) fn allows(policy: &Policy, resolution: &Resolution) -> (Vec<Allow>, Vec<String>) {
+    let mut allows = Vec::new();
+    let mut warnings = Vec::new();
+    let resolved: std::collections::HashMap<&str, &[IpAddr]> = resolution
+        .addrs
+        .iter()
+        .map(|(name, addrs)| (name.as_str(), addrs.as_slice()))
+        .collect();
+    for entry in &policy.hosts {
+        match &entry.host {
+            Host::Addr(addr) => allows.push(Allow {
+                dest: IpNet::from(*addr),
+                port: entry.port,
+            }),
+            Host::Name(name) => {
+                for addr in resolved.get(name.as_str()).copied().unwrap_or_default() {
+                    if let Some(range) = ranges::refused_range(*addr) {
+                        let covered = policy
+                            .networks
+                            .iter()
+                            .any(|n| n.net.contains(addr) && range.contains(&n.net));
+                        if !covered {
+                            warnings.push(format!(
+                                "refusing {addr} for {name}: it is in {range} (link-local/metadata); \
+                                 add {range} to allowed_networks to allow it"
+                            ));
+                            continue;
+                        }
+                    }
+                    allows.push(Allow {
+                        dest: IpNet::from(*addr),
+                        port: entry.port,
+                    });
+                }
+            }
+        }
+    }
+    for network in &policy.networks {
+        allows.push(Allow {
+            dest: network.net,
+            port: network.port,
+        });
+    }
+    (dedup(allows), warnings)
+}
+
+/// One family's chains, in the order of the module comment.
+fn chains(
+    family: Family,
+    egress: Egress,
+    allows: &[Allow],
+    resolvers: &[IpAddr],
+    blocked: &[IpNet],
+) -> Vec<Chain> {
+    let reject = Target::Jump(ChainName::Reject);
+    let mut rules = Vec::new();
+    if family == Family::V6 {
+        // First of all, before loopback and established connections: an IPv6 packet with a
+        // routing header. `-d` sees only its next segment; a type-4 segment routing header
+        // (which any process may attach with IPV6_RTHDR) can name a blocked destination as the
+        // final one behind an allowed first, also on an established connection. Nothing the
+        // agent legitimately sends carries one.
+        rules.push(Rule::new(Match::RoutingHeader, reject));
+    }
+    rules.push(Rule::new(Match::Loopback, Target::Accept));
+    rules.push(Rule::new(Match::Established, Target::Accept));
+    if family == Family::V6 {
+        for t in ND_TYPES {
+            rules.push(Rule::new(Match::Icmpv6(*t), Target::Accept));
+        }
+    }
+    for net in resolvers
+        .iter()
+        .map(|r| IpNet::from(*r))
+        .filter(|d| family.holds(d))
+    {
+        for proto in [Proto::Udp, Proto::Tcp] {
+            let dns = Match::Dest {
+                net,
+                port: Some((proto, 53)),
+            };
+            rules.push(Rule::new(dns, Target::Accept));
+        }
+    }
+    let mut family_allows: Vec<Allow> = allows
+        .iter()
+        .filter(|a| family.holds(&a.dest))
+        .copied()
+        .collect();
+    let mut subchains: Vec<Chain> = Vec::new();
+    if family_allows.len() <= TREE_ABOVE {
+        rules.extend(family_allows.iter().flat_map(allow_rules));
+    } else {
+        // Many allows: a tree of chains instead of one long list, so a new connection walks
+        // O(FANOUT x depth) rules, not all of them (see `allow_tree`).
+        family_allows.sort_by_key(|a| (a.dest.network(), a.dest.prefix_len(), a.port));
+        rules.extend(allow_tree(&family_allows, family, &mut subchains));
+    }
+    // Blocked: one rule per range, all jumping to one chain that refuses fast (TCP reset,
+    // ICMP administratively-prohibited otherwise). Half the rules of a reset/prohibited pair
+    // per range, and plain address matches instead of ~100 REJECT targets per boot, which the
+    // kernel installs more slowly (nft's compat layer).
+    let builtin: Vec<IpNet> = match family {
+        Family::V4 => ranges::blocked_v4().into_iter().map(IpNet::V4).collect(),
+        Family::V6 => ranges::blocked_v6().into_iter().map(IpNet::V6).collect(),
+    };
+    // Then the extra destinations, the same way (after the allow rules, so an allowlist entry
+    // still opens a specific one; after DNS, so a resolver among them still answers on 53).
+    for net in builtin.into_iter().chain(extra_blocked(family, blocked)) {
+        rules.push(Rule::new(Match::Dest { net, port: None }, reject));
+    }
+    if egress == Egress::Allowlist {
+        rules.push(Rule::new(Match::Any, reject));
+    }
+    let icmp = match family {
+        Family::V4 => RejectWith::Icmp,
+        Family::V6 => RejectWith::Icmp6,
+    };
+    let refuse = vec![
+        Rule::new(
+            Match::Proto(Proto::Tcp),
+            Target::Reject(RejectWith::TcpReset),
+        ),
+        Rule::new(Match::Any, Target::Reject(icmp)),
+    ];
+    let mut chains = vec![
+        Chain {
+            name: ChainName::Output,
+            rules,
+        },
+        Chain {
+            name: ChainName::Reject,
+            rules: refuse,
+        },
+    ];
+    chains.extend(subchains);
+    chains
+}
+
+/// The extra blocked destinations as `family` renders them, each once: that family's own and,
+/// for IPv6, the NAT64 and 6to4 forms of the IPv4 ones (as for the built-in ranges, so IPv6
+/// cannot smuggle them); minus whatever a built-in blocked range holds already.
+pub fn extra_blocked(family: Family, extras: &[IpNet]) -> Vec<IpNet> {
+    let forms = extras.iter().flat_map(|dest| match (family, dest) {
+        (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_)) => vec![*dest],
+        (Family::V6, IpNet::V4(v4)) => vec![
+            IpNet::V6(ranges::nat64(*v4)),
+            IpNet::V6(ranges::sixto4(*v4)),
+        ],
+        (Family::V4, IpNet::V6(_)) => vec![],
+    });
+    let needed = forms.filter(|dest| ranges::covering(*dest).is_none());
+    dedup(needed.collect())
+}
+
+/// The rules that accept one allowlisted destination.
+pub(crate) fn allow_rules(allow: &Allow) -> Vec<Rule> {
+    let net = allow.dest;
+    let to = |port| Rule::new(Match::Dest { net, port }, Target::Accept);
+    match allow.port {
+        None => vec![to(None)],
+        Some(port) => vec![to(Some((Proto::Tcp, port))), to(Some((Proto::Udp, port)))],
+    }
+}
+
+/// The smallest network containing every destination of `group` (sorted by address).
+fn cover(group: &[Allow]) -> IpNet {
+    let (Some(first), Some(_)) = (group.first(), group.last()) else {
+        return IpNet::default();
+    };
+    let lo = first.dest.network();
+    let hi = group.iter().map(|a| a.dest.broadcast()).max().unwrap_or(lo);
+    let common = match (lo, hi) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) ^ u32::from(b)).leading_zeros() as u8,
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a) ^ u128::from(b)).leading_zeros() as u8,
+        _ => 0,
+    };
+    IpNet::new(lo, common)
+        .map(|n| n.trunc())
+        .unwrap_or(first.dest)
+}
+
+/// Many allowlisted destinations (sorted by address) as a tree: `allows` is cut into at most
+/// [`FANOUT`] consecutive groups of [`LEAF`] × FANOUTⁿ; each group becomes one
+/// `-d COVER -j SUBCHAIN` rule whose sub-chain holds the group (recursively, down to leaves of
+/// at most LEAF destinations), where COVER is the smallest network containing the whole group.
+/// A packet outside a cover skips the group with one rule; inside, it tries the group and, if
+/// nothing there accepts, returns and goes on. So the result is exactly "accept if any allow
+/// matches", and a new connection walks about FANOUT rules per inner level plus a leaf instead
+/// of every allow. Returns the rules for the calling chain; the sub-chains are appended to
+/// `subchains`, numbered in the order they are opened.
+fn allow_tree(allows: &[Allow], family: Family, subchains: &mut Vec<Chain>) -> Vec<Rule> {
+    if allows.len() <= LEAF {
+        return allows.iter().flat_map(allow_rules).collect();
+    }
+    let mut chunk = LEAF;
+    while allows.len() > chunk * FANOUT {
+        chunk *= FANOUT;
+    }
+    let mut rules = Vec::new();
+    for group in allows.chunks(chunk) {
+        if group.len() == 1 {
+            rules.extend(group.iter().flat_map(allow_rules));
+            continue;
+        }
+        let slot = subchains.len();
+        let name = ChainName::Allow {
+            family,
+            index: slot,
+        };
+        subchains.push(Chain {
+            name,
+            rules: Vec::new(),
+        });
+        subchains[slot].rules = allow_tree(group, family, subchains);
+        // iptables prints a /0 match as no match at all: render it the same way.
+        let when = match cover(group) {
+            net if net.prefix_len() == 0 => Match::Any,
+            net => Match::Dest { net, port: None },
+        };
+        rules.push(Rule::new(when, Target::Jump(name)));
+    }
+    rules
+}
