@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod gojailoc;
 pub mod hostaddrs;
 pub mod image;
+pub mod interpolate;
 pub mod policy;
 pub mod process;
 pub mod quote;

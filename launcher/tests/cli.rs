@@ -868,6 +868,82 @@ fn workspace_follows_the_current_directory() {
     assert!(stderr(&o).contains("no workspace named \"ap\" (did you mean \"app\"?)"));
 }
 
+/// An input `up` reads or builds from that lies in a project (the Go docs' `overlay.Dockerfile`
+/// inside it, an env file the agent made a FIFO) is refused by `up`, naming file, line and key,
+/// but never blocks what reads no such input: `down`, `status` and `config` work, and none of
+/// them opens the FIFO (which would hang them).
+#[test]
+fn attack_inputs_refused_for_up_never_block_down_status_or_config() {
+    let env = Env::new();
+    let app = env.home.join("src/app");
+    std::fs::write(app.join("overlay.Dockerfile"), "ARG BASE\nFROM ${BASE}\n").expect("write");
+    let fifo = app.join(".env");
+    let st = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(st.success());
+    env.write_config(&format!(
+        "{APP}dockerfile = \"~/src/app/overlay.Dockerfile\"\nenv_file = [\"~/src/app/.env\"]\n"
+    ));
+    let o = run_bounded(&env, &["up"]);
+    assert_eq!(o.status.code(), Some(78));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: failed to load config: {}:4: workspaces.app.env_file: env file \"~/src/app/.env\" (resolves to {}/.env) is inside {}, which a container can write (workspaces.app.paths, line 2): the agent could set the next container's environment; keep env files outside every workspace path and read-write mount\n",
+            env.config_file().display(),
+            app.display(),
+            app.display()
+        )
+    );
+    for args in [
+        vec!["down"],
+        vec!["status"],
+        vec!["status", "app"],
+        vec!["config"],
+    ] {
+        let o = run_bounded(&env, &args);
+        ok(&o);
+    }
+    let o = run_bounded(&env, &["config"]);
+    assert!(
+        stdout(&o).contains(&format!(
+            "[env]\n# env file {} not read: it is inside {}, which a container can write (workspaces.app.paths, line 2)\n",
+            fifo.display(),
+            app.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// Runs jailoc and fails the test if it does not finish (a blocked open of a FIFO would hang
+/// it forever): a watchdog, not a timing assertion.
+fn run_bounded(env: &Env, args: &[&str]) -> Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let env_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut c = Command::new(BIN);
+    c.args(&env_args)
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("PATH", &env.bin)
+        .env("FAKE_DIR", &env.fake)
+        .env("JAILOC_SANDBOX_INIT", env.root.join("sbin/sandbox-init"))
+        .current_dir(&env.cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("spawn");
+    let id = child.id();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(out) => out.expect("run jailoc"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+            panic!("jailoc {args:?} hung (it opened the FIFO)");
+        }
+    }
+}
+
 /// The engine follows symlinks in a bind mount's source when it creates the container. A
 /// workspace path inside another workspace's path (or a mount of a project's subdirectory)
 /// could be replaced by that agent with a symlink to ~/.ssh or the engine's socket before the
@@ -909,6 +985,72 @@ fn attack_mount_source_inside_another_writable_path_is_refused() {
             format!(
                 "jailoc: failed to load config: {}:{line}: {key}: {home}/{src} is inside {home}/{outer}, which a container can write ({outer_key}, line {outer_line}): {why}; mount {home}/{outer} itself, or a directory outside it\n",
                 env.config_file().display()
+            )
+        );
+    }
+}
+
+/// `${VAR}` in `env` and env-file values means what it means in the Go jailoc's compose file:
+/// the host's variable at `up` (`$$` for a literal `$`). jailoc expands it and writes every `$`
+/// of the result doubled, so Compose interpolates nothing itself.
+#[test]
+fn env_values_expand_host_variables_like_the_go_jailoc() {
+    let mut env = Env::new();
+    let envfile = env.home.join("jailoc/app.env");
+    std::fs::create_dir_all(envfile.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&envfile, "FROM_FILE=${GH}-file\n").expect("write");
+    env.write_config(&format!(
+        "{APP}env = [\"GITHUB_TOKEN=${{GH}}\", \"LITERAL=$$GH and $${{GH}}\", \"DEF=${{NOPE:-fallback}}\", \"GONE=${{NOPE}}\"]\nenv_file = [\"~/jailoc/app.env\"]\n"
+    ));
+    env.set("GH", "ghp_123");
+    let o = env.run(&["up"]);
+    ok(&o);
+    let compose = std::fs::read_to_string(env.home.join(".cache/jailoc/app/docker-compose.yml"))
+        .expect("compose");
+    for line in [
+        "      GITHUB_TOKEN: \"ghp_123\"\n",
+        "      LITERAL: \"$$GH and $${GH}\"\n",
+        "      DEF: \"fallback\"\n",
+        "      GONE: \"\"\n",
+        "      FROM_FILE: \"ghp_123-file\"\n",
+    ] {
+        assert!(compose.contains(line), "{line:?} in:\n{compose}");
+    }
+    assert!(
+        stderr(&o).contains(
+            "jailoc: warning: workspaces.app.env.GONE: $NOPE is not set in your environment: it is empty in the container (write $$ for a literal $)\n"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    // `config` shows what is written, not what it expands to.
+    let o = env.run(&["config"]);
+    assert!(
+        stdout(&o).contains("GITHUB_TOKEN = \"${GH}\"\n"),
+        "{}",
+        stdout(&o)
+    );
+    // A required variable, and a lone `$`: errors naming file, line and key.
+    let file = env.config_file();
+    for (entry, msg) in [
+        (
+            "NEED=${NOPE:?export NOPE}",
+            "failed to expand \"${NOPE:?export NOPE}\": $NOPE is not set in your environment: export NOPE",
+        ),
+        (
+            "PRICE=5$",
+            "failed to expand \"5$\": a \"$\" that starts no variable in \"5$\": write $$ for a literal $",
+        ),
+    ] {
+        env.write_config(&format!("{APP}env = [\"{entry}\"]\n"));
+        let o = env.run(&["up"]);
+        assert_eq!(o.status.code(), Some(78), "{}", stderr(&o));
+        let key = entry.split('=').next().expect("key");
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "jailoc: failed to load config: {}:3: workspaces.app.env.{key}: {msg}\n",
+                file.display()
             )
         );
     }

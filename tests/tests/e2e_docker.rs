@@ -1102,9 +1102,12 @@ fn write_workspace(
     .expect("compose override");
 }
 
-/// An `env` entry whose value Compose would interpolate if jailoc did not escape it: the
-/// secret's source variable and `HOME`, both set in jailoc's (and so Compose's) environment.
-const LITERAL_ENV: &str = "E2E_LITERAL=$E2E_TOKEN_SRC and ${HOME}";
+/// An `env` entry written with `$$`, the Go jailoc's (Compose's) escape for a literal `$`: the
+/// secret's source variable and `HOME` are both set in jailoc's (and so Compose's)
+/// environment, and neither jailoc's expansion nor Compose may substitute them.
+const LITERAL_ENV: &str = "E2E_LITERAL=$$E2E_TOKEN_SRC and $${HOME}";
+/// What the agent sees of [`LITERAL_ENV`].
+const LITERAL_VALUE: &str = "$E2E_TOKEN_SRC and ${HOME}";
 
 #[test]
 fn e2e_jailoc_up_guards_the_workspace() {
@@ -1188,10 +1191,7 @@ fn e2e_jailoc_up_guards_the_workspace() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains(&format!(
-            "\nliteral={}\n",
-            LITERAL_ENV.trim_start_matches("E2E_LITERAL=")
-        )),
+        text.contains(&format!("\nliteral={LITERAL_VALUE}\n")),
         "an env value with `$` reaches the agent as written, not interpolated by Compose: {text}"
     );
     assert!(

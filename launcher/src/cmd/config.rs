@@ -82,6 +82,9 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
         toml_str(&format!("(stored in {})", files.password_file.display())),
     );
     s.push_str("\n[env]\n");
+    for (file, why) in &ws.env_files_unread {
+        s.push_str(&format!("# env file {} not read: {why}\n", file.display()));
+    }
     for (k, v) in &ws.env {
         match ws.env_from_file.get(k) {
             Some(f) => s.push_str(&format!(

@@ -86,9 +86,9 @@ pub struct Workspace {
     pub env: BTreeMap<String, String>,
     /// Variables whose final value came from an env file (shown by reference in `config`).
     pub env_from_file: BTreeMap<String, PathBuf>,
-    /// The config line of each variable whose final value came from an `env` entry (for
-    /// messages about expanding it at `up`).
-    pub env_lines: BTreeMap<String, usize>,
+    /// The dotted key (`defaults.env`, `workspaces.NAME.env`) and config line of each variable
+    /// whose final value came from an `env` entry (for messages about expanding it at `up`).
+    pub env_lines: BTreeMap<String, (String, usize)>,
     /// Env files not read ([`Use::Inspect`] only), with why.
     pub env_files_unread: Vec<(PathBuf, String)>,
     /// Secrets by name (a workspace's entry replaces the defaults' of the same name), each
@@ -443,7 +443,7 @@ pub fn resolve_workspace_for(
     let mut env_files_unread = Vec::new();
     for (k, v) in d.env.iter().flatten() {
         env.insert(k.clone(), v.value.clone());
-        env_lines.insert(k.clone(), v.line);
+        env_lines.insert(k.clone(), ("defaults.env".to_string(), v.line));
     }
     let wkey = format!("workspaces.{name}.env_file");
     let env_files = (d
@@ -471,7 +471,7 @@ pub fn resolve_workspace_for(
     }
     for (k, v) in w.env.iter().flatten() {
         env_from_file.remove(k);
-        env_lines.insert(k.clone(), v.line);
+        env_lines.insert(k.clone(), (format!("workspaces.{name}.env"), v.line));
         env.insert(k.clone(), v.value.clone());
     }
 
