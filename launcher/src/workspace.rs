@@ -59,7 +59,7 @@ pub fn select_for(cfg: &Config, explicit: Option<&str>, dir: &Path) -> String {
     let cwd = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mut best: Option<(usize, &str)> = None;
     for (name, sec) in &cfg.workspaces {
-        for p in sec.paths.iter().flatten() {
+        for p in sec.paths.iter().flatten().chain(&sec.refused_paths) {
             if cwd.starts_with(&p.path) {
                 let depth = p.path.components().count();
                 if best.is_none_or(|(d, _)| depth > d) {

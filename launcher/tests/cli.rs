@@ -397,7 +397,13 @@ fn bad_configs_each_give_their_exact_error() {
     let file = env.config_file();
     for (text, line, key, msg) in cases {
         env.write_config(text);
-        let o = env.run(&["status"]);
+        let _ = std::fs::remove_file(env.fake.join("argv.log"));
+        // `up` of the workspace the error is about (the implicit default inherits [defaults]).
+        let ws = key
+            .strip_prefix("workspaces.")
+            .and_then(|k| k.split('.').next())
+            .unwrap_or("default");
+        let o = env.run(&["up", ws]);
         assert_eq!(o.status.code(), Some(78), "{text}: {}", stderr(&o));
         assert_eq!(
             stderr(&o),
@@ -408,6 +414,15 @@ fn bad_configs_each_give_their_exact_error() {
             "config:\n{text}"
         );
         assert_eq!(env.argv_log(), "", "nothing runs when the config is bad");
+        // A deny-list refusal is about what `up` would mount or copy: `status`, which mounts
+        // and copies nothing, still works (and so do `down` and `config`). Every other error
+        // is the file's and stops every command.
+        let o = env.run(&["status"]);
+        if msg.contains(" would expose ") {
+            ok(&o);
+        } else {
+            assert_eq!(o.status.code(), Some(78), "{text}");
+        }
     }
 }
 

@@ -57,7 +57,7 @@ pub fn run(ctx: &mut Context, cli: &Cli) -> Result<()> {
     let known = cfg
         .workspaces
         .values()
-        .flat_map(|s| s.paths.iter().flatten())
+        .flat_map(|s| s.paths.iter().flatten().chain(&s.refused_paths))
         .any(|p| target.starts_with(&p.path));
     if cli.workspace.is_none() && !known && ctx.interactive {
         let dir = target.to_string_lossy().into_owned();

@@ -81,6 +81,9 @@ pub fn render(ws: &Workspace, file: &std::path::Path, files: &workspace::Files) 
         "server_password",
         toml_str(&format!("(stored in {})", files.password_file.display())),
     );
+    for e in &ws.refused {
+        s.push_str(&format!("# refused, `jailoc up` fails: {e}\n"));
+    }
     s.push_str("\n[env]\n");
     for (file, why) in &ws.env_files_unread {
         s.push_str(&format!("# env file {} not read: {why}\n", file.display()));

@@ -38,6 +38,7 @@ pub fn parse_with(text: &str, file: &Path, dirs: &HostDirs) -> Result<Config, Co
         file: file.to_path_buf(),
         home: dirs.home.clone(),
         dirs: dirs.clone(),
+        deferred: std::cell::RefCell::new(Vec::new()),
         base: file
             .parent()
             .map(Path::to_path_buf)
@@ -52,6 +53,8 @@ struct Parser<'a> {
     home: PathBuf,
     dirs: HostDirs,
     base: PathBuf,
+    /// Deny-list refusals of the table being parsed, kept for `up` ([`Section::refused`]).
+    deferred: std::cell::RefCell<Vec<ConfigError>>,
 }
 
 type R<T> = Result<T, ConfigError>;
@@ -62,6 +65,18 @@ impl Parser<'_> {
         let end = span.start.min(self.text.len());
         let prefix = self.text.get(..end).unwrap_or("");
         prefix.bytes().filter(|&b| b == b'\n').count() + 1
+    }
+
+    /// Keeps a deny-list refusal for `up` instead of failing the load (see
+    /// [`Section::refused`]). Returns whether `result` was fine.
+    fn defer(&self, result: Result<(), String>, line: usize, key: &str) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(m) => {
+                self.deferred.borrow_mut().push(self.err(line, key, m));
+                false
+            }
+        }
     }
 
     fn err(&self, line: usize, key: &str, message: impl Into<String>) -> ConfigError {
@@ -241,8 +256,11 @@ impl Parser<'_> {
                             // there instead of following it.
                             let path = paths::resolve_parent(&raw, &self.home)
                                 .map_err(|m| self.err(fl, &ff, m))?;
-                            paths::check_secret_source(&raw, &path, &self.dirs)
-                                .map_err(|m| self.err(fl, &ff, m))?;
+                            let _ = self.defer(
+                                paths::check_secret_source(&raw, &path, &self.dirs),
+                                fl,
+                                &ff,
+                            );
                             from_file = Some(HostPath {
                                 raw,
                                 line: fl,
@@ -310,16 +328,26 @@ impl Parser<'_> {
                     let mut v = Vec::new();
                     for e in self.strings(item, &full, line)? {
                         let hp = self.host_path(&e.value, &full, e.line, false)?;
-                        paths::check_workspace_path(&hp.raw, &hp.path, &self.dirs)
+                        paths::check_not_container_dir(&hp.raw, &hp.path)
                             .map_err(|m| self.err(e.line, &full, m))?;
-                        v.push(hp);
+                        // A denied path is left out (nothing mounts or trusts it as
+                        // writable) and refused by `up`.
+                        if self.defer(
+                            paths::check_host_path(&hp.raw, &hp.path, &self.dirs),
+                            e.line,
+                            &full,
+                        ) {
+                            v.push(hp);
+                        } else {
+                            s.refused_paths.push(hp);
+                        }
                     }
                     s.paths = Some(v);
                 }
                 "mounts" => {
                     let mut v = Vec::new();
                     for e in self.strings(item, &full, line)? {
-                        v.push(self.mount(&e.value, &full, e.line)?);
+                        v.extend(self.mount(&e.value, &full, e.line)?);
                     }
                     s.mounts = Some(v);
                 }
@@ -458,13 +486,16 @@ impl Parser<'_> {
                 ));
             }
         }
+        s.refused = self.deferred.borrow_mut().drain(..).collect();
         // A `build_context` without a `dockerfile` in its table is accepted and has no effect,
         // as in the Go jailoc (its own TestLoadFullConfig has one): nothing is built from it, so
         // it is never read either.
         Ok(s)
     }
 
-    fn mount(&self, raw: &str, key: &str, line: usize) -> R<MountEntry> {
+    /// A `mounts` entry; `None` when the deny-list refuses its host side (kept for `up`, which
+    /// refuses it: [`Section::refused`]).
+    fn mount(&self, raw: &str, key: &str, line: usize) -> R<Option<MountEntry>> {
         let parts: Vec<&str> = raw.split(':').collect();
         let (host, target, mode) = match parts.as_slice() {
             [h, t] => (*h, *t, None),
@@ -495,17 +526,23 @@ impl Parser<'_> {
         } else {
             let p = paths::resolve(host, &self.home, None)
                 .map_err(|m| self.err(line, key, format!("invalid mount {raw:?}: {m}")))?;
-            paths::check_host_path(host, &p, &self.dirs)
-                .map_err(|m| self.err(line, key, format!("invalid mount {raw:?}: {m}")))?;
+            if !self.defer(
+                paths::check_host_path(host, &p, &self.dirs)
+                    .map_err(|m| format!("invalid mount {raw:?}: {m}")),
+                line,
+                key,
+            ) {
+                return Ok(None);
+            }
             Some(p)
         };
-        Ok(MountEntry {
+        Ok(Some(MountEntry {
             raw: raw.to_string(),
             line,
             host,
             container,
             read_only,
-        })
+        }))
     }
 
     /// A Dockerfile: `http://` / `https://` with a host is a URL (fetched at `up`); another

@@ -91,6 +91,9 @@ pub struct Workspace {
     pub env_lines: BTreeMap<String, (String, usize)>,
     /// Env files not read ([`Use::Inspect`] only), with why.
     pub env_files_unread: Vec<(PathBuf, String)>,
+    /// What the deny-lists refused in this workspace's tables (left out of `paths` and
+    /// `mounts`); `up` fails with the first, `config` lists them.
+    pub refused: Vec<ConfigError>,
     /// Secrets by name (a workspace's entry replaces the defaults' of the same name), each
     /// mounted read-only at `/run/secrets/NAME`.
     pub secrets: BTreeMap<String, SecretEntry>,
@@ -429,6 +432,14 @@ pub fn resolve_workspace_for(
     let d = &cfg.defaults;
     let w = cfg.workspaces.get(name).unwrap_or(&empty);
     let writable = writable_paths(cfg);
+    let mut refused: Vec<ConfigError> = d.refused.iter().chain(&w.refused).cloned().collect();
+    refused.sort_by_key(|e| e.line);
+    if use_ == Use::Start {
+        // What the deny-lists refused in this workspace's tables (a mount of ~/.ssh, ...).
+        if let Some(e) = refused.first() {
+            return Err(e.clone());
+        }
+    }
     check_config_file(cfg, &writable)?;
     if use_ == Use::Start {
         // Before any env file is read: one the agent can write could also be a FIFO or a
@@ -515,6 +526,7 @@ pub fn resolve_workspace_for(
         env_from_file,
         env_lines,
         env_files_unread,
+        refused,
         secrets,
         ssh_auth_sock: w.ssh_auth_sock.or(d.ssh_auth_sock).unwrap_or(false),
         git_config: w.git_config.or(d.git_config).unwrap_or(true),

@@ -284,8 +284,17 @@ fn under(p: &Path, dir: &Path) -> bool {
     p.starts_with(dir)
 }
 
-/// Checks a workspace path, which is mounted at the same path in the container.
+/// Checks a workspace path, which is mounted at the same path in the container: not a
+/// directory the container needs ([`check_not_container_dir`]), and not a denied host path
+/// ([`check_host_path`]).
 pub fn check_workspace_path(raw: &str, resolved: &Path, dirs: &HostDirs) -> Result<(), String> {
+    check_not_container_dir(raw, resolved)?;
+    check_host_path(raw, resolved, dirs)
+}
+
+/// A workspace path may not lie in a directory the container needs for itself ([`CONTAINER_DIRS`]:
+/// it is mounted at the same path and would shadow it).
+pub fn check_not_container_dir(raw: &str, resolved: &Path) -> Result<(), String> {
     for dir in CONTAINER_DIRS {
         if under(resolved, Path::new(dir)) {
             return Err(format!(
@@ -294,7 +303,7 @@ pub fn check_workspace_path(raw: &str, resolved: &Path, dirs: &HostDirs) -> Resu
             ));
         }
     }
-    check_host_path(raw, resolved, dirs)
+    Ok(())
 }
 
 /// Checks any host path that will be mounted (or copied into the container, like a secret's

@@ -176,6 +176,14 @@ pub struct Section {
     pub secrets: Option<Vec<SecretEntry>>,
     pub egress: Option<Egress>,
     pub mode: Option<AttachMode>,
+    /// Host paths of this table refused by the deny-lists (a mount of `~/.ssh`, a workspace
+    /// path that is `$HOME`, a secret in a credential store): security refusals of what `up`
+    /// would mount or copy, raised by `up` and whatever starts the workspace, never by `down`,
+    /// `status` or `config`, which mount and copy nothing.
+    pub refused: Vec<super::ConfigError>,
+    /// The workspace paths among those refusals: still this workspace's for choosing the
+    /// workspace of the current directory (so `up` there fails, rather than picking another).
+    pub refused_paths: Vec<HostPath>,
 }
 
 /// A whole, validated config file.
