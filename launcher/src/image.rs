@@ -222,7 +222,9 @@ pub fn plan(
                 tag: tag.clone(),
                 dockerfile: dockerfile.to_path_buf(),
                 context,
-                build_args: vec![("BASE_IMAGE".into(), base)],
+                // The Go jailoc's overlays say `ARG BASE` / `FROM ${BASE}`; jailoc's own docs
+                // `BASE_IMAGE`. Both are passed (Docker warns about the unused one).
+                build_args: vec![("BASE".into(), base.clone()), ("BASE_IMAGE".into(), base)],
             });
             tag
         }
@@ -319,7 +321,10 @@ mod tests {
         assert_eq!(a.builds.len(), 1);
         assert_eq!(
             a.builds[0].build_args,
-            [("BASE_IMAGE".to_string(), "corp/agent:1".to_string())]
+            [
+                ("BASE".to_string(), "corp/agent:1".to_string()),
+                ("BASE_IMAGE".to_string(), "corp/agent:1".to_string())
+            ]
         );
         std::fs::write(&df, "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN true\n").expect("write");
         let c = plan("web", &p, dir.path(), &df).expect("plan");

@@ -1675,9 +1675,13 @@ fn dockerfile_urls_are_fetched_with_curl() {
     );
     assert!(
         log.contains(&format!(
-            " -f {} --build-arg BASE_IMAGE=jailoc-base:",
+            " -f {} --build-arg BASE=jailoc-base:",
             app.display()
         )),
+        "the Go jailoc's overlays say ARG BASE / FROM ${{BASE}}: {log}"
+    );
+    assert!(
+        log.contains(" --build-arg BASE_IMAGE=jailoc-base:"),
         "{log}"
     );
 
