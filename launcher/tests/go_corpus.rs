@@ -155,7 +155,7 @@ fn create_inputs(text: &str, root: &Path, home: &Path) {
             };
             let path = if let Some(rest) = raw.strip_prefix("~/") {
                 home.join(rest)
-            } else if raw.starts_with(&root.to_string_lossy().as_ref()) {
+            } else if raw.starts_with(root.to_string_lossy().as_ref()) {
                 PathBuf::from(raw)
             } else {
                 continue;
