@@ -29,6 +29,10 @@ pub const SERVICE: &str = "opencode";
 pub const DIND_SERVICE: &str = "docker";
 /// The named volume shared by the agent and the sidecar that holds the daemon's socket.
 pub const DIND_VOLUME: &str = "jailoc-docker";
+/// The named volume that holds the sidecar daemon's `/var/lib/docker` (its images and
+/// containers). Named, not anonymous: `jailoc down` keeps volumes, and an anonymous one would be
+/// left behind where no `down --volumes` could find it.
+pub const DIND_DATA_VOLUME: &str = "jailoc-docker-data";
 /// Where [`DIND_VOLUME`] is mounted in both services.
 pub const DIND_SOCKET_DIR: &str = "/run/jailoc-docker";
 /// Where the agent finds its private Docker daemon: a unix socket on [`DIND_VOLUME`], owned by
@@ -219,11 +223,19 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
         y.push_str("    environment:\n      DOCKER_TLS_CERTDIR: \"\"\n");
         y.push_str("    restart: \"unless-stopped\"\n");
         limits(&mut y, ws, false);
-        y.push_str("    volumes:\n      - \"/var/lib/docker\"\n");
+        y.push_str("    volumes:\n");
+        let _ = writeln!(
+            y,
+            "      - type: \"volume\"\n        source: {}\n        target: \"/var/lib/docker\"\n        read_only: false",
+            q(DIND_DATA_VOLUME)
+        );
         dind_socket_volume(&mut y, false);
         y.push_str("    labels:\n");
         let _ = writeln!(y, "      dev.jailoc.workspace: {}", q(&ws.name));
-        let _ = writeln!(y, "volumes:\n  {DIND_VOLUME}: {{}}");
+        let _ = writeln!(
+            y,
+            "volumes:\n  {DIND_VOLUME}: {{}}\n  {DIND_DATA_VOLUME}: {{}}"
+        );
     }
     y
 }
@@ -447,14 +459,14 @@ mod tests {
         assert!(sidecar.contains(
             "\"--host=unix:///run/jailoc-docker/docker.sock\", \"--group=1000\", \"--bridge=none\", \"--iptables=false\", \"--ip6tables=false\""
         ), "{sidecar}");
-        // Its only mounts: the anonymous data volume and the socket volume, no bind mount.
+        // Its only mounts: its named data volume and the socket volume, no bind mount.
         assert!(!sidecar.contains("type: \"bind\""), "{sidecar}");
         assert!(!sidecar.contains("/home/u"), "{sidecar}");
         assert!(!sidecar.contains("docker.sock\"\n"), "{sidecar}");
-        let sidecar_volumes = "    volumes:\n      - \"/var/lib/docker\"\n      - type: \"volume\"\n        source: \"jailoc-docker\"\n        target: \"/run/jailoc-docker\"\n        read_only: false\n    labels:";
+        let sidecar_volumes = "    volumes:\n      - type: \"volume\"\n        source: \"jailoc-docker-data\"\n        target: \"/var/lib/docker\"\n        read_only: false\n      - type: \"volume\"\n        source: \"jailoc-docker\"\n        target: \"/run/jailoc-docker\"\n        read_only: false\n    labels:";
         assert!(sidecar.contains(sidecar_volumes), "{sidecar}");
         assert!(
-            sidecar.ends_with("volumes:\n  jailoc-docker: {}\n"),
+            sidecar.ends_with("volumes:\n  jailoc-docker: {}\n  jailoc-docker-data: {}\n"),
             "{sidecar}"
         );
         // The agent: the socket volume read-only, DOCKER_HOST on it, no engine socket.

@@ -5,6 +5,11 @@
 
 use std::path::Path;
 
+use crate::context::Context;
+use crate::engine::{run_checked, PROJECT_LABEL};
+use crate::error::Result;
+use crate::process::{Cmd, Mode};
+
 /// Who wrote a workspace's compose file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComposeAuthor {
@@ -49,6 +54,34 @@ pub fn author_of(text: &str) -> ComposeAuthor {
 /// engine names it (`PROJECT_VOLUME`).
 pub fn data_volume(name: &str) -> String {
     format!("jailoc-{name}_opencode-data-{name}")
+}
+
+/// Takes down what the Go jailoc started for compose project `project` — its containers
+/// (stopped, then removed) and its networks — and keeps its volumes. Through the container CLI
+/// by the project's label, not through Compose with the Go jailoc's file: that file has a
+/// top-level `name:`, which docker-compose 1.29 refuses, and needs variables of the Go
+/// jailoc's environment. Returns whether there was anything to take down.
+pub fn take_down(ctx: &Context, cli: &str, project: &str) -> Result<bool> {
+    let filter = format!("label={PROJECT_LABEL}={project}");
+    let list = |what: &[&str]| -> Result<Vec<String>> {
+        let cmd = Cmd::new(cli, what.iter().copied()).args(["--filter", &filter]);
+        let out = run_checked(ctx, &cmd, Mode::Capture, "list the Go jailoc's containers")?;
+        Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+    };
+    let containers = list(&["ps", "-aq"])?;
+    let networks = list(&["network", "ls", "-q"])?;
+    let what = format!("stop the Go jailoc's project {project}");
+    if !containers.is_empty() {
+        for verb in ["stop", "rm"] {
+            let cmd = Cmd::new(cli, [verb]).args(containers.iter().map(String::as_str));
+            run_checked(ctx, &cmd, Mode::Capture, &what)?;
+        }
+    }
+    if !networks.is_empty() {
+        let cmd = Cmd::new(cli, ["network", "rm"]).args(networks.iter().map(String::as_str));
+        run_checked(ctx, &cmd, Mode::Capture, &what)?;
+    }
+    Ok(!containers.is_empty() || !networks.is_empty())
 }
 
 #[cfg(test)]

@@ -1036,15 +1036,31 @@ fn compose_leftovers(project: &str, volumes: &[String]) -> String {
     format!("{c}{n}{}", v.join(" "))
 }
 
-/// `jailoc down -w WORKSPACE`, which must succeed and leave no container, network or volume
-/// of `project` behind.
+/// `jailoc down -w WORKSPACE` removes the containers and networks of `project` and keeps its
+/// volumes, naming each; `jailoc down --volumes` then leaves nothing behind.
 fn assert_down_leaves_nothing(user: &UserEnv, workspace: &str, project: &str) {
     let volumes = compose_volumes(project);
-    user.jailoc_ok(&["down", "-w", workspace]);
+    let out = user.jailoc_ok(&["down", "-w", workspace]);
+    assert_eq!(
+        compose_leftovers(project, &[]),
+        "",
+        "jailoc down left containers or networks behind"
+    );
+    for v in &volumes {
+        assert!(
+            docker(["volume", "inspect", v.as_str()]).is_ok(),
+            "jailoc down deleted volume {v}"
+        );
+        assert!(
+            out.contains(v.as_str()),
+            "down does not name kept volume {v}: {out}"
+        );
+    }
+    user.jailoc_ok(&["down", "--volumes", "-w", workspace]);
     assert_eq!(
         compose_leftovers(project, &volumes),
         "",
-        "jailoc down left containers, networks or volumes behind"
+        "jailoc down --volumes left containers, networks or volumes behind"
     );
 }
 

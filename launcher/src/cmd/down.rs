@@ -42,14 +42,26 @@ pub fn stop(ctx: &mut Context, name: &str, engine: &Engine, volumes: bool) -> Re
         return Ok(Vec::new());
     }
     let project = workspace::project(name);
-    let author = gojailoc::compose_author(&files.compose_file);
-    if author == ComposeAuthor::GoJailoc {
+    let found = list_volumes(ctx, &engine.cli, &project);
+    if gojailoc::compose_author(&files.compose_file) == ComposeAuthor::GoJailoc {
+        // Its containers and networks go; its volumes (its sessions) stay, also with
+        // --volumes: they are the Go jailoc's, and jailoc never wrote them.
         ctx.say(&format!(
-            "workspace {name:?} was started by the Go jailoc ({}): stopping it with that file",
+            "workspace {name:?} was started by the Go jailoc ({}): stopping its containers, keeping its volumes",
             files.compose_file.display()
         ));
+        gojailoc::take_down(ctx, &engine.cli, &project)?;
+        workspace::remove_secret_files(&files)?;
+        ctx.say(&format!("workspace {name:?} is down"));
+        if !found.is_empty() {
+            ctx.say(&format!(
+                "kept the Go jailoc's volumes: {} (its sessions; `{} volume rm` deletes one you no longer need)",
+                found.join(", "),
+                engine.cli
+            ));
+        }
+        return Ok(Vec::new());
     }
-    let found = list_volumes(ctx, &engine.cli, &project);
     let mut args = vec!["down", "--remove-orphans"];
     if volumes {
         args.push("--volumes");
@@ -57,13 +69,7 @@ pub fn stop(ctx: &mut Context, name: &str, engine: &Engine, volumes: bool) -> Re
             ctx.warn(&format!("deleting volumes: {}", found.join(", ")));
         }
     }
-    let mut cmd = engine.compose(&project, &files.compose_args(), &args);
-    if author == ComposeAuthor::GoJailoc {
-        // The Go file interpolates ${OPENCODE_SERVER_PASSWORD}, which no process jailoc starts
-        // inherits; set it empty so compose does not warn about it.
-        cmd.env
-            .push((workspace::PASSWORD_VAR.to_string(), String::new()));
-    }
+    let cmd = engine.compose(&project, &files.compose_args(), &args);
     run_checked(
         ctx,
         &cmd,

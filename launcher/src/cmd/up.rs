@@ -6,7 +6,7 @@ use crate::cli::Cli;
 use crate::config::{Use, Workspace};
 use crate::context::Context;
 use crate::engine::{self, parse_ps, ps_cmd, run_checked, spawn_error, ContainerInfo, Engine};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gojailoc::{self, ComposeAuthor};
 use crate::process::Mode;
 use crate::readiness;
@@ -33,16 +33,12 @@ pub struct Started {
 /// agent is healthy.
 pub fn start(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Started> {
     let files = workspace::files(ctx, &ws.name);
-    // The Go jailoc writes its compose file at the same path, for the same project: keep its
-    // text to take its containers and network down with it once ours is in place (its volumes
-    // stay: they hold its sessions).
-    let go_file = match gojailoc::compose_author(&files.compose_file) {
-        ComposeAuthor::GoJailoc => std::fs::read(&files.compose_file).ok(),
-        _ => None,
-    };
+    // The Go jailoc writes its compose file at the same path, for the same project: once ours
+    // is in place, its containers and network go (its volumes stay: they hold its sessions).
+    let go_started = gojailoc::compose_author(&files.compose_file) == ComposeAuthor::GoJailoc;
     let prepared = workspace::prepare(ctx, ws, engine)?;
-    if let Some(text) = go_file {
-        replace_go_project(ctx, ws, engine, &text)?;
+    if go_started {
+        replace_go_project(ctx, ws, engine)?;
     }
     let where_ = super::url(ws)
         .map(|u| format!(" on {u}"))
@@ -88,43 +84,16 @@ pub fn start(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Start
     Ok(Started { prepared, agent })
 }
 
-/// Takes down what the Go jailoc started for `ws` — its containers and network, with its own
-/// compose file (`text`, written to a temporary file beside ours) — keeping its volumes, and
-/// says where its sessions are.
-fn replace_go_project(
-    ctx: &mut Context,
-    ws: &Workspace,
-    engine: &Engine,
-    text: &[u8],
-) -> Result<()> {
-    let files = workspace::files(ctx, &ws.name);
-    let go_file = files
-        .compose_file
-        .with_file_name("docker-compose.go-jailoc.yml");
-    crate::fsutil::write_atomic(&go_file, text, 0o600)
-        .map_err(|e| Error::file("write", &go_file, e))?;
+/// Takes down what the Go jailoc started for `ws` (its containers and network; its volumes
+/// stay) and says where its sessions are.
+fn replace_go_project(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<()> {
     ctx.say(&format!(
         "workspace {:?} was started by the Go jailoc: replacing its containers; its volumes are kept ({} holds its sessions: docs/launcher.md, \"Coming from the Go jailoc\", says how to bring them over)",
         ws.name,
         gojailoc::data_volume(&ws.name)
     ));
-    let mut cmd = engine.compose(
-        &workspace::project(&ws.name),
-        std::slice::from_ref(&go_file),
-        &["down", "--remove-orphans"],
-    );
-    // Its file interpolates ${OPENCODE_SERVER_PASSWORD}, which no process jailoc starts
-    // inherits; set it empty so compose does not warn.
-    cmd.env
-        .push((workspace::PASSWORD_VAR.to_string(), String::new()));
-    let result = run_checked(
-        ctx,
-        &cmd,
-        Mode::Inherit,
-        &format!("stop the Go jailoc's workspace {:?}", ws.name),
-    );
-    let _ = std::fs::remove_file(&go_file);
-    result.map(|_| ())
+    gojailoc::take_down(ctx, &engine.cli, &workspace::project(&ws.name))?;
+    Ok(())
 }
 
 /// Whether the workspace's agent container is running (one `ps` query).
