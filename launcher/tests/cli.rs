@@ -57,6 +57,10 @@ if [ -n "$compose" ]; then
       for a in "$@"; do [ "$a" = --volumes ] && /bin/rm -f "$d/volumes-$ws"; done
       exit 0 ;;
     logs) printf 'sandbox-init: error: fake log line\n'; exit 0 ;;
+    exec)
+      # The container stops while the exec session runs (its process dies with it).
+      if [ -n "$FAKE_EXEC_STOPS" ]; then /bin/rm -f "$d/state-$ws"; exit 137; fi
+      exit "${FAKE_EXEC_CODE:-0}" ;;
     *) exit "${FAKE_EXEC_CODE:-0}" ;;
   esac
 fi
@@ -1049,6 +1053,9 @@ fn run_bounded(env: &Env, args: &[&str]) -> Output {
         .current_dir(&env.cwd)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
+    for (k, v) in &env.extra {
+        c.env(k, v);
+    }
     let child = c.spawn().expect("spawn");
     let id = child.id();
     std::thread::spawn(move || {
@@ -1591,6 +1598,72 @@ fn explicit_config_must_exist_and_is_never_created() {
         )
     );
     assert!(!missing.exists());
+}
+
+/// The attach ends, with a message and exit 4, when the container stops underneath it (Go's
+/// watchdog): a host attach that keeps running is stopped by the watchdog (the stand-in
+/// `opencode` would sleep for ten minutes); an exec session that ends with its container says so
+/// instead of passing the bare exit code through.
+#[test]
+fn attach_ends_when_its_container_stops_underneath() {
+    let mut env = Env::new();
+    env.write_config(APP);
+    // exec: the session dies with the container.
+    env.set("FAKE_EXEC_STOPS", "1");
+    let o = run_bounded(&env, &["--exec"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: attach to workspace \"app\" ended: its container stopped (see `jailoc status app` and `jailoc logs app`)\n"
+    );
+    env.extra.retain(|(k, _)| k != "FAKE_EXEC_STOPS");
+    // remote: the host's client would go on; the watchdog ends it.
+    write_exec(
+        &env.bin.join("opencode"),
+        &format!(
+            "#!/bin/sh\n/bin/rm -f {}/state-app\nexec /bin/sleep 600\n",
+            env.fake.display()
+        ),
+    );
+    let o = run_bounded(&env, &["--remote"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "jailoc: attach to workspace \"app\" ended: its container stopped (see `jailoc status app` and `jailoc logs app`)\n"
+    );
+}
+
+/// `password_mode = "keyring"` (the Go jailoc's OS keyring) never blocks a command: `status`,
+/// `config` and `down` work; `up` warns once and stores the password like `file`.
+#[test]
+fn password_mode_keyring_falls_back_to_the_file() {
+    let env = Env::new();
+    env.write_config(&format!("password_mode = \"keyring\"\n{APP}"));
+    for args in [["status"], ["config"], ["down"]] {
+        let o = env.run(&args);
+        ok(&o);
+        assert!(!stderr(&o).contains("keyring"), "{args:?}: {}", stderr(&o));
+    }
+    let o = env.run(&["up"]);
+    ok(&o);
+    let pw = pw_file_of(&env);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "jailoc: warning: password_mode = \"keyring\": this jailoc has no OS keyring; the server password is stored like password_mode = \"file\", in {} (0600)\n",
+            pw.display()
+        )
+    );
+    assert_eq!(mode(&pw), 0o600);
+    let o = env.run(&["status", "app"]);
+    assert!(
+        stdout(&o).contains(&format!(
+            "Password:  file ({}); no OS keyring here\n",
+            pw.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
