@@ -112,14 +112,7 @@ pub fn read_regular_nofollow(path: &Path) -> io::Result<Vec<u8>> {
 /// data directory): a temp file with a fresh random name is created `O_EXCL` in `dir` (so it
 /// is a new inode, never a planted symlink or FIFO), written, and renamed over `name`. What is
 /// at `dir/name` before is never opened, read or followed; a rename replaces a symlink itself.
-/// `owner` (uid, gid) is given to the new file through its descriptor, before the rename.
-pub fn replace_in_dir(
-    dir: &Path,
-    name: &str,
-    data: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> io::Result<()> {
+pub fn replace_in_dir(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let target = dir.join(name);
     for _ in 0..16 {
@@ -140,10 +133,6 @@ pub fn replace_in_dir(
         let result = (|| {
             use std::os::unix::fs::PermissionsExt;
             f.set_permissions(fs::Permissions::from_mode(mode))?;
-            if let Some((uid, gid)) = owner {
-                // On the open file, before the rename: never through a name the agent can swap.
-                std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-            }
             f.write_all(data)?;
             f.sync_all()?;
             fs::rename(&tmp, &target)

@@ -477,16 +477,6 @@ pub fn clean_policy_dir(files: &Files) -> Result<Vec<String>> {
     Ok(removed)
 }
 
-/// Who the workspace's OpenCode data directory and the copy of `auth.json` belong to: the agent
-/// (UID/GID 1000) when jailoc runs as root — else root's 0700 directory is one the agent
-/// cannot write, and OpenCode exits at its first `mkdir` there (sandbox-init's home fix-up stops
-/// at mount points, on purpose). `None` otherwise: the files are the user's, as on a usual host
-/// where the user is 1000 (a different UID is the *File ownership* limit in the docs). Its
-/// parent, `$XDG_DATA_HOME/jailoc` (0700, root's), keeps every other host user out.
-fn agent_owner() -> Option<(u32, u32)> {
-    (rustix::process::geteuid().is_root()).then_some((policy::AGENT_UID, policy::AGENT_GID))
-}
-
 /// The file in OpenCode's data directory that holds the provider logins.
 pub const AUTH_FILE: &str = "auth.json";
 
@@ -522,11 +512,6 @@ pub fn prepare_data_dir(ctx: &Context, ws: &Workspace, files: &Files) -> Result<
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::file("restrict", dir, e))?;
     }
-    if let Some((uid, gid)) = agent_owner() {
-        // The directory itself (jailoc's; the agent sees only its contents), never followed.
-        std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
-            .map_err(|e| Error::file("hand over", dir, e))?;
-    }
     let host_auth = ctx.opencode_data_dir().join(AUTH_FILE);
     let meta = match std::fs::symlink_metadata(&host_auth) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -549,7 +534,7 @@ pub fn prepare_data_dir(ctx: &Context, ws: &Workspace, files: &Files) -> Result<
         return Err(refuse("it is not a regular file"));
     }
     let data = fsutil::read_regular_nofollow(&host_auth).map_err(|e| refuse(&e.to_string()))?;
-    fsutil::replace_in_dir(dir, AUTH_FILE, &data, 0o600, agent_owner())
+    fsutil::replace_in_dir(dir, AUTH_FILE, &data, 0o600)
         .map_err(|e| Error::file("write", dir.join(AUTH_FILE), e))
 }
 
@@ -900,38 +885,6 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, [AUTH_FILE], "no temp file left behind");
-    }
-
-    /// Run as root (the Docker tier, `sudo jailoc`), the data directory and the copy of
-    /// `auth.json` belong to the agent (1000), else OpenCode cannot create its log directory
-    /// there and exits; run as a user, they stay the user's. The owner is set on the copy's
-    /// descriptor, so a symlink the agent planted at `auth.json` is replaced, never chowned
-    /// through.
-    #[test]
-    fn data_dir_belongs_to_the_agent_when_jailoc_runs_as_root() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempdir();
-        let root = std::fs::canonicalize(dir.path()).expect("canonical");
-        let (c, ws, f) = auth_setup(&root);
-        let victim = root.join("victim");
-        std::fs::write(&victim, "x").expect("write");
-        std::os::unix::fs::symlink(&victim, f.data_dir.join(AUTH_FILE)).expect("symlink");
-        prepare_data_dir(&c, &ws, &f).expect("prepare");
-        let me = std::fs::metadata(&root).expect("stat").uid();
-        let want = if rustix::process::geteuid().is_root() {
-            policy::AGENT_UID
-        } else {
-            me
-        };
-        assert_eq!(std::fs::metadata(&f.data_dir).expect("stat").uid(), want);
-        let copy = std::fs::symlink_metadata(f.data_dir.join(AUTH_FILE)).expect("stat");
-        assert!(copy.is_file());
-        assert_eq!(copy.uid(), want);
-        assert_eq!(
-            std::fs::metadata(&victim).expect("stat").uid(),
-            me,
-            "not chowned through"
-        );
     }
 
     fn mkfifo(p: &Path) {
