@@ -112,9 +112,12 @@ pub fn read_regular_nofollow(path: &Path) -> io::Result<Vec<u8>> {
 /// data directory): a temp file with a fresh random name is created `O_EXCL` in `dir` (so it
 /// is a new inode, never a planted symlink or FIFO), written, and renamed over `name`. What is
 /// at `dir/name` before is never opened, read or followed; a rename replaces a symlink itself.
+/// The file gets `dir`'s owner (root's jailoc writing into the agent's directory: the agent must
+/// be able to read it), set on the open file, never through the name.
 pub fn replace_in_dir(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let target = dir.join(name);
+    let owner = fs::symlink_metadata(dir)?;
     for _ in 0..16 {
         let mut r = [0u8; 8];
         getrandom::fill(&mut r).map_err(|e| io::Error::other(e.to_string()))?;
@@ -132,6 +135,9 @@ pub fn replace_in_dir(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Res
         };
         let result = (|| {
             use std::os::unix::fs::PermissionsExt;
+            if f.metadata()?.uid() != owner.uid() {
+                std::os::unix::fs::fchown(&f, Some(owner.uid()), Some(owner.gid()))?;
+            }
             f.set_permissions(fs::Permissions::from_mode(mode))?;
             f.write_all(data)?;
             f.sync_all()?;

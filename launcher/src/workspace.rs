@@ -507,6 +507,12 @@ pub fn prepare_data_dir(ctx: &Context, ws: &Workspace, files: &Files) -> Result<
             ),
         });
     }
+    // Root's jailoc (`sudo jailoc`, a CI runner) makes a root-owned directory the agent (uid
+    // 1000) could not write: hand it to the agent. `lchown`: never through a symlink.
+    if std::os::unix::fs::MetadataExt::uid(&meta) == 0 {
+        std::os::unix::fs::lchown(dir, Some(policy::AGENT_UID), Some(policy::AGENT_GID))
+            .map_err(|e| Error::file("chown", dir, e))?;
+    }
     if fsutil::mode_of(dir) != Some(0o700) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
@@ -885,6 +891,29 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, [AUTH_FILE], "no temp file left behind");
+    }
+
+    /// Root's jailoc (`sudo jailoc`, a CI runner) must leave a data directory and logins the
+    /// agent (uid 1000) can use: OpenCode exits at start when it cannot write there. As
+    /// another user the owner stays that user's (the test then checks nothing changes hands).
+    #[test]
+    fn data_dir_and_logins_belong_to_the_agent_when_root_makes_them() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        let (c, ws, f) = auth_setup(&root);
+        let me = std::fs::metadata(&root).expect("stat").uid();
+        prepare_data_dir(&c, &ws, &f).expect("prepare");
+        let want = if me == 0 { policy::AGENT_UID } else { me };
+        let data = std::fs::metadata(&f.data_dir).expect("stat");
+        let auth = std::fs::metadata(f.data_dir.join(AUTH_FILE)).expect("stat");
+        assert_eq!((data.uid(), auth.uid()), (want, want));
+        if me == 0 {
+            assert_eq!(
+                (data.gid(), auth.gid()),
+                (policy::AGENT_GID, policy::AGENT_GID)
+            );
+        }
     }
 
     fn mkfifo(p: &Path) {

@@ -256,10 +256,7 @@ fn e2e_attack_git_config_planted_in_opencode_data_never_reaches_the_host() {
     std::fs::write(host_data.join("auth.json"), "{\"p\":\"LOGINS\"}").expect("write");
     let bashrc = user.home.join(".bashrc");
     std::fs::write(&bashrc, "ORIGINAL\n").expect("write");
-    // On a typical host the user is UID 1000 like the agent and owns the data directory
-    // jailoc creates; these tests run as root, so make it the agent's as that host would.
-    std::fs::create_dir_all(user.data_dir()).expect("mkdir");
-    std::os::unix::fs::chown(user.data_dir(), Some(1000), Some(1000)).expect("chown");
+    // These tests run jailoc as root: `up` hands the data directory it creates to the agent.
 
     user.jailoc_ok(&["up", "-w", &user.workspace]);
     let id = user.container();
