@@ -188,6 +188,15 @@ impl Env {
     fn argv_log(&self) -> String {
         std::fs::read_to_string(self.fake.join("argv.log")).unwrap_or_default()
     }
+
+    /// The engine calls logged after the first `before` ones.
+    fn calls_since(&self, before: usize) -> Vec<String> {
+        self.argv_log()
+            .lines()
+            .skip(before)
+            .map(String::from)
+            .collect()
+    }
 }
 
 /// `..` resolved lexically, as OpenCode's server does with a directory it is handed.
@@ -643,12 +652,7 @@ fn status_json_shows_every_workspace_from_one_query() {
     let before = env.argv_log().lines().count();
     let o = env.run(&["status", "--json"]);
     ok(&o);
-    let calls: Vec<String> = env
-        .argv_log()
-        .lines()
-        .skip(before)
-        .map(String::from)
-        .collect();
+    let calls = env.calls_since(before);
     assert_eq!(
         calls,
         ["docker ps -a --filter label=com.docker.compose.project --format {{json .}}"]
@@ -762,12 +766,7 @@ fn switching_from_the_go_jailoc_loses_nothing() {
     let before = env.argv_log().lines().count();
     let o = env.run(&["down", "app"]);
     ok(&o);
-    let calls: Vec<String> = env
-        .argv_log()
-        .lines()
-        .skip(before)
-        .map(String::from)
-        .collect();
+    let calls = env.calls_since(before);
     assert_eq!(
         calls,
         [

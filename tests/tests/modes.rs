@@ -21,7 +21,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use init_common::{describe, path_str, tool, Sandbox};
+use init_common::{assert_clean_fds_and_env, describe, path_str, tool, Sandbox};
 use jailoc_tests::lab::{run_watchdog, Run};
 use serde_json::Value;
 
@@ -325,23 +325,7 @@ fn enter_runs_the_command_as_the_agent_with_the_policy_home() {
     assert_eq!(s["SigBlk"], ZERO, "{s}");
     assert_eq!(s["home"], path_str(&sb.home), "{s}");
     assert_eq!(s["cwd"], path_str(&bin), "{s}");
-    let fds: Vec<i64> = s["fds"]
-        .as_array()
-        .expect("fds")
-        .iter()
-        .filter_map(|f| f["fd"].as_i64())
-        .collect();
-    assert_eq!(fds, [0, 1, 2], "{s}");
-    let env: Vec<&str> = s["env"]
-        .as_array()
-        .expect("env")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(
-        !env.iter().any(|k| k.starts_with("SANDBOX_INIT_")),
-        "{env:?}"
-    );
+    let env = assert_clean_fds_and_env(s);
     for k in ["HOME", "USER", "LOGNAME", "PATH"] {
         assert!(env.contains(&k), "{k} missing from {env:?}");
     }

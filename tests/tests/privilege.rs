@@ -10,7 +10,7 @@ mod init_common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
-use init_common::{describe, path_str, tool, Sandbox};
+use init_common::{assert_clean_fds_and_env, describe, path_str, tool, Sandbox};
 use serde_json::Value;
 
 const ZERO: &str = "0000000000000000";
@@ -78,23 +78,7 @@ fn the_agent_ends_with_nothing() {
         .unwrap_or_else(|| panic!("no status: {}", describe(&run)));
     assert_unprivileged(s);
     assert_eq!(s["SigBlk"], ZERO, "{s}");
-    let fds: Vec<i64> = s["fds"]
-        .as_array()
-        .expect("fds")
-        .iter()
-        .filter_map(|f| f["fd"].as_i64())
-        .collect();
-    assert_eq!(fds, [0, 1, 2], "{s}");
-    let env: Vec<&str> = s["env"]
-        .as_array()
-        .expect("env")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(
-        !env.iter().any(|k| k.starts_with("SANDBOX_INIT_")),
-        "{env:?}"
-    );
+    let env = assert_clean_fds_and_env(s);
     for k in ["KEEP_ME", "HOME", "USER", "LOGNAME", "PATH"] {
         assert!(env.contains(&k), "{k} missing from {env:?}");
     }

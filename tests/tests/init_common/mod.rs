@@ -228,3 +228,26 @@ pub fn describe(run: &Run) -> String {
         run.code, run.stdout, run.stderr
     )
 }
+
+/// Checks the probe's `status` report for what every agent start must leave: only fds 0-2
+/// open and no `SANDBOX_INIT_*` variable in the environment. Returns the environment's names.
+pub fn assert_clean_fds_and_env(s: &Value) -> Vec<&str> {
+    let fds: Vec<i64> = s["fds"]
+        .as_array()
+        .expect("fds")
+        .iter()
+        .filter_map(|f| f["fd"].as_i64())
+        .collect();
+    assert_eq!(fds, [0, 1, 2], "{s}");
+    let env: Vec<&str> = s["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        !env.iter().any(|k| k.starts_with("SANDBOX_INIT_")),
+        "{env:?}"
+    );
+    env
+}
