@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compose::{self, ComposeInput};
 use crate::config::schema::{
-    PasswordMode, SecretDest, SecretEntry, SecretSource, DEFAULT_WORKSPACE,
+    HostPath, PasswordMode, SecretDest, SecretEntry, SecretSource, DEFAULT_WORKSPACE,
 };
 use crate::config::{self, Config, Workspace};
 use crate::context::Context;
@@ -308,17 +308,8 @@ fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> R
             }
         }
         SecretSource::HostFile(hp) => {
-            let meta = std::fs::symlink_metadata(&hp.path).map_err(|e| {
-                secret_error(
-                    ws,
-                    secret,
-                    format!(
-                        "from_file {:?}: failed to read {}: {e}",
-                        hp.raw,
-                        hp.path.display()
-                    ),
-                )
-            })?;
+            let meta = std::fs::symlink_metadata(&hp.path)
+                .map_err(|e| unreadable_secret(ws, secret, hp, &e))?;
             if meta.file_type().is_symlink() {
                 return Err(secret_error(ws, secret, format!(
                     "from_file {:?}: {} is a symbolic link: jailoc does not follow a symlink to a secret (it could point anywhere, ~/.ssh included); name the file itself",
@@ -343,6 +334,24 @@ fn check_secret_source(ctx: &Context, ws: &Workspace, secret: &SecretEntry) -> R
 }
 
 /// An up-time error about `secret`, naming the config file, line and key.
+/// A `from_file` source that could not be read, as the error naming file, line and key.
+fn unreadable_secret(
+    ws: &Workspace,
+    secret: &SecretEntry,
+    hp: &HostPath,
+    e: &std::io::Error,
+) -> Error {
+    secret_error(
+        ws,
+        secret,
+        format!(
+            "from_file {:?}: failed to read {}: {e}",
+            hp.raw,
+            hp.path.display()
+        ),
+    )
+}
+
 fn secret_error(ws: &Workspace, secret: &SecretEntry, what: String) -> Error {
     Error::Workspace {
         workspace: ws.name.clone(),
@@ -369,17 +378,8 @@ pub fn write_secret_files(ctx: &Context, ws: &Workspace, files: &Files) -> Resul
     for secret in ws.secrets.values() {
         let value = match &secret.source {
             SecretSource::HostEnv(var) => ctx.var(var).unwrap_or_default().as_bytes().to_vec(),
-            SecretSource::HostFile(hp) => fsutil::read_regular_nofollow(&hp.path).map_err(|e| {
-                secret_error(
-                    ws,
-                    secret,
-                    format!(
-                        "from_file {:?}: failed to read {}: {e}",
-                        hp.raw,
-                        hp.path.display()
-                    ),
-                )
-            })?,
+            SecretSource::HostFile(hp) => fsutil::read_regular_nofollow(&hp.path)
+                .map_err(|e| unreadable_secret(ws, secret, hp, &e))?,
         };
         let mode = match secret.dest {
             SecretDest::Env => 0o600,
