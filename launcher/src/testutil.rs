@@ -129,3 +129,11 @@ pub fn context(root: &Path, runner: Recorder) -> (Context, Buf, Buf) {
     };
     (ctx, out, err)
 }
+
+/// Workspace `name` of the config `text`, loaded as if from `root/config.toml` with HOME at
+/// `root/home`.
+pub fn workspace_of(root: &Path, text: &str, name: &str) -> crate::config::Workspace {
+    let cfg = crate::config::parse_str(text, &root.join("config.toml"), &root.join("home"))
+        .expect("config");
+    crate::config::resolve_workspace(&cfg, name).expect("workspace")
+}
