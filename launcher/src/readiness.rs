@@ -1,8 +1,8 @@
 //! Whether a workspace's agent is up: `up` waits (bounded) until sandbox-init has started the
 //! agent and the engine reports the server healthy, and fails with the reason — the meaning of
-//! sandbox-init's exit code and the container's last log lines — when the container exits or
-//! restarts instead. The attach's watchdog uses the same query to end an attach whose container
-//! stopped or was replaced underneath it.
+//! sandbox-init's exit code ([`exit_codes::meaning`], the contract's table) and the container's
+//! last log lines — when the container exits or restarts instead. The attach's watchdog uses
+//! the same query to end an attach whose container stopped or was replaced underneath it.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use crate::engine::{self, parse_ps, ps_cmd, ContainerInfo, Engine};
 use crate::error::{Error, Result};
 use crate::process::Mode;
 use crate::workspace;
+use jailoc_policy::exit_codes;
 
 /// How long `up` waits for the server to become healthy. The health check's own schedule
 /// (`start_period` 60 s, then 5 failures 3 s apart) marks a server that never answers
@@ -36,22 +37,6 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// The meaning of an exit code of the agent's container, whose PID 1 is sandbox-init (its
-/// exit-code table, README "sandbox-init"): its own failures, else the agent's code.
-pub fn exit_meaning(code: i32) -> String {
-    match code {
-        0 => "the agent (opencode serve) exited".into(),
-        64 => "sandbox-init was started with a bad command line".into(),
-        71 => "sandbox-init could not set up the firewall or drop privileges (no iptables backend, a failed restore or read-back, missing capabilities, an unreadable secret)".into(),
-        78 => "sandbox-init refused the policy in /etc/jailoc (the log names the file, line and entry)".into(),
-        126 => "the agent (opencode) could not be executed in the image".into(),
-        127 => "the agent (opencode) was not found in the image".into(),
-        137 => "the agent was killed (signal 9: out of memory? see `memory`)".into(),
-        c if c > 128 && c < 128 + 65 => format!("the agent died of signal {}", c - 128),
-        c => format!("the agent (opencode serve) exited with code {c}"),
-    }
-}
-
 /// Judges the agent container among `containers` (one `ps` of the workspace).
 pub fn judge(containers: &[ContainerInfo]) -> Verdict {
     let agents: Vec<&ContainerInfo> = containers.iter().filter(|c| c.service == SERVICE).collect();
@@ -63,7 +48,7 @@ pub fn judge(containers: &[ContainerInfo]) -> Verdict {
         return Verdict::Waiting;
     };
     let code = |c: &ContainerInfo| match c.exit_code() {
-        Some(n) => format!("code {n}: {}", exit_meaning(n)),
+        Some(n) => format!("code {n}: {}", exit_codes::meaning(n)),
         None => "an unknown code".into(),
     };
     match (c.state.as_str(), c.health.as_str()) {
@@ -236,12 +221,12 @@ mod tests {
             Verdict::Failed("its container exited with code 71: sandbox-init could not set up the firewall or drop privileges (no iptables backend, a failed restore or read-back, missing capabilities, an unreadable secret)".into())
         );
         assert_eq!(
-            exit_meaning(127),
+            exit_codes::meaning(127),
             "the agent (opencode) was not found in the image"
         );
-        assert_eq!(exit_meaning(143), "the agent died of signal 15");
+        assert_eq!(exit_codes::meaning(143), "the agent died of signal 15");
         assert_eq!(
-            exit_meaning(3),
+            exit_codes::meaning(3),
             "the agent (opencode serve) exited with code 3"
         );
     }

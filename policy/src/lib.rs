@@ -1,8 +1,9 @@
 //! The policy contract between the launcher (`jailoc`, which writes it) and sandbox-init (which
 //! reads it): the entry grammar ([`parse_host`], [`parse_network`], [`parse_blocked`]), the typed
 //! entries, the [`Policy`] a policy directory holds, its reader ([`load`], [`parse_toml`]) and
-//! writer ([`write_toml`]), and the names both sides must agree on (the directory, its files,
-//! `/run/secrets`, the agent's identity, sandbox-init's environment variables).
+//! writer ([`write_toml`]), the names both sides must agree on (the directory, its files,
+//! `/run/secrets`, the agent's identity, sandbox-init's environment variables), and
+//! sandbox-init's exit codes with what each means ([`exit_codes`]).
 //!
 //! Both programs link this one crate, so what the launcher accepts at `jailoc up` is exactly what
 //! sandbox-init accepts at boot, and `parse_toml(write_toml(p)) == p` holds for every valid
@@ -10,6 +11,7 @@
 //! format").
 
 mod entry;
+pub mod exit_codes;
 mod parse;
 mod suggest;
 mod write;

@@ -1,6 +1,7 @@
-//! The one exit-code table (documented in the README, "Exit codes of `sandbox-init`", and in
-//! docs/init.md). Every code sandbox-init itself chooses is defined here, and [`for_error`] is
-//! the only place an error becomes one.
+//! The one mapping from errors to exit codes: [`for_error`] is the only place an error becomes
+//! one. The codes themselves, and what each means, are the contract's table
+//! ([`jailoc_policy::exit_codes`], documented in the README, "Exit codes of `sandbox-init`", and
+//! in docs/init.md), so the launcher explains exactly the codes sandbox-init exits with.
 
 use crate::boot::BootError;
 use crate::privilege::{DropFailure, DropStep};
@@ -8,22 +9,10 @@ use crate::secrets::SecretsError;
 use crate::supervisor::SpawnError;
 use crate::sys::{Errno, WaitStatus};
 
-/// The command line is wrong (missing COMMAND, unknown option): `EX_USAGE` from sysexits.h.
-pub const USAGE: i32 = 64;
-/// Firewall or privilege setup failed: `EX_OSERR`. The agent never starts.
-pub const OS_ERROR: i32 = 71;
-/// The policy is invalid: `EX_CONFIG`. The agent never starts.
-pub const CONFIG: i32 = 78;
-/// The agent exists but could not be executed (permissions, not an executable, ...).
-pub const CANNOT_EXECUTE: i32 = 126;
-/// The agent's executable was not found.
-pub const NOT_FOUND: i32 = 127;
-/// The agent died of signal N: the exit code is `SIGNAL_BASE + N`, as in a shell.
-pub const SIGNAL_BASE: i32 = 128;
-/// `--help`, `--version`, `--print-plan` done; `--health`: the agent's server is healthy.
-pub const SUCCESS: i32 = 0;
-/// `--health`: not healthy, for whatever reason (the reason is on stderr).
-pub const UNHEALTHY: i32 = 1;
+// The numbers and their meanings are the contract's: the launcher explains the same codes.
+pub use jailoc_policy::exit_codes::{
+    CANNOT_EXECUTE, CONFIG, NOT_FOUND, OS_ERROR, SIGNAL_BASE, SUCCESS, UNHEALTHY, USAGE,
+};
 
 /// The exit code for "the agent died of signal `signal`".
 pub(crate) fn signalled(signal: i32) -> i32 {
@@ -99,11 +88,9 @@ mod tests {
     use std::io;
     use std::path::PathBuf;
 
+    /// The numbers themselves are the contract's (its `exit_codes` tests); a signal adds 128.
     #[test]
     fn the_table_matches_the_readme() {
-        assert_eq!((SUCCESS, UNHEALTHY), (0, 1));
-        assert_eq!((USAGE, OS_ERROR, CONFIG), (64, 71, 78));
-        assert_eq!((CANNOT_EXECUTE, NOT_FOUND), (126, 127));
         assert_eq!(signalled(15), 143);
         assert_eq!(signalled(9), 137);
     }

@@ -217,7 +217,7 @@ pub fn render_detail(d: &Detail) -> String {
     if let Some(code) = d.exit_code {
         state = format!(
             "{state} (code {code}: {})",
-            crate::readiness::exit_meaning(code)
+            jailoc_policy::exit_codes::meaning(code)
         );
     } else if !r.health.is_empty() {
         state = format!("{state} ({})", r.health);
