@@ -57,7 +57,15 @@ pub const AGENT_GID: u32 = 1000;
 /// The agent's home unless the policy says otherwise.
 pub const AGENT_HOME: &str = "/home/agent";
 
-/// Default bound on the whole resolve step (all names, A and AAAA, all resolvers).
+/// The uid and gid of sandbox-init's DNS gate: neither root nor the agent (whose uid must differ),
+/// so the agent can neither signal, trace nor read it, and the firewall tells the gate's own
+/// upstream queries from the agent's by this owner.
+pub const GATE_UID: u32 = 65533;
+/// The port the DNS gate listens on at 127.0.0.1 and ::1; all DNS of the agent (port 53, any
+/// address) is redirected there.
+pub const GATE_PORT: u16 = 53;
+
+/// Default bound on one upstream DNS exchange of the gate (per resolver tried).
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_millis(2000);
 /// `resolve_timeout_ms` must lie within this range (milliseconds).
 pub const RESOLVE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=30_000;
@@ -144,17 +152,6 @@ impl Default for Policy {
             agent: Agent::default(),
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
         }
-    }
-}
-
-impl Policy {
-    /// The allowlisted names to resolve, in policy order, each once.
-    pub fn names(&self) -> Vec<String> {
-        let names = self.hosts.iter().filter_map(|h| match &h.host {
-            Host::Name(n) => Some(n.clone()),
-            Host::Addr(_) => None,
-        });
-        dedup(names.collect())
     }
 }
 
