@@ -32,6 +32,7 @@
 
 pub mod boot;
 pub mod cli;
+pub mod dns;
 pub mod enter;
 pub mod exit;
 pub mod firewall;
