@@ -106,7 +106,7 @@ enum Client {
 struct Pending {
     client: Client,
     query: Query,
-    /// The query as the agent sent it (forwarded unchanged).
+    /// The query sent upstream ([`wire::upstream_query`]).
     message: Vec<u8>,
     /// The ports the answer's addresses open with (empty: the name is not allowlisted).
     ports: Ports,
@@ -378,7 +378,7 @@ impl<'a> Gate<'a> {
                 return;
             }
         };
-        let name = query.name.to_string();
+        let name = query.name.as_str().to_owned();
         let ports = self.config.allowlist.ports(&name);
         if ports.is_empty() && self.config.egress == Egress::Allowlist {
             self.throttle.warn(
@@ -386,15 +386,17 @@ impl<'a> Gate<'a> {
                 now,
                 &format!("dns: refused {name} (not allowlisted)"),
             );
-            let answer = wire::refusal(&message, &query, Rcode::NxDomain);
+            let answer = wire::refusal(&query, Rcode::NxDomain);
             self.reply(&client, &answer);
             return;
         }
         if self.pending.len() >= MAX_PENDING || self.config.resolvers.is_empty() {
-            let answer = wire::refusal(&message, &query, Rcode::ServFail);
+            let answer = wire::refusal(&query, Rcode::ServFail);
             self.reply(&client, &answer);
             return;
         }
+        // Built afresh: only the ID, the question and RD of what the agent sent leave.
+        let message = wire::upstream_query(&query);
         match self.ask(0, &message) {
             Some((socket, server)) => self.pending.push(Pending {
                 client,
@@ -406,7 +408,7 @@ impl<'a> Gate<'a> {
                 deadline: now + self.config.timeout,
             }),
             None => {
-                let answer = wire::refusal(&message, &query, Rcode::ServFail);
+                let answer = wire::refusal(&query, Rcode::ServFail);
                 self.reply(&client, &answer);
             }
         }
@@ -482,7 +484,7 @@ impl<'a> Gate<'a> {
     /// Opens what the answer names (for an allowlisted name), then hands it to the agent.
     fn release(&mut self, pending: Pending, response: &wire::Response, answer: &[u8]) {
         let now = Instant::now();
-        let name = pending.query.name.to_string();
+        let name = pending.query.name.as_str().to_owned();
         let mut change = Change::default();
         if !pending.ports.is_empty() {
             for (addr, ttl) in &response.addrs {
@@ -513,7 +515,7 @@ impl<'a> Gate<'a> {
             self.log.error(&format!(
                 "dns: failed to open the addresses of {name}: {cause}; answering SERVFAIL"
             ));
-            let refusal = wire::refusal(&pending.message, &pending.query, Rcode::ServFail);
+            let refusal = wire::refusal(&pending.query, Rcode::ServFail);
             self.reply(&pending.client, &refusal);
             return;
         }
@@ -553,7 +555,7 @@ impl<'a> Gate<'a> {
                 ..pending
             }),
             None => {
-                let answer = wire::refusal(&pending.message, &pending.query, Rcode::ServFail);
+                let answer = wire::refusal(&pending.query, Rcode::ServFail);
                 self.reply(&pending.client, &answer);
             }
         }
