@@ -872,39 +872,18 @@ fn allowlist_egress_matrix_v4_v6() {
 #[test]
 fn open_egress_matrix_on_the_legacy_backend() {
     let dir = jailoc_tests::TempDir::new("jailoc-nonft-");
-    let mut fakes = fake_tools(
+    let mut fakes = jailoc_tests::lab::failing_tools(
         &dir,
         &["iptables-nft", "ip6tables-nft"],
         &["-save", "-restore"],
     );
     // Plain `iptables-save` is the nft variant on this distribution: fail it too.
-    fakes.extend(fake_tools(
+    fakes.extend(jailoc_tests::lab::failing_tools(
         &dir,
         &["iptables", "ip6tables"],
         &["-save", "-restore"],
     ));
     run_matrix_with("open", &fakes, "legacy backend");
-}
-
-/// Writes one failing stand-in into `dir` and returns it under every `{base}{suffix}` name, for
-/// [`Lab::sandbox_replacing`] (sandbox-init ignores `PATH`: it runs only root's programs from
-/// the system directories).
-fn fake_tools(
-    dir: &jailoc_tests::TempDir,
-    bases: &[&str],
-    suffixes: &[&str],
-) -> Vec<(String, PathBuf)> {
-    let fake = dir.write(
-        "failing-iptables",
-        "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
-    );
-    let mut fakes = Vec::new();
-    for base in bases {
-        for suffix in suffixes {
-            fakes.push((format!("{base}{suffix}"), fake.clone()));
-        }
-    }
-    fakes
 }
 
 /// `(name, file)` pairs as [`Lab::sandbox_replacing`] takes them.
@@ -928,7 +907,7 @@ fn ipv4_only_agent_boots_without_ipv6_rules_and_stays_walled_off() {
     });
     let config = simple_config(&lab, "config", "open", &["public.lab".into()]);
     let dir = jailoc_tests::TempDir::new("jailoc-no6-");
-    let fakes = fake_tools(
+    let fakes = jailoc_tests::lab::failing_tools(
         &dir,
         &["ip6tables", "ip6tables-nft", "ip6tables-legacy"],
         &["-restore"],
@@ -1122,7 +1101,7 @@ fn broken_backends_exit_71_and_the_agent_never_runs() {
     let mut fakes = Vec::new();
     for fam in ["iptables", "ip6tables"] {
         for variant in ["", "-nft", "-legacy"] {
-            fakes.extend(fake_tools(
+            fakes.extend(jailoc_tests::lab::failing_tools(
                 &lab.dir,
                 &[&format!("{fam}{variant}")],
                 &["", "-save", "-restore"],
@@ -1693,7 +1672,7 @@ fn attack_ipv6_segment_routing_header_to_an_internal_host_arrives_nowhere() {
 
     let dir = jailoc_tests::TempDir::new("jailoc-srh-");
     // The legacy run: the nft programs (and the plain names) fail, so the boot falls back.
-    let no_nft = fake_tools(
+    let no_nft = jailoc_tests::lab::failing_tools(
         &dir,
         &["iptables-nft", "ip6tables-nft", "iptables", "ip6tables"],
         &["-save", "-restore"],
