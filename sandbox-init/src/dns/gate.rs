@@ -202,7 +202,12 @@ enum Slot {
 
 impl<'a> Gate<'a> {
     /// A gate that answers on `sockets` and opens addresses through `runner`.
-    pub fn new(config: GateConfig, sockets: Sockets, runner: &'a dyn CommandRunner, log: Log) -> Self {
+    pub fn new(
+        config: GateConfig,
+        sockets: Sockets,
+        runner: &'a dyn CommandRunner,
+        log: Log,
+    ) -> Self {
         Gate {
             config,
             sockets,
@@ -332,7 +337,8 @@ impl<'a> Gate<'a> {
                     return;
                 }
                 Ok(n) => {
-                    conn.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    conn.buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
                     if conn.buf.len() > 2 + wire::MAX_MESSAGE {
                         self.conns[i] = None;
                         return;
@@ -373,7 +379,8 @@ impl<'a> Gate<'a> {
         let query = match wire::parse_query(&message) {
             Ok(query) => query,
             Err(e) => {
-                self.log.debug(&format!("dns: dropped a malformed query: {e}"));
+                self.log
+                    .debug(&format!("dns: dropped a malformed query: {e}"));
                 self.close(&client);
                 return;
             }
@@ -430,9 +437,7 @@ impl<'a> Gate<'a> {
             });
             match sent {
                 Ok(socket) => return Some((socket, server)),
-                Err(e) => self
-                    .log
-                    .debug(&format!("dns: failed to ask {addr}: {e}")),
+                Err(e) => self.log.debug(&format!("dns: failed to ask {addr}: {e}")),
             }
         }
         None
@@ -473,9 +478,7 @@ impl<'a> Gate<'a> {
                     }
                     _ => {}
                 },
-                Err(e) => self
-                    .log
-                    .debug(&format!("dns: TCP to {server} failed: {e}")),
+                Err(e) => self.log.debug(&format!("dns: TCP to {server} failed: {e}")),
             }
         }
         self.release(pending, &response, &answer);
@@ -682,16 +685,19 @@ pub fn start(config: GateConfig, last_cap: u32, log: Log) -> Result<i32, StartEr
             // The boot was single-threaded at the fork, so this copy may allocate and run
             // like any program. Signals as a fresh process has them (PID 1 blocked its own).
             let real = sys::RealSys;
-            let ready = real.reset_signals().map_err(|e| e.to_string()).and_then(|()| {
-                crate::privilege::drop_gate(
-                    &real,
-                    crate::policy::GATE_UID,
-                    crate::policy::GATE_UID,
-                    crate::privilege::gate_caps(legacy),
-                    last_cap,
-                )
+            let ready = real
+                .reset_signals()
                 .map_err(|e| e.to_string())
-            });
+                .and_then(|()| {
+                    crate::privilege::drop_gate(
+                        &real,
+                        crate::policy::GATE_UID,
+                        crate::policy::GATE_UID,
+                        crate::privilege::gate_caps(legacy),
+                        last_cap,
+                    )
+                    .map_err(|e| e.to_string())
+                });
             if let Err(cause) = ready {
                 log.error(&format!("dns gate: {cause}"));
                 sys::exit_immediately(crate::exit::OS_ERROR);

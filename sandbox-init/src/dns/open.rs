@@ -161,7 +161,9 @@ mod tests {
         assert_eq!(first.add, [a]);
         assert!(open.answer(&[a], Duration::from_secs(30), t0).is_empty());
         let ttl_end = t0 + Duration::from_secs(30);
-        assert!(open.expire(ttl_end + GRACE - Duration::from_secs(1)).is_empty());
+        assert!(open
+            .expire(ttl_end + GRACE - Duration::from_secs(1))
+            .is_empty());
         assert_eq!(open.expire(ttl_end + GRACE), [a]);
         assert!(open.is_empty());
     }

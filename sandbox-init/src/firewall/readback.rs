@@ -375,9 +375,13 @@ mod tests {
         // The nat jump is checked the same way.
         let good = saved.replace("-A OUTPUT -o eth0 -j ACCEPT\n", "");
         verify(Family::V4, rendered, &good).expect("both hooks first");
-        let e = verify(Family::V4, rendered, &good.replace("-A OUTPUT -j JAILOC-DNS\n", ""))
-            .expect_err("no nat jump")
-            .to_string();
+        let e = verify(
+            Family::V4,
+            rendered,
+            &good.replace("-A OUTPUT -j JAILOC-DNS\n", ""),
+        )
+        .expect_err("no nat jump")
+        .to_string();
         assert!(e.contains("OUTPUT (nat) must jump to JAILOC-DNS"), "{e}");
     }
 

@@ -86,12 +86,12 @@ fn render_table(doc: &mut String, table: Table, chains: &[Chain], state: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::conf::HostsFile;
     use crate::firewall::link::{Extra, Origin};
     use crate::firewall::plan::{allow_rules, allows, Allow, TREE_ABOVE};
     use crate::firewall::ranges;
     use crate::firewall::readback::chain_rules;
     use crate::policy::{parse_host, parse_network, Egress, Policy};
-    use crate::dns::conf::HostsFile;
     use ipnet::IpNet;
     use std::net::IpAddr;
 
@@ -209,7 +209,9 @@ mod tests {
         // Only port 53 of the resolver, only for the gate: the agent's DNS is redirected to
         // the gate, and nothing opens the resolver to anyone else.
         assert!(!r.v4.contains("-d 10.0.0.2/32 -j ACCEPT"));
-        assert!(!r.v4.contains("-d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"));
+        assert!(!r
+            .v4
+            .contains("-d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"));
         assert_eq!(
             evaluate(&r.v4, "10.0.0.2".parse().expect("ip"), "udp", 53).0,
             "REJECT"
@@ -450,10 +452,10 @@ mod tests {
         for rules in [&r.v4, &r.v6] {
             // In nat only our chain and its jump: Docker's DNS rules stay as they are.
             let nat = crate::firewall::readback::section(rules, crate::firewall::Table::Nat);
-            assert!(nat
-                .lines()
-                .skip(1)
-                .all(|l| l.contains("JAILOC-DNS")), "{nat}");
+            assert!(
+                nat.lines().skip(1).all(|l| l.contains("JAILOC-DNS")),
+                "{nat}"
+            );
             assert!(
                 !rules.contains(":OUTPUT")
                     && !rules.contains(":INPUT")
