@@ -2,11 +2,13 @@
 //! "Policy format"): the one parser the launcher validates `config.toml` with and sandbox-init
 //! reads the policy with.
 //!
-//! host    = NAME | NAME:PORT | IPv4 | IPv4:PORT | IPv6 | [IPv6]:PORT
+//! host    = NAME | NAME:PORT | *.NAME | *.NAME:PORT | IPv4 | IPv4:PORT | IPv6 | [IPv6]:PORT
 //! network = CIDR | CIDR:PORT
 //! blocked = CIDR | IPv4 | IPv6            (`blocked_networks`: a bare address is /32 or /128)
 //!
-//! Names are normalised (lowercase, one trailing dot stripped). A CIDR with host bits set
+//! `*.NAME` (a wildcard) covers every name below NAME, not NAME itself; `*` as the whole first
+//! label is its only place, and NAME needs two labels at least (`*.com` would open a whole
+//! top-level domain). Names are normalised (lowercase, one trailing dot stripped). A CIDR with host bits set
 //! (`10.0.0.1/8`) is rejected rather than silently widened: a typo must not open more than meant.
 //! Ports and prefix lengths are plain decimal numbers: a leading zero (`:080`, `/08`) is refused
 //! with the number to write instead, as Rust's address parser refuses `010.0.0.1`.
@@ -20,6 +22,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub enum Host {
     /// A DNS name, normalised: lowercase, no trailing dot.
     Name(String),
+    /// `*.SUFFIX`: every name below SUFFIX (normalised like a name), not SUFFIX itself.
+    Wildcard(String),
     /// A literal address (never resolved, never refused).
     Addr(IpAddr),
 }
@@ -49,8 +53,10 @@ pub enum EntryError {
     Control,
     #[error("contains whitespace")]
     Whitespace,
-    #[error("wildcards (*) are not supported: list each host name")]
+    #[error("a wildcard is only allowed as the whole first label of a host name (*.example.com)")]
     Wildcard,
+    #[error("a wildcard needs a domain of two labels or more below it (*.example.com, not *.com)")]
+    WildcardTooWide,
     #[error("invalid port {0:?} (expected 1-65535)")]
     Port(String),
     #[error("invalid port {0:?}: leading zeros are not allowed (write {1})")]
@@ -81,6 +87,7 @@ impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Host::Name(name) => f.write_str(name),
+            Host::Wildcard(suffix) => write!(f, "*.{suffix}"),
             Host::Addr(addr) => write!(f, "{addr}"),
         }
     }
@@ -116,10 +123,40 @@ fn check_characters(entry: &str) -> Result<(), EntryError> {
     if entry.chars().any(char::is_whitespace) {
         return Err(EntryError::Whitespace);
     }
-    if entry.contains('*') {
+    Ok(())
+}
+
+impl Host {
+    /// Whether a DNS query for `name` (normalised: lowercase, no trailing dot) is covered by this
+    /// entry: the name itself, or for a wildcard any name strictly below its suffix. Addresses
+    /// cover no name.
+    pub fn covers(&self, name: &str) -> bool {
+        match self {
+            Host::Name(own) => own == name,
+            Host::Wildcard(suffix) => name
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            Host::Addr(_) => false,
+        }
+    }
+}
+
+/// A wildcard host (`*.NAME`), or the name/IPv4 grammar; `*` anywhere else is an error.
+fn parse_host_part(text: &str) -> Result<Host, EntryError> {
+    let Some(suffix) = text.strip_prefix("*.") else {
+        if text.contains('*') {
+            return Err(EntryError::Wildcard);
+        }
+        return parse_name_or_ipv4(text);
+    };
+    if suffix.contains('*') {
         return Err(EntryError::Wildcard);
     }
-    Ok(())
+    match parse_name_or_ipv4(suffix)? {
+        Host::Name(name) if name.contains('.') => Ok(Host::Wildcard(name)),
+        Host::Name(_) => Err(EntryError::WildcardTooWide),
+        _ => Err(EntryError::Wildcard),
+    }
 }
 
 /// A decimal number without sign or leading zeros: `Some((value, had_leading_zeros))`, `None`
@@ -213,14 +250,14 @@ pub fn parse_host(entry: &str) -> Result<HostEntry, EntryError> {
     }
     match entry.matches(':').count() {
         0 => Ok(HostEntry {
-            host: parse_name_or_ipv4(entry)?,
+            host: parse_host_part(entry)?,
             port: None,
         }),
         1 => {
             let (host, port) = entry.split_once(':').ok_or(EntryError::Name)?;
             let port = parse_port(port)?;
             Ok(HostEntry {
-                host: parse_name_or_ipv4(host)?,
+                host: parse_host_part(host)?,
                 port: Some(port),
             })
         }
@@ -231,6 +268,9 @@ pub fn parse_host(entry: &str) -> Result<HostEntry, EntryError> {
 /// Parses one `allowed_networks` entry.
 pub fn parse_network(entry: &str) -> Result<NetworkEntry, EntryError> {
     check_characters(entry)?;
+    if entry.contains('*') {
+        return Err(EntryError::Wildcard);
+    }
     let Some((addr, rest)) = entry.split_once('/') else {
         return Err(match entry.parse::<IpAddr>() {
             Ok(addr @ IpAddr::V4(_)) => EntryError::MissingPrefix(addr, 32),
@@ -308,7 +348,17 @@ mod tests {
             ("a\u{7}b", "err contains a control character"),
             ("a b", "err contains whitespace"),
             ("a\tb", "err contains a control character"),
-            ("*.example.com", "err wildcards (*) are not supported: list each host name"),
+            ("*.example.com", "ok *.example.com"),
+            ("*.Example.COM.:443", "ok *.example.com:443"),
+            ("*.githubusercontent.com", "ok *.githubusercontent.com"),
+            ("*.com", "err a wildcard needs a domain of two labels or more below it (*.example.com, not *.com)"),
+            ("*", "err a wildcard is only allowed as the whole first label of a host name (*.example.com)"),
+            ("*example.com", "err a wildcard is only allowed as the whole first label of a host name (*.example.com)"),
+            ("a.*.example.com", "err a wildcard is only allowed as the whole first label of a host name (*.example.com)"),
+            ("*.*.example.com", "err a wildcard is only allowed as the whole first label of a host name (*.example.com)"),
+            ("foo*.example.com", "err a wildcard is only allowed as the whole first label of a host name (*.example.com)"),
+            ("*.10.0.0.1", "err a wildcard is only allowed as the whole first label of a host name (*.example.com)"),
+            ("[*::1]:80", "err invalid bracketed address (expected [IPv6]:PORT)"),
             ("example.com:0", "err invalid port \"0\" (expected 1-65535)"),
             ("example.com:65536", "err invalid port \"65536\" (expected 1-65535)"),
             ("example.com:", "err invalid port \"\" (expected 1-65535)"),
@@ -342,6 +392,29 @@ mod tests {
         }
         let long_label = format!("{}.com", "a".repeat(64));
         assert!(host(&long_label).starts_with("err invalid host name"));
+    }
+
+    #[test]
+    fn a_wildcard_covers_the_names_below_its_domain_and_nothing_else() {
+        let wild = parse_host("*.example.com").expect("wildcard").host;
+        for (name, covered) in [
+            ("a.example.com", true),
+            ("x.y.example.com", true),
+            ("example.com", false),
+            ("badexample.com", false),
+            (".example.com", false),
+            ("example.com.evil", false),
+            ("a.example.co", false),
+        ] {
+            assert_eq!(wild.covers(name), covered, "{name}");
+        }
+        let exact = parse_host("api.example.com:443").expect("name").host;
+        assert!(exact.covers("api.example.com"));
+        assert!(!exact.covers("x.api.example.com"));
+        assert!(!parse_host("10.0.0.1")
+            .expect("addr")
+            .host
+            .covers("10.0.0.1"));
     }
 
     #[test]
@@ -419,7 +492,7 @@ mod tests {
             ("10.0.0.0/+8", "err invalid CIDR (expected ADDRESS/PREFIX, e.g. 10.20.0.0/16 or fd00:1::/64)"),
             ("10.0.0.0/8 ", "err contains whitespace"),
             ("10.0.0.0/8\u{0}", "err contains a control character"),
-            ("10.*.0.0/16", "err wildcards (*) are not supported: list each host name"),
+            ("10.*.0.0/16", "err a wildcard is only allowed as the whole first label of a host name (*.example.com)"),
             ("", "err empty entry"),
         ];
         for (entry, want) in table {

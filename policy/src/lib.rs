@@ -59,7 +59,15 @@ pub const AGENT_GID: u32 = 1000;
 /// The agent's home unless the policy says otherwise.
 pub const AGENT_HOME: &str = "/home/agent";
 
-/// Default bound on the whole resolve step (all names, A and AAAA, all resolvers).
+/// The uid and gid of sandbox-init's DNS gate: neither root nor the agent (whose uid must differ),
+/// so the agent can neither signal, trace nor read it, and the firewall tells the gate's own
+/// upstream queries from the agent's by this owner.
+pub const GATE_UID: u32 = 65533;
+/// The port the DNS gate listens on at 127.0.0.1 and ::1; all DNS of the agent (port 53, any
+/// address) is redirected there.
+pub const GATE_PORT: u16 = 53;
+
+/// Default bound on one upstream DNS exchange of the gate (per resolver tried).
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_millis(2000);
 /// `resolve_timeout_ms` must lie within this range (milliseconds).
 pub const RESOLVE_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 100..=30_000;
@@ -146,17 +154,6 @@ impl Default for Policy {
             agent: Agent::default(),
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
         }
-    }
-}
-
-impl Policy {
-    /// The allowlisted names to resolve, in policy order, each once.
-    pub fn names(&self) -> Vec<String> {
-        let names = self.hosts.iter().filter_map(|h| match &h.host {
-            Host::Name(n) => Some(n.clone()),
-            Host::Addr(_) => None,
-        });
-        dedup(names.collect())
     }
 }
 
@@ -347,8 +344,8 @@ mod tests {
             err(&[("policy.toml", "egress = \n")]).starts_with("DIR/policy.toml:1: invalid TOML: ")
         );
         assert_eq!(
-            err(&[("allowed-hosts", "ok.example\n\n# c\n*.example.com\n")]),
-            "DIR/allowed-hosts:4: invalid allowed-hosts entry \"*.example.com\": wildcards (*) are not supported: list each host name"
+            err(&[("allowed-hosts", "ok.example\n\n# c\na.*.example.com\n")]),
+            "DIR/allowed-hosts:4: invalid allowed-hosts entry \"a.*.example.com\": a wildcard is only allowed as the whole first label of a host name (*.example.com)"
         );
         assert_eq!(
             err(&[("policy.toml", "blocked_networks = [\"10.0.0.0/8:22\"]\n")]),

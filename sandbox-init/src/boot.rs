@@ -1,11 +1,13 @@
 //! The boot sequence, top to bottom. Each step fails closed: the agent never starts after an error.
 
 use crate::cli::{Args, UsageError};
+use crate::dns::allow::Allowlist;
+use crate::dns::conf::{HostsFile, ResolvConf};
+use crate::dns::gate::{self, GateConfig};
 use crate::exit;
 use crate::firewall::link::Routes;
 use crate::firewall::{self, CommandRunner, FirewallError, Plan, SystemRunner};
 use crate::policy::{self, Policy, PolicyError};
-use crate::resolve::{self, HickoryLookup, Lookup, Resolution, ResolvConf};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -29,8 +31,10 @@ pub enum BootError {
     Policy(#[from] PolicyError),
     #[error("failed to set up the firewall: {0}")]
     Firewall(#[from] FirewallError),
-    #[error("failed to return to a single thread after resolving names ({count} threads): privileges are per thread")]
-    Threads { count: usize },
+    #[error(transparent)]
+    Gate(#[from] gate::StartError),
+    #[error("failed to accept agent uid {0}: it is the DNS gate's; choose another [agent] uid")]
+    GateUid(u32),
     #[error("failed to print the plan: {0}")]
     PrintPlan(io::Error),
     #[error("failed to block signals at start: {0}")]
@@ -58,8 +62,6 @@ pub(crate) struct Paths {
     pub hosts: PathBuf,
     /// `/proc/net/if_inet6`: decides whether a missing IPv6 firewall is fatal.
     pub if_inet6: PathBuf,
-    /// `/proc/self/task`: one entry per thread of this process.
-    pub self_tasks: PathBuf,
     /// `/proc/net/route` and `/proc/net/ipv6_route`: the container's gateways and on-link
     /// prefixes, refused like the blocked ranges.
     pub route: PathBuf,
@@ -73,7 +75,6 @@ impl Paths {
             resolv_conf: "/etc/resolv.conf".into(),
             hosts: "/etc/hosts".into(),
             if_inet6: "/proc/net/if_inet6".into(),
-            self_tasks: "/proc/self/task".into(),
             route: "/proc/net/route".into(),
             ipv6_route: "/proc/net/ipv6_route".into(),
         }
@@ -90,7 +91,6 @@ pub(crate) type StopCheck<'a> = &'a dyn Fn() -> Option<i32>;
 /// Everything the boot touches the world through.
 pub(crate) struct Seams<'a> {
     pub runner: &'a dyn CommandRunner,
-    pub lookup: &'a dyn Lookup,
     pub paths: Paths,
     pub log: Log,
     /// Where `--print-plan` writes.
@@ -139,12 +139,8 @@ fn boot(args: &Args, log: Log) -> Result<i32, BootError> {
     let mut stdout = io::stdout();
     let init = |start: AgentStart, log: &Log| start_agent(start, &InitPaths::default(), log);
     let stop = || early.take_stop();
-    let lookup = HickoryLookup {
-        interrupt: Some(early.fd()),
-    };
     let mut seams = Seams {
         runner: &runner,
-        lookup: &lookup,
         paths: Paths::system(),
         log,
         out: &mut stdout,
@@ -200,8 +196,8 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         return print_plan(&policy, seams).map(|()| None);
     }
 
-    // Step 2 — probe the firewall backend. Before resolving: a container that cannot be
-    // firewalled must fail at once (71), not after spending the resolve bound.
+    // Step 2 — probe the firewall backend: a container that cannot be firewalled fails at
+    // once (71).
     let probed = firewall::probe(seams.runner)?;
     log.debug(&format!(
         "firewall backends installed: {} ({:?})",
@@ -215,15 +211,9 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
     ));
     check_stop(seams)?;
 
-    // Step 3 — resolve the allowlisted names. Before rendering, because rules hold addresses;
-    // before the privilege drop, because the DNS runtime's threads must be gone by then.
-    let (resolution, resolv_conf) = resolve_names(&policy, seams)?;
-    check_single_threaded(&seams.paths.self_tasks, &log)?;
-    log.debug(&format!(
-        "resolved {} names ({:?})",
-        resolution.addrs.len(),
-        started.elapsed()
-    ));
+    // Step 3 — read resolv.conf (where the gate's queries go) and the hosts file (names the
+    // agent resolves without DNS). No DNS at boot: names are the gate's, as they are asked.
+    let (hosts, resolv_conf) = read_name_files(seams);
 
     // Steps 4 and 5 — plan both rule sets (pure), apply each family with one restore, and
     // read them back. Before anything of the agent exists, so its first packet is filtered.
@@ -231,7 +221,7 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
     // container's gateways and on-link prefixes, read now (the routes are the container's).
     let plan = Plan::new(
         &policy,
-        &resolution,
+        &hosts,
         &resolv_conf.nameservers,
         &read_routes(&seams.paths),
     );
@@ -265,38 +255,45 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         gid: policy.agent.gid,
         home: policy.agent.home.clone(),
         command: args.command.clone(),
+        gate: Some(gate_config(
+            &policy,
+            resolv_conf,
+            installed.backend,
+            installed.v6,
+        )),
     }))
 }
 
-/// Step 3's I/O: reads the hosts file and resolv.conf (once: its nameservers are also what the
-/// rules open on port 53) and resolves. A stop signal ends it early.
-fn resolve_names(
+/// What the DNS gate runs with: the allowlist indexed, the networks (for metadata answers), the
+/// resolvers, the upstream bound, the backend the rules went in with.
+fn gate_config(
     policy: &Policy,
-    seams: &Seams<'_>,
-) -> Result<(Resolution, ResolvConf), BootError> {
-    let log = seams.log;
+    resolv_conf: ResolvConf,
+    backend: &'static firewall::Backend,
+    v6: bool,
+) -> GateConfig {
+    GateConfig {
+        egress: policy.egress,
+        allowlist: Allowlist::new(&policy.hosts),
+        networks: policy.networks.clone(),
+        resolvers: resolv_conf.nameservers,
+        timeout: policy.resolve_timeout,
+        backend,
+        v6,
+    }
+}
+
+/// Step 3: resolv.conf and the hosts file, read once, with no network I/O.
+fn read_name_files(seams: &Seams<'_>) -> (HostsFile, ResolvConf) {
     let resolv_conf = ResolvConf::parse(&read_or_empty(&seams.paths.resolv_conf));
     if resolv_conf.nameservers.is_empty() {
-        log.warn(&format!(
-            "no nameserver in {}: DNS stays blocked",
+        seams.log.warn(&format!(
+            "no nameserver in {}: the DNS gate answers every name SERVFAIL",
             seams.paths.resolv_conf.display()
         ));
     }
-    let names = policy.names();
-    let hosts = read_or_empty(&seams.paths.hosts);
-    let resolution = resolve::resolve(
-        &names,
-        &hosts,
-        &resolv_conf,
-        seams.lookup,
-        policy.resolve_timeout,
-    );
-    // Before the warnings: an interrupted resolution's "failed to resolve" lines are noise.
-    check_stop(seams)?;
-    for warning in &resolution.warnings {
-        log.warn(warning);
-    }
-    Ok((resolution, resolv_conf))
+    let hosts = HostsFile::parse(&read_or_empty(&seams.paths.hosts));
+    (hosts, resolv_conf)
 }
 
 fn read_or_empty(path: &Path) -> String {
@@ -320,31 +317,13 @@ fn read_routes(paths: &Paths) -> Routes {
     firewall::link::read(&read(&paths.route), &read(&paths.ipv6_route))
 }
 
-/// Capabilities and prctl state are per thread: after the resolve step the process must be
-/// single-threaded again, or a later privilege drop would miss a thread.
-fn check_single_threaded(tasks: &Path, log: &Log) -> Result<(), BootError> {
-    match std::fs::read_dir(tasks) {
-        Ok(entries) => {
-            let count = entries.count();
-            if count > 1 {
-                return Err(BootError::Threads { count });
-            }
-            Ok(())
-        }
-        Err(e) => {
-            log.debug(&format!("cannot count threads in {}: {e}", tasks.display()));
-            Ok(())
-        }
-    }
-}
-
-/// `--print-plan`: everything the boot would do, changing nothing (no iptables is run; DNS
-/// is only queried). The plan is the boot's own ([`Plan::new`]), in the fresh-container form.
+/// `--print-plan`: everything the boot would do, changing nothing (no iptables is run, no DNS
+/// is sent). The plan is the boot's own ([`Plan::new`]), in the fresh-container form.
 fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
-    let (resolution, resolv_conf) = resolve_names(policy, seams)?;
+    let (hosts, resolv_conf) = read_name_files(seams);
     let plan = Plan::new(
         policy,
-        &resolution,
+        &hosts,
         &resolv_conf.nameservers,
         &read_routes(&seams.paths),
     );
@@ -356,11 +335,8 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
         agent.home.display()
     );
     text.push_str(&home_plan(&agent.home, agent.uid, agent.gid));
-    for (name, addrs) in &resolution.addrs {
-        let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-        text.push_str(&format!("# resolved {name}: {}\n", addrs.join(" ")));
-    }
-    for warning in resolution.warnings.iter().chain(&plan.warnings) {
+    text.push_str(&gate_plan(policy, &resolv_conf));
+    for warning in &plan.warnings {
         text.push_str(&format!("# warning: {warning}\n"));
     }
     text.push_str(&blocked_plan(&plan.extras, &seams.paths));
@@ -373,6 +349,50 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
         .out
         .write_all(text.as_bytes())
         .map_err(BootError::PrintPlan)
+}
+
+/// The DNS gate as `--print-plan` shows it: who it runs as, where it listens and asks, and what
+/// it does with a name.
+fn gate_plan(policy: &Policy, resolv_conf: &ResolvConf) -> String {
+    use crate::policy::{Host, GATE_PORT, GATE_UID};
+    let upstream: Vec<String> = resolv_conf
+        .nameservers
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let names: Vec<String> = policy
+        .hosts
+        .iter()
+        .filter(|h| !matches!(h.host, Host::Addr(_)))
+        .map(ToString::to_string)
+        .collect();
+    let mut text = format!(
+        "# dns gate: uid {GATE_UID}, CAP_NET_ADMIN only; all DNS (53/udp+tcp, any address) goes to 127.0.0.1:{GATE_PORT} and [::1]:{GATE_PORT}\n\
+         # dns gate: asks {} (timeout {} ms)\n",
+        if upstream.is_empty() {
+            "nobody (no nameserver in resolv.conf: every name gets SERVFAIL)".to_owned()
+        } else {
+            upstream.join(" ")
+        },
+        policy.resolve_timeout.as_millis()
+    );
+    text.push_str(&match policy.egress {
+        crate::policy::Egress::Allowlist => {
+            format!(
+            "# dns gate: answers NXDOMAIN itself, never asking upstream, for every name but {}\n",
+            if names.is_empty() { "none".to_owned() } else { names.join(" ") }
+        )
+        }
+        crate::policy::Egress::Open => "# dns gate: forwards every name\n".to_owned(),
+    });
+    if !names.is_empty() {
+        text.push_str(&format!(
+            "# dns gate: opens the answered addresses of {} for their TTL + {} s\n",
+            names.join(" "),
+            crate::dns::open::GRACE.as_secs()
+        ));
+    }
+    text
 }
 
 /// The extra blocked destinations as `--print-plan` shows them: each with where it came from,
@@ -449,6 +469,8 @@ pub(crate) struct AgentStart {
     pub home: PathBuf,
     /// The agent's command line.
     pub command: Vec<OsString>,
+    /// The DNS gate to start before the agent (`None` in tests that stand in for the boot).
+    pub gate: Option<GateConfig>,
 }
 
 /// Host paths steps 6–8 read (parameters so tests can point them elsewhere).
@@ -554,7 +576,11 @@ pub(crate) fn start_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> i3
 }
 
 /// Steps 6 and 7, each refusing before anything is changed or spawned.
-fn spawn_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> Result<Supervisor, BootError> {
+fn spawn_agent(
+    mut start: AgentStart,
+    paths: &InitPaths,
+    log: &Log,
+) -> Result<Supervisor, BootError> {
     let sys = sys::RealSys;
 
     // The path the engine runs as root (health check, `--enter`) must be root's to change.
@@ -576,13 +602,34 @@ fn spawn_agent(start: AgentStart, paths: &InitPaths, log: &Log) -> Result<Superv
         log.debug(&format!("home: {} {:?}", f.path.display(), f.action));
     }
 
+    // The DNS gate, before the agent: its own process, its own uid, NET_ADMIN alone. Forked
+    // while PID 1 still holds the capabilities it hands on.
+    let gate = match start.gate.take() {
+        Some(config) => {
+            if start.uid == crate::policy::GATE_UID {
+                return Err(BootError::GateUid(start.uid));
+            }
+            Some(gate::start(config, ready.agent_drop().last_cap, *log)?)
+        }
+        None => None,
+    };
+
     // Step 7: the environment and the exec are prepared in full, then the child drops
     // everything and execs.
     let user = secrets::user_name(&paths.passwd, start.uid);
     let env = secrets::agent_environment(std::env::vars_os(), &start.home, &user, secret_env);
     let prepared = Prepared::new(&start.command, &env)?;
     drop(env);
-    let supervisor = supervisor::spawn(&ready, prepared, *log)?;
+    let supervisor = match supervisor::spawn(&ready, prepared, *log, gate) {
+        Ok(supervisor) => supervisor,
+        Err(e) => {
+            if let Some(pid) = gate {
+                let _ = sys::kill(pid, libc::SIGKILL);
+                let _ = sys::wait_blocking(pid);
+            }
+            return Err(e.into());
+        }
+    };
     drop(start);
     Ok(supervisor)
 }
@@ -615,6 +662,7 @@ mod init_steps_tests {
             gid: 1000,
             home: dir.join("home"),
             command: vec!["/bin/touch".into(), marker.into()],
+            gate: None,
         };
         let paths = InitPaths {
             secrets_dir: dir.join("secrets"),
@@ -674,29 +722,14 @@ mod init_steps_tests {
 mod tests {
     use super::*;
     use crate::firewall::fake::FakeIptables;
-    use crate::resolve::Answer;
     use std::cell::{Cell, RefCell};
     use std::fs;
-    use std::time::Duration;
-
-    struct FakeDns {
-        asked: RefCell<Vec<String>>,
-    }
-
-    impl Lookup for FakeDns {
-        fn lookup(&self, _conf: &ResolvConf, names: &[String], _bound: Duration) -> Vec<Answer> {
-            self.asked.borrow_mut().extend(names.iter().cloned());
-            names
-                .iter()
-                .map(|_| Ok(vec!["198.51.100.7".parse().expect("ip")]))
-                .collect()
-        }
-    }
 
     struct World {
         dir: tempfile::TempDir,
-        dns: FakeDns,
         handed_off: Cell<usize>,
+        /// The DNS gate each handoff was given.
+        gates: RefCell<Vec<Option<GateConfig>>>,
         out: Vec<u8>,
         /// A stop signal "arrives" at the n-th stop check (1-based), if set.
         stop_at: Option<(usize, i32)>,
@@ -710,14 +743,15 @@ mod tests {
             fs::create_dir_all(&cfg).expect("mkdir");
             fs::write(cfg.join("policy.toml"), policy_toml).expect("write");
             fs::write(dir.path().join("resolv.conf"), "nameserver 10.0.0.2\n").expect("write");
-            fs::write(dir.path().join("hosts"), "127.0.0.1 localhost\n").expect("write");
-            fs::create_dir_all(dir.path().join("task/1")).expect("mkdir");
+            fs::write(
+                dir.path().join("hosts"),
+                "127.0.0.1 localhost\n172.17.0.1 host.docker.internal\n",
+            )
+            .expect("write");
             World {
                 dir,
-                dns: FakeDns {
-                    asked: RefCell::new(vec![]),
-                },
                 handed_off: Cell::new(0),
+                gates: RefCell::new(vec![]),
                 out: vec![],
                 stop_at: None,
                 stop_checks: Cell::new(0),
@@ -735,9 +769,11 @@ mod tests {
         fn boot(&mut self, runner: &FakeIptables, print_plan: bool) -> Result<i32, BootError> {
             let args = self.args(print_plan);
             let handed_off = &self.handed_off;
+            let gates = &self.gates;
             let handoff = |start: AgentStart, _: &Log| {
                 assert_eq!(start.command, ["agent"]);
                 handed_off.set(handed_off.get() + 1);
+                gates.borrow_mut().push(start.gate);
                 0
             };
             let (checks, stop_at) = (&self.stop_checks, self.stop_at);
@@ -750,12 +786,10 @@ mod tests {
             let p = self.dir.path();
             let mut seams = Seams {
                 runner,
-                lookup: &self.dns,
                 paths: Paths {
                     resolv_conf: p.join("resolv.conf"),
                     hosts: p.join("hosts"),
                     if_inet6: p.join("if_inet6"),
-                    self_tasks: p.join("task"),
                     route: p.join("route"),
                     ipv6_route: p.join("ipv6_route"),
                 },
@@ -775,12 +809,11 @@ mod tests {
         let e = world.boot(&runner, false).expect_err("bad policy");
         assert_eq!(exit::for_error(&e), 78);
         assert!(runner.calls.borrow().is_empty());
-        assert!(world.dns.asked.borrow().is_empty());
         assert_eq!(world.handed_off.get(), 0);
     }
 
     #[test]
-    fn no_backend_means_no_dns_no_rules_no_agent() {
+    fn no_backend_means_no_rules_no_gate_no_agent() {
         let mut world = World::new("allowed_hosts = [\"a.example\"]\n");
         let runner = FakeIptables {
             missing: vec!["iptables-nft-save", "iptables-legacy-save", "iptables-save"],
@@ -788,7 +821,6 @@ mod tests {
         };
         let e = world.boot(&runner, false).expect_err("no backend");
         assert_eq!(exit::for_error(&e), 71);
-        assert!(world.dns.asked.borrow().is_empty());
         assert_eq!(world.handed_off.get(), 0);
     }
 
@@ -822,29 +854,39 @@ mod tests {
     }
 
     #[test]
-    fn a_second_thread_after_resolving_is_fatal() {
-        let mut world = World::new("");
-        fs::create_dir_all(world.dir.path().join("task/2")).expect("mkdir");
-        let runner = FakeIptables::default();
-        let e = world.boot(&runner, false).expect_err("threads");
-        assert_eq!(e.to_string(), "failed to return to a single thread after resolving names (2 threads): privileges are per thread");
-        assert_eq!(world.handed_off.get(), 0);
-    }
-
-    #[test]
-    fn a_good_boot_installs_both_families_then_hands_off_once() {
-        let mut world = World::new("egress = \"allowlist\"\nallowed_hosts = [\"a.example:443\"]\n");
+    fn a_good_boot_installs_both_families_then_hands_off_once_with_the_gate() {
+        let mut world = World::new(
+            "egress = \"allowlist\"\nallowed_hosts = [\"a.example:443\", \"*.docker.internal:11434\"]\n",
+        );
         let runner = FakeIptables::default();
         assert_eq!(world.boot(&runner, false).expect("boot"), 0);
         assert_eq!(world.handed_off.get(), 1);
-        assert_eq!(*world.dns.asked.borrow(), ["a.example"]);
-        // A fresh container: one restore and one read-back per family, nothing else.
+        // A fresh container: one restore and one read-back per family, nothing else (no DNS:
+        // names are the gate's).
         assert_eq!(runner.calls.borrow().len(), 4);
         let v4 = runner.state_v4.borrow();
+        // Only the gate's own queries reach the resolver; the agent's go to the gate.
+        assert!(v4.contains(
+            "-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m owner --uid-owner 65533 -m udp --dport 53 -j ACCEPT"
+        ));
+        assert!(v4.contains("-A JAILOC-DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 53"));
+        assert!(v4.contains(
+            "*nat\n:OUTPUT ACCEPT [0:0]\n:JAILOC-DNS - [0:0]\n-A OUTPUT -j JAILOC-DNS\n"
+        ));
+        // A name of the hosts file the allowlist covers is open from the start (the agent's C
+        // library never asks the gate for it); a name the gate must answer is not.
         assert!(
-            v4.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -p tcp -m tcp --dport 443 -j ACCEPT")
+            v4.contains("-A JAILOC-OUTPUT -d 172.17.0.1/32 -p tcp -m tcp --dport 11434 -j ACCEPT")
         );
-        assert!(v4.contains("-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"));
+        assert!(!v4.contains("198.51.100.7"));
+        let gates = world.gates.borrow();
+        let gate = gates[0].as_ref().expect("a gate");
+        assert_eq!(
+            gate.resolvers,
+            ["10.0.0.2".parse::<std::net::IpAddr>().expect("ip")]
+        );
+        assert_eq!(gate.allowlist.ports("a.example"), [Some(443)]);
+        assert_eq!(gate.allowlist.ports("b.example"), Vec::new());
     }
 
     #[test]
@@ -859,12 +901,16 @@ mod tests {
             out.starts_with("# agent: uid 1234 gid 1000 home /home/agent\n"),
             "{out}"
         );
-        assert!(
-            out.contains("\n# resolved a.example: 198.51.100.7\n"),
-            "{out}"
-        );
+        for line in [
+            "# dns gate: uid 65533, CAP_NET_ADMIN only; all DNS (53/udp+tcp, any address) goes to 127.0.0.1:53 and [::1]:53",
+            "# dns gate: asks 10.0.0.2 (timeout 2000 ms)",
+            "# dns gate: forwards every name",
+            "# dns gate: opens the answered addresses of a.example for their TTL + 600 s",
+        ] {
+            assert!(out.contains(&format!("\n{line}\n")), "missing {line:?} in\n{out}");
+        }
         assert!(out.contains("# ---- IPv4: iptables-restore --noflush\n# jailoc sandbox-init: IPv4 rules, open egress\n*filter\n"));
-        assert!(out.contains("-A JAILOC-OUTPUT -d 198.51.100.7/32 -j ACCEPT\n"));
+        assert!(out.contains("-A JAILOC-OUTPUT -j JAILOC-NAMES\n"));
         assert!(out.contains("# ---- IPv6: ip6tables-restore --noflush\n"));
         assert!(out.contains("-A JAILOC-OUTPUT -d fc00::/7 -j JAILOC-REJECT\n"));
         assert!(out.contains("-A JAILOC-REJECT -j REJECT --reject-with icmp6-adm-prohibited\n"));
@@ -1009,9 +1055,9 @@ mod tests {
 
     #[test]
     fn a_stop_signal_during_boot_starts_nothing_and_exits_128_plus_n() {
-        // At each of the checks (after the policy, the backend, DNS, the firewall): the boot
-        // ends with 128+N and the agent is never started.
-        for (at, calls) in [(1, 0), (2, 0), (3, 0), (4, 4)] {
+        // At each of the checks (after the policy, the backend, the firewall): the boot ends
+        // with 128+N and the agent is never started.
+        for (at, calls) in [(1, 0), (2, 0), (3, 4)] {
             let mut world = World::new("allowed_hosts = [\"a.example\"]\n");
             world.stop_at = Some((at, libc::SIGTERM));
             let runner = FakeIptables::default();

@@ -34,8 +34,9 @@ pub(crate) fn for_error(error: &BootError) -> i32 {
         BootError::Usage(_) => USAGE,
         BootError::Policy(_) => CONFIG,
         BootError::Stopped { signal } => signalled(*signal),
+        BootError::GateUid(_) => CONFIG,
         BootError::Firewall(_)
-        | BootError::Threads { .. }
+        | BootError::Gate(_)
         | BootError::PrintPlan(_)
         | BootError::Signals(_)
         | BootError::Fds(_)
@@ -120,7 +121,7 @@ mod tests {
             tried: "iptables-nft-save, iptables-legacy-save".into(),
         };
         assert_eq!(code(firewall.into()), 71);
-        assert_eq!(code(BootError::Threads { count: 3 }), 71);
+        assert_eq!(code(BootError::GateUid(65533)), 78);
         let broken_pipe = io::Error::from(io::ErrorKind::BrokenPipe);
         assert_eq!(code(BootError::PrintPlan(broken_pipe)), 71);
         assert_eq!(code(BootError::Stopped { signal: 15 }), 143);

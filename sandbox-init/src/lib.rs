@@ -12,7 +12,7 @@
 //! | `health` | `--health`: the container's health check, as the agent |
 //! | `enter` | `--enter`: a command in a running container, as the agent |
 //! | `policy` | the contract crate `jailoc-policy`: `policy.toml` + line files → `Policy` |
-//! | `resolve` | allowlisted names → addresses (hickory, bounded time), resolv.conf parsed once |
+//! | `dns` | the DNS gate: every DNS query of the agent answered or forwarded, answered addresses opened |
 //! | `firewall` | the plan (pure), the renderer (pure), the backends, apply, read-back |
 //! | `home` | ownership fixes of the agent's home dirs |
 //! | `log` | the one logger (stderr, write errors ignored) |
@@ -32,6 +32,7 @@
 
 pub mod boot;
 pub mod cli;
+pub mod dns;
 pub mod enter;
 pub mod exit;
 pub mod firewall;
@@ -39,7 +40,6 @@ pub mod health;
 pub(crate) mod home;
 pub mod log;
 pub(crate) mod privilege;
-pub mod resolve;
 pub(crate) mod seccomp;
 pub(crate) mod secrets;
 pub(crate) mod smaps;

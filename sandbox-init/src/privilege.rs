@@ -373,6 +373,92 @@ pub fn keep_only_kill(sys: &impl Sys, ready: &DropReady) -> Result<(), Privilege
         })
 }
 
+/// The DNS gate's capabilities: `CAP_NET_ADMIN` to change `JAILOC-NAMES`, and with legacy
+/// iptables `CAP_NET_RAW` too (it reaches its tables through a raw socket: without it
+/// `iptables-legacy-restore` fails with "unable to initialize table 'filter'").
+pub fn gate_caps(legacy: bool) -> u64 {
+    let raw = if legacy { cap_bit(sys::CAP_NET_RAW) } else { 0 };
+    cap_bit(sys::CAP_NET_ADMIN) | raw
+}
+
+/// The DNS gate's drop, in its own process right after the fork (PID 1 still holds the
+/// container's capabilities then): the gate ends as `uid`/`gid` (neither root nor the agent),
+/// no supplementary groups, exactly `keep` in the bounding, permitted, effective, inheritable and
+/// ambient sets (ambient, so the iptables programs it runs hold them too: they are not setuid
+/// and have no file capabilities), `no_new_privs`, not dumpable. The agent can then neither
+/// signal it, trace it nor read its memory (another uid, no CAP_KILL or CAP_SYS_PTRACE), and
+/// reaches it only through DNS packets.
+///
+/// Order: bounding set first (needs CAP_SETPCAP); groups and gid (need CAP_SETGID); keep-caps
+/// so leaving uid 0 keeps the permitted set; uid; the three sets down to `keep`; ambient
+/// raised; `no_new_privs`; not dumpable (changing uid may reset it); then every set is read back
+/// and anything but `keep` is a failure.
+pub fn drop_gate(
+    sys: &impl Sys,
+    uid: u32,
+    gid: u32,
+    keep: u64,
+    last_cap: u32,
+) -> Result<(), PrivilegeError> {
+    let fail = |what: &'static str| move |errno| PrivilegeError::Syscall { what, errno };
+    if uid == 0 || gid == 0 {
+        return Err(PrivilegeError::Syscall {
+            what: "run the DNS gate as root",
+            errno: Errno(libc::EINVAL),
+        });
+    }
+    sys.clear_ambient()
+        .map_err(fail("clear the gate's ambient capabilities"))?;
+    for cap in (0..=last_cap).filter(|c| keep & cap_bit(*c) == 0) {
+        sys.capbset_drop(cap)
+            .map_err(fail("shrink the gate's bounding set"))?;
+    }
+    sys.clear_groups()
+        .map_err(fail("clear the gate's supplementary groups"))?;
+    sys.set_gid(gid).map_err(fail("set the gate's gid"))?;
+    sys.set_keep_caps(true)
+        .map_err(fail("keep the gate's capabilities across the uid change"))?;
+    sys.set_uid(uid).map_err(fail("set the gate's uid"))?;
+    sys.capset(CapSets {
+        effective: keep,
+        permitted: keep,
+        inheritable: keep,
+    })
+    .map_err(fail("set the gate's capabilities"))?;
+    sys.set_keep_caps(false)
+        .map_err(fail("end keep-caps for the gate"))?;
+    for cap in (0..=last_cap).filter(|c| keep & cap_bit(*c) != 0) {
+        sys.raise_ambient(cap)
+            .map_err(fail("raise the gate's ambient capabilities"))?;
+    }
+    sys.set_no_new_privs()
+        .map_err(fail("set no_new_privs for the gate"))?;
+    sys.set_not_dumpable()
+        .map_err(fail("make the gate not dumpable"))?;
+    let left = |errno| PrivilegeError::Syscall {
+        what: "verify the gate's capabilities",
+        errno,
+    };
+    let sets = sys.capget().map_err(left)?;
+    let all_keep = CapSets {
+        effective: keep,
+        permitted: keep,
+        inheritable: keep,
+    };
+    if sets != all_keep {
+        return Err(left(Errno(libc::EPERM)));
+    }
+    for cap in 0..=last_cap {
+        let want = keep & cap_bit(cap) != 0;
+        if sys.capbset_read(cap).map_err(left)? != want
+            || sys.ambient_read(cap).map_err(left)? != want
+        {
+            return Err(left(Errno(libc::EPERM)));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod double {
     //! A recording `Sys` that also models the kernel rules the drop order depends on, so a wrong
@@ -400,6 +486,9 @@ pub(crate) mod double {
         ProcessGroup,
         /// A filter of this many instructions.
         Seccomp(usize),
+        KeepCaps(bool),
+        RaiseAmbient(u32),
+        AmbientRead(u32),
     }
 
     #[derive(Debug)]
@@ -414,6 +503,7 @@ pub(crate) mod double {
         pub dumpable: bool,
         pub last_cap: u32,
         pub seccomp: bool,
+        pub keep_caps: bool,
     }
 
     #[derive(Debug)]
@@ -450,6 +540,7 @@ pub(crate) mod double {
                     dumpable: true,
                     last_cap: 40,
                     seccomp: false,
+                    keep_caps: false,
                 }),
                 fail: None,
             }
@@ -525,6 +616,28 @@ pub(crate) mod double {
             Ok(())
         }
 
+        fn set_keep_caps(&self, keep: bool) -> Result<(), Errno> {
+            self.record(Call::KeepCaps(keep))?;
+            self.state.borrow_mut().keep_caps = keep;
+            Ok(())
+        }
+
+        fn raise_ambient(&self, cap: u32) -> Result<(), Errno> {
+            self.record(Call::RaiseAmbient(cap))?;
+            let mut st = self.state.borrow_mut();
+            let bit = cap_bit(cap);
+            if st.caps.permitted & bit == 0 || st.caps.inheritable & bit == 0 {
+                return Err(Errno(libc::EPERM));
+            }
+            st.ambient |= bit;
+            Ok(())
+        }
+
+        fn ambient_read(&self, cap: u32) -> Result<bool, Errno> {
+            self.record(Call::AmbientRead(cap))?;
+            Ok(self.state.borrow().ambient & cap_bit(cap) != 0)
+        }
+
         fn set_no_new_privs(&self) -> Result<(), Errno> {
             self.record(Call::NoNewPrivs)?;
             self.state.borrow_mut().nnp = true;
@@ -556,8 +669,11 @@ pub(crate) mod double {
             self.has(sys::CAP_SETUID)?;
             let mut st = self.state.borrow_mut();
             if st.uid == 0 && uid != 0 {
-                // Without SECBIT_KEEP_CAPS the kernel clears these on leaving uid 0.
-                st.caps.permitted = 0;
+                // Without keep-caps the kernel clears permitted on leaving uid 0; effective
+                // and ambient are cleared either way.
+                if !st.keep_caps {
+                    st.caps.permitted = 0;
+                }
                 st.caps.effective = 0;
                 st.ambient = 0;
             }
@@ -821,6 +937,48 @@ mod tests {
         assert!(
             nnp < filter_at && filter_at == Some(calls.len() - 1),
             "{calls:?}"
+        );
+    }
+
+    #[test]
+    fn the_gate_ends_with_net_admin_alone_in_every_set_as_its_own_uid() {
+        let sys = RecordingSys::root();
+        drop_gate(&sys, 65533, 65533, gate_caps(false), 40).expect("drop");
+        let st = sys.state.borrow();
+        let admin = cap_bit(sys::CAP_NET_ADMIN);
+        assert_eq!((st.uid, st.gid, st.groups), (65533, 65533, false));
+        assert_eq!(
+            st.caps,
+            CapSets {
+                effective: admin,
+                permitted: admin,
+                inheritable: admin
+            }
+        );
+        assert_eq!((st.bounding, st.ambient), (admin, admin));
+        assert!(st.nnp && !st.dumpable && !st.keep_caps);
+    }
+
+    #[test]
+    fn the_gate_keeps_net_raw_only_for_legacy_iptables() {
+        let sys = RecordingSys::root();
+        drop_gate(&sys, 65533, 65533, gate_caps(true), 40).expect("drop");
+        let both = cap_bit(sys::CAP_NET_ADMIN) | cap_bit(sys::CAP_NET_RAW);
+        assert_eq!(sys.state.borrow().bounding, both);
+        assert_eq!(sys.state.borrow().ambient, both);
+    }
+
+    #[test]
+    fn a_gate_drop_without_keep_caps_would_lose_net_admin_and_fails_verification() {
+        // The double models the kernel: setting the sets after a plain setuid must fail.
+        let sys = RecordingSys::root();
+        sys.state.borrow_mut().keep_caps = false;
+        let mut failing = RecordingSys::root();
+        failing.fail = Some(|c| matches!(c, Call::KeepCaps(true)));
+        assert!(drop_gate(&failing, 65533, 65533, gate_caps(false), 40).is_err());
+        assert!(
+            drop_gate(&sys, 0, 65533, gate_caps(false), 40).is_err(),
+            "never root"
         );
     }
 }

@@ -21,7 +21,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use crate::exit;
 use crate::log::Log;
 use crate::privilege::{self, AgentDrop, DropFailure, DropReady, DropStep, PrivilegeError};
-use crate::sys::{self, CStrArray, Errno, Fork, RealSys, SigSet, Sys};
+use crate::sys::{self, CStrArray, Errno, Fork, RealSys, SigSet, Sys, WaitStatus};
 
 /// Signals the kernel raises for a fault of the thread itself; blocking them would not stop
 /// the kernel and forwarding them makes no sense (tini keeps them too).
@@ -221,26 +221,26 @@ impl EarlySignals {
     pub fn take_stop(&self) -> Option<i32> {
         sys::read_signal(&self.stop).ok().map(|(sig, _)| sig)
     }
-
-    /// The signalfd: readable while a stop signal is pending (the resolver waits on it, so a
-    /// SIGTERM cuts a slow resolution short).
-    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.stop.as_fd()
-    }
 }
 
 /// The running agent and PID 1's signalfd.
 #[derive(Debug)]
 pub struct Supervisor {
     agent: i32,
+    /// The DNS gate: if it ends, DNS fails closed and so does the container (exit 71).
+    gate: Option<i32>,
     signals: OwnedFd,
     log: Log,
 }
 
 /// Start the agent. `ready` proves the capability check passed (see
 /// [`privilege::check_can_drop`]); without it there is no way to call this.
-pub fn spawn(ready: &DropReady, command: Prepared, log: Log) -> Result<Supervisor, SpawnError> {
+pub fn spawn(
+    ready: &DropReady,
+    command: Prepared,
+    log: Log,
+    gate: Option<i32>,
+) -> Result<Supervisor, SpawnError> {
     let sys = RealSys;
     let setup = |what: &'static str| move |errno| SpawnError::Setup { what, errno };
 
@@ -290,6 +290,7 @@ pub fn spawn(ready: &DropReady, command: Prepared, log: Log) -> Result<Superviso
     ));
     Ok(Supervisor {
         agent: pid,
+        gate,
         signals,
         log,
     })
@@ -410,8 +411,18 @@ impl Supervisor {
                 }
             }
             if let Some(code) = self.reap() {
+                self.stop_gate();
                 return code;
             }
+        }
+    }
+
+    /// The agent is gone: so is the gate (PID 1's exit would end it too; a sandbox-init that is
+    /// not PID 1 must not leave it behind).
+    fn stop_gate(&self) {
+        if let Some(gate) = self.gate {
+            let _ = sys::kill(gate, libc::SIGKILL);
+            let _ = sys::wait_blocking(gate);
         }
     }
 
@@ -439,6 +450,16 @@ impl Supervisor {
                 Ok(Some((pid, status))) => {
                     if pid == self.agent {
                         agent_code = Some(exit::for_status(status));
+                    } else if Some(pid) == self.gate && agent_code.is_none() {
+                        // Fail closed: no DNS gate, no agent.
+                        self.log.error(&format!(
+                            "the DNS gate (pid {pid}) ended ({}): no name can be resolved or \
+                             opened any more; ending the container",
+                            describe(status)
+                        ));
+                        let _ = sys::kill(-self.agent, libc::SIGKILL);
+                        let _ = sys::kill(self.agent, libc::SIGKILL);
+                        return Some(exit::OS_ERROR);
                     } else {
                         self.log.debug(&format!("reaped orphan {pid}"));
                     }
@@ -467,6 +488,14 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+/// How a child ended, in words.
+fn describe(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(code) => format!("exit {code}"),
+        WaitStatus::Signaled(sig) => format!("killed by {}", signal_name(sig)),
     }
 }
 

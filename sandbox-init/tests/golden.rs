@@ -2,9 +2,9 @@
 //! `rules.v4`, `rules.v6` and `warnings` files.
 //!
 //! A case holds the policy inputs (`policy.toml`, `allowed-hosts`, `allowed-networks`, any
-//! subset), `resolved` (fake DNS answers, `NAME ADDRESS...` a line; names missing from it do
-//! not resolve), optionally `hosts` and `resolv.conf` (default `nameserver 127.0.0.11`, Docker's
-//! embedded DNS), and `route` / `ipv6_route` (the container's `/proc/net/route` and
+//! subset), optionally `hosts` (names the agent resolves without DNS: open from the start when
+//! the allowlist covers them; every other name is the DNS gate's, at run time) and `resolv.conf`
+//! (default `nameserver 127.0.0.11`, Docker's embedded DNS), and `route` / `ipv6_route` (the container's `/proc/net/route` and
 //! `/proc/net/ipv6_route`: its gateways and on-link prefixes are refused too). Rendering
 //! assumes a fresh namespace (no jump from OUTPUT yet).
 //!

@@ -2,8 +2,7 @@
 //! namespace (`unshare --pid --fork`) inside a throwaway, link-less network namespace whose only
 //! resolver never answers.
 //!
-//! - A `docker stop` while the boot sits in step 3 (DNS) must be obeyed at once: exit 143, and
-//!   the agent is never started.
+//! - The boot sends no DNS: a resolver that never answers does not hold it up.
 //! - What steps 1-5 allocated (policy, rule sets) is freed before PID 1 supervises: its RSS
 //!   stays within the 2 MiB target (docs/lab.md, "Targets") even with a 20,000-network allowlist.
 //!
@@ -14,7 +13,6 @@ mod common;
 
 use jailoc_tests::netns::Netns;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -115,61 +113,30 @@ fn wait_with_watchdog(child: &mut Child, limit: Duration) -> Option<i32> {
     }
 }
 
+/// The boot sends no DNS: with allowlisted names and a resolver that never answers (and a
+/// 30 s upstream bound) the agent starts at once; names are the DNS gate's, when asked.
 #[test]
-fn sigterm_while_resolving_ends_the_boot_with_143_and_never_starts_the_agent() {
+fn a_dead_resolver_does_not_hold_the_boot_names_are_the_gates() {
     if !privileged() {
         return;
     }
     let lab = Lab::new();
     let marker = lab.dir.path().join("agent-ran");
     let touch = format!("touch {}", marker.display());
-    // 30 s of resolving unless the signal cuts it short.
     let mut child = lab.start(
         "allowed_hosts = [\"a.example\", \"b.example\"]\nresolve_timeout_ms = 30000\n",
         &["/bin/sh", "-c", &touch],
         true,
     );
-    let pid1 = pid1_of(child.id());
-    // The backend has been probed, so resolution (step 3) is what runs now.
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut log = String::new();
-    while !log.contains("sandbox-init: debug: firewall backends installed: ") {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).expect("read stderr") == 0 {
-            panic!("sandbox-init ended before resolving:\n{log}");
-        }
-        log.push_str(&line);
-    }
-    std::thread::sleep(Duration::from_millis(200));
-    let status = Command::new("kill")
-        .args(["-TERM", &pid1.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-
-    // Well below the 30 s bound: without the fix the kernel drops the SIGTERM and the boot
-    // runs on to start the agent.
+    // Well below the 30 s bound the resolving boot of old would have waited.
     let code = wait_with_watchdog(&mut child, Duration::from_secs(15));
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
-    log.push_str(&rest);
-    assert_eq!(
-        code,
-        Some(143),
-        "sandbox-init did not obey SIGTERM during DNS:\n{log}"
-    );
-    assert!(
-        log.contains(
-            "sandbox-init: error: not starting the agent: received SIGTERM before it was started\n"
-        ),
-        "{log}"
-    );
-    assert!(!log.contains("failed to resolve"), "{log}");
-    assert!(!marker.exists(), "the agent ran after SIGTERM");
-    assert!(
-        !lab.dir.path().join("home").exists(),
-        "step 6 ran after SIGTERM"
-    );
+    let mut log = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut err, &mut log);
+    }
+    assert_eq!(code, Some(0), "{log}");
+    assert!(marker.exists(), "the agent did not run:\n{log}");
+    assert!(log.contains("started the DNS gate"), "{log}");
 }
 
 /// VmRSS (kB) of the process, if it still exists.

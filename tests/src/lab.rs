@@ -695,6 +695,27 @@ impl Lab {
             .expect("failed to write the agent's resolv.conf");
     }
 
+    /// Serves `extra` (`name`, address) besides the lab's names from now on: rewrites dnsmasq's
+    /// hosts file and makes every dnsmasq of this lab re-read it (SIGHUP). What a DNS record
+    /// that changes while the agent runs looks like.
+    pub fn set_dns_names(&self, extra: &[(&str, &str)]) {
+        let mut hosts = String::new();
+        for (name, addrs) in LAB_NAMES {
+            for a in *addrs {
+                hosts.push_str(&format!("{a} {name}\n"));
+            }
+        }
+        for (name, a) in extra {
+            hosts.push_str(&format!("{a} {name}\n"));
+        }
+        let path = self.dir.write("dnsmasq.hosts", &hosts);
+        let status = Command::new("pkill")
+            .args(["-HUP", "-f", &format!("addn-hosts={}", path.display())])
+            .status()
+            .expect("failed to run pkill");
+        assert!(status.success(), "no dnsmasq of this lab to reload");
+    }
+
     /// Appends to the agent's `/etc/hosts`.
     pub fn add_hosts_entries(&self, text: &str) {
         let path = self.etc_netns.join("hosts");
@@ -991,4 +1012,25 @@ impl Drop for Lab {
         // Kills what is left in them, deletes them and the agent's /etc/netns entry.
         self.namespaces.clear();
     }
+}
+
+/// Writes one failing stand-in into `dir` and returns it under every `{base}{suffix}` name, for
+/// [`Lab::sandbox_replacing`] (sandbox-init ignores `PATH`: it runs only root's programs from
+/// the system directories).
+pub fn failing_tools(
+    dir: &crate::TempDir,
+    bases: &[&str],
+    suffixes: &[&str],
+) -> Vec<(String, PathBuf)> {
+    let fake = dir.write(
+        "failing-iptables",
+        "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
+    );
+    let mut fakes = Vec::new();
+    for base in bases {
+        for suffix in suffixes {
+            fakes.push((format!("{base}{suffix}"), fake.clone()));
+        }
+    }
+    fakes
 }

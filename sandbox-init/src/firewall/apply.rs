@@ -469,15 +469,15 @@ mod tests {
     #[test]
     fn read_back_mismatch_is_an_error() {
         let fake = FakeIptables {
-            corrupt_save: Some("*filter\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -j JAILOC-OUTPUT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n".into()),
+            corrupt_save: Some("*filter\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -j JAILOC-OUTPUT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n*nat\n:JAILOC-DNS - [0:0]\n-A OUTPUT -j JAILOC-DNS\nCOMMIT\n".into()),
             ..FakeIptables::default()
         };
         let probed = probe(&fake).expect("probe");
         let e = install(&fake, &probed, &plan(), false).expect_err("mismatch");
         assert_eq!(
             e.to_string(),
-            "failed to verify the IPv4 rules: rule 2 of JAILOC-OUTPUT differs: expected \
-             \"-A JAILOC-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\", found \"<end>\" (18 rules rendered, 1 installed)"
+            "failed to verify the IPv4 rules: rule 1 of JAILOC-DNS differs: expected \
+             \"-A JAILOC-DNS -m owner --uid-owner 65533 -j RETURN\", found \"-A JAILOC-OUTPUT -o lo -j ACCEPT\" (24 rules rendered, 1 installed)"
         );
     }
 }

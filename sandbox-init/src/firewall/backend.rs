@@ -64,11 +64,11 @@ impl Backend {
         }
     }
 
-    /// `*-save -t filter` of `family`.
+    /// `*-save` of `family`, every table (ours are `filter` and `nat`).
     pub fn save(&self, family: Family) -> Cmd<'static> {
         Cmd {
             program: self.save_program(family),
-            args: &["-t", "filter"],
+            args: &[],
             stdin: None,
         }
     }

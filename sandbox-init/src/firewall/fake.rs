@@ -3,6 +3,8 @@
 //! chain fails the whole restore, a save prints what is installed). Production code never picks
 //! it: tests pass it where the boot takes a [`CommandRunner`].
 
+use super::readback::{our_chains, section};
+use super::rules::Table;
 use super::runner::{CommandRunner, Output};
 use std::cell::RefCell;
 use std::io;
@@ -75,43 +77,70 @@ impl CommandRunner for FakeIptables {
             &self.state_v4
         };
         if program.ends_with("-restore") {
-            // A faithful-enough model of --noflush: our chain is replaced, jumps edited;
-            // `-N` of an existing chain fails the whole restore, changing nothing.
+            // A faithful-enough model of --noflush, per table: our chains are replaced, jumps
+            // edited; `-N` of an existing chain fails the whole restore, changing nothing.
             let payload = stdin.unwrap_or_default();
-            if payload.lines().any(|l| l == "-N JAILOC-OUTPUT")
-                && state.borrow().contains(":JAILOC-OUTPUT ")
-            {
+            let before = state.borrow().clone();
+            if payload.lines().any(|l| {
+                l.strip_prefix("-N ")
+                    .is_some_and(|chain| before.contains(&format!(":{chain} ")))
+            }) {
                 return Ok(Output {
                     success: false,
                     stdout: String::new(),
                     stderr: format!("{program}: line 3 failed: Chain already exists.\n"),
                 });
             }
-            let mut out: Vec<String> = state
-                .borrow()
-                .lines()
-                .filter(|l| l.starts_with("-A OUTPUT"))
-                .map(str::to_owned)
-                .collect();
-            for line in payload.lines() {
-                if line == "-D OUTPUT -j JAILOC-OUTPUT" {
-                    if let Some(i) = out.iter().position(|l| l == "-A OUTPUT -j JAILOC-OUTPUT") {
-                        out.remove(i);
+            let mut text = String::new();
+            for table in Table::ALL {
+                let ours = table.hook().to_string();
+                let jump = format!("-A OUTPUT -j {ours}");
+                let old = section(&before, table);
+                let fed = section(payload, table);
+                let mut output: Vec<String> = old
+                    .lines()
+                    .filter(|l| l.starts_with("-A OUTPUT"))
+                    .map(str::to_owned)
+                    .collect();
+                for line in fed.lines() {
+                    if line == format!("-D OUTPUT -j {ours}") {
+                        if let Some(i) = output.iter().position(|l| *l == jump) {
+                            output.remove(i);
+                        }
+                    } else if line == format!("-I OUTPUT 1 -j {ours}") {
+                        output.insert(0, jump.clone());
                     }
-                } else if line == "-I OUTPUT 1 -j JAILOC-OUTPUT" {
-                    out.insert(0, "-A OUTPUT -j JAILOC-OUTPUT".to_owned());
                 }
+                // Chains that were fed replace what they held; others keep their rules.
+                let fed_chains = our_chains_fed(fed);
+                let mut chains: Vec<String> = our_chains(old);
+                for chain in &fed_chains {
+                    if !chains.contains(chain) {
+                        chains.push(chain.clone());
+                    }
+                }
+                chains.retain(|c| !fed.lines().any(|l| l == format!("-X {c}")));
+                if chains.is_empty() && output.is_empty() {
+                    continue;
+                }
+                text.push_str(&format!("*{table}\n:OUTPUT ACCEPT [0:0]\n"));
+                for chain in &chains {
+                    text.push_str(&format!(":{chain} - [0:0]\n"));
+                }
+                for line in &output {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                for chain in &chains {
+                    let source = if fed_chains.contains(chain) { fed } else { old };
+                    let prefix = format!("-A {chain} ");
+                    for line in source.lines().filter(|l| l.starts_with(&prefix)) {
+                        text.push_str(line);
+                        text.push('\n');
+                    }
+                }
+                text.push_str("COMMIT\n");
             }
-            let chain: Vec<&str> = payload
-                .lines()
-                .filter(|l| l.starts_with("-A JAILOC-"))
-                .collect();
-            let mut text = String::from("*filter\n:INPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n");
-            for l in out.iter().map(String::as_str).chain(chain) {
-                text.push_str(l);
-                text.push('\n');
-            }
-            text.push_str("COMMIT\n");
             *state.borrow_mut() = text;
             return Ok(Output {
                 success: true,
@@ -128,4 +157,15 @@ impl CommandRunner for FakeIptables {
             stderr: String::new(),
         })
     }
+}
+
+/// The chains a payload section declares (`-N CHAIN` or `:CHAIN`), ours only.
+fn our_chains_fed(section: &str) -> Vec<String> {
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix("-N ").or_else(|| l.strip_prefix(':')))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| c.starts_with(super::rules::CHAIN_PREFIX))
+        .map(str::to_owned)
+        .collect()
 }

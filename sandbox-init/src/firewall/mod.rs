@@ -32,7 +32,9 @@ pub use backend::{probe, Backend, Probed, BACKENDS};
 pub use link::ipv6_present;
 pub use plan::{Allow, Plan};
 pub use readback::{verify, Current, Hook};
-pub use rules::{Chain, ChainName, Family, Match, PerFamily, Proto, RejectWith, Rule, Target};
+pub use rules::{
+    Chain, ChainName, Family, Match, PerFamily, Proto, RejectWith, Rule, Table, Target,
+};
 pub use runner::{Cmd, CommandRunner, Output, SystemRunner};
 
 /// Why the firewall could not be installed (exit 71).

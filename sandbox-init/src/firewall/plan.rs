@@ -1,20 +1,27 @@
-//! The firewall as data: [`Plan::new`] joins the policy, the resolved names, the resolvers of
+//! The firewall as data: [`Plan::new`] joins the policy, the hosts file, the resolvers of
 //! resolv.conf and the container's own link (gateways, on-link prefixes) once, into the typed
 //! chains of both families. Pure: the boot installs this plan, `--print-plan` prints it and the
 //! golden tests compare it, all from the same value.
 //!
 //! The order of `JAILOC-OUTPUT` (docs/net.md, "What is allowed, in this order"): IPv6 routing
 //! headers refused first of all; loopback; established connections; ICMPv6 neighbour discovery;
-//! DNS to the resolvers; the allowlist (a tree of sub-chains when it is long); every built-in
-//! blocked range; the extra blocked destinations; in `allowlist` egress everything else. Every
-//! refusal jumps to `JAILOC-REJECT`, which answers with a TCP reset or ICMP(v6)
+//! the DNS gate's own queries to the resolvers; the agent's DNS, redirected to the gate; the
+//! allowlist's literal addresses and networks (a tree of sub-chains when it is long);
+//! `JAILOC-NAMES`, the addresses the gate opened for allowlisted names; every built-in blocked
+//! range; the extra blocked destinations; in `allowlist` egress everything else. Every refusal
+//! jumps to `JAILOC-REJECT`, which answers with a TCP reset or ICMP(v6)
 //! administratively-prohibited, so a tool fails at once instead of hanging.
+//!
+//! In the `nat` table, `JAILOC-DNS` (first in `OUTPUT`) sends DNS (53/udp+tcp, to any address)
+//! of every process but the gate to the gate's port on loopback. Docker's own `nat` rules for
+//! its embedded DNS stay untouched: the gate's queries return from our chain and meet them.
 
 use super::link::{self, Extra, Routes};
 use super::ranges;
 use super::rules::{Chain, ChainName, Family, Match, PerFamily, Proto, RejectWith, Rule, Target};
-use crate::policy::{dedup, Egress, Host, Policy};
-use crate::resolve::Resolution;
+use crate::dns::allow::{self, Allowlist};
+use crate::dns::conf::HostsFile;
+use crate::policy::{dedup, Egress, Host, Policy, GATE_PORT, GATE_UID};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -46,9 +53,10 @@ pub struct Allow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub egress: Egress,
-    /// What the allowlist opens, both families, each once, in policy order.
+    /// What the plan opens from the start, both families, each once, in policy order: literal
+    /// addresses, hosts-file names the allowlist covers, networks. Other names the gate opens.
     pub allows: Vec<Allow>,
-    /// The `nameserver`s of resolv.conf: DNS (53/udp+tcp) may reach exactly these.
+    /// The `nameserver`s of resolv.conf: the gate's own DNS (53/udp+tcp) may reach these.
     pub resolvers: Vec<IpAddr>,
     /// Destinations refused besides the built-in ranges, with where each came from: the
     /// policy's `blocked_networks`, then the container's gateways and on-link prefixes.
@@ -56,20 +64,18 @@ pub struct Plan {
     /// Names refused for resolving into link-local/metadata space, then what the routing
     /// tables could not say.
     pub warnings: Vec<String>,
-    /// Our chains per family: `JAILOC-OUTPUT`, `JAILOC-REJECT`, then any allowlist sub-chains.
+    /// Our `filter` chains per family: `JAILOC-OUTPUT`, `JAILOC-REJECT`, `JAILOC-NAMES`
+    /// (empty: the gate fills it), then any allowlist sub-chains.
     pub chains: PerFamily<Vec<Chain>>,
+    /// Our `nat` chain per family: `JAILOC-DNS`, the redirect to the gate.
+    pub nat: PerFamily<Vec<Chain>>,
 }
 
 impl Plan {
-    /// The plan for `policy`, its names as `resolution` resolved them, the `resolvers` of
-    /// resolv.conf and the container's `routes`.
-    pub fn new(
-        policy: &Policy,
-        resolution: &Resolution,
-        resolvers: &[IpAddr],
-        routes: &Routes,
-    ) -> Plan {
-        let (allows, mut warnings) = allows(policy, resolution);
+    /// The plan for `policy`, the `hosts` file, the `resolvers` of resolv.conf and the
+    /// container's `routes`.
+    pub fn new(policy: &Policy, hosts: &HostsFile, resolvers: &[IpAddr], routes: &Routes) -> Plan {
+        let (allows, mut warnings) = allows(policy, hosts);
         warnings.extend(routes.warnings.iter().cloned());
         let extras = link::extras(&policy.blocked, &routes.found);
         Plan::build(policy.egress, allows, resolvers.to_vec(), extras, warnings)
@@ -85,6 +91,7 @@ impl Plan {
     ) -> Plan {
         let blocked: Vec<IpNet> = extras.iter().map(|e| e.dest).collect();
         let chains = PerFamily::new(|family| chains(family, egress, &allows, &resolvers, &blocked));
+        let nat = PerFamily::new(|_| vec![redirect_chain()]);
         Plan {
             egress,
             allows,
@@ -92,46 +99,41 @@ impl Plan {
             extras,
             warnings,
             chains,
+            nat,
         }
     }
 }
 
-/// Turns the policy and the resolved names into destinations to open. A name whose address
-/// falls in link-local/metadata space is refused with a warning unless `allowed_networks` holds
-/// that range or a part of it covering the address; literal addresses are taken as written.
-pub(crate) fn allows(policy: &Policy, resolution: &Resolution) -> (Vec<Allow>, Vec<String>) {
+/// What is open from the start: the literal addresses, the hosts-file names the allowlist
+/// covers (the agent's C library answers those without DNS, so the gate never sees them) and
+/// the networks. A name's address in link-local/metadata space is refused with a warning unless
+/// `allowed_networks` holds that range or a part of it covering the address
+/// ([`allow::admit`]); literal addresses are taken as written.
+pub(crate) fn allows(policy: &Policy, hosts: &HostsFile) -> (Vec<Allow>, Vec<String>) {
     let mut allows = Vec::new();
     let mut warnings = Vec::new();
-    let resolved: std::collections::HashMap<&str, &[IpAddr]> = resolution
-        .addrs
-        .iter()
-        .map(|(name, addrs)| (name.as_str(), addrs.as_slice()))
-        .collect();
     for entry in &policy.hosts {
-        match &entry.host {
-            Host::Addr(addr) => allows.push(Allow {
+        if let Host::Addr(addr) = &entry.host {
+            allows.push(Allow {
                 dest: IpNet::from(*addr),
                 port: entry.port,
-            }),
-            Host::Name(name) => {
-                for addr in resolved.get(name.as_str()).copied().unwrap_or_default() {
-                    if let Some(range) = ranges::refused_range(*addr) {
-                        let covered = policy
-                            .networks
-                            .iter()
-                            .any(|n| n.net.contains(addr) && range.contains(&n.net));
-                        if !covered {
-                            warnings.push(format!(
-                                "refusing {addr} for {name}: it is in {range} (link-local/metadata); \
-                                 add {range} to allowed_networks to allow it"
-                            ));
-                            continue;
-                        }
-                    }
-                    allows.push(Allow {
-                        dest: IpNet::from(*addr),
-                        port: entry.port,
-                    });
+            });
+        }
+    }
+    let names = Allowlist::new(&policy.hosts);
+    if !names.is_empty() {
+        for (name, addrs) in hosts.sorted() {
+            let ports = names.ports(name);
+            if ports.is_empty() {
+                continue;
+            }
+            for addr in addrs {
+                match allow::admit(&policy.networks, *addr) {
+                    Ok(()) => allows.extend(allow::allows_for(*addr, &ports)),
+                    Err(range) => warnings.push(format!(
+                        "refusing {addr} for {name}: it is in {range} (link-local/metadata); \
+                         add {range} to allowed_networks to allow it"
+                    )),
                 }
             }
         }
@@ -143,6 +145,22 @@ pub(crate) fn allows(policy: &Policy, resolution: &Resolution) -> (Vec<Allow>, V
         });
     }
     (dedup(allows), warnings)
+}
+
+/// `JAILOC-DNS` (`nat`): the gate's own queries return untouched (to Docker's rules for its
+/// embedded DNS, or out); every other DNS packet, to any address, goes to the gate.
+fn redirect_chain() -> Chain {
+    let mut rules = vec![Rule::new(Match::Owner(GATE_UID), Target::Return)];
+    for proto in [Proto::Udp, Proto::Tcp] {
+        rules.push(Rule::new(
+            Match::Port(proto, 53),
+            Target::Redirect(GATE_PORT),
+        ));
+    }
+    Chain {
+        name: ChainName::Dns,
+        rules,
+    }
 }
 
 /// One family's chains, in the order of the module comment.
@@ -170,18 +188,34 @@ fn chains(
             rules.push(Rule::new(Match::Icmpv6(*t), Target::Accept));
         }
     }
+    // The gate's own queries, to the resolvers only (a resolver in a blocked range, such as a
+    // corporate one in 10.0.0.0/8, still answers it; the agent's DNS never leaves as it is).
     for net in resolvers
         .iter()
         .map(|r| IpNet::from(*r))
         .filter(|d| family.holds(d))
     {
         for proto in [Proto::Udp, Proto::Tcp] {
-            let dns = Match::Dest {
+            let dns = Match::OwnerDest {
+                uid: GATE_UID,
                 net,
-                port: Some((proto, 53)),
+                port: (proto, 53),
             };
             rules.push(Rule::new(dns, Target::Accept));
         }
+    }
+    // The agent's DNS, as the `nat` redirect left it: to the gate on loopback. It leaves
+    // through the interface the original destination was routed to, so `-o lo` misses it.
+    let gate = match family {
+        Family::V4 => IpNet::from(IpAddr::from([127, 0, 0, 1])),
+        Family::V6 => IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+    };
+    for proto in [Proto::Udp, Proto::Tcp] {
+        let to_gate = Match::Dest {
+            net: gate,
+            port: Some((proto, GATE_PORT)),
+        };
+        rules.push(Rule::new(to_gate, Target::Accept));
     }
     let mut family_allows: Vec<Allow> = allows
         .iter()
@@ -197,6 +231,8 @@ fn chains(
         family_allows.sort_by_key(|a| (a.dest.network(), a.dest.prefix_len(), a.port));
         rules.extend(allow_tree(&family_allows, family, &mut subchains));
     }
+    // What the gate opened for allowlisted names (empty until it answers one).
+    rules.push(Rule::new(Match::Any, Target::Jump(ChainName::Names)));
     // Blocked: one rule per range, all jumping to one chain that refuses fast (TCP reset,
     // ICMP administratively-prohibited otherwise). Half the rules of a reset/prohibited pair
     // per range, and plain address matches instead of ~100 REJECT targets per boot, which the
@@ -232,6 +268,10 @@ fn chains(
         Chain {
             name: ChainName::Reject,
             rules: refuse,
+        },
+        Chain {
+            name: ChainName::Names,
+            rules: Vec::new(),
         },
     ];
     chains.extend(subchains);

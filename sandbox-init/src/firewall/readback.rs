@@ -6,7 +6,7 @@
 //! another spelling), so a rule that differs in text is normalised ([`SavedRule`]) before it
 //! is called different.
 
-use super::rules::{ChainName, Family, CHAIN_PREFIX};
+use super::rules::{ChainName, Family, Table, CHAIN_PREFIX};
 use super::FirewallError;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -28,23 +28,64 @@ impl Hook {
     };
 }
 
-/// Our chains as one family's `iptables-save` shows them: what a refill must keep in mind.
+/// Our chains of one table as `iptables-save` shows them: what a refill must keep in mind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Current {
-    /// How `OUTPUT` jumps to `JAILOC-OUTPUT`.
+pub struct TableState {
+    /// How the table's `OUTPUT` jumps to our chain.
     pub hook: Hook,
     /// Our chains that exist (`JAILOC-...`): sub-chains a smaller allowlist no longer needs
     /// are emptied and deleted by the refill.
     pub chains: Vec<String>,
 }
 
+/// Our chains as one family's `iptables-save` shows them, per table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Current {
+    pub filter: TableState,
+    pub nat: TableState,
+}
+
 impl Current {
-    /// Reads `iptables-save -t filter` output.
+    /// Reads `iptables-save` output (all tables).
     pub fn from_save(save: &str) -> Self {
+        let state = |table: Table| {
+            let section = section(save, table);
+            TableState {
+                hook: hook_of(section, table.hook()),
+                chains: our_chains(section),
+            }
+        };
         Current {
-            hook: hook_of(save),
-            chains: our_chains(save),
+            filter: state(Table::Filter),
+            nat: state(Table::Nat),
         }
+    }
+
+    /// The state of `table`.
+    pub fn table(&self, table: Table) -> &TableState {
+        match table {
+            Table::Filter => &self.filter,
+            Table::Nat => &self.nat,
+        }
+    }
+}
+
+/// The lines of `table` in `iptables-save` output or a payload: from `*TABLE` to its `COMMIT`
+/// (empty when the table is absent).
+pub fn section(save: &str, table: Table) -> &str {
+    let marker = format!("*{table}\n");
+    let start = if save.starts_with(&marker) {
+        Some(0)
+    } else {
+        save.find(&format!("\n{marker}")).map(|i| i + 1)
+    };
+    let Some(start) = start else {
+        return "";
+    };
+    let body = &save[start..];
+    match body.find("\nCOMMIT") {
+        Some(end) => &body[..end + 1],
+        None => body,
     }
 }
 
@@ -58,10 +99,10 @@ pub fn our_chains(save: &str) -> Vec<String> {
         .collect()
 }
 
-/// How `OUTPUT` currently jumps to our chain, from `iptables-save` output.
-pub fn hook_of(save: &str) -> Hook {
-    let jump = format!("-A OUTPUT -j {}", ChainName::Output);
-    let output: Vec<&str> = save
+/// How `OUTPUT` of one table's section jumps to `ours`.
+pub fn hook_of(section: &str, ours: ChainName) -> Hook {
+    let jump = format!("-A OUTPUT -j {ours}");
+    let output: Vec<&str> = section
         .lines()
         .map(str::trim_end)
         .filter(|l| l.starts_with("-A OUTPUT "))
@@ -79,8 +120,14 @@ pub fn verify(family: Family, rendered: &str, saved: &str) -> Result<(), Firewal
     let want = chain_rules(rendered);
     let have = chain_rules(saved);
     let mismatch = |detail: String| FirewallError::Mismatch { family, detail };
-    if !saved.lines().any(|l| l.starts_with(&format!(":{chain} "))) {
-        return Err(mismatch(format!("chain {chain} is missing")));
+    for table in Table::ALL {
+        let ours = table.hook().to_string();
+        if !section(saved, table)
+            .lines()
+            .any(|l| l.starts_with(&format!(":{ours} ")))
+        {
+            return Err(mismatch(format!("chain {ours} ({table}) is missing")));
+        }
     }
     if want != have {
         let at = want
@@ -102,12 +149,15 @@ pub fn verify(family: Family, rendered: &str, saved: &str) -> Result<(), Firewal
             have.len()
         )));
     }
-    let hook = hook_of(saved);
-    if hook != Hook::WANTED {
-        return Err(mismatch(format!(
-            "OUTPUT must jump to {chain} exactly once, as its first rule (found {} jumps, first: {})",
-            hook.jumps, hook.first
-        )));
+    for table in Table::ALL {
+        let ours = table.hook();
+        let hook = hook_of(section(saved, table), ours);
+        if hook != Hook::WANTED {
+            return Err(mismatch(format!(
+                "OUTPUT ({table}) must jump to {ours} exactly once, as its first rule (found {} jumps, first: {})",
+                hook.jumps, hook.first
+            )));
+        }
     }
     Ok(())
 }
@@ -242,21 +292,36 @@ mod tests {
 
     #[test]
     fn hook_of_reads_iptables_save() {
-        let save = "*filter\n:OUTPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -j JAILOC-OUTPUT\n-A OUTPUT -d 1.2.3.4/32 -j ACCEPT\nCOMMIT\n";
-        assert_eq!(hook_of(save), Hook::WANTED);
+        let save = "*filter\n:OUTPUT ACCEPT [0:0]\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -j JAILOC-OUTPUT\n-A OUTPUT -d 1.2.3.4/32 -j ACCEPT\nCOMMIT\n\
+            *nat\n:OUTPUT ACCEPT [0:0]\n:DOCKER_OUTPUT - [0:0]\n:JAILOC-DNS - [0:0]\n-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT\n-A OUTPUT -j JAILOC-DNS\nCOMMIT\n";
+        let output = ChainName::Output;
+        assert_eq!(hook_of(section(save, Table::Filter), output), Hook::WANTED);
         assert_eq!(
-            hook_of("*filter\n-A OUTPUT -o lo -j ACCEPT\n-A OUTPUT -j JAILOC-OUTPUT\n"),
+            hook_of(
+                "*filter\n-A OUTPUT -o lo -j ACCEPT\n-A OUTPUT -j JAILOC-OUTPUT\n",
+                output
+            ),
             Hook {
                 jumps: 1,
                 first: false
             }
         );
-        assert_eq!(hook_of(""), Hook::default());
+        assert_eq!(hook_of("", output), Hook::default());
+        // Docker's jump for its embedded DNS comes first in nat: ours is not first (yet).
         assert_eq!(
             Current::from_save(save),
             Current {
-                hook: Hook::WANTED,
-                chains: vec!["JAILOC-OUTPUT".into()]
+                filter: TableState {
+                    hook: Hook::WANTED,
+                    chains: vec!["JAILOC-OUTPUT".into()]
+                },
+                nat: TableState {
+                    hook: Hook {
+                        jumps: 1,
+                        first: false
+                    },
+                    chains: vec!["JAILOC-DNS".into()]
+                },
             }
         );
     }
@@ -299,13 +364,25 @@ mod tests {
     #[test]
     fn verify_demands_one_first_jump() {
         let rendered =
-            "*filter\n:JAILOC-OUTPUT - [0:0]\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n";
-        let saved = "*filter\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -o eth0 -j ACCEPT\n-A OUTPUT -j JAILOC-OUTPUT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n";
-        let e = verify(Family::V4, rendered, saved)
+            "*filter\n:JAILOC-OUTPUT - [0:0]\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n*nat\n:JAILOC-DNS - [0:0]\nCOMMIT\n";
+        let nat = "*nat\n:JAILOC-DNS - [0:0]\n-A OUTPUT -j JAILOC-DNS\nCOMMIT\n";
+        let saved = format!("*filter\n:JAILOC-OUTPUT - [0:0]\n-A OUTPUT -o eth0 -j ACCEPT\n-A OUTPUT -j JAILOC-OUTPUT\n-A JAILOC-OUTPUT -o lo -j ACCEPT\nCOMMIT\n{nat}");
+        let e = verify(Family::V4, rendered, &saved)
             .expect_err("not first")
             .to_string();
-        assert_eq!(e, "failed to verify the IPv4 rules: OUTPUT must jump to JAILOC-OUTPUT exactly once, as its first rule (found 1 jumps, first: false)");
+        assert_eq!(e, "failed to verify the IPv4 rules: OUTPUT (filter) must jump to JAILOC-OUTPUT exactly once, as its first rule (found 1 jumps, first: false)");
         assert!(verify(Family::V4, rendered, "*filter\nCOMMIT\n").is_err());
+        // The nat jump is checked the same way.
+        let good = saved.replace("-A OUTPUT -o eth0 -j ACCEPT\n", "");
+        verify(Family::V4, rendered, &good).expect("both hooks first");
+        let e = verify(
+            Family::V4,
+            rendered,
+            &good.replace("-A OUTPUT -j JAILOC-DNS\n", ""),
+        )
+        .expect_err("no nat jump")
+        .to_string();
+        assert!(e.contains("OUTPUT (nat) must jump to JAILOC-DNS"), "{e}");
     }
 
     #[test]
@@ -313,14 +390,16 @@ mod tests {
         let rendered = "*filter\n-N JAILOC-OUTPUT\n-N JAILOC-A6-0\n\
             -A JAILOC-OUTPUT -d 2001:db8::/32 -j JAILOC-A6-0\n\
             -A JAILOC-A6-0 -d 2001:db8::5/128 -p tcp -m tcp --dport 443 -j ACCEPT\n\
-            -A JAILOC-A6-0 -d 2001:db8::6/128 -j ACCEPT\n-I OUTPUT 1 -j JAILOC-OUTPUT\nCOMMIT\n";
+            -A JAILOC-A6-0 -d 2001:db8::6/128 -j ACCEPT\n-I OUTPUT 1 -j JAILOC-OUTPUT\nCOMMIT\n\
+            *nat\n-N JAILOC-DNS\n-I OUTPUT 1 -j JAILOC-DNS\nCOMMIT\n";
         // Chains in another order, an address in another spelling, a protocol number, no
         // implicit `-m tcp`, trailing blanks: the same rules.
         let saved = "*filter\n:OUTPUT ACCEPT [0:0]\n:JAILOC-A6-0 - [0:0]\n:JAILOC-OUTPUT - [0:0]\n\
             -A OUTPUT -j JAILOC-OUTPUT\n\
             -A JAILOC-A6-0 -d 2001:DB8:0::5/128 -p 6 --dport 443 -j ACCEPT  \n\
             -A JAILOC-A6-0 -d 2001:db8::6/128 -j ACCEPT\n\
-            -A JAILOC-OUTPUT -d 2001:db8::/32 -j JAILOC-A6-0\nCOMMIT\n";
+            -A JAILOC-OUTPUT -d 2001:db8::/32 -j JAILOC-A6-0\nCOMMIT\n\
+            *nat\n:OUTPUT ACCEPT [0:0]\n:JAILOC-DNS - [0:0]\n-A OUTPUT -j JAILOC-DNS\nCOMMIT\n";
         verify(Family::V6, rendered, saved).expect("the same rules");
         // One address off in the sub-chain: the error points there, not at JAILOC-OUTPUT.
         let wrong = saved.replace("2001:db8::6/128", "2001:db8::7/128");

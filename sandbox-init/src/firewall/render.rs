@@ -1,8 +1,8 @@
 //! The renderer: a [`Plan`]'s chains as one `iptables-restore --noflush` payload per family.
 //! Pure: the same plan and facts always give the same bytes.
 //!
-//! Everything lives in chains of our own, `JAILOC-OUTPUT` hooked from `OUTPUT` by one jump. Two
-//! forms:
+//! Everything lives in chains of our own, hooked from each table's `OUTPUT` by one jump
+//! (`JAILOC-OUTPUT` in `filter`, `JAILOC-DNS` in `nat`). Two forms:
 //!
 //! - *fresh* (no facts about the current rules: the common case, a new container): `-N` creates
 //!   the chain and `-I OUTPUT 1` adds the jump. If the chain already exists, `-N` fails and the
@@ -12,57 +12,29 @@
 //!   is missing (or not first).
 //!
 //! Either way applying twice leaves the same rules with one jump.
-//! Built-in chains' policies and the `nat` table (Docker's embedded DNS) are never touched.
+//! Built-in chains' policies and Docker's `nat` rules (its embedded DNS) are never touched.
 
 use super::plan::Plan;
-use super::readback::{Current, Hook};
-use super::rules::{ChainName, Family, PerFamily};
+use super::readback::{Current, Hook, TableState};
+use super::rules::{Chain, Family, PerFamily, Table};
 use std::fmt::Write as _;
 
 impl Plan {
     /// The payload of `family`: the fresh form without `current`, else the refill form for the
-    /// chains as `current` says they stand.
+    /// chains as `current` says they stand. Two tables, `filter` then `nat`, in one restore.
     pub fn payload(&self, family: Family, current: Option<&Current>) -> String {
-        let chains = self.chains.get(family);
-        let declare = |doc: &mut String, chain: &dyn std::fmt::Display| {
-            let _ = match current {
-                None => writeln!(doc, "-N {chain}"),
-                Some(_) => writeln!(doc, ":{chain} - [0:0]"),
-            };
-        };
         let mut doc = format!(
-            "# jailoc sandbox-init: {family} rules, {} egress\n*filter\n",
+            "# jailoc sandbox-init: {family} rules, {} egress\n",
             self.egress
         );
-        for chain in chains {
-            declare(&mut doc, &chain.name);
+        for table in Table::ALL {
+            let chains = match table {
+                Table::Filter => self.chains.get(family),
+                Table::Nat => self.nat.get(family),
+            };
+            let state = current.map(|c| c.table(table));
+            render_table(&mut doc, table, chains, state);
         }
-        // Our chains that exist but are no longer part of the plan (sub-chains of a larger
-        // allowlist): declared, so the restore empties them, and deleted at the end.
-        let ours: Vec<String> = chains.iter().map(|c| c.name.to_string()).collect();
-        let stale: Vec<&String> = current
-            .map(|c| c.chains.iter().filter(|c| !ours.contains(c)).collect())
-            .unwrap_or_default();
-        for chain in &stale {
-            let _ = writeln!(doc, ":{chain} - [0:0]");
-        }
-        for chain in chains {
-            for rule in &chain.rules {
-                let _ = writeln!(doc, "-A {} {rule}", chain.name);
-            }
-        }
-        for chain in &stale {
-            let _ = writeln!(doc, "-X {chain}");
-        }
-        let hook = current.map(|c| c.hook).unwrap_or_default();
-        if hook != Hook::WANTED {
-            let output = ChainName::Output;
-            for _ in 0..hook.jumps {
-                let _ = writeln!(doc, "-D OUTPUT -j {output}");
-            }
-            let _ = writeln!(doc, "-I OUTPUT 1 -j {output}");
-        }
-        doc.push_str("COMMIT\n");
         doc
     }
 
@@ -73,15 +45,53 @@ impl Plan {
     }
 }
 
+/// One table's section: our chains declared (`-N` fresh, `:CHAIN` refill), stale chains of ours
+/// emptied and deleted, the rules, and the one jump from `OUTPUT` where it is missing.
+fn render_table(doc: &mut String, table: Table, chains: &[Chain], state: Option<&TableState>) {
+    let _ = writeln!(doc, "*{table}");
+    for chain in chains {
+        let _ = match state {
+            None => writeln!(doc, "-N {}", chain.name),
+            Some(_) => writeln!(doc, ":{} - [0:0]", chain.name),
+        };
+    }
+    // Our chains that exist but are no longer part of the plan (sub-chains of a larger
+    // allowlist): declared, so the restore empties them, and deleted at the end.
+    let ours: Vec<String> = chains.iter().map(|c| c.name.to_string()).collect();
+    let stale: Vec<&String> = state
+        .map(|s| s.chains.iter().filter(|c| !ours.contains(c)).collect())
+        .unwrap_or_default();
+    for chain in &stale {
+        let _ = writeln!(doc, ":{chain} - [0:0]");
+    }
+    for chain in chains {
+        for rule in &chain.rules {
+            let _ = writeln!(doc, "-A {} {rule}", chain.name);
+        }
+    }
+    for chain in &stale {
+        let _ = writeln!(doc, "-X {chain}");
+    }
+    let hook = state.map(|s| s.hook).unwrap_or_default();
+    if hook != Hook::WANTED {
+        let ours = table.hook();
+        for _ in 0..hook.jumps {
+            let _ = writeln!(doc, "-D OUTPUT -j {ours}");
+        }
+        let _ = writeln!(doc, "-I OUTPUT 1 -j {ours}");
+    }
+    doc.push_str("COMMIT\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::conf::HostsFile;
     use crate::firewall::link::{Extra, Origin};
     use crate::firewall::plan::{allow_rules, allows, Allow, TREE_ABOVE};
     use crate::firewall::ranges;
     use crate::firewall::readback::chain_rules;
     use crate::policy::{parse_host, parse_network, Egress, Policy};
-    use crate::resolve::Resolution;
     use ipnet::IpNet;
     use std::net::IpAddr;
 
@@ -119,8 +129,14 @@ mod tests {
         );
         let current = |hook: Option<Hook>, chains: &[String]| {
             hook.map(|hook| Current {
-                hook,
-                chains: chains.to_vec(),
+                filter: TableState {
+                    hook,
+                    chains: chains.to_vec(),
+                },
+                nat: TableState {
+                    hook,
+                    chains: vec!["JAILOC-DNS".into()],
+                },
             })
         };
         PerFamily {
@@ -147,9 +163,9 @@ mod tests {
         }
     }
 
-    fn resolution(pairs: &[(&str, &[&str])]) -> Resolution {
-        Resolution {
-            addrs: pairs
+    fn resolution(pairs: &[(&str, &[&str])]) -> HostsFile {
+        HostsFile {
+            names: pairs
                 .iter()
                 .map(|(n, a)| {
                     (
@@ -158,7 +174,6 @@ mod tests {
                     )
                 })
                 .collect(),
-            warnings: vec![],
         }
     }
 
@@ -177,22 +192,43 @@ mod tests {
     }
 
     #[test]
-    fn dns_to_a_blocked_resolver_comes_before_the_block() {
+    fn only_the_gates_dns_reaches_a_blocked_resolver_and_before_the_block() {
         let r = render(Egress::Open, &[], &facts(&["10.0.0.2", "fd00::53"]));
         let dns = position(
             &r.v4,
-            "-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT",
+            "-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m owner --uid-owner 65533 -m udp --dport 53 -j ACCEPT",
         );
         let block = position(&r.v4, "-A JAILOC-OUTPUT -d 10.0.0.0/8 -j JAILOC-REJECT");
         assert!(dns < block);
         assert!(
             position(
                 &r.v6,
-                "-A JAILOC-OUTPUT -d fd00::53/128 -p tcp -m tcp --dport 53 -j ACCEPT"
+                "-A JAILOC-OUTPUT -d fd00::53/128 -p tcp -m owner --uid-owner 65533 -m tcp --dport 53 -j ACCEPT"
             ) < position(&r.v6, "-A JAILOC-OUTPUT -d fc00::/7 -j JAILOC-REJECT")
         );
-        // Only port 53 of the resolver: no rule opens the resolver as a whole.
+        // Only port 53 of the resolver, only for the gate: the agent's DNS is redirected to
+        // the gate, and nothing opens the resolver to anyone else.
         assert!(!r.v4.contains("-d 10.0.0.2/32 -j ACCEPT"));
+        assert!(!r
+            .v4
+            .contains("-d 10.0.0.2/32 -p udp -m udp --dport 53 -j ACCEPT"));
+        assert_eq!(
+            evaluate(&r.v4, "10.0.0.2".parse().expect("ip"), "udp", 53).0,
+            "REJECT"
+        );
+        for (payload, gate) in [(&r.v4, "127.0.0.1/32"), (&r.v6, "::1/128")] {
+            for proto in ["udp", "tcp"] {
+                assert!(payload.contains(&format!(
+                    "-A JAILOC-OUTPUT -d {gate} -p {proto} -m {proto} --dport 53 -j ACCEPT\n"
+                )));
+            }
+            assert!(payload.contains(
+                "*nat\n-N JAILOC-DNS\n-A JAILOC-DNS -m owner --uid-owner 65533 -j RETURN\n\
+                 -A JAILOC-DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 53\n\
+                 -A JAILOC-DNS -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 53\n\
+                 -I OUTPUT 1 -j JAILOC-DNS\nCOMMIT\n"
+            ));
+        }
     }
 
     #[test]
@@ -208,6 +244,7 @@ mod tests {
             "-A JAILOC-OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
             "-A JAILOC-OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT",
             "-A JAILOC-OUTPUT -d 2a04:4e42::223/128 -j ACCEPT",
+            "-A JAILOC-OUTPUT -j JAILOC-NAMES",
             "-A JAILOC-OUTPUT -d fe80::/10 -j JAILOC-REJECT",
             "-A JAILOC-OUTPUT -j JAILOC-REJECT",
         ];
@@ -223,7 +260,7 @@ mod tests {
         // A segment routing header hides the real destination behind an allowed first segment,
         // also on an established connection or via loopback: the rule comes first of all.
         let p = policy(Egress::Open, &["2001:db8::10"], &[]);
-        let (a, _) = allows(&p, &Resolution::default());
+        let (a, _) = allows(&p, &HostsFile::default());
         for egress in [Egress::Open, Egress::Allowlist] {
             let r = render(egress, &a, &facts(&["fd00::53"]));
             let rules = chain_rules(&r.v6);
@@ -241,7 +278,7 @@ mod tests {
         blocked: &[&str],
     ) -> RuleSets {
         let p = policy(egress, hosts, &[]);
-        let (a, _) = allows(&p, &Resolution::default());
+        let (a, _) = allows(&p, &HostsFile::default());
         let facts = Facts {
             blocked: blocked.iter().map(|b| b.parse().expect("net")).collect(),
             ..facts(resolvers)
@@ -272,17 +309,18 @@ mod tests {
                 ) < extra
             );
             // What the chain does with new connections: refused in both modes, except the
-            // allowlisted port and the resolvers' port 53.
+            // allowlisted port. The resolvers' port 53 is the gate's alone (the agent's DNS
+            // is redirected to the gate before it gets here).
             for (payload, dest, proto, port, want) in [
                 (&r.v4, "203.0.113.9", "tcp", 80, "REJECT"),
                 (&r.v4, "203.0.113.7", "tcp", 80, "REJECT"),
                 (&r.v4, "203.0.113.7", "tcp", 443, "ACCEPT"),
-                (&r.v4, "203.0.113.53", "udp", 53, "ACCEPT"),
+                (&r.v4, "203.0.113.53", "udp", 53, "REJECT"),
                 (&r.v4, "203.0.113.53", "tcp", 80, "REJECT"),
                 (&r.v6, "2001:db8:17::2", "tcp", 22, "REJECT"),
                 (&r.v6, "2001:db8:17::1", "tcp", 22, "ACCEPT"),
                 (&r.v6, "2001:db8:17::1", "tcp", 2222, "REJECT"),
-                (&r.v6, "2001:db8:17::53", "tcp", 53, "ACCEPT"),
+                (&r.v6, "2001:db8:17::53", "tcp", 53, "REJECT"),
             ] {
                 assert_eq!(
                     evaluate(payload, ip(dest), proto, port).0,
@@ -360,7 +398,7 @@ mod tests {
             &["[fd00::5]:8080", "10.1.2.3"],
             &["192.168.5.0/24:5432"],
         );
-        let (a, _) = allows(&p, &Resolution::default());
+        let (a, _) = allows(&p, &HostsFile::default());
         let r = render(p.egress, &a, &facts(&[]));
         assert!(r.v6.contains("-A JAILOC-OUTPUT -d fd00::5/128 -p tcp -m tcp --dport 8080 -j ACCEPT\n-A JAILOC-OUTPUT -d fd00::5/128 -p udp -m udp --dport 8080 -j ACCEPT\n"));
         assert!(r
@@ -412,7 +450,12 @@ mod tests {
     fn never_touches_builtin_policies_or_nat() {
         let r = render(Egress::Allowlist, &[], &facts(&["127.0.0.11"]));
         for rules in [&r.v4, &r.v6] {
-            assert!(!rules.contains("*nat"));
+            // In nat only our chain and its jump: Docker's DNS rules stay as they are.
+            let nat = crate::firewall::readback::section(rules, crate::firewall::Table::Nat);
+            assert!(
+                nat.lines().skip(1).all(|l| l.contains("JAILOC-DNS")),
+                "{nat}"
+            );
             assert!(
                 !rules.contains(":OUTPUT")
                     && !rules.contains(":INPUT")
@@ -466,10 +509,11 @@ mod tests {
             (&fresh.v6, "-m rt -j JAILOC-REJECT"),
         ] {
             assert!(doc.contains(&format!(
-                "\n*filter\n-N JAILOC-OUTPUT\n-N JAILOC-REJECT\n-A JAILOC-OUTPUT {first}\n"
+                "\n*filter\n-N JAILOC-OUTPUT\n-N JAILOC-REJECT\n-N JAILOC-NAMES\n-A JAILOC-OUTPUT {first}\n"
             )));
             assert!(!doc.contains(":JAILOC-OUTPUT"));
-            assert!(doc.ends_with("\n-I OUTPUT 1 -j JAILOC-OUTPUT\nCOMMIT\n"));
+            assert!(doc.contains("\n-I OUTPUT 1 -j JAILOC-OUTPUT\nCOMMIT\n*nat\n-N JAILOC-DNS\n"));
+            assert!(doc.ends_with("\n-I OUTPUT 1 -j JAILOC-DNS\nCOMMIT\n"));
             assert!(!doc.contains("-D OUTPUT"));
         }
         let refill = render(
@@ -495,12 +539,18 @@ mod tests {
             },
         );
         assert!(shrunk.v4.contains(
-            "*filter\n:JAILOC-OUTPUT - [0:0]\n:JAILOC-REJECT - [0:0]\n:JAILOC-A4-3 - [0:0]\n"
+            "*filter\n:JAILOC-OUTPUT - [0:0]\n:JAILOC-REJECT - [0:0]\n:JAILOC-NAMES - [0:0]\n:JAILOC-A4-3 - [0:0]\n"
         ));
-        assert!(shrunk.v4.ends_with("\n-X JAILOC-A4-3\nCOMMIT\n"));
+        assert!(shrunk.v4.contains("\n-X JAILOC-A4-3\nCOMMIT\n*nat\n"));
         assert_eq!(
             crate::firewall::readback::our_chains(&shrunk.v4),
-            ["JAILOC-OUTPUT", "JAILOC-REJECT", "JAILOC-A4-3"]
+            [
+                "JAILOC-OUTPUT",
+                "JAILOC-REJECT",
+                "JAILOC-NAMES",
+                "JAILOC-A4-3",
+                "JAILOC-DNS"
+            ]
         );
     }
 
@@ -537,8 +587,12 @@ mod tests {
     #[test]
     fn every_rule_of_ours_is_read_back_per_chain() {
         let r = render(Egress::Open, &[], &facts(&[]));
-        // lo, established, one jump per blocked range, and the two refusals.
-        assert_eq!(chain_rules(&r.v4).len(), 2 + ranges::BLOCKED_V4.len() + 2);
+        // lo, established, the two to the gate, the jump to the names, one jump per blocked
+        // range, the two refusals, and the three of the redirect (nat).
+        assert_eq!(
+            chain_rules(&r.v4).len(),
+            2 + 2 + 1 + ranges::BLOCKED_V4.len() + 2 + 3
+        );
     }
 
     #[test]
@@ -583,9 +637,10 @@ mod tests {
                         .map(|i| rule[i + 1].clone())
                 };
                 // The packets evaluated carry no routing header and are new, not on loopback.
+                // Nor are they the gate's (its uid is not the agent's).
                 let matches = rule
                     .iter()
-                    .all(|t| t != "-o" && t != "conntrack" && t != "rt")
+                    .all(|t| t != "-o" && t != "conntrack" && t != "rt" && t != "owner")
                     && arg("-d").is_none_or(|d| d.parse::<IpNet>().expect("net").contains(&pkt.0))
                     && arg("-p").is_none_or(|p| p == pkt.1)
                     && arg("--dport").is_none_or(|p| p == pkt.2.to_string());
@@ -625,7 +680,7 @@ mod tests {
         networks.push("fd00:5::/64".to_owned());
         let networks: Vec<&str> = networks.iter().map(String::as_str).collect();
         let p = policy(Egress::Allowlist, &["192.0.2.10"], &networks);
-        let (allows, _) = allows(&p, &Resolution::default());
+        let (allows, _) = allows(&p, &HostsFile::default());
         let tree = render(Egress::Allowlist, &allows, &facts(&["127.0.0.11"]));
         assert!(tree.v4.contains("-j JAILOC-A4-"), "a tree for v4");
         assert!(
@@ -680,9 +735,10 @@ mod tests {
         let networks: Vec<String> = (0..TREE_ABOVE).map(|i| format!("10.9.{i}.0/24")).collect();
         let networks: Vec<&str> = networks.iter().map(String::as_str).collect();
         let p = policy(Egress::Open, &[], &networks);
-        let (allows, _) = allows(&p, &Resolution::default());
+        let (allows, _) = allows(&p, &HostsFile::default());
         let r = render(Egress::Open, &allows, &facts(&[]));
         assert!(!r.v4.contains("JAILOC-A4"));
-        assert_eq!(r.v4.matches(" -j ACCEPT\n").count(), TREE_ABOVE + 2);
+        // Plus lo, established and the two to the gate.
+        assert_eq!(r.v4.matches(" -j ACCEPT\n").count(), TREE_ABOVE + 4);
     }
 }

@@ -92,6 +92,52 @@ pub enum ChainName {
     Reject,
     /// `JAILOC-A4-N` / `JAILOC-A6-N`: a sub-chain of a large allowlist (see `plan.rs`).
     Allow { family: Family, index: usize },
+    /// `JAILOC-NAMES`: the addresses the DNS gate opened for allowlisted names; empty at boot,
+    /// changed only by the gate (`dns/open.rs`).
+    Names,
+    /// `JAILOC-DNS` in the `nat` table: sends every DNS packet of the agent to the gate.
+    Dns,
+}
+
+impl ChainName {
+    /// The table the chain lives in.
+    pub fn table(self) -> Table {
+        match self {
+            ChainName::Dns => Table::Nat,
+            _ => Table::Filter,
+        }
+    }
+}
+
+/// The iptables tables we use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// `filter`: what may leave.
+    Filter,
+    /// `nat`: where DNS goes (the gate).
+    Nat,
+}
+
+impl Table {
+    /// Both, in the order a payload holds them.
+    pub const ALL: [Table; 2] = [Table::Filter, Table::Nat];
+
+    /// The chain of ours the built-in `OUTPUT` of this table jumps to.
+    pub fn hook(self) -> ChainName {
+        match self {
+            Table::Filter => ChainName::Output,
+            Table::Nat => ChainName::Dns,
+        }
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Table::Filter => "filter",
+            Table::Nat => "nat",
+        })
+    }
 }
 
 impl fmt::Display for ChainName {
@@ -106,6 +152,8 @@ impl fmt::Display for ChainName {
                 };
                 write!(f, "{CHAIN_PREFIX}{tag}-{index}")
             }
+            ChainName::Names => write!(f, "{CHAIN_PREFIX}NAMES"),
+            ChainName::Dns => write!(f, "{CHAIN_PREFIX}DNS"),
         }
     }
 }
@@ -146,6 +194,16 @@ pub enum Match {
         net: IpNet,
         port: Option<(Proto, u16)>,
     },
+    /// This protocol and destination port, any destination.
+    Port(Proto, u16),
+    /// Sent by a process of this uid (`-m owner`), any destination.
+    Owner(u32),
+    /// Sent by a process of this uid to `net`, this protocol and port (the gate's upstream DNS).
+    OwnerDest {
+        uid: u32,
+        net: IpNet,
+        port: (Proto, u16),
+    },
 }
 
 /// What happens to a matching packet.
@@ -156,6 +214,10 @@ pub enum Target {
     Jump(ChainName),
     /// Refuse with this answer.
     Reject(RejectWith),
+    /// Back to the calling chain.
+    Return,
+    /// `nat`: to this port of the loopback address (127.0.0.1 or ::1).
+    Redirect(u16),
 }
 
 /// The answer to a refused packet.
@@ -198,10 +260,22 @@ impl fmt::Display for Rule {
                 net,
                 port: Some((p, port)),
             } => write!(f, "-d {net} -p {p} -m {p} --dport {port} ")?,
+            Match::Port(p, port) => write!(f, "-p {p} -m {p} --dport {port} ")?,
+            Match::Owner(uid) => write!(f, "-m owner --uid-owner {uid} ")?,
+            Match::OwnerDest {
+                uid,
+                net,
+                port: (p, port),
+            } => write!(
+                f,
+                "-d {net} -p {p} -m owner --uid-owner {uid} -m {p} --dport {port} "
+            )?,
         }
         match self.then {
             Target::Accept => f.write_str("-j ACCEPT"),
             Target::Jump(chain) => write!(f, "-j {chain}"),
+            Target::Return => f.write_str("-j RETURN"),
+            Target::Redirect(port) => write!(f, "-j REDIRECT --to-ports {port}"),
             Target::Reject(with) => f.write_str(match with {
                 RejectWith::TcpReset => "-j REJECT --reject-with tcp-reset",
                 RejectWith::Icmp => "-j REJECT --reject-with icmp-admin-prohibited",
@@ -267,6 +341,29 @@ mod tests {
                 "-d fd00::/8 -j JAILOC-A6-3",
             ),
             (Rule::new(Match::Any, reject), "-j JAILOC-REJECT"),
+            (
+                Rule::new(Match::Owner(65533), Target::Return),
+                "-m owner --uid-owner 65533 -j RETURN",
+            ),
+            (
+                Rule::new(Match::Port(Proto::Udp, 53), Target::Redirect(53)),
+                "-p udp -m udp --dport 53 -j REDIRECT --to-ports 53",
+            ),
+            (
+                Rule::new(
+                    Match::OwnerDest {
+                        uid: 65533,
+                        net: net("10.0.0.2/32"),
+                        port: (Proto::Tcp, 53),
+                    },
+                    Target::Accept,
+                ),
+                "-d 10.0.0.2/32 -p tcp -m owner --uid-owner 65533 -m tcp --dport 53 -j ACCEPT",
+            ),
+            (
+                Rule::new(Match::Any, Target::Jump(ChainName::Names)),
+                "-j JAILOC-NAMES",
+            ),
             (
                 Rule::new(
                     Match::Proto(Proto::Tcp),

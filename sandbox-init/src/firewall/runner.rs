@@ -71,6 +71,8 @@ pub struct SystemRunner {
     trust: Trust,
     /// Logs each command and its duration (debug lines).
     log: Log,
+    /// Set besides `PATH` (the DNS gate's own xtables lock file for legacy iptables).
+    env: Vec<(String, String)>,
 }
 
 impl SystemRunner {
@@ -81,7 +83,17 @@ impl SystemRunner {
 
     /// Programs as `trust` finds them (tests stand a directory in for `/`).
     pub fn with_trust(trust: Trust, log: Log) -> Self {
-        SystemRunner { trust, log }
+        SystemRunner {
+            trust,
+            log,
+            env: Vec::new(),
+        }
+    }
+
+    /// Also sets `key` to `value` for every program run.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
     }
 
     fn spawn(&self, cmd: &Cmd<'_>) -> io::Result<Child> {
@@ -100,6 +112,7 @@ impl SystemRunner {
             .args(cmd.args)
             .env_clear()
             .env("PATH", SYSTEM_PATH)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir("/")
             .stdin(stdin)
             .stdout(Stdio::piped())

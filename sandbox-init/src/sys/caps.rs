@@ -13,6 +13,10 @@ pub const CAP_SETGID: u32 = 6;
 pub const CAP_SETUID: u32 = 7;
 /// `CAP_SETPCAP`: drop capabilities from the bounding set.
 pub const CAP_SETPCAP: u32 = 8;
+/// `CAP_NET_ADMIN`: change the firewall (the DNS gate keeps it).
+pub const CAP_NET_ADMIN: u32 = 12;
+/// `CAP_NET_RAW`: raw sockets (legacy iptables opens one to reach its tables).
+pub const CAP_NET_RAW: u32 = 13;
 
 /// The bit of capability `cap` in a 64-bit set.
 pub const fn cap_bit(cap: u32) -> u64 {
@@ -131,6 +135,38 @@ pub(super) fn clear_ambient() -> Result<(), Errno> {
         )
     })
     .map(drop)
+}
+
+pub(super) fn set_keep_caps(keep: bool) -> Result<(), Errno> {
+    prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(keep)).map(drop)
+}
+
+pub(super) fn raise_ambient(cap: u32) -> Result<(), Errno> {
+    // SAFETY: PR_CAP_AMBIENT takes integer arguments only; arg4/arg5 must be 0.
+    check_int(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            libc::c_ulong::from(cap),
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(drop)
+}
+
+pub(super) fn ambient_read(cap: u32) -> Result<bool, Errno> {
+    // SAFETY: PR_CAP_AMBIENT takes integer arguments only; arg4/arg5 must be 0.
+    check_int(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
+            libc::c_ulong::from(cap),
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(|v| v == 1)
 }
 
 pub(super) fn set_no_new_privs() -> Result<(), Errno> {

@@ -1,20 +1,8 @@
-//! Waiting on and moving bytes through descriptors: poll, tokio readiness, pipes, and the
+//! Waiting on and moving bytes through descriptors: poll, pipes, and the
 //! raw reads and writes a forked child may make.
 
 use super::{check_int, Errno};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
-/// Registers `fd` with the current tokio runtime to wait until it is readable.
-pub fn watch_readable(
-    fd: std::os::fd::BorrowedFd<'_>,
-) -> std::io::Result<tokio::io::unix::AsyncFd<std::os::fd::BorrowedFd<'_>>> {
-    // SAFETY: a `BorrowedFd<'a>` is open and refers to the same file description for all of
-    // 'a, and the returned `AsyncFd<BorrowedFd<'a>>` cannot outlive 'a.
-    unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-            .map_err(std::io::Error::from)
-    }
-}
 
 /// Waits until at least one of `fds` is readable, or `timeout` passes (rounded up to whole
 /// milliseconds, so a short wait never spins). Returns, per fd, whether it is readable now (or

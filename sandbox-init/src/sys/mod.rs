@@ -19,12 +19,14 @@ mod memory;
 mod process;
 mod signals;
 
-pub use caps::{cap_bit, CapSets, CAP_KILL, CAP_SETGID, CAP_SETPCAP, CAP_SETUID};
+pub use caps::{
+    cap_bit, CapSets, CAP_KILL, CAP_NET_ADMIN, CAP_NET_RAW, CAP_SETGID, CAP_SETPCAP, CAP_SETUID,
+};
 pub use fs::{
     chown_at, list_dir, mkdir_at, open_dir, open_dir_at, open_file_at, stat_at, EntryKind,
     EntryStat,
 };
-pub use io::{pipe_cloexec, poll_readable, read_full, watch_readable, write_all_raw};
+pub use io::{pipe_cloexec, poll_readable, read_full, write_all_raw};
 pub use memory::{release_clean_file_pages, release_free_memory};
 pub use process::{
     execve, exit_immediately, fork, getpid, max_fd, set_child_subreaper, wait_blocking,
@@ -79,6 +81,13 @@ pub trait Sys {
     fn capbset_read(&self, cap: u32) -> Result<bool, Errno>;
     /// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)`.
     fn clear_ambient(&self) -> Result<(), Errno>;
+    /// `prctl(PR_SET_KEEPCAPS, keep)`: whether leaving uid 0 keeps the permitted set.
+    fn set_keep_caps(&self, keep: bool) -> Result<(), Errno>;
+    /// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)`: `cap` survives `execve` (it must be
+    /// permitted and inheritable).
+    fn raise_ambient(&self, cap: u32) -> Result<(), Errno>;
+    /// `prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap)`.
+    fn ambient_read(&self, cap: u32) -> Result<bool, Errno>;
     /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: setuid bits and file capabilities grant nothing on exec.
     fn set_no_new_privs(&self) -> Result<(), Errno>;
     /// `prctl(PR_SET_DUMPABLE, 0)`: no ptrace, no `/proc/PID/environ|mem` for same-uid peers.
@@ -125,6 +134,18 @@ impl Sys for RealSys {
 
     fn clear_ambient(&self) -> Result<(), Errno> {
         caps::clear_ambient()
+    }
+
+    fn set_keep_caps(&self, keep: bool) -> Result<(), Errno> {
+        caps::set_keep_caps(keep)
+    }
+
+    fn raise_ambient(&self, cap: u32) -> Result<(), Errno> {
+        caps::raise_ambient(cap)
+    }
+
+    fn ambient_read(&self, cap: u32) -> Result<bool, Errno> {
+        caps::ambient_read(cap)
     }
 
     fn set_no_new_privs(&self) -> Result<(), Errno> {

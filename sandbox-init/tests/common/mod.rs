@@ -3,42 +3,11 @@
 
 #![allow(dead_code)]
 
+use sandbox_init::dns::conf::{HostsFile, ResolvConf};
 use sandbox_init::firewall::{self, PerFamily, Plan};
 use sandbox_init::policy::{self, Policy};
-use sandbox_init::resolve::{self, Answer, Lookup, ResolvConf};
-use std::collections::HashMap;
 use std::fs;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// DNS answers read from a case's `resolved` file.
-pub struct FakeDns(HashMap<String, Vec<IpAddr>>);
-
-impl FakeDns {
-    pub fn load(path: &Path) -> Self {
-        let text = fs::read_to_string(path).unwrap_or_default();
-        let mut map = HashMap::new();
-        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
-            let mut fields = line.split_whitespace();
-            let Some(name) = fields.next() else { continue };
-            let addrs = fields
-                .map(|a| a.parse().expect("address in resolved"))
-                .collect();
-            map.insert(name.to_owned(), addrs);
-        }
-        FakeDns(map)
-    }
-}
-
-impl Lookup for FakeDns {
-    fn lookup(&self, _conf: &ResolvConf, names: &[String], _bound: Duration) -> Vec<Answer> {
-        names
-            .iter()
-            .map(|n| self.0.get(n).cloned().ok_or_else(|| "NXDOMAIN".to_owned()))
-            .collect()
-    }
-}
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
@@ -61,31 +30,23 @@ pub struct Case {
     pub warnings: String,
 }
 
-/// Builds a case's plan the way the boot does: the policy, the names resolved through the
-/// case's `hosts` and fake DNS, the resolvers of its `resolv.conf` (parsed once, as the boot
-/// does), the gateways and on-link prefixes of its `route` and `ipv6_route`.
+/// Builds a case's plan the way the boot does: the policy, the case's `hosts` file, the
+/// resolvers of its `resolv.conf`, the gateways and on-link prefixes of its `route` and
+/// `ipv6_route`. No DNS: other names are the gate's, at run time.
 pub fn load_case(dir: &Path) -> Case {
     let policy = policy::load(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let resolv_conf = ResolvConf::parse(
         &fs::read_to_string(dir.join("resolv.conf"))
             .unwrap_or_else(|_| "nameserver 127.0.0.11\n".into()),
     );
-    let hosts = fs::read_to_string(dir.join("hosts")).unwrap_or_default();
-    let dns = FakeDns::load(&dir.join("resolved"));
-    let resolution = resolve::resolve(
-        &policy.names(),
-        &hosts,
-        &resolv_conf,
-        &dns,
-        policy.resolve_timeout,
-    );
+    let hosts = HostsFile::parse(&fs::read_to_string(dir.join("hosts")).unwrap_or_default());
     let routes = firewall::link::read(
         &fs::read_to_string(dir.join("route")).unwrap_or_default(),
         &fs::read_to_string(dir.join("ipv6_route")).unwrap_or_default(),
     );
-    let plan = Plan::new(&policy, &resolution, &resolv_conf.nameservers, &routes);
+    let plan = Plan::new(&policy, &hosts, &resolv_conf.nameservers, &routes);
     let mut warnings = String::new();
-    for w in resolution.warnings.iter().chain(&plan.warnings) {
+    for w in &plan.warnings {
         warnings.push_str(w);
         warnings.push('\n');
     }

@@ -25,7 +25,7 @@ Network checks (each prints cmd, target, result, errno, error, ms):
                                      echo or an ICMP error (default 1000 ms)
   ping ADDR [--timeout-ms N]         ICMP/ICMPv6 echo via an unprivileged ping socket
                                      (needs net.ipv4.ping_group_range to include our gid)
-  dns NAME --server IP [--type A|AAAA] [--port N] [--timeout-ms N]
+  dns NAME --server IP [--type A|AAAA] [--port N] [--transport udp|tcp] [--timeout-ms N]
                                      one raw DNS query over UDP; prints the answers
   http ADDR:PORT [PATH] [--timeout-ms N]
                                      HTTP/1.1 GET; prints the status code and body
@@ -135,6 +135,7 @@ fn run_check(args: &[String]) -> Result<Value, String> {
                 server,
                 port,
                 qtype,
+                opts.flag("--transport") == Some("tcp"),
                 opts.timeout(2000)?,
             ))
         }
@@ -579,7 +580,14 @@ fn dns_parse(msg: &[u8], id: u16) -> Option<(u8, Vec<String>)> {
     Some((rcode, answers))
 }
 
-fn check_dns(name: &str, server: &str, port: u16, qtype: u16, timeout: Duration) -> Value {
+fn check_dns(
+    name: &str,
+    server: &str,
+    port: u16,
+    qtype: u16,
+    tcp: bool,
+    timeout: Duration,
+) -> Value {
     let target = match parse_ip(server) {
         Ok(ip) => with_port(ip, port),
         Err(e) => return bad_target("dns", server, e),
@@ -589,9 +597,14 @@ fn check_dns(name: &str, server: &str, port: u16, qtype: u16, timeout: Duration)
     let id = (std::process::id() as u16) ^ 0x5a5a;
     let mut answer = None;
     let outcome = (|| {
+        let query = dns_query(id, name, qtype);
+        if tcp {
+            let reply = dns_over_tcp(target, &query, timeout)?;
+            answer = dns_parse(&reply, id);
+            return Ok("reply");
+        }
         let sock = connected_udp(target, timeout)?;
         let mut buf = [0u8; 1500];
-        let query = dns_query(id, name, qtype);
         let n = send_and_wait(
             &sock,
             &query,
@@ -605,11 +618,32 @@ fn check_dns(name: &str, server: &str, port: u16, qtype: u16, timeout: Duration)
     let mut v = report("dns", &target_s, started, outcome);
     v["name"] = json!(name);
     v["type"] = json!(if qtype == 1 { "A" } else { "AAAA" });
+    v["transport"] = json!(if tcp { "tcp" } else { "udp" });
     if let Some((rcode, answers)) = answer {
         v["rcode"] = json!(rcode);
         v["answers"] = json!(answers);
     }
     v
+}
+
+/// One length-framed query over TCP (RFC 1035 4.2.2), the answer's message.
+fn dns_over_tcp(
+    target: std::net::SocketAddr,
+    query: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, std::io::Error> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(query);
+    stream.write_all(&framed)?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len)?;
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply)?;
+    Ok(reply)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,7 +740,16 @@ fn touch(path: &str) -> Value {
 
 fn cmd_batch(checks: &[String]) -> i32 {
     // Checks run concurrently (each has its own socket), so a few silent timeouts do not add
-    // up; results are printed in argument order.
+    // up; a `then` argument ends a group: the next group starts when every check before it is
+    // done (a lookup through the DNS gate before the connection it opens). Results are printed
+    // in argument order.
+    for group in checks.split(|c| c == "then") {
+        batch_group(group);
+    }
+    0
+}
+
+fn batch_group(checks: &[String]) {
     let results: Vec<Value> = std::thread::scope(|scope| {
         let handles: Vec<_> = checks
             .iter()
@@ -740,7 +783,6 @@ fn cmd_batch(checks: &[String]) -> i32 {
     for v in &results {
         emit(v);
     }
-    0
 }
 
 fn cmd_tcp_bench(args: &[String]) -> i32 {

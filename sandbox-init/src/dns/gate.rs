@@ -1,0 +1,745 @@
+//! The gate process: started by the boot after the firewall is in place and before the agent,
+//! it answers every DNS query of the agent (the `nat` redirect sends them to its sockets on
+//! 127.0.0.1 and ::1, port [`GATE_PORT`]).
+//!
+//! For each query: a malformed one is dropped (UDP) or ends the connection (TCP); a name the
+//! allowlist does not cover is answered NXDOMAIN in `allowlist` egress and **never forwarded**;
+//! anything else goes to the resolvers of resolv.conf (UDP, one socket per query, so the kernel
+//! picks a fresh source port; TCP when the answer was truncated and the agent asked over TCP).
+//! The A/AAAA addresses of an answer for an allowlisted name are opened in `JAILOC-NAMES`
+//! (one `iptables-restore` per family and answer that brings new ones) **before** the answer
+//! is released; if that fails the agent gets SERVFAIL, so nothing it was told is unreachable.
+//!
+//! One thread, one `poll`: at most [`MAX_PENDING`] queries upstream and [`MAX_TCP`] agent TCP
+//! connections at a time, every one with a deadline; the bytes the agent sends are parsed only
+//! by `wire.rs`, with bounds. The process itself: [`crate::privilege::drop_gate`].
+
+use super::allow::{self, Allowlist, Ports};
+use super::open::{Change, OpenSet};
+use super::wire::{self, Query, Rcode};
+use crate::firewall::{Allow, Backend, CommandRunner, Family};
+use crate::log::Log;
+use crate::policy::{Egress, NetworkEntry, GATE_PORT};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+/// Queries waiting for an upstream answer at most; more are answered SERVFAIL at once.
+pub const MAX_PENDING: usize = 256;
+/// Agent TCP connections open at most; more are closed at once.
+pub const MAX_TCP: usize = 16;
+/// How long an agent TCP connection may take to send a whole query.
+const TCP_IDLE: Duration = Duration::from_secs(5);
+/// The largest UDP message read or relayed (EDNS answers are rarely above 1232 bytes).
+const UDP_MAX: usize = 4096;
+/// How often expired destinations are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Refusals logged per [`LOG_WINDOW`] at most; the rest are counted and summed up.
+const LOG_BURST: u32 = 10;
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+
+/// What the gate needs from the boot, owned: it runs in its own process.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    pub egress: Egress,
+    pub allowlist: Allowlist,
+    /// `allowed_networks`: whether an answer in metadata space may be opened.
+    pub networks: Vec<NetworkEntry>,
+    /// Where queries go, in order.
+    pub resolvers: Vec<IpAddr>,
+    /// How long one resolver gets to answer.
+    pub timeout: Duration,
+    /// The iptables flavour the boot installed the rules with.
+    pub backend: &'static Backend,
+    /// Whether IPv6 rules are installed (IPv6 addresses are opened only then).
+    pub v6: bool,
+}
+
+/// The gate's listening sockets, bound by the boot as root (port 53 may be privileged) and
+/// inherited by the gate.
+#[derive(Debug)]
+pub struct Sockets {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+}
+
+impl Sockets {
+    /// 127.0.0.1 and, with `v6`, ::1, UDP and TCP, port [`GATE_PORT`], non-blocking.
+    pub fn bind(v6: bool) -> io::Result<Self> {
+        let mut addrs = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        if v6 {
+            addrs.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        }
+        let mut sockets = Sockets {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        for addr in addrs {
+            let at = SocketAddr::new(addr, GATE_PORT);
+            let udp = UdpSocket::bind(at).map_err(|e| with_addr(e, "UDP", at))?;
+            udp.set_nonblocking(true)?;
+            let tcp = TcpListener::bind(at).map_err(|e| with_addr(e, "TCP", at))?;
+            tcp.set_nonblocking(true)?;
+            sockets.udp.push(udp);
+            sockets.tcp.push(tcp);
+        }
+        Ok(sockets)
+    }
+}
+
+fn with_addr(e: io::Error, proto: &str, at: SocketAddr) -> io::Error {
+    io::Error::new(e.kind(), format!("failed to listen on {proto} {at}: {e}"))
+}
+
+/// Who is waiting for an answer.
+#[derive(Debug)]
+enum Client {
+    /// A UDP query: answered from listener `socket` to `peer`.
+    Udp { socket: usize, peer: SocketAddr },
+    /// A TCP connection (its index in the connection table).
+    Tcp { conn: usize },
+}
+
+/// A query forwarded upstream.
+#[derive(Debug)]
+struct Pending {
+    client: Client,
+    query: Query,
+    /// The query sent upstream ([`wire::upstream_query`]).
+    message: Vec<u8>,
+    /// The ports the answer's addresses open with (empty: the name is not allowlisted).
+    ports: Ports,
+    socket: UdpSocket,
+    /// Which resolver is being asked.
+    server: usize,
+    deadline: Instant,
+}
+
+/// An agent TCP connection: what it sent so far.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    deadline: Instant,
+    /// A query of this connection is upstream: read no further until it is answered.
+    busy: bool,
+}
+
+/// Logs refusals, at most [`LOG_BURST`] per [`LOG_WINDOW`]: a loop cannot flood the log.
+#[derive(Debug)]
+struct Throttle {
+    window: Instant,
+    logged: u32,
+    held_back: u64,
+}
+
+impl Throttle {
+    fn new() -> Self {
+        Throttle {
+            window: Instant::now(),
+            logged: 0,
+            held_back: 0,
+        }
+    }
+
+    fn warn(&mut self, log: &Log, now: Instant, line: &str) {
+        if now.duration_since(self.window) >= LOG_WINDOW {
+            if self.held_back > 0 {
+                log.warn(&format!(
+                    "dns: {} more refusals in the last {} s not logged",
+                    self.held_back,
+                    LOG_WINDOW.as_secs()
+                ));
+            }
+            self.window = now;
+            self.logged = 0;
+            self.held_back = 0;
+        }
+        if self.logged < LOG_BURST {
+            self.logged += 1;
+            log.warn(line);
+        } else {
+            self.held_back += 1;
+        }
+    }
+}
+
+/// The gate's state.
+pub struct Gate<'a> {
+    config: GateConfig,
+    sockets: Sockets,
+    runner: &'a dyn CommandRunner,
+    log: Log,
+    open: OpenSet,
+    pending: Vec<Pending>,
+    conns: Vec<Option<Conn>>,
+    throttle: Throttle,
+    next_sweep: Instant,
+}
+
+impl std::fmt::Debug for Gate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("pending", &self.pending.len())
+            .field("open", &self.open.len())
+            .finish()
+    }
+}
+
+/// What ended the gate (it runs until it fails).
+#[derive(Debug, thiserror::Error)]
+#[error("the DNS gate failed: {0}")]
+pub struct GateError(String);
+
+/// Which poll slot is which.
+enum Slot {
+    Udp(usize),
+    Listener(usize),
+    Upstream(usize),
+    Conn(usize),
+}
+
+impl<'a> Gate<'a> {
+    /// A gate that answers on `sockets` and opens addresses through `runner`.
+    pub fn new(
+        config: GateConfig,
+        sockets: Sockets,
+        runner: &'a dyn CommandRunner,
+        log: Log,
+    ) -> Self {
+        Gate {
+            config,
+            sockets,
+            runner,
+            log,
+            open: OpenSet::default(),
+            pending: Vec::new(),
+            conns: Vec::new(),
+            throttle: Throttle::new(),
+            next_sweep: Instant::now() + SWEEP_EVERY,
+        }
+    }
+
+    /// Serves until a socket fails (never, in practice): the error is why.
+    pub fn run(mut self) -> GateError {
+        loop {
+            if let Err(e) = self.turn() {
+                return e;
+            }
+        }
+    }
+
+    /// One `poll` and everything that became ready or due.
+    pub fn turn(&mut self) -> Result<(), GateError> {
+        let now = Instant::now();
+        let mut slots = Vec::new();
+        let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
+        for (i, s) in self.sockets.udp.iter().enumerate() {
+            slots.push(Slot::Udp(i));
+            fds.push(s.as_fd());
+        }
+        for (i, s) in self.sockets.tcp.iter().enumerate() {
+            slots.push(Slot::Listener(i));
+            fds.push(s.as_fd());
+        }
+        for (i, p) in self.pending.iter().enumerate() {
+            slots.push(Slot::Upstream(i));
+            fds.push(p.socket.as_fd());
+        }
+        for (i, c) in self.conns.iter().enumerate() {
+            if let Some(c) = c.as_ref().filter(|c| !c.busy) {
+                slots.push(Slot::Conn(i));
+                fds.push(c.stream.as_fd());
+            }
+        }
+        let deadline = self
+            .pending
+            .iter()
+            .map(|p| p.deadline)
+            .chain(self.conns.iter().flatten().map(|c| c.deadline))
+            .fold(self.next_sweep, Instant::min);
+        let ready = crate::sys::poll_readable(&fds, deadline.saturating_duration_since(now))
+            .map_err(|e| GateError(format!("poll: {e}")))?;
+        drop(fds);
+        // Upstream answers first, newest slot first, so removing a pending entry does not
+        // shift the ones still to be handled.
+        let mut upstream: Vec<usize> = Vec::new();
+        for (slot, ready) in slots.iter().zip(&ready) {
+            if !ready {
+                continue;
+            }
+            match slot {
+                Slot::Udp(i) => self.read_udp(*i)?,
+                Slot::Listener(i) => self.accept(*i),
+                Slot::Upstream(i) => upstream.push(*i),
+                Slot::Conn(i) => self.read_conn(*i),
+            }
+        }
+        for i in upstream.into_iter().rev() {
+            self.read_upstream(i);
+        }
+        self.expire(Instant::now());
+        Ok(())
+    }
+
+    fn read_udp(&mut self, socket: usize) -> Result<(), GateError> {
+        let mut buf = [0u8; UDP_MAX];
+        // A bounded batch per turn, so one flooding sender cannot starve the rest.
+        for _ in 0..64 {
+            let (len, peer) = match self.sockets.udp[socket].recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP errors of earlier replies surface here: not the socket's failure.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(GateError(format!("UDP receive: {e}"))),
+            };
+            let message = buf.get(..len).unwrap_or_default().to_vec();
+            self.query(message, Client::Udp { socket, peer });
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, listener: usize) {
+        for _ in 0..MAX_TCP {
+            let stream = match self.sockets.tcp[listener].accept() {
+                Ok((stream, _)) => stream,
+                Err(_) => return,
+            };
+            let free = self.conns.iter().position(Option::is_none);
+            let live = self.conns.iter().flatten().count();
+            if live >= MAX_TCP || stream.set_nonblocking(true).is_err() {
+                continue; // dropped: closed
+            }
+            let conn = Conn {
+                stream,
+                buf: Vec::new(),
+                deadline: Instant::now() + TCP_IDLE,
+                busy: false,
+            };
+            match free {
+                Some(i) => self.conns[i] = Some(conn),
+                None => self.conns.push(Some(conn)),
+            }
+        }
+    }
+
+    fn read_conn(&mut self, i: usize) {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match conn.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.conns[i] = None;
+                    return;
+                }
+                Ok(n) => {
+                    conn.buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    if conn.buf.len() > 2 + wire::MAX_MESSAGE {
+                        self.conns[i] = None;
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.conns[i] = None;
+                    return;
+                }
+            }
+        }
+        self.next_tcp_query(i);
+    }
+
+    /// Takes the next whole length-framed query off connection `i`, if one is there.
+    fn next_tcp_query(&mut self, i: usize) {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        if conn.busy || conn.buf.len() < 2 {
+            return;
+        }
+        let len = usize::from(u16::from_be_bytes([conn.buf[0], conn.buf[1]]));
+        if conn.buf.len() < 2 + len {
+            return;
+        }
+        let message: Vec<u8> = conn.buf.drain(..2 + len).skip(2).collect();
+        conn.busy = true;
+        conn.deadline = Instant::now() + TCP_IDLE + self.config.timeout * 2;
+        self.query(message, Client::Tcp { conn: i });
+    }
+
+    /// Decides a query: refuse it here, or forward it.
+    fn query(&mut self, message: Vec<u8>, client: Client) {
+        let now = Instant::now();
+        let query = match wire::parse_query(&message) {
+            Ok(query) => query,
+            Err(e) => {
+                self.log
+                    .debug(&format!("dns: dropped a malformed query: {e}"));
+                self.close(&client);
+                return;
+            }
+        };
+        let name = query.name.as_str().to_owned();
+        let ports = self.config.allowlist.ports(&name);
+        if ports.is_empty() && self.config.egress == Egress::Allowlist {
+            self.throttle.warn(
+                &self.log,
+                now,
+                &format!("dns: refused {name} (not allowlisted)"),
+            );
+            let answer = wire::refusal(&query, Rcode::NxDomain);
+            self.reply(&client, &answer);
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING || self.config.resolvers.is_empty() {
+            let answer = wire::refusal(&query, Rcode::ServFail);
+            self.reply(&client, &answer);
+            return;
+        }
+        // Built afresh: only the ID, the question and RD of what the agent sent leave.
+        let message = wire::upstream_query(&query);
+        match self.ask(0, &message) {
+            Some((socket, server)) => self.pending.push(Pending {
+                client,
+                query,
+                message,
+                ports,
+                socket,
+                server,
+                deadline: now + self.config.timeout,
+            }),
+            None => {
+                let answer = wire::refusal(&query, Rcode::ServFail);
+                self.reply(&client, &answer);
+            }
+        }
+    }
+
+    /// Sends `message` to the first resolver from `from` on that takes it: a new socket each
+    /// time, connected, so only that resolver's answers are read and the port is fresh.
+    fn ask(&self, from: usize, message: &[u8]) -> Option<(UdpSocket, usize)> {
+        for (server, addr) in self.config.resolvers.iter().enumerate().skip(from) {
+            let local: SocketAddr = match addr {
+                IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+            };
+            let sent = UdpSocket::bind(local).and_then(|s| {
+                s.connect((*addr, 53))?;
+                s.set_nonblocking(true)?;
+                s.send(message)?;
+                Ok(s)
+            });
+            match sent {
+                Ok(socket) => return Some((socket, server)),
+                Err(e) => self.log.debug(&format!("dns: failed to ask {addr}: {e}")),
+            }
+        }
+        None
+    }
+
+    fn read_upstream(&mut self, i: usize) {
+        let mut buf = [0u8; UDP_MAX];
+        let Some(pending) = self.pending.get(i) else {
+            return;
+        };
+        let len = match pending.socket.recv(&mut buf) {
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // Refused (ICMP) or worse: the next resolver's turn at once.
+            Err(_) => {
+                let pending = self.pending.swap_remove(i);
+                self.retry(pending);
+                return;
+            }
+        };
+        let answer = buf.get(..len).unwrap_or_default();
+        let Ok(response) = wire::parse_response(answer) else {
+            return; // not an answer: keep waiting for one
+        };
+        if !wire::answers(&pending.query, &response) {
+            return;
+        }
+        let pending = self.pending.swap_remove(i);
+        let mut answer = answer.to_vec();
+        let mut response = response;
+        if response.truncated && matches!(pending.client, Client::Tcp { .. }) {
+            let server = self.config.resolvers[pending.server];
+            match tcp_exchange(server, &pending.message, self.config.timeout) {
+                Ok(full) => match wire::parse_response(&full) {
+                    Ok(r) if wire::answers(&pending.query, &r) => {
+                        response = r;
+                        answer = full;
+                    }
+                    _ => {}
+                },
+                Err(e) => self.log.debug(&format!("dns: TCP to {server} failed: {e}")),
+            }
+        }
+        self.release(pending, &response, &answer);
+    }
+
+    /// Opens what the answer names (for an allowlisted name), then hands it to the agent.
+    fn release(&mut self, pending: Pending, response: &wire::Response, answer: &[u8]) {
+        let now = Instant::now();
+        let name = pending.query.name.as_str().to_owned();
+        let mut change = Change::default();
+        if !pending.ports.is_empty() {
+            for (addr, ttl) in &response.addrs {
+                if !self.config.v6 && addr.is_ipv6() {
+                    continue;
+                }
+                match allow::admit(&self.config.networks, *addr) {
+                    Ok(()) => {
+                        let allows: Vec<Allow> = allow::allows_for(*addr, &pending.ports).collect();
+                        let ttl = Duration::from_secs(u64::from(*ttl));
+                        let more = self.open.answer(&allows, ttl, now);
+                        change.add.extend(more.add);
+                        change.remove.extend(more.remove);
+                    }
+                    Err(range) => self.throttle.warn(
+                        &self.log,
+                        now,
+                        &format!(
+                            "dns: refusing {addr} for {name}: it is in {range} (link-local/metadata); \
+                             add {range} to allowed_networks to allow it"
+                        ),
+                    ),
+                }
+            }
+        }
+        if let Err(cause) = self.apply(&change) {
+            self.open.forget(&change.add);
+            self.log.error(&format!(
+                "dns: failed to open the addresses of {name}: {cause}; answering SERVFAIL"
+            ));
+            let refusal = wire::refusal(&pending.query, Rcode::ServFail);
+            self.reply(&pending.client, &refusal);
+            return;
+        }
+        for allow in &change.add {
+            self.log.debug(&format!(
+                "dns: opened {}{} for {name}",
+                allow.dest.addr(),
+                allow.port.map(|p| format!(" port {p}")).unwrap_or_default()
+            ));
+        }
+        self.reply(&pending.client, answer);
+    }
+
+    /// Runs one restore per family that has something to change.
+    fn apply(&self, change: &Change) -> Result<(), String> {
+        for family in [Family::V4, Family::V6] {
+            let Some(payload) = change.payload(family) else {
+                continue;
+            };
+            let cmd = self.config.backend.restore(family, &payload);
+            match self.runner.run(cmd.program, cmd.args, cmd.stdin) {
+                Ok(out) if out.success => {}
+                Ok(out) => return Err(format!("{}: {}", cmd.program, out.stderr.trim())),
+                Err(e) => return Err(format!("{}: {e}", cmd.program)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next resolver, or SERVFAIL when none is left.
+    fn retry(&mut self, pending: Pending) {
+        match self.ask(pending.server + 1, &pending.message) {
+            Some((socket, server)) => self.pending.push(Pending {
+                socket,
+                server,
+                deadline: Instant::now() + self.config.timeout,
+                ..pending
+            }),
+            None => {
+                let answer = wire::refusal(&pending.query, Rcode::ServFail);
+                self.reply(&pending.client, &answer);
+            }
+        }
+    }
+
+    /// Deadlines: queries whose resolver did not answer, idle connections, expired addresses.
+    fn expire(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].deadline <= now {
+                let pending = self.pending.swap_remove(i);
+                self.retry(pending);
+            } else {
+                i += 1;
+            }
+        }
+        for slot in &mut self.conns {
+            if slot.as_ref().is_some_and(|c| !c.busy && c.deadline <= now) {
+                *slot = None;
+            }
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_EVERY;
+            let gone = self.open.expire(now);
+            if !gone.is_empty() {
+                let change = Change {
+                    add: Vec::new(),
+                    remove: gone,
+                };
+                if let Err(cause) = self.apply(&change) {
+                    self.log
+                        .warn(&format!("dns: failed to close expired addresses: {cause}"));
+                }
+            }
+        }
+    }
+
+    fn reply(&mut self, client: &Client, answer: &[u8]) {
+        match client {
+            Client::Udp { socket, peer } => {
+                let _ = self.sockets.udp[*socket].send_to(answer, peer);
+            }
+            Client::Tcp { conn } => {
+                let Some(c) = self.conns.get_mut(*conn).and_then(Option::as_mut) else {
+                    return;
+                };
+                let Ok(len) = u16::try_from(answer.len()) else {
+                    self.conns[*conn] = None;
+                    return;
+                };
+                let mut framed = len.to_be_bytes().to_vec();
+                framed.extend_from_slice(answer);
+                let sent = c
+                    .stream
+                    .set_nonblocking(false)
+                    .and_then(|()| c.stream.set_write_timeout(Some(Duration::from_secs(1))))
+                    .and_then(|()| c.stream.write_all(&framed))
+                    .and_then(|()| c.stream.set_nonblocking(true));
+                if sent.is_err() {
+                    self.conns[*conn] = None;
+                    return;
+                }
+                c.busy = false;
+                c.deadline = Instant::now() + TCP_IDLE;
+                self.next_tcp_query(*conn);
+            }
+        }
+    }
+
+    fn close(&mut self, client: &Client) {
+        if let Client::Tcp { conn } = client {
+            if let Some(slot) = self.conns.get_mut(*conn) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// One query over TCP to `server`, bounded by `timeout` per step.
+fn tcp_exchange(server: IpAddr, message: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::new(server, 53), timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let len = u16::try_from(message.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut framed = len.to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed)?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len)?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut answer)?;
+    Ok(answer)
+}
+
+/// Where the gate's legacy iptables takes its lock: its own file, since the gate (not root)
+/// cannot open root's `/run/xtables.lock`. Only the gate changes the rules after the boot.
+pub const LEGACY_LOCK: &str = "/run/jailoc-gate.xtables.lock";
+
+/// Why the gate could not be started (exit 71).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("failed to start the DNS gate: {0}")]
+    Sockets(io::Error),
+    #[error("failed to start the DNS gate: fork: {0}")]
+    Fork(crate::sys::Errno),
+}
+
+/// Binds the gate's sockets (as root), forks the gate and returns its pid. The gate drops to
+/// [`crate::policy::GATE_UID`] with only the capabilities it needs
+/// ([`crate::privilege::drop_gate`]) and serves until it fails; a gate that cannot drop or
+/// serve exits 71, and the supervisor ends the container when it sees the gate gone.
+pub fn start(config: GateConfig, last_cap: u32, log: Log) -> Result<i32, StartError> {
+    use crate::sys::{self, Fork, Sys};
+    let sockets = Sockets::bind(config.v6).map_err(StartError::Sockets)?;
+    let legacy = !config.backend.parallel;
+    let lock = if legacy { legacy_lock(&log) } else { None };
+    match sys::fork().map_err(StartError::Fork)? {
+        Fork::Parent(pid) => {
+            drop(sockets);
+            log.debug(&format!("started the DNS gate as pid {pid}"));
+            Ok(pid)
+        }
+        Fork::Child => {
+            // The boot was single-threaded at the fork, so this copy may allocate and run
+            // like any program. Signals as a fresh process has them (PID 1 blocked its own).
+            let real = sys::RealSys;
+            let ready = real
+                .reset_signals()
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    crate::privilege::drop_gate(
+                        &real,
+                        crate::policy::GATE_UID,
+                        crate::policy::GATE_UID,
+                        crate::privilege::gate_caps(legacy),
+                        last_cap,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            if let Err(cause) = ready {
+                log.error(&format!("dns gate: {cause}"));
+                sys::exit_immediately(crate::exit::OS_ERROR);
+            }
+            let mut runner = crate::firewall::SystemRunner::new(log);
+            if let Some(path) = &lock {
+                runner = runner.with_env("XTABLES_LOCKFILE", path);
+            }
+            let error = Gate::new(config, sockets, &runner, log).run();
+            log.error(&error.to_string());
+            sys::exit_immediately(crate::exit::OS_ERROR)
+        }
+    }
+}
+
+/// Creates the gate's lock file for legacy iptables as root and hands it to the gate's uid.
+/// Not followed if it is a symlink; `None` (with a warning) when it cannot be made, and the
+/// gate's changes then fail visibly (SERVFAIL) instead of racing without a lock.
+fn legacy_lock(log: &Log) -> Option<String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let made = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(LEGACY_LOCK)
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            if !meta.is_file() || meta.nlink() != 1 {
+                return Err(io::Error::other("not a plain file"));
+            }
+            let id = crate::policy::GATE_UID;
+            std::os::unix::fs::fchown(&file, Some(id), Some(id))
+        });
+    match made {
+        Ok(()) => Some(LEGACY_LOCK.to_owned()),
+        Err(e) => {
+            log.warn(&format!(
+                "dns gate: failed to prepare {LEGACY_LOCK}: {e}: legacy iptables will refuse the gate's changes"
+            ));
+            None
+        }
+    }
+}

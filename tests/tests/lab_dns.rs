@@ -1,0 +1,383 @@
+//! Tier 3: sandbox-init's DNS gate in the network-namespace lab (root only; skips with a reason
+//! elsewhere, fails when `CI` is set). The lab's dnsmasq and its query log are the witness of
+//! what left the sandbox; its listeners say which connections arrived.
+
+use jailoc_tests::lab::{addr, Lab, LabOptions};
+use jailoc_tests::{config_dir, require_root, sandbox_init};
+use serde_json::Value;
+
+const T: &str = "--timeout-ms 1500";
+
+fn policy(lab: &Lab, egress: &str, hosts: &[&str], extra: &str) -> std::path::PathBuf {
+    let home = lab.dir.subdir("home", 0o755);
+    let hosts: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
+    let toml = format!(
+        "egress = \"{egress}\"\nallowed_hosts = [{}]\n{extra}\n[agent]\nuid = 1000\ngid = 1000\nhome = \"{}\"\n",
+        hosts.join(", "),
+        home.display()
+    );
+    config_dir(&lab.dir, "config", &[("policy.toml", &toml)])
+}
+
+fn dns(name: &str, qtype: &str) -> String {
+    format!("dns {name} --server {} --type {qtype} {T}", addr::DNS_V4)
+}
+
+fn result(line: Option<&Value>) -> String {
+    line.and_then(|l| l["result"].as_str())
+        .unwrap_or("missing")
+        .to_owned()
+}
+
+#[test]
+fn an_allowlisted_name_opens_its_answered_addresses_only_after_the_lookup() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = policy(&lab, "allowlist", &["public.lab", "api.lab:443"], "");
+    let before = format!("tcp 198.51.100.10:80 {T}");
+    let after = "tcp 198.51.100.10:80 --timeout-ms 1499".to_owned();
+    let checks = [
+        before.clone(),
+        "then".to_owned(),
+        dns("public.lab", "A"),
+        dns("public.lab", "AAAA"),
+        dns("api.lab", "A"),
+        "then".to_owned(),
+        after.clone(),
+        format!("tcp [2001:db8::10]:443 {T}"),
+        format!("tcp 203.0.113.10:443 {T}"),
+        format!("tcp 203.0.113.10:80 {T}"),
+    ];
+    let mut args = vec!["batch"];
+    args.extend(checks.iter().map(String::as_str));
+    let run = lab.sandbox(&config, &[("SANDBOX_INIT_LOG", "debug")], &args);
+    eprintln!("{}", run.stderr);
+    assert_eq!(
+        result(run.check(&before)),
+        "refused",
+        "no lookup, no address"
+    );
+    assert_eq!(result(run.check(&after)), "connected", "{}", run.stdout);
+    assert_eq!(
+        result(run.check(&format!("tcp [2001:db8::10]:443 {T}"))),
+        "connected"
+    );
+    assert_eq!(
+        result(run.check(&format!("tcp 203.0.113.10:443 {T}"))),
+        "connected"
+    );
+    assert_eq!(
+        result(run.check(&format!("tcp 203.0.113.10:80 {T}"))),
+        "refused",
+        "the entry's port only"
+    );
+}
+
+/// Starts sandbox-init in the lab with `script` (sh, as the agent) and returns the child: the
+/// test drives it through files in `sync` (a directory the agent may write).
+fn spawn_agent_script(lab: &Lab, config: &std::path::Path, script: &str) -> std::process::Child {
+    let mut cmd = lab.agent_command(&[("SANDBOX_INIT_LOG", "debug")]);
+    cmd.arg(sandbox_init())
+        .arg("--config-dir")
+        .arg(config)
+        .args(["--", "/bin/sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().expect("failed to start sandbox-init")
+}
+
+fn wait_for(path: &std::path::Path, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The output of a finished child, bounded: a hung sandbox is killed.
+fn finish(mut child: std::process::Child) -> (Option<i32>, String, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The gate started by the sandbox-init that `unshare` (pid `outer`, as the host sees it)
+/// forked: a uid-65533 process whose parent's parent is `outer`. Tests run side by side, each
+/// with its own gate.
+fn gate_of(outer: u32) -> Option<(u32, String)> {
+    let status = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/status")).ok();
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_owned())
+            .unwrap_or_default()
+    };
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let text = status(&pid)?;
+            if !field(&text, "Uid:").starts_with("65533") {
+                return None;
+            }
+            let parent = status(&field(&text, "PPid:"))?;
+            if field(&parent, "PPid:") != outer.to_string() {
+                return None;
+            }
+            Some((pid.parse().ok()?, text))
+        })
+}
+
+fn wait_for_gate(outer: u32) -> (u32, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(gate) = gate_of(outer) {
+            return gate;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gate never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn line<'a>(lines: &'a [Value], check: &str) -> Option<&'a Value> {
+    lines.iter().find(|l| l["check"] == check)
+}
+
+#[test]
+fn a_name_whose_address_changes_while_the_agent_runs_reaches_the_new_one_without_a_restart() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::with(LabOptions {
+        extra_names: vec![("moving.lab".into(), "198.51.100.10".into())],
+        ..LabOptions::default()
+    });
+    let config = policy(&lab, "allowlist", &["moving.lab"], "");
+    let sync = lab.dir.subdir("sync", 0o777);
+    let probe = lab.probe.display().to_string();
+    let first = [dns("moving.lab", "A"), format!("tcp 198.51.100.10:80 {T}")];
+    let second = [
+        format!(
+            "dns moving.lab --server {} --type A --timeout-ms 1499",
+            addr::DNS_V4
+        ),
+        format!("tcp 203.0.113.10:80 {T}"),
+    ];
+    let script = format!(
+        "{probe} batch '{}' then '{}'; touch {s}/looked; while [ ! -e {s}/moved ]; do sleep 0.02; done; {probe} batch '{}' then '{}'",
+        first[0],
+        first[1],
+        second[0],
+        second[1],
+        s = sync.display()
+    );
+    let child = spawn_agent_script(&lab, &config, &script);
+    wait_for(&sync.join("looked"), "the first lookup");
+    lab.set_dns_names(&[("moving.lab", "203.0.113.10")]);
+    std::fs::write(sync.join("moved"), "").expect("write");
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines = jailoc_tests::probe_lines(&stdout);
+    assert_eq!(
+        result(line(&lines, &first[1])),
+        "connected",
+        "{stdout}\n{stderr}"
+    );
+    let answer = line(&lines, &second[0]).cloned().unwrap_or_default();
+    assert!(
+        answer["answers"].to_string().contains("203.0.113.10"),
+        "{answer}"
+    );
+    assert_eq!(
+        result(line(&lines, &second[1])),
+        "connected",
+        "{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn a_wildcard_covers_the_names_below_its_domain_not_the_domain() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::with(LabOptions {
+        extra_names: vec![
+            ("a.wild.lab".into(), "198.51.100.10".into()),
+            ("wild.lab".into(), "203.0.113.10".into()),
+        ],
+        ..LabOptions::default()
+    });
+    let config = policy(&lab, "allowlist", &["*.wild.lab:80"], "");
+    let checks = [
+        dns("a.wild.lab", "A"),
+        dns("wild.lab", "A"),
+        "then".to_owned(),
+        format!("tcp 198.51.100.10:80 {T}"),
+        format!("tcp 198.51.100.10:443 {T}"),
+        format!("tcp 203.0.113.10:80 {T}"),
+    ];
+    let mut args = vec!["batch"];
+    args.extend(checks.iter().map(String::as_str));
+    let run = lab.sandbox(&config, &[], &args);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        run.check(&checks[0]).map(|l| l["rcode"].clone()),
+        Some(0.into())
+    );
+    assert_eq!(
+        run.check(&checks[1]).map(|l| l["rcode"].clone()),
+        Some(3.into()),
+        "the domain itself is not covered"
+    );
+    assert_eq!(result(run.check(&checks[3])), "connected");
+    assert_eq!(
+        result(run.check(&checks[4])),
+        "refused",
+        "the entry's port only"
+    );
+    assert_eq!(result(run.check(&checks[5])), "refused");
+    assert!(
+        !lab.dns_log().contains(" wild.lab"),
+        "wild.lab was forwarded: {}",
+        lab.dns_log()
+    );
+}
+
+#[test]
+fn the_gate_works_with_an_ipv6_resolver_and_on_the_legacy_backend() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    lab.set_resolv_conf(&format!("nameserver {}\n", addr::DNS_V6));
+    let config = policy(&lab, "allowlist", &["public.lab"], "");
+    let dir = jailoc_tests::TempDir::new("jailoc-gate-nonft-");
+    let no_nft = jailoc_tests::lab::failing_tools(
+        &dir,
+        &["iptables-nft", "ip6tables-nft", "iptables", "ip6tables"],
+        &["-save", "-restore"],
+    );
+    let checks = [
+        format!("dns public.lab --server {} --type AAAA {T}", addr::DNS_V6),
+        dns("public.lab", "A"),
+        "then".to_owned(),
+        format!("tcp [2001:db8::10]:80 {T}"),
+        format!("tcp 198.51.100.10:80 {T}"),
+    ];
+    let mut args = vec!["batch"];
+    args.extend(checks.iter().map(String::as_str));
+    for (fakes, backend) in [(vec![], "nft backend"), (no_nft, "legacy backend")] {
+        let fakes: Vec<(&str, &std::path::Path)> = fakes
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.as_path()))
+            .collect();
+        let run = lab.sandbox_replacing(&fakes, &config, &[], &args);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stderr.contains(backend), "{}", run.stderr);
+        for check in [&checks[3], &checks[4]] {
+            assert_eq!(
+                result(run.check(check)),
+                "connected",
+                "{backend}: {check}\n{}\n{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
+}
+
+/// The gate as the agent sees it: another uid, so the agent cannot signal it or read its
+/// memory or environment; and the gate itself holds CAP_NET_ADMIN alone, in every set.
+#[test]
+fn attack_the_agent_cannot_signal_trace_or_read_the_gate_and_it_holds_net_admin_alone() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = policy(&lab, "allowlist", &["public.lab"], "");
+    let sync = lab.dir.subdir("sync", 0o777);
+    let script = format!(
+        "gate=$(grep -l '^Uid:[[:space:]]*65533' /proc/[0-9]*/status | head -n1 | cut -d/ -f3); \
+         echo gate=$gate; kill -KILL $gate; echo kill=$?; cat /proc/$gate/environ >/dev/null; echo environ=$?; \
+         head -c1 /proc/$gate/mem >/dev/null; echo mem=$?; touch {s}/tried; sleep 2",
+        s = sync.display()
+    );
+    let child = spawn_agent_script(&lab, &config, &script);
+    wait_for(&sync.join("tried"), "the agent's attempts");
+    // From outside (root): the gate's credentials.
+    let (_, gate) = wait_for_gate(child.id());
+    let field = |name: &str| {
+        gate.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[name.len()..].trim().to_owned())
+            .unwrap_or_default()
+    };
+    // CAP_NET_ADMIN is bit 12: 0x1000.
+    for set in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+        assert_eq!(field(set), "0000000000001000", "{set}\n{gate}");
+    }
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert!(field("Gid:").starts_with("65533"), "{gate}");
+    assert_eq!(field("Groups:"), "");
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(
+        code,
+        Some(0),
+        "the gate must survive the agent's attempts: {stderr}"
+    );
+    assert!(
+        stdout.contains("kill=1"),
+        "the agent could signal the gate: {stdout}"
+    );
+    assert!(stdout.contains("environ=1"), "{stdout}");
+    assert!(stdout.contains("mem=1"), "{stdout}");
+}
+
+/// Fail closed: with the gate gone nothing can be resolved or opened any more, so
+/// sandbox-init ends the container with 71 and says why.
+#[test]
+fn a_killed_gate_ends_the_container_with_71() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = policy(&lab, "allowlist", &["public.lab"], "");
+    let child = spawn_agent_script(&lab, &config, "sleep 20");
+    let (pid, _) = wait_for_gate(child.id());
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let (code, _, stderr) = finish(child);
+    eprintln!("ended {:?} after the gate was killed", started.elapsed());
+    assert_eq!(code, Some(71), "{stderr}");
+    assert!(
+        stderr.contains("the DNS gate (pid") && stderr.contains("ended (killed by SIGKILL)"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the agent outlived its gate"
+    );
+}
