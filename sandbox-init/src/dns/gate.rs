@@ -106,14 +106,32 @@ enum Client {
 struct Pending {
     client: Client,
     query: Query,
-    /// The query sent upstream ([`wire::upstream_query`]).
+    /// The query sent upstream ([`wire::upstream_query`]) under its own random ID: the agent
+    /// chose the query's ID, so an answer carrying that one proves nothing.
     message: Vec<u8>,
+    /// The ID of `message`.
+    upstream_id: u16,
     /// The ports the answer's addresses open with (empty: the name is not allowlisted).
     ports: Ports,
     socket: UdpSocket,
     /// Which resolver is being asked.
     server: usize,
     deadline: Instant,
+}
+
+impl Pending {
+    /// Whether `response` answers what was sent upstream: the gate's ID, the agent's question.
+    fn answered_by(&self, response: &wire::Response) -> bool {
+        wire::answers(&self.query.with_id(self.upstream_id), response)
+    }
+}
+
+/// A fresh random query ID (the kernel's generator; a fixed one only if that fails, and then
+/// the firewall's refusal of forged answers still holds).
+fn random_id() -> u16 {
+    let mut id = [0u8; 2];
+    let _ = getrandom::fill(&mut id);
+    u16::from_be_bytes(id)
 }
 
 /// An agent TCP connection: what it sent so far.
@@ -402,13 +420,16 @@ impl<'a> Gate<'a> {
             self.reply(&client, &answer);
             return;
         }
-        // Built afresh: only the ID, the question and RD of what the agent sent leave.
-        let message = wire::upstream_query(&query);
+        // Built afresh: only the question and RD of what the agent sent leave, under an ID of
+        // the gate's own.
+        let upstream_id = random_id();
+        let message = wire::upstream_query(&query.with_id(upstream_id));
         match self.ask(0, &message) {
             Some((socket, server)) => self.pending.push(Pending {
                 client,
                 query,
                 message,
+                upstream_id,
                 ports,
                 socket,
                 server,
@@ -462,7 +483,7 @@ impl<'a> Gate<'a> {
         let Ok(response) = wire::parse_response(answer) else {
             return; // not an answer: keep waiting for one
         };
-        if !wire::answers(&pending.query, &response) {
+        if !self.pending[i].answered_by(&response) {
             return;
         }
         let pending = self.pending.swap_remove(i);
@@ -472,7 +493,7 @@ impl<'a> Gate<'a> {
             let server = self.config.resolvers[pending.server];
             match tcp_exchange(server, &pending.message, self.config.timeout) {
                 Ok(full) => match wire::parse_response(&full) {
-                    Ok(r) if wire::answers(&pending.query, &r) => {
+                    Ok(r) if pending.answered_by(&r) => {
                         response = r;
                         answer = full;
                     }
@@ -480,6 +501,10 @@ impl<'a> Gate<'a> {
                 },
                 Err(e) => self.log.debug(&format!("dns: TCP to {server} failed: {e}")),
             }
+        }
+        // The agent gets the answer under the ID it asked with.
+        if let Some(id) = answer.get_mut(..2) {
+            id.copy_from_slice(&pending.query.id.to_be_bytes());
         }
         self.release(pending, &response, &answer);
     }

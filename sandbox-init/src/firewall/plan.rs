@@ -4,7 +4,8 @@
 //! golden tests compare it, all from the same value.
 //!
 //! The order of `JAILOC-OUTPUT` (docs/net.md, "What is allowed, in this order"): IPv6 routing
-//! headers refused first of all; loopback; established connections; ICMPv6 neighbour discovery;
+//! headers refused first of all; the agent's packets from port 53 (posing as a resolver);
+//! loopback; established connections; ICMPv6 neighbour discovery;
 //! the DNS gate's own queries to the resolvers; the agent's DNS, redirected to the gate; the
 //! allowlist's literal addresses and networks (a tree of sub-chains when it is long);
 //! `JAILOC-NAMES`, the addresses the gate opened for allowlisted names; every built-in blocked
@@ -78,10 +79,18 @@ impl Plan {
         let (allows, mut warnings) = allows(policy, hosts);
         warnings.extend(routes.warnings.iter().cloned());
         let extras = link::extras(&policy.blocked, &routes.found);
-        Plan::build(policy.egress, allows, resolvers.to_vec(), extras, warnings)
+        Plan::build_for(
+            policy.agent.uid,
+            policy.egress,
+            allows,
+            resolvers.to_vec(),
+            extras,
+            warnings,
+        )
     }
 
-    /// The chains for what [`Plan::new`] joined.
+    /// The chains for what [`Plan::new`] joined, for the default agent uid (tests).
+    #[cfg(test)]
     pub(crate) fn build(
         egress: Egress,
         allows: Vec<Allow>,
@@ -89,8 +98,23 @@ impl Plan {
         extras: Vec<Extra>,
         warnings: Vec<String>,
     ) -> Plan {
+        let agent = crate::policy::AGENT_UID;
+        Plan::build_for(agent, egress, allows, resolvers, extras, warnings)
+    }
+
+    /// The chains for what [`Plan::new`] joined, the agent being `agent_uid`.
+    pub(crate) fn build_for(
+        agent_uid: u32,
+        egress: Egress,
+        allows: Vec<Allow>,
+        resolvers: Vec<IpAddr>,
+        extras: Vec<Extra>,
+        warnings: Vec<String>,
+    ) -> Plan {
         let blocked: Vec<IpNet> = extras.iter().map(|e| e.dest).collect();
-        let chains = PerFamily::new(|family| chains(family, egress, &allows, &resolvers, &blocked));
+        let chains = PerFamily::new(|family| {
+            chains(family, agent_uid, egress, &allows, &resolvers, &blocked)
+        });
         let nat = PerFamily::new(|_| vec![redirect_chain()]);
         Plan {
             egress,
@@ -166,6 +190,7 @@ fn redirect_chain() -> Chain {
 /// One family's chains, in the order of the module comment.
 fn chains(
     family: Family,
+    agent_uid: u32,
     egress: Egress,
     allows: &[Allow],
     resolvers: &[IpAddr],
@@ -180,6 +205,18 @@ fn chains(
         // final one behind an allowed first, also on an established connection. Nothing the
         // agent legitimately sends carries one.
         rules.push(Rule::new(Match::RoutingHeader, reject));
+    }
+    // Before loopback and established connections: the agent sending from port 53. The gate's
+    // upstream socket takes any datagram from its resolver's address and port 53; with Docker's
+    // embedded DNS that address is local (127.0.0.11), and the agent may bind port 53 there
+    // (Docker lets any user bind low ports) and forge the answer that opens an address. An
+    // answer to the gate's own query would even pass as an established connection.
+    for proto in [Proto::Udp, Proto::Tcp] {
+        let posing = Match::OwnerSourcePort {
+            uid: agent_uid,
+            port: (proto, 53),
+        };
+        rules.push(Rule::new(posing, reject));
     }
     rules.push(Rule::new(Match::Loopback, Target::Accept));
     rules.push(Rule::new(Match::Established, Target::Accept));

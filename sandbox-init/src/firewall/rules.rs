@@ -198,6 +198,9 @@ pub enum Match {
     Port(Proto, u16),
     /// Sent by a process of this uid (`-m owner`), any destination.
     Owner(u32),
+    /// Sent by a process of this uid from this protocol's source port (the agent posing as a
+    /// resolver: see `plan.rs`).
+    OwnerSourcePort { uid: u32, port: (Proto, u16) },
     /// Sent by a process of this uid to `net`, this protocol and port (the gate's upstream DNS).
     OwnerDest {
         uid: u32,
@@ -262,6 +265,10 @@ impl fmt::Display for Rule {
             } => write!(f, "-d {net} -p {p} -m {p} --dport {port} ")?,
             Match::Port(p, port) => write!(f, "-p {p} -m {p} --dport {port} ")?,
             Match::Owner(uid) => write!(f, "-m owner --uid-owner {uid} ")?,
+            Match::OwnerSourcePort {
+                uid,
+                port: (p, port),
+            } => write!(f, "-p {p} -m owner --uid-owner {uid} -m {p} --sport {port} ")?,
             Match::OwnerDest {
                 uid,
                 net,
@@ -363,6 +370,16 @@ mod tests {
             (
                 Rule::new(Match::Any, Target::Jump(ChainName::Names)),
                 "-j JAILOC-NAMES",
+            ),
+            (
+                Rule::new(
+                    Match::OwnerSourcePort {
+                        uid: 1000,
+                        port: (Proto::Udp, 53),
+                    },
+                    reject,
+                ),
+                "-p udp -m owner --uid-owner 1000 -m udp --sport 53 -j JAILOC-REJECT",
             ),
             (
                 Rule::new(

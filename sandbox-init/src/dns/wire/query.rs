@@ -29,6 +29,13 @@ pub struct Query {
     question: Vec<u8>,
 }
 
+impl Query {
+    /// The same query under another ID (the gate asks upstream under one of its own).
+    pub fn with_id(&self, id: u16) -> Query {
+        Query { id, ..self.clone() }
+    }
+}
+
 /// What the gate keeps of a query's EDNS record (RFC 6891); its options are dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edns {
