@@ -30,8 +30,14 @@ fn check_query(data: &[u8], query: &Query) {
         let response = wire::parse_response(&bytes).expect("a refusal parses as a response");
         assert_eq!(response.id, query.id, "refusal id");
         assert_eq!(response.rcode, rcode.code(), "refusal rcode");
-        assert!(!response.truncated && response.addrs.is_empty(), "refusal has no records");
-        assert!(wire::answers(query, &response), "a refusal answers its query");
+        assert!(
+            !response.truncated && response.addrs.is_empty(),
+            "refusal has no records"
+        );
+        assert!(
+            wire::answers(query, &response),
+            "a refusal answers its query"
+        );
         assert!(wire::parse_query(&bytes).is_err(), "a refusal is no query");
     }
     let upstream = wire::upstream_query(query);
@@ -42,12 +48,25 @@ fn check_query(data: &[u8], query: &Query) {
         "the upstream query asks the same question"
     );
     assert_eq!(again.recursion_desired, query.recursion_desired);
-    assert_eq!(again.edns.map(|e| e.dnssec_ok), query.edns.map(|e| e.dnssec_ok));
-    assert!(upstream.len() <= data.len(), "the upstream query adds nothing");
+    assert_eq!(
+        again.edns.map(|e| e.dnssec_ok),
+        query.edns.map(|e| e.dnssec_ok)
+    );
+    assert!(
+        upstream.len() <= data.len(),
+        "the upstream query adds nothing"
+    );
 
     if let Ok(message) = Message::from_vec(data) {
-        let theirs = message.queries().first().expect("hickory read one question");
-        assert_eq!(u16::from(theirs.query_type()), query.qtype, "hickory's qtype");
+        let theirs = message
+            .queries()
+            .first()
+            .expect("hickory read one question");
+        assert_eq!(
+            u16::from(theirs.query_type()),
+            query.qtype,
+            "hickory's qtype"
+        );
         assert_labels_eq(&query.name, theirs.name().iter());
     }
 }
@@ -56,13 +75,17 @@ fn check_response(data: &[u8], response: &Response) {
     assert!(response.addrs.len() <= wire::MAX_ADDRS);
     assert!(response.rcode <= 15);
     for (_, ttl) in &response.addrs {
-        assert!(*ttl <= i32::MAX as u32, "ttl with the top bit set reads as 0");
+        assert!(
+            *ttl <= i32::MAX as u32,
+            "ttl with the top bit set reads as 0"
+        );
     }
     if let Some((name, _)) = &response.question {
         check_name(name);
     }
     if let Ok(message) = Message::from_vec(data) {
-        if let (Some((name, qtype)), Some(theirs)) = (&response.question, message.queries().first()) {
+        if let (Some((name, qtype)), Some(theirs)) = (&response.question, message.queries().first())
+        {
             assert_eq!(u16::from(theirs.query_type()), *qtype, "hickory's qtype");
             assert_labels_eq(name, theirs.name().iter());
         }
@@ -71,7 +94,11 @@ fn check_response(data: &[u8], response: &Response) {
             .iter()
             .filter(|r| r.dns_class() == DNSClass::IN)
             .filter_map(|r| {
-                let ttl = if r.ttl() > i32::MAX as u32 { 0 } else { r.ttl() };
+                let ttl = if r.ttl() > i32::MAX as u32 {
+                    0
+                } else {
+                    r.ttl()
+                };
                 match r.data() {
                     RData::A(a) => Some((IpAddr::V4(a.0), ttl)),
                     RData::AAAA(a) => Some((IpAddr::V6(a.0), ttl)),
@@ -90,19 +117,33 @@ fn check_name(name: &Name) {
     assert!(name.wire_len() <= wire::MAX_NAME);
     for label in name.labels() {
         assert!((1..=wire::MAX_LABEL).contains(&label.len()));
-        assert!(!label.iter().any(u8::is_ascii_uppercase), "labels are lowercase");
+        assert!(
+            !label.iter().any(u8::is_ascii_uppercase),
+            "labels are lowercase"
+        );
     }
     let text = name.as_str();
     assert!(
-        text.bytes().all(|b| b.is_ascii_lowercase()
-            || b.is_ascii_digit()
-            || b"-_.\\".contains(&b)),
+        text.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.\\".contains(&b)),
         "log text is plain"
     );
-    let text_labels = if text.is_empty() { 0 } else { text.split('.').count() };
-    assert_eq!(text_labels, name.labels().count(), "a dot in the text is a label boundary");
+    let text_labels = if text.is_empty() {
+        0
+    } else {
+        text.split('.').count()
+    };
+    assert_eq!(
+        text_labels,
+        name.labels().count(),
+        "a dot in the text is a label boundary"
+    );
     if !text.contains('\\') {
-        assert_eq!(Name::from_hostname(text).as_ref(), Ok(name), "text round trip");
+        assert_eq!(
+            Name::from_hostname(text).as_ref(),
+            Ok(name),
+            "text round trip"
+        );
     }
 }
 

@@ -45,9 +45,18 @@ fn every_corpus_file_goes_through_the_parsers_and_the_oracle() {
         }
     }
     // The corpus is real-shaped, not noise: most of it parses (the attack seeds do not).
-    assert!(queries >= 20, "only {queries} corpus files parse as queries");
-    assert!(responses >= 20, "only {responses} corpus files parse as responses");
-    assert!(with_addrs >= 10, "only {with_addrs} responses carry addresses");
+    assert!(
+        queries >= 20,
+        "only {queries} corpus files parse as queries"
+    );
+    assert!(
+        responses >= 20,
+        "only {responses} corpus files parse as responses"
+    );
+    assert!(
+        with_addrs >= 10,
+        "only {with_addrs} responses carry addresses"
+    );
 }
 
 /// xorshift64*: a fixed seed, so a failure reproduces exactly.
@@ -143,7 +152,13 @@ fn a_bounded_mutation_run_from_the_corpus_breaks_no_promise() {
         responses += usize::from(wire::parse_response(&msg).is_ok());
     }
     // Mutants still reach the deep paths: a fair share stays valid.
-    assert!(queries > MUTANTS / 100, "only {queries} mutants parse as queries");
-    assert!(responses > MUTANTS / 100, "only {responses} mutants parse as responses");
+    assert!(
+        queries > MUTANTS / 100,
+        "only {queries} mutants parse as queries"
+    );
+    assert!(
+        responses > MUTANTS / 100,
+        "only {responses} mutants parse as responses"
+    );
     eprintln!("{MUTANTS} mutants: {queries} parse as queries, {responses} as responses");
 }
