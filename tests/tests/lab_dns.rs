@@ -381,3 +381,104 @@ fn a_killed_gate_ends_the_container_with_71() {
         "the agent outlived its gate"
     );
 }
+
+/// A DNS query as a stub resolver sends it (for the agent's scripts below).
+const PY_QUERY: &str = r#"
+import socket, struct, select, sys
+def msg(qid, name, t=1):
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0" + struct.pack("!HH", t, 1)
+def answered(r):
+    return len(r) > 12 and (r[3] & 15) == 0 and struct.unpack("!H", r[6:8])[0] > 0
+"#;
+
+/// The gate's closed upstream sockets leave conntrack entries behind (its port → the
+/// resolver's 53, established). The attack: after making the gate forward allowlisted names,
+/// send a non-allowlisted name to the resolver from every ephemeral port; one that matches a
+/// stale entry would skip the redirect and reach the resolver as an established connection.
+#[test]
+fn attack_dns_from_a_port_the_gate_used_does_not_reach_the_resolver() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = policy(&lab, "allowlist", &["api.lab"], "");
+    let script = format!(
+        r#"{PY_QUERY}
+for i in range(50):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+    s.sendto(msg(i, "api.lab"), ("{dns}", 53)); s.recv(512); s.close()
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+bypass = 0
+def collect(socks):
+    global bypass
+    poll = select.poll()
+    for fd in socks: poll.register(fd, select.POLLIN)
+    for fd, _ in poll.poll(300):
+        if answered(socks[fd].recv(512)): bypass += 1
+    for s in socks.values(): s.close()
+socks = {{}}
+for port in range(lo, hi + 1):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try: s.bind(("0.0.0.0", port))
+    except OSError: s.close(); continue
+    s.setblocking(False)
+    try: s.sendto(msg(port & 0xffff, "internal.lab"), ("{dns}", 53))
+    except OSError: pass
+    socks[s.fileno()] = s
+    if len(socks) >= 500: collect(socks); socks = {{}}
+collect(socks)
+print("swept", lo, hi, "bypass", bypass)
+"#,
+        dns = addr::DNS_V4
+    );
+    let child = spawn_agent_script(&lab, &config, &format!("exec python3 -c '{script}'"));
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("bypass 0"), "answers reached the agent past the gate: {stdout}");
+    let log = lab.dns_log();
+    assert!(log.contains("api.lab"), "the gate's queries are in the log: {log}");
+    assert!(
+        !log.contains("internal.lab"),
+        "a non-allowlisted name reached the resolver: {log}"
+    );
+}
+
+/// Docker lets any user bind low ports, and its embedded DNS answers at a local address
+/// (127.0.0.11): the agent can sit on the resolver's address and port itself. The attack: the
+/// agent binds the resolver's 53, asks the gate for an allowlisted name, answers the gate's
+/// upstream query with an address of its choosing, and connects there.
+#[test]
+fn attack_an_agent_posing_as_the_resolver_cannot_make_the_gate_open_an_address() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let out = lab.exec(&lab.agent, &["sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"]);
+    assert!(out.status.success(), "{out:?}");
+    lab.set_resolv_conf("nameserver 127.0.0.53\n");
+    let config = policy(&lab, "allowlist", &["api.lab"], "resolve_timeout_ms = 500\n");
+    let script = format!(
+        r#"{PY_QUERY}
+import threading
+fake = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); fake.bind(("127.0.0.53", 53))
+def serve():
+    while True:
+        q, peer = fake.recvfrom(512)
+        a = q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:] + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([198, 51, 100, 10])
+        fake.sendto(a, peer)
+threading.Thread(target=serve, daemon=True).start()
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(3)
+c.sendto(msg(7, "api.lab"), ("127.0.0.53", 53))
+try: r = c.recv(512); print("rcode", r[3] & 15, "answered", answered(r))
+except socket.timeout: print("rcode none")
+t = socket.socket(); t.settimeout(2)
+try: t.connect(("198.51.100.10", 80)); print("connect connected")
+except OSError as e: print("connect", e.errno)
+"#
+    );
+    let child = spawn_agent_script(&lab, &config, &format!("exec python3 -c '{script}'"));
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("connect connected"), "the forged answer opened an address: {stdout}\n{stderr}");
+    assert!(stdout.contains("rcode 2"), "want SERVFAIL (the forged answer never reached the gate): {stdout}\n{stderr}");
+}

@@ -4,8 +4,8 @@
 //! golden tests compare it, all from the same value.
 //!
 //! The order of `JAILOC-OUTPUT` (docs/net.md, "What is allowed, in this order"): IPv6 routing
-//! headers refused first of all; the agent's packets from port 53 (posing as a resolver);
-//! loopback; established connections; ICMPv6 neighbour discovery;
+//! headers refused first of all; the agent's packets from port 53 (posing as a resolver) and
+//! its DNS that did not go to the gate (a stale connection of the gate's); loopback; established connections; ICMPv6 neighbour discovery;
 //! the DNS gate's own queries to the resolvers; the agent's DNS, redirected to the gate; the
 //! allowlist's literal addresses and networks (a tree of sub-chains when it is long);
 //! `JAILOC-NAMES`, the addresses the gate opened for allowlisted names; every built-in blocked
@@ -211,12 +211,29 @@ fn chains(
     // embedded DNS that address is local (127.0.0.11), and the agent may bind port 53 there
     // (Docker lets any user bind low ports) and forge the answer that opens an address. An
     // answer to the gate's own query would even pass as an established connection.
+    //
+    // And the agent's DNS that the redirect did not send to the gate. The `nat` table decides
+    // once per connection: a packet that belongs to a connection conntrack already knows is not
+    // redirected again. The gate's closed upstream sockets leave such connections behind
+    // (its port → the resolver's 53, marked established), so an agent that sends from that
+    // same port to the resolver would reach it directly, past the gate, as an established
+    // connection. Only DNS sent to the gate (loopback, port 53 after the redirect) may pass.
+    let gate = match family {
+        Family::V4 => IpNet::from(IpAddr::from([127, 0, 0, 1])),
+        Family::V6 => IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+    };
     for proto in [Proto::Udp, Proto::Tcp] {
         let posing = Match::OwnerSourcePort {
             uid: agent_uid,
             port: (proto, 53),
         };
         rules.push(Rule::new(posing, reject));
+        let past_the_gate = Match::OwnerPortNotTo {
+            uid: agent_uid,
+            except: gate,
+            port: (proto, 53),
+        };
+        rules.push(Rule::new(past_the_gate, reject));
     }
     rules.push(Rule::new(Match::Loopback, Target::Accept));
     rules.push(Rule::new(Match::Established, Target::Accept));
@@ -243,10 +260,6 @@ fn chains(
     }
     // The agent's DNS, as the `nat` redirect left it: to the gate on loopback. It leaves
     // through the interface the original destination was routed to, so `-o lo` misses it.
-    let gate = match family {
-        Family::V4 => IpNet::from(IpAddr::from([127, 0, 0, 1])),
-        Family::V6 => IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
-    };
     for proto in [Proto::Udp, Proto::Tcp] {
         let to_gate = Match::Dest {
             net: gate,

@@ -505,7 +505,10 @@ mod tests {
     fn without_facts_the_chain_is_created_with_n_and_hooked_first() {
         let fresh = render(Egress::Open, &[], &Facts::default());
         for (doc, first) in [
-            (&fresh.v4, "-o lo -j ACCEPT"),
+            (
+                &fresh.v4,
+                "-p udp -m owner --uid-owner 1000 -m udp --sport 53 -j JAILOC-REJECT",
+            ),
             (&fresh.v6, "-m rt -j JAILOC-REJECT"),
         ] {
             assert!(doc.contains(&format!(
@@ -587,11 +590,12 @@ mod tests {
     #[test]
     fn every_rule_of_ours_is_read_back_per_chain() {
         let r = render(Egress::Open, &[], &facts(&[]));
-        // lo, established, the two to the gate, the jump to the names, one jump per blocked
-        // range, the two refusals, and the three of the redirect (nat).
+        // The four against DNS past the gate, lo, established, the two to the gate, the jump
+        // to the names, one jump per blocked range, the two refusals, and the three of the
+        // redirect (nat).
         assert_eq!(
             chain_rules(&r.v4).len(),
-            2 + 2 + 1 + ranges::BLOCKED_V4.len() + 2 + 3
+            4 + 2 + 2 + 1 + ranges::BLOCKED_V4.len() + 2 + 3
         );
     }
 

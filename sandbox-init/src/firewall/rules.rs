@@ -201,6 +201,13 @@ pub enum Match {
     /// Sent by a process of this uid from this protocol's source port (the agent posing as a
     /// resolver: see `plan.rs`).
     OwnerSourcePort { uid: u32, port: (Proto, u16) },
+    /// Sent by a process of this uid to this protocol and port anywhere but `except` (the
+    /// agent's DNS that the redirect did not send to the gate: see `plan.rs`).
+    OwnerPortNotTo {
+        uid: u32,
+        except: IpNet,
+        port: (Proto, u16),
+    },
     /// Sent by a process of this uid to `net`, this protocol and port (the gate's upstream DNS).
     OwnerDest {
         uid: u32,
@@ -269,6 +276,14 @@ impl fmt::Display for Rule {
                 uid,
                 port: (p, port),
             } => write!(f, "-p {p} -m owner --uid-owner {uid} -m {p} --sport {port} ")?,
+            Match::OwnerPortNotTo {
+                uid,
+                except,
+                port: (p, port),
+            } => write!(
+                f,
+                "! -d {except} -p {p} -m owner --uid-owner {uid} -m {p} --dport {port} "
+            )?,
             Match::OwnerDest {
                 uid,
                 net,
@@ -380,6 +395,17 @@ mod tests {
                     reject,
                 ),
                 "-p udp -m owner --uid-owner 1000 -m udp --sport 53 -j JAILOC-REJECT",
+            ),
+            (
+                Rule::new(
+                    Match::OwnerPortNotTo {
+                        uid: 1000,
+                        except: net("127.0.0.1/32"),
+                        port: (Proto::Tcp, 53),
+                    },
+                    reject,
+                ),
+                "! -d 127.0.0.1/32 -p tcp -m owner --uid-owner 1000 -m tcp --dport 53 -j JAILOC-REJECT",
             ),
             (
                 Rule::new(
