@@ -255,12 +255,7 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         gid: policy.agent.gid,
         home: policy.agent.home.clone(),
         command: args.command.clone(),
-        gate: Some(gate_config(
-            &policy,
-            resolv_conf,
-            installed.backend,
-            installed.v6,
-        )),
+        gate: Some(gate_config(&policy, resolv_conf, &installed)),
     }))
 }
 
@@ -269,8 +264,7 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
 fn gate_config(
     policy: &Policy,
     resolv_conf: ResolvConf,
-    backend: &'static firewall::Backend,
-    v6: bool,
+    installed: &firewall::Installed,
 ) -> GateConfig {
     GateConfig {
         egress: policy.egress,
@@ -278,8 +272,9 @@ fn gate_config(
         networks: policy.networks.clone(),
         resolvers: resolv_conf.nameservers,
         timeout: policy.resolve_timeout,
-        backend,
-        v6,
+        backend: installed.backend,
+        v6: installed.v6,
+        stale_names: installed.kept,
     }
 }
 

@@ -434,9 +434,15 @@ print("swept", lo, hi, "bypass", bypass)
     let child = spawn_agent_script(&lab, &config, &format!("exec python3 -c '{script}'"));
     let (code, stdout, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("bypass 0"), "answers reached the agent past the gate: {stdout}");
+    assert!(
+        stdout.contains("bypass 0"),
+        "answers reached the agent past the gate: {stdout}"
+    );
     let log = lab.dns_log();
-    assert!(log.contains("api.lab"), "the gate's queries are in the log: {log}");
+    assert!(
+        log.contains("api.lab"),
+        "the gate's queries are in the log: {log}"
+    );
     assert!(
         !log.contains("internal.lab"),
         "a non-allowlisted name reached the resolver: {log}"
@@ -453,10 +459,18 @@ fn attack_an_agent_posing_as_the_resolver_cannot_make_the_gate_open_an_address()
         return;
     }
     let lab = Lab::up();
-    let out = lab.exec(&lab.agent, &["sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"]);
+    let out = lab.exec(
+        &lab.agent,
+        &["sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"],
+    );
     assert!(out.status.success(), "{out:?}");
     lab.set_resolv_conf("nameserver 127.0.0.53\n");
-    let config = policy(&lab, "allowlist", &["api.lab"], "resolve_timeout_ms = 500\n");
+    let config = policy(
+        &lab,
+        "allowlist",
+        &["api.lab"],
+        "resolve_timeout_ms = 500\n",
+    );
     let script = format!(
         r#"{PY_QUERY}
 import threading
@@ -479,6 +493,52 @@ except OSError as e: print("connect", e.errno)
     let child = spawn_agent_script(&lab, &config, &format!("exec python3 -c '{script}'"));
     let (code, stdout, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(!stdout.contains("connect connected"), "the forged answer opened an address: {stdout}\n{stderr}");
-    assert!(stdout.contains("rcode 2"), "want SERVFAIL (the forged answer never reached the gate): {stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("connect connected"),
+        "the forged answer opened an address: {stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("rcode 2"),
+        "want SERVFAIL (the forged answer never reached the gate): {stdout}\n{stderr}"
+    );
+}
+
+/// A restart in a network namespace that holds our rules (a pod keeps its netns): the same
+/// policy's rules are kept, and the new gate closes what the previous one opened before it
+/// answers anything.
+#[test]
+fn a_restart_keeps_the_rules_and_the_new_gate_closes_what_the_old_one_opened() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let config = policy(&lab, "allowlist", &["public.lab"], "");
+    let connect = format!("tcp 198.51.100.10:80 {T}");
+    let first = lab.sandbox(
+        &config,
+        &[],
+        &["batch", &dns("public.lab", "A"), "then", &connect],
+    );
+    assert_eq!(
+        result(first.check(&connect)),
+        "connected",
+        "{}",
+        first.stderr
+    );
+    // The second boot: a lookup the gate refuses (answered only once the gate is serving), then
+    // the address the first run opened.
+    let refused = dns("not-listed.lab", "A");
+    let again = "tcp 198.51.100.10:80 --timeout-ms 1499".to_owned();
+    let second = lab.sandbox(
+        &config,
+        &[("SANDBOX_INIT_LOG", "debug")],
+        &["batch", &refused, "then", &again],
+    );
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("4 iptables processes"),
+        "the rules were not kept: {}",
+        second.stderr
+    );
+    assert_eq!(result(second.check(&again)), "refused", "{}", second.stderr);
 }

@@ -54,6 +54,9 @@ pub struct GateConfig {
     pub backend: &'static Backend,
     /// Whether IPv6 rules are installed (IPv6 addresses are opened only then).
     pub v6: bool,
+    /// The boot kept the rules of a previous run (same policy): `JAILOC-NAMES` holds what the
+    /// previous gate opened, and this one empties it first.
+    pub stale_names: bool,
 }
 
 /// The gate's listening sockets, bound by the boot as root (port 53 may be privileged) and
@@ -241,6 +244,9 @@ impl<'a> Gate<'a> {
 
     /// Serves until a socket fails (never, in practice): the error is why.
     pub fn run(mut self) -> GateError {
+        if self.config.stale_names {
+            self.empty_names();
+        }
         loop {
             if let Err(e) = self.turn() {
                 return e;
@@ -555,6 +561,33 @@ impl<'a> Gate<'a> {
             ));
         }
         self.reply(&pending.client, answer);
+    }
+
+    /// Empties `JAILOC-NAMES` of what a previous gate opened (a restart that kept the rules):
+    /// the first thing this gate does, before it answers.
+    fn empty_names(&self) {
+        let families = if self.config.v6 {
+            &[Family::V4, Family::V6][..]
+        } else {
+            &[Family::V4][..]
+        };
+        for family in families {
+            let payload = format!(
+                "*filter\n:{} - [0:0]\nCOMMIT\n",
+                crate::firewall::ChainName::Names
+            );
+            let cmd = self.config.backend.restore(*family, &payload);
+            match self.runner.run(cmd.program, cmd.args, cmd.stdin) {
+                Ok(out) if out.success => {}
+                Ok(out) => self.log.warn(&format!(
+                    "dns: failed to close what the previous run opened: {}",
+                    out.stderr.trim()
+                )),
+                Err(e) => self.log.warn(&format!(
+                    "dns: failed to close what the previous run opened: {e}"
+                )),
+            }
+        }
     }
 
     /// Runs one restore per family that has something to change.

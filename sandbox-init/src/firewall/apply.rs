@@ -7,8 +7,10 @@
 //!   in the fresh form (`-N` creates the chain and the jump) and one save per family for the
 //!   read-back — four processes, in two rounds (the families run concurrently on nf_tables);
 //! - the chain exists already (sandbox-init ran before in this network namespace): the fresh
-//!   restore fails atomically, changing nothing; then a save per family reads the current
-//!   jumps and a restore refills the chain (see `render.rs`) — eight processes.
+//!   restore fails atomically, changing nothing, and the save right after it shows what stands.
+//!   If that is exactly the plan (a restart with the same policy), it is kept — four processes,
+//!   as a fresh container; otherwise a restore per family refills the chains from the save's
+//!   facts (see `render.rs`) and a save reads them back — eight processes.
 //!
 //! The backend is chosen without running anything (the first whose programs are installed,
 //! `backend.rs`); whether it works shows in its first restore: if that fails and its save fails
@@ -33,6 +35,9 @@ pub struct Installed {
     pub warnings: Vec<String>,
     /// How many iptables processes the install ran.
     pub processes: usize,
+    /// The plan stood already (a restart with the same policy) and was kept: `JAILOC-NAMES` may
+    /// hold what the previous gate opened.
+    pub kept: bool,
 }
 
 /// Steps 4 and 5: installs `plan` with the first backend that works and verifies the
@@ -128,6 +133,7 @@ impl Attempt<'_> {
         // Each family's save follows its own restore at once: after a restore that worked it
         // is step 5's read-back, after one that failed it is the facts for the refill.
         let fresh = self.plan.fresh_payloads();
+        let mut kept = false;
         let first = self
             .restore_then_save(&fresh)
             .map(|family, (restore, save)| match (restore, save) {
@@ -135,6 +141,18 @@ impl Attempt<'_> {
                     payload: fresh.get(family).clone(),
                     readback: Some(save),
                 }),
+                // Our chains exist (sandbox-init ran before in this network namespace). Holding
+                // exactly this plan already (a restart with the same policy), they are kept as
+                // they are: a refill would delete every rule, and each deletion waits for the
+                // kernel (nf_tables: ~13 ms a restore here). `JAILOC-NAMES` is not compared:
+                // the new gate empties it when it starts.
+                (Err(_), Ok(save)) if verify(family, fresh.get(family), &save).is_ok() => {
+                    kept = true;
+                    First::Applied(Applied {
+                        payload: fresh.get(family).clone(),
+                        readback: Some(Ok(save)),
+                    })
+                }
                 (Err(_), Ok(save)) => First::Refill(Current::from_save(&save)),
                 (Err(restore), Err(save)) => First::Unusable(format!(
                     "{}: {restore}; {}: {save}",
@@ -197,6 +215,7 @@ impl Attempt<'_> {
             v6,
             warnings,
             processes: self.processes,
+            kept,
         })
     }
 
@@ -403,11 +422,21 @@ mod tests {
         let after_first = fake.state_v4.borrow().clone();
         assert_eq!(after_first.matches("-A OUTPUT -j JAILOC-OUTPUT").count(), 1);
 
-        // Second boot in the same network namespace: the fresh restore fails atomically, the
-        // chain is refilled from the save's facts: same rules, no second jump.
+        // Second boot in the same network namespace with the same plan: the fresh restore fails
+        // atomically and the save shows the plan in place: kept, four processes, no deletion.
         fake.calls.borrow_mut().clear();
         let probed = probe(&fake).expect("probe");
-        let second = install(&fake, &probed, &plan(), true).expect("again");
+        let same = install(&fake, &probed, &plan(), true).expect("again");
+        assert_eq!(same.processes, 4);
+        assert!(same.kept && !first.kept);
+        assert_eq!(*fake.state_v4.borrow(), after_first);
+
+        // A boot with another plan: the chain is refilled from the save's facts: the new rules,
+        // no second jump.
+        fake.calls.borrow_mut().clear();
+        let other = Plan::build(Egress::Allowlist, vec![], vec![], vec![], vec![]);
+        let probed = probe(&fake).expect("probe");
+        let second = install(&fake, &probed, &other, true).expect("refill");
         assert_eq!(
             fake.programs(),
             [
@@ -425,7 +454,15 @@ mod tests {
         let refill = &fake.payloads("iptables-nft-restore")[1];
         assert!(!refill.contains("-I OUTPUT"));
         assert!(refill.contains("\n:JAILOC-OUTPUT - [0:0]\n"));
-        assert_eq!(*fake.state_v4.borrow(), after_first);
+        let after_refill = fake.state_v4.borrow().clone();
+        assert_eq!(
+            after_refill.matches("-A OUTPUT -j JAILOC-OUTPUT").count(),
+            1
+        );
+        assert!(
+            after_refill.contains("-A JAILOC-OUTPUT -j JAILOC-REJECT\n"),
+            "{after_refill}"
+        );
     }
 
     #[test]

@@ -162,15 +162,18 @@ pub fn verify(family: Family, rendered: &str, saved: &str) -> Result<(), Firewal
     Ok(())
 }
 
-/// The rules of all our chains (`-A JAILOC-...`) in a payload or in `iptables-save` output,
+/// The rules of all our chains (`-A JAILOC-...`, but the gate's `JAILOC-NAMES`) in a payload or
+/// in `iptables-save` output,
 /// grouped by chain name (in order within a chain), so the two can be compared whatever order a
 /// save lists chains in.
 pub fn chain_rules(text: &str) -> Vec<RuleLine<'_>> {
     let prefix = format!("-A {CHAIN_PREFIX}");
+    // `JAILOC-NAMES` is the gate's to fill and empty: its rules are not part of the plan.
+    let names = format!("-A {} ", ChainName::Names);
     let mut rules: Vec<RuleLine<'_>> = text
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| l.starts_with(&prefix) && !l.starts_with(&names))
         .map(|text| RuleLine {
             chain: text.split_whitespace().nth(1).unwrap_or_default(),
             text,

@@ -275,7 +275,10 @@ impl fmt::Display for Rule {
             Match::OwnerSourcePort {
                 uid,
                 port: (p, port),
-            } => write!(f, "-p {p} -m owner --uid-owner {uid} -m {p} --sport {port} ")?,
+            } => write!(
+                f,
+                "-p {p} -m owner --uid-owner {uid} -m {p} --sport {port} "
+            )?,
             Match::OwnerPortNotTo {
                 uid,
                 except,
