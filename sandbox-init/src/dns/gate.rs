@@ -640,6 +640,9 @@ impl<'a> Gate<'a> {
         }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_EVERY;
+            // What serving allocated (process spawns, answers) goes back to the kernel: PID 1
+            // and the gate stay within their memory target while supervising.
+            crate::sys::release_free_memory();
             let gone = self.open.expire(now);
             if !gone.is_empty() {
                 let change = Change {
