@@ -8,8 +8,8 @@
 //! are well-formed and their log text is plain; and hickory-proto, an independent parser, reads
 //! the same question and the same addresses whenever it accepts a message too.
 
-use hickory_resolver::proto::op::Message;
-use hickory_resolver::proto::rr::{DNSClass, RData};
+use hickory_proto::op::Message;
+use hickory_proto::rr::{DNSClass, RData};
 use sandbox_init::dns::wire::{self, Name, Query, Rcode, Response};
 use std::net::IpAddr;
 

@@ -148,6 +148,11 @@ mod tests {
             Err("169.254.0.0/16".parse().expect("net"))
         );
         assert!(admit(&none, ip("fd00:ec2::254")).is_err());
+        // Metadata behind the well-known NAT64 prefix, and anything behind a local-use one
+        // (its translator may map it anywhere).
+        assert!(admit(&none, ip("64:ff9b::a9fe:a9fe")).is_err());
+        assert!(admit(&none, ip("64:ff9b:1:a9fe:a9fe::")).is_err());
+        assert!(admit(&none, ip("::ffff:169.254.169.254")).is_err());
         assert!(
             admit(&none, ip("10.1.2.3")).is_ok(),
             "private space is what internal hosts are"

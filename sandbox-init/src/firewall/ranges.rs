@@ -48,6 +48,9 @@ pub const REFUSED_FOR_NAMES: &[&str] = &[
     "168.63.129.16/32",
     "fe80::/10",
     "fd00:ec2::254/128", // AWS IMDS over IPv6
+    // Local-use NAT64 (RFC 8215): a translator may map it to any IPv4 address, metadata too,
+    // and the embedding cannot be read back from the address.
+    "64:ff9b:1::/48",
 ];
 
 fn net(text: &str) -> IpNet {
