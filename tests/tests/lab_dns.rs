@@ -542,3 +542,25 @@ fn a_restart_keeps_the_rules_and_the_new_gate_closes_what_the_old_one_opened() {
     );
     assert_eq!(result(second.check(&again)), "refused", "{}", second.stderr);
 }
+
+/// Docker without IPv6 disables it on the container's loopback too (no ::1) while the IPv6
+/// rules still install: the gate listens on 127.0.0.1 alone and the boot goes on.
+#[test]
+fn a_loopback_without_ipv6_still_boots_and_the_gate_answers_over_ipv4() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let out = lab.exec(&lab.agent, &["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1"]);
+    assert!(out.status.success(), "{out:?}");
+    let config = policy(&lab, "allowlist", &["public.lab"], "");
+    let connect = format!("tcp 198.51.100.10:80 {T}");
+    let run = lab.sandbox(
+        &config,
+        &[("SANDBOX_INIT_LOG", "debug")],
+        &["batch", &dns("public.lab", "A"), "then", &connect],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("dns gate: IPv4 only"), "{}", run.stderr);
+    assert_eq!(result(run.check(&connect)), "connected", "{}", run.stderr);
+}

@@ -68,26 +68,35 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// 127.0.0.1 and, with `v6`, ::1, UDP and TCP, port [`GATE_PORT`], non-blocking.
-    pub fn bind(v6: bool) -> io::Result<Self> {
-        let mut addrs = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-        if v6 {
-            addrs.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
-        }
+    /// 127.0.0.1 and, with `v6`, ::1, UDP and TCP, port [`GATE_PORT`], non-blocking. A
+    /// container whose loopback has no ::1 (Docker without IPv6 disables it even where the
+    /// IPv6 rules install) gets the IPv4 listeners only: its IPv6 DNS, redirected to ::1, then
+    /// goes nowhere, and fails closed. Returns the sockets and why ::1 was left out, if it was.
+    pub fn bind(v6: bool) -> io::Result<(Self, Option<String>)> {
         let mut sockets = Sockets {
             udp: Vec::new(),
             tcp: Vec::new(),
         };
-        for addr in addrs {
-            let at = SocketAddr::new(addr, GATE_PORT);
-            let udp = UdpSocket::bind(at).map_err(|e| with_addr(e, "UDP", at))?;
-            udp.set_nonblocking(true)?;
-            let tcp = TcpListener::bind(at).map_err(|e| with_addr(e, "TCP", at))?;
-            tcp.set_nonblocking(true)?;
-            sockets.udp.push(udp);
-            sockets.tcp.push(tcp);
+        sockets.listen(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        let mut skipped = None;
+        if v6 {
+            if let Err(e) = sockets.listen(IpAddr::V6(Ipv6Addr::LOCALHOST)) {
+                skipped = Some(e.to_string());
+            }
         }
-        Ok(sockets)
+        Ok((sockets, skipped))
+    }
+
+    /// One UDP and one TCP listener on `addr`, or neither.
+    fn listen(&mut self, addr: IpAddr) -> io::Result<()> {
+        let at = SocketAddr::new(addr, GATE_PORT);
+        let udp = UdpSocket::bind(at).map_err(|e| with_addr(e, "UDP", at))?;
+        udp.set_nonblocking(true)?;
+        let tcp = TcpListener::bind(at).map_err(|e| with_addr(e, "TCP", at))?;
+        tcp.set_nonblocking(true)?;
+        self.udp.push(udp);
+        self.tcp.push(tcp);
+        Ok(())
     }
 }
 
@@ -733,7 +742,12 @@ pub enum StartError {
 /// serve exits 71, and the supervisor ends the container when it sees the gate gone.
 pub fn start(config: GateConfig, last_cap: u32, log: Log) -> Result<i32, StartError> {
     use crate::sys::{self, Fork, Sys};
-    let sockets = Sockets::bind(config.v6).map_err(StartError::Sockets)?;
+    let (sockets, no_v6) = Sockets::bind(config.v6).map_err(StartError::Sockets)?;
+    if let Some(why) = no_v6 {
+        log.debug(&format!(
+            "dns gate: IPv4 only ({why}): the container's loopback has no ::1"
+        ));
+    }
     let legacy = !config.backend.parallel;
     let lock = if legacy { legacy_lock(&log) } else { None };
     match sys::fork().map_err(StartError::Fork)? {
