@@ -97,7 +97,9 @@ pub enum Error {
     #[error("failed to {what}: workspace {workspace:?} was never started (run `jailoc up`)")]
     NotStarted { what: String, workspace: String },
     /// A command that needs the running container was run while it is stopped.
-    #[error("failed to {what}: workspace {workspace:?} is not running (start it with `jailoc up`)")]
+    #[error(
+        "failed to {what}: workspace {workspace:?} is not running (start it with `jailoc up`)"
+    )]
     NotRunning { what: String, workspace: String },
     /// A command line that names something that is not there (`jailoc PATH` with no such
     /// directory).

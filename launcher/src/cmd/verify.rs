@@ -108,9 +108,8 @@ mod tests {
         let code = crate::run(["jailoc", "verify", "w"], ctx);
         assert_eq!(code, 3);
         assert!(
-            err.text().contains(
-                "failed to verify: workspace \"w\" was never started (run `jailoc up`)"
-            ),
+            err.text()
+                .contains("failed to verify: workspace \"w\" was never started (run `jailoc up`)"),
             "{}",
             err.text()
         );

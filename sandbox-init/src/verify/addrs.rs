@@ -21,7 +21,10 @@ pub(crate) fn local(fib_trie: &str, if_inet6: &str) -> Vec<IpAddr> {
             }
         }
     }
-    for fields in if_inet6.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+    for fields in if_inet6
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    {
         let Some(addr) = fields
             .first()
             .filter(|hex| hex.len() == 32)
@@ -87,13 +90,19 @@ fe80000000000000004242fffeac1102 1b 40 20 80     eth0
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(got, ["127.0.0.1", "172.17.0.2", "::1", "fe80::42:42ff:feac:1102"]);
+        assert_eq!(
+            got,
+            ["127.0.0.1", "172.17.0.2", "::1", "fe80::42:42ff:feac:1102"]
+        );
     }
 
     #[test]
     fn the_scope_is_the_first_interface_but_loopback() {
         assert_eq!(scope(IF_INET6), 0x1b);
-        assert_eq!(scope("00000000000000000000000000000001 01 80 10 80 lo\n"), 0);
+        assert_eq!(
+            scope("00000000000000000000000000000001 01 80 10 80 lo\n"),
+            0
+        );
         assert_eq!(scope(""), 0);
     }
 }

@@ -112,9 +112,10 @@ impl Inputs<'_> {
         };
         [Some(addr), v4].into_iter().flatten().any(|addr| {
             self.local.contains(&addr)
-                || self.open.iter().any(|allow| {
-                    allow.dest.contains(&addr) && allow.port.is_none_or(|p| p == port)
-                })
+                || self
+                    .open
+                    .iter()
+                    .any(|allow| allow.dest.contains(&addr) && allow.port.is_none_or(|p| p == port))
         })
     }
 
@@ -160,7 +161,10 @@ pub(crate) fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
     // The metadata services, then the three IPv6 spellings of the best known one.
     for text in METADATA {
         let addr: IpAddr = constant(text);
-        add("metadata".into(), inputs.first_closed(&[addr], METADATA_PORT));
+        add(
+            "metadata".into(),
+            inputs.first_closed(&[addr], METADATA_PORT),
+        );
     }
     let imds = Ipv4Addr::new(169, 254, 169, 254);
     for (form, addr) in v6_forms(imds) {
@@ -178,7 +182,10 @@ pub(crate) fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
             Origin::OnLink { dev } => (format!("link {} ({dev})", extra.dest), true),
             Origin::Policy => (format!("host {}", extra.dest), false),
         };
-        add(name, inputs.first_closed(&candidates(extra.dest, from_end), port));
+        add(
+            name,
+            inputs.first_closed(&candidates(extra.dest, from_end), port),
+        );
     }
 
     // Every built-in range: IPv4 with the mapped form of its sample, then IPv6's own and the
@@ -212,8 +219,14 @@ pub(crate) fn checks(inputs: &Inputs<'_>) -> Vec<Check> {
     if inputs.egress == Egress::Allowlist {
         let public: Vec<IpAddr> = PUBLIC.iter().map(|a| constant(a)).collect();
         let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = public.iter().partition(|a| a.is_ipv4());
-        add("public, not allowlisted".into(), inputs.first_closed(&v4, port));
-        add("public, not allowlisted".into(), inputs.first_closed(&v6, port));
+        add(
+            "public, not allowlisted".into(),
+            inputs.first_closed(&v4, port),
+        );
+        add(
+            "public, not allowlisted".into(),
+            inputs.first_closed(&v6, port),
+        );
         add("name, not allowlisted".into(), dns_probe(inputs));
     }
     out
@@ -270,12 +283,13 @@ pub(crate) fn candidates(net: IpNet, from_end: bool) -> Vec<IpAddr> {
     out
 }
 
-/// First host, middle, last host of `lo..=hi` (every address when `tiny`), each once.
+/// First host, the first host of the upper half, last host of `lo..=hi` (every address of a
+/// `tiny` or four-address range), each once.
 fn spread(lo: u128, hi: u128, tiny: bool) -> Vec<u128> {
-    let picks = if tiny || hi - lo < 2 {
-        vec![lo, hi]
+    let picks: Vec<u128> = if tiny || hi - lo < 4 {
+        (lo..=hi).collect()
     } else {
-        vec![lo + 1, lo + (hi - lo) / 2 + 1, hi - 1]
+        vec![lo + 1, lo + (hi - lo) / 2 + 2, hi - 1]
     };
     let mut out: Vec<u128> = Vec::new();
     for p in picks {
@@ -289,7 +303,9 @@ fn spread(lo: u128, hi: u128, tiny: bool) -> Vec<u128> {
 fn is_multicast(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(v4) => v4.is_multicast(),
-        IpAddr::V6(v6) => v6.is_multicast() || v6.to_ipv4_mapped().is_some_and(|a| a.is_multicast()),
+        IpAddr::V6(v6) => {
+            v6.is_multicast() || v6.to_ipv4_mapped().is_some_and(|a| a.is_multicast())
+        }
     }
 }
 
@@ -304,4 +320,271 @@ fn constant<T: std::str::FromStr>(text: &str) -> T {
     // The constants are checked by the unit tests.
     text.parse()
         .unwrap_or_else(|_| unreachable!("bad constant address {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{parse_host, HostEntry};
+
+    fn net(text: &str) -> IpNet {
+        text.parse().expect("net")
+    }
+
+    fn tcp(text: &str) -> Probe {
+        Probe::Tcp(text.parse().expect("socket address"))
+    }
+
+    /// The inputs of a container on Docker's default bridge, IPv4 only.
+    struct World {
+        egress: Egress,
+        open: Vec<Allow>,
+        extras: Vec<Extra>,
+        hosts: Vec<HostEntry>,
+        local: Vec<IpAddr>,
+        ipv6: bool,
+    }
+
+    impl World {
+        fn new(egress: Egress) -> World {
+            World {
+                egress,
+                open: Vec::new(),
+                extras: vec![
+                    Extra {
+                        dest: net("203.0.113.7/32"),
+                        origin: Origin::Policy,
+                    },
+                    Extra {
+                        dest: net("172.17.0.1/32"),
+                        origin: Origin::Gateway { dev: "eth0".into() },
+                    },
+                    Extra {
+                        dest: net("172.17.0.0/16"),
+                        origin: Origin::OnLink { dev: "eth0".into() },
+                    },
+                ],
+                hosts: Vec::new(),
+                local: vec![
+                    "127.0.0.1".parse().expect("lo"),
+                    "172.17.0.2".parse().expect("own"),
+                ],
+                ipv6: false,
+            }
+        }
+
+        fn checks(&self) -> Vec<Check> {
+            let names = Allowlist::new(&self.hosts);
+            checks(&Inputs {
+                egress: self.egress,
+                open: &self.open,
+                extras: &self.extras,
+                names: &names,
+                resolver: Some("127.0.0.11".parse().expect("resolver")),
+                local: &self.local,
+                ipv6: self.ipv6,
+                scope: 2,
+            })
+        }
+
+        fn probe_of(&self, name: &str) -> Probe {
+            self.checks()
+                .into_iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("no check {name}"))
+                .probe
+        }
+    }
+
+    #[test]
+    fn constants_parse() {
+        for text in METADATA.iter().chain(&PUBLIC) {
+            let _: IpAddr = constant(text);
+        }
+        for name in NAMES {
+            assert!(Name::from_hostname(name).is_ok(), "{name}");
+        }
+    }
+    use crate::dns::wire::Name;
+
+    #[test]
+    fn metadata_the_host_its_link_and_every_range_are_probed() {
+        let world = World::new(Egress::Open);
+        let checks = world.checks();
+        let shown: Vec<(String, String)> = checks
+            .iter()
+            .map(|c| (c.name.clone(), c.probe.target()))
+            .collect();
+        for (name, target) in [
+            ("metadata", "tcp 169.254.169.254:80"),
+            ("metadata", "tcp 168.63.129.16:80"),
+            ("metadata (mapped)", "tcp [::ffff:169.254.169.254]:80"),
+            ("host 203.0.113.7/32", "tcp 203.0.113.7:443"),
+            ("gateway (eth0)", "tcp 172.17.0.1:443"),
+            // The link's last address, not the gateway's first (probed on its own).
+            ("link 172.17.0.0/16 (eth0)", "tcp 172.17.255.254:443"),
+            ("blocked 10.0.0.0/8", "tcp 10.0.0.1:443"),
+            ("blocked 10.0.0.0/8 (mapped)", "tcp [::ffff:10.0.0.1]:443"),
+            ("blocked 168.63.129.16/32", "tcp 168.63.129.16:443"),
+            // Multicast: TCP never leaves the kernel, a datagram does.
+            ("blocked 224.0.0.0/4", "udp 224.0.0.1:443"),
+        ] {
+            assert!(
+                shown.contains(&(name.to_owned(), target.to_owned())),
+                "missing {name} {target} in {shown:#?}"
+            );
+        }
+        // Every IPv4 range with its mapped form, and every IPv6 range (skipped without IPv6);
+        // the IPv4-mapped range's sample is the mapped form of 0.0.0.1, probed already.
+        let v4 = ranges::blocked_v4().len();
+        let v6 = ranges::blocked_v6().len();
+        assert_eq!(
+            checks
+                .iter()
+                .filter(|c| c.name.starts_with("blocked "))
+                .count(),
+            2 * v4 + v6 - 1
+        );
+        assert!(checks
+            .iter()
+            .filter(
+                |c| c.name.starts_with("blocked 64:ff9b::") || c.name.starts_with("blocked 2002:")
+            )
+            .all(|c| c.probe == Probe::Skip("the container has no IPv6 address".into())));
+        // Open egress: neither the public address nor a name is a wall.
+        assert!(!checks.iter().any(|c| c.name.contains("not allowlisted")));
+    }
+
+    #[test]
+    fn with_ipv6_the_nat64_6to4_and_link_local_forms_are_probed() {
+        let mut world = World::new(Egress::Open);
+        world.ipv6 = true;
+        assert_eq!(
+            world.probe_of("metadata (NAT64)"),
+            tcp("[64:ff9b::a9fe:a9fe]:80")
+        );
+        assert_eq!(
+            world.probe_of("metadata (6to4)"),
+            tcp("[2002:a9fe:a9fe::1]:80")
+        );
+        assert_eq!(
+            world.probe_of("blocked 64:ff9b::a00:0/104"),
+            tcp("[64:ff9b::a00:1]:443")
+        );
+        assert_eq!(
+            world.probe_of("blocked 2002:a00::/24"),
+            tcp("[2002:a00::1]:443")
+        );
+        // Link-local needs the interface.
+        assert_eq!(
+            world.probe_of("blocked fe80::/10"),
+            Probe::Tcp(SocketAddr::V6(SocketAddrV6::new(
+                "fe80::1".parse().expect("addr"),
+                443,
+                0,
+                2
+            )))
+        );
+    }
+
+    #[test]
+    fn what_the_policy_opens_and_the_containers_own_addresses_are_never_samples() {
+        let mut world = World::new(Egress::Open);
+        // 10.0.0.1 allowlisted on every port, 100.64.0.0/10 only on 22 (443 stays closed).
+        world.open = vec![
+            Allow {
+                dest: net("10.0.0.0/24"),
+                port: None,
+            },
+            Allow {
+                dest: net("100.64.0.0/10"),
+                port: Some(22),
+            },
+        ];
+        world.local.push("172.17.255.254".parse().expect("own"));
+        assert_eq!(world.probe_of("blocked 10.0.0.0/8"), tcp("10.128.0.1:443"));
+        assert_eq!(
+            world.probe_of("blocked 100.64.0.0/10"),
+            tcp("100.64.0.1:443")
+        );
+        assert_eq!(
+            world.probe_of("link 172.17.0.0/16 (eth0)"),
+            tcp("172.17.128.1:443")
+        );
+        // The mapped form of a sample is as open as the sample.
+        world.open.push(Allow {
+            dest: net("192.168.0.0/16"),
+            port: None,
+        });
+        assert_eq!(
+            world.probe_of("blocked 192.168.0.0/16"),
+            Probe::Skip("every candidate address is allowlisted".into())
+        );
+        assert!(!world
+            .checks()
+            .iter()
+            .any(|c| c.name == "blocked 192.168.0.0/16 (mapped)"));
+    }
+
+    #[test]
+    fn allowlist_egress_adds_a_public_address_and_a_name_that_are_not_allowlisted() {
+        let mut world = World::new(Egress::Allowlist);
+        world.ipv6 = true;
+        world.open.push(Allow {
+            dest: net("192.0.2.0/24"),
+            port: Some(443),
+        });
+        world.hosts = vec![parse_host("example.com").expect("entry")];
+        let public: Vec<Probe> = world
+            .checks()
+            .into_iter()
+            .filter(|c| c.name == "public, not allowlisted")
+            .map(|c| c.probe)
+            .collect();
+        assert_eq!(public, [tcp("198.51.100.1:443"), tcp("[2001:db8::1]:443")]);
+        assert_eq!(
+            world.probe_of("name, not allowlisted"),
+            Probe::Dns {
+                server: "127.0.0.11:53".parse().expect("server"),
+                name: "example.net".into(),
+            }
+        );
+        world.hosts = vec![
+            parse_host("example.net").expect("entry"),
+            parse_host("example.com").expect("entry"),
+            parse_host("example.org").expect("entry"),
+        ];
+        assert_eq!(
+            world.probe_of("name, not allowlisted"),
+            Probe::Skip("every candidate name is allowlisted".into())
+        );
+    }
+
+    #[test]
+    fn samples_spread_over_the_range() {
+        let c = |n: &str, end: bool| -> Vec<String> {
+            candidates(net(n), end)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            c("10.0.0.0/8", false),
+            ["10.0.0.1", "10.128.0.1", "10.255.255.254"]
+        );
+        assert_eq!(
+            c("172.17.0.0/16", true),
+            ["172.17.255.254", "172.17.128.1", "172.17.0.1"]
+        );
+        assert_eq!(c("168.63.129.16/32", false), ["168.63.129.16"]);
+        assert_eq!(c("192.0.2.0/31", false), ["192.0.2.0", "192.0.2.1"]);
+        assert_eq!(
+            c("fe80::/10", false),
+            [
+                "fe80::1",
+                "fea0::1",
+                "febf:ffff:ffff:ffff:ffff:ffff:ffff:fffe"
+            ]
+        );
+    }
 }

@@ -74,3 +74,67 @@ pub(crate) fn rows(status: &str, uid: u32, gid: u32, filter: bool) -> Vec<Row> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/proc/self/status` of a process after the agent's drop (the fields that matter).
+    const DROPPED: &str = "Name:\tsandbox-init\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n\
+        Groups:\t\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
+        CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n";
+
+    #[test]
+    fn the_agent_with_nothing_passes() {
+        let rows = rows(DROPPED, 1000, 1000, true);
+        assert_eq!(rows.len(), 10);
+        assert!(rows.iter().all(|r| r.pass), "{rows:#?}");
+    }
+
+    #[test]
+    fn anything_left_fails_and_says_what() {
+        for (from, to, check) in [
+            (
+                "Uid:\t1000\t1000\t1000\t1000",
+                "Uid:\t1000\t0\t1000\t1000",
+                "agent uid",
+            ),
+            (
+                "Gid:\t1000\t1000\t1000\t1000",
+                "Gid:\t0\t0\t0\t0",
+                "agent gid",
+            ),
+            ("Groups:\t\n", "Groups:\t27 \n", "supplementary groups"),
+            (
+                "CapBnd:\t0000000000000000",
+                "CapBnd:\t0000000000001000",
+                "capabilities CapBnd",
+            ),
+            (
+                "CapAmb:\t0000000000000000",
+                "CapAmb:\t0000000000000400",
+                "capabilities CapAmb",
+            ),
+            ("NoNewPrivs:\t1", "NoNewPrivs:\t0", "no_new_privs"),
+            ("Seccomp:\t2", "Seccomp:\t0", "seccomp filter"),
+        ] {
+            let status = DROPPED.replace(from, to);
+            let failed: Vec<String> = rows(&status, 1000, 1000, true)
+                .into_iter()
+                .filter(|r| !r.pass)
+                .map(|r| r.check)
+                .collect();
+            assert_eq!(failed, [check], "{to}");
+        }
+        // A field the kernel does not show fails too.
+        let status = DROPPED.replace("NoNewPrivs:\t1\n", "");
+        let row = rows(&status, 1000, 1000, true)
+            .into_iter()
+            .find(|r| r.check == "no_new_privs")
+            .expect("row");
+        assert!(!row.pass);
+        assert_eq!(row.got, "(not in /proc/self/status)");
+        // Another agent uid from the policy.
+        assert!(!rows(DROPPED, 1234, 1000, true)[0].pass);
+    }
+}

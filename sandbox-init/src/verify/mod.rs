@@ -223,3 +223,33 @@ fn probe_row(check: &Check, bound: Duration) -> Row {
     row.ms = Some(report::elapsed_ms(started));
     row
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::fake::FakeIptables;
+    use crate::privilege::double::{RecordingSys, ALL};
+
+    #[test]
+    fn nothing_runs_as_root_when_the_drop_cannot_happen() {
+        // A container without CAP_SETUID: verify could never become the agent, so it runs no
+        // iptables program and probes nothing.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let last = dir.path().join("cap_last_cap");
+        std::fs::write(&last, "40\n").expect("write");
+        let sys = RecordingSys::with_caps(ALL & !sys::cap_bit(sys::CAP_SETUID));
+        let runner = FakeIptables::default();
+        let mut paths = VerifyPaths::system();
+        paths.cap_last_cap = last;
+        let args = VerifyArgs {
+            config_dir: dir.path().join("no-config"),
+            json: false,
+        };
+        let e = run(&args, &sys, &runner, &paths).expect_err("no drop");
+        assert!(
+            e.to_string().contains("the container lacks CAP_SETUID"),
+            "{e}"
+        );
+        assert!(runner.calls.borrow().is_empty());
+    }
+}

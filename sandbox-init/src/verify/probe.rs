@@ -210,3 +210,143 @@ pub(crate) fn errno_name(errno: i32) -> String {
     };
     name.to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, TcpListener};
+
+    fn tcp() -> Probe {
+        Probe::Tcp("192.0.2.1:443".parse().expect("addr"))
+    }
+
+    fn dns() -> Probe {
+        Probe::Dns {
+            server: "127.0.0.11:53".parse().expect("addr"),
+            name: "example.com".into(),
+        }
+    }
+
+    #[test]
+    fn a_fast_refusal_passes_and_anything_that_got_through_fails() {
+        for (errno, got) in [
+            (libc::ECONNREFUSED, "refused (ECONNREFUSED)"),
+            (libc::EPERM, "refused (EPERM)"),
+            (libc::EACCES, "refused (EACCES)"),
+            (libc::EHOSTUNREACH, "refused (EHOSTUNREACH)"),
+            (libc::ENETUNREACH, "no route (ENETUNREACH)"),
+        ] {
+            assert_eq!(
+                classify(&tcp(), &Attempt::Failed(errno)),
+                (true, got.into())
+            );
+        }
+        for (attempt, got) in [
+            (Attempt::Connected, "connected"),
+            (Attempt::Sent, "sent: the datagram left"),
+            (Attempt::TimedOut, "no answer within 1000 ms"),
+            (Attempt::Failed(libc::EINVAL), "error (EINVAL)"),
+            (Attempt::Failed(libc::ECONNRESET), "error (ECONNRESET)"),
+        ] {
+            assert_eq!(classify(&tcp(), &attempt), (false, got.into()));
+        }
+    }
+
+    #[test]
+    fn only_the_gates_own_nxdomain_passes_the_name_check() {
+        let answer = |rcode, answers, authority| {
+            Attempt::Answer(Answer {
+                rcode,
+                answers,
+                authority,
+            })
+        };
+        assert_eq!(
+            classify(&dns(), &answer(3, 0, 0)),
+            (true, "NXDOMAIN from the gate".into())
+        );
+        assert_eq!(
+            classify(&dns(), &answer(3, 0, 1)),
+            (
+                false,
+                "NXDOMAIN with an authority section: answered upstream".into()
+            )
+        );
+        assert_eq!(
+            classify(&dns(), &answer(0, 1, 0)),
+            (
+                false,
+                "NOERROR with 1 answers: the name went upstream".into()
+            )
+        );
+        assert!(
+            !classify(&dns(), &answer(2, 0, 0)).0,
+            "SERVFAIL: the gate asked upstream"
+        );
+        // A refused query means the redirect to the gate is gone.
+        assert_eq!(
+            classify(&dns(), &Attempt::Failed(libc::ECONNREFUSED)),
+            (false, "ECONNREFUSED: the gate did not answer".into())
+        );
+    }
+
+    #[test]
+    fn the_query_is_what_a_stub_resolver_sends() {
+        let q = query(0x1234, "example.com");
+        let parsed = wire::parse_query(&q).expect("a query the gate accepts");
+        assert_eq!(parsed.id, 0x1234);
+        assert_eq!(parsed.name.as_str(), "example.com");
+        assert_eq!((parsed.qtype, parsed.qclass), (1, 1));
+        assert!(parsed.recursion_desired);
+    }
+
+    #[test]
+    fn probes_see_a_listener_a_closed_port_and_the_bound() {
+        // Loopback only: nothing leaves the machine.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let open = Probe::Tcp(listener.local_addr().expect("addr"));
+        assert_eq!(attempt(&open, BOUND), Attempt::Connected);
+        drop(listener);
+        assert_eq!(attempt(&open, BOUND), Attempt::Failed(libc::ECONNREFUSED));
+        // A DNS server that never answers: the bound ends the wait.
+        let silent = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let probe = Probe::Dns {
+            server: silent.local_addr().expect("addr"),
+            name: "example.com".into(),
+        };
+        let started = Instant::now();
+        assert_eq!(
+            attempt(&probe, Duration::from_millis(200)),
+            Attempt::TimedOut
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_dns_answer_is_read_from_the_server_that_was_asked() {
+        let server = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let answering = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let (n, peer) = server.recv_from(&mut buf).expect("query");
+            let q = wire::parse_query(&buf[..n]).expect("query");
+            // The gate's refusal, built by the gate's own code.
+            let nx = wire::refusal(&q, crate::dns::wire::Rcode::NxDomain);
+            server.send_to(&nx, peer).expect("answer");
+        });
+        let probe = Probe::Dns {
+            server: addr,
+            name: "example.com".into(),
+        };
+        let got = attempt(&probe, BOUND);
+        answering.join().expect("server");
+        assert_eq!(
+            got,
+            Attempt::Answer(Answer {
+                rcode: 3,
+                answers: 0,
+                authority: 0
+            })
+        );
+    }
+}

@@ -142,3 +142,62 @@ fn string(text: &str) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(check: &str, target: &str, got: &str, pass: bool) -> Row {
+        Row {
+            check: check.into(),
+            target: target.into(),
+            expected: "refused".into(),
+            got: got.into(),
+            ms: Some(3),
+            pass,
+        }
+    }
+
+    #[test]
+    fn the_table_aligns_and_its_last_line_names_each_failure() {
+        let rows = [
+            row(
+                "metadata",
+                "tcp 169.254.169.254:80",
+                "refused (ECONNREFUSED)",
+                true,
+            ),
+            row(
+                "link 10.0.0.0/24 (eth0)",
+                "tcp 10.0.0.254:443",
+                "connected",
+                false,
+            ),
+            Row {
+                ms: None,
+                ..row("rules IPv4", "iptables-save", "failed to verify", false)
+            },
+        ];
+        assert_eq!(
+            table(&rows),
+            "      CHECK                    TARGET                  EXPECTED  GOT                     MS\n\
+             ok    metadata                 tcp 169.254.169.254:80  refused   refused (ECONNREFUSED)  3\n\
+             FAIL  link 10.0.0.0/24 (eth0)  tcp 10.0.0.254:443      refused   connected               3\n\
+             FAIL  rules IPv4               iptables-save           refused   failed to verify        -\n\
+             verify: 2 of 3 checks failed: link 10.0.0.0/24 (eth0) tcp 10.0.0.254:443 (connected); \
+             rules IPv4 iptables-save (failed to verify)\n"
+        );
+        assert_eq!(summary(&rows[..1]), "verify: all 1 checks passed");
+    }
+
+    #[test]
+    fn json_escapes_and_says_whether_all_passed() {
+        let rows = [row("a \"b\"\\", "t\n", "g\u{1}", false)];
+        assert_eq!(
+            json(&rows),
+            "{\"passed\":false,\"checks\":[{\"check\":\"a \\\"b\\\"\\\\\",\"target\":\"t\\n\",\
+             \"expected\":\"refused\",\"got\":\"g\\u0001\",\"ms\":3,\"pass\":false}]}\n"
+        );
+        assert_eq!(json(&[]), "{\"passed\":true,\"checks\":[]}\n");
+    }
+}

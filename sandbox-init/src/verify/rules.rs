@@ -121,3 +121,83 @@ pub(crate) fn opened_names(save: &str) -> Vec<Allow> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::conf::HostsFile;
+    use crate::firewall::fake::FakeIptables;
+    use crate::firewall::link::Routes;
+    use crate::policy::Policy;
+
+    fn plan() -> Plan {
+        let policy = Policy::default();
+        Plan::new(&policy, &HostsFile::default(), &[], &Routes::default())
+    }
+
+    /// Installs `plan` into the fake as the boot would (fresh payloads, both families).
+    fn installed(runner: &FakeIptables, plan: &Plan) {
+        let probed = firewall::probe(runner).expect("probe");
+        firewall::install(runner, &probed, plan, true).expect("install");
+    }
+
+    #[test]
+    fn rules_as_installed_pass_and_a_removed_rule_fails_naming_it() {
+        let runner = FakeIptables::default();
+        let plan = plan();
+        installed(&runner, &plan);
+        let rules = check(&runner, &plan, true);
+        assert!(rules.rows.iter().all(|r| r.pass), "{:#?}", rules.rows);
+        // The attack: a rule deleted inside the container.
+        let rule = "-A JAILOC-OUTPUT -d 169.254.0.0/16 -j JAILOC-REJECT\n";
+        let before = runner.state_v4.borrow().clone();
+        assert!(before.contains(rule));
+        *runner.state_v4.borrow_mut() = before.replace(rule, "");
+        let rules = check(&runner, &plan, true);
+        assert!(!rules.rows[0].pass);
+        assert!(
+            rules.rows[0]
+                .got
+                .starts_with("failed to verify the IPv4 rules: "),
+            "{}",
+            rules.rows[0].got
+        );
+        assert!(rules.rows[1].pass, "IPv6 untouched");
+    }
+
+    #[test]
+    fn missing_ipv6_rules_fail_only_where_the_container_has_ipv6() {
+        let runner = FakeIptables::default();
+        let plan = plan();
+        installed(&runner, &plan);
+        runner.state_v6.borrow_mut().clear();
+        assert!(!check(&runner, &plan, true).rows[1].pass);
+        let rules = check(&runner, &plan, false);
+        assert!(rules.rows[1].pass);
+        assert_eq!(
+            rules.rows[1].got,
+            "absent (the container has no IPv6 address)"
+        );
+    }
+
+    #[test]
+    fn what_the_gate_opened_is_read_from_jailoc_names() {
+        let save = "*filter\n:JAILOC-NAMES - [0:0]\n\
+            -A JAILOC-NAMES -d 198.51.100.7/32 -p tcp -m tcp --dport 443 -j ACCEPT\n\
+            -A JAILOC-NAMES -d 2001:db8::7/128 -j ACCEPT\n\
+            -A JAILOC-OUTPUT -d 10.0.0.0/8 -j JAILOC-REJECT\nCOMMIT\n";
+        assert_eq!(
+            opened_names(save),
+            [
+                Allow {
+                    dest: "198.51.100.7/32".parse().expect("net"),
+                    port: Some(443)
+                },
+                Allow {
+                    dest: "2001:db8::7/128".parse().expect("net"),
+                    port: None
+                },
+            ]
+        );
+    }
+}
