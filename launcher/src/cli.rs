@@ -117,6 +117,16 @@ pub enum Command {
     },
     /// Open a shell in the container as the agent (UID 1000, never root)
     Shell,
+    /// Prove the walls from inside the running workspace, as the agent: the rules in place,
+    /// its uid, capabilities and no_new_privs, and that metadata, the host and every blocked
+    /// range are refused (exit 0: every check passed, 1: one failed)
+    Verify {
+        /// Workspace [default: -w, else the one of the current directory]
+        name: Option<String>,
+        /// Print JSON for scripts
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script
     #[command(visible_alias = "completion")]
     Completions {
@@ -133,7 +143,8 @@ impl Command {
             | Command::Down { name, .. }
             | Command::Restart { name }
             | Command::Status { name, .. }
-            | Command::Logs { name, .. } => name.as_deref(),
+            | Command::Logs { name, .. }
+            | Command::Verify { name, .. } => name.as_deref(),
             _ => None,
         }
     }

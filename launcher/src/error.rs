@@ -13,7 +13,8 @@ pub mod exit {
     pub const ENGINE_FAILED: i32 = 1;
     /// Bad command line (clap's own code).
     pub const USAGE: i32 = 2;
-    /// The workspace was never started (`shell`, `logs` need a running project).
+    /// The workspace was never started (`shell`, `logs` need a running project), or is not
+    /// running (`verify`).
     pub const NOT_STARTED: i32 = 3;
     /// The workspace's container exited, kept restarting or did not become healthy (`up`), or
     /// stopped or was replaced during the attach.
@@ -95,6 +96,11 @@ pub enum Error {
     /// A command that needs the project was run before `jailoc up`.
     #[error("failed to {what}: workspace {workspace:?} was never started (run `jailoc up`)")]
     NotStarted { what: String, workspace: String },
+    /// A command that needs the running container was run while it is stopped.
+    #[error(
+        "failed to {what}: workspace {workspace:?} is not running (start it with `jailoc up`)"
+    )]
+    NotRunning { what: String, workspace: String },
     /// A command line that names something that is not there (`jailoc PATH` with no such
     /// directory).
     #[error("{0}")]
@@ -115,7 +121,7 @@ impl Error {
             Error::CommandFailed { .. } | Error::Fetch { .. } => exit::ENGINE_FAILED,
             Error::File { .. } | Error::HostAddrs(_) => exit::IO,
             Error::ChildExit(code) => *code,
-            Error::NotStarted { .. } => exit::NOT_STARTED,
+            Error::NotStarted { .. } | Error::NotRunning { .. } => exit::NOT_STARTED,
             Error::Usage(_) => exit::USAGE,
             Error::NotHealthy { .. } | Error::AttachEnded { .. } => exit::NOT_HEALTHY,
             Error::Other(_) => exit::SOFTWARE,

@@ -109,6 +109,7 @@ fn dispatch(ctx: &mut Context, cli: &Cli) -> Result<()> {
         Some(Command::Config) => cmd::config::run(ctx, cli),
         Some(Command::Add { path }) => cmd::add::run(ctx, cli, path.as_deref()),
         Some(Command::Shell) => cmd::shell::run(ctx, cli),
+        Some(Command::Verify { json, .. }) => cmd::verify::run(ctx, cli, *json),
         Some(Command::Completions { shell }) => {
             cmd::completions::run(ctx, *shell);
             Ok(())

@@ -7,6 +7,8 @@
 pub const SUCCESS: i32 = 0;
 /// `--health`: not healthy, for whatever reason (the reason is on stderr).
 pub const UNHEALTHY: i32 = 1;
+/// `--verify`: a check failed, or the checks could not run (each named on the output or stderr).
+pub const CHECK_FAILED: i32 = 1;
 /// The command line is wrong (missing COMMAND, unknown option): `EX_USAGE` from sysexits.h.
 pub const USAGE: i32 = 64;
 /// Firewall or privilege setup failed: `EX_OSERR`. The agent never starts.
@@ -68,7 +70,7 @@ mod tests {
 
     #[test]
     fn the_codes_are_the_documented_ones() {
-        assert_eq!((SUCCESS, UNHEALTHY), (0, 1));
+        assert_eq!((SUCCESS, UNHEALTHY, CHECK_FAILED), (0, 1, 1));
         assert_eq!((USAGE, OS_ERROR, CONFIG), (64, 71, 78));
         assert_eq!((CANNOT_EXECUTE, NOT_FOUND, SIGNAL_BASE), (126, 127, 128));
     }

@@ -291,7 +291,7 @@ fn read_name_files(seams: &Seams<'_>) -> (HostsFile, ResolvConf) {
     (hosts, resolv_conf)
 }
 
-fn read_or_empty(path: &Path) -> String {
+pub(crate) fn read_or_empty(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
@@ -300,7 +300,7 @@ const ROUTES_READ_LIMIT: u64 = 1 << 20;
 
 /// The container's routing tables (its gateways and on-link prefixes, refused besides the
 /// built-in ranges). A file that cannot be read (no IPv6 in the kernel) contributes nothing.
-fn read_routes(paths: &Paths) -> Routes {
+pub(crate) fn read_routes(paths: &Paths) -> Routes {
     let read = |path: &Path| {
         use std::io::Read;
         let mut text = String::new();

@@ -3,6 +3,8 @@
 //! - `sandbox-init [--config-dir DIR] [--print-plan] [--] COMMAND [ARGS...]`: the boot (PID 1);
 //! - `sandbox-init [--config-dir DIR] --health [--port PORT]`: the container's health check;
 //! - `sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...]`: a command in a running
+//!   container, as the agent;
+//! - `sandbox-init [--config-dir DIR] --verify [--json]`: the walls proved from inside a running
 //!   container, as the agent.
 //!
 //! Hand-rolled rather than clap: the grammar is a handful of options and the binary must stay
@@ -24,6 +26,7 @@ sandbox-init: PID 1 for an AI coding agent's container
 usage: sandbox-init [--config-dir DIR] [--print-plan] [--] COMMAND [ARGS...]
        sandbox-init [--config-dir DIR] --health [--port PORT]
        sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...]
+       sandbox-init [--config-dir DIR] --verify [--json]
 
 Loads the policy, installs the IPv4/IPv6 egress firewall, drops every privilege and runs
 COMMAND as the unprivileged agent user, then supervises it as init.
@@ -37,6 +40,14 @@ exits 0 on an HTTP 200 status line, else 1. It runs no other program.
 does (HOME, USER and LOGNAME from the policy) and executes COMMAND, found on PATH as the
 agent. No firewall, no supervision, no home fix-up, no secrets.
 
+--verify proves the walls in a running container: as root it compares the rules with the
+plan the boot would install now (iptables-save), then drops to the agent user exactly as the
+boot does and, as the agent, checks its uid, capability sets, no_new_privs and seccomp and
+probes what must be refused (metadata, gateways, the host's addresses, every blocked range in
+both families; in allowlist egress a public address and a name), each within 1 s. A fast
+refusal passes; a connection, a datagram that left or a timeout fails. Prints a table, or
+JSON with --json.
+
 options:
   --config-dir DIR  policy directory, an absolute path (default /etc/jailoc, env
                     SANDBOX_INIT_CONFIG_DIR)
@@ -44,12 +55,14 @@ options:
   --health          the health check (see above)
   --port PORT       the port --health asks (default 4096)
   --enter           run COMMAND as the agent in a running container (see above)
+  --verify          prove the walls in a running container (see above)
+  --json            --verify prints JSON
   -h, --help        print this help
   -V, --version     print the version
 
 exit codes: the agent's own, 128+N if it died of signal N, 126/127 if it could not be
 executed/found, 64 usage error, 71 firewall or privilege setup failed, 78 invalid policy;
---health: 0 healthy, 1 not
+--health: 0 healthy, 1 not; --verify: 0 every check passed, 1 not
 ";
 
 /// What the command line asks for.
@@ -61,6 +74,8 @@ pub enum Invocation {
     Health(HealthArgs),
     /// `--enter`.
     Enter(EnterArgs),
+    /// `--verify`.
+    Verify(VerifyArgs),
     /// `--help`.
     Help,
     /// `--version`.
@@ -96,6 +111,15 @@ pub struct EnterArgs {
     pub command: Vec<OsString>,
 }
 
+/// The options of `--verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyArgs {
+    /// The policy directory (the agent's ids, the plan's inputs).
+    pub config_dir: PathBuf,
+    /// Print JSON instead of the table.
+    pub json: bool,
+}
+
 /// A command line that cannot be run (exit code [`crate::exit::USAGE`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UsageError {
@@ -115,6 +139,10 @@ pub enum UsageError {
     InvalidPort(String),
     #[error("option --port goes only with --health")]
     PortWithoutHealth,
+    #[error("option --verify takes no COMMAND (usage: sandbox-init [--config-dir DIR] --verify [--json])")]
+    VerifyWithCommand,
+    #[error("option --json goes only with --verify")]
+    JsonWithoutVerify,
     #[error("options {0} and {1} cannot be combined")]
     Conflict(&'static str, &'static str),
     #[error("unknown option {0:?} (see sandbox-init --help)")]
@@ -134,6 +162,8 @@ where
     let mut print_plan = false;
     let mut health = false;
     let mut enter = false;
+    let mut verify = false;
+    let mut json = false;
     let mut port: Option<u16> = None;
     let mut command = Vec::new();
     let port_number = |text: &str| {
@@ -155,6 +185,8 @@ where
             "--print-plan" => print_plan = true,
             "--health" => health = true,
             "--enter" => enter = true,
+            "--verify" => verify = true,
+            "--json" => json = true,
             "--config-dir" => {
                 let dir = args.next().filter(|d| !d.is_empty());
                 config_dir = Some(PathBuf::from(dir.ok_or(UsageError::MissingConfigDir)?));
@@ -195,10 +227,28 @@ where
     if enter && print_plan {
         return Err(UsageError::Conflict("--enter", "--print-plan"));
     }
+    for (on, name) in [
+        (health, "--health"),
+        (enter, "--enter"),
+        (print_plan, "--print-plan"),
+    ] {
+        if verify && on {
+            return Err(UsageError::Conflict("--verify", name));
+        }
+    }
+    if json && !verify {
+        return Err(UsageError::JsonWithoutVerify);
+    }
     if port.is_some() && !health {
         return Err(UsageError::PortWithoutHealth);
     }
     let has_command = !command.is_empty() && !command[0].is_empty();
+    if verify {
+        if !command.is_empty() {
+            return Err(UsageError::VerifyWithCommand);
+        }
+        return Ok(Invocation::Verify(VerifyArgs { config_dir, json }));
+    }
     if health {
         if !command.is_empty() {
             return Err(UsageError::HealthWithCommand);
@@ -465,10 +515,54 @@ mod tests {
             "usage: sandbox-init [--config-dir DIR] [--print-plan] [--] COMMAND [ARGS...]\n",
             "       sandbox-init [--config-dir DIR] --health [--port PORT]\n",
             "       sandbox-init [--config-dir DIR] --enter [--] COMMAND [ARGS...]\n",
+            "       sandbox-init [--config-dir DIR] --verify [--json]\n",
             "  --port PORT       the port --health asks (default 4096)\n",
-            "--health: 0 healthy, 1 not\n",
+            "--health: 0 healthy, 1 not; --verify: 0 every check passed, 1 not\n",
         ] {
             assert!(HELP.contains(line), "{line}");
         }
+    }
+
+    fn verify(config_dir: &str, json: bool) -> Invocation {
+        Invocation::Verify(VerifyArgs {
+            config_dir: PathBuf::from(config_dir),
+            json,
+        })
+    }
+
+    #[test]
+    fn verify_takes_json_and_nothing_else() {
+        assert_eq!(run(&["--verify"], None), Ok(verify("/etc/jailoc", false)));
+        assert_eq!(
+            run(&["--config-dir", "/c", "--verify", "--json"], Some("/env")),
+            Ok(verify("/c", true))
+        );
+        assert_eq!(
+            run(&["--json", "--verify", "--"], None),
+            Ok(verify("/etc/jailoc", true))
+        );
+        assert_eq!(
+            run(&["--verify", "sh"], None),
+            Err(UsageError::VerifyWithCommand)
+        );
+        assert_eq!(
+            run(&["--json", "sh"], None),
+            Err(UsageError::JsonWithoutVerify)
+        );
+        for (other, args) in [
+            ("--health", &["--verify", "--health"][..]),
+            ("--enter", &["--enter", "--verify", "sh"][..]),
+            ("--print-plan", &["--verify", "--print-plan"][..]),
+        ] {
+            assert_eq!(
+                run(args, None),
+                Err(UsageError::Conflict("--verify", other)),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            UsageError::VerifyWithCommand.to_string(),
+            "option --verify takes no COMMAND (usage: sandbox-init [--config-dir DIR] --verify [--json])"
+        );
     }
 }

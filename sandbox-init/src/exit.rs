@@ -11,7 +11,8 @@ use crate::sys::{Errno, WaitStatus};
 
 // The numbers and their meanings are the contract's: the launcher explains the same codes.
 pub use jailoc_policy::exit_codes::{
-    CANNOT_EXECUTE, CONFIG, NOT_FOUND, OS_ERROR, SIGNAL_BASE, SUCCESS, UNHEALTHY, USAGE,
+    CANNOT_EXECUTE, CHECK_FAILED, CONFIG, NOT_FOUND, OS_ERROR, SIGNAL_BASE, SUCCESS, UNHEALTHY,
+    USAGE,
 };
 
 /// The exit code for "the agent died of signal `signal`".

@@ -11,6 +11,7 @@
 //! | `boot` | the boot sequence, top to bottom, and its one error ([`boot::BootError`]) |
 //! | `health` | `--health`: the container's health check, as the agent |
 //! | `enter` | `--enter`: a command in a running container, as the agent |
+//! | `verify` | `--verify`: the walls proved from inside a running container, as the agent |
 //! | `policy` | the contract crate `jailoc-policy`: `policy.toml` + line files → `Policy` |
 //! | `dns` | the DNS gate: every DNS query of the agent answered or forwarded, answered addresses opened |
 //! | `firewall` | the plan (pure), the renderer (pure), the backends, apply, read-back |
@@ -47,6 +48,7 @@ pub(crate) mod supervisor;
 #[allow(unsafe_code)]
 pub(crate) mod sys;
 pub(crate) mod trust;
+pub mod verify;
 
 /// The policy contract, shared with the launcher: grammar, typed entries, `policy.toml`.
 pub use jailoc_policy as policy;

@@ -1,12 +1,12 @@
 //! `sandbox-init`: reads the command line and the environment, then runs the mode asked for —
-//! the boot (`boot.rs`, PID 1 of the agent's container), `--health` or `--enter` — and exits
+//! the boot (`boot.rs`, PID 1 of the agent's container), `--health`, `--enter` or `--verify` — and exits
 //! with its code (the table is `exit.rs`).
 
 #![forbid(unsafe_code)]
 
 use sandbox_init::cli::{self, Invocation};
 use sandbox_init::log::{self, Log};
-use sandbox_init::{boot, enter, exit, health, policy};
+use sandbox_init::{boot, enter, exit, health, policy, verify};
 
 fn main() {
     let log = Log {
@@ -20,6 +20,7 @@ fn main() {
         Ok(Invocation::Run(args)) => boot::main(&args, log),
         Ok(Invocation::Health(args)) => health::main(&args, &log),
         Ok(Invocation::Enter(args)) => enter::main(&args, &log),
+        Ok(Invocation::Verify(args)) => verify::main(&args, &log),
         // Output that was asked for; a reader that went away changes nothing.
         Ok(Invocation::Help) => {
             let _ = log::stdout(cli::HELP);

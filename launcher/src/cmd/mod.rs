@@ -11,6 +11,7 @@ pub mod restart;
 pub mod shell;
 pub mod status;
 pub mod up;
+pub mod verify;
 
 use crate::cli::Cli;
 use crate::config::merge::resolve_workspace_for;
