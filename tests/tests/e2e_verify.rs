@@ -79,12 +79,8 @@ impl UserEnv {
         std::fs::write(&config, text).expect("config.toml");
         std::fs::write(
             ws_dir.join("compose.override.yml"),
-            // `sysctls`: an engine that disables IPv6 in its containers (Docker 20.10) leaves no
-            // ::1, which the DNS gate of main binds whenever the IPv6 rules are in (reported
-            // with this branch); loopback's IPv6 back, the workspace boots on such an engine.
             format!(
-                "services:\n  opencode:\n    sysctls:\n      net.ipv6.conf.lo.disable_ipv6: 0\n\
-                 networks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: {subnet}\n"
+                "networks:\n  default:\n    internal: true\n    ipam:\n      config:\n        - subnet: {subnet}\n"
             ),
         )
         .expect("compose override");
