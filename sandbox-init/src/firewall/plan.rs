@@ -10,7 +10,8 @@
 //! allowlist's literal addresses and networks (a tree of sub-chains when it is long);
 //! `JAILOC-NAMES`, the addresses the gate opened for allowlisted names; every built-in blocked
 //! range; the extra blocked destinations; in `allowlist` egress everything else. Every refusal
-//! jumps to `JAILOC-REJECT`, which answers with a TCP reset or ICMP(v6)
+//! jumps to `JAILOC-REJECT`, which hands the packet's headers to the DNS gate (NFLOG group
+//! [`NFLOG_GROUP`], the egress record) and answers with a TCP reset or ICMP(v6)
 //! administratively-prohibited, so a tool fails at once instead of hanging.
 //!
 //! In the `nat` table, `JAILOC-DNS` (first in `OUTPUT`) sends DNS (53/udp+tcp, to any address)
@@ -33,6 +34,16 @@ const ND_TYPES: &[u8] = &[133, 135, 136];
 /// Up to this many allowlisted destinations per family are plain rules in `JAILOC-OUTPUT`;
 /// more are arranged as a tree of sub-chains ([`allow_tree`]).
 pub const TREE_ABOVE: usize = LEAF;
+
+/// The netlink group `JAILOC-REJECT` logs every refused packet to (`-j NFLOG`), read by the
+/// DNS gate into the egress record. Any of 0-65535 works; a fixed one so the gate and the rules
+/// agree, and one nothing else in a container is likely to bind (a group has one reader).
+pub const NFLOG_GROUP: u16 = 14;
+
+/// Bytes of each refused packet the kernel copies to the gate: the IPv4 header (at most 60
+/// bytes) or the IPv6 header (40) with room for extension headers, then the 4 bytes of the
+/// TCP/UDP ports. The agent's payload beyond that is never copied.
+pub const NFLOG_SIZE: u16 = 128;
 
 /// Destinations per leaf chain of the allowlist tree. Leaves hold nearly every rule, so their
 /// size sets the number of chains, each of which costs the restore and the read-back more
@@ -303,7 +314,15 @@ fn chains(
         Family::V4 => RejectWith::Icmp,
         Family::V6 => RejectWith::Icmp6,
     };
+    // First in the reject chain: a copy of the refused packet's headers to the gate, which
+    // records what was refused and why (the egress record). NFLOG does not decide: the packet
+    // goes on to the refusal below.
+    let nflog = Target::Nflog {
+        group: NFLOG_GROUP,
+        size: NFLOG_SIZE,
+    };
     let refuse = vec![
+        Rule::new(Match::Any, nflog),
         Rule::new(
             Match::Proto(Proto::Tcp),
             Target::Reject(RejectWith::TcpReset),

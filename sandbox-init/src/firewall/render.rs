@@ -421,7 +421,8 @@ mod tests {
                 .v6
                 .contains(&format!("-A JAILOC-OUTPUT -d {net} -j JAILOC-REJECT\n")));
         }
-        // The one place that refuses: a TCP reset, ICMP(v6) admin-prohibited for the rest.
+        // The one place that refuses: the headers to the gate's record first, then a TCP reset,
+        // ICMP(v6) admin-prohibited for the rest.
         let refuse = |rules: &str| -> Vec<String> {
             rules
                 .lines()
@@ -432,6 +433,7 @@ mod tests {
         assert_eq!(
             refuse(&r.v4),
             [
+                "-A JAILOC-REJECT -j NFLOG --nflog-group 14 --nflog-size 128",
                 "-A JAILOC-REJECT -p tcp -j REJECT --reject-with tcp-reset",
                 "-A JAILOC-REJECT -j REJECT --reject-with icmp-admin-prohibited"
             ]
@@ -439,6 +441,7 @@ mod tests {
         assert_eq!(
             refuse(&r.v6),
             [
+                "-A JAILOC-REJECT -j NFLOG --nflog-group 14 --nflog-size 128",
                 "-A JAILOC-REJECT -p tcp -j REJECT --reject-with tcp-reset",
                 "-A JAILOC-REJECT -j REJECT --reject-with icmp6-adm-prohibited"
             ]
@@ -591,11 +594,11 @@ mod tests {
     fn every_rule_of_ours_is_read_back_per_chain() {
         let r = render(Egress::Open, &[], &facts(&[]));
         // The four against DNS past the gate, lo, established, the two to the gate, the jump
-        // to the names, one jump per blocked range, the two refusals, and the three of the
-        // redirect (nat).
+        // to the names, one jump per blocked range, the record and the two refusals, and the
+        // three of the redirect (nat).
         assert_eq!(
             chain_rules(&r.v4).len(),
-            4 + 2 + 2 + 1 + ranges::BLOCKED_V4.len() + 2 + 3
+            4 + 2 + 2 + 1 + ranges::BLOCKED_V4.len() + 3 + 3
         );
     }
 

@@ -228,6 +228,9 @@ pub enum Target {
     Return,
     /// `nat`: to this port of the loopback address (127.0.0.1 or ::1).
     Redirect(u16),
+    /// Hand a copy of the packet's first `size` bytes to netlink group `group` and continue
+    /// (the DNS gate reads them into the egress record).
+    Nflog { group: u16, size: u16 },
 }
 
 /// The answer to a refused packet.
@@ -301,6 +304,9 @@ impl fmt::Display for Rule {
             Target::Jump(chain) => write!(f, "-j {chain}"),
             Target::Return => f.write_str("-j RETURN"),
             Target::Redirect(port) => write!(f, "-j REDIRECT --to-ports {port}"),
+            Target::Nflog { group, size } => {
+                write!(f, "-j NFLOG --nflog-group {group} --nflog-size {size}")
+            }
             Target::Reject(with) => f.write_str(match with {
                 RejectWith::TcpReset => "-j REJECT --reject-with tcp-reset",
                 RejectWith::Icmp => "-j REJECT --reject-with icmp-admin-prohibited",
@@ -420,6 +426,16 @@ mod tests {
             (
                 Rule::new(Match::Any, Target::Reject(RejectWith::Icmp6)),
                 "-j REJECT --reject-with icmp6-adm-prohibited",
+            ),
+            (
+                Rule::new(
+                    Match::Any,
+                    Target::Nflog {
+                        group: 14,
+                        size: 128,
+                    },
+                ),
+                "-j NFLOG --nflog-group 14 --nflog-size 128",
             ),
         ];
         for (rule, text) in table {
