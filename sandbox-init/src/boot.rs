@@ -4,6 +4,7 @@ use crate::cli::{Args, UsageError};
 use crate::dns::allow::Allowlist;
 use crate::dns::conf::{HostsFile, ResolvConf};
 use crate::dns::gate::{self, GateConfig};
+use crate::egress::{self, Reasons, RecordConfig};
 use crate::exit;
 use crate::firewall::link::Routes;
 use crate::firewall::{self, CommandRunner, FirewallError, Plan, SystemRunner};
@@ -255,16 +256,19 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         gid: policy.agent.gid,
         home: policy.agent.home.clone(),
         command: args.command.clone(),
-        gate: Some(gate_config(&policy, resolv_conf, &installed)),
+        gate: Some(gate_config(&policy, resolv_conf, &installed, &plan)),
     }))
 }
 
 /// What the DNS gate runs with: the allowlist indexed, the networks (for metadata answers), the
-/// resolvers, the upstream bound, the backend the rules went in with.
+/// resolvers, the upstream bound, the backend the rules went in with, and the egress record's
+/// reasons (the plan's extra destinations: gateways, on-link prefixes, `blocked_networks`);
+/// the record's file is added by step 6, which makes its directory.
 fn gate_config(
     policy: &Policy,
     resolv_conf: ResolvConf,
     installed: &firewall::Installed,
+    plan: &Plan,
 ) -> GateConfig {
     GateConfig {
         egress: policy.egress,
@@ -275,6 +279,10 @@ fn gate_config(
         backend: installed.backend,
         v6: installed.v6,
         stale_names: installed.kept,
+        record: RecordConfig {
+            file: None,
+            reasons: Reasons::new(policy.egress, &plan.extras),
+        },
     }
 }
 
@@ -482,6 +490,8 @@ pub(crate) struct InitPaths {
     /// Where this sandbox-init runs from (`/proc/self/exe`), checked by [`check_own_path`];
     /// `None` skips the check (tests).
     pub exe: Option<PathBuf>,
+    /// The egress record's directory (`/run/jailoc-egress`), made for the gate before it starts.
+    pub egress_dir: PathBuf,
 }
 
 impl Default for InitPaths {
@@ -492,6 +502,7 @@ impl Default for InitPaths {
             passwd: PathBuf::from("/etc/passwd"),
             cap_last_cap: PathBuf::from("/proc/sys/kernel/cap_last_cap"),
             exe: std::env::current_exe().ok(),
+            egress_dir: PathBuf::from(crate::policy::EGRESS_DIR),
         }
     }
 }
@@ -600,10 +611,21 @@ fn spawn_agent(
     // The DNS gate, before the agent: its own process, its own uid, NET_ADMIN alone. Forked
     // while PID 1 still holds the capabilities it hands on.
     let gate = match start.gate.take() {
-        Some(config) => {
+        Some(mut config) => {
             if start.uid == crate::policy::GATE_UID {
                 return Err(BootError::GateUid(start.uid));
             }
+            // The egress record's directory, as root and before the gate: the gate's to write,
+            // the agent's to read only. Without it (no /run, read-only) the record still goes
+            // to the log.
+            let id = crate::policy::GATE_UID;
+            config.record.file = match egress::dir::prepare(&paths.egress_dir, id, id, log) {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    log.warn(&format!("egress: {e}: the record goes to the log only"));
+                    None
+                }
+            };
             Some(gate::start(config, ready.agent_drop().last_cap, *log)?)
         }
         None => None,
@@ -665,6 +687,7 @@ mod init_steps_tests {
             passwd: dir.join("passwd"),
             cap_last_cap: dir.join("cap_last_cap"),
             exe: None,
+            egress_dir: dir.join("egress"),
         };
         (Tmp(dir), start, paths)
     }

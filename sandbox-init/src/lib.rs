@@ -14,6 +14,7 @@
 //! | `verify` | `--verify`: the walls proved from inside a running container, as the agent |
 //! | `policy` | the contract crate `jailoc-policy`: `policy.toml` + line files → `Policy` |
 //! | `dns` | the DNS gate: every DNS query of the agent answered or forwarded, answered addresses opened |
+//! | `egress` | the egress record: refused connections (NFLOG) and names, with reasons, read by the gate |
 //! | `firewall` | the plan (pure), the renderer (pure), the backends, apply, read-back |
 //! | `home` | ownership fixes of the agent's home dirs |
 //! | `log` | the one logger (stderr, write errors ignored) |
@@ -34,6 +35,7 @@
 pub mod boot;
 pub mod cli;
 pub mod dns;
+pub mod egress;
 pub mod enter;
 pub mod exit;
 pub mod firewall;

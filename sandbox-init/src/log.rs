@@ -38,6 +38,12 @@ impl Log {
         Self::line("error: ", msg);
     }
 
+    /// One line of the egress record (JSON), beside the agent's output in `jailoc logs`:
+    /// `sandbox-init: egress: {...}`.
+    pub fn egress(&self, json: &str) {
+        Self::line("egress: ", json);
+    }
+
     /// Details, only with `SANDBOX_INIT_LOG=debug`.
     pub fn debug(&self, msg: &str) {
         if self.debug {

@@ -223,6 +223,10 @@ impl EarlySignals {
     }
 }
 
+/// How long the gate gets to flush the egress record after SIGTERM before it is killed: a
+/// container's stop waits for it, so it is short (the flush is a few writes).
+pub const GATE_STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The running agent and PID 1's signalfd.
 #[derive(Debug)]
 pub struct Supervisor {
@@ -418,12 +422,22 @@ impl Supervisor {
     }
 
     /// The agent is gone: so is the gate (PID 1's exit would end it too; a sandbox-init that is
-    /// not PID 1 must not leave it behind).
+    /// not PID 1 must not leave it behind). SIGTERM first, so the gate writes the egress
+    /// record's last counts; SIGKILL if it has not ended within [`GATE_STOP_WAIT`].
     fn stop_gate(&self) {
-        if let Some(gate) = self.gate {
-            let _ = sys::kill(gate, libc::SIGKILL);
-            let _ = sys::wait_blocking(gate);
+        let Some(gate) = self.gate else { return };
+        if sys::kill(gate, libc::SIGTERM).is_ok() {
+            let deadline = std::time::Instant::now() + GATE_STOP_WAIT;
+            while std::time::Instant::now() < deadline {
+                match sys::wait_nohang(gate) {
+                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    // Ended (reaped now), or already reaped by `reap`.
+                    Ok(Some(_)) | Err(_) => return,
+                }
+            }
         }
+        let _ = sys::kill(gate, libc::SIGKILL);
+        let _ = sys::wait_blocking(gate);
     }
 
     fn forward(&self, sig: i32, sender: i32) {

@@ -13,16 +13,23 @@
 //! One thread, one `poll`: at most [`MAX_PENDING`] queries upstream and [`MAX_TCP`] agent TCP
 //! connections at a time, every one with a deadline; the bytes the agent sends are parsed only
 //! by `wire.rs`, with bounds. The process itself: [`crate::privilege::drop_gate`].
+//!
+//! The gate also keeps the egress record ([`crate::egress`]): the names it refuses, and the
+//! packets the firewall refuses (NFLOG, read in the same loop). SIGTERM (PID 1 stopping it
+//! after the agent ended) is read from a signalfd in the loop: the record is flushed, the gate
+//! exits 0.
 
 use super::allow::{self, Allowlist, Ports};
 use super::open::{Change, OpenSet};
 use super::wire::{self, Query, Rcode};
+use crate::egress::recorder::Recorder;
+use crate::egress::RecordConfig;
 use crate::firewall::{Allow, Backend, CommandRunner, Family};
 use crate::log::Log;
 use crate::policy::{Egress, NetworkEntry, GATE_PORT};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Queries waiting for an upstream answer at most; more are answered SERVFAIL at once.
@@ -57,6 +64,8 @@ pub struct GateConfig {
     /// The boot kept the rules of a previous run (same policy): `JAILOC-NAMES` holds what the
     /// previous gate opened, and this one empties it first.
     pub stale_names: bool,
+    /// The egress record: where it goes and the reasons for what is refused.
+    pub record: RecordConfig,
 }
 
 /// The gate's listening sockets, bound by the boot as root (port 53 may be privileged) and
@@ -206,6 +215,9 @@ pub struct Gate<'a> {
     conns: Vec<Option<Conn>>,
     throttle: Throttle,
     next_sweep: Instant,
+    recorder: Recorder,
+    /// SIGTERM, when the gate was started with a stop signal to watch.
+    stop: Option<OwnedFd>,
 }
 
 impl std::fmt::Debug for Gate<'_> {
@@ -222,22 +234,35 @@ impl std::fmt::Debug for Gate<'_> {
 #[error("the DNS gate failed: {0}")]
 pub struct GateError(String);
 
+/// How the gate's loop ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Told to stop (SIGTERM): the record is flushed.
+    Stopped,
+    Failed(GateError),
+}
+
 /// Which poll slot is which.
 enum Slot {
     Udp(usize),
     Listener(usize),
     Upstream(usize),
     Conn(usize),
+    Nflog,
+    Stop,
 }
 
 impl<'a> Gate<'a> {
-    /// A gate that answers on `sockets` and opens addresses through `runner`.
+    /// A gate that answers on `sockets`, opens addresses through `runner` and stops when
+    /// `stop` (a signalfd) is readable. Opens the egress record (see [`Recorder::open`]).
     pub fn new(
         config: GateConfig,
         sockets: Sockets,
         runner: &'a dyn CommandRunner,
         log: Log,
+        stop: Option<OwnedFd>,
     ) -> Self {
+        let recorder = Recorder::open(config.record.clone(), log);
         Gate {
             config,
             sockets,
@@ -248,23 +273,33 @@ impl<'a> Gate<'a> {
             conns: Vec::new(),
             throttle: Throttle::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
+            recorder,
+            stop,
         }
     }
 
-    /// Serves until a socket fails (never, in practice): the error is why.
-    pub fn run(mut self) -> GateError {
+    /// Serves until told to stop, or until a socket fails (never, in practice).
+    pub fn run(mut self) -> Ended {
         if self.config.stale_names {
             self.empty_names();
         }
         loop {
-            if let Err(e) = self.turn() {
-                return e;
+            match self.turn() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.recorder.stop();
+                    return Ended::Stopped;
+                }
+                Err(e) => {
+                    self.recorder.stop();
+                    return Ended::Failed(e);
+                }
             }
         }
     }
 
-    /// One `poll` and everything that became ready or due.
-    pub fn turn(&mut self) -> Result<(), GateError> {
+    /// One `poll` and everything that became ready or due; `false` when told to stop.
+    pub fn turn(&mut self) -> Result<bool, GateError> {
         let now = Instant::now();
         let mut slots = Vec::new();
         let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
@@ -286,11 +321,20 @@ impl<'a> Gate<'a> {
                 fds.push(c.stream.as_fd());
             }
         }
+        if let Some(fd) = self.recorder.fd() {
+            slots.push(Slot::Nflog);
+            fds.push(fd);
+        }
+        if let Some(fd) = &self.stop {
+            slots.push(Slot::Stop);
+            fds.push(fd.as_fd());
+        }
         let deadline = self
             .pending
             .iter()
             .map(|p| p.deadline)
             .chain(self.conns.iter().flatten().map(|c| c.deadline))
+            .chain(self.recorder.next_due())
             .fold(self.next_sweep, Instant::min);
         let ready = crate::sys::poll_readable(&fds, deadline.saturating_duration_since(now))
             .map_err(|e| GateError(format!("poll: {e}")))?;
@@ -298,6 +342,7 @@ impl<'a> Gate<'a> {
         // Upstream answers first, newest slot first, so removing a pending entry does not
         // shift the ones still to be handled.
         let mut upstream: Vec<usize> = Vec::new();
+        let mut stop = false;
         for (slot, ready) in slots.iter().zip(&ready) {
             if !ready {
                 continue;
@@ -307,13 +352,20 @@ impl<'a> Gate<'a> {
                 Slot::Listener(i) => self.accept(*i),
                 Slot::Upstream(i) => upstream.push(*i),
                 Slot::Conn(i) => self.read_conn(*i),
+                Slot::Nflog => self.recorder.read(now),
+                Slot::Stop => stop = true,
             }
+        }
+        if stop {
+            return Ok(false);
         }
         for i in upstream.into_iter().rev() {
             self.read_upstream(i);
         }
-        self.expire(Instant::now());
-        Ok(())
+        let now = Instant::now();
+        self.expire(now);
+        self.recorder.tick(now);
+        Ok(true)
     }
 
     fn read_udp(&mut self, socket: usize) -> Result<(), GateError> {
@@ -426,6 +478,7 @@ impl<'a> Gate<'a> {
                 now,
                 &format!("dns: refused {name} (not allowlisted)"),
             );
+            self.recorder.name_refused(&name, now);
             let answer = wire::refusal(&query, Rcode::NxDomain);
             self.reply(&client, &answer);
             return;
@@ -781,9 +834,30 @@ pub fn start(config: GateConfig, last_cap: u32, log: Log) -> Result<i32, StartEr
             if let Some(path) = &lock {
                 runner = runner.with_env("XTABLES_LOCKFILE", path);
             }
-            let error = Gate::new(config, sockets, &runner, log).run();
-            log.error(&error.to_string());
-            sys::exit_immediately(crate::exit::OS_ERROR)
+            let stop = stop_signal(&log);
+            match Gate::new(config, sockets, &runner, log, stop).run() {
+                Ended::Stopped => sys::exit_immediately(0),
+                Ended::Failed(error) => {
+                    log.error(&error.to_string());
+                    sys::exit_immediately(crate::exit::OS_ERROR)
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM as a descriptor for the gate's loop (blocked, read from a signalfd): how PID 1 tells
+/// the gate to flush the record and end. Without it (a warning) SIGTERM ends the gate at once
+/// and the held-back counts are lost; PID 1's SIGKILL after its short wait ends it either way.
+fn stop_signal(log: &Log) -> Option<OwnedFd> {
+    use crate::sys;
+    let mut set = sys::SigSet::empty();
+    set.add(libc::SIGTERM);
+    match sys::block_signals(&set).and_then(|_| sys::signalfd_nonblocking(&set)) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            log.warn(&format!("dns gate: failed to watch SIGTERM: {e}"));
+            None
         }
     }
 }

@@ -230,7 +230,10 @@ pub enum Target {
     Redirect(u16),
     /// Hand a copy of the packet's first `size` bytes to netlink group `group` and continue
     /// (the DNS gate reads them into the egress record).
-    Nflog { group: u16, size: u16 },
+    Nflog {
+        group: u16,
+        size: u16,
+    },
 }
 
 /// The answer to a refused packet.

@@ -1,7 +1,8 @@
 //! The only module with `unsafe` (the crate denies it everywhere else): thin, typed wrappers
 //! around the Linux syscalls sandbox-init needs to drop privileges and to be PID 1, one concern a
 //! file — capabilities and credentials (`caps`), signals, processes, descriptors (`io`), memory,
-//! files by descriptor (`fs`). Every `unsafe` block carries a `// SAFETY:` comment (clippy's
+//! files by descriptor (`fs`), the netfilter netlink socket the egress record is read from
+//! (`netlink`). Every `unsafe` block carries a `// SAFETY:` comment (clippy's
 //! `undocumented_unsafe_blocks` is denied).
 //!
 //! The privilege calls sit behind the [`Sys`] trait so the order of the drop is unit-tested with a
@@ -16,6 +17,7 @@ mod caps;
 mod fs;
 mod io;
 mod memory;
+mod netlink;
 mod process;
 mod signals;
 
@@ -28,6 +30,7 @@ pub use fs::{
 };
 pub use io::{pipe_cloexec, poll_readable, read_full, write_all_raw};
 pub use memory::{release_clean_file_pages, release_free_memory};
+pub use netlink::Netlink;
 pub use process::{
     execve, exit_immediately, fork, getpid, max_fd, set_child_subreaper, wait_blocking,
     wait_nohang, CStrArray, Fork, WaitStatus,
