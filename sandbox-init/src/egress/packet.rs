@@ -41,6 +41,9 @@ pub struct Packet {
     pub dest_port: Option<u16>,
     /// An IPv6 routing header was among the extension headers.
     pub routing_header: bool,
+    /// An IGMP or MLD multicast membership message: the kernel's own for an interface (the
+    /// agent, without raw sockets, cannot send one); refused like all multicast, not recorded.
+    pub membership: bool,
 }
 
 /// IPv6 extension headers walked at most: more than any real packet carries, few enough that
@@ -78,7 +81,9 @@ fn parse_v4(bytes: &[u8]) -> Option<Packet> {
     } else {
         bytes.get(header_len..)
     };
-    Some(with_ports(dest, proto, transport, false))
+    let mut packet = with_ports(dest, proto, transport, false);
+    packet.membership = header[9] == IGMP;
+    Some(packet)
 }
 
 fn parse_v6(bytes: &[u8]) -> Option<Packet> {
@@ -93,7 +98,12 @@ fn parse_v6(bytes: &[u8]) -> Option<Packet> {
     };
     // A truncated or endless chain of extension headers still names the destination.
     let (proto, transport) = walk.to_transport(bytes).unwrap_or((Proto::Other, None));
-    Some(with_ports(dest, proto, transport, walk.routing_header))
+    let mut packet = with_ports(dest, proto, transport, walk.routing_header);
+    packet.membership = proto == Proto::Icmpv6
+        && transport
+            .and_then(<[u8]>::first)
+            .is_some_and(|t| MLD_TYPES.contains(t));
+    Some(packet)
 }
 
 /// The walk along an IPv6 packet's extension headers.
@@ -135,6 +145,11 @@ impl Walk {
     }
 }
 
+/// IGMP's protocol number.
+const IGMP: u8 = 2;
+/// ICMPv6 types of MLD: listener query, report, done; MLDv2 report.
+const MLD_TYPES: [u8; 4] = [130, 131, 132, 143];
+
 fn transport_proto(next: u8) -> Proto {
     match next {
         6 => Proto::Tcp,
@@ -156,6 +171,7 @@ fn with_ports(dest: IpAddr, proto: Proto, transport: Option<&[u8]>, rh: bool) ->
         src_port: ports.map(|p| u16::from_be_bytes([p[0], p[1]])),
         dest_port: ports.map(|p| u16::from_be_bytes([p[2], p[3]])),
         routing_header: rh,
+        membership: false,
     }
 }
 
@@ -214,6 +230,21 @@ mod tests {
         assert_eq!((p.proto, p.dest_port), (Proto::Icmp, None));
         let p = parse(&v6("fd00::1", 58, &[128, 0, 0, 0])).expect("packet");
         assert_eq!((p.proto, p.dest_port), (Proto::Icmpv6, None));
+    }
+
+    #[test]
+    fn the_kernels_membership_reports_are_told_apart() {
+        let mld = parse(&v6("ff02::16", 58, &[143, 0, 0, 0])).expect("packet");
+        assert!(mld.membership);
+        let echo = parse(&v6("ff02::1", 58, &[128, 0, 0, 0])).expect("packet");
+        assert!(!echo.membership);
+        let igmp = parse(&v4([224, 0, 0, 22], 2, &[0x22, 0, 0, 0])).expect("packet");
+        assert!(igmp.membership);
+        assert!(
+            !parse(&v4([224, 0, 0, 22], 17, PORTS))
+                .expect("udp")
+                .membership
+        );
     }
 
     #[test]

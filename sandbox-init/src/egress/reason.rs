@@ -140,6 +140,7 @@ mod tests {
             src_port: port.map(|_| 40000),
             dest_port: port,
             routing_header: false,
+            membership: false,
         }
     }
 

@@ -20,6 +20,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// Datagrams read per turn at most, so a flood of refusals cannot starve DNS; the rest wait
 /// in the socket (and what overflows it is lost, and said so).
 const BATCH: usize = 64;
+/// Datagrams read at most when the gate stops: whatever the socket still holds (its buffer
+/// holds a few thousand), bounded so that nothing can keep the gate from ending.
+const DRAIN: usize = 1 << 16;
 /// One datagram: a few packet messages of [`NFLOG_SIZE`] bytes each.
 const DATAGRAM: usize = 8192;
 
@@ -87,8 +90,12 @@ impl Recorder {
 
     /// Reads what the kernel sent (a bounded batch) into the record.
     pub fn read(&mut self, now: Instant) {
+        self.read_at_most(BATCH, now);
+    }
+
+    fn read_at_most(&mut self, datagrams: usize, now: Instant) {
         let mut buf = vec![0u8; DATAGRAM];
-        for _ in 0..BATCH {
+        for _ in 0..datagrams {
             let Some(socket) = &self.socket else { return };
             let len = match socket.recv(&mut buf) {
                 Ok(len) => len,
@@ -118,6 +125,7 @@ impl Recorder {
                     Message::Packet { payload, .. } => packet::parse(payload),
                     _ => None,
                 })
+                .filter(|p| !p.membership)
                 .collect();
             for p in packets {
                 let key = Key::Connection {
@@ -154,7 +162,7 @@ impl Recorder {
     /// The gate is stopping: what the kernel still holds, then every held-back line.
     pub fn stop(&mut self) {
         let now = Instant::now();
-        self.read(now);
+        self.read_at_most(DRAIN, now);
         for line in self.record.flush(now) {
             self.write(&line);
         }

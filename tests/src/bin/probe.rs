@@ -44,6 +44,8 @@ Network checks (each prints cmd, target, result, errno, error, ms):
 
   tcp-bench ADDR:PORT N               N sequential TCP connects; prints median/p90/mean in
                                      microseconds (benchmarks: per-connection rule cost)
+  tcp-hammer ADDR:PORT N              N sequential TCP connects whatever each gives; prints how
+                                     many were refused (a loop hammering a blocked address)
 
 Socket families (one line per attempt: call, family, result opened|error, errno):
   sockets                            socket()/socketpair() for the families the agent keeps
@@ -86,6 +88,7 @@ fn main() {
         "listen" => cmd_listen(&args[1..]),
         "batch" => cmd_batch(&args[1..]),
         "tcp-bench" => cmd_tcp_bench(&args[1..]),
+        "tcp-hammer" => cmd_tcp_hammer(&args[1..]),
         "sockets" => cmd_sockets(),
         _ => match run_check(&args) {
             Ok(v) => {
@@ -815,6 +818,31 @@ fn cmd_tcp_bench(args: &[String]) -> i32 {
         &json!({"cmd": "tcp-bench", "target": target, "count": us.len(),
                   "median_us": pick(0.5), "p90_us": pick(0.9), "mean_us": mean,
                   "result": "connected"}),
+    );
+    0
+}
+
+/// `tcp-hammer ADDR:PORT N`: N connects one after the other, whatever each gives (a loop
+/// hammering a refused address); reports how many were refused.
+fn cmd_tcp_hammer(args: &[String]) -> i32 {
+    let (Some(target), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>()))
+    else {
+        return usage_error("tcp-hammer needs ADDR:PORT and a count");
+    };
+    let addr = match parse_sockaddr(target) {
+        Ok(a) => a,
+        Err(e) => return usage_error(&e),
+    };
+    let started = Instant::now();
+    let mut refused = 0;
+    for _ in 0..n {
+        let outcome = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+        refused +=
+            usize::from(outcome.is_err_and(|e| e.kind() == io::ErrorKind::ConnectionRefused));
+    }
+    emit(
+        &json!({"cmd": "tcp-hammer", "target": target, "count": n, "refused": refused,
+                 "ms": started.elapsed().as_millis() as u64}),
     );
     0
 }
