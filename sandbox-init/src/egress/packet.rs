@@ -97,7 +97,7 @@ fn parse_v6(bytes: &[u8]) -> Option<Packet> {
         routing_header: false,
     };
     // A truncated or endless chain of extension headers still names the destination.
-    let (proto, transport) = walk.walk_to_transport(bytes).unwrap_or((Proto::Other, None));
+    let (proto, transport) = walk.transport(bytes).unwrap_or((Proto::Other, None));
     let mut packet = with_ports(dest, proto, transport, walk.routing_header);
     packet.membership = proto == Proto::Icmpv6
         && transport
@@ -118,7 +118,7 @@ struct Walk {
 impl Walk {
     /// The transport protocol and its header's bytes (`None` for a later fragment), or `None`
     /// when the chain is cut short or longer than [`MAX_EXTENSION_HEADERS`].
-    fn walk_to_transport<'a>(&mut self, bytes: &'a [u8]) -> Option<(Proto, Option<&'a [u8]>)> {
+    fn transport<'a>(&mut self, bytes: &'a [u8]) -> Option<(Proto, Option<&'a [u8]>)> {
         for _ in 0..MAX_EXTENSION_HEADERS {
             let at = self.at;
             // Seen even when the header itself is cut short.
