@@ -227,7 +227,7 @@ fn a_loop_hammering_one_address_writes_a_handful_of_lines() {
     );
     let got = record(&run_dir);
     let last = &got["tcp 10.0.0.1 22"];
-    assert_eq!(last["count"], 2000, "{lines:#?}");
+    assert_eq!(last["count"], 2000, "{lines:#?}\n{}", run.stderr);
     assert_eq!(last["reason"], "private 10.0.0.0/8");
     let logged = run
         .stderr

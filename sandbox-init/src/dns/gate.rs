@@ -68,12 +68,14 @@ pub struct GateConfig {
     pub record: RecordConfig,
 }
 
-/// The gate's listening sockets, bound by the boot as root (port 53 may be privileged) and
-/// inherited by the gate.
+/// The gate's sockets, bound by the boot as root (port 53 may be privileged; binding an NFLOG
+/// group needs CAP_NET_ADMIN) before the agent exists, and inherited by the gate.
 #[derive(Debug)]
 pub struct Sockets {
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
+    /// The egress record's NFLOG socket (`None` when the kernel refused it: a warning).
+    nflog: Option<crate::sys::Netlink>,
 }
 
 impl Sockets {
@@ -85,6 +87,7 @@ impl Sockets {
         let mut sockets = Sockets {
             udp: Vec::new(),
             tcp: Vec::new(),
+            nflog: None,
         };
         sockets.listen(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
         let mut skipped = None;
@@ -257,12 +260,13 @@ impl<'a> Gate<'a> {
     /// `stop` (a signalfd) is readable. Opens the egress record (see [`Recorder::open`]).
     pub fn new(
         config: GateConfig,
-        sockets: Sockets,
+        mut sockets: Sockets,
         runner: &'a dyn CommandRunner,
         log: Log,
         stop: Option<OwnedFd>,
     ) -> Self {
-        let recorder = Recorder::open(config.record.clone(), log);
+        let nflog = sockets.nflog.take();
+        let recorder = Recorder::open(config.record.clone(), nflog, log);
         Gate {
             config,
             sockets,
@@ -795,12 +799,13 @@ pub enum StartError {
 /// serve exits 71, and the supervisor ends the container when it sees the gate gone.
 pub fn start(config: GateConfig, last_cap: u32, log: Log) -> Result<i32, StartError> {
     use crate::sys::{self, Fork, Sys};
-    let (sockets, no_v6) = Sockets::bind(config.v6).map_err(StartError::Sockets)?;
+    let (mut sockets, no_v6) = Sockets::bind(config.v6).map_err(StartError::Sockets)?;
     if let Some(why) = no_v6 {
         log.debug(&format!(
             "dns gate: IPv4 only ({why}): the container's loopback has no ::1"
         ));
     }
+    sockets.nflog = crate::egress::recorder::bind(&log);
     let legacy = !config.backend.parallel;
     let lock = if legacy { legacy_lock(&log) } else { None };
     match sys::fork().map_err(StartError::Fork)? {

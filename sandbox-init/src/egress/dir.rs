@@ -134,6 +134,25 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_or_read_only_parent_is_an_error_not_a_panic() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (uid, gid) = me();
+        let dir = tmp.path().join("no-run/jailoc-egress");
+        let e = prepare(&dir, uid, gid, &Log::default()).expect_err("no parent");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "failed to prepare {}: {}",
+                dir.display(),
+                tmp.path().join("no-run").display()
+            )),
+            "{e}"
+        );
+        let e = prepare(Path::new("/proc/jailoc-egress"), uid, gid, &Log::default())
+            .expect_err("a file system nobody may write");
+        assert!(e.to_string().contains("mkdir"), "{e}");
+    }
+
+    #[test]
     fn the_record_is_a_plain_file_of_ours_never_a_symlink() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join(FILE_NAME);

@@ -13,10 +13,15 @@ const MSG_CONFIG: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
 /// `NLM_F_REQUEST | NLM_F_ACK`.
 const REQUEST_ACK: u16 = 0x1 | 0x4;
-/// Configuration attributes: `NFULA_CFG_CMD`, `NFULA_CFG_MODE`, `NFULA_CFG_QTHRESH`.
+/// Configuration attributes: `NFULA_CFG_CMD`, `NFULA_CFG_MODE`, `NFULA_CFG_NLBUFSIZ`,
+/// `NFULA_CFG_QTHRESH`.
 const CFG_CMD: u16 = 1;
 const CFG_MODE: u16 = 2;
+const CFG_NLBUFSIZ: u16 = 3;
 const CFG_QTHRESH: u16 = 5;
+/// The kernel's buffer per message batch: one packet of ours (128 bytes and the attributes)
+/// fits, and a waiting message takes ~1 KiB of our receive buffer instead of a page.
+const NLBUFSIZ: u32 = 512;
 /// `NFULNL_CFG_CMD_BIND`.
 const CMD_BIND: u8 = 1;
 /// `NFULNL_COPY_PACKET`.
@@ -71,7 +76,7 @@ fn config(seq: u32, group: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
 /// for an acknowledgement (sequence numbers 1 and 2): bind the group (one reader per group;
 /// `EBUSY` if another has it); then copy `size` bytes of each packet and send every packet at
 /// once (queue threshold 1: the record sees a refusal right away, and nothing waits in the
-/// kernel when the gate is stopped).
+/// kernel when the gate is stopped), in a small buffer ([`NLBUFSIZ`]).
 pub fn bind_messages(group: u16, size: u16) -> Vec<Vec<u8>> {
     let mut mode = Vec::new();
     mode.extend_from_slice(&u32::from(size).to_be_bytes());
@@ -81,7 +86,11 @@ pub fn bind_messages(group: u16, size: u16) -> Vec<Vec<u8>> {
         config(
             2,
             group,
-            &[(CFG_MODE, &mode), (CFG_QTHRESH, &1u32.to_be_bytes())],
+            &[
+                (CFG_MODE, &mode),
+                (CFG_NLBUFSIZ, &NLBUFSIZ.to_be_bytes()),
+                (CFG_QTHRESH, &1u32.to_be_bytes()),
+            ],
         ),
     ]
 }
@@ -176,10 +185,13 @@ mod tests {
         want.extend_from_slice(&1u16.to_ne_bytes());
         want.extend_from_slice(&[1, 0, 0, 0]);
         assert_eq!(bind, &want);
-        // The mode: copy_range 128 (big-endian), COPY_PACKET; the queue threshold 1.
-        assert_eq!(mode.len(), 16 + 4 + 12 + 8);
+        // The mode: copy_range 128 (big-endian), COPY_PACKET; the buffer 512; the queue
+        // threshold 1.
+        assert_eq!(mode.len(), 16 + 4 + 12 + 8 + 8);
         assert_eq!(&mode[24..30], &[0, 0, 0, 128, 2, 0]);
-        assert_eq!(&mode[36..40], &[0, 0, 0, 1]);
+        assert_eq!(&mode[34..36], &CFG_NLBUFSIZ.to_ne_bytes());
+        assert_eq!(&mode[36..40], &[0, 0, 2, 0]);
+        assert_eq!(&mode[44..48], &[0, 0, 0, 1]);
     }
 
     #[test]

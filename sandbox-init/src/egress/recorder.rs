@@ -23,6 +23,8 @@ const BATCH: usize = 64;
 /// Datagrams read at most when the gate stops: whatever the socket still holds (its buffer
 /// holds a few thousand), bounded so that nothing can keep the gate from ending.
 const DRAIN: usize = 1 << 16;
+/// The NFLOG socket's receive buffer: each waiting packet takes about 1 KiB of it.
+const RECV_BUFFER: libc::c_int = 4 << 20;
 /// One datagram: a few packet messages of [`NFLOG_SIZE`] bytes each.
 const DATAGRAM: usize = 8192;
 
@@ -47,10 +49,10 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens the record file and binds the NFLOG group, as the gate (after its drop: the file
-    /// is the gate's; binding needs its CAP_NET_ADMIN). What fails is a warning: the gate
-    /// still answers DNS, and what is refused is still refused.
-    pub fn open(config: RecordConfig, log: Log) -> Self {
+    /// Opens the record file, as the gate (after its drop: the file is the gate's), and reads
+    /// refused packets from `socket` ([`bind`], done by PID 1 before the agent exists). What
+    /// fails is a warning: the gate still answers DNS, and what is refused is still refused.
+    pub fn open(config: RecordConfig, socket: Option<Netlink>, log: Log) -> Self {
         let file = config.file.and_then(|path| match dir::open_record(&path) {
             Ok(file) => Some(file),
             Err(e) => {
@@ -61,26 +63,14 @@ impl Recorder {
                 None
             }
         });
-        let mut recorder = Recorder {
-            socket: None,
+        Recorder {
+            socket,
             reasons: config.reasons,
             record: Record::default(),
             file,
             log,
             lost_reported: false,
-        };
-        match bind() {
-            Ok(socket) => {
-                recorder.socket = Some(socket);
-                // Packets that came with the acknowledgements.
-                recorder.read(Instant::now());
-            }
-            Err(e) => log.warn(&format!(
-                "egress: failed to read refused connections (NFLOG group {NFLOG_GROUP}): {e}: \
-                 they are refused but not recorded"
-            )),
         }
-        recorder
     }
 
     /// The socket to poll, if the group is bound.
@@ -191,9 +181,27 @@ impl Recorder {
 }
 
 /// The NFLOG socket bound to [`NFLOG_GROUP`], copying [`NFLOG_SIZE`] bytes of each packet;
-/// the kernel's acknowledgements checked.
-fn bind() -> Result<Netlink, String> {
+/// the kernel's acknowledgements checked. Made by PID 1 (binding needs CAP_NET_ADMIN) before
+/// the agent is started, so its very first refused packet is recorded, and handed to the gate
+/// like the gate's DNS sockets. `None`, with a warning, when the kernel refuses.
+pub fn bind(log: &Log) -> Option<Netlink> {
+    match bind_group() {
+        Ok(socket) => Some(socket),
+        Err(e) => {
+            log.warn(&format!(
+                "egress: failed to read refused connections (NFLOG group {NFLOG_GROUP}): {e}: \
+                 they are refused but not recorded"
+            ));
+            None
+        }
+    }
+}
+
+fn bind_group() -> Result<Netlink, String> {
     let socket = Netlink::netfilter().map_err(|e| format!("socket: {e}"))?;
+    // Room for a burst while the gate is busy (a few thousand refused packets); memory is
+    // only taken while packets wait. Too small a buffer only loses counts, so no error.
+    let _ = socket.set_recv_buffer(RECV_BUFFER);
     for message in nflog::bind_messages(NFLOG_GROUP, NFLOG_SIZE) {
         socket.send(&message).map_err(|e| format!("send: {e}"))?;
     }

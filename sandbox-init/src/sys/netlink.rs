@@ -50,6 +50,26 @@ impl Netlink {
         Ok(socket)
     }
 
+    /// Asks for a receive buffer of `bytes` (`SO_RCVBUFFORCE`, which needs CAP_NET_ADMIN and
+    /// passes `rmem_max`; plain `SO_RCVBUF`, capped by `rmem_max`, where that is refused).
+    pub fn set_recv_buffer(&self, bytes: libc::c_int) -> Result<(), Errno> {
+        let set = |option| {
+            // SAFETY: `bytes` is a live c_int and its exact size is passed; the socket is open.
+            check_int(unsafe {
+                libc::setsockopt(
+                    self.0.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    (&bytes as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            })
+        };
+        set(libc::SO_RCVBUFFORCE)
+            .or_else(|_| set(libc::SO_RCVBUF))
+            .map(drop)
+    }
+
     /// Sends one message to the kernel.
     pub fn send(&self, message: &[u8]) -> Result<(), Errno> {
         let addr = kernel();
