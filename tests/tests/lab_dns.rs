@@ -551,7 +551,10 @@ fn a_loopback_without_ipv6_still_boots_and_the_gate_answers_over_ipv4() {
         return;
     }
     let lab = Lab::up();
-    let out = lab.exec(&lab.agent, &["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1"]);
+    let out = lab.exec(
+        &lab.agent,
+        &["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1"],
+    );
     assert!(out.status.success(), "{out:?}");
     let config = policy(&lab, "allowlist", &["public.lab"], "");
     let connect = format!("tcp 198.51.100.10:80 {T}");
