@@ -227,7 +227,15 @@ fn a_loop_hammering_one_address_writes_a_handful_of_lines() {
     );
     let got = record(&run_dir);
     let last = &got["tcp 10.0.0.1 22"];
-    assert_eq!(last["count"], 2000, "{lines:#?}\n{}", run.stderr);
+    // Every refusal counted, unless the kernel dropped some of its messages to a busy gate (a
+    // full socket buffer): then fewer, and the gate said so.
+    let count = last["count"].as_u64().unwrap_or_default();
+    let lost = run.stderr.contains("egress: refusals came faster than they could be read");
+    assert!(
+        count == 2000 || (lost && count > 0 && count < 2000),
+        "count {count}, loss reported: {lost}\n{lines:#?}\n{}",
+        run.stderr
+    );
     assert_eq!(last["reason"], "private 10.0.0.0/8");
     let logged = run
         .stderr
