@@ -230,7 +230,9 @@ fn a_loop_hammering_one_address_writes_a_handful_of_lines() {
     // Every refusal counted, unless the kernel dropped some of its messages to a busy gate (a
     // full socket buffer): then fewer, and the gate said so.
     let count = last["count"].as_u64().unwrap_or_default();
-    let lost = run.stderr.contains("egress: refusals came faster than they could be read");
+    let lost = run
+        .stderr
+        .contains("egress: refusals came faster than they could be read");
     assert!(
         count == 2000 || (lost && count > 0 && count < 2000),
         "count {count}, loss reported: {lost}\n{lines:#?}\n{}",
