@@ -67,6 +67,14 @@ pub const GATE_UID: u32 = 65533;
 /// address) is redirected there.
 pub const GATE_PORT: u16 = 53;
 
+/// The directory of the egress record: made by PID 1 at boot, owned by [`GATE_UID`], mode 0755,
+/// so the agent can read the record but neither write nor erase it.
+pub const EGRESS_DIR: &str = "/run/jailoc-egress";
+/// The egress record (in [`EGRESS_DIR`]): what the firewall and the DNS gate refused, one JSON
+/// line per key and update, append-only, written only by the gate; a reader keeps the last line
+/// per key (docs/net.md, "Egress record"). The launcher reads it with `docker cp`.
+pub const EGRESS_RECORD: &str = "/run/jailoc-egress/egress.jsonl";
+
 /// Default bound on one upstream DNS exchange of the gate (per resolver tried).
 pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_millis(2000);
 /// `resolve_timeout_ms` must lie within this range (milliseconds).
