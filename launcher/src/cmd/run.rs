@@ -1,0 +1,255 @@
+//! `jailoc run [-w NAME] [--timeout DURATION] PROMPT...` and `jailoc run -- COMMAND...`: the
+//! agent once, headless, in a one-shot container — the workspace's image, mounts, policy and
+//! secrets, sandbox-init as PID 1 — with no server, no published port and no terminal, for CI.
+//!
+//! The container is its own compose project (`jailoc-NAME-run-ID`), rendered from the
+//! workspace like `up`'s but into files of its own ([`workspace::prepare_in`]), so a run never
+//! changes what `up` compares. The steps, in order:
+//! 1. prepare the run's files (the image is built here if needed);
+//! 2. `compose up --no-start` creates the network, volumes and container (the Docker-in-Docker
+//!    sidecar, if any, is started);
+//! 3. `CLI start --attach` runs it, its output streamed as it comes; `--timeout` and
+//!    SIGINT/SIGTERM/SIGHUP stop the container instead;
+//! 4. the exit code is the container's ([`opencode_events`] decides for OpenCode, whose own
+//!    is 0 after many failures);
+//! 5. the egress record is copied out of the stopped container;
+//! 6. `compose down --volumes` and the run's files go, whatever happened before;
+//! 7. the summary of the record is the last line on stderr.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cli::Cli;
+use crate::compose::{OneShot, DIND_SERVICE};
+use crate::config::{Use, Workspace};
+use crate::context::Context;
+use crate::engine::{self, run_checked, spawn_error, Engine};
+use crate::error::{exit, Error, Result};
+use crate::interrupt::{self, Interrupt};
+use crate::opencode_events::Judge;
+use crate::process::{Mode, Watched};
+use crate::workspace::{self, Files};
+
+/// How often a running run checks its timeout and the signals.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// How long the agent gets to end after SIGTERM when the run is stopped.
+const STOP_GRACE_SECS: u32 = 5;
+
+/// What runs in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// `opencode run --format json PROMPT`, judged by its events.
+    OpenCode { prompt: String },
+    /// Any command, whose exit code is the run's.
+    Command(Vec<String>),
+}
+
+impl Job {
+    /// The job of the command line: the words after `--`, else the prompt's words joined.
+    pub fn of(prompt: &[String], command: &[String]) -> Job {
+        if command.is_empty() {
+            Job::OpenCode {
+                prompt: prompt.join(" "),
+            }
+        } else {
+            Job::Command(command.to_vec())
+        }
+    }
+
+    /// The container's command (after sandbox-init's `--`).
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Job::OpenCode { prompt } => ["opencode", "run", "--format", "json", prompt]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            Job::Command(argv) => argv.clone(),
+        }
+    }
+}
+
+/// Runs `jailoc run`: notes stopping signals for the rest of the process, then [`run_with`].
+pub fn run(ctx: &mut Context, cli: &Cli, job: &Job, timeout: Option<Duration>) -> Result<()> {
+    let stop = Interrupt::install()
+        .map_err(|e| Error::Other(format!("failed to catch Ctrl-C for the run: {e}")))?;
+    run_with(ctx, cli, job, timeout, &stop)
+}
+
+/// [`run`] with the given signal flag (tests raise it themselves).
+pub fn run_with(
+    ctx: &mut Context,
+    cli: &Cli,
+    job: &Job,
+    timeout: Option<Duration>,
+    stop: &Interrupt,
+) -> Result<()> {
+    let (_, ws) = super::load(ctx, cli, Use::Start)?;
+    let engine = engine::detect(ctx)?;
+    let id = run_id()?;
+    let run = OneShot {
+        container_name: format!("{}-run-{id}", workspace::project(&ws.name)),
+        command: job.argv(),
+    };
+    let dir = ctx.cache_dir().join(&ws.name).join("runs").join(&id);
+    let files = run_files(ctx, &ws.name, &dir);
+    // 1. The run's files, the image.
+    let prepared = workspace::prepare_in(ctx, &ws, &engine, files, Some(&run));
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    let project = run.container_name.clone();
+    let compose_files = prepared.files.compose_args();
+    // 2–5, then 6 whatever they did.
+    let ended = started(
+        ctx,
+        &ws,
+        &engine,
+        &run,
+        &compose_files,
+        job,
+        timeout,
+        stop,
+        &dir,
+    );
+    let down = engine.compose(
+        &project,
+        &compose_files,
+        &["down", "--volumes", "--remove-orphans"],
+    );
+    if let Err(e) = run_checked(ctx, &down, Mode::Capture, "remove the run's container") {
+        ctx.warn(&format!("warning: {e}"));
+    }
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        ctx.warn(&format!("warning: failed to remove {}: {e}", dir.display()));
+    }
+    let (code, record) = ended?;
+    // 7. The summary, last.
+    if let Some(line) = record.and_then(|r| r.summary()) {
+        ctx.warn(&line);
+    }
+    match code {
+        0 => Ok(()),
+        c => Err(Error::ChildExit(c)),
+    }
+}
+
+/// Steps 2–5 of a run whose files are written: the exit code and the egress record (`None`
+/// when there is none, or it could not be read: said on stderr).
+#[allow(clippy::too_many_arguments)]
+fn started(
+    ctx: &mut Context,
+    ws: &Workspace,
+    engine: &Engine,
+    run: &OneShot,
+    compose_files: &[PathBuf],
+    job: &Job,
+    timeout: Option<Duration>,
+    stop: &Interrupt,
+    dir: &Path,
+) -> Result<(i32, Option<crate::egress::Record>)> {
+    let project = &run.container_name;
+    let container = &run.container_name;
+    // 2. Create; the sidecar runs before the agent looks for its daemon.
+    let create = engine.compose(project, compose_files, &["up", "--no-start"]);
+    run_checked(ctx, &create, Mode::Capture, "create the run's container")?;
+    if ws.enable_docker {
+        let sidecar = engine.compose(project, compose_files, &["start", DIND_SERVICE]);
+        run_checked(
+            ctx,
+            &sidecar,
+            Mode::Capture,
+            "start the Docker-in-Docker sidecar",
+        )?;
+    }
+    // 3. Run, watched.
+    let started_at = Instant::now();
+    let mut watch = || -> Option<String> {
+        if let Some(sig) = stop.signal() {
+            return Some(format!("stopped by {}", interrupt::name(sig)));
+        }
+        let limit = timeout?;
+        (started_at.elapsed() >= limit)
+            .then(|| format!("timed out after {}", crate::cli::show_duration(limit)))
+    };
+    let attach = engine::start_attached_cmd(&engine.cli, container);
+    let mut judge = Judge::default();
+    let watched = match job {
+        Job::OpenCode { .. } => {
+            ctx.run_streamed(&attach, WATCH_EVERY, &mut |l| judge.line(l), &mut watch)
+        }
+        Job::Command(_) => ctx.run_watched(&attach, WATCH_EVERY, &mut watch),
+    }
+    .map_err(|e| spawn_error(&attach, e))?;
+    // 4. The exit code.
+    let code = match watched {
+        Watched::Stopped(reason) => {
+            let stop_cmd = engine::stop_cmd(&engine.cli, container, STOP_GRACE_SECS);
+            let _ = ctx.run(&stop_cmd, Mode::Capture);
+            ctx.warn(&format!("run {reason}: stopped its container"));
+            match stop.signal() {
+                Some(sig) => 128 + sig,
+                None => exit::TIMEOUT,
+            }
+        }
+        Watched::Exited(out) => {
+            let code = container_exit_code(ctx, &engine.cli, container).unwrap_or(out.code);
+            match (job, judge.verdict()) {
+                (Job::OpenCode { .. }, Err(failure)) => {
+                    ctx.warn(&format!("run failed: {failure}"));
+                    if code == 0 {
+                        1
+                    } else {
+                        code
+                    }
+                }
+                _ => code,
+            }
+        }
+    };
+    // 5. The record, from the stopped container.
+    let record = match super::egress::copy_record(ctx, &engine.cli, container, &dir.join("egress"))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.warn(&format!("warning: {e}"));
+            None
+        }
+    };
+    Ok((code, record))
+}
+
+/// The exit code the engine recorded for the stopped `container`.
+fn container_exit_code(ctx: &Context, cli: &str, container: &str) -> Option<i32> {
+    let out = ctx
+        .run(&engine::exit_code_cmd(cli, container), Mode::Capture)
+        .ok()?;
+    out.success()
+        .then(|| out.stdout.trim().parse().ok())
+        .flatten()
+}
+
+/// The run's own files in `dir`: compose file, policy directory and secrets' copies; the
+/// workspace's override, password file and OpenCode data directory.
+fn run_files(ctx: &Context, name: &str, dir: &Path) -> Files {
+    let ws = workspace::files(ctx, name);
+    Files {
+        policy_dir: dir.join("policy"),
+        compose_file: dir.join("docker-compose.yml"),
+        override_file: ws.override_file,
+        password_file: ws.password_file,
+        secrets_dir: dir.join("secrets"),
+        data_dir: ws.data_dir,
+    }
+}
+
+/// Six random hex digits: the run's part of its project and container name.
+fn run_id() -> Result<String> {
+    let mut bytes = [0u8; 3];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Other(format!("failed to draw a run id: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
