@@ -253,3 +253,205 @@ fn run_id() -> Result<String> {
         .map_err(|e| Error::Other(format!("failed to draw a run id: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::{Cmd, Output, Runner};
+    use crate::testutil::{context, tempdir, Buf};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Plays the engine for one run: `start --attach` prints `stdout` (or, under a watch that
+    /// says stop, is stopped), `inspect` reports `code`, `cp` writes `record`; every command
+    /// line is logged.
+    #[derive(Debug, Clone, Default)]
+    struct Engine {
+        log: Rc<RefCell<Vec<String>>>,
+        stdout: &'static str,
+        code: i32,
+        record: Option<&'static str>,
+    }
+
+    impl Runner for Engine {
+        fn run(&self, cmd: &Cmd, _: Mode) -> std::io::Result<Output> {
+            let line = cmd.display();
+            self.log.borrow_mut().push(line.clone());
+            let mut out = Output::default();
+            match cmd.args.first().map(String::as_str) {
+                Some("start") => out.stdout = self.stdout.into(),
+                Some("inspect") => out.stdout = format!("{}\n", self.code),
+                Some("cp") => match self.record {
+                    Some(text) => {
+                        let dir = Path::new(cmd.args.last().expect("dir"));
+                        std::fs::write(dir.join("egress.jsonl"), text)?;
+                    }
+                    None => {
+                        out.code = 1;
+                        out.stderr = "Error response from daemon: Could not find the file".into();
+                    }
+                },
+                _ => {}
+            }
+            Ok(out)
+        }
+
+        fn run_watched(
+            &self,
+            cmd: &Cmd,
+            _: Duration,
+            watch: &mut dyn FnMut() -> Option<String>,
+        ) -> std::io::Result<Watched> {
+            self.log.borrow_mut().push(cmd.display());
+            Ok(match watch() {
+                Some(reason) => Watched::Stopped(reason),
+                None => Watched::Exited(Output::default()),
+            })
+        }
+    }
+
+    /// Runs `jailoc ARGS` for workspace `app` against `engine` with the signal flag `stop`;
+    /// returns the result, stderr and the commands run, and checks nothing is left of the run's
+    /// files.
+    fn run_app(args: &[&str], engine: Engine, stop: &Interrupt) -> (Result<()>, Buf, Vec<String>) {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("home/src/app")).expect("mkdir");
+        let cfg = root.join("home/.config/jailoc/config.toml");
+        std::fs::create_dir_all(cfg.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&cfg, "[workspaces.app]\npaths = [\"~/src/app\"]\n").expect("config");
+        let log = engine.log.clone();
+        let (mut ctx, _, err) = context(&root, crate::testutil::Recorder::default());
+        ctx.runner = Box::new(engine);
+        ctx.env
+            .insert("JAILOC_COMPOSE".into(), "docker compose".into());
+        let mut full = vec!["jailoc"];
+        full.extend_from_slice(args);
+        let cli = crate::cli::Cli::try_parse_from(full)
+            .expect("args")
+            .normalize()
+            .expect("normal");
+        let Some(crate::cli::Command::Run {
+            timeout,
+            prompt,
+            command,
+        }) = &cli.command
+        else {
+            panic!("not a run");
+        };
+        let result = run_with(&mut ctx, &cli, &Job::of(prompt, command), *timeout, stop);
+        let runs = root.join("home/.cache/jailoc/app/runs");
+        let left: Vec<_> = std::fs::read_dir(&runs)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "the run's files stayed: {left:?}");
+        let log = log.borrow().clone();
+        (result, err, log)
+    }
+
+    use clap::Parser as _;
+
+    const ANSWERED: &str = "{\"type\":\"step_start\"}\n{\"type\":\"text\",\"part\":{\"text\":\"hi\"}}\n{\"type\":\"step_finish\",\"part\":{\"reason\":\"stop\"}}\n";
+    const RECORD: &str = "{\"kind\":\"connection\",\"proto\":\"tcp\",\"dest\":\"169.254.169.254\",\"port\":80,\"reason\":\"cloud metadata\",\"count\":2,\"first\":\"a\",\"last\":\"b\"}\n";
+
+    /// The steps in their order: create, run attached, exit code, record, down with volumes;
+    /// the summary is the last line on stderr.
+    #[test]
+    fn a_run_creates_attaches_reads_the_record_and_removes_everything() {
+        let engine = Engine {
+            stdout: ANSWERED,
+            record: Some(RECORD),
+            ..Engine::default()
+        };
+        let (result, err, log) = run_app(
+            &["run", "-w", "app", "say", "hi"],
+            engine,
+            &Interrupt::default(),
+        );
+        result.expect("success");
+        let name = log[2].rsplit(' ').next().expect("container").to_string();
+        assert!(
+            name.starts_with("jailoc-app-run-") && name.len() == 21,
+            "{name}"
+        );
+        let run_dir = log[1]
+            .split(" -f ")
+            .nth(1)
+            .and_then(|f| f.strip_suffix("/docker-compose.yml up --no-start"))
+            .expect("the run's compose file")
+            .to_string();
+        assert!(run_dir.ends_with(&format!("/.cache/jailoc/app/runs/{}", &name[15..])));
+        let steps: Vec<String> = log[1..]
+            .iter()
+            .map(|l| l.replace(&run_dir, "RUN"))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                format!("docker compose -p {name} -f RUN/docker-compose.yml up --no-start"),
+                format!("docker start --attach {name}"),
+                format!("docker inspect --format {{{{.State.ExitCode}}}} {name}"),
+                format!("docker cp {name}:/run/jailoc-egress/egress.jsonl RUN/egress"),
+                format!("docker compose -p {name} -f RUN/docker-compose.yml down --volumes --remove-orphans"),
+            ],
+            "{log:#?}"
+        );
+        assert_eq!(
+            err.text().lines().last(),
+            Some("jailoc: blocked 1 connection: 169.254.169.254:80 (cloud metadata)")
+        );
+    }
+
+    /// OpenCode exited 0 but never answered: the run fails, and says why.
+    #[test]
+    fn opencode_without_a_final_answer_fails_though_it_exited_0() {
+        let engine = Engine {
+            stdout: "{\"type\":\"step_start\"}\n",
+            ..Engine::default()
+        };
+        let (result, err, _) = run_app(&["run", "-w", "app", "hi"], engine, &Interrupt::default());
+        assert!(matches!(result, Err(Error::ChildExit(1))), "{result:?}");
+        assert_eq!(
+            err.text(),
+            "jailoc: run failed: the session ended without a final answer (no step finished)\n"
+        );
+    }
+
+    /// A command's own code passes through; Ctrl-C stops the container and is reported as
+    /// 130, with the project still taken down.
+    #[test]
+    fn a_commands_code_passes_and_a_signal_stops_the_container() {
+        let engine = Engine {
+            code: 3,
+            ..Engine::default()
+        };
+        let (result, _, _) = run_app(
+            &["run", "-w", "app", "--", "sh", "-c", "exit 3"],
+            engine,
+            &Interrupt::default(),
+        );
+        assert!(matches!(result, Err(Error::ChildExit(3))), "{result:?}");
+
+        let stop = Interrupt::default();
+        stop.raise(libc::SIGINT);
+        let (result, err, log) = run_app(
+            &["run", "-w", "app", "--", "sleep", "600"],
+            Engine::default(),
+            &stop,
+        );
+        assert!(matches!(result, Err(Error::ChildExit(130))), "{result:?}");
+        assert!(
+            err.text()
+                .starts_with("jailoc: run stopped by SIGINT: stopped its container\n"),
+            "{}",
+            err.text()
+        );
+        assert!(log
+            .iter()
+            .any(|l| l.starts_with("docker stop --time 5 jailoc-app-run-")));
+        assert!(log
+            .last()
+            .expect("calls")
+            .ends_with(" down --volumes --remove-orphans"));
+    }
+}
