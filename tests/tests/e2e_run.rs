@@ -199,7 +199,11 @@ fn e2e_run_passes_the_exit_code_times_out_stops_on_sigint_and_leaves_nothing() {
         "{stderr}"
     );
     assert!(took < Duration::from_secs(60), "the timeout took {took:?}");
-    assert_eq!(user.leftovers(&ws), Vec::<String>::new(), "after the timeout");
+    assert_eq!(
+        user.leftovers(&ws),
+        Vec::<String>::new(),
+        "after the timeout"
+    );
 
     // Ctrl-C (SIGINT to jailoc alone, as a CI runner's cancel sends SIGTERM): the container
     // stops and goes, and jailoc reports 130.
@@ -233,8 +237,7 @@ fn e2e_run_passes_the_exit_code_times_out_stops_on_sigint_and_leaves_nothing() {
 }
 
 /// The metadata address and a name outside the allowlist, tried by the agent.
-const TRESPASS: &str =
-    "probe tcp 169.254.169.254:80; getent hosts x.attacker.example; echo tried";
+const TRESPASS: &str = "probe tcp 169.254.169.254:80; getent hosts x.attacker.example; echo tried";
 
 #[test]
 fn e2e_run_and_egress_name_what_the_walls_refused() {
@@ -398,7 +401,11 @@ fn e2e_run_drives_the_real_opencode_against_a_stub_model() {
         stdout.contains("\"type\":\"step_finish\"") && stdout.contains("\"reason\":\"stop\""),
         "{stdout}"
     );
-    assert_eq!(user.leftovers(&ws), Vec::<String>::new(), "after the answer");
+    assert_eq!(
+        user.leftovers(&ws),
+        Vec::<String>::new(),
+        "after the answer"
+    );
 
     // A model that never answers: the timeout's 124.
     workspace(&stubs[2]);
@@ -420,5 +427,9 @@ fn e2e_run_drives_the_real_opencode_against_a_stub_model() {
         stderr.contains("jailoc: run failed: OpenCode reported an error"),
         "{stderr}"
     );
-    assert_eq!(user.leftovers(&ws), Vec::<String>::new(), "after the failure");
+    assert_eq!(
+        user.leftovers(&ws),
+        Vec::<String>::new(),
+        "after the failure"
+    );
 }

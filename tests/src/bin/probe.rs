@@ -1051,12 +1051,13 @@ fn cmd_serve(args: &[String]) -> i32 {
 const STUB_ANSWER: &str = "STUB-ANSWER";
 
 fn cmd_openai_stub(args: &[String]) -> i32 {
-    let (Some(Ok(port)), Some(mode)) = (args.first().map(|a| a.parse::<u16>()), args.get(1))
-    else {
+    let (Some(Ok(port)), Some(mode)) = (args.first().map(|a| a.parse::<u16>()), args.get(1)) else {
         return usage_error("openai-stub needs a port and a mode (ok, 500 or hang)");
     };
     if !["ok", "500", "hang"].contains(&mode.as_str()) {
-        return usage_error(&format!("unknown openai-stub mode {mode} (ok, 500 or hang)"));
+        return usage_error(&format!(
+            "unknown openai-stub mode {mode} (ok, 500 or hang)"
+        ));
     }
     let listener = TcpListener::bind((Ipv6Addr::UNSPECIFIED, port))
         .or_else(|_| TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)));
@@ -1099,9 +1100,15 @@ fn stub_answer(stream: &mut TcpStream, mode: &str) -> io::Result<()> {
     reader.read_exact(&mut body)?;
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let stream_wanted = request.get("stream").and_then(Value::as_bool) == Some(true);
-    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
-    emit(&json!({"event": "request", "line": request_line.trim(), "mode": mode,
-                 "stream": stream_wanted}));
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    emit(
+        &json!({"event": "request", "line": request_line.trim(), "mode": mode,
+                 "stream": stream_wanted}),
+    );
     let send = |stream: &mut TcpStream, status: &str, kind: &str, body: &str| {
         let head = format!(
             "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -1119,8 +1126,14 @@ fn stub_answer(stream: &mut TcpStream, mode: &str) -> io::Result<()> {
             std::thread::sleep(Duration::from_secs(3600));
         },
         "500" => {
-            let err = json!({"error": {"message": "the stub fails on purpose", "type": "server_error"}});
-            send(stream, "500 Internal Server Error", "application/json", &err.to_string())
+            let err =
+                json!({"error": {"message": "the stub fails on purpose", "type": "server_error"}});
+            send(
+                stream,
+                "500 Internal Server Error",
+                "application/json",
+                &err.to_string(),
+            )
         }
         _ if stream_wanted => {
             let chunk = |delta: Value, finish: Value| {
@@ -1130,7 +1143,10 @@ fn stub_answer(stream: &mut TcpStream, mode: &str) -> io::Result<()> {
             };
             let mut events = String::new();
             for v in [
-                chunk(json!({"role": "assistant", "content": STUB_ANSWER}), Value::Null),
+                chunk(
+                    json!({"role": "assistant", "content": STUB_ANSWER}),
+                    Value::Null,
+                ),
                 {
                     let mut last = chunk(json!({}), json!("stop"));
                     last["usage"] = json!({"prompt_tokens": 1, "completion_tokens": 1,
