@@ -109,7 +109,23 @@ pub struct ComposeInput<'a> {
     /// `$SSH_AUTH_SOCK`, if `ssh_auth_sock` and it is set.
     pub ssh_auth_sock: Option<&'a Path>,
     pub dind_image: &'a str,
+    /// `Some` for a one-shot run (`jailoc run`) instead of the workspace's server.
+    pub one_shot: Option<&'a OneShot>,
 }
+
+/// A one-shot run of the agent's service (`jailoc run`): the same image, mounts, policy,
+/// secrets, limits and sandbox-init as PID 1, but this command instead of `opencode serve`, a
+/// fixed container name (so the launcher can attach to it, copy the egress record out of it and
+/// read its exit code with the container CLI), no published port, no health check (there is no
+/// server to check) and no restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneShot {
+    pub container_name: String,
+    pub command: Vec<String>,
+}
+
+/// The label that marks a one-shot run's container (value: its container name).
+pub const RUN_LABEL: &str = "dev.jailoc.run";
 
 /// Renders the compose file.
 pub fn render(inp: &ComposeInput<'_>) -> String {
@@ -128,17 +144,29 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
     y.push_str("services:\n");
     let _ = writeln!(y, "  {SERVICE}:");
     let _ = writeln!(y, "    image: {}", q(inp.image));
+    if let Some(run) = inp.one_shot {
+        let _ = writeln!(y, "    container_name: {}", q(&run.container_name));
+    }
     let _ = writeln!(
         y,
         "    entrypoint: [{}, \"--config-dir\", {}, \"--\"]",
         q(SANDBOX_INIT_TARGET),
         q(POLICY_TARGET)
     );
-    let _ = writeln!(
-        y,
-        "    command: [\"opencode\", \"serve\", \"--hostname\", \"0.0.0.0\", \"--port\", \"{CONTAINER_PORT}\"]"
-    );
-    y.push_str("    init: false\n    restart: \"unless-stopped\"\n");
+    match inp.one_shot {
+        Some(run) => {
+            let argv: Vec<String> = run.command.iter().map(|a| q(a)).collect();
+            let _ = writeln!(y, "    command: [{}]", argv.join(", "));
+            y.push_str("    init: false\n    restart: \"no\"\n");
+        }
+        None => {
+            let _ = writeln!(
+                y,
+                "    command: [\"opencode\", \"serve\", \"--hostname\", \"0.0.0.0\", \"--port\", \"{CONTAINER_PORT}\"]"
+            );
+            y.push_str("    init: false\n    restart: \"unless-stopped\"\n");
+        }
+    }
     let workdir = ws
         .paths
         .first()
@@ -170,7 +198,7 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
     // defines the name itself). The gateway stays blocked unless allowlisted.
     y.push_str("    extra_hosts:\n      - \"host.docker.internal:host-gateway\"\n");
     limits(&mut y, ws, true);
-    if ws.expose_port {
+    if ws.expose_port && inp.one_shot.is_none() {
         y.push_str("    ports:\n");
         let _ = writeln!(
             y,
@@ -194,12 +222,16 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
     let _ = writeln!(y, "      dev.jailoc.workspace: {}", q(&ws.name));
     let _ = writeln!(y, "      dev.jailoc.port: {}", q(&ws.port.to_string()));
     let _ = writeln!(y, "      dev.jailoc.egress: {}", q(ws.egress.as_str()));
-    y.push_str("    healthcheck:\n");
-    let test: Vec<String> = HEALTHCHECK.iter().map(|a| q(a)).collect();
-    let _ = writeln!(y, "      test: [{}]", test.join(", "));
-    y.push_str(
-        "      interval: \"3s\"\n      timeout: \"3s\"\n      retries: 5\n      start_period: \"60s\"\n",
-    );
+    if let Some(run) = inp.one_shot {
+        let _ = writeln!(y, "      {RUN_LABEL}: {}", q(&run.container_name));
+    } else {
+        y.push_str("    healthcheck:\n");
+        let test: Vec<String> = HEALTHCHECK.iter().map(|a| q(a)).collect();
+        let _ = writeln!(y, "      test: [{}]", test.join(", "));
+        y.push_str(
+            "      interval: \"3s\"\n      timeout: \"3s\"\n      retries: 5\n      start_period: \"60s\"\n",
+        );
+    }
 
     if ws.enable_docker {
         // The sidecar has no network at all (`network_mode: none`): not the agent's namespace,
@@ -415,6 +447,11 @@ mod tests {
 
     /// The rendered compose file of a one-workspace config (`extra` appended to its table).
     fn render_config(extra: &str) -> String {
+        render_config_for(extra, None)
+    }
+
+    /// [`render_config`] for a one-shot run when `one_shot` is given.
+    fn render_config_for(extra: &str, one_shot: Option<&OneShot>) -> String {
         let cfg = crate::config::parse_str(
             &format!("[workspaces.w]\npaths = [\"/home/u/src/w\"]\n{extra}"),
             Path::new("/home/u/.config/jailoc/config.toml"),
@@ -434,7 +471,58 @@ mod tests {
             builtin: &[],
             ssh_auth_sock: None,
             dind_image: DEFAULT_DIND_IMAGE,
+            one_shot,
         })
+    }
+
+    /// `jailoc run`'s container: the same guard (sandbox-init as PID 1 with the policy, the
+    /// same capabilities and mounts) running the given command, with no published port, no
+    /// health check and no restart, under the name the launcher then attaches to.
+    #[test]
+    fn a_one_shot_run_keeps_the_guard_and_drops_the_server() {
+        let run = OneShot {
+            container_name: "jailoc-w-run-0a1b2c".into(),
+            command: vec!["sh".into(), "-c".into(), "echo $HOME".into()],
+        };
+        let server = render_config("expose_port = true\n");
+        let y = render_config_for("expose_port = true\n", Some(&run));
+        assert!(server.contains("    ports:\n") && server.contains("    healthcheck:\n"));
+        assert!(
+            !y.contains("    ports:\n") && !y.contains("healthcheck"),
+            "{y}"
+        );
+        assert!(
+            y.contains("    container_name: \"jailoc-w-run-0a1b2c\"\n"),
+            "{y}"
+        );
+        assert!(
+            y.contains("    command: [\"sh\", \"-c\", \"echo $$HOME\"]\n    init: false\n    restart: \"no\"\n"),
+            "{y}"
+        );
+        assert!(
+            y.contains("      dev.jailoc.run: \"jailoc-w-run-0a1b2c\"\n"),
+            "{y}"
+        );
+        // Everything else is the server's: entrypoint, capabilities, limits, mounts, labels.
+        let strip = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.contains("command:") && !l.contains("restart:"))
+                .map(str::to_string)
+                .collect()
+        };
+        let guarded: Vec<String> = strip(&server)
+            .into_iter()
+            .take_while(|l| !l.starts_with("    ports:"))
+            .collect();
+        assert!(!guarded.is_empty());
+        let run_lines = strip(&y);
+        let without_name: Vec<&String> = run_lines
+            .iter()
+            .filter(|l| !l.contains("container_name"))
+            .collect();
+        for (a, b) in guarded.iter().zip(&without_name) {
+            assert_eq!(a, *b, "{y}");
+        }
     }
 
     /// The DinD sidecar must not share the agent's network namespace (a nested `--network

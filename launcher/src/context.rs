@@ -142,6 +142,26 @@ impl Context {
         self.runner.run_watched(&cmd, every, watch)
     }
 
+    /// [`run`](Self::run) with stdout read line by line ([`Runner::run_streamed`]): each line
+    /// is written to [`out`](Self::out) at once and handed to `line` (to judge it); `watch`
+    /// as in [`run_watched`](Self::run_watched).
+    pub fn run_streamed(
+        &mut self,
+        cmd: &Cmd,
+        every: std::time::Duration,
+        line: &mut dyn FnMut(&str),
+        watch: &mut dyn FnMut() -> Option<String>,
+    ) -> std::io::Result<Watched> {
+        let cmd = self.prepare(cmd)?;
+        let out = &mut self.out;
+        let mut show = |l: &str| {
+            let _ = writeln!(out, "{l}");
+            let _ = out.flush();
+            line(l);
+        };
+        self.runner.run_streamed(&cmd, every, &mut show, watch)
+    }
+
     /// What [`run`](Self::run) does to `cmd` before it starts.
     fn prepare(&self, cmd: &Cmd) -> std::io::Result<Cmd> {
         let mut cmd = cmd.clone();

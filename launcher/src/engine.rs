@@ -168,6 +168,39 @@ pub fn health_check_cmd(cli: &str, container: &str) -> Option<Cmd> {
     (name == "podman").then(|| Cmd::new(cli, ["healthcheck", "run", container]))
 }
 
+/// `CLI start --attach NAME`: starts a created container and streams its stdout and stderr
+/// until it exits (the Docker and Podman CLIs both pass SIGINT/SIGTERM on to the container).
+pub fn start_attached_cmd(cli: &str, container: &str) -> Cmd {
+    Cmd::new(cli, ["start", "--attach", container])
+}
+
+/// `CLI stop --time SECS NAME`: SIGTERM to the container's PID 1 (sandbox-init forwards it to
+/// the agent), SIGKILL after `secs`.
+pub fn stop_cmd(cli: &str, container: &str, secs: u32) -> Cmd {
+    Cmd::new(cli, ["stop", "--time", &secs.to_string(), container])
+}
+
+/// `CLI inspect --format '{{.State.ExitCode}}' NAME`: the exit code of a stopped container.
+pub fn exit_code_cmd(cli: &str, container: &str) -> Cmd {
+    Cmd::new(
+        cli,
+        ["inspect", "--format", "{{.State.ExitCode}}", container],
+    )
+}
+
+/// `CLI cp NAME:PATH DIR`: copies one file out of a container, running or stopped, into the
+/// host directory `dir` (as the user running the CLI; a symlink is copied as a link).
+pub fn copy_out_cmd(cli: &str, container: &str, path: &str, dir: &std::path::Path) -> Cmd {
+    Cmd::new(
+        cli,
+        [
+            "cp".to_string(),
+            format!("{container}:{path}"),
+            dir.to_string_lossy().into_owned(),
+        ],
+    )
+}
+
 /// One container as reported by `docker ps --format '{{json .}}'` (Docker's and Podman's shapes).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContainerInfo {

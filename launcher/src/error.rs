@@ -14,11 +14,13 @@ pub mod exit {
     /// Bad command line (clap's own code).
     pub const USAGE: i32 = 2;
     /// The workspace was never started (`shell`, `logs` need a running project), or is not
-    /// running (`verify`).
+    /// running (`egress`, `verify`).
     pub const NOT_STARTED: i32 = 3;
     /// The workspace's container exited, kept restarting or did not become healthy (`up`), or
     /// stopped or was replaced during the attach.
     pub const NOT_HEALTHY: i32 = 4;
+    /// `jailoc run --timeout` ended the run (as timeout(1) does).
+    pub const TIMEOUT: i32 = 124;
     /// No container engine / compose implementation could be found or started.
     pub const NO_ENGINE: i32 = 69;
     /// Internal error (a bug): please report it.

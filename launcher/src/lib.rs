@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod compose;
 pub mod config;
 pub mod context;
+pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
@@ -19,6 +20,8 @@ pub mod gojailoc;
 pub mod hostaddrs;
 pub mod image;
 pub mod interpolate;
+pub mod interrupt;
+pub mod opencode_events;
 pub mod policy;
 pub mod process;
 pub mod quote;
@@ -109,6 +112,12 @@ fn dispatch(ctx: &mut Context, cli: &Cli) -> Result<()> {
         Some(Command::Config) => cmd::config::run(ctx, cli),
         Some(Command::Add { path }) => cmd::add::run(ctx, cli, path.as_deref()),
         Some(Command::Shell) => cmd::shell::run(ctx, cli),
+        Some(Command::Run {
+            timeout,
+            prompt,
+            command,
+        }) => cmd::run::run(ctx, cli, &cmd::run::Job::of(prompt, command), *timeout),
+        Some(Command::Egress { json, .. }) => cmd::egress::run(ctx, cli, *json),
         Some(Command::Verify { json, .. }) => cmd::verify::run(ctx, cli, *json),
         Some(Command::Completions { shell }) => {
             cmd::completions::run(ctx, *shell);

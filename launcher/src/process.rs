@@ -118,6 +118,23 @@ pub trait Runner {
         let _ = (every, watch);
         self.run(cmd, Mode::Inherit).map(Watched::Exited)
     }
+
+    /// [`run_watched`](Self::run_watched) with stdin closed and stdout read by jailoc: each
+    /// line (without its newline) goes to `line` as it arrives, so the caller can both show
+    /// and judge it; stderr stays the terminal's. The default runs `cmd` captured and hands
+    /// its stdout over afterwards (for doubles).
+    fn run_streamed(
+        &self,
+        cmd: &Cmd,
+        every: Duration,
+        line: &mut dyn FnMut(&str),
+        watch: &mut dyn FnMut() -> Option<String>,
+    ) -> io::Result<Watched> {
+        let _ = (every, watch);
+        let out = self.run(cmd, Mode::Capture)?;
+        out.stdout.lines().for_each(&mut *line);
+        Ok(Watched::Exited(out))
+    }
 }
 
 /// Runs commands as real child processes.
@@ -200,6 +217,55 @@ impl Runner for SystemRunner {
         }
     }
 
+    fn run_streamed(
+        &self,
+        cmd: &Cmd,
+        every: Duration,
+        line: &mut dyn FnMut(&str),
+        watch: &mut dyn FnMut() -> Option<String>,
+    ) -> io::Result<Watched> {
+        let mut child = command(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let lines = child.stdout.take().map(read_lines);
+        let mut last = Instant::now();
+        let exited = loop {
+            if let Some(rx) = &lines {
+                while let Ok(l) = rx.try_recv() {
+                    line(&l);
+                }
+            }
+            if let Some(status) = child.try_wait()? {
+                break code_of(status);
+            }
+            std::thread::sleep(CHILD_POLL);
+            if last.elapsed() < every {
+                continue;
+            }
+            if let Some(reason) = watch() {
+                terminate(&mut child)?;
+                return Ok(Watched::Stopped(reason));
+            }
+            last = Instant::now();
+        };
+        // What it wrote just before it exited; the pipe ends with it (bounded, in case a
+        // process it left behind still holds the pipe open).
+        if let Some(rx) = lines {
+            let deadline = Instant::now() + TERM_GRACE;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(l) => line(&l),
+                    Err(_) => break,
+                }
+            }
+        }
+        Ok(Watched::Exited(Output {
+            code: exited,
+            ..Output::default()
+        }))
+    }
+
     fn run(&self, cmd: &Cmd, mode: Mode) -> io::Result<Output> {
         let mut c = command(cmd);
         match mode {
@@ -221,6 +287,31 @@ impl Runner for SystemRunner {
             }
         }
     }
+}
+
+/// Reads `pipe` line by line on a thread of its own (lossy UTF-8, newline dropped); the
+/// channel closes at the pipe's end.
+fn read_lines(pipe: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = io::BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&buf);
+                    let text = text.strip_suffix('\n').unwrap_or(&text);
+                    if tx.send(text.to_string()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
 }
 
 fn code_of(status: std::process::ExitStatus) -> i32 {
@@ -273,5 +364,40 @@ mod tests {
                 ..Output::default()
             })
         );
+    }
+
+    /// Every line reaches the caller as it comes, also the last one without a newline and
+    /// those written just before the exit; a hung child is stopped by the watch.
+    #[test]
+    fn a_streamed_child_hands_over_each_line_and_its_code() {
+        let mut seen = Vec::new();
+        let r = SystemRunner
+            .run_streamed(
+                &Cmd::new(
+                    "sh",
+                    ["-c", "echo one; sleep 0.2; printf 'two\\nthree'; exit 3"],
+                ),
+                Duration::from_secs(60),
+                &mut |l| seen.push(l.to_string()),
+                &mut || None,
+            )
+            .expect("run");
+        assert_eq!(seen, ["one", "two", "three"]);
+        assert_eq!(
+            r,
+            Watched::Exited(Output {
+                code: 3,
+                ..Output::default()
+            })
+        );
+        let r = SystemRunner
+            .run_streamed(
+                &Cmd::new("sleep", ["600"]),
+                Duration::from_millis(10),
+                &mut |_| {},
+                &mut || Some("timed out".to_string()),
+            )
+            .expect("run");
+        assert_eq!(r, Watched::Stopped("timed out".into()));
     }
 }

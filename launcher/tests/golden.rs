@@ -175,7 +175,7 @@ fn render_case(case: &Path) -> Vec<(String, String)> {
         &sandbox_init,
     )
     .expect("plan");
-    let compose = workspace::render_compose(&ctx, &ws, &files, &img.image, &sandbox_init);
+    let compose = workspace::render_compose(&ctx, &ws, &files, &img.image, &sandbox_init, None);
     let root_str = root.to_string_lossy().into_owned();
     [
         ("docker-compose.yml", compose),

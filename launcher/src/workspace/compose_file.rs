@@ -5,17 +5,19 @@ use std::path::{Path, PathBuf};
 
 use super::files::Files;
 use super::mounts::builtin_mounts;
-use crate::compose::{self, ComposeInput};
+use crate::compose::{self, ComposeInput, OneShot};
 use crate::config::Workspace;
 use crate::context::Context;
 
-/// Renders the compose file for `ws`, deciding the host-dependent optional mounts.
+/// Renders the compose file for `ws` (its server, or the one-shot run `one_shot`), deciding
+/// the host-dependent optional mounts.
 pub fn render_compose(
     ctx: &Context,
     ws: &Workspace,
     files: &Files,
     image: &str,
     sandbox_init: &Path,
+    one_shot: Option<&OneShot>,
 ) -> String {
     let (builtin, _) = builtin_mounts(ctx, ws);
     let ssh = ctx.var("SSH_AUTH_SOCK").map(PathBuf::from);
@@ -36,6 +38,7 @@ pub fn render_compose(
         // A socket that is gone would make the engine fail (or create a directory there).
         ssh_auth_sock: ssh.as_deref().filter(|p| ws.ssh_auth_sock && p.exists()),
         dind_image: &dind,
+        one_shot,
     })
 }
 
@@ -63,7 +66,7 @@ mod tests {
             std::fs::create_dir_all(host_data.join("snapshot/p/0123")).expect("mkdir");
             let ws = workspace_of(&root, "[workspaces.w]\npaths = [\"~/src/w\"]\n", "w");
             let f = files(&c, "w");
-            let yaml = render_compose(&c, &ws, &f, "img", Path::new("/bin/true"));
+            let yaml = render_compose(&c, &ws, &f, "img", Path::new("/bin/true"), None);
             let sources: Vec<&str> = yaml
                 .lines()
                 .filter_map(|l| l.trim().strip_prefix("source: \""))

@@ -35,6 +35,6 @@ pub use compose_file::render_compose;
 pub use config_file::load_config;
 pub use files::{files, project, Files};
 pub use password::{ensure_password, PASSWORD_VAR};
-pub use prepare::{prepare, Prepared};
+pub use prepare::{prepare, prepare_in, Prepared};
 pub use secrets::remove_secret_files;
 pub use select::{select, select_for};

@@ -10,6 +10,7 @@ use super::mounts::{builtin_mounts, warn_writable_host_code};
 use super::password::ensure_password;
 use super::policy_dir::clean_policy_dir;
 use super::secrets::write_secret_files;
+use crate::compose::OneShot;
 use crate::config::schema::PasswordMode;
 use crate::config::Workspace;
 use crate::context::Context;
@@ -36,6 +37,21 @@ pub struct Prepared {
 /// password file and compose file. The order matters: nothing is written before every check
 /// passed, and the compose file (which `up` runs) comes last.
 pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Prepared> {
+    let files = files(ctx, &ws.name);
+    prepare_in(ctx, ws, engine, files, None)
+}
+
+/// [`prepare`] into the given files: a one-shot run (`jailoc run`, `one_shot`) writes its own
+/// compose file, policy directory and secrets' copies, so it never touches the files `up`
+/// compares to decide whether the workspace's server must be recreated; the override, password
+/// file and OpenCode data directory stay the workspace's.
+pub fn prepare_in(
+    ctx: &mut Context,
+    ws: &Workspace,
+    engine: &Engine,
+    files: Files,
+    one_shot: Option<&OneShot>,
+) -> Result<Prepared> {
     // 1. Inputs that must exist on the host.
     let sandbox_init = check_inputs(ctx, ws)?;
     // 2. The image (may build, streaming the engine's output).
@@ -44,14 +60,13 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     if ws.password_mode == PasswordMode::Keyring {
         ctx.warn(&format!(
             "warning: password_mode = \"keyring\": this jailoc has no OS keyring; the server password is stored like password_mode = \"file\", in {} (0600)",
-            files(ctx, &ws.name).password_file.display()
+            files.password_file.display()
         ));
     }
     warn_writable_host_code(ctx, ws);
     for w in builtin_mounts(ctx, ws).1 {
         ctx.warn(&w);
     }
-    let files = files(ctx, &ws.name);
     // The host's own addresses are walled off like the private ranges (contract B).
     let addrs = (ctx.host_addrs)().map_err(Error::HostAddrs)?;
     let mut policy_changed = policy::write_policy_dir(
@@ -78,7 +93,7 @@ pub fn prepare(ctx: &mut Context, ws: &Workspace, engine: &Engine) -> Result<Pre
     crate::tui::write(&tui_dir).map_err(|e| Error::file("write", &tui_dir, e))?;
     let (_, password_changed) = ensure_password(ctx, ws.password_mode, &files.password_file)?;
     let expanded = expand_env(ctx, ws)?;
-    let yaml = render_compose(ctx, &expanded, &files, &image, &sandbox_init);
+    let yaml = render_compose(ctx, &expanded, &files, &image, &sandbox_init, one_shot);
     let compose_changed = fsutil::write_if_changed(&files.compose_file, yaml.as_bytes(), 0o600)
         .map_err(|e| Error::file("write", &files.compose_file, e))?
         || password_changed;

@@ -71,6 +71,11 @@ Servers (for the lab and end-to-end tests):
   listen SPEC...                     SPEC = tcp:ADDR:PORT or udp:ADDR:PORT; logs every
                                      connection/datagram as JSON (UDP is echoed back); prints
                                      {\"event\":\"listening\"} once every socket is bound
+  openai-stub PORT MODE              a tiny OpenAI-compatible model server on [::]:PORT:
+                                     POST /v1/chat/completions answers per MODE: ok (one
+                                     assistant message \"STUB-ANSWER\", streamed as SSE when
+                                     asked), 500 (an error every time), hang (reads the request,
+                                     never answers); logs every request as JSON
 ";
 
 fn main() {
@@ -86,6 +91,7 @@ fn main() {
         "orphans" => cmd_orphans(&args[1..]),
         "serve" => cmd_serve(&args[1..]),
         "listen" => cmd_listen(&args[1..]),
+        "openai-stub" => cmd_openai_stub(&args[1..]),
         "batch" => cmd_batch(&args[1..]),
         "tcp-bench" => cmd_tcp_bench(&args[1..]),
         "tcp-hammer" => cmd_tcp_hammer(&args[1..]),
@@ -1067,6 +1073,129 @@ fn cmd_serve(args: &[String]) -> i32 {
         let _ = http_answer(&mut stream);
     }
     0
+}
+
+/// The text the stub's model answers with (the tests look for it in OpenCode's output).
+const STUB_ANSWER: &str = "STUB-ANSWER";
+
+fn cmd_openai_stub(args: &[String]) -> i32 {
+    let (Some(Ok(port)), Some(mode)) = (args.first().map(|a| a.parse::<u16>()), args.get(1)) else {
+        return usage_error("openai-stub needs a port and a mode (ok, 500 or hang)");
+    };
+    if !["ok", "500", "hang"].contains(&mode.as_str()) {
+        return usage_error(&format!(
+            "unknown openai-stub mode {mode} (ok, 500 or hang)"
+        ));
+    }
+    let listener = TcpListener::bind((Ipv6Addr::UNSPECIFIED, port))
+        .or_else(|_| TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)));
+    let listener = match listener {
+        Ok(l) => l,
+        Err(e) => return usage_error(&format!("failed to bind port {port}: {e}")),
+    };
+    emit(&json!({"cmd": "openai-stub", "port": port, "mode": mode, "event": "listening"}));
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let mode = mode.clone();
+        std::thread::spawn(move || {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+            let _ = stub_answer(&mut stream, &mode);
+        });
+    }
+    0
+}
+
+/// One request to the stub: the request line, headers and body (by Content-Length), then the
+/// answer `mode` asks for.
+fn stub_answer(stream: &mut TcpStream, mode: &str) -> io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header == "\r\n" || header == "\n" {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0u8; length.min(1 << 22)];
+    reader.read_exact(&mut body)?;
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let stream_wanted = request.get("stream").and_then(Value::as_bool) == Some(true);
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    emit(
+        &json!({"event": "request", "line": request_line.trim(), "mode": mode,
+                 "stream": stream_wanted}),
+    );
+    let send = |stream: &mut TcpStream, status: &str, kind: &str, body: &str| {
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body.as_bytes())
+    };
+    if path.ends_with("/models") {
+        let list = json!({"object": "list", "data": [{"id": "stub-model", "object": "model"}]});
+        return send(stream, "200 OK", "application/json", &list.to_string());
+    }
+    match mode {
+        "hang" => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        "500" => {
+            let err =
+                json!({"error": {"message": "the stub fails on purpose", "type": "server_error"}});
+            send(
+                stream,
+                "500 Internal Server Error",
+                "application/json",
+                &err.to_string(),
+            )
+        }
+        _ if stream_wanted => {
+            let chunk = |delta: Value, finish: Value| {
+                json!({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0,
+                       "model": "stub-model",
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            };
+            let mut events = String::new();
+            for v in [
+                chunk(
+                    json!({"role": "assistant", "content": STUB_ANSWER}),
+                    Value::Null,
+                ),
+                {
+                    let mut last = chunk(json!({}), json!("stop"));
+                    last["usage"] = json!({"prompt_tokens": 1, "completion_tokens": 1,
+                                           "total_tokens": 2});
+                    last
+                },
+            ] {
+                events.push_str(&format!("data: {v}\n\n"));
+            }
+            events.push_str("data: [DONE]\n\n");
+            send(stream, "200 OK", "text/event-stream", &events)
+        }
+        _ => {
+            let answer = json!({"id": "chatcmpl-stub", "object": "chat.completion", "created": 0,
+                "model": "stub-model",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": STUB_ANSWER}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}});
+            send(stream, "200 OK", "application/json", &answer.to_string())
+        }
+    }
 }
 
 fn cmd_listen(args: &[String]) -> i32 {
