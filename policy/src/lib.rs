@@ -64,8 +64,9 @@ pub const AGENT_HOME: &str = "/home/agent";
 /// upstream queries from the agent's by this owner.
 pub const GATE_UID: u32 = 65533;
 /// The port the DNS gate listens on at 127.0.0.1 and ::1; all DNS of the agent (port 53, any
-/// address) is redirected there.
-pub const GATE_PORT: u16 = 53;
+/// address) is redirected there. Not 53 itself: a port below 1024 needs CAP_NET_BIND_SERVICE,
+/// which jailoc's containers do not have under Podman (Docker lets anyone bind low ports).
+pub const GATE_PORT: u16 = 1053;
 
 /// The directory of the egress record: made by PID 1 at boot, owned by [`GATE_UID`], mode 0755,
 /// so the agent can read the record but neither write nor erase it.

@@ -887,7 +887,7 @@ mod tests {
         assert!(v4.contains(
             "-A JAILOC-OUTPUT -d 10.0.0.2/32 -p udp -m owner --uid-owner 65533 -m udp --dport 53 -j ACCEPT"
         ));
-        assert!(v4.contains("-A JAILOC-DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 53"));
+        assert!(v4.contains("-A JAILOC-DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 1053"));
         assert!(v4.contains(
             "*nat\n:OUTPUT ACCEPT [0:0]\n:JAILOC-DNS - [0:0]\n-A OUTPUT -j JAILOC-DNS\n"
         ));
@@ -920,7 +920,7 @@ mod tests {
             "{out}"
         );
         for line in [
-            "# dns gate: uid 65533, CAP_NET_ADMIN only; all DNS (53/udp+tcp, any address) goes to 127.0.0.1:53 and [::1]:53",
+            "# dns gate: uid 65533, CAP_NET_ADMIN only; all DNS (53/udp+tcp, any address) goes to 127.0.0.1:1053 and [::1]:1053",
             "# dns gate: asks 10.0.0.2 (timeout 2000 ms)",
             "# dns gate: forwards every name",
             "# dns gate: opens the answered addresses of a.example for their TTL + 600 s",

@@ -626,6 +626,11 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        // The test's own containers first: one attached to a compose project's network (a
+        // listener on a workspace's link) would keep that network from being removed.
+        for c in self.containers.iter().rev() {
+            let _ = remove_container(c);
+        }
         for project in self.compose_projects.iter().rev() {
             let filter = format!("label=com.docker.compose.project={project}");
             if let Ok(ids) = docker(["ps", "-aq", "--filter", &filter]) {
@@ -654,9 +659,6 @@ impl Drop for Cleanup {
                     let _ = docker(["volume", "rm", "-f", id]);
                 }
             }
-        }
-        for c in self.containers.iter().rev() {
-            let _ = remove_container(c);
         }
         for rule in self.forward_rules.iter().rev() {
             let _ = delete_forward_rule(rule);

@@ -219,13 +219,13 @@ mod tests {
         for (payload, gate) in [(&r.v4, "127.0.0.1/32"), (&r.v6, "::1/128")] {
             for proto in ["udp", "tcp"] {
                 assert!(payload.contains(&format!(
-                    "-A JAILOC-OUTPUT -d {gate} -p {proto} -m {proto} --dport 53 -j ACCEPT\n"
+                    "-A JAILOC-OUTPUT -d {gate} -p {proto} -m {proto} --dport 1053 -j ACCEPT\n"
                 )));
             }
             assert!(payload.contains(
                 "*nat\n-N JAILOC-DNS\n-A JAILOC-DNS -m owner --uid-owner 65533 -j RETURN\n\
-                 -A JAILOC-DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 53\n\
-                 -A JAILOC-DNS -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 53\n\
+                 -A JAILOC-DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 1053\n\
+                 -A JAILOC-DNS -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 1053\n\
                  -I OUTPUT 1 -j JAILOC-DNS\nCOMMIT\n"
             ));
         }
