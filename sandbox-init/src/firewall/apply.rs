@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "failed to verify the IPv4 rules: rule 1 of JAILOC-DNS differs: expected \
-             \"-A JAILOC-DNS -m owner --uid-owner 65533 -j RETURN\", found \"-A JAILOC-OUTPUT -o lo -j ACCEPT\" (29 rules rendered, 1 installed)"
+             \"-A JAILOC-DNS -m owner --uid-owner 65533 -j RETURN\", found \"-A JAILOC-OUTPUT -o lo -j ACCEPT\" (33 rules rendered, 1 installed)"
         );
     }
 }

@@ -182,10 +182,16 @@ pub(crate) fn allows(policy: &Policy, hosts: &HostsFile) -> (Vec<Allow>, Vec<Str
     (dedup(allows), warnings)
 }
 
-/// `JAILOC-DNS` (`nat`): the gate's own queries return untouched (to Docker's rules for its
-/// embedded DNS, or out); every other DNS packet, to any address, goes to the gate.
+/// `JAILOC-DNS` (`nat`): the gate's and root's queries return untouched (to Docker's rules for
+/// its embedded DNS, or out); every other DNS packet, to any address, goes to the gate.
 fn redirect_chain() -> Chain {
-    let mut rules = vec![Rule::new(Match::Owner(GATE_UID), Target::Return)];
+    // Root's DNS returns too: in a container that is Docker's embedded DNS forwarding the gate's
+    // queries upstream from inside the namespace (sent back to the gate, they would loop). The
+    // agent is never root.
+    let mut rules = vec![
+        Rule::new(Match::Owner(GATE_UID), Target::Return),
+        Rule::new(Match::Owner(0), Target::Return),
+    ];
     for proto in [Proto::Udp, Proto::Tcp] {
         rules.push(Rule::new(
             Match::Port(proto, 53),
@@ -246,6 +252,23 @@ fn chains(
         };
         rules.push(Rule::new(past_the_gate, reject));
     }
+    // And the agent to a resolver on loopback at any other port: Docker's embedded DNS listens
+    // on 127.0.0.11 at a random port (53 there is only its DNAT), which the agent can read in
+    // /proc/net/udp; a query sent straight there would skip the gate (and `-o lo` accepts it).
+    // Not the gate's own addresses: the agent's DNS arrives there.
+    let gate_addrs = [IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
+    for resolver in resolvers
+        .iter()
+        .filter(|r| r.is_loopback() && !gate_addrs.contains(r))
+        .map(|r| IpNet::from(*r))
+        .filter(|d| family.holds(d))
+    {
+        let past = Match::OwnerTo {
+            uid: agent_uid,
+            net: resolver,
+        };
+        rules.push(Rule::new(past, reject));
+    }
     rules.push(Rule::new(Match::Loopback, Target::Accept));
     rules.push(Rule::new(Match::Established, Target::Accept));
     if family == Family::V6 {
@@ -268,6 +291,15 @@ fn chains(
             };
             rules.push(Rule::new(dns, Target::Accept));
         }
+    }
+    // Root's DNS, anywhere: Docker's embedded DNS forwarding upstream from inside the
+    // namespace (see `redirect_chain`). The agent is never root.
+    for proto in [Proto::Udp, Proto::Tcp] {
+        let root_dns = Match::OwnerPort {
+            uid: 0,
+            port: (proto, 53),
+        };
+        rules.push(Rule::new(root_dns, Target::Accept));
     }
     // The agent's DNS, as the `nat` redirect left it: to the gate on loopback. It leaves
     // through the interface the original destination was routed to, so `-o lo` misses it.

@@ -224,6 +224,7 @@ mod tests {
             }
             assert!(payload.contains(
                 "*nat\n-N JAILOC-DNS\n-A JAILOC-DNS -m owner --uid-owner 65533 -j RETURN\n\
+                 -A JAILOC-DNS -m owner --uid-owner 0 -j RETURN\n\
                  -A JAILOC-DNS -p udp -m udp --dport 53 -j REDIRECT --to-ports 1053\n\
                  -A JAILOC-DNS -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 1053\n\
                  -I OUTPUT 1 -j JAILOC-DNS\nCOMMIT\n"
@@ -593,12 +594,12 @@ mod tests {
     #[test]
     fn every_rule_of_ours_is_read_back_per_chain() {
         let r = render(Egress::Open, &[], &facts(&[]));
-        // The four against DNS past the gate, lo, established, the two to the gate, the jump
-        // to the names, one jump per blocked range, the record and the two refusals, and the
-        // three of the redirect (nat).
+        // The four against DNS past the gate, lo, established, root's DNS (two), the two to
+        // the gate, the jump to the names, one jump per blocked range, the record and the two
+        // refusals, and the four of the redirect (nat).
         assert_eq!(
             chain_rules(&r.v4).len(),
-            4 + 2 + 2 + 1 + ranges::BLOCKED_V4.len() + 3 + 3
+            4 + 2 + 2 + 2 + 1 + ranges::BLOCKED_V4.len() + 3 + 4
         );
     }
 
@@ -745,7 +746,7 @@ mod tests {
         let (allows, _) = allows(&p, &HostsFile::default());
         let r = render(Egress::Open, &allows, &facts(&[]));
         assert!(!r.v4.contains("JAILOC-A4"));
-        // Plus lo, established and the two to the gate.
-        assert_eq!(r.v4.matches(" -j ACCEPT\n").count(), TREE_ABOVE + 4);
+        // Plus lo, established, root's DNS (two) and the two to the gate.
+        assert_eq!(r.v4.matches(" -j ACCEPT\n").count(), TREE_ABOVE + 6);
     }
 }

@@ -201,6 +201,12 @@ pub enum Match {
     /// Sent by a process of this uid from this protocol's source port (the agent posing as a
     /// resolver: see `plan.rs`).
     OwnerSourcePort { uid: u32, port: (Proto, u16) },
+    /// Sent by a process of this uid to this protocol and destination port, anywhere (root's
+    /// DNS: Docker's embedded DNS forwarding from inside the container).
+    OwnerPort { uid: u32, port: (Proto, u16) },
+    /// Sent by a process of this uid to `net`, any protocol and port (the agent to a resolver
+    /// on loopback at its real port, past the redirect).
+    OwnerTo { uid: u32, net: IpNet },
     /// Sent by a process of this uid to this protocol and port anywhere but `except` (the
     /// agent's DNS that the redirect did not send to the gate: see `plan.rs`).
     OwnerPortNotTo {
@@ -285,6 +291,11 @@ impl fmt::Display for Rule {
                 f,
                 "-p {p} -m owner --uid-owner {uid} -m {p} --sport {port} "
             )?,
+            Match::OwnerPort {
+                uid,
+                port: (p, port),
+            } => write!(f, "-p {p} -m owner --uid-owner {uid} -m {p} --dport {port} ")?,
+            Match::OwnerTo { uid, net } => write!(f, "-d {net} -m owner --uid-owner {uid} ")?,
             Match::OwnerPortNotTo {
                 uid,
                 except,
@@ -397,6 +408,26 @@ mod tests {
             (
                 Rule::new(Match::Any, Target::Jump(ChainName::Names)),
                 "-j JAILOC-NAMES",
+            ),
+            (
+                Rule::new(
+                    Match::OwnerPort {
+                        uid: 0,
+                        port: (Proto::Udp, 53),
+                    },
+                    Target::Accept,
+                ),
+                "-p udp -m owner --uid-owner 0 -m udp --dport 53 -j ACCEPT",
+            ),
+            (
+                Rule::new(
+                    Match::OwnerTo {
+                        uid: 1000,
+                        net: net("127.0.0.11/32"),
+                    },
+                    reject,
+                ),
+                "-d 127.0.0.11/32 -m owner --uid-owner 1000 -j JAILOC-REJECT",
             ),
             (
                 Rule::new(
