@@ -168,6 +168,12 @@ pub fn health_check_cmd(cli: &str, container: &str) -> Option<Cmd> {
     (name == "podman").then(|| Cmd::new(cli, ["healthcheck", "run", container]))
 }
 
+/// `CLI logs --follow NAME`: a container's stdout and stderr from its start, followed until it
+/// stops (what `jailoc run` streams after `compose start`).
+pub fn follow_logs_cmd(cli: &str, container: &str) -> Cmd {
+    Cmd::new(cli, ["logs", "--follow", container])
+}
+
 /// `CLI start --attach NAME`: starts a created container and streams its stdout and stderr
 /// until it exits (the Docker and Podman CLIs both pass SIGINT/SIGTERM on to the container).
 pub fn start_attached_cmd(cli: &str, container: &str) -> Cmd {

@@ -8,7 +8,9 @@
 //! 1. prepare the run's files (the image is built here if needed);
 //! 2. `compose up --no-start` creates the network, volumes and container (the Docker-in-Docker
 //!    sidecar, if any, is started);
-//! 3. `CLI start --attach` runs it, its output streamed as it comes; `--timeout` and
+//! 3. `compose start` runs it (docker-compose 1.29 connects a service's further networks, a
+//!    compose override's, only here, not at `up --no-start`) and `CLI logs --follow` streams its
+//!    output as it comes, from its first line, until it stops; `--timeout` and
 //!    SIGINT/SIGTERM/SIGHUP stop the container instead;
 //! 4. the exit code is the container's ([`opencode_events`] decides for OpenCode, whose own
 //!    is 0 after many failures);
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cli::Cli;
-use crate::compose::{OneShot, DIND_SERVICE};
+use crate::compose::{OneShot, DIND_SERVICE, SERVICE};
 use crate::config::{Use, Workspace};
 use crate::context::Context;
 use crate::engine::{self, run_checked, spawn_error, Engine};
@@ -166,6 +168,8 @@ fn started(
         )?;
     }
     // 3. Run, watched.
+    let start = engine.compose(project, compose_files, &["start", SERVICE]);
+    run_checked(ctx, &start, Mode::Capture, "start the run's container")?;
     let started_at = Instant::now();
     let mut watch = || -> Option<String> {
         if let Some(sig) = stop.signal() {
@@ -175,7 +179,7 @@ fn started(
         (started_at.elapsed() >= limit)
             .then(|| format!("timed out after {}", crate::cli::show_duration(limit)))
     };
-    let attach = engine::start_attached_cmd(&engine.cli, container);
+    let attach = engine::follow_logs_cmd(&engine.cli, container);
     let mut judge = Judge::default();
     let watched = match job {
         Job::OpenCode { .. } => {
@@ -262,7 +266,7 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    /// Plays the engine for one run: `start --attach` prints `stdout` (or, under a watch that
+    /// Plays the engine for one run: `logs --follow` prints `stdout` (or, under a watch that
     /// says stop, is stopped), `inspect` reports `code`, `cp` writes `record`; every command
     /// line is logged.
     #[derive(Debug, Clone, Default)]
@@ -279,7 +283,7 @@ mod tests {
             self.log.borrow_mut().push(line.clone());
             let mut out = Output::default();
             match cmd.args.first().map(String::as_str) {
-                Some("start") => out.stdout = self.stdout.into(),
+                Some("logs") => out.stdout = self.stdout.into(),
                 Some("inspect") => out.stdout = format!("{}\n", self.code),
                 Some("cp") => match self.record {
                     Some(text) => {
@@ -369,7 +373,7 @@ mod tests {
             &Interrupt::default(),
         );
         result.expect("success");
-        let name = log[2].rsplit(' ').next().expect("container").to_string();
+        let name = log[3].rsplit(' ').next().expect("container").to_string();
         assert!(
             name.starts_with("jailoc-app-run-") && name.len() == 21,
             "{name}"
@@ -389,7 +393,8 @@ mod tests {
             steps,
             [
                 format!("docker compose -p {name} -f RUN/docker-compose.yml up --no-start"),
-                format!("docker start --attach {name}"),
+                format!("docker compose -p {name} -f RUN/docker-compose.yml start opencode"),
+                format!("docker logs --follow {name}"),
                 format!("docker inspect --format {{{{.State.ExitCode}}}} {name}"),
                 format!("docker cp {name}:/run/jailoc-egress/egress.jsonl RUN/egress"),
                 format!("docker compose -p {name} -f RUN/docker-compose.yml down --volumes --remove-orphans"),
