@@ -366,6 +366,27 @@ mod tests {
         );
     }
 
+    /// The attack: the container's stdout is the agent's to write. A "line" of 64 MiB without a
+    /// newline must not be held whole in jailoc's memory on the host (a few GiB would end the
+    /// launcher, or something else the host's OOM killer picks).
+    #[test]
+    fn attack_a_streamed_line_without_end_is_not_held_whole() {
+        let mut longest = 0usize;
+        SystemRunner
+            .run_streamed(
+                &Cmd::new("sh", ["-c", "head -c 67108864 /dev/zero | tr '\\0' a"]),
+                Duration::from_secs(60),
+                &mut |l| longest = longest.max(l.len()),
+                &mut || None,
+            )
+            .expect("run");
+        assert!(longest > 0, "the line was not handed over at all");
+        assert!(
+            longest <= 1 << 20,
+            "a line of {longest} bytes was read whole into memory"
+        );
+    }
+
     /// Every line reaches the caller as it comes, also the last one without a newline and
     /// those written just before the exit; a hung child is stopped by the watch.
     #[test]
