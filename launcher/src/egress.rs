@@ -259,6 +259,25 @@ mod tests {
         );
     }
 
+    /// The attack: `jailoc run` removes its container, so the summary line is all that is left
+    /// of the record. An agent that is refused five harmless destinations first pushes its
+    /// attempt on the cloud metadata service into "and 1 more".
+    #[test]
+    fn attack_the_summary_names_metadata_whatever_came_before() {
+        let mut text = String::new();
+        for port in 1..=5 {
+            text.push_str(&format!(
+                "{{\"kind\":\"connection\",\"proto\":\"tcp\",\"dest\":\"10.0.0.5\",\"port\":{port},\"reason\":\"private 10.0.0.0/8\",\"count\":1,\"first\":\"a\",\"last\":\"a\"}}\n"
+            ));
+        }
+        text.push_str(&format!("{META}\n"));
+        let summary = read(&text).summary().expect("a summary");
+        assert!(
+            summary.contains("cloud metadata"),
+            "the metadata attempt is not in the summary: {summary}"
+        );
+    }
+
     /// The record comes from inside the container: junk, another schema, a line of a megabyte
     /// and a line without its newline are skipped or read, never fatal.
     #[test]
