@@ -130,12 +130,16 @@ impl Record {
     /// The line `jailoc run` ends with, `None` when nothing was refused:
     /// `blocked 2 connections: 169.254.169.254:80 (cloud metadata), 10.0.0.5:22 (private
     /// 10.0.0.0/8); refused 1 name: x.attacker.example (not allowlisted)`. It counts
-    /// destinations, not attempts (`jailoc egress` has the counts), and names the first few.
+    /// destinations, not attempts (`jailoc egress` has the counts), and names a few: the most
+    /// serious first ([`severity`]), then the most attempted, so that refusals the agent makes
+    /// before cannot push an attempt on the metadata service or the host out of the line.
     pub fn summary(&self) -> Option<String> {
-        let part = |verb: &str, noun: &str, entries: Vec<&Entry>| {
+        let part = |verb: &str, noun: &str, mut entries: Vec<&Entry>| {
             if entries.is_empty() {
                 return None;
             }
+            // Stable: equals stay in the order seen.
+            entries.sort_by_key(|e| (severity(&e.reason), std::cmp::Reverse(e.count)));
             let n = entries.len();
             let mut named: Vec<String> = entries
                 .iter()
@@ -230,6 +234,22 @@ fn read_bounded_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Re
     }
 }
 
+/// How serious a refusal's reason is, lower first: the cloud metadata service (credentials),
+/// then the host (the Docker gateway, `blocked_networks`), then the rest. The reasons are
+/// sandbox-init's words (docs/net.md); a suffix such as " (NAT64 form)" keeps the rank.
+fn severity(reason: &str) -> u8 {
+    const RANKED: [&str; 3] = [
+        "cloud metadata",
+        "the Docker gateway (your host)",
+        "your host's address (blocked_networks)",
+    ];
+    match RANKED.iter().position(|r| reason.starts_with(r)) {
+        Some(0) => 0,
+        Some(_) => 1,
+        None => 2,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +276,52 @@ mod tests {
         assert_eq!(
             read(&format!("{NAME}\n")).summary().as_deref(),
             Some("refused 1 name: x.attacker.example (not allowlisted)")
+        );
+    }
+
+    /// The attack: `jailoc run` removes its container, so the summary line is all that is left
+    /// of the record. An agent that is refused five harmless destinations first pushes its
+    /// attempt on the cloud metadata service into "and 1 more".
+    #[test]
+    fn attack_the_summary_names_metadata_whatever_came_before() {
+        let mut text = String::new();
+        for port in 1..=5 {
+            text.push_str(&format!(
+                "{{\"kind\":\"connection\",\"proto\":\"tcp\",\"dest\":\"10.0.0.5\",\"port\":{port},\"reason\":\"private 10.0.0.0/8\",\"count\":1,\"first\":\"a\",\"last\":\"a\"}}\n"
+            ));
+        }
+        text.push_str(&format!("{META}\n"));
+        let summary = read(&text).summary().expect("a summary");
+        assert!(
+            summary.contains("cloud metadata"),
+            "the metadata attempt is not in the summary: {summary}"
+        );
+    }
+
+    /// Past the metadata service, the host comes before the rest and the most attempted before
+    /// the others; the totals count every destination.
+    #[test]
+    fn the_summary_names_the_host_then_the_most_attempted() {
+        let line = |dest: &str, reason: &str, count: u64| {
+            format!("{{\"kind\":\"connection\",\"proto\":\"tcp\",\"dest\":\"{dest}\",\"port\":22,\"reason\":\"{reason}\",\"count\":{count},\"first\":\"a\",\"last\":\"a\"}}\n")
+        };
+        let mut text = String::new();
+        for (i, count) in [1, 9, 1, 1, 1, 1].into_iter().enumerate() {
+            text.push_str(&line(&format!("10.0.0.{i}"), "private 10.0.0.0/8", count));
+        }
+        text.push_str(&line(
+            "203.0.113.7",
+            "your host's address (blocked_networks)",
+            1,
+        ));
+        text.push_str(&line(
+            "64:ff9b::a9fe:a9fe",
+            "cloud metadata (NAT64 form)",
+            1,
+        ));
+        assert_eq!(
+            read(&text).summary().as_deref(),
+            Some("blocked 8 connections: [64:ff9b::a9fe:a9fe]:22 (cloud metadata (NAT64 form)), 203.0.113.7:22 (your host's address (blocked_networks)), 10.0.0.1:22 (private 10.0.0.0/8), 10.0.0.0:22 (private 10.0.0.0/8), 10.0.0.2:22 (private 10.0.0.0/8), and 3 more")
         );
     }
 

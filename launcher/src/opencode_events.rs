@@ -25,11 +25,17 @@ const ERROR: &str = "error";
 const STEP_FINISH: &str = "step_finish";
 /// The `step_finish` reason of a step that ended the model's turn.
 const STOP: &str = "stop";
+/// The error messages kept word for word; further ones are only counted. The stream is the
+/// agent's to write, and one error event a line would otherwise grow the list without bound.
+const KEPT_ERRORS: usize = 10;
 
 /// Reads the stream one line at a time ([`Judge::line`]) and gives the verdict at its end.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Judge {
+    /// The first [`KEPT_ERRORS`] error messages.
     errors: Vec<String>,
+    /// The error events after those.
+    more_errors: usize,
     /// The reason of the last `step_finish` (empty string when it had none).
     last_finish: Option<String>,
 }
@@ -37,8 +43,9 @@ pub struct Judge {
 /// Why a run that OpenCode may have called a success failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// One or more `error` events, their messages in order.
-    Errors(Vec<String>),
+    /// One or more `error` events: the first messages in order (at most [`KEPT_ERRORS`]) and
+    /// how many more there were.
+    Errors { first: Vec<String>, more: usize },
     /// The session ended without a final answer: no `step_finish` (`None`) or the last one
     /// had this reason.
     NoAnswer(Option<String>),
@@ -47,7 +54,19 @@ pub enum Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Errors(m) => write!(f, "OpenCode reported an error: {}", m.join("; ")),
+            Failure::Errors { first, more } => {
+                f.write_str("OpenCode reported an error: ")?;
+                for (i, message) in first.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write_escaped(f, message)?;
+                }
+                match more {
+                    0 => Ok(()),
+                    n => write!(f, "; and {n} more"),
+                }
+            }
             Failure::NoAnswer(None) => {
                 f.write_str("the session ended without a final answer (no step finished)")
             }
@@ -69,7 +88,8 @@ impl Judge {
             return;
         };
         match kind {
-            ERROR => self.errors.push(error_message(&event)),
+            ERROR if self.errors.len() < KEPT_ERRORS => self.errors.push(error_message(&event)),
+            ERROR => self.more_errors += 1,
             STEP_FINISH => {
                 let reason = event
                     .pointer("/part/reason")
@@ -84,13 +104,29 @@ impl Judge {
     /// The verdict on the stream read so far (see the module docs for the rules).
     pub fn verdict(&self) -> Result<(), Failure> {
         if !self.errors.is_empty() {
-            return Err(Failure::Errors(self.errors.clone()));
+            return Err(Failure::Errors {
+                first: self.errors.clone(),
+                more: self.more_errors,
+            });
         }
         match &self.last_finish {
             Some(reason) if reason == STOP => Ok(()),
             other => Err(Failure::NoAnswer(other.clone())),
         }
     }
+}
+
+/// Writes `text` with its control characters escaped (`\u{1b}`, `\n`): the message is the
+/// agent's to write and goes to the host's terminal, where an escape sequence would act.
+fn write_escaped(f: &mut std::fmt::Formatter<'_>, text: &str) -> std::fmt::Result {
+    for c in text.chars() {
+        if c.is_control() {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            write!(f, "{c}")?;
+        }
+    }
+    Ok(())
 }
 
 /// An `error` event's message: `error.data.message`, else `error.message`, else `error.name`.
@@ -145,6 +181,31 @@ mod tests {
             judge(&[named]).expect_err("error").to_string(),
             "OpenCode reported an error: ProviderAuthError"
         );
+    }
+
+    /// The attack: the event stream is the agent's to write. Ten thousand error events keep
+    /// ten messages and a count, and an escape sequence in one reaches the terminal inert.
+    #[test]
+    fn attack_error_events_are_capped_and_printed_inert() {
+        let mut j = Judge::default();
+        j.line(r#"{"type":"error","error":{"message":"\u001b]0;owned\u0007\u001b[2Jgone\nline"}}"#);
+        for _ in 1..10_000 {
+            j.line(ERROR_500);
+        }
+        let f = j.verdict().expect_err("errors");
+        let Failure::Errors { first, more } = &f else {
+            panic!("not the errors: {f:?}");
+        };
+        assert_eq!((first.len(), *more), (KEPT_ERRORS, 10_000 - KEPT_ERRORS));
+        let text = f.to_string();
+        assert!(
+            text.starts_with(
+                r"OpenCode reported an error: \u{1b}]0;owned\u{7}\u{1b}[2Jgone\nline; Internal Server Error;"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("; and 9990 more"), "{text}");
+        assert!(!text.chars().any(char::is_control), "{text:?}");
     }
 
     #[test]

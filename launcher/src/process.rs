@@ -289,29 +289,74 @@ impl Runner for SystemRunner {
     }
 }
 
-/// Reads `pipe` line by line on a thread of its own (lossy UTF-8, newline dropped); the
-/// channel closes at the pipe's end.
+/// The longest line [`read_lines`] hands over, in bytes: the container's stdout is the agent's
+/// to write, and a line without end must not be held whole in the launcher's memory.
+const MAX_LINE: usize = 1 << 20;
+/// Ends a line cut at [`MAX_LINE`] (counted within it), so a reader sees it is not whole.
+const TRUNCATED: &str = " [line truncated by jailoc]";
+/// Lines read but not yet taken: the reader waits rather than queueing without bound.
+const LINES_QUEUED: usize = 16;
+
+/// Reads `pipe` line by line on a thread of its own (lossy UTF-8, newline dropped, each line
+/// at most [`MAX_LINE`] bytes); the channel closes at the pipe's end.
 fn read_lines(pipe: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
-    use std::io::BufRead;
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(LINES_QUEUED);
     std::thread::spawn(move || {
         let mut reader = io::BufReader::new(pipe);
         let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buf);
-                    let text = text.strip_suffix('\n').unwrap_or(&text);
-                    if tx.send(text.to_string()).is_err() {
-                        return;
-                    }
-                }
+        while let Ok(Some(truncated)) = read_line_capped(&mut reader, &mut buf, MAX_LINE) {
+            if tx.send(line_text(&buf, truncated)).is_err() {
+                return;
             }
         }
     });
     rx
+}
+
+/// Reads one line into `buf` (cleared first, newline dropped), keeping its first `cap` bytes
+/// and reading past the rest: `Some(true)` when some were dropped, `None` at the end.
+fn read_line_capped(
+    reader: &mut impl io::BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut truncated = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok((!buf.is_empty() || truncated).then_some(truncated));
+        }
+        let newline = available.iter().position(|&b| b == b'\n');
+        let part = &available[..newline.unwrap_or(available.len())];
+        let room = cap - buf.len();
+        buf.extend_from_slice(&part[..part.len().min(room)]);
+        truncated |= part.len() > room;
+        let used = newline.map_or(part.len(), |n| n + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(Some(truncated));
+        }
+    }
+}
+
+/// A line's text: lossy UTF-8 (which can grow it), cut to [`MAX_LINE`] bytes with
+/// [`TRUNCATED`] at its end when it was cut here or while reading.
+fn line_text(bytes: &[u8], truncated: bool) -> String {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if truncated || text.len() > MAX_LINE {
+        let mut end = text.len().min(MAX_LINE - TRUNCATED.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(TRUNCATED);
+    }
+    text
 }
 
 fn code_of(status: std::process::ExitStatus) -> i32 {
@@ -363,6 +408,51 @@ mod tests {
                 code: 7,
                 ..Output::default()
             })
+        );
+    }
+
+    /// A long line keeps its head and is marked; the line after it comes whole; the last line
+    /// without a newline still comes; invalid UTF-8 that grows in the conversion stays capped.
+    #[test]
+    fn a_capped_line_keeps_its_head_and_the_next_line_comes_whole() {
+        let input = b"abcdefgh\nxy\nlast".to_vec();
+        let mut reader = io::BufReader::with_capacity(3, &input[..]);
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(t) = read_line_capped(&mut reader, &mut buf, 4).expect("read") {
+            lines.push((String::from_utf8_lossy(&buf).into_owned(), t));
+        }
+        assert_eq!(
+            lines,
+            [
+                ("abcd".into(), true),
+                ("xy".into(), false),
+                ("last".into(), false)
+            ]
+        );
+        let text = line_text(&[0xff; MAX_LINE], false);
+        assert!(text.len() <= MAX_LINE && text.ends_with(TRUNCATED));
+        assert_eq!(line_text(b"ok", false), "ok");
+    }
+
+    /// The attack: the container's stdout is the agent's to write. A "line" of 64 MiB without a
+    /// newline must not be held whole in jailoc's memory on the host (a few GiB would end the
+    /// launcher, or something else the host's OOM killer picks).
+    #[test]
+    fn attack_a_streamed_line_without_end_is_not_held_whole() {
+        let mut longest = 0usize;
+        SystemRunner
+            .run_streamed(
+                &Cmd::new("sh", ["-c", "head -c 67108864 /dev/zero | tr '\\0' a"]),
+                Duration::from_secs(60),
+                &mut |l| longest = longest.max(l.len()),
+                &mut || None,
+            )
+            .expect("run");
+        assert!(longest > 0, "the line was not handed over at all");
+        assert!(
+            longest <= 1 << 20,
+            "a line of {longest} bytes was read whole into memory"
         );
     }
 
