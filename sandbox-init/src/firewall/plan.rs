@@ -256,7 +256,10 @@ fn chains(
     // on 127.0.0.11 at a random port (53 there is only its DNAT), which the agent can read in
     // /proc/net/udp; a query sent straight there would skip the gate (and `-o lo` accepts it).
     // Not the gate's own addresses: the agent's DNS arrives there.
-    let gate_addrs = [IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
+    let gate_addrs = [
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
     for resolver in resolvers
         .iter()
         .filter(|r| r.is_loopback() && !gate_addrs.contains(r))

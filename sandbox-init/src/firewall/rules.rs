@@ -294,7 +294,10 @@ impl fmt::Display for Rule {
             Match::OwnerPort {
                 uid,
                 port: (p, port),
-            } => write!(f, "-p {p} -m owner --uid-owner {uid} -m {p} --dport {port} ")?,
+            } => write!(
+                f,
+                "-p {p} -m owner --uid-owner {uid} -m {p} --dport {port} "
+            )?,
             Match::OwnerTo { uid, net } => write!(f, "-d {net} -m owner --uid-owner {uid} ")?,
             Match::OwnerPortNotTo {
                 uid,
