@@ -742,8 +742,11 @@ fn e2e_baked_entrypoint_enforces_the_policy() {
             ip,
             &format!("dns {} --server {server}", lab.public_container),
         );
-        assert_eq!(
-            other["rcode"], 3,
+        // NXDOMAIN from the gate; or, on an engine whose internal network has no default route
+        // (Podman's netavark), no route to a hard-coded address at all: nothing left either way.
+        let no_route = server != "127.0.0.11" && other["error"] == "ENETUNREACH";
+        assert!(
+            other["rcode"] == 3 || no_route,
             "not allowlisted, asked at {server}: {other}"
         );
     }
