@@ -131,16 +131,36 @@ fn write_escaped(f: &mut std::fmt::Formatter<'_>, text: &str) -> std::fmt::Resul
 
 /// An `error` event's message: `error.data.message`, else `error.message`, else `error.name`.
 fn error_message(event: &Value) -> String {
-    ["/error/data/message", "/error/message", "/error/name"]
+    let message = ["/error/data/message", "/error/message", "/error/name"]
         .iter()
         .find_map(|p| event.pointer(p).and_then(Value::as_str))
-        .unwrap_or("an error without a message")
-        .to_string()
+        .unwrap_or("an error without a message");
+    // The agent writes these: at most MESSAGE_CHARS of each reach the host's terminal.
+    match message.char_indices().nth(MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}… (cut)", &message[..cut]),
+        None => message.to_string(),
+    }
 }
+
+/// Characters kept of one error message.
+const MESSAGE_CHARS: usize = 2048;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attack_a_huge_error_message_is_cut_before_it_reaches_the_terminal() {
+        let huge = format!(
+            r#"{{"type":"error","error":{{"data":{{"message":"{}"}}}}}}"#,
+            "x".repeat(1 << 20)
+        );
+        let message = error_message(&serde_json::from_str(&huge).expect("json"));
+        assert_eq!(
+            message.chars().count(),
+            MESSAGE_CHARS + "… (cut)".chars().count()
+        );
+    }
 
     fn judge(lines: &[&str]) -> Result<(), Failure> {
         let mut j = Judge::default();
