@@ -5,34 +5,21 @@
 //!
 //! A failing mutant is printed as hex: save it as a corpus file and add a unit test.
 
+mod corpus;
+
 #[path = "../fuzz/oracle.rs"]
 mod oracle;
 
+use corpus::{corpus, Rng};
 use sandbox_init::dns::wire;
-use std::fs;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::PathBuf;
 
 /// Mutants per run: about 4 s in a debug build on a 2-core machine.
 const MUTANTS: usize = 200_000;
 
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/dns_wire");
-    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("failed to read {}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("corpus entry").path();
-            let bytes = fs::read(&path).expect("corpus file");
-            (path.display().to_string(), bytes)
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn every_corpus_file_goes_through_the_parsers_and_the_oracle() {
-    let files = corpus();
+    let files = corpus("dns_wire");
     assert!(files.len() >= 40, "corpus has only {} files", files.len());
     let (mut queries, mut responses, mut with_addrs) = (0, 0, 0);
     for (path, bytes) in &files {
@@ -57,23 +44,6 @@ fn every_corpus_file_goes_through_the_parsers_and_the_oracle() {
         with_addrs >= 10,
         "only {with_addrs} responses carry addresses"
     );
-}
-
-/// xorshift64*: a fixed seed, so a failure reproduces exactly.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number below `n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// Length bytes, pointer tags and counts where the parser's decisions are.
@@ -134,7 +104,7 @@ fn mutate(rng: &mut Rng, msg: &mut Vec<u8>, other: &[u8]) {
 
 #[test]
 fn a_bounded_mutation_run_from_the_corpus_breaks_no_promise() {
-    let files = corpus();
+    let files = corpus("dns_wire");
     let mut rng = Rng(0x6a61_696c_6f63_0012);
     let (mut queries, mut responses) = (0, 0);
     for _ in 0..MUTANTS {
