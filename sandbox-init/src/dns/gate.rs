@@ -186,9 +186,18 @@ impl Throttle {
     }
 
     fn warn(&mut self, log: &Log, now: Instant, line: &str) {
+        for line in self.admit(now, line) {
+            log.warn(&line);
+        }
+    }
+
+    /// The lines to write for one refusal at `now`: the refusal itself while the window has
+    /// room, preceded by how many the last window held back when a new window opens.
+    fn admit(&mut self, now: Instant, line: &str) -> Vec<String> {
+        let mut out = Vec::new();
         if now.duration_since(self.window) >= LOG_WINDOW {
             if self.held_back > 0 {
-                log.warn(&format!(
+                out.push(format!(
                     "dns: {} more refusals in the last {} s not logged",
                     self.held_back,
                     LOG_WINDOW.as_secs()
@@ -200,10 +209,41 @@ impl Throttle {
         }
         if self.logged < LOG_BURST {
             self.logged += 1;
-            log.warn(line);
+            out.push(line.to_owned());
         } else {
             self.held_back += 1;
         }
+        out
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_loop_logs_ten_lines_a_window_then_one_count() {
+        let mut throttle = Throttle::new();
+        let t0 = throttle.window;
+        let first: usize = (0..1000)
+            .map(|i| {
+                throttle
+                    .admit(t0 + Duration::from_millis(i), "refused")
+                    .len()
+            })
+            .sum();
+        assert_eq!(first, LOG_BURST as usize);
+        let next = throttle.admit(t0 + LOG_WINDOW, "refused");
+        assert_eq!(
+            next,
+            [
+                format!(
+                    "dns: {} more refusals in the last 10 s not logged",
+                    1000 - LOG_BURST
+                ),
+                "refused".to_owned()
+            ]
+        );
     }
 }
 
