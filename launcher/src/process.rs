@@ -189,6 +189,33 @@ fn terminate(child: &mut std::process::Child) -> io::Result<()> {
     child.wait().map(|_| ())
 }
 
+/// Waits for `child`, calling `tick` every [`CHILD_POLL`] and asking `watch` every `every`
+/// whether to stop it: `Ok(Ok(code))` when it exited, `Ok(Err(reason))` when `watch` stopped it
+/// (terminated, see [`terminate`]).
+fn watch_child(
+    child: &mut std::process::Child,
+    every: Duration,
+    watch: &mut dyn FnMut() -> Option<String>,
+    tick: &mut dyn FnMut(),
+) -> io::Result<std::result::Result<i32, String>> {
+    let mut last = Instant::now();
+    loop {
+        tick();
+        if let Some(status) = child.try_wait()? {
+            return Ok(Ok(code_of(status)));
+        }
+        std::thread::sleep(CHILD_POLL);
+        if last.elapsed() < every {
+            continue;
+        }
+        if let Some(reason) = watch() {
+            terminate(child)?;
+            return Ok(Err(reason));
+        }
+        last = Instant::now();
+    }
+}
+
 impl Runner for SystemRunner {
     fn run_watched(
         &self,
@@ -197,24 +224,13 @@ impl Runner for SystemRunner {
         watch: &mut dyn FnMut() -> Option<String>,
     ) -> io::Result<Watched> {
         let mut child = command(cmd).spawn()?;
-        let mut last = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(Watched::Exited(Output {
-                    code: code_of(status),
-                    ..Output::default()
-                }));
-            }
-            std::thread::sleep(CHILD_POLL);
-            if last.elapsed() < every {
-                continue;
-            }
-            if let Some(reason) = watch() {
-                terminate(&mut child)?;
-                return Ok(Watched::Stopped(reason));
-            }
-            last = Instant::now();
-        }
+        Ok(match watch_child(&mut child, every, watch, &mut || {})? {
+            Ok(code) => Watched::Exited(Output {
+                code,
+                ..Output::default()
+            }),
+            Err(reason) => Watched::Stopped(reason),
+        })
     }
 
     fn run_streamed(
@@ -229,25 +245,16 @@ impl Runner for SystemRunner {
             .stdout(Stdio::piped())
             .spawn()?;
         let lines = child.stdout.take().map(read_lines);
-        let mut last = Instant::now();
-        let exited = loop {
+        let mut drain = || {
             if let Some(rx) = &lines {
                 while let Ok(l) = rx.try_recv() {
                     line(&l);
                 }
             }
-            if let Some(status) = child.try_wait()? {
-                break code_of(status);
-            }
-            std::thread::sleep(CHILD_POLL);
-            if last.elapsed() < every {
-                continue;
-            }
-            if let Some(reason) = watch() {
-                terminate(&mut child)?;
-                return Ok(Watched::Stopped(reason));
-            }
-            last = Instant::now();
+        };
+        let exited = match watch_child(&mut child, every, watch, &mut drain)? {
+            Ok(code) => code,
+            Err(reason) => return Ok(Watched::Stopped(reason)),
         };
         // What it wrote just before it exited; the pipe ends with it (bounded, in case a
         // process it left behind still holds the pipe open).
