@@ -157,7 +157,8 @@ fn line(key: &Key, entry: &Entry) -> String {
     )
 }
 
-/// `text` as a JSON string: quotes, backslashes and control characters escaped.
+/// `text` as a JSON string: quotes, backslashes and control characters escaped (the egress
+/// record's lines and `--verify --json` alike).
 pub fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');

@@ -1,6 +1,7 @@
 //! The result: one [`Row`] per check, printed as a table (check, target, expected, got, ms)
 //! with a last line that names every failure, or as one JSON object (`--json`). Pure.
 
+use crate::egress::record::json_string;
 use std::time::Instant;
 
 /// One check's result.
@@ -108,10 +109,10 @@ pub(crate) fn json(rows: &[Row]) -> String {
         .map(|r| {
             format!(
                 "{{\"check\":{},\"target\":{},\"expected\":{},\"got\":{},\"ms\":{},\"pass\":{}}}",
-                string(&r.check),
-                string(&r.target),
-                string(&r.expected),
-                string(&r.got),
+                json_string(&r.check),
+                json_string(&r.target),
+                json_string(&r.expected),
+                json_string(&r.got),
                 r.ms.map_or_else(|| "null".to_owned(), |ms| ms.to_string()),
                 r.pass
             )
@@ -122,25 +123,6 @@ pub(crate) fn json(rows: &[Row]) -> String {
         rows.iter().all(|r| r.pass),
         items.join(",")
     )
-}
-
-/// A JSON string (RFC 8259 escapes).
-fn string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -195,7 +177,7 @@ mod tests {
         let rows = [row("a \"b\"\\", "t\n", "g\u{1}", false)];
         assert_eq!(
             json(&rows),
-            "{\"passed\":false,\"checks\":[{\"check\":\"a \\\"b\\\"\\\\\",\"target\":\"t\\n\",\
+            "{\"passed\":false,\"checks\":[{\"check\":\"a \\\"b\\\"\\\\\",\"target\":\"t\\u000a\",\
              \"expected\":\"refused\",\"got\":\"g\\u0001\",\"ms\":3,\"pass\":false}]}\n"
         );
         assert_eq!(json(&[]), "{\"passed\":true,\"checks\":[]}\n");
