@@ -117,6 +117,11 @@ fn check_characters(entry: &str) -> Result<(), EntryError> {
     if entry.is_empty() {
         return Err(EntryError::Empty);
     }
+    // The common case in one pass: printable ASCII holds neither a control character nor
+    // whitespace.
+    if entry.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
     if entry.chars().any(char::is_control) {
         return Err(EntryError::Control);
     }
@@ -200,8 +205,8 @@ fn parse_name_or_ipv4(text: &str) -> Result<Host, EntryError> {
     if name.is_empty() || name.len() > 253 {
         return Err(EntryError::Name);
     }
-    let labels: Vec<&str> = name.split('.').collect();
-    for label in &labels {
+    let mut last = "";
+    for label in name.split('.') {
         let ok_chars = label
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -211,12 +216,10 @@ fn parse_name_or_ipv4(text: &str) -> Result<Host, EntryError> {
         if label.starts_with('-') || label.ends_with('-') {
             return Err(EntryError::Name);
         }
+        last = label;
     }
     // "10.1.2" or "300.1.1.1" is a mistyped address, not a name (no TLD is all digits).
-    if labels
-        .last()
-        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if last.bytes().all(|b| b.is_ascii_digit()) {
         return Err(EntryError::Ipv4);
     }
     Ok(Host::Name(name))

@@ -201,12 +201,16 @@ fn read_optional(path: &Path) -> Result<Option<String>, PolicyError> {
     }
 }
 
-/// Order-preserving deduplication: the first occurrence wins.
-pub fn dedup<T: Clone + Eq + Hash>(items: Vec<T>) -> Vec<T> {
-    let mut seen = HashSet::new();
+/// Order-preserving deduplication: the first occurrence wins. Nothing is copied: the set
+/// borrows the items (a 10,000-name allowlist is deduplicated at every boot).
+pub fn dedup<T: Eq + Hash>(items: Vec<T>) -> Vec<T> {
+    let mut seen = HashSet::with_capacity(items.len());
+    let first: Vec<bool> = items.iter().map(|item| seen.insert(item)).collect();
+    drop(seen);
     items
         .into_iter()
-        .filter(|item| seen.insert(item.clone()))
+        .zip(first)
+        .filter_map(|(item, first)| first.then_some(item))
         .collect()
 }
 
