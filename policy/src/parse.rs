@@ -2,7 +2,10 @@
 //! line) and the Go jailoc's line files (`#` starts a comment, blank lines ignored, surrounding
 //! blanks trimmed).
 
+mod quick;
+
 use crate::{entry, suggest, Agent, Egress, EntryError, Policy, RESOLVE_TIMEOUT_MS};
+use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -68,20 +71,16 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn line<T>(&self, spanned: &Spanned<T>) -> usize {
-        line_of(self.text, spanned.span().start)
-    }
-
-    fn value_error<T>(&self, at: &Spanned<T>, key: &str, reason: String) -> PolicyError {
+    fn value_error(&self, at: &Item<'_>, key: &str, reason: String) -> PolicyError {
         PolicyError::Value {
             path: self.path.to_owned(),
-            line: self.line(at),
+            line: line_of(self.text, at.at),
             key: key.to_owned(),
             reason,
         }
     }
 
-    fn unknown_key<T>(&self, at: &Spanned<T>, key: String, known: &[&str]) -> PolicyError {
+    fn unknown_key(&self, at: usize, key: String, known: &[&str]) -> PolicyError {
         let leaf = key.rsplit('.').next().unwrap_or(&key);
         let hint = match suggest::did_you_mean(leaf, known) {
             Some(best) => format!(" (did you mean {best:?}?)"),
@@ -89,73 +88,145 @@ impl Ctx<'_> {
         };
         PolicyError::UnknownKey {
             path: self.path.to_owned(),
-            line: self.line(at),
+            line: line_of(self.text, at),
             key,
             hint,
         }
     }
 }
 
-/// Entries of a table in source order (the parser's map is sorted by key).
-fn in_source_order<'t, 'i>(
-    table: &'t DeTable<'i>,
-) -> Vec<(
-    &'t Spanned<std::borrow::Cow<'i, str>>,
-    &'t Spanned<DeValue<'i>>,
-)> {
-    let mut entries: Vec<_> = table.iter().collect();
-    entries.sort_by_key(|(k, _)| k.span().start);
+/// A value of `policy.toml` as the policy is read from it, whichever reader read it: the common
+/// shape is read in one pass ([`quick`]), anything else by the `toml` crate ([`from_toml`]).
+#[derive(Debug, PartialEq)]
+pub(crate) enum Value<'i> {
+    String(Cow<'i, str>),
+    /// An integer: its value when it fits an `i64`, and its text for messages.
+    Integer {
+        value: Option<i64>,
+        text: String,
+    },
+    Array(Vec<Item<'i>>),
+    /// A table's entries in source order.
+    Table(Vec<Entry<'i>>),
+    /// A boolean, float, date or time: never what a key of the policy takes.
+    Other,
+}
+
+/// A value and the byte offset it starts at (for the line in messages).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Item<'i> {
+    pub at: usize,
+    pub value: Value<'i>,
+}
+
+/// A key, where it starts, and its value.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Entry<'i> {
+    pub key: Cow<'i, str>,
+    pub at: usize,
+    pub value: Item<'i>,
+}
+
+/// The document's top-level entries, read by the `toml` crate: any TOML, with its syntax errors.
+fn from_toml<'i>(ctx: &Ctx<'i>) -> Result<Vec<Entry<'i>>, PolicyError> {
+    let doc = DeTable::parse(ctx.text).map_err(|e| PolicyError::Syntax {
+        path: ctx.path.to_owned(),
+        line: e.span().map_or(1, |s| line_of(ctx.text, s.start)),
+        message: e.message().trim().to_owned(),
+    })?;
+    Ok(table_entries(doc.into_inner()))
+}
+
+/// A table's entries in source order (the parser's map is sorted by key).
+fn table_entries(table: DeTable<'_>) -> Vec<Entry<'_>> {
+    let mut entries: Vec<Entry<'_>> = table
+        .into_iter()
+        .map(|(key, value)| Entry {
+            at: key.span().start,
+            key: key.into_inner(),
+            value: item(value),
+        })
+        .collect();
+    entries.sort_by_key(|entry| entry.at);
     entries
+}
+
+fn item(spanned: Spanned<DeValue<'_>>) -> Item<'_> {
+    let at = spanned.span().start;
+    let value = match spanned.into_inner() {
+        DeValue::String(s) => Value::String(s),
+        DeValue::Integer(i) => Value::Integer {
+            value: i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            text: i.to_string(),
+        },
+        DeValue::Array(items) => Value::Array(items.into_iter().map(item).collect()),
+        DeValue::Table(table) => Value::Table(table_entries(table)),
+        _ => Value::Other,
+    };
+    Item { at, value }
 }
 
 /// Parses the text of a `policy.toml` (`path` only for messages). Keys left out keep their
 /// defaults ([`Policy::default`]); the lists are taken as written (not deduplicated).
 pub fn parse_toml(path: &Path, text: &str) -> Result<Policy, PolicyError> {
     let ctx = Ctx { path, text };
-    let doc = DeTable::parse(text).map_err(|e| PolicyError::Syntax {
-        path: path.to_owned(),
-        line: e.span().map_or(1, |s| line_of(text, s.start)),
-        message: e.message().trim().to_owned(),
-    })?;
+    // The common shape (what `jailoc up` writes, and what people write by hand) in one pass;
+    // a 10,000-name allowlist costs the boot ~1 ms this way, ~5 ms through the `toml` crate.
+    let entries = match quick::read(text) {
+        Some(entries) => entries,
+        None => from_toml(&ctx)?,
+    };
+    policy_from(&ctx, entries)
+}
+
+/// [`parse_toml`] through the `toml` crate alone: what the one-pass reader must agree with.
+#[cfg(test)]
+pub(crate) fn parse_toml_slow(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+    let ctx = Ctx { path, text };
+    let entries = from_toml(&ctx)?;
+    policy_from(&ctx, entries)
+}
+
+fn policy_from(ctx: &Ctx<'_>, entries: Vec<Entry<'_>>) -> Result<Policy, PolicyError> {
     let mut policy = Policy::default();
-    for (key, value) in in_source_order(doc.get_ref()) {
-        match key.get_ref().as_ref() {
+    for Entry { key, at, value } in entries {
+        match key.as_ref() {
             "egress" => {
-                policy.egress = match value.get_ref() {
-                    DeValue::String(s) => Egress::parse(s).ok_or_else(|| {
+                policy.egress = match &value.value {
+                    Value::String(s) => Egress::parse(s).ok_or_else(|| {
                         let reason = format!("expected \"open\" or \"allowlist\", found {s:?}");
-                        ctx.value_error(value, "egress", reason)
+                        ctx.value_error(&value, "egress", reason)
                     })?,
                     _ => {
                         let reason = "expected \"open\" or \"allowlist\"".to_owned();
-                        return Err(ctx.value_error(value, "egress", reason));
+                        return Err(ctx.value_error(&value, "egress", reason));
                     }
                 }
             }
             "allowed_hosts" => {
-                policy.hosts = parse_list(&ctx, value, "allowed_hosts", entry::parse_host)?;
+                policy.hosts = parse_list(ctx, &value, "allowed_hosts", entry::parse_host)?;
             }
             "allowed_networks" => {
                 policy.networks =
-                    parse_list(&ctx, value, "allowed_networks", entry::parse_network)?;
+                    parse_list(ctx, &value, "allowed_networks", entry::parse_network)?;
             }
             "blocked_networks" => {
-                policy.blocked = parse_list(&ctx, value, "blocked_networks", entry::parse_blocked)?;
+                policy.blocked = parse_list(ctx, &value, "blocked_networks", entry::parse_blocked)?;
             }
             "resolve_timeout_ms" => {
                 let (min, max) = RESOLVE_TIMEOUT_MS.into_inner();
-                let ms = integer(&ctx, value, "resolve_timeout_ms", min, max, "")?;
+                let ms = integer(ctx, &value, "resolve_timeout_ms", min, max, "")?;
                 policy.resolve_timeout = Duration::from_millis(ms);
             }
-            "agent" => policy.agent = parse_agent(&ctx, value)?,
-            other => return Err(ctx.unknown_key(key, other.to_owned(), TOP_KEYS)),
+            "agent" => policy.agent = parse_agent(ctx, &value)?,
+            other => return Err(ctx.unknown_key(at, other.to_owned(), TOP_KEYS)),
         }
     }
     Ok(policy)
 }
 
-fn parse_agent(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Agent, PolicyError> {
-    let DeValue::Table(table) = value.get_ref() else {
+fn parse_agent(ctx: &Ctx<'_>, value: &Item<'_>) -> Result<Agent, PolicyError> {
+    let Value::Table(table) = &value.value else {
         return Err(ctx.value_error(value, "agent", "expected a table".to_owned()));
     };
     let mut agent = Agent::default();
@@ -165,16 +236,16 @@ fn parse_agent(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Agent, Pol
         let n = integer(ctx, value, key, 1, u64::from(u32::MAX - 1), not_root)?;
         Ok::<u32, PolicyError>(u32::try_from(n).unwrap_or(u32::MAX))
     };
-    for (key, value) in in_source_order(table) {
-        match key.get_ref().as_ref() {
+    for Entry { key, at, value } in table {
+        match key.as_ref() {
             "uid" => agent.uid = id(value, "agent.uid")?,
             "gid" => agent.gid = id(value, "agent.gid")?,
             "home" => {
-                let home = match value.get_ref() {
-                    DeValue::String(s) if s.starts_with('/') && !s.contains('\0') => {
+                let home = match &value.value {
+                    Value::String(s) if s.starts_with('/') && !s.contains('\0') => {
                         PathBuf::from(s.as_ref())
                     }
-                    DeValue::String(s) => {
+                    Value::String(s) => {
                         let reason = format!("expected an absolute path, found {s:?}");
                         return Err(ctx.value_error(value, "agent.home", reason));
                     }
@@ -188,7 +259,7 @@ fn parse_agent(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Agent, Pol
                 };
                 agent.home = home;
             }
-            other => return Err(ctx.unknown_key(key, format!("agent.{other}"), AGENT_KEYS)),
+            other => return Err(ctx.unknown_key(*at, format!("agent.{other}"), AGENT_KEYS)),
         }
     }
     Ok(agent)
@@ -196,21 +267,21 @@ fn parse_agent(ctx: &Ctx<'_>, value: &Spanned<DeValue<'_>>) -> Result<Agent, Pol
 
 fn integer(
     ctx: &Ctx<'_>,
-    value: &Spanned<DeValue<'_>>,
+    value: &Item<'_>,
     key: &str,
     min: u64,
     max: u64,
     note: &str,
 ) -> Result<u64, PolicyError> {
-    let found = match value.get_ref() {
-        DeValue::Integer(i) => {
-            let parsed = i64::from_str_radix(i.as_str(), i.radix()).ok();
-            match parsed.and_then(|n| u64::try_from(n).ok()) {
-                Some(n) if (min..=max).contains(&n) => return Ok(n),
-                _ => i.to_string(),
-            }
-        }
-        DeValue::String(s) => format!("{s:?}"),
+    let found = match &value.value {
+        Value::Integer {
+            value: parsed,
+            text,
+        } => match parsed.and_then(|n| u64::try_from(n).ok()) {
+            Some(n) if (min..=max).contains(&n) => return Ok(n),
+            _ => text.clone(),
+        },
+        Value::String(s) => format!("{s:?}"),
         _ => "a non-integer".to_owned(),
     };
     let reason = format!("expected an integer from {min} to {max}{note}, found {found}");
@@ -219,22 +290,22 @@ fn integer(
 
 fn parse_list<T>(
     ctx: &Ctx<'_>,
-    value: &Spanned<DeValue<'_>>,
+    value: &Item<'_>,
     key: &'static str,
     parse: fn(&str) -> Result<T, EntryError>,
 ) -> Result<Vec<T>, PolicyError> {
     let expected = || ctx.value_error(value, key, "expected an array of strings".to_owned());
-    let DeValue::Array(items) = value.get_ref() else {
+    let Value::Array(items) = &value.value else {
         return Err(expected());
     };
     let mut out = Vec::with_capacity(items.len());
-    for item in items.iter() {
-        let DeValue::String(text) = item.get_ref() else {
+    for item in items {
+        let Value::String(text) = &item.value else {
             return Err(expected());
         };
         out.push(parse(text).map_err(|reason| PolicyError::Entry {
             path: ctx.path.to_owned(),
-            line: ctx.line(item),
+            line: line_of(ctx.text, item.at),
             list: key,
             entry: text.to_string(),
             reason,
