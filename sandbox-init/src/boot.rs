@@ -1,7 +1,6 @@
 //! The boot sequence, top to bottom. Each step fails closed: the agent never starts after an error.
 
 use crate::cli::{Args, UsageError};
-use crate::dns::allow::Allowlist;
 use crate::dns::conf::{HostsFile, ResolvConf};
 use crate::dns::gate::{self, GateConfig};
 use crate::egress::{self, Reasons, RecordConfig};
@@ -184,11 +183,12 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         ));
     }
     log.debug(&format!(
-        "policy loaded from {}: {} egress, {} hosts, {} networks",
+        "policy loaded from {}: {} egress, {} hosts, {} networks, in {:.1} ms",
         args.config_dir.display(),
         policy.egress,
         policy.hosts.len(),
-        policy.networks.len()
+        policy.networks.len(),
+        started.elapsed().as_secs_f64() * 1000.0
     ));
 
     check_stop(seams)?;
@@ -256,24 +256,25 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
         gid: policy.agent.gid,
         home: policy.agent.home.clone(),
         command: args.command.clone(),
-        gate: Some(gate_config(&policy, resolv_conf, &installed, &plan)),
+        gate: Some(gate_config(policy, resolv_conf, &installed, &plan)),
     }))
 }
 
-/// What the DNS gate runs with: the allowlist indexed, the networks (for metadata answers), the
-/// resolvers, the upstream bound, the backend the rules went in with, and the egress record's
-/// reasons (the plan's extra destinations: gateways, on-link prefixes, `blocked_networks`);
-/// the record's file is added by step 6, which makes its directory.
+/// What the DNS gate runs with: the allowlist (moved, not indexed: the gate indexes it after the
+/// fork), the networks (for metadata answers), the resolvers, the upstream bound, the backend
+/// the rules went in with, and the egress record's reasons (the plan's extra destinations:
+/// gateways, on-link prefixes, `blocked_networks`); the record's file is added by step 6, which
+/// makes its directory.
 fn gate_config(
-    policy: &Policy,
+    policy: Policy,
     resolv_conf: ResolvConf,
     installed: &firewall::Installed,
     plan: &Plan,
 ) -> GateConfig {
     GateConfig {
         egress: policy.egress,
-        allowlist: Allowlist::new(&policy.hosts),
-        networks: policy.networks.clone(),
+        hosts: policy.hosts,
+        networks: policy.networks,
         resolvers: resolv_conf.nameservers,
         timeout: policy.resolve_timeout,
         backend: installed.backend,
@@ -610,8 +611,11 @@ fn spawn_agent(
 
     // The DNS gate, before the agent: its own process, its own uid, NET_ADMIN alone. Forked
     // while PID 1 still holds the capabilities it hands on.
-    let gate = match start.gate.take() {
-        Some(mut config) => {
+    // The gate's config outlives the spawn of the agent: freeing it now would copy every page
+    // of a long allowlist PID 1 shares with the freshly forked gate, on the agent's time.
+    let mut gate_config = start.gate.take();
+    let gate = match &mut gate_config {
+        Some(config) => {
             if start.uid == crate::policy::GATE_UID {
                 return Err(BootError::GateUid(start.uid));
             }
@@ -647,6 +651,7 @@ fn spawn_agent(
             return Err(e.into());
         }
     };
+    drop(gate_config);
     drop(start);
     Ok(supervisor)
 }
@@ -903,8 +908,9 @@ mod tests {
             gate.resolvers,
             ["10.0.0.2".parse::<std::net::IpAddr>().expect("ip")]
         );
-        assert_eq!(gate.allowlist.ports("a.example"), [Some(443)]);
-        assert_eq!(gate.allowlist.ports("b.example"), Vec::new());
+        let allowlist = crate::dns::allow::Allowlist::new(&gate.hosts);
+        assert_eq!(allowlist.ports("a.example"), [Some(443)]);
+        assert_eq!(allowlist.ports("b.example"), Vec::new());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::egress::recorder::Recorder;
 use crate::egress::RecordConfig;
 use crate::firewall::{Allow, Backend, CommandRunner, Family};
 use crate::log::Log;
-use crate::policy::{Egress, NetworkEntry, GATE_PORT};
+use crate::policy::{Egress, HostEntry, NetworkEntry, GATE_PORT};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -50,7 +50,9 @@ const LOG_WINDOW: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct GateConfig {
     pub egress: Egress,
-    pub allowlist: Allowlist,
+    /// `allowed_hosts` as the policy lists them. The gate indexes them ([`Allowlist`]) itself,
+    /// after the fork: a long allowlist costs the gate's start, not the agent's.
+    pub hosts: Vec<HostEntry>,
     /// `allowed_networks`: whether an answer in metadata space may be opened.
     pub networks: Vec<NetworkEntry>,
     /// Where queries go, in order.
@@ -250,6 +252,8 @@ mod throttle_tests {
 /// The gate's state.
 pub struct Gate<'a> {
     config: GateConfig,
+    /// The config's `hosts`, indexed.
+    allowlist: Allowlist,
     sockets: Sockets,
     runner: &'a dyn CommandRunner,
     log: Log,
@@ -299,7 +303,7 @@ impl<'a> Gate<'a> {
     /// A gate that answers on `sockets`, opens addresses through `runner` and stops when
     /// `stop` (a signalfd) is readable. Opens the egress record (see [`Recorder::open`]).
     pub fn new(
-        config: GateConfig,
+        mut config: GateConfig,
         mut sockets: Sockets,
         runner: &'a dyn CommandRunner,
         log: Log,
@@ -307,8 +311,10 @@ impl<'a> Gate<'a> {
     ) -> Self {
         let nflog = sockets.nflog.take();
         let recorder = Recorder::open(config.record.clone(), nflog, log);
+        let allowlist = Allowlist::new(&std::mem::take(&mut config.hosts));
         Gate {
             config,
+            allowlist,
             sockets,
             runner,
             log,
@@ -515,7 +521,7 @@ impl<'a> Gate<'a> {
             }
         };
         let name = query.name.as_str().to_owned();
-        let ports = self.config.allowlist.ports(&name);
+        let ports = self.allowlist.ports(&name);
         if ports.is_empty() && self.config.egress == Egress::Allowlist {
             self.throttle.warn(
                 &self.log,
@@ -837,7 +843,7 @@ pub enum StartError {
 /// [`crate::policy::GATE_UID`] with only the capabilities it needs
 /// ([`crate::privilege::drop_gate`]) and serves until it fails; a gate that cannot drop or
 /// serve exits 71, and the supervisor ends the container when it sees the gate gone.
-pub fn start(config: GateConfig, last_cap: u32, log: Log) -> Result<i32, StartError> {
+pub fn start(config: &GateConfig, last_cap: u32, log: Log) -> Result<i32, StartError> {
     use crate::sys::{self, Fork, Sys};
     let (mut sockets, no_v6) = Sockets::bind(config.v6).map_err(StartError::Sockets)?;
     if let Some(why) = no_v6 {
@@ -880,7 +886,9 @@ pub fn start(config: GateConfig, last_cap: u32, log: Log) -> Result<i32, StartEr
                 runner = runner.with_env("XTABLES_LOCKFILE", path);
             }
             let stop = stop_signal(&log);
-            match Gate::new(config, sockets, &runner, log, stop).run() {
+            // The gate's own copy: the parent's stays untouched, shared with this process until
+            // either writes to it (PID 1 frees its copy only once the agent runs).
+            match Gate::new(config.clone(), sockets, &runner, log, stop).run() {
                 Ended::Stopped => sys::exit_immediately(0),
                 Ended::Failed(error) => {
                     log.error(&error.to_string());
