@@ -58,6 +58,9 @@ Process checks:
   status                             uid, gid, groups, the five capability sets, NoNewPrivs,
                                      SigBlk, SigIgn, open fds, environment variable names
   exit N                             exit with status N
+  clock                              print CLOCK_MONOTONIC in nanoseconds (a bare number)
+  exec-timed COMMAND [ARGS...]       print CLOCK_MONOTONIC like `clock`, then exec COMMAND: with
+                                     an agent of `clock`, the two numbers bracket a boot
   kill-self SIG                      restore SIG's default action and send it to ourselves
   sleep SECS                         sleep (default signal dispositions), then exit 0
   orphans N                          create N orphaned grandchildren that exit, then wait
@@ -86,6 +89,8 @@ fn main() {
     }
     let code = match args[0].as_str() {
         "exit" => cmd_exit(&args[1..]),
+        "clock" => cmd_clock(),
+        "exec-timed" => cmd_exec_timed(&args[1..]),
         "kill-self" => cmd_kill_self(&args[1..]),
         "sleep" => cmd_sleep(&args[1..]),
         "orphans" => cmd_orphans(&args[1..]),
@@ -851,6 +856,34 @@ fn cmd_tcp_hammer(args: &[String]) -> i32 {
                  "ms": started.elapsed().as_millis() as u64}),
     );
     0
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the same clock in every process and namespace.
+fn monotonic_ns() -> u128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
+}
+
+fn cmd_clock() -> i32 {
+    println!("{}", monotonic_ns());
+    0
+}
+
+fn cmd_exec_timed(args: &[String]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let Some((program, rest)) = args.split_first() else {
+        return usage_error("exec-timed needs a command");
+    };
+    println!("{}", monotonic_ns());
+    let _ = io::stdout().flush();
+    let e = std::process::Command::new(program).args(rest).exec();
+    eprintln!("probe: exec {program}: {e}");
+    127
 }
 
 fn cmd_exit(args: &[String]) -> i32 {
