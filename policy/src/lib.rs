@@ -37,6 +37,9 @@ pub const CONFIG_DIR: &str = "/etc/jailoc";
 pub const CONFIG_DIR_ENV: &str = "SANDBOX_INIT_CONFIG_DIR";
 /// `SANDBOX_INIT_LOG=debug` turns on sandbox-init's debug lines.
 pub const LOG_ENV: &str = "SANDBOX_INIT_LOG";
+/// `SANDBOX_INIT_FIREWALL=iptables` installs the rules with the iptables programs even on the
+/// nf_tables backend, where sandbox-init otherwise writes them over netlink itself.
+pub const FIREWALL_ENV: &str = "SANDBOX_INIT_FIREWALL";
 /// Every variable whose name starts with this belongs to sandbox-init: it never reaches the
 /// agent, and a config may not set one (but [`LOG_ENV`]).
 pub const ENV_PREFIX: &str = "SANDBOX_INIT_";

@@ -135,7 +135,18 @@ fn boot(args: &Args, log: Log) -> Result<i32, BootError> {
     // Nothing sandbox-init inherited may reach a program it starts (iptables as root, the
     // agent): every descriptor above 2 becomes close-on-exec (what it opens itself already is).
     sys::Sys::cloexec_fds_from(&sys::RealSys, 3, sys::max_fd()).map_err(BootError::Fds)?;
-    let runner = SystemRunner::new(log);
+    let runner = match std::env::var_os(policy::FIREWALL_ENV) {
+        Some(v) if v == "iptables" => SystemRunner::new(log).without_netlink(),
+        Some(v) if v != "netlink" => {
+            log.warn(&format!(
+                "{}={}: unknown (iptables or netlink): writing the rules over netlink where possible",
+                policy::FIREWALL_ENV,
+                v.to_string_lossy()
+            ));
+            SystemRunner::new(log)
+        }
+        _ => SystemRunner::new(log),
+    };
     let mut stdout = io::stdout();
     let init = |start: AgentStart, log: &Log| start_agent(start, &InitPaths::default(), log);
     let stop = || early.take_stop();
@@ -234,13 +245,22 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
     for warning in &installed.warnings {
         log.warn(warning);
     }
+    if let Some(why) = &installed.fallback {
+        log.debug(&format!(
+            "nf_tables over netlink: {why}: iptables takes over"
+        ));
+    }
+    let how = match installed.processes {
+        0 => "over netlink".to_owned(),
+        n => format!("{n} iptables processes"),
+    };
     log.info(&format!(
-        "firewall installed ({} backend, {} egress, {} allowlisted destinations, IPv6 {}, {} iptables processes) in {:.1} ms",
+        "firewall {} ({} backend, {} egress, {} allowlisted destinations, IPv6 {}, {how}) in {:.1} ms",
+        if installed.kept { "kept" } else { "installed" },
         installed.backend.name,
         policy.egress,
         plan.allows.len(),
         if installed.v6 { "guarded" } else { "absent" },
-        installed.processes,
         started.elapsed().as_secs_f64() * 1000.0
     ));
 

@@ -744,6 +744,16 @@ impl Lab {
         cmd.args(["netns", "exec", &self.agent])
             .arg(which("unshare").expect("unshare not found: apt-get install util-linux"))
             .args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+        // The environment first, so that what `setup` exports reaches the command.
+        cmd.arg(which("env").expect("env not found")).arg("-i");
+        let mut has_path = false;
+        for (k, v) in env {
+            has_path |= *k == "PATH";
+            cmd.arg(format!("{k}={v}"));
+        }
+        if !has_path {
+            cmd.arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        }
         if !hide.is_empty() {
             let empty = self.dir.subdir("empty", 0o755);
             cmd.args([
@@ -758,15 +768,6 @@ impl Lab {
         }
         if !setup.is_empty() {
             cmd.args(["/bin/sh", "-c", &format!("{setup}\nexec \"$@\""), "sh"]);
-        }
-        cmd.arg(which("env").expect("env not found")).arg("-i");
-        let mut has_path = false;
-        for (k, v) in env {
-            has_path |= *k == "PATH";
-            cmd.arg(format!("{k}={v}"));
-        }
-        if !has_path {
-            cmd.arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         }
         cmd
     }
@@ -898,10 +899,15 @@ impl Lab {
 /// it, in which each fake is a root-owned copy (0755); the farm is then bound over `/usr/sbin`
 /// (`/sbin` is a symlink to it on merged-/usr systems). The real programs stay reachable as
 /// `/media/sbin/NAME` (a fake may `exec` one after recording its call).
+///
+/// Faked iptables programs stand for a kernel (or an image) in which they fail, and such a
+/// kernel refuses sandbox-init's own netlink writes as well; the script therefore also sets
+/// `SANDBOX_INIT_FIREWALL=iptables`, so sandbox-init uses the programs, as it would after its
+/// netlink path failed.
 pub fn replace_sbin_script(fakes: &[(&str, &Path)]) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let mut script = String::from(
-        "set -e\nmount -t tmpfs -o mode=755 tmpfs /media\nmkdir -m 755 /media/sbin /media/farm\n\
+        "set -e\nexport SANDBOX_INIT_FIREWALL=iptables\nmount -t tmpfs -o mode=755 tmpfs /media\nmkdir -m 755 /media/sbin /media/farm\n\
          mount --bind /usr/sbin /media/sbin\n\
          for f in /media/sbin/*; do ln -s \"$f\" /media/farm/; done\n",
     );

@@ -536,7 +536,7 @@ fn a_restart_keeps_the_rules_and_the_new_gate_closes_what_the_old_one_opened() {
     );
     assert_eq!(second.code, Some(0), "{}", second.stderr);
     assert!(
-        second.stderr.contains("4 iptables processes"),
+        second.stderr.contains("firewall kept"),
         "the rules were not kept: {}",
         second.stderr
     );

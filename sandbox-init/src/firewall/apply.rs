@@ -1,5 +1,11 @@
-//! Steps 4 and 5, the thin executor: install a [`Plan`] with one `*-restore --noflush` per
-//! family, read the result back with `*-save` and check it is exactly what was rendered.
+//! Steps 4 and 5, the thin executor: install a [`Plan`] and check that the kernel holds exactly
+//! what was rendered.
+//!
+//! On the nf_tables backend (the first candidate, and a runner in this process's namespace) the
+//! plan is written and read back over netlink, both families in one transaction, no process at
+//! all ([`super::nft`]). Where that does not apply or fails (another plan stands: the refill; a
+//! kernel that refuses a message), the iptables programs do the work as below, with one
+//! `*-restore --noflush` per family and a read-back with `*-save`.
 //!
 //! Process budget per boot, however many rules there are:
 //!
@@ -38,6 +44,8 @@ pub struct Installed {
     /// The plan stood already (a restart with the same policy) and was kept: `JAILOC-NAMES` may
     /// hold what the previous gate opened.
     pub kept: bool,
+    /// Why the netlink path was not taken on the nf_tables backend (for the debug log).
+    pub fallback: Option<String>,
 }
 
 /// Steps 4 and 5: installs `plan` with the first backend that works and verifies the
@@ -49,6 +57,24 @@ pub fn install(
     plan: &Plan,
     ipv6_present: bool,
 ) -> Result<Installed, FirewallError> {
+    let mut fallback = None;
+    if let Some(backend) = probed.candidates.first().filter(|b| b.name == "nft") {
+        if runner.netlink_here() {
+            match super::nft::install(plan) {
+                Ok(outcome) => {
+                    return Ok(Installed {
+                        backend,
+                        v6: true,
+                        warnings: Vec::new(),
+                        processes: 0,
+                        kept: outcome == super::nft::Outcome::Kept,
+                        fallback: None,
+                    })
+                }
+                Err(e) => fallback = Some(e.to_string()),
+            }
+        }
+    }
     let mut tried = Vec::new();
     for backend in &probed.candidates {
         let attempt = Attempt {
@@ -58,7 +84,12 @@ pub fn install(
             processes: 0,
         };
         match attempt.run(ipv6_present) {
-            Ok(installed) => return Ok(installed),
+            Ok(installed) => {
+                return Ok(Installed {
+                    fallback,
+                    ..installed
+                })
+            }
             Err(Outcome::Unusable(cause)) => tried.push(cause),
             Err(Outcome::Failed(e)) => return Err(e),
         }
@@ -216,6 +247,7 @@ impl Attempt<'_> {
             warnings,
             processes: self.processes,
             kept,
+            fallback: None,
         })
     }
 

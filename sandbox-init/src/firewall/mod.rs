@@ -18,6 +18,7 @@ pub(crate) mod backend;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod link;
+pub mod nft;
 pub(crate) mod plan;
 pub(crate) mod ranges;
 pub(crate) mod readback;

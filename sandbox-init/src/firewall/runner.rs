@@ -27,6 +27,14 @@ pub trait CommandRunner {
         Ok(true)
     }
 
+    /// Whether the rules may be written over netlink from this process instead
+    /// ([`crate::firewall::nft`]): only when the programs run in this process's own network
+    /// namespace. The real runner says yes; test doubles, and runners that enter another
+    /// namespace, must not (the rules would land in the namespace the test runs in).
+    fn netlink_here(&self) -> bool {
+        false
+    }
+
     /// Runs each sequence's commands in order, the sequences concurrently where the runner can
     /// (the default runs everything one after the other); results per sequence, in order.
     fn run_sequences(&self, seqs: &[&[Cmd<'_>]]) -> Vec<Vec<io::Result<Output>>> {
@@ -73,6 +81,8 @@ pub struct SystemRunner {
     log: Log,
     /// Set besides `PATH` (the DNS gate's own xtables lock file for legacy iptables).
     env: Vec<(String, String)>,
+    /// Whether the rules may go over netlink ([`CommandRunner::netlink_here`]).
+    netlink: bool,
 }
 
 impl SystemRunner {
@@ -86,11 +96,19 @@ impl SystemRunner {
         SystemRunner {
             trust,
             log,
+            netlink: true,
             env: Vec::new(),
         }
     }
 
     /// Also sets `key` to `value` for every program run.
+    /// Never writes the rules over netlink: the iptables programs install them
+    /// ([`crate::policy::FIREWALL_ENV`]).
+    pub fn without_netlink(mut self) -> Self {
+        self.netlink = false;
+        self
+    }
+
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
@@ -151,6 +169,10 @@ impl SystemRunner {
 impl CommandRunner for SystemRunner {
     fn exists(&self, program: &str) -> Result<bool, TrustError> {
         self.trust.find_program(program).map(|p| p.is_some())
+    }
+
+    fn netlink_here(&self) -> bool {
+        self.netlink
     }
 
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> io::Result<Output> {

@@ -53,6 +53,21 @@ impl Netlink {
     /// Asks for a receive buffer of `bytes` (`SO_RCVBUFFORCE`, which needs CAP_NET_ADMIN and
     /// passes `rmem_max`; plain `SO_RCVBUF`, capped by `rmem_max`, where that is refused).
     pub fn set_recv_buffer(&self, bytes: libc::c_int) -> Result<(), Errno> {
+        self.set_buffer(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, bytes)
+    }
+
+    /// Asks for a send buffer of `bytes`, the largest datagram the socket sends
+    /// (`SO_SNDBUFFORCE`, else `SO_SNDBUF`): an nf_tables transaction is one datagram.
+    pub fn set_send_buffer(&self, bytes: libc::c_int) -> Result<(), Errno> {
+        self.set_buffer(libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, bytes)
+    }
+
+    fn set_buffer(
+        &self,
+        force: libc::c_int,
+        plain: libc::c_int,
+        bytes: libc::c_int,
+    ) -> Result<(), Errno> {
         let set = |option| {
             // SAFETY: `bytes` is a live c_int and its exact size is passed; the socket is open.
             check_int(unsafe {
@@ -65,9 +80,7 @@ impl Netlink {
                 )
             })
         };
-        set(libc::SO_RCVBUFFORCE)
-            .or_else(|_| set(libc::SO_RCVBUF))
-            .map(drop)
+        set(force).or_else(|_| set(plain)).map(drop)
     }
 
     /// Sends one message to the kernel.

@@ -1,0 +1,282 @@
+//! The nf_tables backend's fast path: the plan written over netlink in one transaction for
+//! both families, and read back over netlink — no iptables process on the boot's path.
+//!
+//! | file | job |
+//! |---|---|
+//! | `msg.rs` | nfnetlink messages as bytes: the writer and a bounded reader |
+//! | `encode.rs` | a plan as the transaction, encoded as `iptables-nft-restore` encodes it |
+//!
+//! [`install`] sends the fresh transaction (`-N` of every chain of ours, the rules, the jump
+//! first in `OUTPUT`; IPv4 and IPv6 together, all or nothing) and then dumps every rule of the
+//! namespace to check that the kernel holds exactly what was sent: each chain of ours rule for
+//! rule (the expressions in order, every attribute sent with the value sent; counters aside),
+//! nothing else in them, and the jump the first rule of each `OUTPUT` and its only one. A dump
+//! before the transaction finds a restart (our chains stand): the same check then says whether
+//! they already hold this plan (kept as they are, nothing written). `JAILOC-NAMES` is the
+//! gate's and is not compared. Anything else — another plan standing, a kernel that refuses a
+//! message, a socket error — is an `Err`, and `apply.rs` falls back to `iptables-nft-restore`,
+//! which also handles the refill and the legacy backend.
+
+pub mod encode;
+pub mod msg;
+
+use crate::firewall::rules::{ChainName, Family, Table, CHAIN_PREFIX};
+use crate::firewall::Plan;
+use crate::sys::{self, Errno, Netlink};
+use encode::Sent;
+use msg::{attrs, find, Attr};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+/// What [`install`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A fresh namespace: the plan was written and read back.
+    Fresh,
+    /// The plan stood already (a restart with the same policy): nothing was written.
+    Kept,
+}
+
+/// Why the netlink path did not install the plan (the iptables path takes over).
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    #[error("netlink socket: {0}")]
+    Socket(Errno),
+    #[error("the kernel refused the transaction: {0}")]
+    Refused(Errno),
+    #[error("our chains stand with other rules: {0}")]
+    Other(String),
+    #[error("read back: {0}")]
+    ReadBack(String),
+}
+
+/// How long the kernel gets to answer a dump (it answers at once; this bounds a lost reply).
+const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Writes `plan` (fresh namespace) or finds it standing (restart), and checks the kernel's
+/// rules against it.
+pub fn install(plan: &Plan) -> Result<Outcome, NativeError> {
+    let (batch, sent) = encode::fresh(plan);
+    let socket = Netlink::netfilter().map_err(NativeError::Socket)?;
+    // The transaction is one datagram, and every failed message is echoed back in an error.
+    let room = i32::try_from(batch.len() * 2 + (1 << 20)).unwrap_or(i32::MAX);
+    let _ = socket.set_send_buffer(room);
+    let _ = socket.set_recv_buffer(room);
+    // A restart finds our chains: looked for first, because a transaction the kernel aborts
+    // costs it a grace period (~10 ms here), more than the whole fresh path.
+    let before = dump_rules(&socket)?;
+    if before.iter().any(|d| d.chain.starts_with(CHAIN_PREFIX)) {
+        return match check(plan, &sent, &before) {
+            Ok(()) => Ok(Outcome::Kept),
+            Err(why) => Err(NativeError::Other(why)),
+        };
+    }
+    socket.send(&batch).map_err(NativeError::Socket)?;
+    // The kernel handles a batch inside the send: its errors are queued already.
+    if let Some(&e) = drain_errors(&socket)?.first() {
+        return Err(NativeError::Refused(Errno(e)));
+    }
+    let after = dump_rules(&socket)?;
+    check(plan, &sent, &after).map_err(NativeError::ReadBack)?;
+    Ok(Outcome::Fresh)
+}
+
+/// Every rule of this network namespace, as the kernel holds it (the oracle test's view).
+pub fn dump() -> Result<Vec<Dumped>, NativeError> {
+    let socket = Netlink::netfilter().map_err(NativeError::Socket)?;
+    let _ = socket.set_recv_buffer(1 << 22);
+    dump_rules(&socket)
+}
+
+/// The error numbers of the answers waiting on `socket` (positive, `EEXIST` = 17).
+fn drain_errors(socket: &Netlink) -> Result<Vec<i32>, NativeError> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut errors = Vec::new();
+    loop {
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                for m in msg::messages(&buf[..n]) {
+                    match m.error() {
+                        Some(e) if e != 0 => errors.push(-e),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) if e.0 == libc::EAGAIN => return Ok(errors),
+            Err(e) => return Err(NativeError::Socket(e)),
+        }
+    }
+}
+
+/// One rule as the kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dumped {
+    pub family: u8,
+    pub table: String,
+    pub chain: String,
+    pub exprs: Vec<u8>,
+}
+
+/// Every rule of the namespace (all families), in chain order.
+fn dump_rules(socket: &Netlink) -> Result<Vec<Dumped>, NativeError> {
+    let mut w = msg::Writer::default();
+    w.message(msg::GETRULE, msg::F_REQUEST | msg::F_DUMP, 0, |_| {});
+    socket.send(&w.buf).map_err(NativeError::Socket)?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut rules = Vec::new();
+    let deadline = Instant::now() + DUMP_TIMEOUT;
+    loop {
+        let n = match socket.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.0 == libc::EAGAIN => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(NativeError::ReadBack("no answer to the rule dump".into()));
+                }
+                sys::poll_readable(&[socket.as_fd()], left).map_err(NativeError::Socket)?;
+                continue;
+            }
+            Err(e) => return Err(NativeError::Socket(e)),
+        };
+        for m in msg::messages(&buf[..n]) {
+            match m.kind {
+                msg::NLMSG_DONE => return Ok(rules),
+                msg::NLMSG_ERROR => {
+                    let e = m.error().unwrap_or(0);
+                    return Err(NativeError::Refused(Errno(-e)));
+                }
+                msg::NEWRULE => {
+                    let text = |kind| {
+                        find(m.body, kind)
+                            .map(|b| {
+                                String::from_utf8_lossy(b.strip_suffix(b"\0").unwrap_or(b))
+                                    .into_owned()
+                            })
+                            .unwrap_or_default()
+                    };
+                    rules.push(Dumped {
+                        family: m.family,
+                        table: text(1),
+                        chain: text(2),
+                        exprs: find(m.body, 4).unwrap_or_default().to_vec(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether the kernel's rules (`dumped`) are exactly the plan's (`sent`): see the module doc.
+pub fn check(plan: &Plan, sent: &[Sent], dumped: &[Dumped]) -> Result<(), String> {
+    for family in [Family::V4, Family::V6] {
+        let nf = encode::nfproto(family);
+        for table in Table::ALL {
+            let name = table.to_string();
+            let here = |d: &&Dumped| d.family == nf && d.table == name;
+            let chains = match table {
+                Table::Filter => plan.chains.get(family),
+                Table::Nat => plan.nat.get(family),
+            };
+            // Each chain of ours, rule for rule.
+            for chain in chains.iter().filter(|c| c.name != ChainName::Names) {
+                let chain = chain.name.to_string();
+                let want: Vec<&Sent> = sent
+                    .iter()
+                    .filter(|s| s.family == family && s.table == table && s.chain == chain)
+                    .collect();
+                let have: Vec<&Dumped> = dumped
+                    .iter()
+                    .filter(here)
+                    .filter(|d| d.chain == chain)
+                    .collect();
+                if want.len() != have.len() {
+                    return Err(format!(
+                        "{family} {name} {chain}: {} rules sent, {} in the kernel",
+                        want.len(),
+                        have.len()
+                    ));
+                }
+                for (i, (w, h)) in want.iter().zip(&have).enumerate() {
+                    if !same_rule(&h.exprs, &w.exprs) {
+                        return Err(format!("{family} {name} {chain}: rule {} differs", i + 1));
+                    }
+                }
+            }
+            // No chain of ours beyond the plan's.
+            let planned = |c: &str| chains.iter().any(|p| p.name.to_string() == c);
+            if let Some(d) = dumped
+                .iter()
+                .filter(here)
+                .find(|d| d.chain.starts_with(CHAIN_PREFIX) && !planned(&d.chain))
+            {
+                return Err(format!("{family} {name}: {} is not in the plan", d.chain));
+            }
+            // The one jump, first in OUTPUT.
+            let hook = table.hook().to_string();
+            let output: Vec<&Dumped> = dumped
+                .iter()
+                .filter(here)
+                .filter(|d| d.chain == "OUTPUT")
+                .collect();
+            let jump = encode::hook_exprs(table.hook());
+            if !output.first().is_some_and(|d| same_rule(&d.exprs, &jump)) {
+                return Err(format!(
+                    "{family} {name}: the first rule of OUTPUT is not the jump to {hook}"
+                ));
+            }
+            let jumps = output.iter().filter(|d| jumps_to(&d.exprs, &hook)).count();
+            if jumps != 1 {
+                return Err(format!(
+                    "{family} {name}: {jumps} jumps from OUTPUT to {hook}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a rule the kernel holds is the rule sent: the same expressions in the same order,
+/// each with every attribute sent at the value sent (a counter's values aside: they count).
+pub fn same_rule(dumped: &[u8], sent: &[u8]) -> bool {
+    let (have, want) = (attrs(dumped), attrs(sent));
+    have.len() == want.len()
+        && have.iter().zip(&want).all(|(h, w)| {
+            let name = |a: &Attr<'_>| find(a.data, 1).map(<[u8]>::to_vec);
+            name(h) == name(w)
+                && (name(w).as_deref() == Some(&b"counter\0"[..])
+                    || covers(
+                        find(h.data, 2).unwrap_or_default(),
+                        find(w.data, 2).unwrap_or_default(),
+                    ))
+        })
+}
+
+/// Whether `dumped` holds every attribute of `sent` with the same value (nests compared the
+/// same way; the kernel may add defaults of its own, such as a bitwise operation).
+fn covers(dumped: &[u8], sent: &[u8]) -> bool {
+    let have = attrs(dumped);
+    attrs(sent).iter().all(|w| {
+        have.iter().find(|h| h.kind == w.kind).is_some_and(|h| {
+            if w.nested {
+                covers(h.data, w.data)
+            } else {
+                h.data == w.data
+            }
+        })
+    })
+}
+
+/// Whether one of a rule's expressions is a jump to `chain`.
+fn jumps_to(exprs: &[u8], chain: &str) -> bool {
+    let mut name = chain.as_bytes().to_vec();
+    name.push(0);
+    attrs(exprs).iter().any(|e| {
+        find(e.data, 1) == Some(&b"immediate\0"[..])
+            && find(e.data, 2)
+                .and_then(|d| find(d, 2))
+                .and_then(|d| find(d, 2))
+                .and_then(|v| find(v, 2))
+                == Some(&name[..])
+    })
+}

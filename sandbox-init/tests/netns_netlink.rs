@@ -1,0 +1,183 @@
+//! The nf_tables fast path for real (root): for every golden fixture policy, the rules
+//! sandbox-init writes over netlink are the rules `iptables-nft-restore` writes for the same
+//! plan — the kernel's dump of both namespaces is byte-identical, rule for rule, and
+//! `iptables-nft-save` prints both the same. A restart keeps them without writing; a rule
+//! slipped into one of our chains is noticed and the plan is not taken as standing.
+//!
+//! The netlink writes happen on a thread that entered the test's namespace (`setns`), checked
+//! by inode before any socket is opened: nothing is ever written to the namespace the tests run
+//! in. Each namespace has no link at all and is removed by a Drop guard.
+//!
+//! Skips with a printed reason when not root or without `ip`/iptables-nft; fails instead when
+//! `CI` is set.
+
+mod common;
+
+use common::{cases, load_case};
+use jailoc_tests::netns::Netns;
+use sandbox_init::firewall::nft::{self, Dumped, NativeError, Outcome};
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+
+fn privileged() -> bool {
+    jailoc_tests::require_tools(
+        "real-netlink test",
+        &[
+            ("ip", "-V", "`ip` (iproute2) is not installed"),
+            (
+                "iptables-nft-restore",
+                "--version",
+                "iptables-nft-restore is not installed (apt-get install iptables)",
+            ),
+        ],
+    )
+}
+
+/// Runs `f` on a thread inside `ns` (and only there: the thread's namespace is checked to be
+/// `ns`'s before `f` runs).
+#[allow(unsafe_code)]
+fn inside<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let path = format!("/run/netns/{}", ns.name);
+            let target = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: setns on this thread only, with an fd that stays open for the call.
+            let rc = unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "setns into {}: {}",
+                ns.name,
+                std::io::Error::last_os_error()
+            );
+            let here = fs::metadata("/proc/thread-self/ns/net")
+                .expect("own netns")
+                .ino();
+            let want = fs::metadata(&path).expect("target netns").ino();
+            // /proc/self is the process (its main thread, which stays where the tests run).
+            let root = fs::metadata("/proc/self/ns/net")
+                .expect("the tests netns")
+                .ino();
+            assert!(here == want && here != root, "not inside {}", ns.name);
+            f()
+        })
+        .join()
+        .expect("the namespace thread panicked")
+    })
+}
+
+fn save(ns: &Netns) -> String {
+    let mut text = String::new();
+    for prog in ["iptables-nft-save", "ip6tables-nft-save"] {
+        let out = ns.exec(&[prog]);
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn dump(ns: &Netns) -> Vec<Dumped> {
+    inside(ns, nft::dump).expect("dump")
+}
+
+#[test]
+fn every_golden_plan_over_netlink_is_what_iptables_nft_writes() {
+    if !privileged() {
+        return;
+    }
+    let cases = cases();
+    assert!(cases.len() >= 12, "too few fixture policies");
+    for dir in cases {
+        let name = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let case = load_case(&dir);
+
+        let ours = Netns::new("jsi-nl");
+        let outcome = inside(&ours, || nft::install(&case.plan));
+        assert_eq!(outcome.ok(), Some(Outcome::Fresh), "{name}");
+
+        let theirs = Netns::new("jsi-ipt");
+        for (prog, file) in [
+            ("iptables-nft-restore", "rules.v4"),
+            ("ip6tables-nft-restore", "rules.v6"),
+        ] {
+            let payload = dir.join(file);
+            theirs.exec(&[
+                "sh",
+                "-c",
+                &format!("{prog} --noflush < '{}'", payload.display()),
+            ]);
+        }
+
+        let (a, b) = (dump(&ours), dump(&theirs));
+        assert!(a.len() > 20, "{name}: only {} rules dumped", a.len());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!(
+                x, y,
+                "{name}: rule {i} differs between netlink and iptables-nft"
+            );
+        }
+        assert_eq!(a.len(), b.len(), "{name}: rule counts differ");
+        assert_eq!(
+            save(&ours),
+            save(&theirs),
+            "{name}: iptables-nft-save differs"
+        );
+
+        // A restart with the same plan finds it standing and writes nothing.
+        let again = inside(&ours, || nft::install(&case.plan));
+        assert_eq!(again.ok(), Some(Outcome::Kept), "{name}");
+        assert_eq!(dump(&ours), a, "{name}: the restart changed the rules");
+    }
+}
+
+#[test]
+fn a_rule_slipped_into_our_chain_is_not_taken_for_the_plan() {
+    if !privileged() {
+        return;
+    }
+    let dir = cases()
+        .into_iter()
+        .find(|d| d.ends_with("allowlist-names"))
+        .expect("case");
+    let case = load_case(&dir);
+    let ns = Netns::new("jsi-nl");
+    assert_eq!(
+        inside(&ns, || nft::install(&case.plan)).ok(),
+        Some(Outcome::Fresh)
+    );
+    // What an attacker with a moment of root would add: an accept before the refusals.
+    ns.exec(&[
+        "iptables-nft",
+        "-I",
+        "JAILOC-OUTPUT",
+        "1",
+        "-d",
+        "203.0.113.9",
+        "-j",
+        "ACCEPT",
+    ]);
+    match inside(&ns, || nft::install(&case.plan)) {
+        Err(NativeError::Other(why)) => {
+            assert!(why.contains("JAILOC-OUTPUT"), "{why}");
+        }
+        other => panic!("the tampered chain was taken as standing: {other:?}"),
+    }
+    // A second jump in OUTPUT (rules run twice, or an earlier exit) is noticed too.
+    let clean = Netns::new("jsi-nl");
+    assert_eq!(
+        inside(&clean, || nft::install(&case.plan)).ok(),
+        Some(Outcome::Fresh)
+    );
+    clean.exec(&["iptables-nft", "-A", "OUTPUT", "-j", "JAILOC-OUTPUT"]);
+    match inside(&clean, || nft::install(&case.plan)) {
+        Err(NativeError::Other(why)) => assert!(why.contains("2 jumps"), "{why}"),
+        other => panic!("a second jump went unnoticed: {other:?}"),
+    }
+}
