@@ -126,6 +126,7 @@ pub fn context(root: &Path, runner: Recorder) -> (Context, Buf, Buf) {
         hidden_env: Vec::new(),
         writable: Vec::new(),
         host_addrs: fixed_host_addrs,
+        proc_dir: root.join("proc"),
     };
     (ctx, out, err)
 }
