@@ -216,6 +216,13 @@ pub(crate) mod tests {
         .label()
     }
 
+    /// The agent container of `app`'s run `id` as `docker ps --format '{{json .}}'` prints it.
+    pub(crate) fn run_container(id: &str, state: &str, owner: &str) -> String {
+        format!(
+            "{{\"ID\":\"c{id}\",\"Labels\":\"com.docker.compose.project=jailoc-app-run-{id},com.docker.compose.service=opencode,dev.jailoc.run=jailoc-app-run-{id},dev.jailoc.run.owner={owner},dev.jailoc.workspace=app\",\"Names\":\"jailoc-app-run-{id}\",\"State\":\"{state}\",\"Status\":\"\"}}\n"
+        )
+    }
+
     #[test]
     fn the_owner_label_reads_back_and_nothing_else_does() {
         let o = Owner {
