@@ -122,10 +122,17 @@ pub struct ComposeInput<'a> {
 pub struct OneShot {
     pub container_name: String,
     pub command: Vec<String>,
+    /// The jailoc process running it, as [`RUN_OWNER_LABEL`] records it
+    /// ([`crate::runs::Owner::label`]).
+    pub owner: String,
 }
 
 /// The label that marks a one-shot run's container (value: its container name).
 pub const RUN_LABEL: &str = "dev.jailoc.run";
+
+/// The label naming the `jailoc run` process that owns a one-shot run's container, so `jailoc
+/// down` can tell a run left behind from one still going ([`crate::runs`]).
+pub const RUN_OWNER_LABEL: &str = "dev.jailoc.run.owner";
 
 /// Renders the compose file.
 pub fn render(inp: &ComposeInput<'_>) -> String {
@@ -224,6 +231,7 @@ pub fn render(inp: &ComposeInput<'_>) -> String {
     let _ = writeln!(y, "      dev.jailoc.egress: {}", q(ws.egress.as_str()));
     if let Some(run) = inp.one_shot {
         let _ = writeln!(y, "      {RUN_LABEL}: {}", q(&run.container_name));
+        let _ = writeln!(y, "      {RUN_OWNER_LABEL}: {}", q(&run.owner));
     } else {
         y.push_str("    healthcheck:\n");
         let test: Vec<String> = HEALTHCHECK.iter().map(|a| q(a)).collect();
@@ -483,6 +491,7 @@ mod tests {
         let run = OneShot {
             container_name: "jailoc-w-run-0a1b2c".into(),
             command: vec!["sh".into(), "-c".into(), "echo $HOME".into()],
+            owner: "host=h pidns=pid:[4026531836] pid=42 start=9001".into(),
         };
         let server = render_config("expose_port = true\n");
         let y = render_config_for("expose_port = true\n", Some(&run));
@@ -500,7 +509,7 @@ mod tests {
             "{y}"
         );
         assert!(
-            y.contains("      dev.jailoc.run: \"jailoc-w-run-0a1b2c\"\n"),
+            y.contains("      dev.jailoc.run: \"jailoc-w-run-0a1b2c\"\n      dev.jailoc.run.owner: \"host=h pidns=pid:[4026531836] pid=42 start=9001\"\n"),
             "{y}"
         );
         // Everything else is the server's: entrypoint, capabilities, limits, mounts, labels.

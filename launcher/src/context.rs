@@ -35,6 +35,9 @@ pub struct Context {
     /// Reads the host's interface addresses and prefixes (walled off in the policy); tests pass
     /// fixed ones.
     pub host_addrs: fn() -> std::io::Result<Vec<crate::hostaddrs::HostAddr>>,
+    /// The host's process information (`/proc`): who owns a one-shot run ([`crate::runs`]);
+    /// tests pass a directory of their own.
+    pub proc_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Context {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::compose::{RUN_LABEL, RUN_OWNER_LABEL};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::process::{Cmd, Mode, Output};
@@ -223,6 +224,11 @@ pub struct ContainerInfo {
     pub status: String,
     /// Started by the Go jailoc: same compose project (`jailoc-NAME`), no jailoc label.
     pub go_jailoc: bool,
+    /// The one-shot run (`jailoc run`) this container is the agent of: its compose project
+    /// ([`RUN_LABEL`]); empty for a workspace's own container.
+    pub run: String,
+    /// Who owns that run ([`RUN_OWNER_LABEL`], see [`crate::runs::Owner`]).
+    pub run_owner: String,
 }
 
 impl ContainerInfo {
@@ -279,6 +285,62 @@ pub fn ps_cmd(cli: &str, workspace: Option<&str>) -> Cmd {
 
 /// The label Compose puts on everything of a project (containers, networks, volumes).
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+
+/// The one-shot runs' agent containers of workspace `name` (`jailoc run`: each its own
+/// project, all labelled with the workspace and [`RUN_LABEL`]).
+pub fn runs_ps_cmd(cli: &str, name: &str) -> Cmd {
+    Cmd::new(
+        cli,
+        [
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={RUN_LABEL}"),
+            "--filter",
+            &format!("label={WORKSPACE_LABEL}={name}"),
+            "--format",
+            "{{json .}}",
+        ],
+    )
+}
+
+/// Takes down compose project `project` through the container CLI by the project's label,
+/// without Compose and without its files: its containers (stopped, then removed) and networks,
+/// and with `volumes` its volumes too (named and anonymous). Returns whether there was anything
+/// to take down.
+pub fn take_down_project(ctx: &Context, cli: &str, project: &str, volumes: bool) -> Result<bool> {
+    let filter = format!("label={PROJECT_LABEL}={project}");
+    let list = |what: &[&str]| -> Result<Vec<String>> {
+        let cmd = Cmd::new(cli, what.iter().copied()).args(["--filter", &filter]);
+        let out = run_checked(
+            ctx,
+            &cmd,
+            Mode::Capture,
+            &format!("list what project {project} holds"),
+        )?;
+        Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+    };
+    let containers = list(&["ps", "-aq"])?;
+    let networks = list(&["network", "ls", "-q"])?;
+    let found = if volumes {
+        list(&["volume", "ls", "-q"])?
+    } else {
+        Vec::new()
+    };
+    let what = format!("take down project {project}");
+    let run = |args: &[&str], names: &[String]| -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let cmd = Cmd::new(cli, args.iter().copied()).args(names.iter().map(String::as_str));
+        run_checked(ctx, &cmd, Mode::Capture, &what).map(|_| ())
+    };
+    run(&["stop"], &containers)?;
+    run(if volumes { &["rm", "-v"] } else { &["rm"] }, &containers)?;
+    run(&["network", "rm"], &networks)?;
+    run(&["volume", "rm"], &found)?;
+    Ok(!containers.is_empty() || !networks.is_empty() || !found.is_empty())
+}
 
 /// Lists the named volumes of compose project `project`, one name a line.
 pub fn volume_ls_cmd(cli: &str, project: &str) -> Cmd {
@@ -382,6 +444,8 @@ fn container_info(p: PsLine) -> Option<ContainerInfo> {
         id: p.id,
         status: p.status,
         go_jailoc,
+        run: label(RUN_LABEL),
+        run_owner: label(RUN_OWNER_LABEL),
     })
 }
 

@@ -6,9 +6,7 @@
 use std::path::Path;
 
 use crate::context::Context;
-use crate::engine::{run_checked, PROJECT_LABEL};
 use crate::error::Result;
-use crate::process::{Cmd, Mode};
 
 /// Who wrote a workspace's compose file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,26 +60,7 @@ pub fn data_volume(name: &str) -> String {
 /// top-level `name:`, which docker-compose 1.29 refuses, and needs variables of the Go
 /// jailoc's environment. Returns whether there was anything to take down.
 pub fn take_down(ctx: &Context, cli: &str, project: &str) -> Result<bool> {
-    let filter = format!("label={PROJECT_LABEL}={project}");
-    let list = |what: &[&str]| -> Result<Vec<String>> {
-        let cmd = Cmd::new(cli, what.iter().copied()).args(["--filter", &filter]);
-        let out = run_checked(ctx, &cmd, Mode::Capture, "list the Go jailoc's containers")?;
-        Ok(out.stdout.split_whitespace().map(str::to_string).collect())
-    };
-    let containers = list(&["ps", "-aq"])?;
-    let networks = list(&["network", "ls", "-q"])?;
-    let what = format!("stop the Go jailoc's project {project}");
-    if !containers.is_empty() {
-        for verb in ["stop", "rm"] {
-            let cmd = Cmd::new(cli, [verb]).args(containers.iter().map(String::as_str));
-            run_checked(ctx, &cmd, Mode::Capture, &what)?;
-        }
-    }
-    if !networks.is_empty() {
-        let cmd = Cmd::new(cli, ["network", "rm"]).args(networks.iter().map(String::as_str));
-        run_checked(ctx, &cmd, Mode::Capture, &what)?;
-    }
-    Ok(!containers.is_empty() || !networks.is_empty())
+    crate::engine::take_down_project(ctx, cli, project, false)
 }
 
 #[cfg(test)]

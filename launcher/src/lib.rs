@@ -26,6 +26,7 @@ pub mod policy;
 pub mod process;
 pub mod quote;
 pub mod readiness;
+pub mod runs;
 pub mod tui;
 pub mod workspace;
 
@@ -59,6 +60,7 @@ pub fn main_with_system() -> i32 {
         hidden_env: Vec::new(),
         writable: Vec::new(),
         host_addrs: hostaddrs::system,
+        proc_dir: "/proc".into(),
     };
     run(std::env::args_os(), ctx)
 }

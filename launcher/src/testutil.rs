@@ -35,6 +35,31 @@ impl Runner for Recorder {
     }
 }
 
+/// Records every command line and answers it with the stdout of the first `(prefix, stdout)`
+/// whose prefix the command line starts with; exit 0 and no output when none does.
+#[derive(Debug, Default, Clone)]
+pub struct Scripted {
+    pub log: Rc<RefCell<Vec<String>>>,
+    pub answers: Vec<(String, String)>,
+}
+
+impl Runner for Scripted {
+    fn run(&self, cmd: &Cmd, _: Mode) -> std::io::Result<Output> {
+        let line = cmd.display();
+        self.log.borrow_mut().push(line.clone());
+        let stdout = self
+            .answers
+            .iter()
+            .find(|(prefix, _)| line.starts_with(prefix.as_str()))
+            .map(|(_, out)| out.clone())
+            .unwrap_or_default();
+        Ok(Output {
+            stdout,
+            ..Output::default()
+        })
+    }
+}
+
 /// A writer whose bytes the test can read afterwards.
 #[derive(Debug, Default, Clone)]
 pub struct Buf(pub Rc<RefCell<Vec<u8>>>);
@@ -126,6 +151,7 @@ pub fn context(root: &Path, runner: Recorder) -> (Context, Buf, Buf) {
         hidden_env: Vec::new(),
         writable: Vec::new(),
         host_addrs: fixed_host_addrs,
+        proc_dir: root.join("proc"),
     };
     (ctx, out, err)
 }

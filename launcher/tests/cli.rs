@@ -771,6 +771,7 @@ fn switching_from_the_go_jailoc_loses_nothing() {
         calls,
         [
             "docker compose version",
+            "docker ps -a --filter label=dev.jailoc.run --filter label=dev.jailoc.workspace=app --format {{json .}}",
             "docker volume ls --filter label=com.docker.compose.project=jailoc-app --format {{.Name}}",
             "docker ps -aq --filter label=com.docker.compose.project=jailoc-app",
             "docker network ls -q --filter label=com.docker.compose.project=jailoc-app",

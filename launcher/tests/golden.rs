@@ -69,6 +69,7 @@ fn context(root: &Path) -> Context {
         hidden_env: Vec::new(),
         writable: Vec::new(),
         host_addrs: || Ok(Vec::new()),
+        proc_dir: root.join("proc"),
     }
 }
 

@@ -438,5 +438,6 @@ fn context(user: &User, bin: &Path) -> jailoc::context::Context {
         hidden_env: Vec::new(),
         writable: Vec::new(),
         host_addrs: || Ok(Vec::new()),
+        proc_dir: "/proc".into(),
     }
 }

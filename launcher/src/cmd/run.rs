@@ -91,6 +91,7 @@ pub fn run_with(
     let run = OneShot {
         container_name: format!("{}-run-{id}", workspace::project(&ws.name)),
         command: job.argv(),
+        owner: crate::runs::Owner::of_self(&ctx.proc_dir).label(),
     };
     let dir = ctx.cache_dir().join(&ws.name).join("runs").join(&id);
     let files = run_files(ctx, &ws.name, &dir);
@@ -268,10 +269,11 @@ mod tests {
 
     /// Plays the engine for one run: `logs --follow` prints `stdout` (or, under a watch that
     /// says stop, is stopped), `inspect` reports `code`, `cp` writes `record`; every command
-    /// line is logged.
+    /// line is logged, and the compose file `up` creates the run from is kept.
     #[derive(Debug, Clone, Default)]
     struct Engine {
         log: Rc<RefCell<Vec<String>>>,
+        compose_file: Rc<RefCell<String>>,
         stdout: &'static str,
         code: i32,
         record: Option<&'static str>,
@@ -282,6 +284,11 @@ mod tests {
             let line = cmd.display();
             self.log.borrow_mut().push(line.clone());
             let mut out = Output::default();
+            if cmd.args.iter().any(|a| a == "up") {
+                let file = cmd.args.iter().skip_while(|a| *a != "-f").nth(1);
+                *self.compose_file.borrow_mut() =
+                    std::fs::read_to_string(file.expect("-f")).expect("compose file");
+            }
             match cmd.args.first().map(String::as_str) {
                 Some("logs") => out.stdout = self.stdout.into(),
                 Some("inspect") => out.stdout = format!("{}\n", self.code),
@@ -327,6 +334,7 @@ mod tests {
         let log = engine.log.clone();
         let (mut ctx, _, err) = context(&root, crate::testutil::Recorder::default());
         ctx.runner = Box::new(engine);
+        ctx.proc_dir = "/proc".into();
         ctx.env
             .insert("JAILOC_COMPOSE".into(), "docker compose".into());
         let mut full = vec!["jailoc"];
@@ -404,6 +412,36 @@ mod tests {
         assert_eq!(
             err.text().lines().last(),
             Some("jailoc: blocked 1 connection: 169.254.169.254:80 (cloud metadata)")
+        );
+    }
+
+    /// The run's container names this `jailoc run` as its owner, which reads as running while
+    /// it runs: `jailoc down` leaves the run alone meanwhile.
+    #[test]
+    fn a_runs_container_names_its_live_owner() {
+        let engine = Engine::default();
+        let compose_file = engine.compose_file.clone();
+        let (result, _, _) = run_app(
+            &["run", "-w", "app", "--", "true"],
+            engine,
+            &Interrupt::default(),
+        );
+        result.expect("success");
+        let text = compose_file.borrow().clone();
+        let label = text
+            .lines()
+            .find_map(|l| l.strip_prefix("      dev.jailoc.run.owner: "))
+            .and_then(|v| v.strip_prefix('"')?.strip_suffix('"'))
+            .expect("an owner label")
+            .to_string();
+        assert_eq!(
+            crate::runs::Owner::parse(&label).map(|o| o.pid),
+            Some(std::process::id()),
+            "{label}"
+        );
+        assert_eq!(
+            crate::runs::liveness(&label, Path::new("/proc")),
+            crate::runs::Liveness::Running(std::process::id())
         );
     }
 

@@ -1,7 +1,9 @@
 //! `jailoc status [NAME] [--json]`: every workspace's state, port, egress and image from one
 //! engine query; with NAME (or `-w`), one workspace in detail, as the Go jailoc shows it — state
 //! and health, port, password source, CPU, memory, PIDs, network and block I/O, uptime — plus
-//! its egress mode and who started it. Containers the Go jailoc started for a workspace count.
+//! its egress mode and who started it. Containers the Go jailoc started for a workspace count;
+//! one-shot runs' (`jailoc run`) never stand for their workspace: they are listed apart, each
+//! saying whether it is in progress or was left behind ([`crate::runs`]).
 
 use std::collections::BTreeMap;
 
@@ -12,10 +14,11 @@ use crate::compose::SERVICE;
 use crate::config::schema::PasswordMode;
 use crate::config::{inspect_workspace, Workspace};
 use crate::context::Context;
-use crate::engine::{container_cli, parse_ps, ps_cmd, run_checked, ContainerInfo};
+use crate::engine::{container_cli, parse_ps, ps_cmd, run_checked, runs_ps_cmd, ContainerInfo};
 use crate::error::{Error, Result};
 use crate::image;
 use crate::process::{Cmd, Mode};
+use crate::runs::{runs_of, Run};
 use crate::workspace;
 
 /// One row of `status`.
@@ -35,6 +38,9 @@ pub struct Row {
     pub paths: Vec<String>,
     /// The running container was started by the Go jailoc (jailoc's next `up` replaces it).
     pub go_jailoc: bool,
+    /// The workspace's one-shot runs that exist (running or left behind); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<Run>,
 }
 
 /// `status NAME`: a [`Row`] and the Go jailoc's detail fields.
@@ -111,10 +117,13 @@ pub fn password_source(ctx: &Context, ws: &Workspace) -> String {
 }
 
 /// The agent container of each workspace: jailoc's own before the Go jailoc's, a running one
-/// before others.
+/// before others; never a one-shot run's.
 fn agents(containers: Vec<ContainerInfo>) -> BTreeMap<String, ContainerInfo> {
     let mut by: BTreeMap<String, ContainerInfo> = BTreeMap::new();
-    for c in containers.into_iter().filter(|c| c.service == SERVICE) {
+    for c in containers
+        .into_iter()
+        .filter(|c| c.service == SERVICE && c.run.is_empty())
+    {
         let rank = |c: &ContainerInfo| (c.state == "running", !c.go_jailoc);
         match by.get(&c.workspace) {
             Some(old) if rank(old) >= rank(&c) => {}
@@ -126,7 +135,7 @@ fn agents(containers: Vec<ContainerInfo>) -> BTreeMap<String, ContainerInfo> {
     by
 }
 
-fn row(name: &str, ws: &Workspace, c: Option<&ContainerInfo>) -> Row {
+fn row(name: &str, ws: &Workspace, c: Option<&ContainerInfo>, runs: Vec<Run>) -> Row {
     Row {
         name: name.to_string(),
         state: c
@@ -146,6 +155,7 @@ fn row(name: &str, ws: &Workspace, c: Option<&ContainerInfo>) -> Row {
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
         go_jailoc: c.is_some_and(|c| c.go_jailoc),
+        runs,
     }
 }
 
@@ -159,6 +169,10 @@ pub fn run(ctx: &mut Context, cli: &Cli, json: bool) -> Result<()> {
         let out = run_checked(ctx, &cmd, Mode::Capture, "query the container engine")?;
         let containers = agents(parse_ps(&out.stdout));
         let c = containers.get(name);
+        let cmd = runs_ps_cmd(&cli_name, name);
+        let out = run_checked(ctx, &cmd, Mode::Capture, "query the container engine")?;
+        let mut runs = runs_of(&parse_ps(&out.stdout), &ctx.proc_dir);
+        runs.retain(|r| r.workspace == name);
         let stats = match c.filter(|c| c.state == "running" && !c.name.is_empty()) {
             Some(c) => {
                 let cmd = Cmd::new(
@@ -173,7 +187,7 @@ pub fn run(ctx: &mut Context, cli: &Cli, json: bool) -> Result<()> {
             None => None,
         };
         let detail = Detail {
-            row: row(name, &ws, c),
+            row: row(name, &ws, c, runs),
             exit_code: c.and_then(ContainerInfo::exit_code),
             password: password_source(ctx, &ws),
             uptime: c
@@ -192,11 +206,15 @@ pub fn run(ctx: &mut Context, cli: &Cli, json: bool) -> Result<()> {
     }
     let cmd = ps_cmd(&cli_name, None);
     let out = run_checked(ctx, &cmd, Mode::Capture, "query the container engine")?;
-    let containers = agents(parse_ps(&out.stdout));
+    let all = parse_ps(&out.stdout);
+    let mut runs = runs_of(&all, &ctx.proc_dir);
+    let containers = agents(all);
     let mut rows = Vec::new();
     for name in cfg.workspace_names() {
         let ws = inspect_workspace(&cfg, &name)?;
-        rows.push(row(&name, &ws, containers.get(&name)));
+        let (mine, others) = runs.into_iter().partition(|r: &Run| r.workspace == name);
+        runs = others;
+        rows.push(row(&name, &ws, containers.get(&name), mine));
     }
     if json {
         let text = serde_json::to_string_pretty(&rows)
@@ -245,6 +263,12 @@ pub fn render_detail(d: &Detail) -> String {
     }
     if let Some(u) = &d.uptime {
         lines.push(("Uptime", u.clone()));
+    }
+    for run in &r.runs {
+        lines.push((
+            "Run",
+            format!("{} ({}, {})", run.project, run.state, run.note(&r.name)),
+        ));
     }
     let mut s = String::new();
     for (k, v) in lines {
@@ -304,6 +328,23 @@ pub fn render_table(rows: &[Row]) -> String {
         s.push_str(line.trim_end());
         s.push('\n');
     }
+    let runs: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.runs.iter().map(move |run| (r, run)))
+        .map(|(r, run)| {
+            format!(
+                "run {} ({}): {}, {}\n",
+                run.project,
+                r.name,
+                run.state,
+                run.note(&r.name)
+            )
+        })
+        .collect();
+    if !runs.is_empty() {
+        s.push('\n');
+        s.push_str(&runs.concat());
+    }
     s
 }
 
@@ -360,5 +401,95 @@ mod tests {
         assert_eq!(by["w"].id, "new");
         let by = agents(vec![c("old", "exited", false), c("go", "running", true)]);
         assert_eq!(by["w"].id, "go");
+    }
+
+    use crate::runs::tests::{fake_proc, owner_label, run_container};
+    use crate::testutil::{context, tempdir, Buf, Recorder, Scripted};
+    use clap::Parser as _;
+
+    /// `jailoc ARGS` with workspace `app` stopped and two runs of it, one left behind (its
+    /// `jailoc run` is gone) and one in progress: stdout and the commands run.
+    fn status_with_runs(args: &[&str]) -> (Buf, Vec<String>) {
+        let dir = tempdir();
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("home/src/app")).expect("mkdir");
+        let cfg = root.join("home/.config/jailoc/config.toml");
+        std::fs::create_dir_all(cfg.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&cfg, "[workspaces.app]\npaths = [\"~/src/app\"]\n").expect("config");
+        let (mut ctx, out, _) = context(&root, Recorder::default());
+        ctx.proc_dir = fake_proc(&root, 4242, 9001);
+        let runs = [
+            run_container("0a1b2c", "exited", &owner_label(4343, 9001)),
+            run_container("3d4e5f", "running", &owner_label(4242, 9001)),
+        ]
+        .concat();
+        let engine = Scripted {
+            answers: vec![
+                (
+                    "docker ps -a --filter label=com.docker.compose.project --".into(),
+                    runs.clone(),
+                ),
+                ("docker ps -a --filter label=dev.jailoc.run ".into(), runs),
+            ],
+            ..Scripted::default()
+        };
+        let log = engine.log.clone();
+        ctx.runner = Box::new(engine);
+        ctx.env.insert("JAILOC_DOCKER".into(), "docker".into());
+        let mut full = vec!["jailoc"];
+        full.extend_from_slice(args);
+        let cli = Cli::try_parse_from(full)
+            .expect("args")
+            .normalize()
+            .expect("normal");
+        let Some(crate::cli::Command::Status { json, .. }) = &cli.command else {
+            panic!("not status");
+        };
+        run(&mut ctx, &cli, *json).expect("status");
+        let log = log.borrow().clone();
+        (out, log)
+    }
+
+    /// A run's container never stands for its workspace: `app` is stopped though its run's
+    /// container runs, and both runs are listed after the table, each saying what it is.
+    #[test]
+    fn runs_are_shown_apart_and_never_as_the_workspace() {
+        let (out, log) = status_with_runs(&["status"]);
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(
+            out.text(),
+            "WORKSPACE  STATE    PORT  EGRESS  IMAGE\n\
+             app        stopped  4096  open    built-in OpenCode image\n\
+             default    stopped  4097  open    built-in OpenCode image\n\
+             \n\
+             run jailoc-app-run-0a1b2c (app): exited, left behind by a killed `jailoc run`: `jailoc down app` removes it\n\
+             run jailoc-app-run-3d4e5f (app): running, in progress (`jailoc run`, pid 4242)\n"
+        );
+
+        let (out, _) = status_with_runs(&["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out.text()).expect("json");
+        assert_eq!(v[0]["state"], "stopped");
+        assert_eq!(
+            v[0]["runs"],
+            serde_json::json!([
+                {"project": "jailoc-app-run-0a1b2c", "state": "exited", "left_behind": true},
+                {"project": "jailoc-app-run-3d4e5f", "state": "running", "left_behind": false},
+            ])
+        );
+
+        let (out, log) = status_with_runs(&["status", "app"]);
+        assert_eq!(
+            log[1],
+            "docker ps -a --filter label=dev.jailoc.run --filter label=dev.jailoc.workspace=app --format '{{json .}}'"
+        );
+        let text = out.text();
+        assert!(
+            text.starts_with("Workspace: app\nStatus:    stopped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nRun:       jailoc-app-run-0a1b2c (exited, left behind by a killed `jailoc run`: `jailoc down app` removes it)\nRun:       jailoc-app-run-3d4e5f (running, in progress (`jailoc run`, pid 4242))\n"),
+            "{text}"
+        );
     }
 }
