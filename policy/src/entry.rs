@@ -225,8 +225,59 @@ fn parse_name_or_ipv4(text: &str) -> Result<Host, EntryError> {
     Ok(Host::Name(name))
 }
 
+/// Whether `entry` is a host name already in its normal form that [`parse_name_or_ipv4`] takes as
+/// it is: lowercase letters, digits, `-` and `_` in dot-separated labels of 1 to 63 characters
+/// that neither start nor end with `-`, at most 253 characters, and a last label that is not all
+/// digits (which would be a mistyped address).
+fn is_plain_name(entry: &str) -> bool {
+    let bytes = entry.as_bytes();
+    if bytes.is_empty() || bytes.len() > 253 {
+        return false;
+    }
+    let (mut label, mut digits_only) = (0usize, true);
+    let mut prev = b'.';
+    for &b in bytes {
+        match b {
+            b'.' => {
+                if label == 0 || prev == b'-' {
+                    return false;
+                }
+                label = 0;
+                digits_only = true;
+            }
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {
+                if b == b'-' && label == 0 {
+                    return false;
+                }
+                label += 1;
+                if label > 63 {
+                    return false;
+                }
+                digits_only &= b.is_ascii_digit();
+            }
+            _ => return false,
+        }
+        prev = b;
+    }
+    label > 0 && prev != b'-' && !digits_only
+}
+
 /// Parses one `allowed_hosts` entry.
 pub fn parse_host(entry: &str) -> Result<HostEntry, EntryError> {
+    // Most entries are plain lowercase names: taken in one pass. Anything else (uppercase, a
+    // port, a wildcard, an address, a trailing dot, an error) goes the whole way below, which a
+    // test holds this shortcut to.
+    if is_plain_name(entry) {
+        return Ok(HostEntry {
+            host: Host::Name(entry.to_owned()),
+            port: None,
+        });
+    }
+    parse_host_whole(entry)
+}
+
+/// [`parse_host`] without the shortcut: the whole grammar.
+fn parse_host_whole(entry: &str) -> Result<HostEntry, EntryError> {
     check_characters(entry)?;
     if entry.contains('/') {
         return Err(EntryError::NetworkInHosts);
@@ -317,6 +368,71 @@ pub fn parse_blocked(entry: &str) -> Result<IpNet, EntryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shortcut of [`parse_host`] agrees with the whole grammar on every entry it takes, and
+    /// takes the plain names (generated and mutated entries, fixed seed).
+    #[test]
+    fn plain_names_are_read_as_the_whole_grammar_reads_them() {
+        let whole = |entry: &str| parse_host_whole(entry).ok().map(|e| (e.host, e.port));
+        let seeds = [
+            "a.example.com",
+            "pypi.org",
+            "x-1.y_2.z",
+            "n123.bench.lab",
+            "a",
+            "com",
+            "1.2.3.4",
+            "a.1",
+            "a.b-",
+            "-a.b",
+            "a..b",
+            "a.b.",
+            "A.b",
+            "a.b:80",
+            "*.a.b",
+            "fe80::1",
+            "10.1.2",
+            "a-.b",
+            "a.-b",
+            "0x1.a",
+            "1a.2b.3c",
+        ];
+        let alphabet = b"ab09-_.:*A/ \t";
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut taken = 0;
+        for round in 0..200_000 {
+            let mut entry = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..next(4) {
+                let at = next(entry.len() + 1);
+                match next(3) {
+                    0 => entry.insert(at, alphabet[next(alphabet.len())]),
+                    1 if at < entry.len() => {
+                        entry.remove(at);
+                    }
+                    _ if at < entry.len() => entry[at] = alphabet[next(alphabet.len())],
+                    _ => {}
+                }
+            }
+            let entry = String::from_utf8(entry).expect("ascii");
+            if is_plain_name(&entry) {
+                taken += 1;
+                assert_eq!(
+                    whole(&entry),
+                    Some((Host::Name(entry.clone()), None)),
+                    "{entry:?}"
+                );
+            }
+        }
+        assert!(taken > 20_000, "only {taken} plain names");
+        let long = format!("{}.com", "a".repeat(63));
+        assert!(is_plain_name(&long) && !is_plain_name(&format!("{}.com", "a".repeat(64))));
+    }
 
     fn host(entry: &str) -> String {
         match parse_host(entry) {
