@@ -181,3 +181,72 @@ fn a_rule_slipped_into_our_chain_is_not_taken_for_the_plan() {
         other => panic!("a second jump went unnoticed: {other:?}"),
     }
 }
+
+/// The plan of the fixture with names, installed fresh in a namespace of its own.
+fn installed() -> (sandbox_init::firewall::Plan, Netns) {
+    let dir = cases()
+        .into_iter()
+        .find(|d| d.ends_with("allowlist-names"))
+        .expect("case");
+    let plan = load_case(&dir).plan;
+    let ns = Netns::new("jsi-nl");
+    assert_eq!(inside(&ns, || nft::install(&plan)).ok(), Some(Outcome::Fresh));
+    (plan, ns)
+}
+
+#[test]
+fn a_dormant_table_is_not_taken_for_the_plan() {
+    if !privileged() {
+        return;
+    }
+    // A restart: every rule stands, but the table is switched off (its hooks unregistered),
+    // so not one packet meets them.
+    let (plan, ns) = installed();
+    ns.exec(&["nft", "add", "table", "ip", "filter", "{ flags dormant; }"]);
+    let again = inside(&ns, || nft::install(&plan));
+    assert!(
+        !matches!(again, Ok(Outcome::Kept)),
+        "a dormant filter table was kept as the plan"
+    );
+    // A fresh install into a table left dormant: the rules are written and must filter.
+    let fresh = Netns::new("jsi-nl");
+    fresh.exec(&["nft", "add", "table", "ip6", "filter", "{ flags dormant; }"]);
+    let outcome = inside(&fresh, || nft::install(&plan));
+    let listed = fresh.exec(&["nft", "list", "table", "ip6", "filter"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        outcome.is_err() || !listed.contains("dormant"),
+        "installed as {outcome:?} into a dormant table:\n{listed}"
+    );
+}
+
+#[test]
+fn an_output_chain_off_the_hook_is_not_taken_for_the_plan() {
+    if !privileged() {
+        return;
+    }
+    // A restart: OUTPUT holds the jump, but is a chain no hook calls.
+    let (plan, ns) = installed();
+    let script = "flush chain ip filter OUTPUT\n\
+                  delete chain ip filter OUTPUT\n\
+                  add chain ip filter OUTPUT\n\
+                  add rule ip filter OUTPUT counter jump JAILOC-OUTPUT\n";
+    ns.exec(&["sh", "-c", &format!("printf '{script}' | nft -f -")]);
+    let again = inside(&ns, || nft::install(&plan));
+    assert!(
+        !matches!(again, Ok(Outcome::Kept)),
+        "an OUTPUT chain without a hook was kept as the plan"
+    );
+    // The same with OUTPUT hooked where outgoing packets never pass (input).
+    let (plan, ns) = installed();
+    let script = "flush chain ip6 filter OUTPUT\n\
+                  delete chain ip6 filter OUTPUT\n\
+                  add chain ip6 filter OUTPUT { type filter hook input priority 0; }\n\
+                  add rule ip6 filter OUTPUT counter jump JAILOC-OUTPUT\n";
+    ns.exec(&["sh", "-c", &format!("printf '{script}' | nft -f -")]);
+    let again = inside(&ns, || nft::install(&plan));
+    assert!(
+        !matches!(again, Ok(Outcome::Kept)),
+        "an OUTPUT chain on the input hook was kept as the plan"
+    );
+}
