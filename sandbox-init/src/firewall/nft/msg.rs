@@ -8,7 +8,9 @@
 /// `NFNL_SUBSYS_NFTABLES`: the high byte of every nf_tables message type.
 const SUBSYS: u16 = 10 << 8;
 pub const NEWTABLE: u16 = SUBSYS;
+pub const GETTABLE: u16 = SUBSYS | 1;
 pub const NEWCHAIN: u16 = SUBSYS | 3;
+pub const GETCHAIN: u16 = SUBSYS | 4;
 pub const NEWRULE: u16 = SUBSYS | 6;
 pub const GETRULE: u16 = SUBSYS | 7;
 const BATCH_BEGIN: u16 = 0x10;
