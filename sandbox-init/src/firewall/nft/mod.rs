@@ -15,7 +15,9 @@
 //! they already hold this plan (kept as they are, nothing written). `JAILOC-NAMES` is the
 //! gate's and is not compared. Anything else — another plan standing, a kernel that refuses a
 //! message, a socket error — is an `Err`, and `apply.rs` falls back to `iptables-nft-restore`,
-//! which also handles the refill and the legacy backend.
+//! which also handles the refill and the legacy backend. Except one state: our rules standing
+//! where no packet meets them (a dormant table, an `OUTPUT` off its hook) is
+//! [`NativeError::Unhooked`], fatal: `iptables-nft-save` prints it as the plan.
 
 pub mod encode;
 pub mod msg;
