@@ -181,3 +181,86 @@ fn a_rule_slipped_into_our_chain_is_not_taken_for_the_plan() {
         other => panic!("a second jump went unnoticed: {other:?}"),
     }
 }
+
+/// The plan of the fixture with names, installed fresh in a namespace of its own.
+fn installed() -> (sandbox_init::firewall::Plan, Netns) {
+    let dir = cases()
+        .into_iter()
+        .find(|d| d.ends_with("allowlist-names"))
+        .expect("case");
+    let plan = load_case(&dir).plan;
+    let ns = Netns::new("jsi-nl");
+    assert_eq!(
+        inside(&ns, || nft::install(&plan)).ok(),
+        Some(Outcome::Fresh)
+    );
+    (plan, ns)
+}
+
+#[test]
+fn a_dormant_table_is_not_taken_for_the_plan() {
+    if !privileged() {
+        return;
+    }
+    // A restart: every rule stands, but the table is switched off (its hooks unregistered),
+    // so not one packet meets them.
+    let (plan, ns) = installed();
+    ns.exec(&["nft", "add", "table", "ip", "filter", "{ flags dormant; }"]);
+    let again = inside(&ns, || nft::install(&plan));
+    // Fatal, not a fallback: iptables-nft-save prints a dormant table as the plan.
+    assert!(
+        matches!(again, Err(NativeError::Unhooked(_))),
+        "a dormant filter table was taken as {again:?}"
+    );
+    // A fresh install into a table left dormant: the rules are written and must filter.
+    let fresh = Netns::new("jsi-nl");
+    fresh.exec(&["nft", "add", "table", "ip6", "filter", "{ flags dormant; }"]);
+    let outcome = inside(&fresh, || nft::install(&plan));
+    let listed = fresh.exec(&["nft", "list", "table", "ip6", "filter"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        matches!(outcome, Err(NativeError::Unhooked(_))) || !listed.contains("dormant"),
+        "installed as {outcome:?} into a dormant table:\n{listed}"
+    );
+}
+
+#[test]
+fn an_output_chain_off_the_hook_is_not_taken_for_the_plan() {
+    if !privileged() {
+        return;
+    }
+    // A restart: OUTPUT holds the jump, but is a chain no hook calls. (The kernel refuses the
+    // jump from a chain on another hook: the owner match is the output path's.)
+    let (plan, ns) = installed();
+    let script = "flush chain ip filter OUTPUT\n\
+                  delete chain ip filter OUTPUT\n\
+                  add chain ip filter OUTPUT\n\
+                  add rule ip filter OUTPUT counter jump JAILOC-OUTPUT\n";
+    ns.exec(&["sh", "-c", &format!("printf '{script}' | nft -f -")]);
+    let again = inside(&ns, || nft::install(&plan));
+    assert!(
+        matches!(again, Err(NativeError::Unhooked(_))),
+        "an OUTPUT chain without a hook was taken as {again:?}"
+    );
+}
+
+#[test]
+#[ignore = "finding, not fixed: the read-back looks at our tables only"]
+fn a_later_chain_that_rewrites_the_destination_is_not_taken_for_the_plan() {
+    if !privileged() {
+        return;
+    }
+    // A restart: our tables are exactly the plan, but a base chain of another table runs on
+    // the same hook after ours (priority 10 > 0) and sends what we let through elsewhere
+    // (the route was chosen already: the gateway forwards it to the new address).
+    let (plan, ns) = installed();
+    let script = "add table inet later\n\
+                  add chain inet later out { type filter hook output priority 10; }\n\
+                  add rule inet later out ip daddr set 203.0.113.9\n";
+    ns.exec(&["sh", "-c", &format!("printf '{script}' | nft -f -")]);
+    let again = inside(&ns, || nft::install(&plan));
+    assert!(
+        !matches!(again, Ok(Outcome::Kept)),
+        "a chain rewriting every destination after ours was kept with the plan"
+    );
+}

@@ -71,6 +71,11 @@ pub fn install(
                         fallback: None,
                     })
                 }
+                // No fallback can tell this state from the plan (iptables-nft-save prints it
+                // the same): the boot stops.
+                Err(super::nft::NativeError::Unhooked(detail)) => {
+                    return Err(FirewallError::Unhooked { detail })
+                }
                 Err(e) => fallback = Some(e.to_string()),
             }
         }

@@ -57,6 +57,8 @@ pub enum FirewallError {
     },
     #[error("failed to verify the {family} rules: {detail}")]
     Mismatch { family: Family, detail: String },
+    #[error("failed to verify the rules: {detail}")]
+    Unhooked { detail: String },
     #[error("failed to guard IPv6: the container has a non-loopback IPv6 address but no IPv6 rules could be installed: {cause}")]
     Ipv6Unguarded { cause: String },
     /// An iptables program is installed where anyone but root could have changed it.

@@ -87,10 +87,7 @@ fn section(w: &mut Writer, sent: &mut Vec<Sent>, family: Family, table: Table, c
     // The built-in OUTPUT, created where it is missing (a fresh namespace), and our jump as
     // its first rule (no APPEND: inserted at the head).
     new_table(w);
-    let (priority, kind): (i32, &str) = match table {
-        Table::Filter => (0, "filter"),
-        Table::Nat => (-100, "nat"),
-    };
+    let (priority, kind) = output_hook(table);
     w.message(NEWCHAIN, F_REQUEST | F_CREATE, nf, |w| {
         w.str(1, &name);
         w.str(3, "OUTPUT");
@@ -111,6 +108,14 @@ fn section(w: &mut Writer, sent: &mut Vec<Sent>, family: Family, table: Table, c
         chain: "OUTPUT".into(),
         exprs: jump,
     });
+}
+
+/// The priority and type of `table`'s built-in `OUTPUT` chain, as iptables hooks it.
+pub fn output_hook(table: Table) -> (i32, &'static str) {
+    match table {
+        Table::Filter => (0, "filter"),
+        Table::Nat => (-100, "nat"),
+    }
 }
 
 /// The expressions of the one jump from `OUTPUT` into `chain`.

@@ -15,7 +15,9 @@
 //! they already hold this plan (kept as they are, nothing written). `JAILOC-NAMES` is the
 //! gate's and is not compared. Anything else — another plan standing, a kernel that refuses a
 //! message, a socket error — is an `Err`, and `apply.rs` falls back to `iptables-nft-restore`,
-//! which also handles the refill and the legacy backend.
+//! which also handles the refill and the legacy backend. Except one state: our rules standing
+//! where no packet meets them (a dormant table, an `OUTPUT` off its hook) is
+//! [`NativeError::Unhooked`], fatal: `iptables-nft-save` prints it as the plan.
 
 pub mod encode;
 pub mod msg;
@@ -48,6 +50,10 @@ pub enum NativeError {
     Other(String),
     #[error("read back: {0}")]
     ReadBack(String),
+    /// Our rules stand, but no packet meets them (a dormant table, an `OUTPUT` off its hook):
+    /// `iptables-nft-save` prints such a state as the plan, so no fallback can tell.
+    #[error("our rules stand off the output path: {0}")]
+    Unhooked(String),
 }
 
 /// How long the kernel gets to answer a dump (it answers at once; this bounds a lost reply).
@@ -66,10 +72,9 @@ pub fn install(plan: &Plan) -> Result<Outcome, NativeError> {
     // costs it a grace period (~10 ms here), more than the whole fresh path.
     let before = dump_rules(&socket)?;
     if before.iter().any(|d| d.chain.starts_with(CHAIN_PREFIX)) {
-        return match check(plan, &sent, &before) {
-            Ok(()) => Ok(Outcome::Kept),
-            Err(why) => Err(NativeError::Other(why)),
-        };
+        check(plan, &sent, &before).map_err(NativeError::Other)?;
+        hooked(&socket)?;
+        return Ok(Outcome::Kept);
     }
     socket.send(&batch).map_err(NativeError::Socket)?;
     // The kernel handles a batch inside the send: its errors are queued already.
@@ -78,6 +83,7 @@ pub fn install(plan: &Plan) -> Result<Outcome, NativeError> {
     }
     let after = dump_rules(&socket)?;
     check(plan, &sent, &after).map_err(NativeError::ReadBack)?;
+    hooked(&socket)?;
     Ok(Outcome::Fresh)
 }
 
@@ -119,11 +125,35 @@ pub struct Dumped {
 
 /// Every rule of the namespace (all families), in chain order.
 fn dump_rules(socket: &Netlink) -> Result<Vec<Dumped>, NativeError> {
+    let rules = dump_all(socket, msg::GETRULE, msg::NEWRULE)?;
+    Ok(rules
+        .into_iter()
+        .map(|(family, body)| {
+            let text = |kind| {
+                find(&body, kind)
+                    .map(|b| {
+                        String::from_utf8_lossy(b.strip_suffix(b"\0").unwrap_or(b)).into_owned()
+                    })
+                    .unwrap_or_default()
+            };
+            Dumped {
+                family,
+                table: text(1),
+                chain: text(2),
+                exprs: find(&body, 4).unwrap_or_default().to_vec(),
+            }
+        })
+        .collect())
+}
+
+/// Every object the dump request `get` answers with `new` messages (all families): each
+/// one's family and attributes.
+fn dump_all(socket: &Netlink, get: u16, new: u16) -> Result<Vec<(u8, Vec<u8>)>, NativeError> {
     let mut w = msg::Writer::default();
-    w.message(msg::GETRULE, msg::F_REQUEST | msg::F_DUMP, 0, |_| {});
+    w.message(get, msg::F_REQUEST | msg::F_DUMP, 0, |_| {});
     socket.send(&w.buf).map_err(NativeError::Socket)?;
     let mut buf = vec![0u8; 1 << 16];
-    let mut rules = Vec::new();
+    let mut found = Vec::new();
     let deadline = Instant::now() + DUMP_TIMEOUT;
     loop {
         let n = match socket.recv(&mut buf) {
@@ -140,27 +170,12 @@ fn dump_rules(socket: &Netlink) -> Result<Vec<Dumped>, NativeError> {
         };
         for m in msg::messages(&buf[..n]) {
             match m.kind {
-                msg::NLMSG_DONE => return Ok(rules),
+                msg::NLMSG_DONE => return Ok(found),
                 msg::NLMSG_ERROR => {
                     let e = m.error().unwrap_or(0);
                     return Err(NativeError::Refused(Errno(-e)));
                 }
-                msg::NEWRULE => {
-                    let text = |kind| {
-                        find(m.body, kind)
-                            .map(|b| {
-                                String::from_utf8_lossy(b.strip_suffix(b"\0").unwrap_or(b))
-                                    .into_owned()
-                            })
-                            .unwrap_or_default()
-                    };
-                    rules.push(Dumped {
-                        family: m.family,
-                        table: text(1),
-                        chain: text(2),
-                        exprs: find(m.body, 4).unwrap_or_default().to_vec(),
-                    });
-                }
+                kind if kind == new => found.push((m.family, m.body.to_vec())),
                 _ => {}
             }
         }
@@ -229,6 +244,57 @@ pub fn check(plan: &Plan, sent: &[Sent], dumped: &[Dumped]) -> Result<(), String
             if jumps != 1 {
                 return Err(format!(
                     "{family} {name}: {jumps} jumps from OUTPUT to {hook}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether packets meet our rules: see [`live`].
+fn hooked(socket: &Netlink) -> Result<(), NativeError> {
+    let tables = dump_all(socket, msg::GETTABLE, msg::NEWTABLE)?;
+    let chains = dump_all(socket, msg::GETCHAIN, msg::NEWCHAIN)?;
+    live(&tables, &chains).map_err(NativeError::Unhooked)
+}
+
+/// Whether each family's `filter` and `nat` table (`tables`, as dumped: family, attributes)
+/// is awake and its `OUTPUT` (`chains`, the same) a base chain on the output hook at
+/// iptables' priority and of its type. The rules alone do not say it: a dormant table or an
+/// `OUTPUT` no hook calls holds every rule and filters nothing.
+pub fn live(tables: &[(u8, Vec<u8>)], chains: &[(u8, Vec<u8>)]) -> Result<(), String> {
+    let be32 = |b: &[u8]| b.try_into().ok().map(u32::from_be_bytes);
+    let text = |s: &str| [s.as_bytes(), b"\0"].concat();
+    for family in [Family::V4, Family::V6] {
+        let nf = encode::nfproto(family);
+        for table in Table::ALL {
+            let name = table.to_string();
+            let Some((_, t)) = tables
+                .iter()
+                .find(|(f, b)| *f == nf && find(b, 1) == Some(&text(&name)[..]))
+            else {
+                return Err(format!("{family} {name}: no such table"));
+            };
+            if find(t, 2).and_then(be32).unwrap_or(0) & 1 != 0 {
+                return Err(format!("{family} {name}: the table is dormant"));
+            }
+            let (priority, kind) = encode::output_hook(table);
+            let hook = chains
+                .iter()
+                .find(|(f, b)| {
+                    *f == nf
+                        && find(b, 1) == Some(&text(&name)[..])
+                        && find(b, 3) == Some(&b"OUTPUT\0"[..])
+                })
+                .and_then(|(_, c)| Some((find(c, 4)?, find(c, 7)?)));
+            let on_output = hook.is_some_and(|(hook, type_)| {
+                find(hook, 1).and_then(be32) == Some(3) // NF_INET_LOCAL_OUT
+                    && find(hook, 2).and_then(be32) == Some(priority as u32)
+                    && type_ == text(kind)
+            });
+            if !on_output {
+                return Err(format!(
+                    "{family} {name}: OUTPUT is not a {kind} chain on the output hook at priority {priority}"
                 ));
             }
         }

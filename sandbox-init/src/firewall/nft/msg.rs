@@ -8,7 +8,9 @@
 /// `NFNL_SUBSYS_NFTABLES`: the high byte of every nf_tables message type.
 const SUBSYS: u16 = 10 << 8;
 pub const NEWTABLE: u16 = SUBSYS;
+pub const GETTABLE: u16 = SUBSYS | 1;
 pub const NEWCHAIN: u16 = SUBSYS | 3;
+pub const GETCHAIN: u16 = SUBSYS | 4;
 pub const NEWRULE: u16 = SUBSYS | 6;
 pub const GETRULE: u16 = SUBSYS | 7;
 const BATCH_BEGIN: u16 = 0x10;
@@ -218,5 +220,45 @@ mod tests {
         lying[20] = 0xff; // the attribute claims 255 bytes
         assert!(attrs(messages(&lying)[0].body).is_empty());
         assert!(messages(&[0xff; 15]).is_empty());
+    }
+
+    #[test]
+    fn any_bytes_read_without_a_panic_and_every_slice_stays_inside() {
+        // xorshift64*: the same bytes on every run; lengths drawn small so that they often fit.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32
+        };
+        fn walk(bytes: &[u8], depth: usize) -> usize {
+            attrs(bytes)
+                .iter()
+                .map(|a| {
+                    1 + if depth < 4 {
+                        walk(a.data, depth + 1)
+                    } else {
+                        0
+                    }
+                })
+                .sum()
+        }
+        for _ in 0..20_000 {
+            let len = (next() % 96) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Plausible lengths at the heads, so the reader goes deep.
+            if len >= 16 {
+                bytes[..4].copy_from_slice(&((next() % 112) as u32).to_ne_bytes());
+                bytes[16..20.min(len)].fill(0);
+            }
+            for m in messages(&bytes) {
+                assert!(m.body.len() <= bytes.len());
+                let _ = m.error();
+                let _ = walk(m.body, 0);
+                let _ = find(m.body, (next() % 8) as u16);
+            }
+            let _ = walk(&bytes, 0);
+        }
     }
 }
