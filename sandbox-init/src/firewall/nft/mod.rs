@@ -169,8 +169,18 @@ fn dump_all(socket: &Netlink, get: u16, new: u16) -> Result<Vec<(u8, Vec<u8>)>, 
             Err(e) => return Err(NativeError::Socket(e)),
         };
         for m in msg::messages(&buf[..n]) {
+            if m.flags & msg::F_DUMP_INTR != 0 {
+                return Err(NativeError::ReadBack(
+                    "the rules changed while they were read".into(),
+                ));
+            }
             match m.kind {
-                msg::NLMSG_DONE => return Ok(found),
+                msg::NLMSG_DONE => {
+                    return match m.error().unwrap_or(0) {
+                        0 => Ok(found),
+                        e => Err(NativeError::Refused(Errno(-e))),
+                    }
+                }
                 msg::NLMSG_ERROR => {
                     let e = m.error().unwrap_or(0);
                     return Err(NativeError::Refused(Errno(-e)));

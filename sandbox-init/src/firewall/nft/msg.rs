@@ -19,6 +19,8 @@ pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 
 pub const F_REQUEST: u16 = 0x1;
+/// On a dump's message: the objects changed while it was taken (it may be incomplete).
+pub const F_DUMP_INTR: u16 = 0x10;
 pub const F_DUMP: u16 = 0x300;
 pub const F_EXCL: u16 = 0x200;
 pub const F_CREATE: u16 = 0x400;
@@ -144,14 +146,16 @@ pub fn find(bytes: &[u8], kind: u16) -> Option<&[u8]> {
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
     pub kind: u16,
+    pub flags: u16,
     pub family: u8,
     pub body: &'a [u8],
 }
 
 impl Message<'_> {
-    /// The error an `NLMSG_ERROR` carries (0 is an acknowledgement).
+    /// The error an `NLMSG_ERROR` carries (0 is an acknowledgement), or an `NLMSG_DONE` that
+    /// ends a dump (0 when the dump is whole).
     pub fn error(&self) -> Option<i32> {
-        (self.kind == NLMSG_ERROR)
+        (self.kind == NLMSG_ERROR || self.kind == NLMSG_DONE)
             .then(|| self.body.get(..4))
             .flatten()
             .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
@@ -165,6 +169,7 @@ pub fn messages(datagram: &[u8]) -> Vec<Message<'_>> {
     while let Some(head) = datagram.get(at..at + 16) {
         let len = u32::from_ne_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let kind = u16::from_ne_bytes([head[4], head[5]]);
+        let flags = u16::from_ne_bytes([head[6], head[7]]);
         let Some(whole) = (len >= 16).then(|| datagram.get(at..at + len)).flatten() else {
             break;
         };
@@ -176,7 +181,12 @@ pub fn messages(datagram: &[u8]) -> Vec<Message<'_>> {
                 whole.get(20..).unwrap_or(&[]),
             )
         };
-        out.push(Message { kind, family, body });
+        out.push(Message {
+            kind,
+            flags,
+            family,
+            body,
+        });
         at += (len + 3) & !3;
     }
     out
