@@ -124,6 +124,18 @@ pub fn tempdir() -> tempfile::TempDir {
     );
 }
 
+/// A [`tempdir`] holding workspace `app` (`~/src/app`) in `~/.config/jailoc/config.toml`, HOME
+/// being `ROOT/home`: the dir and ROOT (canonical).
+pub fn app_home() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempdir();
+    let root = std::fs::canonicalize(dir.path()).expect("canonical");
+    std::fs::create_dir_all(root.join("home/src/app")).expect("mkdir");
+    let cfg = root.join("home/.config/jailoc/config.toml");
+    std::fs::create_dir_all(cfg.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&cfg, "[workspaces.app]\npaths = [\"~/src/app\"]\n").expect("config");
+    (dir, root)
+}
+
 /// A context with HOME at `root/home`, a stand-in sandbox-init, the given runner, and stdout /
 /// stderr captured in the returned buffers.
 pub fn context(root: &Path, runner: Recorder) -> (Context, Buf, Buf) {

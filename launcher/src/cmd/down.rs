@@ -156,7 +156,7 @@ fn list_volumes(ctx: &Context, cli: &str, project: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::runs::tests::{fake_proc, owner_label, run_container};
-    use crate::testutil::{context, tempdir, Recorder, Scripted};
+    use crate::testutil::{context, Recorder, Scripted};
     use clap::Parser as _;
 
     /// `jailoc down app` over three runs of `app`: one whose `jailoc run` was killed (its pid
@@ -164,12 +164,7 @@ mod tests {
     /// runs, and one started on another host, are left alone, each saying why.
     #[test]
     fn down_removes_the_runs_left_behind_and_only_those() {
-        let dir = tempdir();
-        let root = std::fs::canonicalize(dir.path()).expect("canonical");
-        std::fs::create_dir_all(root.join("home/src/app")).expect("mkdir");
-        let cfg = root.join("home/.config/jailoc/config.toml");
-        std::fs::create_dir_all(cfg.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&cfg, "[workspaces.app]\npaths = [\"~/src/app\"]\n").expect("config");
+        let (_dir, root) = crate::testutil::app_home();
         let runs_dir = root.join("home/.cache/jailoc/app/runs");
         for id in ["0a1b2c", "3d4e5f"] {
             std::fs::create_dir_all(runs_dir.join(id)).expect("mkdir");

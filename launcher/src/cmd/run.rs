@@ -263,7 +263,7 @@ fn run_id() -> Result<String> {
 mod tests {
     use super::*;
     use crate::process::{Cmd, Output, Runner};
-    use crate::testutil::{context, tempdir, Buf};
+    use crate::testutil::{context, Buf};
     use std::cell::RefCell;
     use std::rc::Rc;
 
@@ -325,12 +325,7 @@ mod tests {
     /// returns the result, stderr and the commands run, and checks nothing is left of the run's
     /// files.
     fn run_app(args: &[&str], engine: Engine, stop: &Interrupt) -> (Result<()>, Buf, Vec<String>) {
-        let dir = tempdir();
-        let root = std::fs::canonicalize(dir.path()).expect("canonical");
-        std::fs::create_dir_all(root.join("home/src/app")).expect("mkdir");
-        let cfg = root.join("home/.config/jailoc/config.toml");
-        std::fs::create_dir_all(cfg.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&cfg, "[workspaces.app]\npaths = [\"~/src/app\"]\n").expect("config");
+        let (_dir, root) = crate::testutil::app_home();
         let log = engine.log.clone();
         let (mut ctx, _, err) = context(&root, crate::testutil::Recorder::default());
         ctx.runner = Box::new(engine);

@@ -404,18 +404,13 @@ mod tests {
     }
 
     use crate::runs::tests::{fake_proc, owner_label, run_container};
-    use crate::testutil::{context, tempdir, Buf, Recorder, Scripted};
+    use crate::testutil::{context, Buf, Recorder, Scripted};
     use clap::Parser as _;
 
     /// `jailoc ARGS` with workspace `app` stopped and two runs of it, one left behind (its
     /// `jailoc run` is gone) and one in progress: stdout and the commands run.
     fn status_with_runs(args: &[&str]) -> (Buf, Vec<String>) {
-        let dir = tempdir();
-        let root = std::fs::canonicalize(dir.path()).expect("canonical");
-        std::fs::create_dir_all(root.join("home/src/app")).expect("mkdir");
-        let cfg = root.join("home/.config/jailoc/config.toml");
-        std::fs::create_dir_all(cfg.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&cfg, "[workspaces.app]\npaths = [\"~/src/app\"]\n").expect("config");
+        let (_dir, root) = crate::testutil::app_home();
         let (mut ctx, out, _) = context(&root, Recorder::default());
         ctx.proc_dir = fake_proc(&root, 4242, 9001);
         let runs = [
