@@ -853,7 +853,11 @@ pub fn start(config: &GateConfig, last_cap: u32, log: Log) -> Result<i32, StartE
     }
     sockets.nflog = crate::egress::recorder::bind(&log);
     let legacy = !config.backend.parallel;
-    let lock = if legacy { legacy_lock(&log) } else { None };
+    let lock = if legacy {
+        legacy_lock(std::path::Path::new(LEGACY_LOCK), &log)
+    } else {
+        None
+    };
     match sys::fork().map_err(StartError::Fork)? {
         Fork::Parent(pid) => {
             drop(sockets);
@@ -915,10 +919,12 @@ fn stop_signal(log: &Log) -> Option<OwnedFd> {
     }
 }
 
-/// Creates the gate's lock file for legacy iptables as root and hands it to the gate's uid.
-/// Not followed if it is a symlink; `None` (with a warning) when it cannot be made, and the
-/// gate's changes then fail visibly (SERVFAIL) instead of racing without a lock.
-fn legacy_lock(log: &Log) -> Option<String> {
+/// Creates the gate's lock file for legacy iptables (`path`, [`LEGACY_LOCK`]) as root and hands
+/// it to the gate's uid. Not followed if it is a symlink, and refused unless it is one plain
+/// file with one name: `fchown` as root must never reach a file someone linked there. `None`
+/// (with a warning) when it cannot be made, and the gate's changes then fail visibly (SERVFAIL)
+/// instead of racing without a lock.
+fn legacy_lock(path: &std::path::Path, log: &Log) -> Option<String> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let made = std::fs::OpenOptions::new()
         .write(true)
@@ -926,7 +932,7 @@ fn legacy_lock(log: &Log) -> Option<String> {
         .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(LEGACY_LOCK)
+        .open(path)
         .and_then(|file| {
             let meta = file.metadata()?;
             if !meta.is_file() || meta.nlink() != 1 {
@@ -936,12 +942,51 @@ fn legacy_lock(log: &Log) -> Option<String> {
             std::os::unix::fs::fchown(&file, Some(id), Some(id))
         });
     match made {
-        Ok(()) => Some(LEGACY_LOCK.to_owned()),
+        Ok(()) => Some(path.display().to_string()),
         Err(e) => {
             log.warn(&format!(
-                "dns gate: failed to prepare {LEGACY_LOCK}: {e}: legacy iptables will refuse the gate's changes"
+                "dns gate: failed to prepare {}: {e}: legacy iptables will refuse the gate's changes",
+                path.display()
             ));
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// What a writable `/run` would let someone plant at the lock's path: a symlink or a hard
+    /// link to a file root owns. Root's `fchown` to the gate's uid must reach neither.
+    #[test]
+    fn a_link_planted_at_the_lock_path_is_refused_and_its_target_keeps_its_owner() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "root's").expect("write");
+        let owner = || std::fs::metadata(&target).expect("target").uid();
+        let before = owner();
+
+        let symlink = dir.path().join("lock-symlink");
+        std::os::unix::fs::symlink(&target, &symlink).expect("symlink");
+        assert_eq!(legacy_lock(&symlink, &Log::default()), None);
+        let hard = dir.path().join("lock-hardlink");
+        std::fs::hard_link(&target, &hard).expect("hard link");
+        assert_eq!(legacy_lock(&hard, &Log::default()), None);
+        assert_eq!(owner(), before, "the linked file changed hands");
+
+        // The lock itself, where nothing was planted: made, and handed to the gate. (Only root
+        // can give a file away: the suite runs as root in CI, where without O_NOFOLLOW and the
+        // link count the links above would have changed hands.)
+        if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+            let lock = dir.path().join("lock");
+            assert_eq!(
+                legacy_lock(&lock, &Log::default()),
+                Some(lock.display().to_string())
+            );
+            let meta = std::fs::metadata(&lock).expect("lock");
+            assert_eq!(meta.uid(), crate::policy::GATE_UID);
         }
     }
 }
