@@ -892,7 +892,12 @@ pub fn start(config: &GateConfig, last_cap: u32, log: Log) -> Result<i32, StartE
             let stop = stop_signal(&log);
             // The gate's own copy: the parent's stays untouched, shared with this process until
             // either writes to it (PID 1 frees its copy only once the agent runs).
-            match Gate::new(config.clone(), sockets, &runner, log, stop).run() {
+            let gate = Gate::new(config.clone(), sockets, &runner, log, stop);
+            // What this copy of PID 1 inherited and does not use (the boot's freed heap: the
+            // policy's reading, the netlink buffers) goes back to the kernel: resident, it would
+            // count in the gate's memory for as long as the container runs.
+            sys::release_free_memory();
+            match gate.run() {
                 Ended::Stopped => sys::exit_immediately(0),
                 Ended::Failed(error) => {
                     log.error(&error.to_string());
