@@ -169,7 +169,7 @@ fn a_rule_slipped_into_our_chain_is_not_taken_for_the_plan() {
         "ACCEPT",
     ]);
     match inside(&ns, || nft::install(&case.plan)) {
-        Err(NativeError::Other(why)) => {
+        Err(NativeError::AnotherPlan(why)) => {
             assert!(why.contains("JAILOC-OUTPUT"), "{why}");
         }
         other => panic!("the tampered chain was taken as standing: {other:?}"),
@@ -182,7 +182,7 @@ fn a_rule_slipped_into_our_chain_is_not_taken_for_the_plan() {
     );
     clean.exec(&["iptables-nft", "-A", "OUTPUT", "-j", "JAILOC-OUTPUT"]);
     match inside(&clean, || nft::install(&case.plan)) {
-        Err(NativeError::Other(why)) => assert!(why.contains("2 jumps"), "{why}"),
+        Err(NativeError::AnotherPlan(why)) => assert!(why.contains("2 jumps"), "{why}"),
         other => panic!("a second jump went unnoticed: {other:?}"),
     }
 }

@@ -47,7 +47,7 @@ pub enum NativeError {
     #[error("the kernel refused the transaction: {0}")]
     Refused(Errno),
     #[error("our chains stand with other rules: {0}")]
-    Other(String),
+    AnotherPlan(String),
     #[error("read back: {0}")]
     ReadBack(String),
     /// Our rules stand, but no packet meets them (a dormant table, an `OUTPUT` off its hook):
@@ -72,7 +72,7 @@ pub fn install(plan: &Plan) -> Result<Outcome, NativeError> {
     // costs it a grace period (~10 ms here), more than the whole fresh path.
     let before = dump_rules(&socket)?;
     if before.iter().any(|d| d.chain.starts_with(CHAIN_PREFIX)) {
-        check(plan, &sent, &before).map_err(NativeError::Other)?;
+        check(plan, &sent, &before).map_err(NativeError::AnotherPlan)?;
         hooked(&socket)?;
         return Ok(Outcome::Kept);
     }
