@@ -300,6 +300,7 @@ fn gate_config(
         backend: installed.backend,
         v6: installed.v6,
         stale_names: installed.kept,
+        netlink: installed.netlink,
         record: RecordConfig {
             file: None,
             reasons: Reasons::new(policy.egress, &plan.extras),

@@ -248,3 +248,105 @@ fn an_output_chain_off_the_hook_is_not_taken_for_the_plan() {
         "an OUTPUT chain without a hook was taken as {again:?}"
     );
 }
+
+/// The gate's opens and closes over netlink are what its `iptables-restore` payloads do: after
+/// the same destinations are opened in two namespaces, one each way, then one is closed, then
+/// the chain is emptied, the kernel's dumps are byte-identical at every step.
+#[test]
+fn the_gates_changes_over_netlink_are_what_its_restore_payloads_make() {
+    use sandbox_init::dns::open::Change;
+    use sandbox_init::firewall::nft::names::Names;
+    use sandbox_init::firewall::{Allow, Family};
+    if !privileged() {
+        return;
+    }
+    let dir = cases()
+        .into_iter()
+        .find(|d| d.ends_with("allowlist-names"))
+        .expect("case");
+    let case = load_case(&dir);
+    let (ours, theirs) = (Netns::new("jsi-nl"), Netns::new("jsi-ipt"));
+    assert_eq!(
+        inside(&ours, || nft::install(&case.plan)).ok(),
+        Some(Outcome::Fresh)
+    );
+    for (prog, file) in [
+        ("iptables-nft-restore", "rules.v4"),
+        ("ip6tables-nft-restore", "rules.v6"),
+    ] {
+        let payload = dir.join(file);
+        theirs.exec(&[
+            "sh",
+            "-c",
+            &format!("{prog} --noflush < '{}'", payload.display()),
+        ]);
+    }
+    let allow = |dest: &str, port| Allow {
+        dest: dest.parse().expect("net"),
+        port,
+    };
+    let opened = vec![
+        allow("198.51.100.7/32", None),
+        allow("203.0.113.9/32", Some(443)),
+        allow("2001:db8::7/128", None),
+        allow("2001:db8::9/128", Some(8443)),
+    ];
+    let steps = [
+        Change {
+            add: opened.clone(),
+            remove: vec![],
+        },
+        Change {
+            add: vec![allow("198.51.100.8/32", Some(80))],
+            remove: vec![opened[1], opened[2]],
+        },
+    ];
+    for (i, change) in steps.iter().enumerate() {
+        let rules: Vec<_> = [Family::V4, Family::V6]
+            .into_iter()
+            .map(|family| {
+                let (add, remove) = change.rules(family);
+                (family, add, remove)
+            })
+            .collect();
+        inside(&ours, || Names::open().expect("socket").apply(&rules)).expect("netlink change");
+        for (family, prog) in [
+            (Family::V4, "iptables-nft-restore"),
+            (Family::V6, "ip6tables-nft-restore"),
+        ] {
+            if let Some(payload) = change.payload(family) {
+                theirs.exec(&[
+                    "sh",
+                    "-c",
+                    &format!("printf '%s' '{payload}' | {prog} --noflush"),
+                ]);
+            }
+        }
+        let (a, b) = (dump(&ours), dump(&theirs));
+        assert_eq!(a, b, "step {i}: the kernels differ");
+        let names = a.iter().filter(|d| d.chain == "JAILOC-NAMES").count();
+        assert_eq!(names, [6, 5][i], "step {i}: rules in JAILOC-NAMES");
+        assert_eq!(
+            save(&ours),
+            save(&theirs),
+            "step {i}: iptables-nft-save differs"
+        );
+    }
+    // A restart's new gate empties the chain.
+    inside(&ours, || {
+        Names::open()
+            .expect("socket")
+            .empty(&[Family::V4, Family::V6])
+    })
+    .expect("empty");
+    for prog in ["iptables-nft-restore", "ip6tables-nft-restore"] {
+        theirs.exec(&[
+            "sh",
+            "-c",
+            &format!("printf '*filter\\n:JAILOC-NAMES - [0:0]\\nCOMMIT\\n' | {prog} --noflush"),
+        ]);
+    }
+    let emptied = dump(&ours);
+    assert_eq!(emptied, dump(&theirs));
+    assert!(!emptied.iter().any(|d| d.chain == "JAILOC-NAMES"));
+}

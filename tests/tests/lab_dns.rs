@@ -540,6 +540,12 @@ fn a_restart_keeps_the_rules_and_the_new_gate_closes_what_the_old_one_opened() {
         "the rules were not kept: {}",
         second.stderr
     );
+    // Kept over netlink, emptied and changed by the gate over netlink: no iptables process.
+    assert!(
+        !second.stderr.contains("ran iptables") && !second.stderr.contains("ran ip6tables"),
+        "an iptables process ran: {}",
+        second.stderr
+    );
     assert_eq!(result(second.check(&again)), "refused", "{}", second.stderr);
 }
 

@@ -24,6 +24,7 @@ use super::open::{Change, OpenSet};
 use super::wire::{self, Query, Rcode};
 use crate::egress::recorder::Recorder;
 use crate::egress::RecordConfig;
+use crate::firewall::nft::names::Names;
 use crate::firewall::{Allow, Backend, CommandRunner, Family};
 use crate::log::Log;
 use crate::policy::{Egress, HostEntry, NetworkEntry, GATE_PORT};
@@ -66,6 +67,9 @@ pub struct GateConfig {
     /// The boot kept the rules of a previous run (same policy): `JAILOC-NAMES` holds what the
     /// previous gate opened, and this one empties it first.
     pub stale_names: bool,
+    /// The boot wrote the rules over netlink (nf_tables): the gate opens and closes over
+    /// netlink too, without an `iptables-restore` process per change.
+    pub netlink: bool,
     /// The egress record: where it goes and the reasons for what is refused.
     pub record: RecordConfig,
 }
@@ -254,6 +258,9 @@ pub struct Gate<'a> {
     config: GateConfig,
     /// The config's `hosts`, indexed.
     allowlist: Allowlist,
+    /// Where `JAILOC-NAMES` is changed over netlink (`config.netlink`); `None`: with
+    /// `iptables-restore`.
+    names: Option<Names>,
     sockets: Sockets,
     runner: &'a dyn CommandRunner,
     log: Log,
@@ -312,9 +319,19 @@ impl<'a> Gate<'a> {
         let nflog = sockets.nflog.take();
         let recorder = Recorder::open(config.record.clone(), nflog, log);
         let allowlist = Allowlist::new(&std::mem::take(&mut config.hosts));
+        let names = config.netlink.then(Names::open).and_then(|opened| {
+            opened
+                .map_err(|e| {
+                    log.warn(&format!(
+                        "dns: {e}: opening addresses with iptables-restore instead"
+                    ))
+                })
+                .ok()
+        });
         Gate {
             config,
             allowlist,
+            names,
             sockets,
             runner,
             log,
@@ -678,11 +695,15 @@ impl<'a> Gate<'a> {
     /// Empties `JAILOC-NAMES` of what a previous gate opened (a restart that kept the rules):
     /// the first thing this gate does, before it answers.
     fn empty_names(&self) {
-        let families = if self.config.v6 {
-            &[Family::V4, Family::V6][..]
-        } else {
-            &[Family::V4][..]
-        };
+        let families = self.families();
+        if let Some(names) = &self.names {
+            if let Err(e) = names.empty(families) {
+                self.log.warn(&format!(
+                    "dns: failed to close what the previous run opened: {e}"
+                ));
+            }
+            return;
+        }
         for family in families {
             let payload = format!(
                 "*filter\n:{} - [0:0]\nCOMMIT\n",
@@ -702,8 +723,29 @@ impl<'a> Gate<'a> {
         }
     }
 
-    /// Runs one restore per family that has something to change.
+    /// The families whose rules are installed.
+    fn families(&self) -> &'static [Family] {
+        if self.config.v6 {
+            &[Family::V4, Family::V6]
+        } else {
+            &[Family::V4]
+        }
+    }
+
+    /// Makes `change` in one netlink transaction, or with one restore per family that has
+    /// something to change.
     fn apply(&self, change: &Change) -> Result<(), String> {
+        if let Some(names) = &self.names {
+            let rules: Vec<_> = self
+                .families()
+                .iter()
+                .map(|&family| {
+                    let (add, remove) = change.rules(family);
+                    (family, add, remove)
+                })
+                .collect();
+            return names.apply(&rules);
+        }
         for family in [Family::V4, Family::V6] {
             let Some(payload) = change.payload(family) else {
                 continue;

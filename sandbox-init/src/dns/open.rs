@@ -1,5 +1,6 @@
 //! The addresses the gate has opened for allowlisted names, how long each stays open, and the
-//! `iptables-restore` payloads that add and remove them in `JAILOC-NAMES`.
+//! rules that add and remove them in `JAILOC-NAMES` (as `iptables-restore` payloads, or for
+//! `firewall::nft::names` over netlink).
 //!
 //! An address opened for a name stays open until `GRACE` after the last answer that named it
 //! has expired (its TTL, capped at [`MAX_TTL`]): clients cache answers beyond their TTL (a JVM,
@@ -8,7 +9,7 @@
 //! addresses change reaches the new ones as soon as the gate has answered with them.
 
 use crate::firewall::plan::allow_rules;
-use crate::firewall::{Allow, ChainName, Family};
+use crate::firewall::{Allow, ChainName, Family, Rule};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -40,30 +41,32 @@ impl Change {
         self.add.is_empty() && self.remove.is_empty()
     }
 
+    /// `family`'s rules of `JAILOC-NAMES` to add and to remove: those of each new and of each
+    /// closed destination.
+    pub fn rules(&self, family: Family) -> (Vec<Rule>, Vec<Rule>) {
+        let mine = |list: &[Allow]| -> Vec<Rule> {
+            list.iter()
+                .filter(|a| family.holds(&a.dest))
+                .flat_map(allow_rules)
+                .collect()
+        };
+        (mine(&self.add), mine(&self.remove))
+    }
+
     /// The `iptables-restore --noflush` payload of `family`'s part, if it has one: `-A` for
     /// each new destination, `-D` for each closed one, in one atomic commit.
     pub fn payload(&self, family: Family) -> Option<String> {
-        let mine = |list: &[Allow]| -> Vec<Allow> {
-            list.iter()
-                .filter(|a| family.holds(&a.dest))
-                .copied()
-                .collect()
-        };
-        let (add, remove) = (mine(&self.add), mine(&self.remove));
+        let (add, remove) = self.rules(family);
         if add.is_empty() && remove.is_empty() {
             return None;
         }
         let chain = ChainName::Names;
         let mut doc = String::from("*filter\n");
-        for allow in &remove {
-            for rule in allow_rules(allow) {
-                let _ = writeln!(doc, "-D {chain} {rule}");
-            }
+        for rule in &remove {
+            let _ = writeln!(doc, "-D {chain} {rule}");
         }
-        for allow in &add {
-            for rule in allow_rules(allow) {
-                let _ = writeln!(doc, "-A {chain} {rule}");
-            }
+        for rule in &add {
+            let _ = writeln!(doc, "-A {chain} {rule}");
         }
         doc.push_str("COMMIT\n");
         Some(doc)

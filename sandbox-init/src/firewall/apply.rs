@@ -46,6 +46,8 @@ pub struct Installed {
     pub kept: bool,
     /// Why the netlink path was not taken on the nf_tables backend (for the debug log).
     pub fallback: Option<String>,
+    /// The rules went over netlink: the DNS gate changes `JAILOC-NAMES` the same way.
+    pub netlink: bool,
 }
 
 /// Steps 4 and 5: installs `plan` with the first backend that works and verifies the
@@ -69,6 +71,7 @@ pub fn install(
                         processes: 0,
                         kept: outcome == super::nft::Outcome::Kept,
                         fallback: None,
+                        netlink: true,
                     })
                 }
                 // No fallback can tell this state from the plan (iptables-nft-save prints it
@@ -253,6 +256,7 @@ impl Attempt<'_> {
             processes: self.processes,
             kept,
             fallback: None,
+            netlink: false,
         })
     }
 

@@ -126,7 +126,7 @@ pub fn hook_exprs(chain: ChainName) -> Vec<u8> {
     e.buf
 }
 
-fn rule_body(w: &mut Writer, table: &str, chain: &str, exprs: &[u8], proto: u8) {
+pub(crate) fn rule_body(w: &mut Writer, table: &str, chain: &str, exprs: &[u8], proto: u8) {
     w.str(1, table);
     w.str(2, chain);
     w.nest(4, |w| w.buf.extend_from_slice(exprs));
@@ -138,7 +138,7 @@ fn rule_body(w: &mut Writer, table: &str, chain: &str, exprs: &[u8], proto: u8) 
 }
 
 /// The protocol number a rule is limited to (`-p`), 0 for none.
-fn l4proto(when: &Match) -> u8 {
+pub(crate) fn l4proto(when: &Match) -> u8 {
     let proto = match *when {
         Match::Icmpv6(_) => return 58,
         Match::Proto(p) | Match::Port(p, _) => p,

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `msg.rs` | nfnetlink messages as bytes: the writer and a bounded reader |
 //! | `encode.rs` | a plan as the transaction, encoded as `iptables-nft-restore` encodes it |
+//! | `names.rs` | the DNS gate's opens and closes in `JAILOC-NAMES`, the same way |
 //!
 //! [`install`] sends the fresh transaction (`-N` of every chain of ours, the rules, the jump
 //! first in `OUTPUT`; IPv4 and IPv6 together, all or nothing) and then dumps every rule of the
@@ -21,6 +22,7 @@
 
 pub mod encode;
 pub mod msg;
+pub mod names;
 
 use crate::firewall::rules::{ChainName, Family, Table, CHAIN_PREFIX};
 use crate::firewall::Plan;
@@ -95,7 +97,7 @@ pub fn dump() -> Result<Vec<Dumped>, NativeError> {
 }
 
 /// The error numbers of the answers waiting on `socket` (positive, `EEXIST` = 17).
-fn drain_errors(socket: &Netlink) -> Result<Vec<i32>, NativeError> {
+pub(crate) fn drain_errors(socket: &Netlink) -> Result<Vec<i32>, NativeError> {
     let mut buf = vec![0u8; 1 << 16];
     let mut errors = Vec::new();
     loop {
@@ -148,7 +150,11 @@ fn dump_rules(socket: &Netlink) -> Result<Vec<Dumped>, NativeError> {
 
 /// Every object the dump request `get` answers with `new` messages (all families): each
 /// one's family and attributes.
-fn dump_all(socket: &Netlink, get: u16, new: u16) -> Result<Vec<(u8, Vec<u8>)>, NativeError> {
+pub(crate) fn dump_all(
+    socket: &Netlink,
+    get: u16,
+    new: u16,
+) -> Result<Vec<(u8, Vec<u8>)>, NativeError> {
     let mut w = msg::Writer::default();
     w.message(get, msg::F_REQUEST | msg::F_DUMP, 0, |_| {});
     socket.send(&w.buf).map_err(NativeError::Socket)?;
