@@ -58,6 +58,11 @@ pub enum NativeError {
     Unhooked(String),
 }
 
+/// The receive buffer for one answer. A dump's datagrams are cut to fit it (the kernel sizes
+/// them by what the reader offers, up to 32 KiB), an error echoes one request: 16 KiB holds
+/// many rules, and the DNS gate, which reads its changes' answers here too, stays small.
+const DATAGRAM: usize = 16 << 10;
+
 /// How long the kernel gets to answer a dump (it answers at once; this bounds a lost reply).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -98,7 +103,7 @@ pub fn dump() -> Result<Vec<Dumped>, NativeError> {
 
 /// The error numbers of the answers waiting on `socket` (positive, `EEXIST` = 17).
 pub(crate) fn drain_errors(socket: &Netlink) -> Result<Vec<i32>, NativeError> {
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; DATAGRAM];
     let mut errors = Vec::new();
     loop {
         match socket.recv(&mut buf) {
@@ -158,7 +163,7 @@ pub(crate) fn dump_all(
     let mut w = msg::Writer::default();
     w.message(get, msg::F_REQUEST | msg::F_DUMP, 0, |_| {});
     socket.send(&w.buf).map_err(NativeError::Socket)?;
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; DATAGRAM];
     let mut found = Vec::new();
     let deadline = Instant::now() + DUMP_TIMEOUT;
     loop {
