@@ -395,6 +395,8 @@ def answered(r):
 /// resolver's 53, established). The attack: after making the gate forward allowlisted names,
 /// send a non-allowlisted name to the resolver from every ephemeral port; one that matches a
 /// stale entry would skip the redirect and reach the resolver as an established connection.
+/// (The agent waits 5 s for each of its first answers: longer than the gate's 2 s upstream
+/// bound, so an upstream answer lost under load comes back SERVFAIL, not as a crash.)
 #[test]
 fn attack_dns_from_a_port_the_gate_used_does_not_reach_the_resolver() {
     if !require_root("lab tier (network namespaces)") {
@@ -405,7 +407,7 @@ fn attack_dns_from_a_port_the_gate_used_does_not_reach_the_resolver() {
     let script = format!(
         r#"{PY_QUERY}
 for i in range(50):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
     s.sendto(msg(i, "api.lab"), ("{dns}", 53)); s.recv(512); s.close()
 lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
 bypass = 0
