@@ -250,9 +250,10 @@ fn prepare(args: &Args, seams: &mut Seams<'_>) -> Result<Option<AgentStart>, Boo
             "nf_tables over netlink: {why}: iptables takes over"
         ));
     }
-    let how = match installed.processes {
-        0 => "over netlink".to_owned(),
-        n => format!("{n} iptables processes"),
+    let how = if installed.netlink {
+        "over netlink".to_owned()
+    } else {
+        format!("{} iptables processes", installed.processes)
     };
     log.info(&format!(
         "firewall {} ({} backend, {} egress, {} allowlisted destinations, IPv6 {}, {how}) in {:.1} ms",

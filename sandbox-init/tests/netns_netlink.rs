@@ -16,9 +16,12 @@ mod common;
 use common::{cases, load_case};
 use jailoc_tests::netns::Netns;
 use sandbox_init::firewall::nft::{self, Dumped, NativeError, Outcome};
+use sandbox_init::firewall::{self, FirewallError, Plan, SystemRunner};
+use sandbox_init::log::Log;
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 fn privileged() -> bool {
     jailoc_tests::require_tools(
@@ -88,6 +91,39 @@ fn dump(ns: &Netns) -> Vec<Dumped> {
     inside(ns, nft::dump).expect("dump")
 }
 
+/// A fresh namespace holding the fixture `dir`'s golden payloads, loaded by iptables-nft: what
+/// the netlink path must equal.
+fn restored(dir: &Path) -> Netns {
+    let ns = Netns::new("jsi-ipt");
+    for (prog, file) in [
+        ("iptables-nft-restore", "rules.v4"),
+        ("ip6tables-nft-restore", "rules.v6"),
+    ] {
+        let payload = dir.join(file);
+        ns.exec(&[
+            "sh",
+            "-c",
+            &format!("{prog} --noflush < '{}'", payload.display()),
+        ]);
+    }
+    ns
+}
+
+/// The fixture with names, and its plan installed over netlink in a fresh namespace.
+fn installed() -> (PathBuf, Plan, Netns) {
+    let dir = cases()
+        .into_iter()
+        .find(|d| d.ends_with("allowlist-names"))
+        .expect("case");
+    let plan = load_case(&dir).plan;
+    let ns = Netns::new("jsi-nl");
+    assert_eq!(
+        inside(&ns, || nft::install(&plan)).ok(),
+        Some(Outcome::Fresh)
+    );
+    (dir, plan, ns)
+}
+
 #[test]
 fn every_golden_plan_over_netlink_is_what_iptables_nft_writes() {
     if !privileged() {
@@ -107,18 +143,7 @@ fn every_golden_plan_over_netlink_is_what_iptables_nft_writes() {
         let outcome = inside(&ours, || nft::install(&case.plan));
         assert_eq!(outcome.ok(), Some(Outcome::Fresh), "{name}");
 
-        let theirs = Netns::new("jsi-ipt");
-        for (prog, file) in [
-            ("iptables-nft-restore", "rules.v4"),
-            ("ip6tables-nft-restore", "rules.v6"),
-        ] {
-            let payload = dir.join(file);
-            theirs.exec(&[
-                "sh",
-                "-c",
-                &format!("{prog} --noflush < '{}'", payload.display()),
-            ]);
-        }
+        let theirs = restored(&dir);
 
         let (a, b) = (dump(&ours), dump(&theirs));
         assert!(a.len() > 20, "{name}: only {} rules dumped", a.len());
@@ -147,16 +172,7 @@ fn a_rule_slipped_into_our_chain_is_not_taken_for_the_plan() {
     if !privileged() {
         return;
     }
-    let dir = cases()
-        .into_iter()
-        .find(|d| d.ends_with("allowlist-names"))
-        .expect("case");
-    let case = load_case(&dir);
-    let ns = Netns::new("jsi-nl");
-    assert_eq!(
-        inside(&ns, || nft::install(&case.plan)).ok(),
-        Some(Outcome::Fresh)
-    );
+    let (_, plan, ns) = installed();
     // What an attacker with a moment of root would add: an accept before the refusals.
     ns.exec(&[
         "iptables-nft",
@@ -168,38 +184,19 @@ fn a_rule_slipped_into_our_chain_is_not_taken_for_the_plan() {
         "-j",
         "ACCEPT",
     ]);
-    match inside(&ns, || nft::install(&case.plan)) {
+    match inside(&ns, || nft::install(&plan)) {
         Err(NativeError::AnotherPlan(why)) => {
             assert!(why.contains("JAILOC-OUTPUT"), "{why}");
         }
         other => panic!("the tampered chain was taken as standing: {other:?}"),
     }
     // A second jump in OUTPUT (rules run twice, or an earlier exit) is noticed too.
-    let clean = Netns::new("jsi-nl");
-    assert_eq!(
-        inside(&clean, || nft::install(&case.plan)).ok(),
-        Some(Outcome::Fresh)
-    );
+    let (_, plan, clean) = installed();
     clean.exec(&["iptables-nft", "-A", "OUTPUT", "-j", "JAILOC-OUTPUT"]);
-    match inside(&clean, || nft::install(&case.plan)) {
+    match inside(&clean, || nft::install(&plan)) {
         Err(NativeError::AnotherPlan(why)) => assert!(why.contains("2 jumps"), "{why}"),
         other => panic!("a second jump went unnoticed: {other:?}"),
     }
-}
-
-/// The plan of the fixture with names, installed fresh in a namespace of its own.
-fn installed() -> (sandbox_init::firewall::Plan, Netns) {
-    let dir = cases()
-        .into_iter()
-        .find(|d| d.ends_with("allowlist-names"))
-        .expect("case");
-    let plan = load_case(&dir).plan;
-    let ns = Netns::new("jsi-nl");
-    assert_eq!(
-        inside(&ns, || nft::install(&plan)).ok(),
-        Some(Outcome::Fresh)
-    );
-    (plan, ns)
 }
 
 #[test]
@@ -209,13 +206,23 @@ fn a_dormant_table_is_not_taken_for_the_plan() {
     }
     // A restart: every rule stands, but the table is switched off (its hooks unregistered),
     // so not one packet meets them.
-    let (plan, ns) = installed();
+    let (_, plan, ns) = installed();
     ns.exec(&["nft", "add", "table", "ip", "filter", "{ flags dormant; }"]);
     let again = inside(&ns, || nft::install(&plan));
-    // Fatal, not a fallback: iptables-nft-save prints a dormant table as the plan.
+    // Fatal, not a fallback: iptables-nft-save prints a dormant table as the plan. The boot's
+    // own install (the real runner, whose programs run in this thread's namespace) refuses it.
     assert!(
         matches!(again, Err(NativeError::Unhooked(_))),
         "a dormant filter table was taken as {again:?}"
+    );
+    let boot = inside(&ns, || {
+        let runner = SystemRunner::new(Log::default());
+        let probed = firewall::probe(&runner).expect("probe");
+        firewall::install(&runner, &probed, &plan, true)
+    });
+    assert!(
+        matches!(boot, Err(FirewallError::Unhooked { .. })),
+        "the boot fell back or went on: {boot:?}"
     );
     // A fresh install into a table left dormant: the rules are written and must filter.
     let fresh = Netns::new("jsi-nl");
@@ -236,7 +243,7 @@ fn an_output_chain_off_the_hook_is_not_taken_for_the_plan() {
     }
     // A restart: OUTPUT holds the jump, but is a chain no hook calls. (The kernel refuses the
     // jump from a chain on another hook: the owner match is the output path's.)
-    let (plan, ns) = installed();
+    let (_, plan, ns) = installed();
     let script = "flush chain ip filter OUTPUT\n\
                   delete chain ip filter OUTPUT\n\
                   add chain ip filter OUTPUT\n\
@@ -260,27 +267,8 @@ fn the_gates_changes_over_netlink_are_what_its_restore_payloads_make() {
     if !privileged() {
         return;
     }
-    let dir = cases()
-        .into_iter()
-        .find(|d| d.ends_with("allowlist-names"))
-        .expect("case");
-    let case = load_case(&dir);
-    let (ours, theirs) = (Netns::new("jsi-nl"), Netns::new("jsi-ipt"));
-    assert_eq!(
-        inside(&ours, || nft::install(&case.plan)).ok(),
-        Some(Outcome::Fresh)
-    );
-    for (prog, file) in [
-        ("iptables-nft-restore", "rules.v4"),
-        ("ip6tables-nft-restore", "rules.v6"),
-    ] {
-        let payload = dir.join(file);
-        theirs.exec(&[
-            "sh",
-            "-c",
-            &format!("{prog} --noflush < '{}'", payload.display()),
-        ]);
-    }
+    let (dir, _, ours) = installed();
+    let theirs = restored(&dir);
     let allow = |dest: &str, port| Allow {
         dest: dest.parse().expect("net"),
         port,

@@ -1009,6 +1009,11 @@ mod lock_tests {
     /// link to a file root owns. Root's `fchown` to the gate's uid must reach neither.
     #[test]
     fn a_link_planted_at_the_lock_path_is_refused_and_its_target_keeps_its_owner() {
+        // Only root can give a file away: as anyone else the links would keep their owner
+        // with or without the refusal, and the test would prove nothing.
+        if !jailoc_tests::require_root("the lock file's attack test") {
+            return;
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let target = dir.path().join("precious");
         std::fs::write(&target, "root's").expect("write");
@@ -1023,17 +1028,13 @@ mod lock_tests {
         assert_eq!(legacy_lock(&hard, &Log::default()), None);
         assert_eq!(owner(), before, "the linked file changed hands");
 
-        // The lock itself, where nothing was planted: made, and handed to the gate. (Only root
-        // can give a file away: the suite runs as root in CI, where without O_NOFOLLOW and the
-        // link count the links above would have changed hands.)
-        if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
-            let lock = dir.path().join("lock");
-            assert_eq!(
-                legacy_lock(&lock, &Log::default()),
-                Some(lock.display().to_string())
-            );
-            let meta = std::fs::metadata(&lock).expect("lock");
-            assert_eq!(meta.uid(), crate::policy::GATE_UID);
-        }
+        // The lock itself, where nothing was planted: made, and handed to the gate.
+        let lock = dir.path().join("lock");
+        assert_eq!(
+            legacy_lock(&lock, &Log::default()),
+            Some(lock.display().to_string())
+        );
+        let meta = std::fs::metadata(&lock).expect("lock");
+        assert_eq!(meta.uid(), crate::policy::GATE_UID);
     }
 }

@@ -132,6 +132,14 @@ pub struct Dumped {
 
 /// Every rule of the namespace (all families), in chain order.
 fn dump_rules(socket: &Netlink) -> Result<Vec<Dumped>, NativeError> {
+    Ok(dump_rule_handles(socket)?
+        .into_iter()
+        .map(|(rule, _)| rule)
+        .collect())
+}
+
+/// [`dump_rules`], each rule with its handle (what deletes it).
+pub(crate) fn dump_rule_handles(socket: &Netlink) -> Result<Vec<(Dumped, u64)>, NativeError> {
     let rules = dump_all(socket, msg::GETRULE, msg::NEWRULE)?;
     Ok(rules
         .into_iter()
@@ -143,23 +151,23 @@ fn dump_rules(socket: &Netlink) -> Result<Vec<Dumped>, NativeError> {
                     })
                     .unwrap_or_default()
             };
-            Dumped {
+            let handle = find(&body, 3)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            let rule = Dumped {
                 family,
                 table: text(1),
                 chain: text(2),
                 exprs: find(&body, 4).unwrap_or_default().to_vec(),
-            }
+            };
+            (rule, handle)
         })
         .collect())
 }
 
 /// Every object the dump request `get` answers with `new` messages (all families): each
 /// one's family and attributes.
-pub(crate) fn dump_all(
-    socket: &Netlink,
-    get: u16,
-    new: u16,
-) -> Result<Vec<(u8, Vec<u8>)>, NativeError> {
+fn dump_all(socket: &Netlink, get: u16, new: u16) -> Result<Vec<(u8, Vec<u8>)>, NativeError> {
     let mut w = msg::Writer::default();
     w.message(get, msg::F_REQUEST | msg::F_DUMP, 0, |_| {});
     socket.send(&w.buf).map_err(NativeError::Socket)?;
@@ -172,7 +180,7 @@ pub(crate) fn dump_all(
             Err(e) if e.0 == libc::EAGAIN => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(NativeError::ReadBack("no answer to the rule dump".into()));
+                    return Err(NativeError::ReadBack("no answer to a dump".into()));
                 }
                 sys::poll_readable(&[socket.as_fd()], left).map_err(NativeError::Socket)?;
                 continue;

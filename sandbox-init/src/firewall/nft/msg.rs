@@ -13,6 +13,7 @@ pub const NEWCHAIN: u16 = SUBSYS | 3;
 pub const GETCHAIN: u16 = SUBSYS | 4;
 pub const NEWRULE: u16 = SUBSYS | 6;
 pub const GETRULE: u16 = SUBSYS | 7;
+pub const DELRULE: u16 = SUBSYS | 8;
 const BATCH_BEGIN: u16 = 0x10;
 const BATCH_END: u16 = 0x11;
 pub const NLMSG_ERROR: u16 = 2;

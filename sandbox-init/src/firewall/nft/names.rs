@@ -7,13 +7,10 @@
 //! appends. Emptying the chain (a restart's new gate) is one flush.
 
 use super::encode::{self, nfproto};
-use super::msg::{self, find, Writer, F_APPEND, F_CREATE, F_REQUEST, NEWRULE};
-use super::{drain_errors, dump_all, same_rule, NativeError};
+use super::msg::{Writer, DELRULE, F_APPEND, F_CREATE, F_REQUEST, NEWRULE};
+use super::{drain_errors, dump_rule_handles, same_rule, NativeError};
 use crate::firewall::rules::{ChainName, Family, Rule, Table};
 use crate::sys::Netlink;
-
-/// `NFT_MSG_DELRULE`.
-const DELRULE: u16 = msg::NEWRULE + 2;
 
 /// The gate's netlink socket to the namespace's nf_tables.
 #[derive(Debug)]
@@ -111,18 +108,10 @@ impl Names {
     fn standing(&self) -> Result<Vec<(u8, Vec<u8>, u64)>, NativeError> {
         let table = Table::Filter.to_string();
         let chain = ChainName::Names.to_string();
-        let text =
-            |b: &[u8], kind| find(b, kind).map(|v| v.strip_suffix(b"\0").unwrap_or(v).to_vec());
-        Ok(dump_all(&self.socket, msg::GETRULE, NEWRULE)?
+        Ok(dump_rule_handles(&self.socket)?
             .into_iter()
-            .filter(|(_, body)| {
-                text(body, 1).as_deref() == Some(table.as_bytes())
-                    && text(body, 2).as_deref() == Some(chain.as_bytes())
-            })
-            .filter_map(|(family, body)| {
-                let handle = find(&body, 3)?.try_into().ok().map(u64::from_be_bytes)?;
-                Some((family, find(&body, 4)?.to_vec(), handle))
-            })
+            .filter(|(rule, _)| rule.table == table && rule.chain == chain)
+            .map(|(rule, handle)| (rule.family, rule.exprs, handle))
             .collect())
     }
 }
