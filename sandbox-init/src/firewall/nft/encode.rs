@@ -37,7 +37,19 @@ pub struct Sent {
 /// gets them (`-N` for each chain of ours, its rules, the jump first in `OUTPUT`), and the
 /// rules as sent.
 pub fn fresh(plan: &Plan) -> (Vec<u8>, Vec<Sent>) {
-    let mut w = Writer::default();
+    // ~400 bytes a rule: room enough that the batch is written without growing.
+    let rules: usize = [Family::V4, Family::V6]
+        .iter()
+        .map(|f| {
+            plan.chains
+                .get(*f)
+                .iter()
+                .chain(plan.nat.get(*f))
+                .map(|c| c.rules.len() + 2)
+                .sum::<usize>()
+        })
+        .sum();
+    let mut w = Writer::with_capacity(512 * (rules + 8));
     let mut sent = Vec::new();
     w.begin_batch();
     for family in [Family::V4, Family::V6] {
@@ -69,17 +81,17 @@ fn section(w: &mut Writer, sent: &mut Vec<Sent>, family: Family, table: Table, c
         });
     }
     for chain in chains {
+        let chain_name = chain.name.to_string();
         for rule in &chain.rules {
             new_table(w);
             let exprs = rule_exprs(family, rule);
-            let chain = chain.name.to_string();
             w.message(NEWRULE, F_REQUEST | F_CREATE | F_APPEND, nf, |w| {
-                rule_body(w, &name, &chain, &exprs, l4proto(&rule.when));
+                rule_body(w, &name, &chain_name, &exprs, l4proto(&rule.when));
             });
             sent.push(Sent {
                 family,
                 table,
-                chain,
+                chain: chain_name.clone(),
                 exprs,
             });
         }
@@ -164,7 +176,7 @@ fn proto_number(proto: Proto) -> u8 {
 /// One rule's expressions, in iptables-nft's order: output interface, protocol, destination,
 /// the matches as the rule text names them, a counter, the target.
 pub fn rule_exprs(family: Family, rule: &Rule) -> Vec<u8> {
-    let mut e = Writer::default();
+    let mut e = Writer::with_capacity(512);
     let proto = l4proto(&rule.when);
     if rule.when == Match::Loopback {
         meta(&mut e, META_OIFNAME);

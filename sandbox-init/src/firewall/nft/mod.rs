@@ -28,7 +28,7 @@ use crate::firewall::rules::{ChainName, Family, Table, CHAIN_PREFIX};
 use crate::firewall::Plan;
 use crate::sys::{self, Errno, Netlink};
 use encode::Sent;
-use msg::{attrs, find, Attr};
+use msg::{attrs, find};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -248,7 +248,8 @@ pub fn check(plan: &Plan, sent: &[Sent], dumped: &[Dumped]) -> Result<(), String
                 }
             }
             // No chain of ours beyond the plan's.
-            let planned = |c: &str| chains.iter().any(|p| p.name.to_string() == c);
+            let names: Vec<String> = chains.iter().map(|p| p.name.to_string()).collect();
+            let planned = |c: &str| names.iter().any(|p| p == c);
             if let Some(d) = dumped
                 .iter()
                 .filter(here)
@@ -334,12 +335,11 @@ pub fn live(tables: &[(u8, Vec<u8>)], chains: &[(u8, Vec<u8>)]) -> Result<(), St
 /// Whether a rule the kernel holds is the rule sent: the same expressions in the same order,
 /// each with every attribute sent at the value sent (a counter's values aside: they count).
 pub fn same_rule(dumped: &[u8], sent: &[u8]) -> bool {
-    let (have, want) = (attrs(dumped), attrs(sent));
-    have.len() == want.len()
-        && have.iter().zip(&want).all(|(h, w)| {
-            let name = |a: &Attr<'_>| find(a.data, 1).map(<[u8]>::to_vec);
-            name(h) == name(w)
-                && (name(w).as_deref() == Some(&b"counter\0"[..])
+    attrs(dumped).count() == attrs(sent).count()
+        && attrs(dumped).zip(attrs(sent)).all(|(h, w)| {
+            let name = find(w.data, 1);
+            find(h.data, 1) == name
+                && (name == Some(&b"counter\0"[..])
                     || covers(
                         find(h.data, 2).unwrap_or_default(),
                         find(w.data, 2).unwrap_or_default(),
@@ -350,9 +350,8 @@ pub fn same_rule(dumped: &[u8], sent: &[u8]) -> bool {
 /// Whether `dumped` holds every attribute of `sent` with the same value (nests compared the
 /// same way; the kernel may add defaults of its own, such as a bitwise operation).
 fn covers(dumped: &[u8], sent: &[u8]) -> bool {
-    let have = attrs(dumped);
-    attrs(sent).iter().all(|w| {
-        have.iter().find(|h| h.kind == w.kind).is_some_and(|h| {
+    attrs(sent).all(|w| {
+        attrs(dumped).find(|h| h.kind == w.kind).is_some_and(|h| {
             if w.nested {
                 covers(h.data, w.data)
             } else {
@@ -364,14 +363,13 @@ fn covers(dumped: &[u8], sent: &[u8]) -> bool {
 
 /// Whether one of a rule's expressions is a jump to `chain`.
 fn jumps_to(exprs: &[u8], chain: &str) -> bool {
-    let mut name = chain.as_bytes().to_vec();
-    name.push(0);
-    attrs(exprs).iter().any(|e| {
+    attrs(exprs).any(|e| {
         find(e.data, 1) == Some(&b"immediate\0"[..])
             && find(e.data, 2)
                 .and_then(|d| find(d, 2))
                 .and_then(|d| find(d, 2))
                 .and_then(|v| find(v, 2))
-                == Some(&name[..])
+                .and_then(|v| v.strip_suffix(b"\0"))
+                == Some(chain.as_bytes())
     })
 }

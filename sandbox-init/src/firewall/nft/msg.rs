@@ -80,9 +80,12 @@ impl Writer {
 
     /// A NUL-terminated string attribute.
     pub fn str(&mut self, kind: u16, s: &str) {
-        let mut data = s.as_bytes().to_vec();
-        data.push(0);
-        self.attr(kind, &data);
+        let len = 4 + s.len() + 1;
+        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(0);
+        self.pad();
     }
 
     /// A big-endian u32 attribute.
@@ -102,8 +105,15 @@ impl Writer {
     }
 
     fn pad(&mut self) {
-        while !self.buf.len().is_multiple_of(4) {
-            self.buf.push(0);
+        let padded = (self.buf.len() + 3) & !3;
+        self.buf.resize(padded, 0);
+    }
+
+    /// A writer with room for `bytes` (the batch grows without copying itself over).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Writer {
+            buf: Vec::with_capacity(bytes),
+            seq: 0,
         }
     }
 }
@@ -118,28 +128,41 @@ pub struct Attr<'a> {
 }
 
 /// The attributes in `bytes`, in order; reading stops at the first malformed one.
-pub fn attrs(bytes: &[u8]) -> Vec<Attr<'_>> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while let Some(head) = bytes.get(at..at + 4) {
+pub fn attrs(bytes: &[u8]) -> Attrs<'_> {
+    Attrs { bytes, at: 0 }
+}
+
+/// The iterator [`attrs`] returns: it reads the attributes in place.
+#[derive(Debug, Clone)]
+pub struct Attrs<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = Attr<'a>;
+
+    fn next(&mut self) -> Option<Attr<'a>> {
+        let at = self.at;
+        let head = self.bytes.get(at..at + 4)?;
         let len = usize::from(u16::from_ne_bytes([head[0], head[1]]));
         let raw = u16::from_ne_bytes([head[2], head[3]]);
         let (kind, nested) = (raw & TYPE_MASK, raw & NLA_F_NESTED != 0);
-        let Some(data) = (len >= 4).then(|| bytes.get(at + 4..at + len)).flatten() else {
-            break;
+        let Some(data) = (len >= 4)
+            .then(|| self.bytes.get(at + 4..at + len))
+            .flatten()
+        else {
+            self.at = self.bytes.len();
+            return None;
         };
-        out.push(Attr { kind, nested, data });
-        at += (len + 3) & !3;
+        self.at = at + ((len + 3) & !3);
+        Some(Attr { kind, nested, data })
     }
-    out
 }
 
 /// The first attribute of `kind` in `bytes`.
 pub fn find(bytes: &[u8], kind: u16) -> Option<&[u8]> {
-    attrs(bytes)
-        .into_iter()
-        .find(|a| a.kind == kind)
-        .map(|a| a.data)
+    attrs(bytes).find(|a| a.kind == kind).map(|a| a.data)
 }
 
 /// One message as read: type, flags, the nfgenmsg family, and the attributes' bytes (for an
@@ -224,12 +247,12 @@ mod tests {
         let whole = w.buf.clone();
         for cut in 0..whole.len() {
             for m in messages(&whole[..cut]) {
-                assert!(attrs(m.body).len() <= 1);
+                assert!(attrs(m.body).count() <= 1);
             }
         }
         let mut lying = whole.clone();
         lying[20] = 0xff; // the attribute claims 255 bytes
-        assert!(attrs(messages(&lying)[0].body).is_empty());
+        assert!(attrs(messages(&lying)[0].body).next().is_none());
         assert!(messages(&[0xff; 15]).is_empty());
     }
 
@@ -245,7 +268,6 @@ mod tests {
         };
         fn walk(bytes: &[u8], depth: usize) -> usize {
             attrs(bytes)
-                .iter()
                 .map(|a| {
                     1 + if depth < 4 {
                         walk(a.data, depth + 1)
