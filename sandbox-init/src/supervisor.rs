@@ -15,7 +15,7 @@
 //! reaped, return its exit code or 128+N. Errors here are logged, never fatal.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::exit;
@@ -227,6 +227,10 @@ impl EarlySignals {
 /// container's stop waits for it, so it is short (the flush is a few writes).
 pub const GATE_STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// How long the supervision is quiet (no signal) before PID 1 gives back the memory only the
+/// boot used: the agent's first moments are its own.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The running agent and PID 1's signalfd.
 #[derive(Debug)]
 pub struct Supervisor {
@@ -390,15 +394,27 @@ fn exec_first(command: &Prepared) -> Errno {
 impl Supervisor {
     /// Supervise until the agent has ended; returns the exit code for sandbox-init.
     pub fn run(self) -> i32 {
-        // Whatever boot allocated is gone by now; hand the freed heap back, and drop the clean
-        // pages of code and read-only data that only boot used (they re-fault if needed).
-        sys::release_free_memory();
-        sys::release_clean_file_pages();
-        if self.log.debug {
-            self.log.debug(&format!("supervising: {}", vm_rss()));
-        }
         let me = sys::getpid();
+        let mut released = false;
         loop {
+            // Once nothing has happened for SETTLE: whatever boot allocated is gone by now;
+            // hand the freed heap back, and drop the clean pages of code and read-only data
+            // that only boot used (they re-fault if needed). Not at once: that is a walk of
+            // PID 1's page tables (~0.3 ms), and on a small machine it would take a core from
+            // the agent while it starts.
+            if !released {
+                let quiet = sys::poll_readable(&[self.signals.as_fd()], SETTLE)
+                    .is_ok_and(|ready| ready == [false]);
+                if quiet {
+                    released = true;
+                    sys::release_free_memory();
+                    sys::release_clean_file_pages();
+                    if self.log.debug {
+                        self.log.debug(&format!("supervising: {}", vm_rss()));
+                    }
+                    continue;
+                }
+            }
             match sys::read_signal(&self.signals) {
                 Ok((libc::SIGCHLD, _)) => {}
                 // Raised by the kernel for our own write: SIGPIPE when a log line meets a pipe
