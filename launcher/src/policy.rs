@@ -20,7 +20,7 @@ pub use jailoc_policy::{AGENT_GID, AGENT_HOME, AGENT_UID};
 pub fn policy_of(ws: &Workspace, blocked: &[IpNet]) -> Policy {
     Policy {
         egress: ws.egress,
-        hosts: ws.allowed_hosts.clone(),
+        hosts: ws.allowed_hosts.iter().collect(),
         networks: ws.allowed_networks.clone(),
         blocked: blocked.to_vec(),
         agent: Agent::default(),

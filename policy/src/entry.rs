@@ -83,23 +83,94 @@ pub enum EntryError {
     PortInBlocked,
 }
 
-impl fmt::Display for Host {
+/// A [`Host`] that borrows its name: what a [`crate::HostList`] hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HostRef<'a> {
+    Name(&'a str),
+    Wildcard(&'a str),
+    Addr(IpAddr),
+}
+
+/// A [`HostEntry`] that borrows its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HostEntryRef<'a> {
+    pub host: HostRef<'a>,
+    pub port: Option<u16>,
+}
+
+impl HostRef<'_> {
+    /// The owned form.
+    pub fn to_host(self) -> Host {
+        match self {
+            HostRef::Name(name) => Host::Name(name.to_owned()),
+            HostRef::Wildcard(suffix) => Host::Wildcard(suffix.to_owned()),
+            HostRef::Addr(addr) => Host::Addr(addr),
+        }
+    }
+
+    /// Whether a DNS query for `name` (normalised: lowercase, no trailing dot) is covered by this
+    /// entry: the name itself, or for a wildcard any name strictly below its suffix. Addresses
+    /// cover no name.
+    pub fn covers(self, name: &str) -> bool {
+        match self {
+            HostRef::Name(own) => own == name,
+            HostRef::Wildcard(suffix) => name
+                .strip_suffix(suffix)
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            HostRef::Addr(_) => false,
+        }
+    }
+}
+
+impl HostEntryRef<'_> {
+    /// The owned form.
+    pub fn to_entry(self) -> HostEntry {
+        HostEntry {
+            host: self.host.to_host(),
+            port: self.port,
+        }
+    }
+}
+
+impl HostEntry {
+    /// The borrowed form of this entry.
+    pub fn as_ref(&self) -> HostEntryRef<'_> {
+        HostEntryRef {
+            host: self.host.as_ref(),
+            port: self.port,
+        }
+    }
+}
+
+impl fmt::Display for HostRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Host::Name(name) => f.write_str(name),
-            Host::Wildcard(suffix) => write!(f, "*.{suffix}"),
-            Host::Addr(addr) => write!(f, "{addr}"),
+            HostRef::Name(name) => f.write_str(name),
+            HostRef::Wildcard(suffix) => write!(f, "*.{suffix}"),
+            HostRef::Addr(addr) => write!(f, "{addr}"),
         }
+    }
+}
+
+impl fmt::Display for HostEntryRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.host, self.port) {
+            (HostRef::Addr(IpAddr::V6(addr)), Some(port)) => write!(f, "[{addr}]:{port}"),
+            (host, Some(port)) => write!(f, "{host}:{port}"),
+            (host, None) => write!(f, "{host}"),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_ref().fmt(f)
     }
 }
 
 impl fmt::Display for HostEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.host, self.port) {
-            (Host::Addr(IpAddr::V6(addr)), Some(port)) => write!(f, "[{addr}]:{port}"),
-            (host, Some(port)) => write!(f, "{host}:{port}"),
-            (host, None) => write!(f, "{host}"),
-        }
+        self.as_ref().fmt(f)
     }
 }
 
@@ -132,17 +203,9 @@ fn check_characters(entry: &str) -> Result<(), EntryError> {
 }
 
 impl Host {
-    /// Whether a DNS query for `name` (normalised: lowercase, no trailing dot) is covered by this
-    /// entry: the name itself, or for a wildcard any name strictly below its suffix. Addresses
-    /// cover no name.
+    /// Whether a DNS query for `name` is covered by this entry ([`HostRef::covers`]).
     pub fn covers(&self, name: &str) -> bool {
-        match self {
-            Host::Name(own) => own == name,
-            Host::Wildcard(suffix) => name
-                .strip_suffix(suffix.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-            Host::Addr(_) => false,
-        }
+        self.as_ref().covers(name)
     }
 }
 
@@ -229,7 +292,7 @@ fn parse_name_or_ipv4(text: &str) -> Result<Host, EntryError> {
 /// it is: lowercase letters, digits, `-` and `_` in dot-separated labels of 1 to 63 characters
 /// that neither start nor end with `-`, at most 253 characters, and a last label that is not all
 /// digits (which would be a mistyped address).
-fn is_plain_name(entry: &str) -> bool {
+pub(crate) fn is_plain_name(entry: &str) -> bool {
     let bytes = entry.as_bytes();
     if bytes.is_empty() || bytes.len() > 253 {
         return false;

@@ -12,13 +12,16 @@
 
 mod entry;
 pub mod exit_codes;
+mod hosts;
 mod parse;
 mod suggest;
 mod write;
 
 pub use entry::{
-    parse_blocked, parse_host, parse_network, EntryError, Host, HostEntry, NetworkEntry,
+    parse_blocked, parse_host, parse_network, EntryError, Host, HostEntry, HostEntryRef, HostRef,
+    NetworkEntry,
 };
+pub use hosts::HostList;
 pub use ipnet::IpNet;
 pub use parse::{parse_lines, parse_toml, PolicyError};
 pub use suggest::did_you_mean;
@@ -143,8 +146,10 @@ impl Default for Agent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub egress: Egress,
-    /// `allowed_hosts`; after [`load`]: the TOML entries, then `allowed-hosts`, each once.
-    pub hosts: Vec<HostEntry>,
+    /// `allowed_hosts`; after [`load`]: the TOML entries, then `allowed-hosts`, as written. A
+    /// repeated entry changes nothing (the DNS gate's index and the plan's rules merge equal
+    /// entries), so the boot does not spend time removing it; [`HostList::dedup`] does.
+    pub hosts: HostList,
     /// `allowed_networks`; after [`load`]: the TOML entries, then `allowed-networks`, each once.
     pub networks: Vec<NetworkEntry>,
     /// `blocked_networks`: extra destinations refused like the built-in blocked ranges (after
@@ -160,7 +165,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             egress: Egress::default(),
-            hosts: Vec::new(),
+            hosts: HostList::new(),
             networks: Vec::new(),
             blocked: Vec::new(),
             agent: Agent::default(),
@@ -170,7 +175,8 @@ impl Default for Policy {
 }
 
 /// Loads `policy.toml`, `allowed-hosts` and `allowed-networks` from `dir` (each optional; a
-/// missing directory is the default policy). Each list is deduplicated, first occurrence kept.
+/// missing directory is the default policy). The network lists are deduplicated, first
+/// occurrence kept; the hosts are kept as written (see [`Policy::hosts`]).
 pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
     let toml_path = dir.join(POLICY_FILE);
     let mut policy = match read_optional(&toml_path)? {
@@ -179,15 +185,15 @@ pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
     };
     let hosts_path = dir.join(HOSTS_FILE);
     if let Some(text) = read_optional(&hosts_path)? {
-        let extra = parse_lines(&hosts_path, &text, HOSTS_FILE, parse_host)?;
-        policy.hosts.extend(extra);
+        parse::each_line(&hosts_path, &text, HOSTS_FILE, |entry| {
+            policy.hosts.push_parsed(entry)
+        })?;
     }
     let networks_path = dir.join(NETWORKS_FILE);
     if let Some(text) = read_optional(&networks_path)? {
         let extra = parse_lines(&networks_path, &text, NETWORKS_FILE, parse_network)?;
         policy.networks.extend(extra);
     }
-    policy.hosts = dedup(policy.hosts);
     policy.networks = dedup(policy.networks);
     policy.blocked = dedup(policy.blocked);
     Ok(policy)
@@ -207,21 +213,28 @@ fn read_optional(path: &Path) -> Result<Option<String>, PolicyError> {
 /// Order-preserving deduplication: the first occurrence wins. Nothing is copied: the set
 /// borrows the items (a 10,000-name allowlist is deduplicated at every boot).
 pub fn dedup<T: Eq + Hash>(items: Vec<T>) -> Vec<T> {
-    let mut seen =
-        HashSet::with_capacity_and_hasher(items.len(), BuildHasherDefault::<Fx>::default());
-    let first: Vec<bool> = items.iter().map(|item| seen.insert(item)).collect();
-    drop(seen);
+    let first = first_occurrences(items.iter());
     let mut items = items;
     let mut first = first.into_iter();
     items.retain(|_| first.next().unwrap_or(true));
     items
 }
 
+/// For each item in order, whether no equal item came before it.
+pub(crate) fn first_occurrences<T: Eq + Hash>(
+    items: impl ExactSizeIterator<Item = T>,
+) -> Vec<bool> {
+    let mut seen =
+        HashSet::with_capacity_and_hasher(items.len(), BuildHasherDefault::<Fx>::default());
+    items.map(|item| seen.insert(item)).collect()
+}
+
 /// FxHash (the Rust compiler's): a multiply and a rotate per word, several times faster than
 /// the default SipHash on short keys. Flooding resistance buys nothing here: the lists are the
-/// user's own files.
-#[derive(Default)]
-struct Fx(u64);
+/// user's own files (what the lists are deduplicated with, and what sandbox-init's DNS gate
+/// indexes the allowlist with).
+#[derive(Debug, Default)]
+pub struct Fx(u64);
 
 impl Hasher for Fx {
     fn write(&mut self, bytes: &[u8]) {
@@ -303,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn toml_and_line_files_merge_in_order_without_duplicates() {
+    fn toml_and_line_files_merge_in_order_the_networks_without_duplicates() {
         let dir = dir_with(&[
             (
                 "policy.toml",
@@ -323,8 +336,21 @@ mod tests {
         ]);
         let policy = load(dir.path()).expect("load");
         assert_eq!(policy.egress, Egress::Allowlist);
-        let hosts: Vec<String> = policy.hosts.iter().map(ToString::to_string).collect();
-        assert_eq!(hosts, ["pypi.org", "b.example:443", "a.example"]);
+        let hosts: Vec<String> = policy.hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(
+            hosts,
+            [
+                "pypi.org",
+                "b.example:443",
+                "pypi.org",
+                "a.example",
+                "b.example:443"
+            ]
+        );
+        let mut once = policy.hosts.clone();
+        once.dedup();
+        let once: Vec<String> = once.iter().map(|h| h.to_string()).collect();
+        assert_eq!(once, ["pypi.org", "b.example:443", "a.example"]);
         let nets: Vec<String> = policy.networks.iter().map(ToString::to_string).collect();
         assert_eq!(nets, ["10.20.0.0/16", "10.30.0.0/16", "fd00:1::/64:80"]);
         let blocked: Vec<String> = policy.blocked.iter().map(ToString::to_string).collect();
@@ -343,8 +369,9 @@ mod tests {
     #[test]
     fn same_host_with_and_without_port_are_distinct_entries() {
         let dir = dir_with(&[("allowed-hosts", "a.example\na.example:80\na.example\n")]);
-        let policy = load(dir.path()).expect("load");
-        assert_eq!(policy.hosts.len(), 2);
+        let mut hosts = load(dir.path()).expect("load").hosts;
+        hosts.dedup();
+        assert_eq!(hosts.len(), 2);
     }
 
     #[test]

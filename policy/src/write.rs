@@ -14,7 +14,7 @@ pub fn write_toml(policy: &Policy) -> String {
     };
     let mut s = String::new();
     let _ = writeln!(s, "egress = {}", basic_string(policy.egress.as_str()));
-    let hosts = policy.hosts.iter().map(ToString::to_string).collect();
+    let hosts = policy.hosts.iter().map(|h| h.to_string()).collect();
     let _ = writeln!(s, "allowed_hosts = {}", list(hosts));
     let networks = policy.networks.iter().map(ToString::to_string).collect();
     let _ = writeln!(s, "allowed_networks = {}", list(networks));
@@ -73,7 +73,8 @@ mod tests {
             hosts: vec![
                 parse_host("PyPI.org.").expect("host"),
                 parse_host("[FD00::5]:8080").expect("host"),
-            ],
+            ]
+            .into(),
             networks: vec![parse_network("10.20.0.0/16:5432").expect("net")],
             blocked: vec!["203.0.113.7/32".parse().expect("net")],
             ..Policy::default()

@@ -380,17 +380,18 @@ fn print_plan(policy: &Policy, seams: &mut Seams<'_>) -> Result<(), BootError> {
 /// The DNS gate as `--print-plan` shows it: who it runs as, where it listens and asks, and what
 /// it does with a name.
 fn gate_plan(policy: &Policy, resolv_conf: &ResolvConf) -> String {
-    use crate::policy::{Host, GATE_PORT, GATE_UID};
+    use crate::policy::{HostRef, GATE_PORT, GATE_UID};
     let upstream: Vec<String> = resolv_conf
         .nameservers
         .iter()
         .map(ToString::to_string)
         .collect();
-    let names: Vec<String> = policy
-        .hosts
+    let mut hosts = policy.hosts.clone();
+    hosts.dedup();
+    let names: Vec<String> = hosts
         .iter()
-        .filter(|h| !matches!(h.host, Host::Addr(_)))
-        .map(ToString::to_string)
+        .filter(|h| !matches!(h.host, HostRef::Addr(_)))
+        .map(|h| h.to_string())
         .collect();
     let mut text = format!(
         "# dns gate: uid {GATE_UID}, CAP_NET_ADMIN only; all DNS (53/udp+tcp, any address) goes to 127.0.0.1:{GATE_PORT} and [::1]:{GATE_PORT}\n\
@@ -930,7 +931,7 @@ mod tests {
             gate.resolvers,
             ["10.0.0.2".parse::<std::net::IpAddr>().expect("ip")]
         );
-        let allowlist = crate::dns::allow::Allowlist::new(&gate.hosts);
+        let allowlist = crate::dns::allow::Allowlist::new(gate.hosts.clone());
         assert_eq!(allowlist.ports("a.example"), [Some(443)]);
         assert_eq!(allowlist.ports("b.example"), Vec::new());
     }

@@ -201,18 +201,23 @@ impl<'i> Reader<'i> {
         Some(content)
     }
 
-    /// `[ "a", 'b', ... ]` over any lines, a trailing comma allowed; strings only.
+    /// `[ "a", 'b', ... ]` over any lines, a trailing comma allowed; strings only. The strings
+    /// are checked, not kept: [`each_string`] reads them again from the `[`.
     fn array(&mut self) -> Option<Item<'i>> {
         let at = self.pos;
         self.pos += 1;
-        let mut items = Vec::new();
+        let mut spans = Vec::new();
         loop {
             self.gaps()?;
             match self.peek()? {
                 b']' => break,
-                b'"' | b'\'' => {
-                    let item = self.scalar()?;
-                    items.push(item);
+                quote @ (b'"' | b'\'') => {
+                    let start = self.pos + 1;
+                    let text = self.string(quote)?;
+                    spans.push(Span {
+                        start: u32::try_from(start).ok()?,
+                        len: u32::try_from(text.len()).ok()?,
+                    });
                     self.gaps()?;
                     match self.peek()? {
                         b',' => self.pos += 1,
@@ -226,8 +231,33 @@ impl<'i> Reader<'i> {
         self.pos += 1;
         Some(Item {
             at,
-            value: Value::Array(items),
+            value: Value::Strings(spans),
         })
+    }
+}
+
+/// Where a string of an array lies in the text: its content, after the opening quote.
+#[derive(Debug, PartialEq, Clone, Copy)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The content in `text`, the text [`read`] found the string in.
+    pub(crate) fn of(self, text: &str) -> &str {
+        let start = self.start as usize;
+        text.get(start..start + self.len as usize).unwrap_or("")
+    }
+
+    /// Where the string starts: its opening quote.
+    pub(crate) fn at(self) -> usize {
+        self.start as usize - 1
+    }
+
+    /// The length of all of `spans`' contents.
+    pub(crate) fn total(spans: &[Span]) -> usize {
+        spans.iter().map(|s| s.len as usize).sum()
     }
 }
 

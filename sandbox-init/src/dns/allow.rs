@@ -4,34 +4,56 @@
 
 use crate::firewall::ranges;
 use crate::firewall::Allow;
-use crate::policy::{Host, HostEntry, NetworkEntry};
+use crate::policy::{Fx, HostList, HostRef, NetworkEntry};
 use ipnet::IpNet;
-use std::collections::HashMap;
+use std::hash::Hasher;
 use std::net::IpAddr;
 
 /// The ports an address may be opened with for one name: `None` is every port.
 pub type Ports = Vec<Option<u16>>;
 
 /// The `allowed_hosts` names and wildcards, indexed so a query costs one hash lookup per label
-/// of the name, however long the allowlist is.
+/// of the name, however long the allowlist is. The index holds entry numbers, not names: the
+/// names stay in the list's one buffer, so the gate indexes a 10,000-name allowlist after its
+/// fork without an allocation per name.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
-    exact: HashMap<String, Ports>,
-    /// Wildcard suffix (`example.com` for `*.example.com`) → ports.
-    below: HashMap<String, Ports>,
+    hosts: HostList,
+    /// Open addressing with linear probing, at most half full: 0 is a free slot, anything else
+    /// 1 + the number of a name or wildcard entry in `hosts`. Equal keys (one name listed with
+    /// several ports) each have their slot.
+    slots: Vec<u32>,
+    /// How many entries are indexed.
+    indexed: usize,
+}
+
+/// What a slot's key is: a name (`exact`) or a wildcard's suffix (`below`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Exact,
+    Below,
 }
 
 impl Allowlist {
     /// The names and wildcards of `hosts` (literal addresses are the plan's, not the gate's).
-    pub fn new(hosts: &[HostEntry]) -> Self {
-        let mut list = Allowlist::default();
-        for entry in hosts {
-            let (map, key) = match &entry.host {
-                Host::Name(name) => (&mut list.exact, name),
-                Host::Wildcard(suffix) => (&mut list.below, suffix),
-                Host::Addr(_) => continue,
+    pub fn new(hosts: HostList) -> Self {
+        let keyed = hosts.iter().filter(|e| key(e.host).is_some()).count();
+        let size = (keyed * 2).next_power_of_two().max(8);
+        let mut list = Allowlist {
+            slots: vec![0; size],
+            hosts,
+            indexed: keyed,
+        };
+        for index in 0..list.hosts.len() {
+            let Some((kind, text)) = list.hosts.get(index).and_then(|e| key(e.host)) else {
+                continue;
             };
-            add_port(map.entry(key.clone()).or_default(), entry.port);
+            let mut at = list.home(kind, text);
+            while list.slots[at] != 0 {
+                at = (at + 1) & (size - 1);
+            }
+            // `hosts` is one policy's list: far fewer than 2^32 entries.
+            list.slots[at] = u32::try_from(index + 1).unwrap_or(u32::MAX);
         }
         list
     }
@@ -40,16 +62,12 @@ impl Allowlist {
     /// entry covers it.
     pub fn ports(&self, name: &str) -> Ports {
         let mut ports = Ports::new();
-        for port in self.exact.get(name).into_iter().flatten() {
-            add_port(&mut ports, *port);
-        }
+        self.each(Key::Exact, name, |port| add_port(&mut ports, port));
         // Every proper suffix of the name, at a label boundary: a.b.example.com asks
         // b.example.com, example.com, com.
         let mut rest = name;
         while let Some((_, tail)) = rest.split_once('.') {
-            for port in self.below.get(tail).into_iter().flatten() {
-                add_port(&mut ports, *port);
-            }
+            self.each(Key::Below, tail, |port| add_port(&mut ports, port));
             rest = tail;
         }
         ports
@@ -57,7 +75,42 @@ impl Allowlist {
 
     /// Whether no name or wildcard is listed.
     pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.below.is_empty()
+        self.indexed == 0
+    }
+
+    /// The port of each entry keyed `kind` and `text`: the slots from the key's home to the
+    /// next free one.
+    fn each(&self, kind: Key, text: &str, mut found: impl FnMut(Option<u16>)) {
+        if self.indexed == 0 {
+            return;
+        }
+        let mut at = self.home(kind, text);
+        while let Some(index) = self.slots[at].checked_sub(1) {
+            if let Some(entry) = self.hosts.get(index as usize) {
+                if key(entry.host) == Some((kind, text)) {
+                    found(entry.port);
+                }
+            }
+            at = (at + 1) & (self.slots.len() - 1);
+        }
+    }
+
+    /// The slot a key's probe starts at: the hash's top bits (FxHash mixes upwards).
+    fn home(&self, kind: Key, text: &str) -> usize {
+        let mut hasher = Fx::default();
+        hasher.write_u8(kind as u8);
+        hasher.write(text.as_bytes());
+        let bits = self.slots.len().trailing_zeros();
+        (hasher.finish() >> (64 - bits)) as usize
+    }
+}
+
+/// The index key of a host: a name, or a wildcard's suffix; addresses have none.
+fn key(host: HostRef<'_>) -> Option<(Key, &str)> {
+    match host {
+        HostRef::Name(name) => Some((Key::Exact, name)),
+        HostRef::Wildcard(suffix) => Some((Key::Below, suffix)),
+        HostRef::Addr(_) => None,
     }
 }
 
@@ -101,14 +154,14 @@ pub fn allows_for(addr: IpAddr, ports: &Ports) -> impl Iterator<Item = Allow> + 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{parse_host, parse_network};
+    use crate::policy::{parse_host, parse_network, HostList};
 
     fn list(entries: &[&str]) -> Allowlist {
-        let hosts: Vec<HostEntry> = entries
+        let hosts: HostList = entries
             .iter()
             .map(|e| parse_host(e).expect("entry"))
             .collect();
-        Allowlist::new(&hosts)
+        Allowlist::new(hosts)
     }
 
     #[test]
@@ -131,6 +184,54 @@ mod tests {
         assert_eq!(list.ports("pypi.org.evil.example"), Ports::new());
         assert_eq!(list.ports(""), Ports::new());
         assert_eq!(list.ports("10.0.0.1"), Ports::new());
+    }
+
+    /// The index answers as a walk of the whole list with [`HostRef::covers`] does: for names
+    /// and wildcards listed several times with and without ports, for their suffixes and for
+    /// names that are not listed, in a list long enough that probes run into each other.
+    #[test]
+    fn the_index_answers_as_the_grammars_covers_over_the_whole_list() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let labels = [
+            "a", "b", "cdn", "x-y", "0a", "example", "com", "net", "_srv",
+        ];
+        let name = |next: &mut dyn FnMut(u64) -> u64| {
+            let n = 2 + next(3) as usize;
+            (0..n)
+                .map(|_| labels[next(labels.len() as u64) as usize])
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        let mut entries = Vec::new();
+        for _ in 0..3_000 {
+            let mut entry = name(&mut next);
+            if next(4) == 0 {
+                entry = format!("*.{entry}");
+            }
+            if next(3) == 0 {
+                entry = format!("{entry}:{}", 1 + next(3));
+            }
+            entries.push(parse_host(&entry).expect("entry"));
+        }
+        let hosts: HostList = entries.iter().collect();
+        let index = Allowlist::new(hosts.clone());
+        for _ in 0..3_000 {
+            let query = name(&mut next);
+            let mut want = Ports::new();
+            for entry in hosts.iter().filter(|e| e.host.covers(&query)) {
+                add_port(&mut want, entry.port);
+            }
+            let mut have = index.ports(&query);
+            want.sort();
+            have.sort();
+            assert_eq!(have, want, "{query}");
+        }
     }
 
     #[test]

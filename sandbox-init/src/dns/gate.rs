@@ -27,7 +27,7 @@ use crate::egress::RecordConfig;
 use crate::firewall::nft::names::Names;
 use crate::firewall::{Allow, Backend, CommandRunner, Family};
 use crate::log::Log;
-use crate::policy::{Egress, HostEntry, NetworkEntry, GATE_PORT};
+use crate::policy::{Egress, HostList, NetworkEntry, GATE_PORT};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -53,7 +53,7 @@ pub struct GateConfig {
     pub egress: Egress,
     /// `allowed_hosts` as the policy lists them. The gate indexes them ([`Allowlist`]) itself,
     /// after the fork: a long allowlist costs the gate's start, not the agent's.
-    pub hosts: Vec<HostEntry>,
+    pub hosts: HostList,
     /// `allowed_networks`: whether an answer in metadata space may be opened.
     pub networks: Vec<NetworkEntry>,
     /// Where queries go, in order.
@@ -318,7 +318,7 @@ impl<'a> Gate<'a> {
     ) -> Self {
         let nflog = sockets.nflog.take();
         let recorder = Recorder::open(config.record.clone(), nflog, log);
-        let allowlist = Allowlist::new(&std::mem::take(&mut config.hosts));
+        let allowlist = Allowlist::new(std::mem::take(&mut config.hosts));
         let names = config.netlink.then(Names::open).and_then(|opened| {
             opened
                 .map_err(|e| {

@@ -23,7 +23,7 @@ use super::ranges;
 use super::rules::{Chain, ChainName, Family, Match, PerFamily, Proto, RejectWith, Rule, Target};
 use crate::dns::allow::{self, Allowlist};
 use crate::dns::conf::HostsFile;
-use crate::policy::{dedup, Egress, Host, HostEntry, Policy, GATE_PORT, GATE_UID};
+use crate::policy::{dedup, Egress, HostRef, Policy, GATE_PORT, GATE_UID};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -148,9 +148,9 @@ pub(crate) fn allows(policy: &Policy, hosts: &HostsFile) -> (Vec<Allow>, Vec<Str
     let mut allows = Vec::new();
     let mut warnings = Vec::new();
     for entry in &policy.hosts {
-        if let Host::Addr(addr) = &entry.host {
+        if let HostRef::Addr(addr) = entry.host {
             allows.push(Allow {
-                dest: IpNet::from(*addr),
+                dest: IpNet::from(addr),
                 port: entry.port,
             });
         }
@@ -158,13 +158,13 @@ pub(crate) fn allows(policy: &Policy, hosts: &HostsFile) -> (Vec<Allow>, Vec<Str
     // Only the entries covering a name of the hosts file are indexed: a long allowlist is
     // scanned once, without copying it (the gate indexes it all, after the fork).
     let in_file = hosts.sorted();
-    let covering: Vec<HostEntry> = policy
-        .hosts
-        .iter()
-        .filter(|entry| in_file.iter().any(|(name, _)| entry.host.covers(name)))
-        .cloned()
-        .collect();
-    let names = Allowlist::new(&covering);
+    let names = Allowlist::new(
+        policy
+            .hosts
+            .iter()
+            .filter(|entry| in_file.iter().any(|(name, _)| entry.host.covers(name)))
+            .collect(),
+    );
     if !names.is_empty() {
         for (name, addrs) in in_file {
             let ports = names.ports(name);

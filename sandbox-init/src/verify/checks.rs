@@ -325,7 +325,7 @@ fn constant<T: std::str::FromStr>(text: &str) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{parse_host, HostEntry};
+    use crate::policy::{parse_host, HostList};
 
     fn net(text: &str) -> IpNet {
         text.parse().expect("net")
@@ -340,7 +340,7 @@ mod tests {
         egress: Egress,
         open: Vec<Allow>,
         extras: Vec<Extra>,
-        hosts: Vec<HostEntry>,
+        hosts: HostList,
         local: Vec<IpAddr>,
         ipv6: bool,
     }
@@ -364,7 +364,7 @@ mod tests {
                         origin: Origin::OnLink { dev: "eth0".into() },
                     },
                 ],
-                hosts: Vec::new(),
+                hosts: HostList::new(),
                 local: vec![
                     "127.0.0.1".parse().expect("lo"),
                     "172.17.0.2".parse().expect("own"),
@@ -374,7 +374,7 @@ mod tests {
         }
 
         fn checks(&self) -> Vec<Check> {
-            let names = Allowlist::new(&self.hosts);
+            let names = Allowlist::new(self.hosts.clone());
             checks(&Inputs {
                 egress: self.egress,
                 open: &self.open,
@@ -534,7 +534,7 @@ mod tests {
             dest: net("192.0.2.0/24"),
             port: Some(443),
         });
-        world.hosts = vec![parse_host("example.com").expect("entry")];
+        world.hosts = vec![parse_host("example.com").expect("entry")].into();
         let public: Vec<Probe> = world
             .checks()
             .into_iter()
@@ -553,7 +553,8 @@ mod tests {
             parse_host("example.net").expect("entry"),
             parse_host("example.com").expect("entry"),
             parse_host("example.org").expect("entry"),
-        ];
+        ]
+        .into();
         assert_eq!(
             world.probe_of("name, not allowlisted"),
             Probe::Skip("every candidate name is allowlisted".into())

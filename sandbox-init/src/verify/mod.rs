@@ -139,7 +139,7 @@ fn run(
     let mut open = plan.allows.clone();
     open.extend(rules.opened.iter().copied());
     let local = addrs::local(&read(&paths.fib_trie), &if_inet6);
-    let names = Allowlist::new(&policy.hosts);
+    let names = Allowlist::new(policy.hosts.clone());
     let checks = checks::checks(&Inputs {
         egress: policy.egress,
         open: &open,
