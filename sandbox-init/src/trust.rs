@@ -140,12 +140,12 @@ impl Trust {
     /// Resolves `path` (absolute) to the regular file it names, checking it and every
     /// directory on the way; returns the resolved path, which only the owner can change.
     pub fn file(&self, path: &Path) -> Result<PathBuf, TrustError> {
-        self.resolve(path, Kind::File)
+        self.resolve(path, Kind::File, &mut Vec::new())
     }
 
     /// Like [`Trust::file`], for a directory.
     pub fn dir(&self, path: &Path) -> Result<PathBuf, TrustError> {
-        self.resolve(path, Kind::Dir)
+        self.resolve(path, Kind::Dir, &mut Vec::new())
     }
 
     /// Finds the program `name` in the first of the [`SYSTEM_DIRS`] that has an entry of that
@@ -153,11 +153,32 @@ impl Trust {
     /// be run (never a fall-through to the next directory). Returns the resolved file; run it
     /// with `name` as `argv[0]` (multi-call binaries such as `xtables-nft-multi` dispatch on it).
     pub fn find_program(&self, name: &str) -> Result<Option<PathBuf>, TrustError> {
+        self.find_in(name, &mut Vec::new())
+    }
+
+    /// [`Trust::find_program`] for each of `names`, in one walk: a directory found trusted on
+    /// the way to one is not inspected again on the way to the next (the boot's probe looks for
+    /// twelve programs, most of them links into the same two directories).
+    pub fn find_programs(&self, names: &[&str]) -> Vec<Result<Option<PathBuf>, TrustError>> {
+        let mut trusted = Vec::new();
+        names
+            .iter()
+            .map(|name| self.find_in(name, &mut trusted))
+            .collect()
+    }
+
+    /// `trusted`: directories already found trusted in this walk (only the owner can change
+    /// them, as between the hops of one path).
+    fn find_in(
+        &self,
+        name: &str,
+        trusted: &mut Vec<PathBuf>,
+    ) -> Result<Option<PathBuf>, TrustError> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Ok(None);
         }
         for dir in SYSTEM_DIRS {
-            match self.file(&Path::new(dir).join(name)) {
+            match self.resolve(&Path::new(dir).join(name), Kind::File, trusted) {
                 Ok(real) => return Ok(Some(real)),
                 Err(TrustError::Missing { .. }) => continue,
                 Err(e) => return Err(e),
@@ -168,8 +189,15 @@ impl Trust {
 
     /// The walk: one component at a time from the root, each directory entered checked, each
     /// symlink's target spliced in front of what is left (an absolute one restarting at the
-    /// root), the final file or directory checked last.
-    fn resolve(&self, path: &Path, kind: Kind) -> Result<PathBuf, TrustError> {
+    /// root), the final file or directory checked last. A directory in `trusted` passed the
+    /// check earlier in the same walk and is entered without a look; each one that passes now
+    /// joins it.
+    fn resolve(
+        &self,
+        path: &Path,
+        kind: Kind,
+        trusted: &mut Vec<PathBuf>,
+    ) -> Result<PathBuf, TrustError> {
         let untrusted = |at: &Path, why: Why| TrustError::Untrusted {
             path: path.to_owned(),
             at: at.to_owned(),
@@ -210,8 +238,11 @@ impl Trust {
             Ok(())
         };
 
-        let root_meta = inspect(&self.root, Path::new("/"))?;
-        check(&root_meta, Path::new("/"))?;
+        if !trusted.contains(&self.root) {
+            let root_meta = inspect(&self.root, Path::new("/"))?;
+            check(&root_meta, Path::new("/"))?;
+            trusted.push(self.root.clone());
+        }
         // `real` is where we are on disk; `shown` the same place as seen from the root.
         let mut real = self.root.clone();
         let mut shown = PathBuf::from("/");
@@ -227,6 +258,11 @@ impl Trust {
             }
             let next_real = real.join(&name);
             let next_shown = shown.join(&name);
+            if trusted.contains(&next_real) {
+                real = next_real;
+                shown = next_shown;
+                continue;
+            }
             let meta = inspect(&next_real, &next_shown)?;
             if meta.file_type().is_symlink() {
                 links += 1;
@@ -246,6 +282,7 @@ impl Trust {
             }
             if meta.is_dir() {
                 check(&meta, &next_shown)?;
+                trusted.push(next_real.clone());
             } else if !todo.is_empty() {
                 return Err(untrusted(&next_shown, Why::NotADirectory));
             }
@@ -366,6 +403,43 @@ mod tests {
             None
         );
         assert_eq!(r.trust.find_program("../usr/sbin/x").expect("ok"), None);
+    }
+
+    /// One walk for many programs answers as a walk each: a trusted directory shared by the
+    /// first programs does not let a later one through an untrusted directory of its own, and
+    /// a refusal stays a refusal.
+    #[test]
+    fn a_walk_for_many_programs_answers_as_a_walk_each() {
+        let r = Root::system();
+        // A writable directory a link of /usr/sbin points into, and a planted program in it.
+        r.mkdir("tmp/drop", 0o777);
+        r.file("tmp/drop/evil", 0o755);
+        symlink("/tmp/drop/evil", r.path("usr/sbin/iptables-legacy-restore")).expect("ln");
+        // A writable /bin, where /sbin and /usr/sbin have no such program.
+        r.mkdir("bin", 0o777);
+        r.file("bin/ip6tables-nft-save", 0o755);
+        let names = [
+            "iptables-nft-restore",
+            "iptables-legacy-restore",
+            "iptables-restore",
+            "ip6tables-nft-save",
+            "xtables-nft-multi",
+            "nothing-here",
+        ];
+        let one_by_one: Vec<String> = names
+            .iter()
+            .map(|n| format!("{:?}", r.trust.find_program(n)))
+            .collect();
+        let together: Vec<String> = r
+            .trust
+            .find_programs(&names)
+            .iter()
+            .map(|found| format!("{found:?}"))
+            .collect();
+        assert_eq!(together, one_by_one);
+        assert!(together[1].contains("Writable"), "{}", together[1]);
+        assert!(together[3].contains("Writable"), "{}", together[3]);
+        assert!(together[4].contains("xtables-nft-multi"), "{}", together[4]);
     }
 
     #[test]

@@ -100,17 +100,13 @@ pub struct Probed {
 /// that is installed must be root's (see `trust.rs`), or the boot stops here.
 pub fn probe(runner: &dyn CommandRunner) -> Result<Probed, FirewallError> {
     let mut candidates: Vec<&'static Backend> = Vec::new();
-    for backend in BACKENDS {
-        let mut installed = [false; 4];
-        let programs = [
-            backend.restore4,
-            backend.save4,
-            backend.restore6,
-            backend.save6,
-        ];
-        for (found, program) in installed.iter_mut().zip(programs) {
-            *found = runner.exists(program)?;
-        }
+    // Every backend's four programs in one look: the walks share their directories.
+    let programs: Vec<&str> = BACKENDS
+        .iter()
+        .flat_map(|b| [b.restore4, b.save4, b.restore6, b.save6])
+        .collect();
+    let installed = runner.exist(&programs)?;
+    for (backend, installed) in BACKENDS.iter().zip(installed.chunks(4)) {
         if installed[0] && installed[1] {
             candidates.push(backend);
         }

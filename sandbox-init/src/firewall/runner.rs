@@ -27,6 +27,11 @@ pub trait CommandRunner {
         Ok(true)
     }
 
+    /// [`CommandRunner::exists`] for each of `programs`, in order.
+    fn exist(&self, programs: &[&str]) -> Result<Vec<bool>, TrustError> {
+        programs.iter().map(|p| self.exists(p)).collect()
+    }
+
     /// Whether the rules may be written over netlink from this process instead
     /// ([`crate::firewall::nft`]): only when the programs run in this process's own network
     /// namespace. The real runner says yes; test doubles, and runners that enter another
@@ -169,6 +174,14 @@ impl SystemRunner {
 impl CommandRunner for SystemRunner {
     fn exists(&self, program: &str) -> Result<bool, TrustError> {
         self.trust.find_program(program).map(|p| p.is_some())
+    }
+
+    fn exist(&self, programs: &[&str]) -> Result<Vec<bool>, TrustError> {
+        self.trust
+            .find_programs(programs)
+            .into_iter()
+            .map(|p| p.map(|p| p.is_some()))
+            .collect()
     }
 
     fn netlink_here(&self) -> bool {
