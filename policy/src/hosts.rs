@@ -16,16 +16,20 @@ pub struct HostList {
     text: String,
     /// The literal addresses, in order.
     addrs: Vec<IpAddr>,
+    /// Entries a slot cannot point at, kept whole: a name longer than a slot's length (the
+    /// grammar allows 253 bytes; a [`Host`] built by hand may hold more) or past 4 GiB of text.
+    whole: Vec<HostEntry>,
     entries: Vec<Slot>,
 }
 
-/// One entry: what it names (a range of `text`, or an index into `addrs`) and its port.
+/// One entry: what it names (a range of `text`, or an index into `addrs` or `whole`) and its
+/// port.
 #[derive(Clone, Copy)]
 struct Slot {
     kind: Kind,
-    /// Into `text` for a name or wildcard, into `addrs` for an address.
+    /// Into `text` for a name or wildcard, into `addrs` for an address, into `whole`.
     start: u32,
-    /// Of the name or suffix in `text` (at most 253 bytes).
+    /// Of the name or suffix in `text`.
     len: u16,
     port: Option<u16>,
 }
@@ -35,6 +39,7 @@ enum Kind {
     Name,
     Wildcard,
     Addr,
+    Whole,
 }
 
 impl HostList {
@@ -62,15 +67,13 @@ impl HostList {
 
     fn entry(&self, slot: Slot) -> HostEntryRef<'_> {
         let start = slot.start as usize;
-        let name = || {
-            self.text
-                .get(start..start + usize::from(slot.len))
-                .unwrap_or("")
-        };
+        // `push` put a whole name there: the range is one.
+        let name = || &self.text[start..start + usize::from(slot.len)];
         let host = match slot.kind {
             Kind::Name => HostRef::Name(name()),
             Kind::Wildcard => HostRef::Wildcard(name()),
             Kind::Addr => HostRef::Addr(self.addrs[start]),
+            Kind::Whole => return self.whole[start].as_ref(),
         };
         HostEntryRef {
             host,
@@ -86,27 +89,39 @@ impl HostList {
 
     /// Appends `entry` (a copy of its name).
     pub fn push(&mut self, entry: HostEntryRef<'_>) {
-        let (kind, start, len) = match entry.host {
-            HostRef::Name(name) => (Kind::Name, self.text.len(), self.push_text(name)),
-            HostRef::Wildcard(suffix) => (Kind::Wildcard, self.text.len(), self.push_text(suffix)),
+        let (kind, name) = match entry.host {
+            HostRef::Name(name) => (Kind::Name, name),
+            HostRef::Wildcard(suffix) => (Kind::Wildcard, suffix),
             HostRef::Addr(addr) => {
                 self.addrs.push(addr);
-                (Kind::Addr, self.addrs.len() - 1, 0)
+                return self.push_slot(Kind::Addr, self.addrs.len() - 1, 0, entry.port);
             }
+        };
+        let start = self.text.len();
+        match (u32::try_from(start + name.len()), u16::try_from(name.len())) {
+            (Ok(_), Ok(len)) => {
+                self.text.push_str(name);
+                self.push_slot(kind, start, len, entry.port);
+            }
+            _ => {
+                self.whole.push(entry.to_entry());
+                self.push_slot(Kind::Whole, self.whole.len() - 1, 0, entry.port);
+            }
+        }
+    }
+
+    fn push_slot(&mut self, kind: Kind, start: usize, len: u16, port: Option<u16>) {
+        // Past 4 GiB of names `push` keeps entries whole; 2^32 addresses or whole entries
+        // would take 64 GiB and more.
+        let Ok(start) = u32::try_from(start) else {
+            panic!("a host list of over 2^32 entries");
         };
         self.entries.push(Slot {
             kind,
-            // A list's text stays far below 4 GiB: a policy file that long is not read.
-            start: u32::try_from(start).unwrap_or(u32::MAX),
+            start,
             len,
-            port: entry.port,
+            port,
         });
-    }
-
-    fn push_text(&mut self, name: &str) -> u16 {
-        self.text.push_str(name);
-        // Names and suffixes are at most 253 bytes (the grammar).
-        u16::try_from(name.len()).unwrap_or(u16::MAX)
     }
 
     /// Parses `text` as an `allowed_hosts` entry ([`crate::parse_host`]'s grammar) and appends
@@ -273,6 +288,28 @@ mod tests {
             );
         }
         assert_eq!(texts(&l), ["a.example"]);
+    }
+
+    /// Found by the red team: a slot's 16-bit length cut a longer name (inside a character, it
+    /// read back as ""). Such names never come from the grammar; built by hand, they are kept
+    /// whole.
+    #[test]
+    fn a_name_longer_than_a_slot_reads_back_whole() {
+        let long = [
+            Host::Name("a".repeat(70_000)),
+            Host::Wildcard(format!("{}\u{e9}", "b".repeat(65_534))),
+        ];
+        let entries: Vec<HostEntry> = long
+            .into_iter()
+            .map(|host| HostEntry {
+                host,
+                port: Some(8),
+            })
+            .chain([parse_host("c.example").expect("entry")])
+            .collect();
+        let list = HostList::from(entries.clone());
+        let back: Vec<HostEntry> = list.iter().map(|e| e.to_entry()).collect();
+        assert_eq!(back, entries);
     }
 
     #[test]

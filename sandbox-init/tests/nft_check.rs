@@ -82,6 +82,31 @@ fn one_changed_byte_in_any_rule_of_ours_is_caught() {
     assert!(caught > 1000, "only {caught} bytes tried");
 }
 
+/// The same for the jumps from `OUTPUT` (the test above leaves them out): the read-back holds
+/// each to the one jump the plan sends, byte for byte (suggested by the red team).
+#[test]
+fn one_changed_byte_in_a_jump_from_output_is_caught() {
+    let (plan, sent, dumped) = fixture();
+    let mut caught = 0;
+    for (i, d) in dumped
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.chain == "OUTPUT")
+    {
+        for pos in value_bytes(&d.exprs) {
+            let mut tampered = dumped.clone();
+            tampered[i].exprs[pos] ^= 0x01;
+            assert!(
+                check(&plan, &sent, &tampered).is_err(),
+                "byte {pos} of the OUTPUT jump {i} changed unnoticed"
+            );
+            caught += 1;
+        }
+    }
+    // Both tables of both families, each jump naming its chain.
+    assert!(caught >= 4 * 20, "only {caught} bytes tried");
+}
+
 /// Offsets of the bytes inside value attributes of an expression list, counters left out.
 fn value_bytes(exprs: &[u8]) -> Vec<usize> {
     fn walk(base: usize, bytes: &[u8], out: &mut Vec<usize>) {
