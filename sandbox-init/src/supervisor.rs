@@ -227,8 +227,8 @@ impl EarlySignals {
 /// container's stop waits for it, so it is short (the flush is a few writes).
 pub const GATE_STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// How long the supervision is quiet (no signal) before PID 1 gives back the memory only the
-/// boot used: the agent's first moments are its own.
+/// How long after the agent's start PID 1 gives back the memory only the boot used: the
+/// agent's first moments are its own.
 pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The running agent and PID 1's signalfd.
@@ -395,17 +395,21 @@ impl Supervisor {
     /// Supervise until the agent has ended; returns the exit code for sandbox-init.
     pub fn run(self) -> i32 {
         let me = sys::getpid();
+        let release_at = std::time::Instant::now() + SETTLE;
         let mut released = false;
         loop {
-            // Once nothing has happened for SETTLE: whatever boot allocated is gone by now;
-            // hand the freed heap back, and drop the clean pages of code and read-only data
-            // that only boot used (they re-fault if needed). Not at once: that is a walk of
-            // PID 1's page tables (~0.3 ms), and on a small machine it would take a core from
-            // the agent while it starts.
+            // SETTLE after the agent started (signals meanwhile are handled as they come, and
+            // do not put it off): whatever boot allocated is gone by now; hand the freed heap
+            // back, and drop the clean pages of code and read-only data that only boot used
+            // (they re-fault if needed). Not at once: that is a walk of PID 1's page tables
+            // (~0.3 ms), and on a small machine it would take a core from the agent while it
+            // starts.
             if !released {
-                let quiet = sys::poll_readable(&[self.signals.as_fd()], SETTLE)
-                    .is_ok_and(|ready| ready == [false]);
-                if quiet {
+                let left = release_at.saturating_duration_since(std::time::Instant::now());
+                let due = left.is_zero()
+                    || sys::poll_readable(&[self.signals.as_fd()], left)
+                        .is_ok_and(|ready| ready == [false]);
+                if due {
                     released = true;
                     sys::release_free_memory();
                     sys::release_clean_file_pages();
