@@ -132,6 +132,17 @@ impl HostEntryRef<'_> {
     }
 }
 
+impl Host {
+    /// The borrowed form of this host.
+    pub fn as_ref(&self) -> HostRef<'_> {
+        match self {
+            Host::Name(name) => HostRef::Name(name),
+            Host::Wildcard(suffix) => HostRef::Wildcard(suffix),
+            Host::Addr(addr) => HostRef::Addr(*addr),
+        }
+    }
+}
+
 impl HostEntry {
     /// The borrowed form of this entry.
     pub fn as_ref(&self) -> HostEntryRef<'_> {

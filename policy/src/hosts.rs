@@ -4,7 +4,7 @@
 //! allowlist at boot without an allocation per name, and its DNS gate gets a copy of it in two
 //! `memcpy`s. Entries are read back as [`HostEntryRef`]s, which borrow the buffer.
 
-use crate::entry::{self, Host, HostEntry, HostEntryRef, HostRef};
+use crate::entry::{self, HostEntry, HostEntryRef, HostRef};
 use crate::EntryError;
 use std::fmt;
 use std::net::IpAddr;
@@ -17,7 +17,7 @@ pub struct HostList {
     /// The literal addresses, in order.
     addrs: Vec<IpAddr>,
     /// Entries a slot cannot point at, kept whole: a name longer than a slot's length (the
-    /// grammar allows 253 bytes; a [`Host`] built by hand may hold more) or past 4 GiB of text.
+    /// grammar allows 253 bytes; a [`crate::Host`] built by hand may hold more) or past 4 GiB of text.
     whole: Vec<HostEntry>,
     entries: Vec<Slot>,
 }
@@ -208,21 +208,10 @@ impl From<Vec<HostEntry>> for HostList {
     }
 }
 
-impl Host {
-    /// The borrowed form of this host.
-    pub fn as_ref(&self) -> HostRef<'_> {
-        match self {
-            Host::Name(name) => HostRef::Name(name),
-            Host::Wildcard(suffix) => HostRef::Wildcard(suffix),
-            Host::Addr(addr) => HostRef::Addr(*addr),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse_host;
+    use crate::{parse_host, Host};
 
     fn list(entries: &[&str]) -> HostList {
         let mut list = HostList::new();

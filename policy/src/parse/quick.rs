@@ -201,8 +201,8 @@ impl<'i> Reader<'i> {
         Some(content)
     }
 
-    /// `[ "a", 'b', ... ]` over any lines, a trailing comma allowed; strings only. The strings
-    /// are checked, not kept: [`each_string`] reads them again from the `[`.
+    /// `[ "a", 'b', ... ]` over any lines, a trailing comma allowed; strings only, each kept as
+    /// the [`Span`] of its content in the text.
     fn array(&mut self) -> Option<Item<'i>> {
         let at = self.pos;
         self.pos += 1;
@@ -244,7 +244,8 @@ pub(crate) struct Span {
 }
 
 impl Span {
-    /// The content in `text`, the text [`read`] found the string in.
+    /// The content in `text`, the text [`read`] found the string in (there the span is always
+    /// a whole string; in any other text, what it does not fit reads as "", an empty entry).
     pub(crate) fn of(self, text: &str) -> &str {
         let start = self.start as usize;
         text.get(start..start + self.len as usize).unwrap_or("")

@@ -28,7 +28,7 @@ pub struct Allowlist {
     indexed: usize,
 }
 
-/// What a slot's key is: a name (`exact`) or a wildcard's suffix (`below`).
+/// What a slot's key is: a name, or a wildcard's suffix (`example.com` for `*.example.com`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Key {
     Exact,
