@@ -58,15 +58,13 @@ fn a_missing_rule_is_caught() {
     );
 }
 
+/// Also the jumps from `OUTPUT`, each held to the one jump the plan sends (the red team found
+/// them left out of this test).
 #[test]
-fn one_changed_byte_in_any_rule_of_ours_is_caught() {
+fn one_changed_byte_in_any_rule_of_ours_or_a_jump_to_it_is_caught() {
     let (plan, sent, dumped) = fixture();
-    let mut caught = 0;
-    for (i, d) in dumped
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.chain != "OUTPUT")
-    {
+    let (mut caught, mut in_output) = (0, 0);
+    for (i, d) in dumped.iter().enumerate() {
         // Every byte of every value attribute (lengths and types stay: those would be another
         // expression, caught by the count), except a counter's: counters count.
         for pos in value_bytes(&d.exprs) {
@@ -74,37 +72,18 @@ fn one_changed_byte_in_any_rule_of_ours_is_caught() {
             tampered[i].exprs[pos] ^= 0x01;
             if check(&plan, &sent, &tampered).is_err() {
                 caught += 1;
+                in_output += usize::from(d.chain == "OUTPUT");
             } else {
                 panic!("byte {pos} of rule {i} ({}) changed unnoticed", d.chain);
             }
         }
     }
     assert!(caught > 1000, "only {caught} bytes tried");
-}
-
-/// The same for the jumps from `OUTPUT` (the test above leaves them out): the read-back holds
-/// each to the one jump the plan sends, byte for byte (suggested by the red team).
-#[test]
-fn one_changed_byte_in_a_jump_from_output_is_caught() {
-    let (plan, sent, dumped) = fixture();
-    let mut caught = 0;
-    for (i, d) in dumped
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| d.chain == "OUTPUT")
-    {
-        for pos in value_bytes(&d.exprs) {
-            let mut tampered = dumped.clone();
-            tampered[i].exprs[pos] ^= 0x01;
-            assert!(
-                check(&plan, &sent, &tampered).is_err(),
-                "byte {pos} of the OUTPUT jump {i} changed unnoticed"
-            );
-            caught += 1;
-        }
-    }
     // Both tables of both families, each jump naming its chain.
-    assert!(caught >= 4 * 20, "only {caught} bytes tried");
+    assert!(
+        in_output >= 4 * 20,
+        "only {in_output} bytes of the OUTPUT jumps tried"
+    );
 }
 
 /// Offsets of the bytes inside value attributes of an expression list, counters left out.
