@@ -299,41 +299,57 @@ fn parse_name_or_ipv4(text: &str) -> Result<Host, EntryError> {
     Ok(Host::Name(name))
 }
 
+/// What a byte is in a host name in its normal form ([`is_plain_name`]): nothing (0), or one of
+/// these.
+const LETTER: u8 = 1; // a-z and _
+const DIGIT: u8 = 2;
+const HYPHEN: u8 = 3;
+const DOT: u8 = 4;
+const CLASS: [u8; 256] = {
+    let mut class = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        class[b] = match b as u8 {
+            b'a'..=b'z' | b'_' => LETTER,
+            b'0'..=b'9' => DIGIT,
+            b'-' => HYPHEN,
+            b'.' => DOT,
+            _ => 0,
+        };
+        b += 1;
+    }
+    class
+};
+
 /// Whether `entry` is a host name already in its normal form that [`parse_name_or_ipv4`] takes as
 /// it is: lowercase letters, digits, `-` and `_` in dot-separated labels of 1 to 63 characters
 /// that neither start nor end with `-`, at most 253 characters, and a last label that is not all
-/// digits (which would be a mistyped address).
+/// digits (which would be a mistyped address). One table lookup a byte; a label's length is
+/// checked where it ends.
 pub(crate) fn is_plain_name(entry: &str) -> bool {
     let bytes = entry.as_bytes();
     if bytes.is_empty() || bytes.len() > 253 {
         return false;
     }
-    let (mut label, mut digits_only) = (0usize, true);
-    let mut prev = b'.';
+    let (mut label, mut digits_only, mut prev) = (0usize, true, DOT);
     for &b in bytes {
-        match b {
-            b'.' => {
-                if label == 0 || prev == b'-' {
-                    return false;
-                }
-                label = 0;
-                digits_only = true;
+        let class = CLASS[usize::from(b)];
+        if class == DOT {
+            if label == 0 || label > 63 || prev == HYPHEN {
+                return false;
             }
-            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {
-                if b == b'-' && label == 0 {
-                    return false;
-                }
-                label += 1;
-                if label > 63 {
-                    return false;
-                }
-                digits_only &= b.is_ascii_digit();
+            label = 0;
+            digits_only = true;
+        } else {
+            if class == 0 || (class == HYPHEN && label == 0) {
+                return false;
             }
-            _ => return false,
+            label += 1;
+            digits_only &= class == DIGIT;
         }
-        prev = b;
+        prev = class;
     }
-    label > 0 && prev != b'-' && !digits_only
+    label > 0 && label <= 63 && prev != HYPHEN && !digits_only
 }
 
 /// Parses one `allowed_hosts` entry.
