@@ -367,7 +367,7 @@ pub fn parse_host(entry: &str) -> Result<HostEntry, EntryError> {
 }
 
 /// [`parse_host`] without the shortcut: the whole grammar.
-fn parse_host_whole(entry: &str) -> Result<HostEntry, EntryError> {
+pub(crate) fn parse_host_whole(entry: &str) -> Result<HostEntry, EntryError> {
     check_characters(entry)?;
     if entry.contains('/') {
         return Err(EntryError::NetworkInHosts);

@@ -24,7 +24,7 @@ pub struct HostList {
 
 /// One entry: what it names (a range of `text`, or an index into `addrs` or `whole`) and its
 /// port.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Slot {
     kind: Kind,
     /// Into `text` for a name or wildcard, into `addrs` for an address, into `whole`.
@@ -34,7 +34,7 @@ struct Slot {
     port: Option<u16>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Kind {
     Name,
     Wildcard,
@@ -56,8 +56,11 @@ impl HostList {
     }
 
     /// The entries, in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = HostEntryRef<'_>> + Clone + '_ {
-        self.entries.iter().map(move |slot| self.entry(*slot))
+    pub fn iter(&self) -> HostIter<'_> {
+        HostIter {
+            list: self,
+            slots: self.entries.iter(),
+        }
     }
 
     /// The entry at `index` (in order from 0).
@@ -124,18 +127,18 @@ impl HostList {
         });
     }
 
-    /// Parses `text` as an `allowed_hosts` entry ([`crate::parse_host`]'s grammar) and appends
-    /// it. A plain name (the common case) is validated and copied in one pass.
+    /// Parses `text` as an `allowed_hosts` entry ([`crate::parse_host`]'s grammar, its
+    /// shortcut included) and appends it. A plain name (the common case) is validated and
+    /// copied in one pass, with no `String` of its own.
     pub(crate) fn push_parsed(&mut self, text: &str) -> Result<(), EntryError> {
         if entry::is_plain_name(text) {
             self.push(HostEntryRef {
                 host: HostRef::Name(text),
                 port: None,
             });
-            return Ok(());
+        } else {
+            self.push(entry::parse_host_whole(text)?.as_ref());
         }
-        let parsed = entry::parse_host(text)?;
-        self.push(parsed.as_ref());
         Ok(())
     }
 
@@ -161,12 +164,33 @@ impl fmt::Debug for HostList {
     }
 }
 
+/// The entries of a [`HostList`], in order.
+#[derive(Debug, Clone)]
+pub struct HostIter<'a> {
+    list: &'a HostList,
+    slots: std::slice::Iter<'a, Slot>,
+}
+
+impl<'a> Iterator for HostIter<'a> {
+    type Item = HostEntryRef<'a>;
+
+    fn next(&mut self) -> Option<HostEntryRef<'a>> {
+        self.slots.next().map(|slot| self.list.entry(*slot))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.slots.size_hint()
+    }
+}
+
+impl ExactSizeIterator for HostIter<'_> {}
+
 impl<'a> IntoIterator for &'a HostList {
     type Item = HostEntryRef<'a>;
-    type IntoIter = Box<dyn ExactSizeIterator<Item = HostEntryRef<'a>> + 'a>;
+    type IntoIter = HostIter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    fn into_iter(self) -> HostIter<'a> {
+        self.iter()
     }
 }
 

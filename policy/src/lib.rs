@@ -21,7 +21,7 @@ pub use entry::{
     parse_blocked, parse_host, parse_network, EntryError, Host, HostEntry, HostEntryRef, HostRef,
     NetworkEntry,
 };
-pub use hosts::HostList;
+pub use hosts::{HostIter, HostList};
 pub use ipnet::IpNet;
 pub use parse::{parse_lines, parse_toml, PolicyError};
 pub use suggest::did_you_mean;

@@ -16,7 +16,7 @@ pub type Ports = Vec<Option<u16>>;
 /// of the name, however long the allowlist is. The index holds entry numbers, not names: the
 /// names stay in the list's one buffer, so the gate indexes a 10,000-name allowlist after its
 /// fork without an allocation per name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Allowlist {
     hosts: HostList,
     /// Open addressing with linear probing, at most half full: 0 is a free slot, anything else
@@ -24,8 +24,6 @@ pub struct Allowlist {
     /// ports has a slot per port; a repeat that adds no port has none (a name listed 10,000
     /// times would otherwise be one run of 10,000 slots, walked by every query landing in it).
     slots: Vec<u32>,
-    /// How many entries are indexed.
-    indexed: usize,
 }
 
 /// What a slot's key is: a name, or a wildcard's suffix (`example.com` for `*.example.com`).
@@ -43,7 +41,6 @@ impl Allowlist {
         let mut list = Allowlist {
             slots: vec![0; size],
             hosts,
-            indexed: keyed,
         };
         for index in 0..list.hosts.len() {
             let Some(entry) = list.hosts.get(index) else {
@@ -90,15 +87,12 @@ impl Allowlist {
 
     /// Whether no name or wildcard is listed.
     pub fn is_empty(&self) -> bool {
-        self.indexed == 0
+        self.slots.iter().all(|slot| *slot == 0)
     }
 
     /// The port of each entry keyed `kind` and `text`: the slots from the key's home to the
     /// next free one.
     fn each(&self, kind: Key, text: &str, mut found: impl FnMut(Option<u16>)) {
-        if self.indexed == 0 {
-            return;
-        }
         let mut at = self.home(kind, text);
         while let Some(index) = self.slots[at].checked_sub(1) {
             if let Some(entry) = self.hosts.get(index as usize) {

@@ -37,19 +37,8 @@ pub struct Sent {
 /// gets them (`-N` for each chain of ours, its rules, the jump first in `OUTPUT`), and the
 /// rules as sent.
 pub fn fresh(plan: &Plan) -> (Vec<u8>, Vec<Sent>) {
-    // ~400 bytes a rule: room enough that the batch is written without growing.
-    let rules: usize = [Family::V4, Family::V6]
-        .iter()
-        .map(|f| {
-            plan.chains
-                .get(*f)
-                .iter()
-                .chain(plan.nat.get(*f))
-                .map(|c| c.rules.len() + 2)
-                .sum::<usize>()
-        })
-        .sum();
-    let mut w = Writer::with_capacity(512 * (rules + 8));
+    // A 10-name plan's batch is 32 KiB: written without growing (a long allowlist's doubles).
+    let mut w = Writer::with_capacity(64 << 10);
     let mut sent = Vec::new();
     w.begin_batch();
     for family in [Family::V4, Family::V6] {

@@ -71,20 +71,22 @@ impl Writer {
 
     /// An attribute with raw `data`.
     pub fn attr(&mut self, kind: u16, data: &[u8]) {
-        let len = 4 + data.len();
-        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.buf.extend_from_slice(&kind.to_ne_bytes());
-        self.buf.extend_from_slice(data);
-        self.pad();
+        self.attr_of(kind, &[data]);
     }
 
     /// A NUL-terminated string attribute.
     pub fn str(&mut self, kind: u16, s: &str) {
-        let len = 4 + s.len() + 1;
+        self.attr_of(kind, &[s.as_bytes(), b"\0"]);
+    }
+
+    /// An attribute whose data is `parts` one after the other (no copy into one slice first).
+    fn attr_of(&mut self, kind: u16, parts: &[&[u8]]) {
+        let len = 4 + parts.iter().map(|p| p.len()).sum::<usize>();
         self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
         self.buf.extend_from_slice(&kind.to_ne_bytes());
-        self.buf.extend_from_slice(s.as_bytes());
-        self.buf.push(0);
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
         self.pad();
     }
 
